@@ -1,0 +1,498 @@
+"""LMDB backend of the store port.
+
+Layout: one LMDB environment (a directory) with two named sub-databases:
+
+* ``objects``: key = 32-byte blake3 digest, value = the object's bytes;
+* ``refs``: key = the ref name encoded as UTF-8, value = a 32-byte digest.
+
+LMDB orders keys bytewise, and UTF-8 byte order equals code point order, so
+``refs(prefix)`` yields names in the same order as ``sorted()`` on ``str``.
+
+Writes: a write transaction must begin and commit on the same OS thread, so
+every write runs on one writer thread owned by the store. :meth:`LmdbStore.commit`
+and :meth:`LmdbStore.acommit` validate their arguments on the caller's thread,
+queue a request and wait on a :class:`concurrent.futures.Future`. The writer
+takes a request, drains whatever else is queued (up to :data:`MAX_GROUP`) and
+applies the whole group in one write transaction, i.e. one fsync (group
+commit). Within a group, requests are applied in order and each request's
+compare-and-swaps see the effects of the requests before it; a request whose
+CAS fails writes nothing and resolves to ``False`` without affecting the rest.
+
+Reads run inline on the caller's thread in a short read transaction. Growing
+the map (``MDB_MAP_FULL``) invalidates every open transaction of the
+environment, so reads and the resize are serialised by a small
+readers/exclusive gate: the writer waits until no read is in flight, remaps,
+and retries the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import queue
+import threading
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Mapping, NamedTuple
+
+import lmdb
+
+from .digest import DIGEST_SIZE
+from .errors import InvalidValue, NotFound, StoreError
+from .store import RefUpdate, check_object, check_ref_updates
+
+__all__ = ["LmdbStore"]
+
+#: Initial map size when none is given (the map doubles on demand).
+DEFAULT_MAP_SIZE = 64 * 1024 * 1024
+#: Most commit requests applied in one write transaction.
+MAX_GROUP = 256
+
+_OBJECTS_DB = b"objects"
+_REFS_DB = b"refs"
+
+# Realpaths of environments open in this process (LMDB forbids opening one twice).
+_open_paths: set[str] = set()
+_open_paths_lock = threading.Lock()
+
+_STOP = object()
+
+
+class _Request(NamedTuple):
+    """One queued commit: objects and encoded ref updates, ready to write."""
+
+    objects: list[tuple[bytes, bytes]]
+    updates: list[tuple[bytes, bytes | None, bytes | None]]
+    future: concurrent.futures.Future
+
+
+class _Gate:
+    """Many concurrent readers, or one exclusive holder (map resize, close)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True  # new readers wait from here on
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+def _store_error(message: str, e: BaseException) -> StoreError:
+    err = StoreError(f"{message}: {e}")
+    err.__cause__ = e
+    return err
+
+
+class LmdbStore:
+    """A durable backend of the store port on one LMDB environment.
+
+    Thread-safe: reads run on the caller's thread, writes are funnelled to a
+    single writer thread that group-commits concurrent requests. Use as a
+    context manager or call :meth:`close` to stop the writer and release the
+    environment.
+
+    Args:
+        path: directory of the environment; created if missing.
+        map_size: initial map size in bytes (default 64 MiB). The map doubles
+            whenever a commit does not fit, so this only sets the starting point.
+        durable: ``True`` fsyncs data and metadata on every commit (group);
+            ``False`` skips the fsync: faster, but the last commits may be lost
+            (never corrupted) if the machine crashes.
+        max_readers: most read transactions in flight at once (LMDB's reader
+            table; each concurrent ``get``/``has``/``ref``/``refs`` takes a slot).
+
+    Raises:
+        StoreError: the environment is already open in this process, or LMDB
+            could not open it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        map_size: int = DEFAULT_MAP_SIZE,
+        durable: bool = True,
+        max_readers: int = 126,
+    ) -> None:
+        self._env: lmdb.Environment | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = True
+        self._registered = False
+        self._gate = _Gate()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._submit_lock = threading.Lock()
+        self.durable = durable
+        self.path = os.fspath(path)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise _store_error(f"cannot create LMDB directory {self.path!r}", e) from e
+        self.path = os.path.realpath(path)
+        with _open_paths_lock:
+            if self.path in _open_paths:
+                raise StoreError(
+                    f"LMDB environment {self.path!r} is already open in this process",
+                    hint="share one LmdbStore per path; close the first before reopening",
+                )
+            _open_paths.add(self.path)
+            self._registered = True
+        try:
+            self._env = lmdb.open(
+                self.path,
+                map_size=map_size,
+                max_dbs=2,
+                max_readers=max_readers,
+                sync=durable,
+                metasync=durable,
+            )
+            self._objects = self._env.open_db(_OBJECTS_DB)
+            self._refs = self._env.open_db(_REFS_DB)
+            self._max_key = self._env.max_key_size()
+        except BaseException as e:
+            if self._env is not None:
+                self._env.close()
+                self._env = None
+            self._release()
+            if isinstance(e, lmdb.Error):
+                raise _store_error(f"cannot open LMDB environment {self.path!r}", e) from e
+            raise
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._writer, name=f"lattice-lmdb-writer:{self.path}", daemon=True
+        )
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<LmdbStore {self.path!r} {state}>"
+
+    def __enter__(self) -> LmdbStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ reads
+
+    @contextmanager
+    def _read(self, db: object) -> Iterator[lmdb.Transaction]:
+        """Yield a short read transaction on ``db``; map LMDB errors to StoreError."""
+        with self._gate.shared():
+            env = self._env
+            if env is None:
+                raise StoreError(f"LmdbStore {self.path!r} is closed")
+            try:
+                with env.begin(db=db, buffers=False) as txn:
+                    yield txn
+            except lmdb.Error as e:
+                raise _store_error(f"LMDB read failed in {self.path!r}", e) from e
+
+    def get(self, d: bytes) -> bytes:
+        """Return the object stored under digest ``d``.
+
+        Args:
+            d: a 32-byte digest.
+
+        Returns:
+            The object's bytes (a copy; safe to keep after later commits).
+
+        Raises:
+            NotFound: no object has that digest.
+            CorruptObject: the stored bytes do not hash to ``d``.
+            StoreError: the store is closed or LMDB failed.
+        """
+        key = bytes(d)
+        data = None
+        with self._read(self._objects) as txn:
+            if len(key) == DIGEST_SIZE:
+                data = txn.get(key)
+        if data is None:
+            raise NotFound(f"no object {key.hex()}")
+        return check_object(key, data)
+
+    def has(self, d: bytes) -> bool:
+        """Return whether an object with digest ``d`` is stored (no re-hash).
+
+        Raises:
+            StoreError: the store is closed or LMDB failed.
+        """
+        key = bytes(d)
+        with self._read(self._objects) as txn:
+            if len(key) != DIGEST_SIZE:
+                return False
+            return txn.cursor().set_key(key)
+
+    def ref(self, name: str) -> bytes | None:
+        """Return the digest ``name`` points at, or ``None``.
+
+        Raises:
+            StoreError: the store is closed or LMDB failed.
+        """
+        key = self._ref_key(name)
+        with self._read(self._refs) as txn:
+            if key is None:
+                return None
+            return txn.get(key)
+
+    def refs(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        """Return ``(name, digest)`` for every ref starting with ``prefix``, in name order.
+
+        The result is materialised in one read transaction, so it is a
+        consistent snapshot and stays valid across later commits.
+
+        Raises:
+            StoreError: the store is closed or LMDB failed.
+        """
+        pfx = self._ref_key(prefix) if prefix else b""
+        items: list[tuple[str, bytes]] = []
+        with self._read(self._refs) as txn:
+            if pfx is None:
+                return iter(items)
+            cur = txn.cursor()
+            if cur.set_range(pfx):
+                for key, value in cur:
+                    if not key.startswith(pfx):
+                        break
+                    items.append((key.decode("utf-8"), value))
+        return iter(items)
+
+    def stats(self) -> dict:
+        """Return sizes of the environment.
+
+        Returns:
+            ``{"path", "map_size", "used_bytes", "objects", "refs", "durable"}``:
+            ``used_bytes`` is the part of the map holding pages
+            (``(last_pgno + 1) * page size``); ``objects``/``refs`` count entries.
+
+        Raises:
+            StoreError: the store is closed or LMDB failed.
+        """
+        with self._read(self._objects) as txn:
+            info = self._env.info()
+            psize = self._env.stat()["psize"]
+            n_objects = txn.stat(self._objects)["entries"]
+            n_refs = txn.stat(self._refs)["entries"]
+        return {
+            "path": self.path,
+            "map_size": info["map_size"],
+            "used_bytes": (info["last_pgno"] + 1) * psize,
+            "objects": n_objects,
+            "refs": n_refs,
+            "durable": self.durable,
+        }
+
+    # ----------------------------------------------------------------- writes
+
+    def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = ()) -> bool:
+        """Store ``objects`` and apply every ref update atomically.
+
+        Blocks until the writer thread has committed (and, when durable,
+        fsynced) the group this request was part of.
+
+        Args:
+            objects: ``{digest: bytes}``; each digest must be blake3 of its bytes.
+            updates: compare-and-swaps, all applied or none.
+
+        Returns:
+            ``True`` when every update's ``expected`` matched and all were
+            applied with the objects; ``False`` (and nothing written) otherwise.
+
+        Raises:
+            InvalidValue: a digest does not match its bytes, a ref name is
+                empty, repeated, not encodable as UTF-8 or longer than LMDB's
+                key limit (511 bytes).
+            StoreError: the store is closed or LMDB failed.
+        """
+        if threading.current_thread() is self._thread:
+            raise StoreError("LmdbStore.commit called on the store's own writer thread (would deadlock)")
+        return self._submit(objects, updates).result()
+
+    async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = ()) -> bool:
+        """:meth:`commit` for an event loop: awaits the writer thread, never blocks the loop.
+
+        Validation happens synchronously when the coroutine starts. Cancelling
+        the awaiting task withdraws the request if the writer has not picked
+        it up yet; once picked up, it is committed regardless.
+
+        Raises:
+            InvalidValue: as :meth:`commit`.
+            StoreError: as :meth:`commit`.
+        """
+        return await asyncio.wrap_future(self._submit(objects, updates))
+
+    def _ref_key(self, name: str) -> bytes | None:
+        """Encode a ref name; ``None`` when no stored key can equal or start with it."""
+        try:
+            key = name.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        return key if len(key) <= self._max_key else None
+
+    def _prepare(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> _Request:
+        # Copy first, validate the copies: what is hashed is what is written.
+        objs = {bytes(d): bytes(data) for d, data in objects.items()}
+        ups = check_ref_updates(objs, updates)
+        encoded = []
+        for u in ups:
+            try:
+                key = u.name.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise InvalidValue(f"ref name {u.name!r} is not encodable as UTF-8") from e
+            if len(key) > self._max_key:
+                raise InvalidValue(
+                    f"ref name is {len(key)} bytes in UTF-8; LMDB allows at most {self._max_key}"
+                )
+            encoded.append(
+                (
+                    key,
+                    None if u.expected is None else bytes(u.expected),
+                    None if u.new is None else bytes(u.new),
+                )
+            )
+        return _Request(list(objs.items()), encoded, concurrent.futures.Future())
+
+    def _submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> concurrent.futures.Future:
+        if self._closed:
+            raise StoreError(f"LmdbStore {self.path!r} is closed")
+        req = self._prepare(objects, updates)
+        with self._submit_lock:
+            if self._closed:
+                raise StoreError(f"LmdbStore {self.path!r} is closed")
+            self._queue.put(req)
+        return req.future
+
+    def _writer(self) -> None:
+        """Writer thread: take a request, drain the queue, commit the group; close the env on stop."""
+        try:
+            self._write_loop()
+        finally:
+            with self._gate.exclusive():
+                env, self._env = self._env, None
+                if env is not None:
+                    env.close()
+            self._release()
+
+    def _write_loop(self) -> None:
+        q = self._queue
+        while True:
+            item = q.get()
+            if item is _STOP:
+                return
+            group = [item]
+            stop = False
+            while len(group) < MAX_GROUP:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                group.append(item)
+            group = [r for r in group if r.future.set_running_or_notify_cancel()]
+            if group:
+                self._write_group(group)
+            if stop:
+                return
+
+    def _write_group(self, group: list[_Request]) -> None:
+        """Commit ``group`` in one transaction (growing the map as needed); resolve its futures."""
+        while True:
+            try:
+                results = self._apply(group)
+            except lmdb.MapFullError:
+                try:
+                    self._grow()
+                except BaseException as e:  # noqa: BLE001 - reported through the futures
+                    for r in group:
+                        r.future.set_exception(_store_error(f"cannot grow LMDB map of {self.path!r}", e))
+                    return
+                continue
+            except lmdb.Error as e:
+                for r in group:
+                    r.future.set_exception(_store_error(f"LMDB commit failed in {self.path!r}", e))
+                return
+            except BaseException as e:  # noqa: BLE001 - keep the writer alive
+                for r in group:
+                    r.future.set_exception(e)
+                return
+            for r, ok in zip(group, results):
+                r.future.set_result(ok)
+            return
+
+    def _apply(self, group: list[_Request]) -> list[bool]:
+        """Apply each request's CAS + writes in one write transaction; return per-request results."""
+        results = []
+        objects_db, refs_db = self._objects, self._refs
+        with self._env.begin(write=True) as txn:
+            for req in group:
+                ok = all(txn.get(key, db=refs_db) == expected for key, expected, _ in req.updates)
+                results.append(ok)
+                if not ok:
+                    continue
+                for d, data in req.objects:
+                    txn.put(d, data, db=objects_db, overwrite=False)
+                for key, _, new in req.updates:
+                    if new is None:
+                        txn.delete(key, db=refs_db)
+                    else:
+                        txn.put(key, new, db=refs_db)
+        return results
+
+    def _grow(self) -> None:
+        """Double the map size; runs on the writer thread with no write txn open."""
+        with self._gate.exclusive():
+            size = self._env.info()["map_size"]
+            self._env.set_mapsize(size * 2)
+
+    # ------------------------------------------------------------------ close
+
+    def close(self) -> None:
+        """Finish queued commits, stop the writer thread and close the environment.
+
+        Idempotent. Afterwards every other method raises :class:`StoreError`.
+        The writer thread closes the environment itself once it has drained
+        the queue; ``close`` waits for that unless it is called on the writer
+        thread (e.g. from a future's done-callback).
+        """
+        with self._submit_lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _release(self) -> None:
+        """Forget this path in the process-wide registry of open environments."""
+        if self._registered:
+            self._registered = False
+            with _open_paths_lock:
+                _open_paths.discard(self.path)

@@ -1,0 +1,66 @@
+"""In-memory backend of the store port, for tests and ephemeral servers."""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterable, Iterator, Mapping
+
+from .errors import NotFound
+from .store import RefUpdate, check_object, check_ref_updates
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Objects and refs in two dicts behind one lock. Not durable.
+
+    Stored bytes are copied on the way in, so a caller mutating a buffer after
+    commit cannot change what the store holds.
+    """
+
+    def __init__(self) -> None:
+        self._objects: dict[bytes, bytes] = {}
+        self._refs: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, d: bytes) -> bytes:
+        try:
+            data = self._objects[bytes(d)]
+        except KeyError:
+            raise NotFound(f"no object {bytes(d).hex()}") from None
+        return check_object(bytes(d), data)
+
+    def has(self, d: bytes) -> bool:
+        return bytes(d) in self._objects
+
+    def ref(self, name: str) -> bytes | None:
+        return self._refs.get(name)
+
+    def refs(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        with self._lock:
+            items = sorted((n, d) for n, d in self._refs.items() if n.startswith(prefix))
+        return iter(items)
+
+    def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> bool:
+        ups = check_ref_updates(objects, updates)
+        with self._lock:
+            for u in ups:
+                if self._refs.get(u.name) != u.expected:
+                    return False
+            for d, data in objects.items():
+                self._objects.setdefault(bytes(d), bytes(data))
+            for u in ups:
+                if u.new is None:
+                    self._refs.pop(u.name, None)
+                else:
+                    self._refs[u.name] = bytes(u.new)
+        return True
+
+    async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> bool:
+        return self.commit(objects, updates)
+
+    def close(self) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self._objects)

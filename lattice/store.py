@@ -1,0 +1,120 @@
+"""The store port: a tiny, synchronous, bytes-only interface.
+
+Everything else in :mod:`lattice` (trees, paths, commits, history) is built on
+these methods as plain functions. A backend stores two things:
+
+* **objects**: immutable byte strings keyed by their 32-byte blake3 digest;
+* **refs**: mutable names (``str``) pointing at a digest, moved only by
+  compare-and-swap inside :meth:`Store.commit`.
+
+Backends: :class:`lattice.memory.MemoryStore`, :class:`lattice.lmdb.LmdbStore`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Mapping, NamedTuple, Protocol, runtime_checkable
+
+from .digest import DIGEST_SIZE, digest
+from .errors import CorruptObject, InvalidValue
+
+__all__ = ["RefUpdate", "Store", "check_object", "check_ref_updates"]
+
+
+class RefUpdate(NamedTuple):
+    """One compare-and-swap on a ref.
+
+    Attributes:
+        name: the ref name (non-empty str).
+        expected: the digest the ref must hold now, or ``None`` if it must not exist.
+        new: the digest to set, or ``None`` to delete the ref.
+    """
+
+    name: str
+    expected: bytes | None
+    new: bytes | None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The port every backend implements.
+
+    All methods are synchronous and thread-safe. ``acommit`` is the same as
+    ``commit`` for use on an event loop: a backend whose commit blocks on I/O
+    (LMDB's fsync) runs it on its writer thread and groups concurrent commits
+    into one transaction.
+    """
+
+    def get(self, d: bytes) -> bytes:
+        """Return the object stored under digest ``d``.
+
+        Raises:
+            NotFound: no object has that digest.
+            CorruptObject: the stored bytes do not hash to ``d``.
+        """
+
+    def has(self, d: bytes) -> bool:
+        """Return whether an object with digest ``d`` is stored."""
+
+    def ref(self, name: str) -> bytes | None:
+        """Return the digest ``name`` points at, or ``None``."""
+
+    def refs(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        """Yield ``(name, digest)`` for every ref starting with ``prefix``, in name order."""
+
+    def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> bool:
+        """Store ``objects`` and apply every ref update atomically.
+
+        Args:
+            objects: ``{digest: bytes}``; each digest must be blake3 of its bytes.
+            updates: compare-and-swaps, all applied or none.
+
+        Returns:
+            ``True`` when every update's ``expected`` matched and all were
+            applied with the objects; ``False`` (and nothing written) otherwise.
+
+        Raises:
+            InvalidValue: a digest does not match its bytes, or a ref name is empty.
+            StoreError: the backend failed.
+        """
+
+    async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> bool:
+        """:meth:`commit` for an event loop (never blocks the loop on I/O)."""
+
+    def close(self) -> None:
+        """Release the backend's resources; further calls are errors."""
+
+
+def check_object(d: bytes, data: bytes) -> bytes:
+    """Return ``data`` if it hashes to ``d``.
+
+    Raises:
+        CorruptObject: the digest of ``data`` differs from ``d``.
+    """
+    if digest(data) != d:
+        raise CorruptObject(f"object {d.hex()} does not match its digest ({len(data)} bytes)")
+    return data
+
+
+def check_ref_updates(objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> list[RefUpdate]:
+    """Validate a commit's arguments before any backend writes; return the updates as a list.
+
+    Raises:
+        InvalidValue: a digest is not 32 bytes or does not match its object,
+            a ref name is empty or appears twice.
+    """
+    for d, data in objects.items():
+        if len(d) != DIGEST_SIZE or digest(data) != d:
+            raise InvalidValue(f"object keyed {bytes(d).hex()} is not the blake3 digest of its bytes")
+    ups = [RefUpdate(*u) for u in updates]
+    seen = set()
+    for u in ups:
+        if not isinstance(u.name, str) or not u.name:
+            raise InvalidValue(f"ref name must be a non-empty str, got {u.name!r}")
+        if u.name in seen:
+            raise InvalidValue(f"ref {u.name!r} updated twice in one commit")
+        seen.add(u.name)
+        for dd in (u.expected, u.new):
+            if dd is not None and len(dd) != DIGEST_SIZE:
+                raise InvalidValue(f"ref {u.name!r}: digest must be {DIGEST_SIZE} bytes")
+    return ups
+

@@ -1,0 +1,299 @@
+"""Pure agent transitions: ``(record, inputs) -> new record``.
+
+No clock, randomness or I/O here: times (``ts``, Unix ms) and ids are passed
+in, and the only store access is reading immutable objects through a
+:class:`lattice.nodes.Tx` (large collections are lazily loaded handles).
+
+The agent record (the root of ref ``g/<caller>/<agentId>``)::
+
+    {status, error, created, updated,
+     state: {config, history, ...user keys},
+     inbox: [{message, caller, ts}],
+     tasks: {<jobId>: {input, caller, ts}},   # job ids sort by time: FIFO
+     pending: {},                               # outbound jobs (reserved)
+     timeline: [<entry>],
+     triggers: [<jobId>]}                       # agent:trigger jobs waiting for a run
+
+Scheduling invariant kept by :func:`settle`: an agent is ``RUNNING`` exactly
+when it is neither suspended nor terminated and has work.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from lattice.nodes import Tx, map_delete, map_keys, map_len, map_get, map_set, seq_append, seq_iter, seq_len
+
+from .llm import ModelRef, parse_model
+from .llm.deterministic import EchoModel
+
+__all__ = [
+    "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED", "AGENT_STATUSES", "DEFAULT_OPERATION", "BUILTIN_TOOLS",
+    "AgentConfig", "check_config", "new_agent", "update", "fork", "enqueue_task", "add_message", "add_trigger",
+    "cancel_task", "suspend", "resume", "terminate", "settle", "has_work", "Work", "pick_work", "complete_cycle",
+    "fail_cycle", "render_input", "build_context", "tool_specs", "timeline_entry",
+]
+
+SLEEPING, RUNNING, SUSPENDED, TERMINATED = "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED"
+AGENT_STATUSES = (SLEEPING, RUNNING, SUSPENDED, TERMINATED)
+DEFAULT_OPERATION = "v/ops/lattice/chat"
+
+BUILTIN_TOOLS: dict[str, dict[str, Any]] = {
+    "complete_task": {
+        "description": "Finish the current task; `output` becomes the task's result.",
+        "parameters": {"type": "object", "properties": {"output": {"description": "the task's result (any JSON)"}},
+                       "required": ["output"]},
+    },
+    "fail_task": {
+        "description": "Fail the current task with an error message.",
+        "parameters": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+    },
+    "covia_read": {
+        "description": "Read a value from the owner's workspace (path starts with w/).",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+    },
+    "covia_write": {
+        "description": "Write a value into the owner's workspace (path starts with w/).",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "value": {}},
+                       "required": ["path", "value"]},
+    },
+    "covia_list": {
+        "description": "List the keys (or length) at a workspace path (path starts with w/).",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+    },
+    "agent_message": {
+        "description": "Send a notification message to another agent of the same owner.",
+        "parameters": {"type": "object", "properties": {"agentId": {"type": "string"}, "message": {"type": "string"}},
+                       "required": ["agentId", "message"]},
+    },
+}
+
+
+class AgentConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """The agent configuration keys the framework reads (other keys are kept as given).
+
+    Attributes:
+        model: structured model reference ``{"provider": ...}`` (default: echo).
+        systemPrompt: the system message.
+        tools: names of built-in tools offered to the model (default: all).
+        maxIterations: bound on LLM calls in one run (tool-call loop), 1..100.
+        historyWindow: most recent history messages sent to the model, 0..100000.
+        operation: the name recorded as ``op`` in timeline entries.
+    """
+
+    model: ModelRef = EchoModel()
+    systemPrompt: str = ""
+    tools: list[str] | None = None
+    maxIterations: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    historyWindow: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 64
+    operation: str = DEFAULT_OPERATION
+
+
+def check_config(config: dict[str, Any]) -> AgentConfig:
+    """Validate a config map.
+
+    Raises:
+        msgspec.ValidationError: a framework key has the wrong shape (the
+            message says expected, got and where, e.g. ``$.model.provider``),
+            or ``tools`` names an unknown built-in tool.
+    """
+    cfg = msgspec.convert(config, AgentConfig)
+    for i, name in enumerate(cfg.tools or ()):
+        if name not in BUILTIN_TOOLS:
+            raise msgspec.ValidationError(
+                f"Unknown tool {name!r}, expected one of {sorted(BUILTIN_TOOLS)} - at `$.tools[{i}]`")
+    return cfg
+
+
+def _user_state(state: Any) -> dict[str, Any]:
+    if state is None:
+        return {}
+    if isinstance(state, dict):
+        return {k: v for k, v in state.items() if k not in ("config", "history")}
+    return {"value": state}
+
+
+def new_agent(config: dict[str, Any], state: Any, ts: int) -> dict[str, Any]:
+    """A new ``SLEEPING`` agent record. ``state`` that is not a map is kept under ``state/value``."""
+    st = _user_state(state)
+    history = state.get("history", []) if isinstance(state, dict) and isinstance(state.get("history"), list) else []
+    return {"status": SLEEPING, "error": None, "created": ts, "updated": ts,
+            "state": {**st, "config": config, "history": history},
+            "inbox": [], "tasks": {}, "pending": {}, "timeline": [], "triggers": []}
+
+
+def update(rec: dict[str, Any], config: dict[str, Any] | None, state: Any, ts: int) -> dict[str, Any]:
+    """Merge ``config`` (top-level keys) and ``state`` (top-level keys) into the record."""
+    st = dict(rec["state"])
+    if state is not None:
+        if isinstance(state, dict) and isinstance(state.get("history"), list):
+            st["history"] = state["history"]
+        st.update(_user_state(state))
+    if config is not None:
+        st["config"] = {**st["config"], **config}
+    return {**rec, "state": st, "updated": ts}
+
+
+def fork(src: dict[str, Any], config: dict[str, Any] | None, include_timeline: bool, ts: int) -> dict[str, Any]:
+    """A new ``SLEEPING`` agent from ``src``: state and history shared (O(1)), no work, no error."""
+    st = dict(src["state"])
+    if config:
+        st["config"] = {**st["config"], **config}
+    return {"status": SLEEPING, "error": None, "created": ts, "updated": ts, "state": st,
+            "inbox": [], "tasks": {}, "pending": {}, "timeline": src["timeline"] if include_timeline else [],
+            "triggers": []}
+
+
+def enqueue_task(tx: Tx, rec: dict[str, Any], task_id: str, input: Any, caller: str, ts: int) -> dict[str, Any]:
+    """Add a task (its id is the request's job id)."""
+    tasks = map_set(tx, rec["tasks"], task_id, {"input": input, "caller": caller, "ts": ts})
+    return {**rec, "tasks": tasks, "updated": ts}
+
+
+def add_message(tx: Tx, rec: dict[str, Any], message: str, caller: str, ts: int) -> dict[str, Any]:
+    """Append a message to the inbox."""
+    return {**rec, "inbox": seq_append(tx, rec["inbox"], [{"message": message, "caller": caller, "ts": ts}]),
+            "updated": ts}
+
+
+def add_trigger(rec: dict[str, Any], job_id: str, ts: int) -> dict[str, Any]:
+    """Record an ``agent:trigger`` job: the next run happens even without work."""
+    return {**rec, "triggers": list(rec.get("triggers", [])) + [job_id], "updated": ts}
+
+
+def cancel_task(tx: Tx, rec: dict[str, Any], task_id: str, ts: int) -> dict[str, Any]:
+    """Remove a pending task. Raises KeyError when the agent has no such task."""
+    return {**rec, "tasks": map_delete(tx, rec["tasks"], task_id), "updated": ts}
+
+
+def suspend(rec: dict[str, Any], ts: int) -> dict[str, Any]:
+    return {**rec, "status": SUSPENDED, "updated": ts}
+
+
+def resume(rec: dict[str, Any], ts: int, auto_wake: bool = True) -> dict[str, Any]:
+    """Clear the error and return to ``SLEEPING`` (``RUNNING`` via :func:`settle` when there is work)."""
+    out = {**rec, "status": SLEEPING, "error": None, "updated": ts}
+    return settle(out) if auto_wake else out
+
+
+def terminate(rec: dict[str, Any], ts: int) -> dict[str, Any]:
+    return {**rec, "status": TERMINATED, "updated": ts}
+
+
+def has_work(rec: dict[str, Any]) -> bool:
+    return bool(map_len(rec["tasks"]) or seq_len(rec["inbox"]) or rec.get("triggers"))
+
+
+def settle(rec: dict[str, Any]) -> dict[str, Any]:
+    """Keep the scheduling invariant: SLEEPING with work -> RUNNING; RUNNING without -> SLEEPING."""
+    st = rec["status"]
+    if st == SLEEPING and has_work(rec):
+        return {**rec, "status": RUNNING}
+    if st == RUNNING and not has_work(rec):
+        return {**rec, "status": SLEEPING}
+    return rec
+
+
+class Work(msgspec.Struct, frozen=True):
+    """What one run consumes: the oldest task, every inbox message, every trigger."""
+
+    task_id: str | None
+    task: dict[str, Any] | None
+    messages: list[dict[str, Any]]
+    triggers: list[str]
+
+
+def pick_work(tx: Tx, rec: dict[str, Any]) -> Work:
+    tasks = rec["tasks"]
+    task_id = map_keys(tasks)[0] if map_len(tasks) else None
+    task = map_get(tx, tasks, task_id) if task_id else None
+    return Work(task_id, task, list(seq_iter(tx, rec["inbox"])), list(rec.get("triggers", [])))
+
+
+def render_input(value: Any) -> str:
+    """Task input as the text of a user message (JSON for anything but a string)."""
+    if isinstance(value, str):
+        return value
+    return msgspec.json.encode(value, order="sorted").decode()
+
+
+def _cycle_user_messages(work: Work) -> list[dict[str, Any]]:
+    out = [{"role": "user", "content": f"[message from {m['caller']}] {m['message']}"} for m in work.messages]
+    if work.task is not None:
+        out.append({"role": "user", "content": render_input(work.task["input"])})
+    if not out:
+        out.append({"role": "user", "content": "[trigger] No pending tasks or messages: act proactively or report idle."})
+    return out
+
+
+def tool_specs(cfg: AgentConfig) -> list[dict[str, Any]]:
+    names = list(BUILTIN_TOOLS) if cfg.tools is None else cfg.tools
+    return [{"name": n, **BUILTIN_TOOLS[n]} for n in names]
+
+
+def _window(tx: Tx, history: Any, n: int) -> list[dict[str, Any]]:
+    total = seq_len(history)
+    msgs = list(seq_iter(tx, history, max(0, total - n), total)) if n else []
+    while msgs and msgs[0].get("role") == "tool":  # never start on an orphaned tool result
+        msgs.pop(0)
+    return msgs
+
+
+def build_context(tx: Tx, rec: dict[str, Any], work: Work) -> tuple[AgentConfig, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The exact LLM input of the run that would consume ``work``.
+
+    Returns:
+        ``(config, prefix, new, tools)``: ``prefix`` is the system prompt and
+        the history window, ``new`` the user messages this run adds to history.
+    """
+    config = rec["state"]["config"]
+    cfg = check_config(config)
+    prefix = []
+    if cfg.systemPrompt:
+        prefix.append({"role": "system", "content": cfg.systemPrompt})
+    prefix.extend(_window(tx, rec["state"]["history"], cfg.historyWindow))
+    return cfg, prefix, _cycle_user_messages(work), tool_specs(cfg)
+
+
+def timeline_entry(*, start: int, end: int, op: str, work: Work, result: Any,
+                   task_status: str | None, task_output: Any) -> dict[str, Any]:
+    """A timeline entry as in the Covia spec (times in Unix ms)."""
+    task_results = {}
+    if work.task_id is not None:
+        task_results[work.task_id] = {"status": task_status, "output": task_output}
+    return {"start": start, "end": end, "op": op,
+            "tasks": [work.task["input"]] if work.task is not None else [],
+            "messages": work.messages, "result": result, "taskResults": task_results}
+
+
+def complete_cycle(tx: Tx, rec: dict[str, Any], work: Work, *, new_history: list[dict[str, Any]],
+                   entry: dict[str, Any], ts: int) -> dict[str, Any]:
+    """Apply a successful run to the *current* head (a merge: work that arrived meanwhile stays).
+
+    Removes the consumed task (if still there), the first ``len(work.messages)``
+    inbox entries and the consumed triggers; appends history and the timeline
+    entry; clears ``error``; then :func:`settle`.
+    """
+    tasks = rec["tasks"]
+    if work.task_id is not None:
+        try:
+            tasks = map_delete(tx, tasks, work.task_id)
+        except KeyError:
+            pass  # cancelled during the run
+    inbox = rec["inbox"]
+    if work.messages:
+        inbox = list(seq_iter(tx, inbox, len(work.messages)))
+    triggers = [t for t in rec.get("triggers", []) if t not in work.triggers]
+    st = dict(rec["state"])
+    st["history"] = seq_append(tx, st["history"], new_history)
+    out = {**rec, "tasks": tasks, "inbox": inbox, "triggers": triggers, "state": st,
+           "timeline": seq_append(tx, rec["timeline"], [entry]), "error": None, "updated": ts}
+    return settle(out)
+
+
+def fail_cycle(rec: dict[str, Any], error: dict[str, Any], ts: int) -> dict[str, Any]:
+    """A failed run: error recorded, SUSPENDED, tasks/inbox/pending kept, no timeline entry."""
+    status = rec["status"] if rec["status"] == TERMINATED else SUSPENDED
+    return {**rec, "status": status, "error": error, "updated": ts}

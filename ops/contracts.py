@@ -1,0 +1,126 @@
+"""Operation contracts: each operation declared once, every surface derived from it.
+
+A :class:`Contract` names the operation (``agent:create``), its version and
+summary, its input and output ``msgspec.Struct`` types, the auth policy and
+the events it emits. The HTTP invoke endpoint and the CLI look operations up
+in :data:`REGISTRY`; JSON Schema comes from the Struct types.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from .errors import Rejected
+
+__all__ = ["Contract", "REGISTRY", "declare", "lookup", "decode_input", "validation_error", "input_schema"]
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One operation's declaration.
+
+    Attributes:
+        key: the operation key, e.g. ``agent:create``.
+        version: semantic version of the contract.
+        summary: one line for catalogs and ``--help``.
+        input: Struct type the ``input`` object is decoded into (unknown fields rejected).
+        output: Struct type describing the job's ``output``.
+        auth: ``"caller"``: any authenticated caller, acting in its own namespace.
+        emits: names of the events the operation emits.
+        mutates: whether a successful call changes the store (its job is then persisted).
+    """
+
+    key: str
+    version: str
+    summary: str
+    input: type
+    output: type
+    auth: str = "caller"
+    emits: tuple[str, ...] = ()
+    mutates: bool = True
+    examples: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def alias(self) -> str:
+        """The Covia venue path of the operation: ``v/ops/agent/create``."""
+        return "v/ops/" + self.key.replace(":", "/")
+
+    @property
+    def handler(self) -> str:
+        """Name of the runtime method that serves it: ``op_agent_create``."""
+        return "op_" + re.sub(r"[^a-z0-9]+", "_", re.sub(r"([A-Z])", r"_\1", self.key).lower())
+
+
+REGISTRY: dict[str, Contract] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def declare(contract: Contract) -> Contract:
+    """Add ``contract`` to the registry (a key may be declared once)."""
+    if contract.key in REGISTRY:
+        raise ValueError(f"operation {contract.key} declared twice")
+    REGISTRY[contract.key] = contract
+    _ALIASES[contract.alias] = contract.key
+    return contract
+
+
+def lookup(name: Any) -> Contract:
+    """Find an operation by key or ``v/ops/...`` alias.
+
+    Raises:
+        Rejected: ``unknown_operation`` (with the closest known keys as a hint).
+    """
+    if isinstance(name, str):
+        key = _ALIASES.get(name, name)
+        if key in REGISTRY:
+            return REGISTRY[key]
+    close = difflib.get_close_matches(str(name), list(REGISTRY), n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else "GET the catalog with `lattice ops`"
+    raise Rejected("unknown_operation", f"unknown operation {name!r}", path="$.operation", hint=hint)
+
+
+_AT = re.compile(r" - at `(\$[^`]*)`$")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+
+
+def validation_error(err: msgspec.ValidationError, prefix: str = "$.input") -> Rejected:
+    """Turn a msgspec validation error into an ``invalid_input`` rejection with a path."""
+    msg = str(err)
+    m = _AT.search(msg)
+    path = prefix + m.group(1)[1:] if m else prefix
+    text = _AT.sub("", msg)
+    hint = None
+    if mm := _MISSING.search(text):
+        path = f"{path}.{mm.group(1)}"
+        hint = f"add `{mm.group(1)}` to the input"
+    elif mu := _UNKNOWN.search(text):
+        path = f"{path}.{mu.group(1)}"
+        hint = "remove the field or check its spelling"
+    return Rejected("invalid_input", f"{text} - at `{path}`", path=path, hint=hint)
+
+
+def decode_input(contract: Contract, raw: Any) -> Any:
+    """Validate ``raw`` (decoded JSON) against the contract's input type.
+
+    Raises:
+        Rejected: ``invalid_input`` with ``path`` into the request.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise Rejected("invalid_input", f"Expected `object`, got `{type(raw).__name__}` - at `$.input`", path="$.input")
+    try:
+        return msgspec.convert(raw, contract.input)
+    except msgspec.ValidationError as e:
+        raise validation_error(e) from None
+
+
+def input_schema(contract: Contract) -> dict[str, Any]:
+    """JSON Schema of the contract's input."""
+    return msgspec.json.schema(contract.input)

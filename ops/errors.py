@@ -1,0 +1,63 @@
+"""Operation errors with stable codes, and the one place codes map to HTTP statuses.
+
+Two kinds of failure reach a client:
+
+* a **rejection** (no job is created, nothing changes): the HTTP status comes
+  from :data:`HTTP_STATUS` and the body is ``{"error": {code, message, path?, hint?}}``;
+* an **operation failure**: a ``FAILED`` job whose ``error`` is ``{code, message}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["OpError", "Rejected", "HTTP_STATUS", "http_status"]
+
+
+class OpError(Exception):
+    """An operation failed: becomes a ``FAILED`` job (or a rejection, see :class:`Rejected`).
+
+    Args:
+        code: stable snake_case code (``not_found``, ``conflict``, ``forbidden``,
+            ``illegal_state``, ``llm_error``, ...).
+        message: what was expected, what was found, and where.
+        path: pointer into the request (``$.input.agentId``), when there is one.
+        hint: how to fix it.
+    """
+
+    def __init__(self, code: str, message: str, *, path: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.path, self.hint = code, message, path, hint
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.path:
+            d["path"] = self.path
+        if self.hint:
+            d["hint"] = self.hint
+        return d
+
+
+class Rejected(OpError):
+    """A request refused before any job exists; mapped to an HTTP status by code."""
+
+
+#: HTTP status of each rejection code (operation failures are jobs: 200).
+HTTP_STATUS: dict[str, int] = {
+    "invalid_json": 400,
+    "invalid_input": 400,
+    "invalid_path": 400,
+    "invalid_config": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "unknown_operation": 404,
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "internal_error": 500,
+}
+
+
+def http_status(code: str) -> int:
+    """HTTP status for a rejection code (400 for any code not listed)."""
+    return HTTP_STATUS.get(code, 400)

@@ -1,0 +1,151 @@
+"""HTTP API v1 (aiohttp): ``POST /api/v1/invoke``, jobs, status.
+
+``create_app(runtime)`` returns a :class:`aiohttp.web.Application`; the
+runtime is started and closed with the application. Request bodies are
+untrusted: every rejection is ``{"error": {code, message, path?, hint?}}``
+with the status from :data:`ops.errors.HTTP_STATUS`, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from . import operations as _operations  # noqa: F401  (declares every operation)
+from .contracts import REGISTRY, decode_input, lookup
+from .errors import OpError, Rejected, http_status
+from .jobs import TERMINAL, public_job
+from .runtime import Runtime
+
+__all__ = ["RUNTIME", "DEFAULT_MAX_BODY", "LOCAL_CALLER", "create_app"]
+
+log = logging.getLogger("lattice.http")
+
+RUNTIME = web.AppKey("runtime", Runtime)
+MAX_BODY = web.AppKey("max_body", int)
+#: largest accepted request body, bytes
+DEFAULT_MAX_BODY = 1 << 20
+#: the caller id of every request when no authentication is configured
+LOCAL_CALLER = "local"
+
+_json = msgspec.json.Encoder()
+
+
+def _reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=_json.encode(body), status=status, content_type="application/json", headers=headers)
+
+
+def _error(err: OpError) -> web.Response:
+    return _reply({"error": err.to_dict()}, http_status(err.code))
+
+
+def _job_reply(job: dict[str, Any]) -> web.Response:
+    if job["status"] in TERMINAL:
+        return _reply(public_job(job))
+    return _reply(public_job(job), 202, {"Location": f"/api/v1/jobs/{job['jobId']}"})
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except OpError as e:
+        return _error(e)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[MAX_BODY]
+        return _error(Rejected("too_large", f"request body over the limit of {limit} bytes",
+                               hint="send a smaller input (the server's --max-body sets the limit)"))
+    except web.HTTPException as e:
+        if e.status >= 400:
+            code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
+            return _reply({"error": {"code": code, "message": f"{e.reason}: {request.method} {request.path}"}}, e.status)
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _reply({"error": {"code": "internal_error", "message": "internal server error"}}, 500)
+
+
+async def invoke(request: web.Request) -> web.Response:
+    """``POST /api/v1/invoke`` with ``{"operation", "input"}``; replies with the job."""
+    body = await request.read()
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as e:
+        raise Rejected("invalid_json", f"malformed JSON: {e}", hint='send {"operation": "...", "input": {...}}')
+    if not isinstance(data, dict):
+        raise Rejected("invalid_input", f"Expected `object`, got `{_type(data)}` - at `$`", path="$",
+                       hint='send {"operation": "...", "input": {...}}')
+    unknown = sorted(set(data) - {"operation", "input"})
+    if unknown:
+        raise Rejected("invalid_input", f"Object contains unknown field `{unknown[0]}` - at `$.{unknown[0]}`",
+                       path=f"$.{unknown[0]}", hint="the body has only `operation` and `input`")
+    op = data.get("operation")
+    if op is None:
+        raise Rejected("invalid_input", "Object missing required field `operation` - at `$.operation`",
+                       path="$.operation", hint="e.g. \"operation\": \"agent:create\"")
+    if not isinstance(op, str):
+        raise Rejected("invalid_input", f"Expected `str`, got `{_type(op)}` - at `$.operation`", path="$.operation")
+    contract = lookup(op)
+    inp = decode_input(contract, data.get("input"))
+    job = await request.app[RUNTIME].invoke(contract, inp, LOCAL_CALLER)
+    return _job_reply(job)
+
+
+def _type(v: Any) -> str:
+    return {dict: "object", list: "array", str: "str", int: "int", float: "float", bool: "bool"}.get(type(v), "null")
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """``GET /api/v1/jobs/{jobId}``."""
+    job = request.app[RUNTIME].get_job(LOCAL_CALLER, request.match_info["job_id"])
+    if job is None:
+        raise OpError("not_found", f"no job {request.match_info['job_id']!r}")
+    return _reply(public_job(job))
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """``PUT /api/v1/jobs/{jobId}/cancel``: the job after cancelling."""
+    job = await request.app[RUNTIME].cancel_job(LOCAL_CALLER, request.match_info["job_id"])
+    if job is None:
+        raise OpError("not_found", f"no job {request.match_info['job_id']!r}")
+    return _reply(public_job(job))
+
+
+async def status(request: web.Request) -> web.Response:
+    """``GET /api/v1/status``: server and store summary."""
+    return _reply(request.app[RUNTIME].status())
+
+
+async def operations(request: web.Request) -> web.Response:
+    """``GET /api/v1/operations``: each operation's key, summary and input schema."""
+    return _reply({"operations": [
+        {"operation": c.key, "alias": c.alias, "version": c.version, "summary": c.summary,
+         "input": msgspec.json.schema(c.input)} for c in REGISTRY.values()]})
+
+
+def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY) -> web.Application:
+    """The v1 application over ``runtime`` (started on startup, closed on cleanup).
+
+    Args:
+        runtime: serves the operations.
+        max_body: largest request body in bytes (413 above).
+    """
+    app = web.Application(middlewares=[_errors], client_max_size=max_body)
+    app[RUNTIME] = runtime
+    app[MAX_BODY] = max_body
+
+    async def lifecycle(app: web.Application):
+        await runtime.start()
+        yield
+        await runtime.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_post("/api/v1/invoke", invoke)
+    app.router.add_get("/api/v1/jobs/{job_id}", get_job)
+    app.router.add_put("/api/v1/jobs/{job_id}/cancel", cancel_job)
+    app.router.add_get("/api/v1/status", status)
+    app.router.add_get("/api/v1/operations", operations)
+    return app

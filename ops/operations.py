@@ -1,0 +1,276 @@
+"""Declarations of every operation (the Covia agent protocol and the lattice operations).
+
+Input types reject unknown fields, so a misspelt parameter is a 400 with the
+field's path rather than a silently ignored option. Output types document
+each job's ``output`` (DESIGN.md section 3).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+import msgspec
+from msgspec import Meta, Struct
+
+from .contracts import Contract, declare
+
+__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE"]
+
+AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}$",
+                              description="agent identifier: 1-128 of A-Z a-z 0-9 _ . : @ + -, not starting with punctuation")]
+Wait = Union[bool, Annotated[float, Meta(ge=0)]]
+Path = Annotated[str, Meta(description="lattice path, e.g. g/Alice/timeline or w/invoices")]
+Limit = Annotated[int, Meta(ge=1, le=10_000)]
+Offset = Annotated[int, Meta(ge=0)]
+#: default ``covia:read`` bound on a value's JSON size, in bytes
+DEFAULT_MAX_SIZE = 1 << 20
+
+
+class _In(Struct, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class _Out(Struct, kw_only=True):
+    pass
+
+
+# -- inputs -------------------------------------------------------------------
+
+class CreateInput(_In):
+    agentId: AgentId
+    config: dict[str, Any] | str | None = None
+    state: Any = None
+    overwrite: bool = False
+
+
+class UpdateInput(_In):
+    agentId: AgentId
+    config: dict[str, Any] | None = None
+    state: Any = None
+
+
+class ForkInput(_In):
+    sourceId: AgentId
+    agentId: AgentId
+    config: dict[str, Any] | str | None = None
+    includeTimeline: bool = False
+
+
+class AgentInput(_In):
+    agentId: AgentId
+
+
+class ResumeInput(_In):
+    agentId: AgentId
+    autoWake: bool = True
+
+
+class DeleteInput(_In):
+    agentId: AgentId
+    remove: bool = False
+
+
+class CancelTaskInput(_In):
+    agentId: AgentId
+    taskId: Annotated[str, Meta(description="task Job ID (hex)")]
+
+
+class ListInput(_In):
+    includeTerminated: bool = False
+
+
+class ContextInput(_In):
+    agentId: AgentId
+    task: Any = None
+
+
+class TriggerInput(_In):
+    agentId: AgentId
+    wait: Wait = True
+
+
+class RequestInput(_In):
+    agentId: AgentId
+    input: Any
+    wait: Wait = False
+
+
+class MessageInput(_In):
+    agentId: AgentId
+    message: str
+
+
+class ReadInput(_In):
+    path: Path
+    maxSize: Offset = DEFAULT_MAX_SIZE
+
+
+class WriteInput(_In):
+    path: Path
+    value: Any
+
+
+class PathInput(_In):
+    path: Path
+
+
+class ListPathInput(_In):
+    path: Path
+    offset: Offset = 0
+    limit: Limit = 100
+
+
+class SliceInput(_In):
+    path: Path
+    offset: Offset = 0
+    limit: Limit = 100
+
+
+# -- outputs ------------------------------------------------------------------
+
+class CreateOutput(_Out):
+    agentId: str
+    status: str
+    created: bool
+    updated: bool
+
+
+class StatusOutput(_Out):
+    agentId: str
+    status: str | None = None
+    removed: bool | None = None
+
+
+class ForkOutput(_Out):
+    agentId: str
+    status: str
+    forkedFrom: str
+
+
+class CancelTaskOutput(_Out):
+    agentId: str
+    taskId: str
+    cancelled: bool
+
+
+class MessageOutput(_Out):
+    agentId: str
+    delivered: bool
+
+
+class InfoOutput(_Out):
+    agentId: str
+    status: str
+    config: dict[str, Any]
+    taskCount: int
+    timelineLength: int
+    error: dict[str, Any] | None
+
+
+class AgentSummary(_Out):
+    agentId: str
+    status: str
+    taskCount: int
+    error: dict[str, Any] | None
+
+
+class ListOutput(_Out):
+    agents: list[AgentSummary]
+
+
+class TriggerOutput(_Out):
+    agentId: str
+    status: str
+    result: Any = None
+    taskResults: dict[str, Any] | None = None
+
+
+class ContextEntry(_Out):
+    name: str
+    bytes: int
+
+
+class ContextOutput(_Out):
+    model: dict[str, Any]
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    entries: list[ContextEntry]
+
+
+class ReadOutput(_Out):
+    exists: bool
+    value: Any = None
+    truncated: bool | None = None
+    size: int | None = None
+
+
+class ListPathOutput(_Out):
+    exists: bool
+    type: str | None = None
+    count: int | None = None
+    keys: list[str] | None = None
+    offset: int | None = None
+
+
+class SliceOutput(_Out):
+    exists: bool
+    type: str | None = None
+    count: int | None = None
+    values: list[Any] | None = None
+    offset: int | None = None
+
+
+class WrittenOutput(_Out):
+    written: bool
+
+
+class AppendedOutput(_Out):
+    appended: bool
+
+
+class DeletedOutput(_Out):
+    deleted: bool
+
+
+# -- declarations --------------------------------------------------------------
+
+_V = "1.0.0"
+
+declare(Contract("agent:create", _V, "Create an agent (config: inline map, template name or w/ path).",
+                 CreateInput, CreateOutput, emits=("agent.created",)))
+declare(Contract("agent:update", _V, "Merge new config and/or state into an agent.",
+                 UpdateInput, StatusOutput, emits=("agent.updated",)))
+declare(Contract("agent:fork", _V, "Create an agent from another's state and history (O(1)).",
+                 ForkInput, ForkOutput, emits=("agent.created",)))
+declare(Contract("agent:suspend", _V, "Pause an agent; an in-flight run completes first.",
+                 AgentInput, StatusOutput, emits=("agent.suspended",)))
+declare(Contract("agent:resume", _V, "Clear the error, return to SLEEPING and (autoWake) process pending work.",
+                 ResumeInput, StatusOutput, emits=("agent.resumed",)))
+declare(Contract("agent:delete", _V, "Terminate an agent (remove: delete the record and free the name).",
+                 DeleteInput, StatusOutput, emits=("agent.terminated",)))
+declare(Contract("agent:cancelTask", _V, "Remove a pending task; its job becomes CANCELLED.",
+                 CancelTaskInput, CancelTaskOutput, emits=("task.cancelled",)))
+declare(Contract("agent:info", _V, "A lightweight summary of an agent.",
+                 AgentInput, InfoOutput, mutates=False))
+declare(Contract("agent:list", _V, "List the caller's agents.",
+                 ListInput, ListOutput, mutates=False))
+declare(Contract("agent:context", _V, "The exact LLM input the agent would receive (optionally for a task).",
+                 ContextInput, ContextOutput, mutates=False))
+declare(Contract("agent:trigger", _V, "Run the agent's transition loop even with no pending work.",
+                 TriggerInput, TriggerOutput, emits=("agent.triggered",)))
+declare(Contract("agent:request", _V, "Send a persistent task; the job is the task.",
+                 RequestInput, msgspec.Raw, emits=("task.created",)))
+declare(Contract("agent:message", _V, "Send a fire-and-forget notification to the agent's inbox.",
+                 MessageInput, MessageOutput, emits=("message.delivered",)))
+declare(Contract("covia:read", _V, "Read the value at a lattice path (bounded by maxSize bytes of JSON).",
+                 ReadInput, ReadOutput, mutates=False))
+declare(Contract("covia:list", _V, "List the keys (maps, sorted, paged) or the length (lists) at a path.",
+                 ListPathInput, ListPathOutput, mutates=False))
+declare(Contract("covia:slice", _V, "Read items offset..offset+limit of a list (or entries of a map).",
+                 SliceInput, SliceOutput, mutates=False))
+declare(Contract("covia:write", _V, "Write a value at a workspace path (w/ only).",
+                 WriteInput, WrittenOutput, emits=("workspace.written",)))
+declare(Contract("covia:append", _V, "Append a value to the list at a workspace path (w/ only).",
+                 WriteInput, AppendedOutput, emits=("workspace.written",)))
+declare(Contract("covia:delete", _V, "Delete the value at a workspace path (w/ only).",
+                 PathInput, DeletedOutput, emits=("workspace.written",)))

@@ -1,0 +1,960 @@
+"""The shell: load a head, run a pure transition, call the LLM, commit with compare-and-swap.
+
+Refs (one commit chain each, in the caller's namespace)::
+
+    g/<caller>/<agentId>   the agent record (see ops.agent)
+    j/<caller>/<jobId>     a job record (jobs that changed state; see ops.jobs)
+    w/<caller>             the caller's workspace (a map)
+
+Every change goes through :meth:`Runtime._transact`: a *unit* reads heads,
+stages new records, and commits them all at once, each ref moved by
+compare-and-swap. On a lost race the unit is re-run on the new heads, so work
+that arrived meanwhile (a task added during an LLM call) is merged, never lost
+or duplicated.
+
+Recovery after a restart (:meth:`Runtime.start`): the scheduling invariant
+(an agent is ``RUNNING`` exactly when it has work and is neither suspended nor
+terminated; the oldest task of a ``RUNNING`` agent is the only ``STARTED``
+job) is kept atomically by every commit, so the store holds no half-done run.
+Each agent found ``RUNNING`` gets its run loop back and re-runs the task that
+was in flight from the last committed state; an interrupted run left no
+timeline or history entry. So no agent stays ``RUNNING`` and no job
+``STARTED`` without a live run. Jobs of read-only operations and failed
+requests are kept in memory only (they changed nothing) and are gone after a
+restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import json
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, Callable
+
+import msgspec
+
+from lattice.codec import Link
+from lattice.commits import Commit, read_commit, write_commit
+from lattice.errors import InvalidPath, LatticeError
+from lattice.nodes import NODE, HMap, Tx, Vec, map_items, map_keys, map_len, seq_len
+from lattice.paths import Missing, delete_path, parse_path, read_path, write_path
+from lattice.store import RefUpdate
+
+from . import agent as A
+from . import operations as O
+from .contracts import Contract, validation_error
+from .errors import OpError, Rejected
+from .jobs import CANCELLED, COMPLETE, FAILED, PENDING, STARTED, TERMINAL, finish, job_record, new_job_id, normalize_job_id
+from .llm import PROVIDERS, LlmError, LlmRequest, make_adapter
+
+__all__ = ["Runtime", "agent_ref", "job_ref", "ws_ref", "templates"]
+
+log = logging.getLogger("lattice.runtime")
+
+_MEMORY_JOBS = 10_000
+_MAX_RETRIES = 64
+_TOOL_TEXT_MAX = 16_384
+
+
+def agent_ref(caller: str, agent_id: str) -> str:
+    return f"g/{caller}/{agent_id}"
+
+
+def job_ref(caller: str, job_id: str) -> str:
+    return f"j/{caller}/{job_id}"
+
+
+def ws_ref(caller: str) -> str:
+    return f"w/{caller}"
+
+
+def templates() -> dict[str, dict[str, Any]]:
+    """The shipped config templates (``ops/templates/<name>.json``)."""
+    out = {}
+    for f in importlib.resources.files("ops").joinpath("templates").iterdir():
+        if f.name.endswith(".json"):
+            out[f.name[:-5]] = json.loads(f.read_text())
+    return out
+
+
+class _Unit:
+    """One optimistic transaction over several refs (see module doc)."""
+
+    __slots__ = ("store", "tx", "ts", "caller", "heads", "writes")
+
+    def __init__(self, store: Any, ts: int, caller: str):
+        self.store, self.tx, self.ts, self.caller = store, Tx(store), ts, caller
+        self.heads: dict[str, tuple[bytes | None, Commit | None]] = {}
+        self.writes: dict[str, tuple[Any, str, Any] | None] = {}
+
+    def head(self, name: str) -> tuple[bytes | None, Commit | None]:
+        h = self.heads.get(name)
+        if h is None:
+            d = self.store.ref(name)
+            h = (d, read_commit(self.tx, d) if d is not None else None)
+            self.heads[name] = h
+        return h
+
+    def read(self, name: str) -> Any:
+        """The record at ``name`` as staged in this unit, else at its head; None if absent."""
+        if name in self.writes:
+            w = self.writes[name]
+            return None if w is None else w[0]
+        _, c = self.head(name)
+        return None if c is None else self.tx.load_root(c.root)
+
+    def write(self, name: str, record: Any, op: str, input: Any = None) -> None:
+        self.head(name)
+        prev = self.writes.get(name)
+        if prev is not None and input is None:
+            op, input = prev[1], prev[2]  # keep the event that first touched the ref
+        self.writes[name] = (record, op, input)
+
+    def remove(self, name: str) -> None:
+        self.head(name)
+        self.writes[name] = None
+
+    def updates(self) -> list[RefUpdate]:
+        ups = []
+        for name, w in self.writes.items():
+            d, c = self.heads[name]
+            if w is None:
+                if d is not None:
+                    ups.append(RefUpdate(name, d, None))
+                continue
+            record, op, input = w
+            root = self.tx.put_root(record)
+            if c is not None and c.root == root:
+                continue
+            cd, _ = write_commit(self.tx, parent=d, parent_seq=c.seq if c else None, root=root, ts=self.ts,
+                                 op=op, input=input, caller=self.caller)
+            ups.append(RefUpdate(name, d, cd))
+        return ups
+
+
+class _Outcome(msgspec.Struct):
+    new_history: list[dict[str, Any]]
+    result: Any
+    task_status: str
+    task_output: Any
+    task_error: dict[str, Any] | None
+    replies: list[dict[str, Any]]
+
+
+class _CycleError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class Runtime:
+    """Serves every operation over one store; owns the run loops of its agents.
+
+    Args:
+        store: a :class:`lattice.store.Store` backend.
+        clock: returns Unix milliseconds (default: wall clock).
+        adapter_factory: ``ModelRef -> Adapter`` (default :func:`ops.llm.make_adapter`).
+    """
+
+    def __init__(self, store: Any, *, clock: Callable[[], int] | None = None,
+                 adapter_factory: Callable[[Any], Any] = make_adapter):
+        self.store = store
+        self.clock = clock or (lambda: int(time.time() * 1000))
+        self.adapter_factory = adapter_factory
+        self.started_at = self.clock()
+        self._loops: dict[tuple[str, str], asyncio.Task] = {}
+        self._cycles: dict[tuple[str, str], tuple[str | None, asyncio.Task]] = {}
+        self._events: dict[str, asyncio.Event] = {}
+        self._mem_jobs: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------
+    async def start(self) -> int:
+        """Recover: restart the run loop of every agent committed as RUNNING. Returns how many."""
+        n = 0
+        for name, d in self.store.refs("g/"):
+            _, caller, aid = name.split("/", 2)
+            tx = Tx(self.store)
+            rec = tx.load_root(read_commit(tx, d).root)
+            if rec["status"] == A.RUNNING:
+                self._ensure_loop(caller, aid)
+                n += 1
+        if n:
+            log.info("recovery: resumed %d agent run loop(s)", n)
+        return n
+
+    async def close(self) -> None:
+        """Cancel every run loop (in-flight runs leave no trace; they re-run on restart)."""
+        self._closed = True
+        tasks = list(self._loops.values())
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- invoke --------------------------------------------------------------
+    async def invoke(self, contract: Contract, inp: Any, caller: str) -> dict[str, Any]:
+        """Run one operation; return its job record.
+
+        Raises:
+            Rejected: the request is refused before a job exists (nothing changed).
+        """
+        ts = self.clock()
+        job = job_record(new_job_id(ts), contract.key, ts, input=msgspec.to_builtins(inp))
+        handler = getattr(self, contract.handler)
+        try:
+            return await handler(caller, inp, job)
+        except Rejected:
+            raise
+        except OpError as e:
+            done = finish(job, FAILED, self.clock(), error={"code": e.code, "message": e.message})
+            self._remember(caller, done)
+            return done
+
+    def get_job(self, caller: str, job_id: str) -> dict[str, Any] | None:
+        """The job record, or None. ``job_id`` may be in any case, with or without ``0x``."""
+        jid = normalize_job_id(job_id)
+        if jid is None:
+            return None
+        d = self.store.ref(job_ref(caller, jid))
+        if d is not None:
+            tx = Tx(self.store)
+            return tx.materialize(tx.put_value(tx.load_root(read_commit(tx, d).root)))
+        return self._mem_jobs.get((caller, jid))
+
+    async def cancel_job(self, caller: str, job_id: str) -> dict[str, Any] | None:
+        """Cancel a job (a task: removed from its agent; a trigger: dropped). None if unknown."""
+        job = self.get_job(caller, job_id)
+        if job is None or job["status"] in TERMINAL:
+            return job
+        aid = job.get("agentId")
+        if aid is None:
+            return job
+        await self._cancel_agent_job(caller, aid, job["jobId"], required=False)
+        return self.get_job(caller, job_id)
+
+    def status(self) -> dict[str, Any]:
+        st = {"backend": type(self.store).__name__}
+        stats = getattr(self.store, "stats", None)
+        if stats:
+            st.update(stats())
+        return {"status": "ok", "version": _version(), "startedAt": self.started_at,
+                "uptimeMs": self.clock() - self.started_at, "runningLoops": len(self._loops),
+                "agents": sum(1 for _ in self.store.refs("g/")), "memoryJobs": len(self._mem_jobs), "store": st}
+
+    # -- plumbing ------------------------------------------------------------
+    async def _transact(self, caller: str, fn: Callable[[_Unit], Any]) -> Any:
+        for attempt in range(_MAX_RETRIES):
+            u = _Unit(self.store, self.clock(), caller)
+            result = fn(u)
+            ups = u.updates()
+            if not ups:
+                return result
+            if await self.store.acommit(u.tx.objects, ups):
+                self._after_commit(caller, u)
+                return result
+            await asyncio.sleep(0 if attempt < 4 else 0.001 * attempt)
+        raise OpError("conflict", f"gave up after {_MAX_RETRIES} lost compare-and-swap races",
+                      hint="retry the request")
+
+    def _after_commit(self, caller: str, u: _Unit) -> None:
+        for name, w in u.writes.items():
+            self._notify(name)
+            if name.startswith("g/") and w is not None and w[0]["status"] == A.RUNNING:
+                self._ensure_loop(caller, name.split("/", 2)[2])
+
+    def _notify(self, key: str) -> None:
+        ev = self._events.pop(key, None)
+        if ev is not None:
+            ev.set()
+
+    async def _changed(self, key: str, timeout: float | None) -> bool:
+        ev = self._events.get(key)
+        if ev is None:
+            ev = self._events[key] = asyncio.Event()
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def _remember(self, caller: str, job: dict[str, Any]) -> None:
+        self._mem_jobs[(caller, job["jobId"])] = job
+        while len(self._mem_jobs) > _MEMORY_JOBS:
+            self._mem_jobs.popitem(last=False)
+
+    async def _sync(self, caller: str, job: dict[str, Any], fn: Callable[[_Unit], Any]) -> dict[str, Any]:
+        """Run a synchronous operation: its COMPLETE job commits with its changes (if any)."""
+        def unit(u: _Unit) -> dict[str, Any]:
+            output = fn(u)
+            done = finish(job, COMPLETE, u.ts, output=output)
+            if u.writes:
+                u.write(job_ref(caller, job["jobId"]), done, job["operation"])
+            return done
+        done = await self._transact(caller, unit)
+        if self.store.ref(job_ref(caller, done["jobId"])) is None:
+            self._remember(caller, done)
+        return done
+
+    def _agent(self, u: _Unit, caller: str, aid: str, path: str = "$.input.agentId") -> dict[str, Any]:
+        rec = u.read(agent_ref(caller, aid))
+        if rec is None:
+            raise OpError("not_found", f"no agent {aid!r}", path=path, hint="agent:list shows your agents")
+        return rec
+
+    def _settle(self, u: _Unit, caller: str, aid: str, rec: dict[str, Any]) -> dict[str, Any]:
+        """Apply :func:`agent.settle` and make the oldest task's job STARTED iff the agent is RUNNING."""
+        rec = A.settle(rec)
+        if map_len(rec["tasks"]):
+            first = map_keys(rec["tasks"])[0]
+            want = STARTED if rec["status"] == A.RUNNING else PENDING
+            name = job_ref(caller, first)
+            jr = u.read(name)
+            if jr is not None and jr["status"] in (PENDING, STARTED) and jr["status"] != want:
+                u.write(name, {**jr, "status": want, "updated": u.ts}, "job:status")
+        return rec
+
+    def _ensure_loop(self, caller: str, aid: str) -> None:
+        key = (caller, aid)
+        if key not in self._loops and not self._closed:
+            self._loops[key] = asyncio.get_running_loop().create_task(self._loop(caller, aid))
+
+    async def _wait(self, caller: str, job: dict[str, Any], wait: Any) -> dict[str, Any]:
+        """Wait per ``wait`` (True: until done; False: not; number: ms) for a task/trigger job."""
+        if wait is False:
+            return job
+        timeout = None if wait is True else float(wait) / 1000.0
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        aname = agent_ref(caller, job["agentId"])
+        while True:
+            cur = self.get_job(caller, job["jobId"]) or job
+            if cur["status"] in TERMINAL:
+                return cur
+            d = self.store.ref(aname)
+            if d is None:
+                return cur
+            tx = Tx(self.store)
+            if tx.load_root(read_commit(tx, d).root)["status"] in (A.SUSPENDED, A.TERMINATED):
+                return cur  # no progress possible until agent:resume
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return cur
+            await self._changed(aname, remaining)
+
+    # -- config --------------------------------------------------------------
+    def _resolve_config(self, caller: str, config: Any, path: str = "$.input.config") -> dict[str, Any] | None:
+        if config is None:
+            return None
+        if isinstance(config, str):
+            if config.startswith("w/"):
+                try:
+                    _, segs = parse_path(config)
+                except InvalidPath as e:
+                    raise Rejected("invalid_path", e.message, path=path) from None
+                value = self._read_value(caller, ws_ref(caller), segs)
+                if value is Missing:
+                    raise OpError("not_found", f"no config at {config}", path=path)
+                if not isinstance(value, dict):
+                    raise OpError("invalid_config", f"{config} holds a {type(value).__name__}, expected a config map",
+                                  path=path)
+                where, cfg = config, value
+            else:
+                tpl = templates()
+                if config not in tpl:
+                    raise OpError("not_found", f"no config template {config!r}", path=path,
+                                  hint=f"templates: {', '.join(sorted(tpl))}; or pass an inline map or a w/ path")
+                where, cfg = f"template {config}", tpl[config]
+            try:
+                A.check_config(cfg)
+            except msgspec.ValidationError as e:
+                raise OpError("invalid_config", f"{where}: {e}", path=path) from None
+            return cfg
+        try:
+            A.check_config(config)
+        except msgspec.ValidationError as e:
+            rej = validation_error(e, path)
+            if rej.path and rej.path.endswith(".model.provider"):
+                rej.hint = f"providers: {', '.join(PROVIDERS)}"
+            raise rej from None
+        return config
+
+    # -- agent lifecycle operations -------------------------------------------
+    async def op_agent_create(self, caller: str, inp: O.CreateInput, job: dict) -> dict:
+        config = self._resolve_config(caller, inp.config) or {}
+        name = agent_ref(caller, inp.agentId)
+
+        def fn(u: _Unit) -> dict:
+            old = u.read(name)
+            if old is not None and not inp.overwrite:
+                return {"agentId": inp.agentId, "status": old["status"], "created": False, "updated": False}
+            if old is not None:
+                self._cancel_all(u, caller, old)
+            rec = A.new_agent(config, inp.state, u.ts)
+            u.write(name, rec, "agent:create", msgspec.to_builtins(inp))
+            return {"agentId": inp.agentId, "status": rec["status"], "created": old is None, "updated": old is not None}
+        return await self._sync(caller, job, fn)
+
+    async def op_agent_update(self, caller: str, inp: O.UpdateInput, job: dict) -> dict:
+        if inp.config is not None:
+            self._resolve_config(caller, inp.config)
+
+        def fn(u: _Unit) -> dict:
+            rec = self._agent(u, caller, inp.agentId)
+            if rec["status"] == A.TERMINATED:
+                raise OpError("illegal_state", f"agent {inp.agentId!r} is TERMINATED")
+            if inp.config is not None:
+                try:
+                    A.check_config({**rec["state"]["config"], **inp.config})
+                except msgspec.ValidationError as e:
+                    raise OpError("invalid_config", f"merged config: {e}", path="$.input.config") from None
+            rec = A.update(rec, inp.config, inp.state, u.ts)
+            u.write(agent_ref(caller, inp.agentId), rec, "agent:update", msgspec.to_builtins(inp))
+            return {"agentId": inp.agentId, "status": rec["status"]}
+        return await self._sync(caller, job, fn)
+
+    async def op_agent_fork(self, caller: str, inp: O.ForkInput, job: dict) -> dict:
+        override = self._resolve_config(caller, inp.config)
+
+        def fn(u: _Unit) -> dict:
+            src = self._agent(u, caller, inp.sourceId, "$.input.sourceId")
+            name = agent_ref(caller, inp.agentId)
+            if u.read(name) is not None:
+                raise OpError("conflict", f"agent {inp.agentId!r} already exists", path="$.input.agentId",
+                              hint="choose another agentId or agent:delete it with remove: true")
+            rec = A.fork(src, override, inp.includeTimeline, u.ts)
+            if override:
+                try:
+                    A.check_config(rec["state"]["config"])
+                except msgspec.ValidationError as e:
+                    raise OpError("invalid_config", f"merged config: {e}", path="$.input.config") from None
+            u.write(name, rec, "agent:fork", msgspec.to_builtins(inp))
+            return {"agentId": inp.agentId, "status": rec["status"], "forkedFrom": inp.sourceId}
+        return await self._sync(caller, job, fn)
+
+    async def op_agent_suspend(self, caller: str, inp: O.AgentInput, job: dict) -> dict:
+        def fn(u: _Unit) -> dict:
+            rec = self._agent(u, caller, inp.agentId)
+            if rec["status"] == A.TERMINATED:
+                raise OpError("illegal_state", f"agent {inp.agentId!r} is TERMINATED")
+            if rec["status"] != A.SUSPENDED:
+                rec = self._settle(u, caller, inp.agentId, A.suspend(rec, u.ts))
+                u.write(agent_ref(caller, inp.agentId), rec, "agent:suspend", msgspec.to_builtins(inp))
+            return {"agentId": inp.agentId, "status": rec["status"]}
+        return await self._sync(caller, job, fn)
+
+    async def op_agent_resume(self, caller: str, inp: O.ResumeInput, job: dict) -> dict:
+        def fn(u: _Unit) -> dict:
+            rec = self._agent(u, caller, inp.agentId)
+            if rec["status"] == A.TERMINATED:
+                raise OpError("illegal_state", f"agent {inp.agentId!r} is TERMINATED", hint="fork it to continue")
+            if rec["status"] in (A.SLEEPING, A.RUNNING) and rec["error"] is None:
+                return {"agentId": inp.agentId, "status": rec["status"]}
+            rec = A.resume(rec, u.ts, inp.autoWake)
+            rec = self._settle(u, caller, inp.agentId, rec) if inp.autoWake else rec
+            u.write(agent_ref(caller, inp.agentId), rec, "agent:resume", msgspec.to_builtins(inp))
+            return {"agentId": inp.agentId, "status": rec["status"]}
+        return await self._sync(caller, job, fn)
+
+    def _cancel_all(self, u: _Unit, caller: str, rec: dict) -> None:
+        """Cancel every pending task and trigger job of an agent record."""
+        for tid in map_keys(rec["tasks"]) + list(rec.get("triggers", [])):
+            name = job_ref(caller, tid)
+            jr = u.read(name)
+            if jr is not None and jr["status"] not in TERMINAL:
+                u.write(name, finish(jr, CANCELLED, u.ts, error={"code": "cancelled", "message": "agent terminated"}),
+                        "job:cancel")
+
+    async def op_agent_delete(self, caller: str, inp: O.DeleteInput, job: dict) -> dict:
+        name = agent_ref(caller, inp.agentId)
+
+        def fn(u: _Unit) -> dict:
+            rec = self._agent(u, caller, inp.agentId)
+            self._cancel_all(u, caller, rec)
+            if inp.remove:
+                u.remove(name)
+                return {"agentId": inp.agentId, "removed": True}
+            rec = {**A.terminate(rec, u.ts), "tasks": {}, "triggers": []}
+            u.write(name, rec, "agent:delete", msgspec.to_builtins(inp))
+            return {"agentId": inp.agentId, "status": rec["status"]}
+        out = await self._sync(caller, job, fn)
+        if inp.remove and out["status"] == COMPLETE:
+            cyc = self._cycles.get((caller, inp.agentId))
+            if cyc is not None:
+                cyc[1].cancel()
+        return out
+
+    async def _cancel_agent_job(self, caller: str, aid: str, task_id: str, required: bool) -> bool:
+        name = agent_ref(caller, aid)
+
+        def fn(u: _Unit) -> bool:
+            rec = self._agent(u, caller, aid)
+            jname = job_ref(caller, task_id)
+            in_tasks = task_id in map_keys(rec["tasks"]) if map_len(rec["tasks"]) else False
+            in_triggers = task_id in rec.get("triggers", [])
+            if not in_tasks and not in_triggers:
+                if required:
+                    raise OpError("not_found", f"agent {aid!r} has no pending task {task_id}", path="$.input.taskId")
+                return False
+            if in_tasks:
+                rec = A.cancel_task(u.tx, rec, task_id, u.ts)
+            if in_triggers:
+                rec = {**rec, "triggers": [t for t in rec["triggers"] if t != task_id], "updated": u.ts}
+            jr = u.read(jname)
+            if jr is not None:
+                u.write(jname, finish(jr, CANCELLED, u.ts, error={"code": "cancelled", "message": "cancelled by caller"}),
+                        "job:cancel")
+            rec = self._settle(u, caller, aid, rec)
+            u.write(name, rec, "agent:cancelTask", {"agentId": aid, "taskId": task_id})
+            return True
+        done = await self._transact(caller, fn)
+        cyc = self._cycles.get((caller, aid))
+        if done and cyc is not None and cyc[0] == task_id:
+            cyc[1].cancel()  # the run working on it stops; nothing of it is recorded
+        return done
+
+    async def op_agent_cancel_task(self, caller: str, inp: O.CancelTaskInput, job: dict) -> dict:
+        tid = normalize_job_id(inp.taskId)
+        if tid is None:
+            raise Rejected("invalid_input", f"taskId {inp.taskId!r} is not a job id (0x + 32 hex digits)",
+                           path="$.input.taskId")
+        await self._cancel_agent_job(caller, inp.agentId, tid, required=True)
+        done = finish(job, COMPLETE, self.clock(), output={"agentId": inp.agentId, "taskId": tid, "cancelled": True})
+        self._remember(caller, done)
+        return done
+
+    # -- inspection -------------------------------------------------------------
+    def _snapshot(self, caller: str, aid: str) -> tuple[Tx, dict] | None:
+        d = self.store.ref(agent_ref(caller, aid))
+        if d is None:
+            return None
+        tx = Tx(self.store)
+        return tx, tx.load_root(read_commit(tx, d).root)
+
+    async def op_agent_info(self, caller: str, inp: O.AgentInput, job: dict) -> dict:
+        def fn(u: _Unit) -> dict:
+            rec = self._agent(u, caller, inp.agentId)
+            return {"agentId": inp.agentId, "status": rec["status"], "config": u.tx.materialize(rec["state"]["config"]),
+                    "taskCount": map_len(rec["tasks"]), "timelineLength": seq_len(rec["timeline"]),
+                    "error": rec["error"]}
+        return await self._sync(caller, job, fn)
+
+    async def op_agent_list(self, caller: str, inp: O.ListInput, job: dict) -> dict:
+        def fn(u: _Unit) -> dict:
+            agents = []
+            prefix = f"g/{caller}/"
+            for name, _ in self.store.refs(prefix):
+                rec = u.read(name)
+                if rec["status"] == A.TERMINATED and not inp.includeTerminated:
+                    continue
+                agents.append({"agentId": name[len(prefix):], "status": rec["status"],
+                               "taskCount": map_len(rec["tasks"]), "error": rec["error"]})
+            return {"agents": agents}
+        return await self._sync(caller, job, fn)
+
+    async def op_agent_context(self, caller: str, inp: O.ContextInput, job: dict) -> dict:
+        def fn(u: _Unit) -> dict:
+            rec = self._agent(u, caller, inp.agentId)
+            work = A.pick_work(u.tx, rec)
+            if inp.task is not None:
+                work = A.Work("(simulated)", {"input": inp.task}, work.messages, work.triggers)
+            try:
+                cfg, prefix, new, tools = A.build_context(u.tx, rec, work)
+            except msgspec.ValidationError as e:
+                raise OpError("invalid_config", f"agent config: {e}") from None
+            enc = msgspec.json.encode
+            hist = [m for m in prefix if m["role"] != "system"]
+            entries = [{"name": "systemPrompt", "bytes": len(cfg.systemPrompt.encode())},
+                       {"name": "history", "bytes": len(enc(hist))},
+                       {"name": "input", "bytes": len(enc(new))},
+                       {"name": "tools", "bytes": len(enc(tools))}]
+            return {"model": msgspec.to_builtins(cfg.model), "messages": prefix + new, "tools": tools,
+                    "entries": entries}
+        return await self._sync(caller, job, fn)
+
+    # -- work --------------------------------------------------------------------
+    async def op_agent_request(self, caller: str, inp: O.RequestInput, job: dict) -> dict:
+        jid = job["jobId"]
+        job = {**job, "agentId": inp.agentId}
+
+        def fn(u: _Unit) -> None:
+            rec = self._agent(u, caller, inp.agentId)
+            if rec["status"] == A.TERMINATED:
+                raise OpError("illegal_state", f"agent {inp.agentId!r} is TERMINATED", hint="fork it or create it again")
+            rec = A.enqueue_task(u.tx, rec, jid, inp.input, caller, u.ts)
+            u.write(job_ref(caller, jid), job, "agent:request")
+            rec = self._settle(u, caller, inp.agentId, rec)
+            u.write(agent_ref(caller, inp.agentId), rec, "agent:request", {"taskId": jid, "input": inp.input})
+        await self._transact(caller, fn)
+        return await self._wait(caller, self.get_job(caller, jid), inp.wait)
+
+    async def op_agent_trigger(self, caller: str, inp: O.TriggerInput, job: dict) -> dict:
+        jid = job["jobId"]
+        job = {**job, "agentId": inp.agentId}
+
+        def fn(u: _Unit) -> None:
+            rec = self._agent(u, caller, inp.agentId)
+            if rec["status"] == A.TERMINATED:
+                raise OpError("illegal_state", f"agent {inp.agentId!r} is TERMINATED")
+            rec = A.add_trigger(rec, jid, u.ts)
+            u.write(job_ref(caller, jid), job, "agent:trigger")
+            rec = self._settle(u, caller, inp.agentId, rec)
+            u.write(agent_ref(caller, inp.agentId), rec, "agent:trigger", {"triggerId": jid})
+        await self._transact(caller, fn)
+        return await self._wait(caller, self.get_job(caller, jid), inp.wait)
+
+    async def _deliver(self, caller: str, aid: str, message: str, sender: str, op: str) -> str:
+        def fn(u: _Unit) -> str:
+            rec = self._agent(u, caller, aid)
+            if rec["status"] == A.TERMINATED:
+                raise OpError("illegal_state", f"agent {aid!r} is TERMINATED")
+            rec = self._settle(u, caller, aid, A.add_message(u.tx, rec, message, sender, u.ts))
+            u.write(agent_ref(caller, aid), rec, op, {"agentId": aid, "message": message, "from": sender})
+            return rec["status"]
+        return await self._transact(caller, fn)
+
+    async def op_agent_message(self, caller: str, inp: O.MessageInput, job: dict) -> dict:
+        def fn(u: _Unit) -> dict:
+            rec = self._agent(u, caller, inp.agentId)
+            if rec["status"] == A.TERMINATED:
+                raise OpError("illegal_state", f"agent {inp.agentId!r} is TERMINATED")
+            rec = self._settle(u, caller, inp.agentId, A.add_message(u.tx, rec, inp.message, caller, u.ts))
+            u.write(agent_ref(caller, inp.agentId), rec, "agent:message", msgspec.to_builtins(inp))
+            return {"agentId": inp.agentId, "delivered": True}
+        return await self._sync(caller, job, fn)
+
+    # -- the run loop -----------------------------------------------------------
+    async def _loop(self, caller: str, aid: str) -> None:
+        key = (caller, aid)
+        try:
+            while True:
+                snap = self._snapshot(caller, aid)
+                if snap is None or snap[1]["status"] != A.RUNNING:
+                    return
+                tx, rec = snap
+                work = A.pick_work(tx, rec)
+                start = self.clock()
+                cycle = asyncio.get_running_loop().create_task(self._cycle(caller, aid, tx, rec, work))
+                self._cycles[key] = (work.task_id, cycle)
+                try:
+                    await asyncio.wait({cycle})
+                except asyncio.CancelledError:
+                    cycle.cancel()
+                    raise
+                finally:
+                    self._cycles.pop(key, None)
+                if cycle.cancelled():
+                    continue  # its task was cancelled or the agent removed: nothing recorded
+                exc = cycle.exception()
+                if exc is not None:
+                    await self._fail(caller, aid, exc)
+                    continue
+                await self._complete(caller, aid, work, cycle.result(), start)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover - a bug; keep the server alive and say so
+            log.exception("run loop of %s/%s crashed", caller, aid)
+        finally:
+            self._loops.pop(key, None)
+
+    async def _fail(self, caller: str, aid: str, exc: BaseException) -> None:
+        if isinstance(exc, (LlmError, _CycleError)):
+            error = {"code": exc.code, "message": exc.message}
+        elif isinstance(exc, msgspec.ValidationError):
+            error = {"code": "invalid_config", "message": f"agent config: {exc}"}
+        elif isinstance(exc, (OpError, LatticeError)):
+            error = {"code": exc.code, "message": exc.message}
+        else:
+            log.error("run of %s/%s failed: %r", caller, aid, exc)
+            error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+
+        def fn(u: _Unit) -> None:
+            rec = u.read(agent_ref(caller, aid))
+            if rec is None:
+                return
+            rec = self._settle(u, caller, aid, A.fail_cycle(rec, error, u.ts))
+            u.write(agent_ref(caller, aid), rec, "agent:run", {"error": error})
+        await self._transact(caller, fn)
+
+    async def _complete(self, caller: str, aid: str, work: A.Work, out: _Outcome, start: int) -> None:
+        def fn(u: _Unit) -> None:
+            rec = u.read(agent_ref(caller, aid))
+            if rec is None:
+                return
+            cfg_op = rec["state"]["config"].get("operation", A.DEFAULT_OPERATION) if isinstance(
+                rec["state"]["config"], dict) else A.DEFAULT_OPERATION
+            entry = A.timeline_entry(start=start, end=u.ts, op=cfg_op, work=work, result=out.result,
+                                     task_status=out.task_status if work.task_id else None,
+                                     task_output=out.task_output)
+            rec = A.complete_cycle(u.tx, rec, work, new_history=out.new_history, entry=entry, ts=u.ts)
+            if work.task_id is not None:
+                name = job_ref(caller, work.task_id)
+                jr = u.read(name)
+                if jr is not None and jr["status"] not in TERMINAL:
+                    u.write(name, finish(jr, out.task_status, u.ts, output=out.task_output, error=out.task_error),
+                            "job:finish")
+            rec = self._settle(u, caller, aid, rec)
+            for tid in work.triggers:
+                name = job_ref(caller, tid)
+                jr = u.read(name)
+                if jr is not None and jr["status"] not in TERMINAL:
+                    u.write(name, finish(jr, COMPLETE, u.ts, output={
+                        "agentId": aid, "status": rec["status"], "result": out.result,
+                        "taskResults": entry["taskResults"]}), "job:finish")
+            u.write(agent_ref(caller, aid), rec, "agent:run",
+                    {"taskId": work.task_id, "messages": len(work.messages), "triggers": work.triggers,
+                     "replies": out.replies})
+        await self._transact(caller, fn)
+
+    async def _cycle(self, caller: str, aid: str, tx: Tx, rec: dict, work: A.Work) -> _Outcome:
+        cfg, prefix, new, tools = A.build_context(tx, rec, work)
+        adapter = self.adapter_factory(cfg.model)
+        model = msgspec.to_builtins(cfg.model)
+        enabled = {t["name"] for t in tools}
+        replies: list[dict[str, Any]] = []
+        status, output, error, result = COMPLETE, None, None, None
+        for _ in range(cfg.maxIterations):
+            reply = await adapter.complete(LlmRequest(model, prefix + new, tools))
+            replies.append(msgspec.to_builtins(reply))
+            msg: dict[str, Any] = {"role": "assistant", "content": reply.content}
+            if reply.toolCalls:
+                msg["toolCalls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.toolCalls]
+            new.append(msg)
+            if not reply.toolCalls:
+                result = output = reply.content
+                break
+            finished = False
+            for call in reply.toolCalls:
+                text, fin = await self._tool(caller, aid, enabled, call)
+                if fin is not None and not finished:
+                    finished = True
+                    if fin[0] == COMPLETE:
+                        result = output = fin[1]
+                    else:
+                        status, error = FAILED, {"code": "task_failed", "message": str(fin[1])}
+                        result = {"error": str(fin[1])}
+                new.append({"role": "tool", "toolCallId": call.id, "name": call.name, "content": text})
+            if finished:
+                break
+        else:
+            raise _CycleError("tool_loop_limit", f"no final answer after {cfg.maxIterations} LLM calls "
+                                                 f"(config.maxIterations)")
+        return _Outcome(new, result, status, output if status == COMPLETE else None, error, replies)
+
+    async def _tool(self, caller: str, aid: str, enabled: set[str], call: Any) -> tuple[str, tuple | None]:
+        """Run one built-in tool; returns (tool message text, (status, value) if it finished the task)."""
+        name, args = call.name, call.arguments
+        if name not in enabled:
+            return f"error: unknown tool {name!r}; available: {', '.join(sorted(enabled))}", None
+        if call.invalid is not None:
+            return "error: the arguments are not a JSON object", None
+        try:
+            if name == "complete_task":
+                return "task completed", (COMPLETE, args.get("output"))
+            if name == "fail_task":
+                return "task failed", (FAILED, args.get("error", "failed"))
+            if name == "agent_message":
+                target, text = args.get("agentId"), args.get("message")
+                if not isinstance(target, str) or not isinstance(text, str):
+                    return "error: agent_message needs string agentId and message", None
+                await self._deliver(caller, target, text, f"agent:{aid}", "agent:message")
+                return f"delivered to {target}", None
+            path = args.get("path")
+            if not isinstance(path, str):
+                return f"error: {name} needs a string `path`", None
+            ns, segs = parse_path(path)
+            if ns != "w":
+                return "error: tools may only use the owner's workspace (paths under w/)", None
+            if name == "covia_read":
+                value = self._read_value(caller, ws_ref(caller), segs)
+                text = "null (nothing at that path)" if value is Missing else msgspec.json.encode(value).decode()
+                return text[:_TOOL_TEXT_MAX], None
+            if name == "covia_list":
+                return msgspec.json.encode(self._list(caller, path, 0, 1000)).decode()[:_TOOL_TEXT_MAX], None
+            if name == "covia_write":
+                if not segs:
+                    return "error: write below w/, e.g. w/notes", None
+                await self._ws_edit(caller, "covia:write", segs, {"path": path, "value": args.get("value")},
+                                    lambda tx, ws: write_path(tx, ws, segs, args.get("value")))
+                return "written", None
+        except (LatticeError, OpError) as e:
+            return f"error: {e.message}", None
+        return f"error: unknown tool {name!r}", None  # pragma: no cover
+
+    # -- lattice operations -------------------------------------------------------
+    def _target(self, caller: str, path: str) -> tuple[str, str | None, list[str]]:
+        """Map a caller's path to ``(namespace, ref name or None for a bare namespace, segments)``."""
+        try:
+            ns, segs = parse_path(path)
+        except InvalidPath as e:
+            raise Rejected("invalid_path", e.message, path="$.input.path", hint=e.hint) from None
+        if ns == "w":
+            return ns, ws_ref(caller), segs
+        if not segs:
+            return ns, None, []
+        ident = segs[0]
+        if ns == "j":
+            ident = normalize_job_id(ident) or ident
+        return ns, f"{ns}/{caller}/{ident}", segs[1:]
+
+    def _read_value(self, caller: str, ref: str, segs: list[str]) -> Any:
+        """Materialized value at ``segs`` below ref's head root (Missing if absent)."""
+        tx = Tx(self.store)
+        raw = self._raw_root(tx, ref)
+        if raw is Missing:
+            return Missing
+        v = read_path(tx, raw, segs)
+        return Missing if v is Missing else tx.materialize(v)
+
+    def _raw_root(self, tx: Tx, ref: str) -> Any:
+        d = self.store.ref(ref)
+        if d is None:
+            if ref.startswith("j/"):
+                _, caller, jid = ref.split("/", 2)
+                job = self._mem_jobs.get((caller, jid))
+                return Missing if job is None else job
+            return Missing
+        root = read_commit(tx, d).root
+        obj = tx.load(Link(NODE, root))
+        if type(obj) is list and len(obj) == 1 and type(obj[0]) is Link:
+            return obj[0]
+        return obj
+
+    def _at(self, tx: Tx, caller: str, path: str) -> Any:
+        ns, ref, segs = self._target(caller, path)
+        if ref is None:  # bare g or j: a virtual map of the caller's refs
+            prefix = f"{ns}/{caller}/"
+            raw: Any = {}
+            for name, d in self.store.refs(prefix):
+                raw[name[len(prefix):]] = Link(NODE, read_commit(tx, d).root)
+            if ns == "j":
+                for (c, jid), job in self._mem_jobs.items():
+                    if c == caller:
+                        raw.setdefault(jid, job)
+            return raw
+        raw = self._raw_root(tx, ref)
+        if raw is Missing:
+            return Missing
+        return read_path(tx, raw, segs)
+
+    async def op_covia_read(self, caller: str, inp: O.ReadInput, job: dict) -> dict:
+        def fn(u: _Unit) -> dict:
+            v = self._at(u.tx, caller, inp.path)
+            if v is Missing:
+                return {"exists": False, "value": None}
+            value = u.tx.materialize(v)
+            size = len(msgspec.json.encode(value))
+            if size > inp.maxSize:
+                return {"exists": True, "value": None, "truncated": True, "size": size}
+            return {"exists": True, "value": value}
+        return await self._sync(caller, job, fn)
+
+    def _list(self, caller: str, path: str, offset: int, limit: int, tx: Tx | None = None) -> dict:
+        tx = tx or Tx(self.store)
+        v = self._at(tx, caller, path)
+        if v is Missing:
+            return {"exists": False}
+        v = _open1(tx, v)
+        t = type(v)
+        if t is dict or t is HMap:
+            keys = map_keys(v)
+            return {"exists": True, "type": "map", "count": len(keys), "keys": keys[offset:offset + limit],
+                    "offset": offset}
+        if t is list or t is Vec:
+            return {"exists": True, "type": "list", "count": seq_len(v)}
+        return {"exists": True, "type": _kind(v)}
+
+    async def op_covia_list(self, caller: str, inp: O.ListPathInput, job: dict) -> dict:
+        return await self._sync(caller, job, lambda u: self._list(caller, inp.path, inp.offset, inp.limit, u.tx))
+
+    async def op_covia_slice(self, caller: str, inp: O.SliceInput, job: dict) -> dict:
+        def fn(u: _Unit) -> dict:
+            tx = u.tx
+            v = self._at(tx, caller, inp.path)
+            if v is Missing:
+                return {"exists": False}
+            v = _open1(tx, v)
+            t = type(v)
+            end = inp.offset + inp.limit
+            if t is list:
+                return {"exists": True, "type": "list", "count": len(v), "offset": inp.offset,
+                        "values": [tx.materialize(x) for x in v[inp.offset:end]]}
+            if t is Vec:
+                return {"exists": True, "type": "list", "count": v.count, "offset": inp.offset,
+                        "values": [tx.materialize(x) for x in v.iter_raw(inp.offset, end)]}
+            if t is dict or t is HMap:
+                items = list(map_items(tx, v))[inp.offset:end]
+                return {"exists": True, "type": "map", "count": map_len(v), "offset": inp.offset,
+                        "values": [{"key": k, "value": tx.materialize(x)} for k, x in items]}
+            return {"exists": True, "type": _kind(v)}
+        return await self._sync(caller, job, fn)
+
+    def _write_target(self, caller: str, path: str) -> list[str]:
+        ns, _, segs = self._target(caller, path)
+        if ns != "w":
+            raise OpError("forbidden", f"{path} is framework-managed: g/ and j/ are read-only", path="$.input.path",
+                          hint="write under w/, e.g. w/notes; change agents with agent:* operations")
+        if not segs:
+            raise Rejected("invalid_path", "a write needs a path below w/, e.g. w/notes", path="$.input.path")
+        return segs
+
+    async def _ws_edit(self, caller: str, op: str, segs: list[str], input: Any, edit: Callable[[Tx, Any], Any],
+                       job: dict | None = None, output: Any = None) -> dict | None:
+        def fn(u: _Unit) -> Any:
+            name = ws_ref(caller)
+            cur = u.read(name)
+            try:
+                new = edit(u.tx, {} if cur is None else cur)
+            except InvalidPath as e:
+                raise OpError("invalid_path", e.message, path="$.input.path") from None
+            u.write(name, {} if new is Missing else new, op, input)
+            return output
+        if job is None:
+            return await self._transact(caller, fn)
+        return await self._sync(caller, job, fn)
+
+    async def op_covia_write(self, caller: str, inp: O.WriteInput, job: dict) -> dict:
+        segs = self._write_target(caller, inp.path)
+        return await self._ws_edit(caller, "covia:write", segs, msgspec.to_builtins(inp),
+                                   lambda tx, ws: write_path(tx, ws, segs, inp.value), job, {"written": True})
+
+    async def op_covia_append(self, caller: str, inp: O.WriteInput, job: dict) -> dict:
+        segs = self._write_target(caller, inp.path)
+        return await self._ws_edit(caller, "covia:append", segs, msgspec.to_builtins(inp),
+                                   lambda tx, ws: write_path(tx, ws, segs, inp.value, append=True), job,
+                                   {"appended": True})
+
+    async def op_covia_delete(self, caller: str, inp: O.PathInput, job: dict) -> dict:
+        segs = self._write_target(caller, inp.path)
+
+        def edit(tx: Tx, ws: Any) -> Any:
+            new, found = delete_path(tx, ws, segs)
+            if not found:
+                raise OpError("not_found", f"nothing at {inp.path}", path="$.input.path")
+            return new
+        return await self._ws_edit(caller, "covia:delete", segs, msgspec.to_builtins(inp), edit, job, {"deleted": True})
+
+
+def _open1(tx: Tx, v: Any) -> Any:
+    """Open one level of a stored value (a link becomes a container, handle or scalar)."""
+    if type(v) is Link:
+        return tx.open(v) if v.code not in (3, 5) else (Vec.open(tx, v) if v.code == 3 else HMap.open(tx, v))
+    return v
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    return {str: "string", bytes: "bytes", bool: "boolean", int: "integer", float: "number"}.get(type(v), "value")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("agent-lattice")
+    except Exception:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
