@@ -28,6 +28,7 @@ The ``seq_*`` and ``map_*`` helpers accept either form.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterator
 
 from blake3 import blake3
@@ -39,7 +40,7 @@ from .errors import InvalidValue
 __all__ = [
     "BLOB", "NODE", "VEC", "VNODE", "MAP",
     "FANOUT", "BLOB_MIN", "NODE_MIN",
-    "Tx", "Vec", "HMap",
+    "ObjectCache", "Tx", "Vec", "HMap",
     "seq_len", "seq_get", "seq_iter", "seq_append", "seq_set",
     "map_get", "map_set", "map_delete", "map_keys", "map_len", "map_items",
 ]
@@ -55,6 +56,28 @@ NODE_MIN = 128
 _MAX_DEPTH = 256 // BITS  # HAMT depth at which leaves may hold more than FANOUT keys
 
 
+class ObjectCache(dict):
+    """A bounded, process-wide cache of decoded objects (``digest -> object``).
+
+    Objects are immutable and every reader copies before editing, so one cache
+    can serve every transaction over the same store. When full, the oldest
+    quarter is dropped.
+
+    Args:
+        capacity: most objects kept.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        if len(self) >= self.capacity:
+            for k in list(itertools.islice(iter(self), self.capacity // 4 or 1)):
+                del self[k]
+        super().__setitem__(key, value)
+
+
 class Tx:
     """A read view of a store plus a buffer of new objects for one atomic commit.
 
@@ -66,12 +89,15 @@ class Tx:
         store: any backend of :class:`lattice.store.Store`.
     """
 
-    __slots__ = ("store", "objects", "_cache")
+    __slots__ = ("store", "objects", "_cache", "_memo")
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, cache: "ObjectCache | None" = None) -> None:
         self.store = store
         self.objects: dict[bytes, bytes] = {}
-        self._cache: dict[bytes, Any] = {}
+        self._cache: dict[bytes, Any] = {} if cache is None else cache
+        # id(opened container) -> (container, stored form): an opened container that the
+        # (pure) caller did not replace is stored again as what it was, without re-encoding.
+        self._memo: dict[int, tuple[Any, Any]] = {}
 
     # -- raw objects -------------------------------------------------------
     def get(self, d: bytes) -> bytes:
@@ -129,6 +155,10 @@ class Tx:
             return v
         if t is Link:
             return v
+        if t is list or t is dict:
+            m = self._memo.get(id(v))
+            if m is not None and m[0] is v:
+                return m[1]
         if t is list or t is tuple:
             items = [self.put_value(x) for x in v]
             if len(items) > FANOUT:
@@ -181,17 +211,22 @@ class Tx:
             if code == BLOB:
                 return self.load(v)
             if code == NODE:
-                return self.open(self.load(v))
+                out = self.open(self.load(v))
+                self._memo[id(out)] = (out, v)
+                return out
             if code == VEC:
                 return Vec.open(self, v)
             if code == MAP:
                 return HMap.open(self, v)
             raise InvalidValue(f"unexpected link kind {code} in a value")
         if t is list:
-            return [self.open(x) for x in v]
-        if t is dict:
-            return {k: self.open(x) for k, x in v.items()}
-        return v
+            out = [self.open(x) for x in v]
+        elif t is dict:
+            out = {k: self.open(x) for k, x in v.items()}
+        else:
+            return v
+        self._memo[id(out)] = (out, v)
+        return out
 
     def materialize(self, v: Any) -> Any:
         """Return ``v`` as plain Python data, loading every linked object."""
@@ -239,10 +274,12 @@ class Vec:
     ``None``; ``tail`` holds the last 1..32 items.
     """
 
-    __slots__ = ("tx", "count", "shift", "root", "tail")
+    __slots__ = ("tx", "count", "shift", "root", "tail", "link")
 
-    def __init__(self, tx: Tx, count: int, shift: int, root: Link | None, tail: list) -> None:
+    def __init__(self, tx: Tx, count: int, shift: int, root: Link | None, tail: list,
+                 link: Link | None = None) -> None:
         self.tx, self.count, self.shift, self.root, self.tail = tx, count, shift, root, tail
+        self.link = link  # where this exact vector is stored, if it is
 
     def __len__(self) -> int:
         return self.count
@@ -253,7 +290,7 @@ class Vec:
     @classmethod
     def open(cls, tx: Tx, link: Link) -> "Vec":
         count, shift, root, tail = tx.load(link)
-        return cls(tx, count, shift, root, tail)
+        return cls(tx, count, shift, root, tail, link)
 
     @classmethod
     def build(cls, tx: Tx, items: list) -> "Vec":
@@ -274,8 +311,10 @@ class Vec:
         return cls(tx, n, shift, root, items[tailoff:])
 
     def store(self) -> Link:
-        """Buffer the root object; return ``Link(VEC, digest)``."""
-        return self.tx.put_obj(VEC, [self.count, self.shift, self.root, self.tail])
+        """Buffer the root object (unless stored already); return ``Link(VEC, digest)``."""
+        if self.link is None:
+            self.link = self.tx.put_obj(VEC, [self.count, self.shift, self.root, self.tail])
+        return self.link
 
     def _tailoff(self) -> int:
         return self.count - len(self.tail)

@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 __all__ = ["PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT", "STATUSES", "TERMINAL",
-           "new_job_id", "normalize_job_id", "job_record", "public_job", "finish"]
+           "new_job_id", "JobIds", "normalize_job_id", "job_record", "public_job", "finish"]
 
 PENDING, STARTED, COMPLETE, FAILED, CANCELLED, TIMEOUT = (
     "PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT")
@@ -34,6 +34,25 @@ def new_job_id(ms: int, rand: bytes | None = None) -> str:
     """
     r = os.urandom(10) if rand is None else rand
     return "0x" + (ms & ((1 << 48) - 1)).to_bytes(6, "big").hex() + r.hex()
+
+
+class JobIds:
+    """Monotonic job ids: strictly increasing within a process even inside one millisecond.
+
+    A later id in the same (or an earlier, if the clock stepped back) millisecond
+    reuses the last timestamp and increments the random part, so agent tasks
+    keyed by job id stay in arrival order.
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def __call__(self, ms: int) -> str:
+        value = ((ms & ((1 << 48) - 1)) << 80) | int.from_bytes(os.urandom(10), "big")
+        if value <= self._last:
+            value = self._last + 1
+        self._last = value
+        return "0x" + value.to_bytes(16, "big").hex()
 
 
 def normalize_job_id(text: str) -> str | None:

@@ -39,7 +39,7 @@ import msgspec
 from lattice.codec import Link
 from lattice.commits import Commit, read_commit, write_commit
 from lattice.errors import InvalidPath, LatticeError
-from lattice.nodes import NODE, HMap, Tx, Vec, map_items, map_keys, map_len, seq_len
+from lattice.nodes import NODE, HMap, ObjectCache, Tx, Vec, map_items, map_keys, map_len, seq_len
 from lattice.paths import Missing, delete_path, parse_path, read_path, write_path
 from lattice.store import RefUpdate
 
@@ -47,7 +47,7 @@ from . import agent as A
 from . import operations as O
 from .contracts import Contract, validation_error
 from .errors import OpError, Rejected
-from .jobs import CANCELLED, COMPLETE, FAILED, PENDING, STARTED, TERMINAL, finish, job_record, new_job_id, normalize_job_id
+from .jobs import CANCELLED, COMPLETE, FAILED, PENDING, STARTED, TERMINAL, JobIds, finish, job_record, normalize_job_id
 from .llm import PROVIDERS, LlmError, LlmRequest, make_adapter
 
 __all__ = ["Runtime", "agent_ref", "job_ref", "ws_ref", "templates"]
@@ -85,8 +85,8 @@ class _Unit:
 
     __slots__ = ("store", "tx", "ts", "caller", "heads", "writes")
 
-    def __init__(self, store: Any, ts: int, caller: str):
-        self.store, self.tx, self.ts, self.caller = store, Tx(store), ts, caller
+    def __init__(self, store: Any, ts: int, caller: str, cache: ObjectCache | None = None):
+        self.store, self.tx, self.ts, self.caller = store, Tx(store, cache), ts, caller
         self.heads: dict[str, tuple[bytes | None, Commit | None]] = {}
         self.writes: dict[str, tuple[Any, str, Any] | None] = {}
 
@@ -164,6 +164,8 @@ class Runtime:
         self.store = store
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.adapter_factory = adapter_factory
+        self.cache = ObjectCache()
+        self._job_ids = JobIds()
         self.started_at = self.clock()
         self._loops: dict[tuple[str, str], asyncio.Task] = {}
         self._cycles: dict[tuple[str, str], tuple[str | None, asyncio.Task]] = {}
@@ -177,7 +179,7 @@ class Runtime:
         n = 0
         for name, d in self.store.refs("g/"):
             _, caller, aid = name.split("/", 2)
-            tx = Tx(self.store)
+            tx = Tx(self.store, self.cache)
             rec = tx.load_root(read_commit(tx, d).root)
             if rec["status"] == A.RUNNING:
                 self._ensure_loop(caller, aid)
@@ -203,7 +205,7 @@ class Runtime:
             Rejected: the request is refused before a job exists (nothing changed).
         """
         ts = self.clock()
-        job = job_record(new_job_id(ts), contract.key, ts, input=msgspec.to_builtins(inp))
+        job = job_record(self._job_ids(ts), contract.key, ts, input=msgspec.to_builtins(inp))
         handler = getattr(self, contract.handler)
         try:
             return await handler(caller, inp, job)
@@ -221,7 +223,7 @@ class Runtime:
             return None
         d = self.store.ref(job_ref(caller, jid))
         if d is not None:
-            tx = Tx(self.store)
+            tx = Tx(self.store, self.cache)
             return tx.materialize(tx.put_value(tx.load_root(read_commit(tx, d).root)))
         return self._mem_jobs.get((caller, jid))
 
@@ -248,7 +250,7 @@ class Runtime:
     # -- plumbing ------------------------------------------------------------
     async def _transact(self, caller: str, fn: Callable[[_Unit], Any]) -> Any:
         for attempt in range(_MAX_RETRIES):
-            u = _Unit(self.store, self.clock(), caller)
+            u = _Unit(self.store, self.clock(), caller, self.cache)
             result = fn(u)
             ups = u.updates()
             if not ups:
@@ -337,7 +339,7 @@ class Runtime:
             d = self.store.ref(aname)
             if d is None:
                 return cur
-            tx = Tx(self.store)
+            tx = Tx(self.store, self.cache)
             if tx.load_root(read_commit(tx, d).root)["status"] in (A.SUSPENDED, A.TERMINATED):
                 return cur  # no progress possible until agent:resume
             remaining = None if deadline is None else deadline - loop.time()
@@ -531,7 +533,7 @@ class Runtime:
         d = self.store.ref(agent_ref(caller, aid))
         if d is None:
             return None
-        tx = Tx(self.store)
+        tx = Tx(self.store, self.cache)
         return tx, tx.load_root(read_commit(tx, d).root)
 
     async def op_agent_info(self, caller: str, inp: O.AgentInput, job: dict) -> dict:
@@ -802,7 +804,7 @@ class Runtime:
 
     def _read_value(self, caller: str, ref: str, segs: list[str]) -> Any:
         """Materialized value at ``segs`` below ref's head root (Missing if absent)."""
-        tx = Tx(self.store)
+        tx = Tx(self.store, self.cache)
         raw = self._raw_root(tx, ref)
         if raw is Missing:
             return Missing
@@ -853,7 +855,7 @@ class Runtime:
         return await self._sync(caller, job, fn)
 
     def _list(self, caller: str, path: str, offset: int, limit: int, tx: Tx | None = None) -> dict:
-        tx = tx or Tx(self.store)
+        tx = tx or Tx(self.store, self.cache)
         v = self._at(tx, caller, path)
         if v is Missing:
             return {"exists": False}

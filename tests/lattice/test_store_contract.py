@@ -237,8 +237,9 @@ def test_lmdb_corrupt_object_detected_on_get(tmp_path):
         s.commit({d: b}, [])
     env = lmdb.open(str(path), max_dbs=2)
     try:
+        objects = env.open_db(b"objects")  # before begin(): open_db inside a write txn self-deadlocks
         with env.begin(write=True) as txn:
-            txn.put(d, b"tampered", db=env.open_db(b"objects"))
+            txn.put(d, b"tampered", db=objects)
     finally:
         env.close()
     with LmdbStore(path) as s:

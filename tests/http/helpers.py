@@ -1,0 +1,139 @@
+"""Shared helpers of the HTTP tests (imported as ``tests.http.helpers``).
+
+The HTTP contract is DESIGN.md section 3: ``POST /api/v1/invoke`` replies
+with a job (200 when terminal, 202 + ``Location`` while PENDING/STARTED);
+rejections are ``{"error": {code, message, path?, hint?}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any, Awaitable, Callable
+
+INVOKE = "/api/v1/invoke"
+JOB_ID = re.compile(r"^0x[0-9a-f]{32}$")
+TERMINAL = {"COMPLETE", "FAILED", "CANCELLED", "TIMEOUT"}
+JOB_KEYS = {"jobId", "operation", "status", "output", "error", "created", "updated"}
+
+ECHO = {"model": {"provider": "echo"}}
+HANG = {"model": {"provider": "hang"}}
+
+
+async def invoke(client, op: str, input: Any = None) -> tuple[int, dict]:
+    """POST ``{"operation": op, "input": input}``; return (HTTP status, JSON body)."""
+    status, body, _ = await invoke_full(client, op, input)
+    return status, body
+
+
+async def invoke_full(client, op: str, input: Any = None) -> tuple[int, dict, Any]:
+    """Like :func:`invoke`, also returning the response headers."""
+    payload: dict[str, Any] = {"operation": op}
+    if input is not None:
+        payload["input"] = input
+    r = await client.post(INVOKE, json=payload)
+    assert r.content_type == "application/json", (r.status, await r.text())
+    return r.status, await r.json(), r.headers
+
+
+async def ok(client, op: str, input: Any = None) -> Any:
+    """Invoke, assert a COMPLETE job with HTTP 200, return its ``output``."""
+    status, body = await invoke(client, op, input)
+    assert status == 200, body
+    assert_job_shape(body, op)
+    assert body["status"] == "COMPLETE", body
+    assert body["error"] is None, body
+    return body["output"]
+
+
+async def failed(client, op: str, input: Any, code: str) -> dict:
+    """Invoke, assert a FAILED job (HTTP 200) with ``error.code == code``; return the job."""
+    status, body = await invoke(client, op, input)
+    assert status == 200, body
+    assert_job_shape(body, op)
+    assert body["status"] == "FAILED", body
+    assert body["output"] is None, body
+    assert isinstance(body["error"], dict), body
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
+    return body
+
+
+def assert_job_shape(body: dict, op: str | None = None) -> None:
+    assert set(body) == JOB_KEYS, body
+    assert JOB_ID.match(body["jobId"]), body
+    if op is not None:
+        assert body["operation"] == op, body
+    assert isinstance(body["created"], int) and isinstance(body["updated"], int), body
+    assert body["updated"] >= body["created"]
+
+
+def assert_rejection(status: int, body: dict, http: int, code: str, path: str | None = None) -> dict:
+    """A rejection: the status, ``{"error": {code, message, path?, hint?}}``, non-empty message."""
+    assert status == http, (status, body)
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert set(err) <= {"code", "message", "path", "hint"}, err
+    assert err["code"] == code, err
+    assert isinstance(err["message"], str) and err["message"].strip(), err
+    if path is not None:
+        assert err.get("path") == path, err
+    if "hint" in err:
+        assert isinstance(err["hint"], str) and err["hint"], err
+    return err
+
+
+async def get_job(client, job_id: str) -> tuple[int, dict]:
+    r = await client.get(f"/api/v1/jobs/{job_id}")
+    return r.status, await r.json()
+
+
+async def wait_job(client, job_id: str, statuses=TERMINAL, timeout: float = 5.0) -> dict:
+    """Poll ``GET /api/v1/jobs/<id>`` until its status is in ``statuses`` (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, job = await get_job(client, job_id)
+        assert status == 200, job
+        if job["status"] in statuses:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']} after {timeout}s"
+        await asyncio.sleep(0.01)
+
+
+async def until(pred: Callable[[], Awaitable[Any]], timeout: float = 5.0, what: str = "condition") -> Any:
+    """Poll an async predicate until it returns a truthy value (bounded); return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = await pred()
+        if v:
+            return v
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def read(client, path: str, **kw: Any) -> dict:
+    """``covia:read`` output."""
+    return await ok(client, "covia:read", {"path": path, **kw})
+
+
+async def value(client, path: str) -> Any:
+    out = await read(client, path)
+    assert out["exists"] is True, (path, out)
+    return out["value"]
+
+
+async def create(client, agent_id: str, config: Any = None, **kw: Any) -> dict:
+    inp = {"agentId": agent_id, **kw}
+    if config is not None:
+        inp["config"] = config
+    return await ok(client, "agent:create", inp)
+
+
+async def info(client, agent_id: str) -> dict:
+    return await ok(client, "agent:info", {"agentId": agent_id})
+
+
+def snapshot(store) -> tuple[list, int]:
+    """Every ref (name, digest) and the object count: equal before/after means nothing changed."""
+    return list(store.refs("")), len(store)
