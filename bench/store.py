@@ -21,7 +21,6 @@ import os
 import platform
 import random
 import shutil
-import statistics
 import string
 import sys
 import tempfile

@@ -36,16 +36,20 @@ _decoder = msgspec.msgpack.Decoder()
 def encode(value: Any) -> bytes:
     """Return the canonical bytes of ``value``.
 
+    This is the low-level encoder: it does not police the data model (msgspec
+    would also encode a set or a datetime). Values enter the lattice through
+    :meth:`lattice.nodes.Tx.put_value`, which accepts only the data model.
+
     Args:
         value: None, bool, int, float, str, bytes, list, dict with str keys, or Link.
 
     Raises:
-        InvalidValue: the value is outside the data model (a set, a dict with
-            non-str keys, an int over 64 bits, ...).
+        InvalidValue: the value cannot be encoded (a dict with non-str keys,
+            an int outside int64/uint64, a str with a lone surrogate, ...).
     """
     try:
         return _encoder.encode(value)
-    except (TypeError, OverflowError, msgspec.EncodeError) as e:
+    except (TypeError, OverflowError, UnicodeEncodeError, msgspec.EncodeError) as e:
         raise InvalidValue(f"value cannot be stored: {e}") from e
 
 
@@ -53,9 +57,10 @@ def decode(data: bytes) -> Any:
     """Decode canonical bytes (links come back as :data:`Link`).
 
     Raises:
-        InvalidValue: the bytes are not valid msgpack.
+        InvalidValue: the bytes are not valid msgpack (or nest too deeply, or
+            hold invalid UTF-8).
     """
     try:
         return _decoder.decode(data)
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as e:
         raise InvalidValue(f"undecodable object: {e}") from e

@@ -2,7 +2,7 @@
 
 A commit object records one event and the full state tree after it::
 
-    {format, parent: digest | None, root: digest, seq, ts, op, input, caller}
+    {format, parent: digest | None, root: Link, seq, ts, op, input, caller}
 
 ``seq`` counts from 0 along the chain, ``ts`` is Unix milliseconds (passed in:
 commits never read a clock), ``op`` the operation key, ``input`` the event's
@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import msgspec
 
-from .codec import FORMAT_VERSION, decode, encode
+from .codec import FORMAT_VERSION, Link, decode, encode
 from .errors import InvalidValue, NotFound
 from .nodes import Tx
 
@@ -24,10 +24,11 @@ __all__ = ["Commit", "write_commit", "read_commit", "log"]
 
 
 class Commit(msgspec.Struct, frozen=True):
-    """A decoded commit. ``input`` is in stored form (open it with a Tx)."""
+    """A decoded commit. ``root`` is the link to the state tree (see
+    :meth:`Tx.put_root`); ``input`` is in stored form (open it with a Tx)."""
 
     parent: bytes | None
-    root: bytes
+    root: Link
     seq: int
     ts: int
     op: str
@@ -36,14 +37,14 @@ class Commit(msgspec.Struct, frozen=True):
     format: int = FORMAT_VERSION
 
 
-def write_commit(tx: Tx, *, parent: bytes | None, parent_seq: int | None, root: bytes, ts: int, op: str,
+def write_commit(tx: Tx, *, parent: bytes | None, parent_seq: int | None, root: Link, ts: int, op: str,
                  input: Any, caller: str) -> tuple[bytes, Commit]:
     """Buffer a commit object in ``tx``; return ``(digest, commit)``.
 
     Args:
         parent: digest of the previous commit of the ref, or None for the first.
         parent_seq: the parent's ``seq`` (ignored without a parent).
-        root: digest of the root object (from :meth:`Tx.put_root`).
+        root: the root's link (from :meth:`Tx.put_root`).
         ts: Unix milliseconds.
     """
     seq = 0 if parent is None else (parent_seq or 0) + 1
@@ -61,10 +62,19 @@ def read_commit(store_or_tx: Any, d: bytes) -> Commit:
         NotFound: no such object. InvalidValue: the object is not a commit.
     """
     obj = decode(store_or_tx.get(d))
-    if type(obj) is not dict or "root" not in obj or "seq" not in obj:
+    if type(obj) is not dict or not _is_commit(obj):
         raise InvalidValue(f"object {d.hex()} is not a commit")
     return Commit(obj["parent"], obj["root"], obj["seq"], obj["ts"], obj["op"], obj["input"], obj["caller"],
-                  obj.get("format", FORMAT_VERSION))
+                  obj["format"])
+
+
+_ABSENT = object()
+_SHAPE = {"root": Link, "seq": int, "ts": int, "op": str, "caller": str, "format": int}
+
+
+def _is_commit(obj: dict) -> bool:
+    return (all(type(obj.get(k, _ABSENT)) is t for k, t in _SHAPE.items()) and "input" in obj
+            and (obj.get("parent", _ABSENT) is None or type(obj.get("parent")) is bytes))
 
 
 def log(store: Any, head: bytes | None, limit: int | None = None) -> Iterator[tuple[bytes, Commit]]:

@@ -21,8 +21,13 @@ CAS fails writes nothing and resolves to ``False`` without affecting the rest.
 Reads run inline on the caller's thread in a short read transaction. Growing
 the map (``MDB_MAP_FULL``) invalidates every open transaction of the
 environment, so reads and the resize are serialised by a small
-readers/exclusive gate: the writer waits until no read is in flight, remaps,
-and retries the group.
+readers/exclusive gate: the writer waits until no read is in flight, remaps
+(doubling the size) and retries the group. The writer also takes the gate to
+abort a write transaction: py-lmdb 3.0 makes that abort wait until no LMDB
+call is in flight on any thread, which steady concurrent readers can postpone
+forever. If another process (e.g. a CLI on the same directory) grows the map
+beyond ours, LMDB reports ``MDB_MAP_RESIZED``; the writer adopts the new size
+(a read that hits it asks the writer to, with an empty commit, then retries).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import os
 import queue
 import threading
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Mapping, NamedTuple
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
 
 import lmdb
 
@@ -56,6 +61,7 @@ _open_paths: set[str] = set()
 _open_paths_lock = threading.Lock()
 
 _STOP = object()
+_T = TypeVar("_T")
 
 
 class _Request(NamedTuple):
@@ -201,18 +207,29 @@ class LmdbStore:
 
     # ------------------------------------------------------------------ reads
 
-    @contextmanager
-    def _read(self, db: object) -> Iterator[lmdb.Transaction]:
-        """Yield a short read transaction on ``db``; map LMDB errors to StoreError."""
-        with self._gate.shared():
-            env = self._env
-            if env is None:
-                raise StoreError(f"LmdbStore {self.path!r} is closed")
-            try:
-                with env.begin(db=db, buffers=False) as txn:
-                    yield txn
-            except lmdb.Error as e:
-                raise _store_error(f"LMDB read failed in {self.path!r}", e) from e
+    def _read(self, db: object, fn: Callable[[lmdb.Transaction], _T]) -> _T:
+        """Run ``fn`` in a short read transaction on ``db`` and return its result.
+
+        Raises:
+            StoreError: the store is closed or LMDB failed.
+        """
+        for attempt in range(2):
+            with self._gate.shared():
+                env = self._env
+                if env is None:
+                    raise StoreError(f"LmdbStore {self.path!r} is closed")
+                try:
+                    with env.begin(db=db, buffers=False) as txn:
+                        return fn(txn)
+                except lmdb.MapResizedError as e:
+                    # Another process grew the map beyond ours; only the
+                    # writer may adopt the new size (no txn may be open).
+                    if attempt:
+                        raise _store_error(f"LMDB read failed in {self.path!r}", e) from e
+                except lmdb.Error as e:
+                    raise _store_error(f"LMDB read failed in {self.path!r}", e) from e
+            self.commit({}, [])  # an empty commit makes the writer adopt the new map size
+        raise AssertionError("unreachable")
 
     def get(self, d: bytes) -> bytes:
         """Return the object stored under digest ``d``.
@@ -229,25 +246,19 @@ class LmdbStore:
             StoreError: the store is closed or LMDB failed.
         """
         key = bytes(d)
-        data = None
-        with self._read(self._objects) as txn:
-            if len(key) == DIGEST_SIZE:
-                data = txn.get(key)
+        data = self._read(self._objects, lambda txn: txn.get(key) if len(key) == DIGEST_SIZE else None)
         if data is None:
             raise NotFound(f"no object {key.hex()}")
         return check_object(key, data)
 
     def has(self, d: bytes) -> bool:
-        """Return whether an object with digest ``d`` is stored (no re-hash).
+        """Return whether an object with digest ``d`` is stored (no re-hash, no copy).
 
         Raises:
             StoreError: the store is closed or LMDB failed.
         """
         key = bytes(d)
-        with self._read(self._objects) as txn:
-            if len(key) != DIGEST_SIZE:
-                return False
-            return txn.cursor().set_key(key)
+        return self._read(self._objects, lambda txn: len(key) == DIGEST_SIZE and txn.cursor().set_key(key))
 
     def ref(self, name: str) -> bytes | None:
         """Return the digest ``name`` points at, or ``None``.
@@ -256,10 +267,7 @@ class LmdbStore:
             StoreError: the store is closed or LMDB failed.
         """
         key = self._ref_key(name)
-        with self._read(self._refs) as txn:
-            if key is None:
-                return None
-            return txn.get(key)
+        return self._read(self._refs, lambda txn: None if key is None else txn.get(key))
 
     def refs(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
         """Return ``(name, digest)`` for every ref starting with ``prefix``, in name order.
@@ -268,20 +276,27 @@ class LmdbStore:
         consistent snapshot and stays valid across later commits.
 
         Raises:
-            StoreError: the store is closed or LMDB failed.
+            StoreError: the store is closed, LMDB failed or a stored name is
+                not UTF-8 (written by something other than this class).
         """
         pfx = self._ref_key(prefix) if prefix else b""
-        items: list[tuple[str, bytes]] = []
-        with self._read(self._refs) as txn:
+
+        def scan(txn: lmdb.Transaction) -> list[tuple[str, bytes]]:
+            items: list[tuple[str, bytes]] = []
             if pfx is None:
-                return iter(items)
+                return items
             cur = txn.cursor()
             if cur.set_range(pfx):
                 for key, value in cur:
                     if not key.startswith(pfx):
                         break
-                    items.append((key.decode("utf-8"), value))
-        return iter(items)
+                    try:
+                        items.append((key.decode("utf-8"), value))
+                    except UnicodeDecodeError as e:
+                        raise _store_error(f"ref key {key!r} in {self.path!r} is not UTF-8", e) from e
+            return items
+
+        return iter(self._read(self._refs, scan))
 
     def stats(self) -> dict:
         """Return sizes of the environment.
@@ -294,19 +309,19 @@ class LmdbStore:
         Raises:
             StoreError: the store is closed or LMDB failed.
         """
-        with self._read(self._objects) as txn:
+
+        def collect(txn: lmdb.Transaction) -> dict:
             info = self._env.info()
-            psize = self._env.stat()["psize"]
-            n_objects = txn.stat(self._objects)["entries"]
-            n_refs = txn.stat(self._refs)["entries"]
-        return {
-            "path": self.path,
-            "map_size": info["map_size"],
-            "used_bytes": (info["last_pgno"] + 1) * psize,
-            "objects": n_objects,
-            "refs": n_refs,
-            "durable": self.durable,
-        }
+            return {
+                "path": self.path,
+                "map_size": info["map_size"],
+                "used_bytes": (info["last_pgno"] + 1) * self._env.stat()["psize"],
+                "objects": txn.stat(self._objects)["entries"],
+                "refs": txn.stat(self._refs)["entries"],
+                "durable": self.durable,
+            }
+
+        return self._read(self._objects, collect)
 
     # ----------------------------------------------------------------- writes
 
@@ -424,9 +439,23 @@ class LmdbStore:
 
     def _write_group(self, group: list[_Request]) -> None:
         """Commit ``group`` in one transaction (growing the map as needed); resolve its futures."""
+        resized = 0
         while True:
             try:
                 results = self._apply(group)
+            except lmdb.MapResizedError:
+                # Another process grew the map: adopt its size and retry.
+                resized += 1
+                try:
+                    if resized > 3:
+                        raise
+                    with self._gate.exclusive():
+                        self._env.set_mapsize(0)
+                except BaseException as e:  # noqa: BLE001 - reported through the futures
+                    for r in group:
+                        r.future.set_exception(_store_error(f"cannot adopt LMDB map size of {self.path!r}", e))
+                    return
+                continue
             except lmdb.MapFullError:
                 try:
                     self._grow()
@@ -451,7 +480,8 @@ class LmdbStore:
         """Apply each request's CAS + writes in one write transaction; return per-request results."""
         results = []
         objects_db, refs_db = self._objects, self._refs
-        with self._env.begin(write=True) as txn:
+        txn = self._env.begin(write=True)
+        try:
             for req in group:
                 ok = all(txn.get(key, db=refs_db) == expected for key, expected, _ in req.updates)
                 results.append(ok)
@@ -464,6 +494,14 @@ class LmdbStore:
                         txn.delete(key, db=refs_db)
                     else:
                         txn.put(key, new, db=refs_db)
+        except BaseException:
+            # py-lmdb 3.0 makes a write-txn abort wait until no LMDB call is
+            # in flight on ANY thread; under steady concurrent reads that can
+            # starve forever. Hold the gate so reads drain and none start.
+            with self._gate.exclusive():
+                txn.abort()
+            raise
+        txn.commit()  # on failure LMDB has already aborted the txn
         return results
 
     def _grow(self) -> None:

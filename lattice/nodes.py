@@ -193,36 +193,61 @@ class Tx:
             return Link(NODE, d)
         return c
 
-    def put_root(self, value: Any) -> bytes:
-        """Store ``value`` as a root object (always its own object); return its digest."""
+    def put_root(self, value: Any) -> Link:
+        """Store ``value`` as a root; return its link (never inline).
+
+        A map, small list or scalar root is a ``NODE`` object; a large list,
+        large map or long string root is its ``VEC``/``MAP``/``BLOB`` link.
+        """
         n = self.put_value(value)
-        if type(n) is Link and n.code == NODE:
-            return bytes(n.data)
         if type(n) is Link:
-            # A root that is a large collection or blob: wrap so roots are always NODE objects.
-            return self.put(encode([n]))
-        return self.put(encode(n))
+            return n
+        d = self.put(encode(n))
+        self._cache[d] = n
+        return Link(NODE, d)
+
+    def raw_root(self, root: Link) -> Any:
+        """The stored form of a root: a NODE's decoded object, else the link itself."""
+        return self.load(root) if root.code == NODE else root
 
     def open(self, v: Any) -> Any:
-        """Return ``v`` with blobs and small nodes loaded, large collections as handles."""
+        """Return ``v`` with blobs and small nodes loaded, large collections as handles.
+
+        ``v`` may be in stored form or already (partly) opened.
+        """
         t = type(v)
         if t is Link:
-            code = v.code
-            if code == BLOB:
-                return self.load(v)
-            if code == NODE:
-                out = self.open(self.load(v))
-                self._memo[id(out)] = (out, v)
-                return out
-            if code == VEC:
-                return Vec.open(self, v)
-            if code == MAP:
-                return HMap.open(self, v)
-            raise InvalidValue(f"unexpected link kind {code} in a value")
+            return self._open_link(v)
         if t is list:
-            out = [self.open(x) for x in v]
+            return [self.open(x) for x in v]
+        if t is dict:
+            return {k: self.open(x) for k, x in v.items()}
+        return v
+
+    def _open_link(self, v: Link) -> Any:
+        code = v.code
+        if code == BLOB:
+            return self.load(v)
+        if code == NODE:
+            out = self._open_stored(self.load(v))
+            self._memo[id(out)] = (out, v)
+            return out
+        if code == VEC:
+            return Vec.open(self, v)
+        if code == MAP:
+            return HMap.open(self, v)
+        raise InvalidValue(f"unexpected link kind {code} in a value")
+
+    def _open_stored(self, v: Any) -> Any:
+        """:meth:`open` for a decoded object: each container opened is memoized with its stored form,
+        so storing it again unchanged costs no encoding."""
+        t = type(v)
+        if t is Link:
+            return self._open_link(v)
+        if t is list:
+            out: Any = [self._open_stored(x) for x in v]
         elif t is dict:
-            out = {k: self.open(x) for k, x in v.items()}
+            out = {k: self._open_stored(x) for k, x in v.items()}
         else:
             return v
         self._memo[id(out)] = (out, v)
@@ -253,12 +278,11 @@ class Tx:
             return {k: self.materialize(x) for k, x in v.items()}
         return v
 
-    def load_root(self, d: bytes) -> Any:
-        """Return the opened value of root object ``d`` (see :meth:`put_root`)."""
-        obj = self.load(Link(NODE, d))
-        if type(obj) is list and len(obj) == 1 and type(obj[0]) is Link and obj[0].code in (VEC, MAP, BLOB):
-            return self.open(obj[0])
-        return self.open(obj)
+    def load_root(self, root: Link) -> Any:
+        """Return the opened value of a root (see :meth:`put_root`)."""
+        if root.code == NODE:
+            return self._open_stored(self.load(root))
+        return self._open_link(root)
 
 
 # ---------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def parse_path(path: str) -> tuple[str, list[str]]:
             raise InvalidPath(f"empty segment at position {i} in {path!r}", hint="remove the leading, trailing or doubled '/'")
         if len(p) > MAX_SEGMENT:
             raise InvalidPath(f"segment {i} is {len(p)} characters long, at most {MAX_SEGMENT} allowed")
-        if any(ord(c) < 32 for c in p):
+        if any(c < " " or "\x7f" <= c <= "\x9f" for c in p):
             raise InvalidPath(f"segment {i} of the path holds a control character")
     ns = parts[0]
     if ns not in NAMESPACES:
@@ -65,7 +65,7 @@ def parse_path(path: str) -> tuple[str, list[str]]:
 
 
 def _index(seg: str) -> int | None:
-    if seg.isdigit() and (seg == "0" or seg[0] != "0"):
+    if seg.isascii() and seg.isdigit() and (seg == "0" or seg[0] != "0"):
         return int(seg)
     return None
 

@@ -26,7 +26,7 @@ import msgspec
 
 from lattice.nodes import Tx, map_delete, map_keys, map_len, map_get, map_set, seq_append, seq_iter, seq_len
 
-from .llm import ModelRef, parse_model
+from .llm import ModelRef
 from .llm.deterministic import EchoModel
 
 __all__ = [

@@ -17,7 +17,7 @@ import msgspec
 
 from .errors import Rejected
 
-__all__ = ["Contract", "REGISTRY", "declare", "lookup", "decode_input", "validation_error", "input_schema"]
+__all__ = ["MAX_NESTING", "Contract", "REGISTRY", "declare", "lookup", "decode_input", "validation_error", "input_schema"]
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,37 @@ def decode_input(contract: Contract, raw: Any) -> Any:
     """
     if raw is None:
         raw = {}
+    where = _too_deep(raw, MAX_NESTING)
+    if where is not None:
+        raise Rejected("invalid_input", f"value nested deeper than {MAX_NESTING} levels - at `{where}`", path=where,
+                       hint="flatten the value")
     if not isinstance(raw, dict):
         raise Rejected("invalid_input", f"Expected `object`, got `{type(raw).__name__}` - at `$.input`", path="$.input")
     try:
         return msgspec.convert(raw, contract.input)
     except msgspec.ValidationError as e:
         raise validation_error(e) from None
+
+
+#: deepest nesting of lists/maps accepted in an input
+MAX_NESTING = 64
+
+
+def _too_deep(value: Any, limit: int) -> str | None:
+    """Return the path of the first container nested deeper than ``limit``, else None (iterative)."""
+    stack = [(value, 0, "$.input")]
+    while stack:
+        v, depth, path = stack.pop()
+        if isinstance(v, dict):
+            items = [(x, f"{path}.{k}") for k, x in v.items()]
+        elif isinstance(v, list):
+            items = [(x, f"{path}[{i}]") for i, x in enumerate(v)]
+        else:
+            continue
+        if depth >= limit:
+            return path
+        stack.extend((x, depth + 1, p) for x, p in items)
+    return None
 
 
 def input_schema(contract: Contract) -> dict[str, Any]:

@@ -74,7 +74,9 @@ async def invoke(request: web.Request) -> web.Response:
     try:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as e:
-        raise Rejected("invalid_json", f"malformed JSON: {e}", hint='send {"operation": "...", "input": {...}}')
+        raise Rejected("invalid_json", f"malformed JSON: {e}", hint='send {"operation": "...", "input": {...}}') from None
+    except RecursionError:
+        raise Rejected("invalid_json", "JSON nested too deeply to decode", hint="flatten the value") from None
     if not isinstance(data, dict):
         raise Rejected("invalid_input", f"Expected `object`, got `{_type(data)}` - at `$`", path="$",
                        hint='send {"operation": "...", "input": {...}}')

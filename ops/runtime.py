@@ -38,8 +38,8 @@ import msgspec
 
 from lattice.codec import Link
 from lattice.commits import Commit, read_commit, write_commit
-from lattice.errors import InvalidPath, LatticeError
-from lattice.nodes import NODE, HMap, ObjectCache, Tx, Vec, map_items, map_keys, map_len, seq_len
+from lattice.errors import InvalidPath, InvalidValue, LatticeError
+from lattice.nodes import HMap, ObjectCache, Tx, Vec, map_items, map_keys, map_len, seq_len
 from lattice.paths import Missing, delete_path, parse_path, read_path, write_path
 from lattice.store import RefUpdate
 
@@ -212,9 +212,12 @@ class Runtime:
         except Rejected:
             raise
         except OpError as e:
-            done = finish(job, FAILED, self.clock(), error={"code": e.code, "message": e.message})
+            done = finish(job, FAILED, self.clock(), error=e.to_dict())
             self._remember(caller, done)
             return done
+        except InvalidValue as e:  # a value the lattice cannot hold (e.g. an int over 64 bits); nothing was written
+            raise Rejected("invalid_input", e.message, path="$.input",
+                           hint="integers must fit in 64 bits; map keys must be strings") from None
 
     def get_job(self, caller: str, job_id: str) -> dict[str, Any] | None:
         """The job record, or None. ``job_id`` may be in any case, with or without ``0x``."""
@@ -398,7 +401,16 @@ class Runtime:
             rec = A.new_agent(config, inp.state, u.ts)
             u.write(name, rec, "agent:create", msgspec.to_builtins(inp))
             return {"agentId": inp.agentId, "status": rec["status"], "created": old is None, "updated": old is not None}
-        return await self._sync(caller, job, fn)
+        done = await self._sync(caller, job, fn)
+        if inp.overwrite and done["status"] == COMPLETE and done["output"]["updated"]:
+            self._stop_run(caller, inp.agentId)  # the replaced agent's in-flight run must not block the new one
+        return done
+
+    def _stop_run(self, caller: str, aid: str, task_id: str | None = None) -> None:
+        """Cancel the in-flight run of an agent (only if it works on ``task_id``, when given)."""
+        cyc = self._cycles.get((caller, aid))
+        if cyc is not None and (task_id is None or cyc[0] == task_id):
+            cyc[1].cancel()
 
     async def op_agent_update(self, caller: str, inp: O.UpdateInput, job: dict) -> dict:
         if inp.config is not None:
@@ -483,10 +495,8 @@ class Runtime:
             u.write(name, rec, "agent:delete", msgspec.to_builtins(inp))
             return {"agentId": inp.agentId, "status": rec["status"]}
         out = await self._sync(caller, job, fn)
-        if inp.remove and out["status"] == COMPLETE:
-            cyc = self._cycles.get((caller, inp.agentId))
-            if cyc is not None:
-                cyc[1].cancel()
+        if out["status"] == COMPLETE:
+            self._stop_run(caller, inp.agentId)  # a terminated agent's run is abandoned, not recorded
         return out
 
     async def _cancel_agent_job(self, caller: str, aid: str, task_id: str, required: bool) -> bool:
@@ -513,9 +523,8 @@ class Runtime:
             u.write(name, rec, "agent:cancelTask", {"agentId": aid, "taskId": task_id})
             return True
         done = await self._transact(caller, fn)
-        cyc = self._cycles.get((caller, aid))
-        if done and cyc is not None and cyc[0] == task_id:
-            cyc[1].cancel()  # the run working on it stops; nothing of it is recorded
+        if done:
+            self._stop_run(caller, aid, task_id)  # the run working on it stops; nothing of it is recorded
         return done
 
     async def op_agent_cancel_task(self, caller: str, inp: O.CancelTaskInput, job: dict) -> dict:
@@ -819,11 +828,7 @@ class Runtime:
                 job = self._mem_jobs.get((caller, jid))
                 return Missing if job is None else job
             return Missing
-        root = read_commit(tx, d).root
-        obj = tx.load(Link(NODE, root))
-        if type(obj) is list and len(obj) == 1 and type(obj[0]) is Link:
-            return obj[0]
-        return obj
+        return tx.raw_root(read_commit(tx, d).root)
 
     def _at(self, tx: Tx, caller: str, path: str) -> Any:
         ns, ref, segs = self._target(caller, path)
@@ -831,7 +836,7 @@ class Runtime:
             prefix = f"{ns}/{caller}/"
             raw: Any = {}
             for name, d in self.store.refs(prefix):
-                raw[name[len(prefix):]] = Link(NODE, read_commit(tx, d).root)
+                raw[name[len(prefix):]] = read_commit(tx, d).root
             if ns == "j":
                 for (c, jid), job in self._mem_jobs.items():
                     if c == caller:

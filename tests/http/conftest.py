@@ -1,4 +1,8 @@
-"""Fixtures of the HTTP tests: the v1 app over a MemoryStore (or an LmdbStore), driven by aiohttp's test client."""
+"""Fixtures of the HTTP tests: the v1 app over a MemoryStore (or an LmdbStore), driven by aiohttp's test client.
+
+Helpers (``invoke(client, op, input) -> (status, body)``, ``wait_job``, ``snapshot``...) live in
+``tests/http/helpers.py`` (imported as ``tests.http.helpers``, so no module name clashes with other test dirs).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
 from ops.http import create_app
 from ops.runtime import Runtime
+from tests.http.helpers import SMALL_BODY
 
 
 @pytest.fixture
@@ -50,8 +55,6 @@ async def any_client(request, tmp_path):
     finally:
         s.close()
 
-
-SMALL_BODY = 4096
 
 
 @pytest.fixture

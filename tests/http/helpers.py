@@ -13,6 +13,8 @@ import time
 from typing import Any, Awaitable, Callable
 
 INVOKE = "/api/v1/invoke"
+#: max_body of the `small_client` fixture
+SMALL_BODY = 4096
 JOB_ID = re.compile(r"^0x[0-9a-f]{32}$")
 TERMINAL = {"COMPLETE", "FAILED", "CANCELLED", "TIMEOUT"}
 JOB_KEYS = {"jobId", "operation", "status", "output", "error", "created", "updated"}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -322,6 +324,35 @@ def test_lmdb_reopen_after_growth_with_small_map_size(tmp_path):
         assert s.commit(dict([obj(os.urandom(200 * 1024))]), [])
 
 
+_GROW_ELSEWHERE = """
+import sys, lmdb
+from blake3 import blake3
+env = lmdb.open(sys.argv[1], max_dbs=2, map_size=64 << 20)
+objects, refs = env.open_db(b"objects"), env.open_db(b"refs")
+with env.begin(write=True) as txn:
+    for i in range(8):
+        data = bytes([i]) * (256 * 1024)
+        txn.put(blake3(data).digest(), data, db=objects)
+    txn.put(b"other/process", blake3(data).digest(), db=refs)
+env.close()
+"""
+
+
+def test_lmdb_adopts_map_grown_by_another_process(tmp_path):
+    path = tmp_path / "db"
+    with LmdbStore(path, map_size=64 * 1024, durable=False) as s:
+        d, b = obj(b"mine")
+        s.commit({d: b}, [])
+        subprocess.run([sys.executable, "-c", _GROW_ELSEWHERE, str(path)], check=True, timeout=30)
+        last = bytes([7]) * (256 * 1024)
+        assert s.ref("other/process") == digest(last)  # read first: needs the writer to adopt
+        assert s.get(digest(last)) == last
+        assert s.get(d) == b
+        d2, b2 = obj(b"after")
+        assert s.commit({d2: b2}, [RefUpdate("mine", None, d2)])
+        assert s.stats()["map_size"] >= 2 * 1024 * 1024
+
+
 def test_lmdb_same_path_twice_is_an_error(tmp_path):
     path = tmp_path / "db"
     with LmdbStore(path):
@@ -373,7 +404,8 @@ def test_lmdb_group_commit_shares_one_transaction(tmp_path, monkeypatch):
         d0, b0 = obj(b"first")
         first = threading.Thread(target=s.commit, args=({d0: b0}, [RefUpdate("seq", None, d0)]))
         first.start()
-        while not groups:
+        deadline = time.monotonic() + 5
+        while not groups and time.monotonic() < deadline:
             time.sleep(0.001)
         # writer is now blocked inside the first group; queue a chain of CAS moves
         chain = [d0] + [obj(f"step {i}".encode())[0] for i in range(10)]
@@ -389,6 +421,35 @@ def test_lmdb_group_commit_shares_one_transaction(tmp_path, monkeypatch):
         assert groups == [1, 11]
         assert results == [True] * 10 + [False]
         assert s.ref("seq") == chain[-1]
+
+
+async def test_lmdb_cancelled_acommit_is_withdrawn_if_still_queued(tmp_path, monkeypatch):
+    with LmdbStore(tmp_path / "db", durable=False) as s:
+        release = threading.Event()
+        busy = threading.Event()
+        real_apply = s._apply
+
+        def slow_apply(group):
+            busy.set()
+            assert release.wait(5)
+            return real_apply(group)
+
+        monkeypatch.setattr(s, "_apply", slow_apply)
+        d1, b1 = obj(b"lands")
+        first = asyncio.ensure_future(s.acommit({d1: b1}, [RefUpdate("a", None, d1)]))
+        assert await asyncio.to_thread(busy.wait, 5)
+        d2, b2 = obj(b"withdrawn")
+        second = asyncio.ensure_future(s.acommit({d2: b2}, [RefUpdate("b", None, d2)]))
+        await asyncio.sleep(0)  # let it queue
+        second.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        assert await first is True
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        assert s.ref("b") is None
+        assert not s.has(d2)
+        assert s.ref("a") == d1
 
 
 def test_lmdb_close_is_idempotent_and_final(tmp_path):

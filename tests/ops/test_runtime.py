@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -268,7 +268,7 @@ SECRET = "sk-test-4f9d8e7c6b5a-never-store-me"
 
 
 @pytest.fixture
-async def fake_openai(aiohttp_unused_port=None):
+async def fake_openai():
     """A local chat-completions server whose behaviour each test scripts."""
     state: dict[str, Any] = {"mode": "tool", "seen": []}
 
@@ -310,7 +310,8 @@ def _openai_rt(store, env: dict[str, str]) -> Runtime:
                    else make_adapter(m))
 
 
-async def test_openai_tool_call_round_trip_through_the_run_loop(fake_openai, tmp_path: Path) -> None:
+async def test_openai_tool_call_round_trip_through_the_run_loop(fake_openai, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
     store = LmdbStore(tmp_path / "db")
     rt = _openai_rt(store, {"LATTICE_TEST_KEY": SECRET})
     try:
@@ -354,6 +355,7 @@ async def test_openai_tool_call_round_trip_through_the_run_loop(fake_openai, tmp
     # the key is in no stored object
     blob = b"".join(p.read_bytes() for p in (tmp_path / "db").rglob("*") if p.is_file())
     assert SECRET.encode() not in blob
+    assert caplog.records and SECRET not in caplog.text  # nor in any log line
 
 
 async def test_missing_api_key_env_suspends_with_config_error(rt: Runtime) -> None:
@@ -364,5 +366,3 @@ async def test_missing_api_key_env_suspends_with_config_error(rt: Runtime) -> No
     err = (await read(rt, "g/A"))["error"]
     assert err["code"] == "llm_config" and "NOPE_KEY" in err["message"]
 
-
-del os

@@ -1,0 +1,233 @@
+"""Tests of commits (lattice.commits): the event log of a ref, and that every version stays readable."""
+
+from __future__ import annotations
+
+import pytest
+
+from lattice.codec import FORMAT_VERSION, Link, encode
+from lattice.commits import Commit, log, read_commit, write_commit
+from lattice.digest import digest
+from lattice.errors import InvalidValue, NotFound
+from lattice.memory import MemoryStore
+from lattice.nodes import BLOB, Tx, map_delete, map_set
+from lattice.store import RefUpdate
+
+
+def _commit_chain(store: MemoryStore, ref: str, states: list, *, op: str = "test:step") -> list[tuple[bytes, Commit]]:
+    """Commit each state in turn on ``ref`` (compare-and-swap); return ``[(digest, commit)]`` oldest first."""
+    out = []
+    head, head_seq = None, None
+    for i, state in enumerate(states):
+        tx = Tx(store)
+        root = tx.put_root(state)
+        d, c = write_commit(tx, parent=head, parent_seq=head_seq, root=root, ts=1_000 + i, op=op,
+                            input={"step": i}, caller="tester")
+        assert store.commit(dict(tx.objects), [RefUpdate(ref, head, d)]) is True
+        out.append((d, c))
+        head, head_seq = d, c.seq
+    return out
+
+
+def test_write_read_round_trip():
+    store = MemoryStore()
+    tx = Tx(store)
+    root = tx.put_root({"status": "SLEEPING"})
+    d, c = write_commit(tx, parent=None, parent_seq=None, root=root, ts=1234, op="agent:create",
+                        input={"agentId": "Alice"}, caller="u1")
+    assert type(d) is bytes and len(d) == 32
+    assert d == digest(tx.objects[d])
+    assert c == Commit(None, root, 0, 1234, "agent:create", {"agentId": "Alice"}, "u1", FORMAT_VERSION)
+    # readable through the tx buffer before it is committed
+    assert read_commit(tx, d) == c
+    assert store.commit(dict(tx.objects), [])
+    got = read_commit(store, d)
+    assert got == c
+    assert got.parent is None and got.seq == 0 and got.root == root and got.format == FORMAT_VERSION
+    assert Tx(store).materialize(Tx(store).load_root(got.root)) == {"status": "SLEEPING"}
+
+
+def test_seq_increments_along_the_chain():
+    store = MemoryStore()
+    chain = _commit_chain(store, "a/Alice", [{"n": i} for i in range(5)])
+    for i, (d, c) in enumerate(chain):
+        assert c.seq == i
+        assert c.ts == 1_000 + i
+        assert c.parent == (None if i == 0 else chain[i - 1][0])
+        assert read_commit(store, d) == c
+    assert store.ref("a/Alice") == chain[-1][0]
+    # parent_seq is the parent's seq, whatever it is
+    tx = Tx(store)
+    d, c = write_commit(tx, parent=chain[-1][0], parent_seq=41, root=chain[-1][1].root, ts=0, op="x", input=None,
+                        caller="c")
+    assert c.seq == 42
+    # without a parent, parent_seq is ignored
+    d, c = write_commit(tx, parent=None, parent_seq=41, root=chain[-1][1].root, ts=0, op="x", input=None, caller="c")
+    assert c.seq == 0
+
+
+def test_commit_digest_is_deterministic():
+    tx1, tx2 = Tx(MemoryStore()), Tx(MemoryStore())
+    args = dict(parent=None, parent_seq=None, root=bytes(32), ts=5, op="op", input={"b": 1, "a": [1, 2]}, caller="c")
+    assert write_commit(tx1, **args)[0] == write_commit(tx2, **args)[0]
+    other = dict(args, ts=6)
+    assert write_commit(tx1, **other)[0] != write_commit(tx2, **args)[0]
+
+
+def test_large_input_is_stored_as_a_shared_blob():
+    store = MemoryStore()
+    tx = Tx(store)
+    body = "a long message body " * 30
+    root = tx.put_root({"inbox": [{"message": body}]})
+    n_before = len(tx.objects)
+    d, c = write_commit(tx, parent=None, parent_seq=None, root=root, ts=1, op="agent:message",
+                        input={"message": body}, caller="u")
+    assert len(tx.objects) == n_before + 1  # only the commit object: the body blob is shared with the state
+    link = c.input["message"]
+    assert type(link) is Link and link.code == BLOB
+    assert store.commit(dict(tx.objects), [])
+    assert Tx(store).materialize(read_commit(store, d).input) == {"message": body}
+
+
+def test_log_walks_newest_first_with_limit():
+    store = MemoryStore()
+    chain = _commit_chain(store, "a/Bob", [{"n": i} for i in range(10)])
+    head = store.ref("a/Bob")
+    entries = list(log(store, head))
+    assert [d for d, _ in entries] == [d for d, _ in reversed(chain)]
+    assert [c.seq for _, c in entries] == list(range(9, -1, -1))
+    assert [c.seq for _, c in log(store, head, limit=3)] == [9, 8, 7]
+    assert list(log(store, head, limit=0)) == []
+    assert len(list(log(store, head, limit=100))) == 10
+    assert list(log(store, None)) == []
+    # from the middle of the chain
+    assert [c.seq for _, c in log(store, chain[4][0])] == [4, 3, 2, 1, 0]
+
+
+def test_log_is_lazy():
+    store = MemoryStore()
+    chain = _commit_chain(store, "a/Lazy", [{"n": i} for i in range(3)])
+    it = log(store, chain[-1][0])
+    assert next(it)[1].seq == 2
+
+
+def test_log_with_a_missing_parent_raises_not_found():
+    store = MemoryStore()
+    tx = Tx(store)
+    root = tx.put_root({"x": 1})
+    missing = digest(b"never stored")
+    d, _ = write_commit(tx, parent=missing, parent_seq=0, root=root, ts=1, op="o", input=None, caller="c")
+    assert store.commit(dict(tx.objects), [])
+    it = log(store, d)
+    assert next(it)[1].seq == 1
+    with pytest.raises(NotFound):
+        next(it)
+
+
+def test_read_commit_of_a_missing_digest_raises_not_found():
+    with pytest.raises(NotFound):
+        read_commit(MemoryStore(), digest(b"nothing"))
+    with pytest.raises(NotFound):
+        read_commit(Tx(MemoryStore()), digest(b"nothing"))
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"status": "SLEEPING"},
+        [1, 2, 3],
+        "a string",
+        None,
+        {"root": bytes(32)},  # has root but no seq
+        {"seq": 0},
+    ],
+    ids=["state-map", "list", "str", "nil", "root-only", "seq-only"],
+)
+def test_read_commit_of_a_non_commit_object_raises_invalid_value(obj):
+    store = MemoryStore()
+    tx = Tx(store)
+    d = tx.put(encode(obj))
+    assert store.commit(dict(tx.objects), [])
+    with pytest.raises(InvalidValue):
+        read_commit(store, d)
+
+
+def test_read_commit_of_a_state_root_raises_invalid_value():
+    store = MemoryStore()
+    tx = Tx(store)
+    root = tx.put_root({"status": "RUNNING", "timeline": list(range(50))})
+    assert store.commit(dict(tx.objects), [])
+    with pytest.raises(InvalidValue):
+        read_commit(store, bytes(root.data))
+
+
+def test_read_commit_of_undecodable_bytes_raises_invalid_value():
+    store = MemoryStore()
+    data = b"\xc1 not msgpack"
+    assert store.commit({digest(data): data}, [])
+    with pytest.raises(InvalidValue):
+        read_commit(store, digest(data))
+
+
+def test_read_commit_of_a_map_that_only_looks_like_a_commit():
+    store = MemoryStore()
+    tx = Tx(store)
+    d = tx.put(encode({"root": 1, "seq": 2}))
+    assert store.commit(dict(tx.objects), [])
+    with pytest.raises(InvalidValue):
+        read_commit(store, d)
+
+
+def test_every_version_stays_readable():
+    store = MemoryStore()
+    ref = "a/History"
+    head, head_seq = None, None
+    expected: list[tuple[bytes, dict]] = []
+    model: dict = {}
+    for i in range(50):
+        tx = Tx(store)
+        # edit the previous version (opened from the store), not a fresh copy
+        m = {} if head is None else tx.load_root(read_commit(tx, head).root)
+        key = f"k{i % 45}"
+        m = map_set(tx, m, key, {"i": i, "text": f"value {i} " * (i % 5 * 10)})
+        model[key] = {"i": i, "text": f"value {i} " * (i % 5 * 10)}
+        if i % 7 == 6:
+            victim = sorted(model)[0]
+            m = map_delete(tx, m, victim)
+            del model[victim]
+        root = tx.put_root(m)
+        d, c = write_commit(tx, parent=head, parent_seq=head_seq, root=root, ts=i, op="test:edit",
+                            input={"i": i}, caller="t")
+        assert store.commit(dict(tx.objects), [RefUpdate(ref, head, d)]) is True
+        head, head_seq = d, c.seq
+        expected.append((d, {k: dict(v) for k, v in model.items()}))
+
+    # walk back from the head: each commit's root still materializes to the value it had
+    seen = list(log(store, store.ref(ref)))
+    assert len(seen) == 50
+    for (d, c), (exp_d, exp_value) in zip(seen, reversed(expected)):
+        assert d == exp_d
+        tx = Tx(store)
+        assert tx.materialize(tx.load_root(c.root)) == exp_value
+        # and the root stores canonically: the same digest as building the value from scratch
+        assert Tx(MemoryStore()).put_root(exp_value) == c.root
+        assert Tx(store).materialize(c.input) == {"i": c.seq}
+
+    # a stale compare-and-swap changes nothing
+    tx = Tx(store)
+    root = tx.put_root({"stale": True})
+    d, _ = write_commit(tx, parent=expected[0][0], parent_seq=0, root=root, ts=99, op="o", input=None, caller="c")
+    assert store.commit(dict(tx.objects), [RefUpdate(ref, expected[0][0], d)]) is False
+    assert store.ref(ref) == head
+
+
+def test_old_versions_survive_large_vector_edits():
+    store = MemoryStore()
+    states = []
+    value = {"timeline": []}
+    for i in range(6):
+        value = {"timeline": value["timeline"] + [{"run": i, "n": k} for k in range(300)], "last": i}
+        states.append(value)
+    chain = _commit_chain(store, "a/Vec", states)
+    for (d, c), st in zip(chain, states):
+        tx = Tx(store)
+        assert tx.materialize(tx.load_root(read_commit(store, d).root)) == st

@@ -1,0 +1,71 @@
+"""Contracts: every operation declared once, served, and schema-described; job ids."""
+
+from __future__ import annotations
+
+import doctest
+
+import msgspec
+import pytest
+
+from ops import jobs, operations  # noqa: F401
+from ops.contracts import REGISTRY, decode_input, input_schema, lookup
+from ops.errors import Rejected
+from ops.jobs import JobIds, normalize_job_id
+from ops.runtime import Runtime
+
+SEED_OPERATIONS = {
+    "agent:trigger", "agent:request", "agent:message", "agent:create", "agent:update", "agent:fork",
+    "agent:suspend", "agent:resume", "agent:delete", "agent:cancelTask", "agent:info", "agent:list",
+    "agent:context", "covia:read", "covia:write", "covia:delete", "covia:append", "covia:list", "covia:slice"}
+
+
+def test_every_seed_operation_is_declared_and_served() -> None:
+    assert set(REGISTRY) == SEED_OPERATIONS
+    for c in REGISTRY.values():
+        assert callable(getattr(Runtime, c.handler)), c.key
+        assert c.summary and c.version
+        schema = input_schema(c)
+        assert schema  # JSON Schema generates for every input
+
+
+def test_alias_and_unknown_operation() -> None:
+    assert lookup("v/ops/agent/cancelTask").key == "agent:cancelTask"
+    with pytest.raises(Rejected) as e:
+        lookup("agent:crate")
+    assert e.value.code == "unknown_operation" and "agent:create" in e.value.hint
+
+
+@pytest.mark.parametrize("op,inp,path", [
+    ("agent:request", {"agentId": "A"}, "$.input.input"),
+    ("agent:request", {"agentId": "A", "input": 1, "wait": "soon"}, "$.input.wait"),
+    ("covia:list", {"path": "w", "limit": 0}, "$.input.limit"),
+    ("agent:create", {"agentId": "A", "confg": {}}, "$.input.confg"),
+    ("agent:create", {"agentId": "a/b"}, "$.input.agentId"),
+])
+def test_input_errors_carry_paths(op: str, inp: dict, path: str) -> None:
+    with pytest.raises(Rejected) as e:
+        decode_input(lookup(op), inp)
+    assert e.value.code == "invalid_input" and e.value.path == path and e.value.message
+
+
+def test_wait_accepts_bool_and_milliseconds() -> None:
+    assert decode_input(lookup("agent:request"), {"agentId": "A", "input": 1, "wait": 250}).wait == 250
+    assert decode_input(lookup("agent:trigger"), {"agentId": "A"}).wait is True
+
+
+def test_job_ids_are_monotonic_within_a_millisecond() -> None:
+    ids = JobIds()
+    seq = [ids(1_000) for _ in range(1000)] + [ids(999)]  # clock stepping back stays monotonic
+    assert seq == sorted(seq) and len(set(seq)) == len(seq)
+    assert all(len(i) == 34 and i.startswith("0x") for i in seq)
+    assert normalize_job_id(seq[0][2:].upper()) == seq[0]
+    assert normalize_job_id("0x123") is None and normalize_job_id(5) is None
+
+
+def test_output_shapes_decode() -> None:
+    out = {"agentId": "A", "status": "SLEEPING", "config": {}, "taskCount": 0, "timelineLength": 0, "error": None}
+    assert msgspec.convert(out, REGISTRY["agent:info"].output).agentId == "A"
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(jobs).failed == 0
