@@ -7,8 +7,10 @@ Measures, in one run, on a fresh durable ``LmdbStore`` per history length:
   (two durable commits: accept, and the run's result), p50/p99;
 * commit latency: each ``Store.acommit`` inside those steps, p50/p99;
 * ``agent:fork`` latency (a durable commit) at that history length;
-* bytes on disk added per step (LMDB pages in use) and object bytes per step;
-* the floor: a raw LMDB durable single-put commit (400 bytes) in the same run.
+* bytes on disk added per step (LMDB pages in use), and the new objects per step;
+* the floors, in the same run: a raw LMDB durable single-put commit (400
+  bytes), and the disk raw LMDB needs for exactly the step's new objects
+  (same sizes, random 32-byte keys, one durable transaction per commit).
 
 Run: ``python bench/store.py`` (``--quick`` for a short run). Prints a table.
 """
@@ -50,21 +52,23 @@ def pct(xs: list[float], p: float) -> float:
 
 
 class TimedStore:
-    """Wraps a store to time every acommit and count the object bytes written."""
+    """Wraps a store to time every acommit and record the new objects each one writes."""
 
     def __init__(self, inner: LmdbStore):
         self.inner = inner
         self.commit_ms: list[float] = []
-        self.object_bytes = 0
+        self.new_objects: list[list[int]] = []  # per commit: sizes of objects not stored before
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
     async def acommit(self, objects, updates):
+        new = [len(v) for k, v in objects.items() if not self.inner.has(k)]
         t = time.perf_counter()
         ok = await self.inner.acommit(objects, updates)
         self.commit_ms.append((time.perf_counter() - t) * 1000)
-        self.object_bytes += sum(len(v) for k, v in objects.items())
+        if ok:
+            self.new_objects.append(new)
         return ok
 
 
@@ -89,7 +93,7 @@ async def one_length(root: Path, length: int, steps: int, forks: int, rng: rando
     for _ in range(5):  # warm up
         await invoke(rt, "agent:request", agentId="A", input=text(rng), wait=True)
     timed.commit_ms.clear()
-    timed.object_bytes = 0
+    timed.new_objects.clear()
     used0 = store.stats()["used_bytes"]
     step_ms = []
     for _ in range(steps):
@@ -100,7 +104,7 @@ async def one_length(root: Path, length: int, steps: int, forks: int, rng: rando
         assert job["output"] == msg
     used1 = store.stats()["used_bytes"]
     commit_ms = list(timed.commit_ms)
-    obj_bytes = timed.object_bytes
+    new_objects = list(timed.new_objects)
     fork_ms = []
     for i in range(forks):
         t = time.perf_counter()
@@ -109,7 +113,27 @@ async def one_length(root: Path, length: int, steps: int, forks: int, rng: rando
     await rt.close()
     store.close()
     return {"length": length, "step_ms": step_ms, "commit_ms": commit_ms, "fork_ms": fork_ms,
-            "disk_per_step": (used1 - used0) / steps, "objects_per_step": obj_bytes / steps}
+            "disk_per_step": (used1 - used0) / steps, "new_objects": new_objects,
+            "objects_per_step": sum(map(sum, new_objects)) / steps,
+            "count_per_step": sum(map(len, new_objects)) / steps,
+            "floor_disk_per_step": raw_disk(root / f"floor{length}", new_objects) / steps}
+
+
+def raw_disk(path: Path, commits: list[list[int]]) -> float:
+    """On-disk bytes LMDB itself needs for the same objects: one durable txn per commit,
+    random 32-byte keys (like digests), the same value sizes."""
+    env = lmdb.open(str(path), map_size=1 << 30, sync=True, metasync=True)
+    try:
+        def used() -> int:
+            return (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+        u0 = used()
+        for sizes in commits:
+            with env.begin(write=True) as txn:
+                for n in sizes:
+                    txn.put(os.urandom(32), os.urandom(n))
+        return used() - u0
+    finally:
+        env.close()
 
 
 def raw_lmdb(root: Path, n: int, rng: random.Random) -> list[float]:
@@ -154,13 +178,17 @@ def main() -> None:
     print(f"# floor: raw LMDB durable single-put commit p50 {raw50:.3f} ms, p99 {raw99:.3f} ms (n={len(raw)})")
     print()
     print("| history (msgs) | step p50 ms | step p99 ms | step p50 / raw put | commit p50 ms | commit p99 ms "
-          "| fork p50 ms | fork p99 ms | disk B/step | object B/step |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| commit p50 / raw put | fork p50 ms | fork p99 ms | disk B/step | new objects/step (B) "
+          "| raw LMDB disk B/step, same objects | disk / raw |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         s50, s99 = pct(r["step_ms"], 50), pct(r["step_ms"], 99)
-        print(f"| {r['length']:,} | {s50:.3f} | {s99:.3f} | {s50 / raw50:.1f}x | {pct(r['commit_ms'], 50):.3f} "
-              f"| {pct(r['commit_ms'], 99):.3f} | {pct(r['fork_ms'], 50):.3f} | {pct(r['fork_ms'], 99):.3f} "
-              f"| {r['disk_per_step']:,.0f} | {r['objects_per_step']:,.0f} |")
+        c50 = pct(r["commit_ms"], 50)
+        print(f"| {r['length']:,} | {s50:.3f} | {s99:.3f} | {s50 / raw50:.1f}x | {c50:.3f} "
+              f"| {pct(r['commit_ms'], 99):.3f} | {c50 / raw50:.1f}x | {pct(r['fork_ms'], 50):.3f} "
+              f"| {pct(r['fork_ms'], 99):.3f} | {r['disk_per_step']:,.0f} "
+              f"| {r['count_per_step']:.1f} ({r['objects_per_step']:,.0f}) | {r['floor_disk_per_step']:,.0f} "
+              f"| {r['disk_per_step'] / r['floor_disk_per_step']:.2f}x |")
     first, last = rows[0], rows[-1]
     print()
     print(f"flatness: step p50 at {last['length']:,} / at {first['length']:,} = "

@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Iterator
 
+import msgspec
 from blake3 import blake3
 
 from .codec import Link, decode, encode
@@ -70,8 +71,14 @@ class ObjectCache(dict):
     def __init__(self, capacity: int = 100_000) -> None:
         super().__init__()
         self.capacity = capacity
+        self.sizes: dict[bytes, int] = {}  # digest -> JSON size of the value it holds
 
     def __setitem__(self, key: bytes, value: Any) -> None:
+        if len(self.sizes) >= self.capacity:
+            self.sizes.clear()
+        self._set(key, value)
+
+    def _set(self, key: bytes, value: Any) -> None:
         if len(self) >= self.capacity:
             for k in list(itertools.islice(iter(self), self.capacity // 4 or 1)):
                 del self[k]
@@ -89,7 +96,7 @@ class Tx:
         store: any backend of :class:`lattice.store.Store`.
     """
 
-    __slots__ = ("store", "objects", "_cache", "_memo")
+    __slots__ = ("store", "objects", "_cache", "_memo", "_sizes")
 
     def __init__(self, store: Any, cache: "ObjectCache | None" = None) -> None:
         self.store = store
@@ -98,6 +105,7 @@ class Tx:
         # id(opened container) -> (container, stored form): an opened container that the
         # (pure) caller did not replace is stored again as what it was, without re-encoding.
         self._memo: dict[int, tuple[Any, Any]] = {}
+        self._sizes: dict[bytes, int] = cache.sizes if isinstance(cache, ObjectCache) else {}
 
     # -- raw objects -------------------------------------------------------
     def get(self, d: bytes) -> bytes:
@@ -278,11 +286,64 @@ class Tx:
             return {k: self.materialize(x) for k, x in v.items()}
         return v
 
+    def json_size(self, v: Any) -> int:
+        """Bytes of the JSON encoding of ``materialize(v)``, computed without building it.
+
+        Memory stays O(depth); sizes of linked objects are memoized by digest
+        (objects are immutable), so a repeated read of a large value is cheap.
+        """
+        t = type(v)
+        if t is Link:
+            d = bytes(v.data)
+            n = self._sizes.get(d)
+            if n is None:
+                if v.code == VEC:
+                    h = Vec.open(self, v)
+                    n = self._seq_size(h.iter_raw(), h.count)
+                elif v.code == MAP:
+                    h = HMap.open(self, v)
+                    n = self._map_size(h.items_raw(), h.count)
+                else:  # BLOB, NODE
+                    n = self.json_size(self.load(v))
+                self._sizes[d] = n
+            return n
+        if t is list:
+            return self._seq_size(v, len(v))
+        if t is dict:
+            return self._map_size(v.items(), len(v))
+        if t is Vec:
+            return self._seq_size(v.iter_raw(), v.count)
+        if t is HMap:
+            return self._map_size(v.items_raw(), v.count)
+        return len(_json_encode(v))
+
+    def _seq_size(self, items: Any, n: int) -> int:
+        return 2 + max(n - 1, 0) + sum(self.json_size(x) for x in items)
+
+    def _map_size(self, items: Any, n: int) -> int:
+        return 2 + max(n - 1, 0) + sum(len(_json_encode(k)) + 1 + self.json_size(x) for k, x in items)
+
+    def plain(self, v: Any) -> Any:
+        """``v`` itself if it holds no collection handles, else :meth:`materialize` of it."""
+        return v if _is_plain(v) else self.materialize(v)
+
     def load_root(self, root: Link) -> Any:
         """Return the opened value of a root (see :meth:`put_root`)."""
         if root.code == NODE:
             return self._open_stored(self.load(root))
         return self._open_link(root)
+
+
+_json_encode = msgspec.json.encode
+
+
+def _is_plain(v: Any) -> bool:
+    t = type(v)
+    if t is dict:
+        return all(_is_plain(x) for x in v.values())
+    if t is list:
+        return all(_is_plain(x) for x in v)
+    return t is not Vec and t is not HMap and t is not Link
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from .codec import Link
 from .errors import InvalidPath
 from .nodes import BLOB, MAP, NODE, VEC, HMap, Tx, Vec, map_delete, map_set, seq_append, seq_len, seq_set
 
-__all__ = ["NAMESPACES", "MAX_DEPTH", "MAX_SEGMENT", "parse_path", "read_path", "write_path", "delete_path", "Missing"]
+__all__ = ["NAMESPACES", "MAX_DEPTH", "MAX_SEGMENT", "parse_path", "open_level", "kind_of", "read_path", "write_path",
+           "delete_path", "Missing"]
 
 NAMESPACES = ("g", "w", "j")
 #: most segments a path may have (namespace included)
@@ -70,8 +71,8 @@ def _index(seg: str) -> int | None:
     return None
 
 
-def _step(tx: Tx, v: Any) -> Any:
-    """Open one level: links become containers/handles/scalars (children stay links)."""
+def open_level(tx: Tx, v: Any) -> Any:
+    """Open one level of a stored value: a link becomes a container, handle or scalar (children stay links)."""
     while type(v) is Link:
         code = v.code
         if code == NODE:
@@ -95,7 +96,7 @@ def read_path(tx: Tx, value: Any, segments: list[str]) -> Any:
     Indexing a scalar, a missing key or an out-of-range position gives Missing.
     """
     for seg in segments:
-        v = _step(tx, value)
+        v = open_level(tx, value)
         t = type(v)
         if t is dict:
             value = v.get(seg, Missing)
@@ -118,7 +119,7 @@ def read_path(tx: Tx, value: Any, segments: list[str]) -> Any:
 
 
 def _open_container(tx: Tx, v: Any) -> Any:
-    v = _step(tx, v)
+    v = open_level(tx, v)
     if type(v) in (dict, list):
         return tx.open(v)
     return v
@@ -140,7 +141,7 @@ def write_path(tx: Tx, value: Any, segments: list[str], new: Any, *, append: boo
             if cur is Missing or cur is None:
                 return [new]
             if type(cur) not in (list, Vec):
-                raise InvalidPath(f"cannot append: the target is a {_kind(cur)}, not a list")
+                raise InvalidPath(f"cannot append: the target is a {kind_of(cur)}, not a list")
             return seq_append(tx, cur, [new])
         return new
     seg, rest = segments[0], segments[1:]
@@ -160,7 +161,7 @@ def write_path(tx: Tx, value: Any, segments: list[str], new: Any, *, append: boo
             return seq_append(tx, cur, [write_path(tx, Missing, rest, new, append=append)])
         child = cur[i] if t is list else cur.get_raw(i)
         return seq_set(tx, cur, i, write_path(tx, child, rest, new, append=append))
-    raise InvalidPath(f"cannot write below {seg!r}: the value there is a {_kind(cur)}")
+    raise InvalidPath(f"cannot write below {seg!r}: the value there is a {kind_of(cur)}")
 
 
 def delete_path(tx: Tx, value: Any, segments: list[str]) -> tuple[Any, bool]:
@@ -192,7 +193,8 @@ def delete_path(tx: Tx, value: Any, segments: list[str]) -> tuple[Any, bool]:
     return value, False
 
 
-def _kind(v: Any) -> str:
+def kind_of(v: Any) -> str:
+    """The JSON-ish type name of an opened value: map, list, string, integer, number, boolean, bytes, null."""
     if v is None:
         return "null"
     return {str: "string", bytes: "bytes", bool: "boolean", int: "integer", float: "number", dict: "map", list: "list",

@@ -20,19 +20,19 @@ when it is neither suspended nor terminated and has work.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from lattice.nodes import Tx, map_delete, map_keys, map_len, map_get, map_set, seq_append, seq_iter, seq_len
+from lattice.nodes import HMap, Tx, map_delete, map_keys, map_len, map_get, map_set, seq_append, seq_iter, seq_len
 
-from .llm import ModelRef
+from .llm import ModelRef, check_key_env
 from .llm.deterministic import EchoModel
 
 __all__ = [
     "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED", "AGENT_STATUSES", "DEFAULT_OPERATION", "BUILTIN_TOOLS",
-    "AgentConfig", "check_config", "new_agent", "update", "fork", "enqueue_task", "add_message", "add_trigger",
-    "cancel_task", "suspend", "resume", "terminate", "settle", "has_work", "Work", "pick_work", "complete_cycle",
+    "AgentConfig", "check_config", "HistoryMessage", "check_history", "opened", "new_agent", "update", "fork", "enqueue_task", "add_message", "add_trigger",
+    "cancel_task", "cancel_trigger", "suspend", "resume", "terminate", "settle", "has_work", "Work", "pick_work", "complete_cycle",
     "fail_cycle", "render_input", "build_context", "tool_specs", "timeline_entry",
 ]
 
@@ -97,14 +97,53 @@ def check_config(config: dict[str, Any]) -> AgentConfig:
     Raises:
         msgspec.ValidationError: a framework key has the wrong shape (the
             message says expected, got and where, e.g. ``$.model.provider``),
-            or ``tools`` names an unknown built-in tool.
+            ``tools`` names an unknown built-in tool, or ``model.apiKeyEnv``
+            names a variable that does not end in ``_API_KEY``.
     """
     cfg = msgspec.convert(config, AgentConfig)
     for i, name in enumerate(cfg.tools or ()):
         if name not in BUILTIN_TOOLS:
             raise msgspec.ValidationError(
                 f"Unknown tool {name!r}, expected one of {sorted(BUILTIN_TOOLS)} - at `$.tools[{i}]`")
+    err = check_key_env(getattr(cfg.model, "apiKeyEnv", None))
+    if err:
+        raise msgspec.ValidationError(f"{err} - at `$.model.apiKeyEnv`")
     return cfg
+
+
+class HistoryMessage(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """One conversation history entry (the shape ``state.history`` must have)."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    toolCalls: list[dict[str, Any]] | None = None
+    toolCallId: str | None = None
+    name: str | None = None
+
+
+def check_history(history: Any) -> None:
+    """Validate a user-supplied ``state.history``.
+
+    Raises:
+        msgspec.ValidationError: not a list of ``{role, content?, toolCalls?,
+            toolCallId?, name?}`` maps (the message says where, e.g. ``$[3].role``).
+    """
+    msgspec.convert(history, list[HistoryMessage])
+
+
+def opened(tx: Tx, rec: dict[str, Any]) -> dict[str, Any]:
+    """Normalize an agent record opened from the store for the transitions here.
+
+    ``tasks``, ``inbox``, ``timeline`` and ``state.history`` may be collection
+    handles (the ``map_*``/``seq_*`` helpers take either); every other field,
+    ``state`` itself and ``state.config`` are plain data whatever their size.
+    """
+    st = rec["state"]
+    if type(st) is HMap:
+        st = {k: tx.open(v) for k, v in st.items_raw()}
+    st = {**st, "config": tx.plain(st.get("config", {}))}
+    return {**rec, "state": st, "error": tx.plain(rec.get("error")), "pending": tx.plain(rec.get("pending", {})),
+            "triggers": tx.plain(rec.get("triggers", []))}
 
 
 def _user_state(state: Any) -> dict[str, Any]:
@@ -169,6 +208,7 @@ def cancel_task(tx: Tx, rec: dict[str, Any], task_id: str, ts: int) -> dict[str,
 
 
 def suspend(rec: dict[str, Any], ts: int) -> dict[str, Any]:
+    """Mark ``SUSPENDED`` (no further runs until resumed; work is kept)."""
     return {**rec, "status": SUSPENDED, "updated": ts}
 
 
@@ -179,10 +219,17 @@ def resume(rec: dict[str, Any], ts: int, auto_wake: bool = True) -> dict[str, An
 
 
 def terminate(rec: dict[str, Any], ts: int) -> dict[str, Any]:
-    return {**rec, "status": TERMINATED, "updated": ts}
+    """Mark ``TERMINATED``: the record and its timeline stay, pending tasks and triggers are dropped."""
+    return {**rec, "status": TERMINATED, "tasks": {}, "triggers": [], "updated": ts}
+
+
+def cancel_trigger(rec: dict[str, Any], job_id: str, ts: int) -> dict[str, Any]:
+    """Drop a pending ``agent:trigger`` job."""
+    return {**rec, "triggers": [t for t in rec["triggers"] if t != job_id], "updated": ts}
 
 
 def has_work(rec: dict[str, Any]) -> bool:
+    """Whether the agent has a task, a message or a trigger waiting."""
     return bool(map_len(rec["tasks"]) or seq_len(rec["inbox"]) or rec.get("triggers"))
 
 
@@ -206,6 +253,7 @@ class Work(msgspec.Struct, frozen=True):
 
 
 def pick_work(tx: Tx, rec: dict[str, Any]) -> Work:
+    """The work of the next run: the oldest task (job ids sort by time), all messages, all triggers."""
     tasks = rec["tasks"]
     task_id = map_keys(tasks)[0] if map_len(tasks) else None
     task = map_get(tx, tasks, task_id) if task_id else None
@@ -229,6 +277,7 @@ def _cycle_user_messages(work: Work) -> list[dict[str, Any]]:
 
 
 def tool_specs(cfg: AgentConfig) -> list[dict[str, Any]]:
+    """The built-in tools offered to the model: ``[{name, description, parameters}]``."""
     names = list(BUILTIN_TOOLS) if cfg.tools is None else cfg.tools
     return [{"name": n, **BUILTIN_TOOLS[n]} for n in names]
 

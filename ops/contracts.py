@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from .errors import Rejected
 
-__all__ = ["MAX_NESTING", "Contract", "REGISTRY", "declare", "lookup", "decode_input", "validation_error", "input_schema"]
+__all__ = ["MAX_NESTING", "Contract", "REGISTRY", "declare", "lookup", "decode_input", "validation_error", "input_schema",
+           "catalog_entry"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,6 @@ class Contract:
         output: Struct type describing the job's ``output``.
         auth: ``"caller"``: any authenticated caller, acting in its own namespace.
         emits: names of the events the operation emits.
-        mutates: whether a successful call changes the store (its job is then persisted).
     """
 
     key: str
@@ -42,8 +42,6 @@ class Contract:
     output: type
     auth: str = "caller"
     emits: tuple[str, ...] = ()
-    mutates: bool = True
-    examples: tuple[dict[str, Any], ...] = field(default=())
 
     @property
     def alias(self) -> str:
@@ -149,3 +147,10 @@ def _too_deep(value: Any, limit: int) -> str | None:
 def input_schema(contract: Contract) -> dict[str, Any]:
     """JSON Schema of the contract's input."""
     return msgspec.json.schema(contract.input)
+
+
+def catalog_entry(contract: Contract) -> dict[str, Any]:
+    """The contract as published in the operation catalog (``GET /api/v1/operations``)."""
+    return {"operation": contract.key, "alias": contract.alias, "version": contract.version,
+            "summary": contract.summary, "auth": contract.auth, "emits": list(contract.emits),
+            "input": input_schema(contract)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["OpError", "Rejected", "HTTP_STATUS", "http_status"]
+__all__ = ["OpError", "Rejected", "HTTP_STATUS", "http_status", "status_code"]
 
 
 class OpError(Exception):
@@ -52,6 +52,7 @@ HTTP_STATUS: dict[str, int] = {
     "forbidden": 403,
     "not_found": 404,
     "unknown_operation": 404,
+    "method_not_allowed": 405,
     "too_large": 413,
     "unsupported_media_type": 415,
     "internal_error": 500,
@@ -61,3 +62,8 @@ HTTP_STATUS: dict[str, int] = {
 def http_status(code: str) -> int:
     """HTTP status for a rejection code (400 for any code not listed)."""
     return HTTP_STATUS.get(code, 400)
+
+
+def status_code(status: int) -> str:
+    """The code for an HTTP status raised by the framework itself (an unknown route: 404 ``not_found``)."""
+    return next((c for c, s in HTTP_STATUS.items() if s == status), "http_error")

@@ -15,8 +15,8 @@ import msgspec
 from aiohttp import web
 
 from . import operations as _operations  # noqa: F401  (declares every operation)
-from .contracts import REGISTRY, decode_input, lookup
-from .errors import OpError, Rejected, http_status
+from .contracts import REGISTRY, catalog_entry, decode_input, lookup
+from .errors import OpError, Rejected, http_status, status_code
 from .jobs import TERMINAL, public_job
 from .runtime import Runtime
 
@@ -60,7 +60,7 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
                                hint="send a smaller input (the server's --max-body sets the limit)"))
     except web.HTTPException as e:
         if e.status >= 400:
-            code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
+            code = status_code(e.status)
             return _reply({"error": {"code": code, "message": f"{e.reason}: {request.method} {request.path}"}}, e.status)
         raise
     except Exception:
@@ -123,9 +123,7 @@ async def status(request: web.Request) -> web.Response:
 
 async def operations(request: web.Request) -> web.Response:
     """``GET /api/v1/operations``: each operation's key, summary and input schema."""
-    return _reply({"operations": [
-        {"operation": c.key, "alias": c.alias, "version": c.version, "summary": c.summary,
-         "input": msgspec.json.schema(c.input)} for c in REGISTRY.values()]})
+    return _reply({"operations": [catalog_entry(c) for c in REGISTRY.values()]})
 
 
 def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY) -> web.Application:

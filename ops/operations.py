@@ -251,11 +251,11 @@ declare(Contract("agent:delete", _V, "Terminate an agent (remove: delete the rec
 declare(Contract("agent:cancelTask", _V, "Remove a pending task; its job becomes CANCELLED.",
                  CancelTaskInput, CancelTaskOutput, emits=("task.cancelled",)))
 declare(Contract("agent:info", _V, "A lightweight summary of an agent.",
-                 AgentInput, InfoOutput, mutates=False))
+                 AgentInput, InfoOutput))
 declare(Contract("agent:list", _V, "List the caller's agents.",
-                 ListInput, ListOutput, mutates=False))
+                 ListInput, ListOutput))
 declare(Contract("agent:context", _V, "The exact LLM input the agent would receive (optionally for a task).",
-                 ContextInput, ContextOutput, mutates=False))
+                 ContextInput, ContextOutput))
 declare(Contract("agent:trigger", _V, "Run the agent's transition loop even with no pending work.",
                  TriggerInput, TriggerOutput, emits=("agent.triggered",)))
 declare(Contract("agent:request", _V, "Send a persistent task; the job is the task.",
@@ -263,11 +263,11 @@ declare(Contract("agent:request", _V, "Send a persistent task; the job is the ta
 declare(Contract("agent:message", _V, "Send a fire-and-forget notification to the agent's inbox.",
                  MessageInput, MessageOutput, emits=("message.delivered",)))
 declare(Contract("covia:read", _V, "Read the value at a lattice path (bounded by maxSize bytes of JSON).",
-                 ReadInput, ReadOutput, mutates=False))
+                 ReadInput, ReadOutput))
 declare(Contract("covia:list", _V, "List the keys (maps, sorted, paged) or the length (lists) at a path.",
-                 ListPathInput, ListPathOutput, mutates=False))
+                 ListPathInput, ListPathOutput))
 declare(Contract("covia:slice", _V, "Read items offset..offset+limit of a list (or entries of a map).",
-                 SliceInput, SliceOutput, mutates=False))
+                 SliceInput, SliceOutput))
 declare(Contract("covia:write", _V, "Write a value at a workspace path (w/ only).",
                  WriteInput, WrittenOutput, emits=("workspace.written",)))
 declare(Contract("covia:append", _V, "Append a value to the list at a workspace path (w/ only).",

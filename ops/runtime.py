@@ -36,11 +36,10 @@ from typing import Any, Callable
 
 import msgspec
 
-from lattice.codec import Link
 from lattice.commits import Commit, read_commit, write_commit
 from lattice.errors import InvalidPath, InvalidValue, LatticeError
-from lattice.nodes import HMap, ObjectCache, Tx, Vec, map_items, map_keys, map_len, seq_len
-from lattice.paths import Missing, delete_path, parse_path, read_path, write_path
+from lattice.nodes import HMap, ObjectCache, Tx, Vec, map_keys, map_len, seq_len
+from lattice.paths import Missing, delete_path, kind_of, open_level, parse_path, read_path, write_path
 from lattice.store import RefUpdate
 
 from . import agent as A
@@ -104,7 +103,10 @@ class _Unit:
             w = self.writes[name]
             return None if w is None else w[0]
         _, c = self.head(name)
-        return None if c is None else self.tx.load_root(c.root)
+        if c is None:
+            return None
+        rec = self.tx.load_root(c.root)
+        return A.opened(self.tx, rec) if name.startswith("g/") else rec
 
     def write(self, name: str, record: Any, op: str, input: Any = None) -> None:
         self.head(name)
@@ -136,12 +138,16 @@ class _Unit:
 
 
 class _Outcome(msgspec.Struct):
+    """What a run produced, committed by ``Runtime._complete``."""
+
     new_history: list[dict[str, Any]]
     result: Any
     task_status: str
     task_output: Any
     task_error: dict[str, Any] | None
     replies: list[dict[str, Any]]
+    ws_edits: list[tuple[list[str], Any]]  # covia_write calls, in order
+    outbox: list[tuple[str, str]]  # agent_message calls: (agentId, message)
 
 
 class _CycleError(Exception):
@@ -227,7 +233,7 @@ class Runtime:
         d = self.store.ref(job_ref(caller, jid))
         if d is not None:
             tx = Tx(self.store, self.cache)
-            return tx.materialize(tx.put_value(tx.load_root(read_commit(tx, d).root)))
+            return tx.materialize(tx.raw_root(read_commit(tx, d).root))
         return self._mem_jobs.get((caller, jid))
 
     async def cancel_job(self, caller: str, job_id: str) -> dict[str, Any] | None:
@@ -343,7 +349,9 @@ class Runtime:
             if d is None:
                 return cur
             tx = Tx(self.store, self.cache)
-            if tx.load_root(read_commit(tx, d).root)["status"] in (A.SUSPENDED, A.TERMINATED):
+            cyc = self._cycles.get((caller, job["agentId"]))
+            in_flight = cyc is not None and cyc[0] == job["jobId"]
+            if not in_flight and tx.load_root(read_commit(tx, d).root)["status"] in (A.SUSPENDED, A.TERMINATED):
                 return cur  # no progress possible until agent:resume
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
@@ -388,7 +396,16 @@ class Runtime:
         return config
 
     # -- agent lifecycle operations -------------------------------------------
+    @staticmethod
+    def _check_state(state: Any) -> None:
+        if isinstance(state, dict) and "history" in state:
+            try:
+                A.check_history(state["history"])
+            except msgspec.ValidationError as e:
+                raise validation_error(e, "$.input.state.history") from None
+
     async def op_agent_create(self, caller: str, inp: O.CreateInput, job: dict) -> dict:
+        self._check_state(inp.state)
         config = self._resolve_config(caller, inp.config) or {}
         name = agent_ref(caller, inp.agentId)
 
@@ -413,6 +430,7 @@ class Runtime:
             cyc[1].cancel()
 
     async def op_agent_update(self, caller: str, inp: O.UpdateInput, job: dict) -> dict:
+        self._check_state(inp.state)
         if inp.config is not None:
             self._resolve_config(caller, inp.config)
 
@@ -465,7 +483,8 @@ class Runtime:
             rec = self._agent(u, caller, inp.agentId)
             if rec["status"] == A.TERMINATED:
                 raise OpError("illegal_state", f"agent {inp.agentId!r} is TERMINATED", hint="fork it to continue")
-            if rec["status"] in (A.SLEEPING, A.RUNNING) and rec["error"] is None:
+            if rec["status"] == A.RUNNING or (rec["status"] == A.SLEEPING and rec["error"] is None
+                                               and not (inp.autoWake and A.has_work(rec))):
                 return {"agentId": inp.agentId, "status": rec["status"]}
             rec = A.resume(rec, u.ts, inp.autoWake)
             rec = self._settle(u, caller, inp.agentId, rec) if inp.autoWake else rec
@@ -491,7 +510,7 @@ class Runtime:
             if inp.remove:
                 u.remove(name)
                 return {"agentId": inp.agentId, "removed": True}
-            rec = {**A.terminate(rec, u.ts), "tasks": {}, "triggers": []}
+            rec = A.terminate(rec, u.ts)
             u.write(name, rec, "agent:delete", msgspec.to_builtins(inp))
             return {"agentId": inp.agentId, "status": rec["status"]}
         out = await self._sync(caller, job, fn)
@@ -499,7 +518,10 @@ class Runtime:
             self._stop_run(caller, inp.agentId)  # a terminated agent's run is abandoned, not recorded
         return out
 
-    async def _cancel_agent_job(self, caller: str, aid: str, task_id: str, required: bool) -> bool:
+    async def _cancel_agent_job(self, caller: str, aid: str, task_id: str, required: bool,
+                                job: dict | None = None) -> bool:
+        """Cancel a task or trigger job of an agent; with ``job`` (an agent:cancelTask job),
+        that job commits COMPLETE with the change."""
         name = agent_ref(caller, aid)
 
         def fn(u: _Unit) -> bool:
@@ -514,13 +536,16 @@ class Runtime:
             if in_tasks:
                 rec = A.cancel_task(u.tx, rec, task_id, u.ts)
             if in_triggers:
-                rec = {**rec, "triggers": [t for t in rec["triggers"] if t != task_id], "updated": u.ts}
+                rec = A.cancel_trigger(rec, task_id, u.ts)
             jr = u.read(jname)
             if jr is not None:
                 u.write(jname, finish(jr, CANCELLED, u.ts, error={"code": "cancelled", "message": "cancelled by caller"}),
                         "job:cancel")
             rec = self._settle(u, caller, aid, rec)
             u.write(name, rec, "agent:cancelTask", {"agentId": aid, "taskId": task_id})
+            if job is not None:
+                u.write(job_ref(caller, job["jobId"]), finish(job, COMPLETE, u.ts, output={
+                    "agentId": aid, "taskId": task_id, "cancelled": True}), job["operation"])
             return True
         done = await self._transact(caller, fn)
         if done:
@@ -532,10 +557,8 @@ class Runtime:
         if tid is None:
             raise Rejected("invalid_input", f"taskId {inp.taskId!r} is not a job id (0x + 32 hex digits)",
                            path="$.input.taskId")
-        await self._cancel_agent_job(caller, inp.agentId, tid, required=True)
-        done = finish(job, COMPLETE, self.clock(), output={"agentId": inp.agentId, "taskId": tid, "cancelled": True})
-        self._remember(caller, done)
-        return done
+        await self._cancel_agent_job(caller, inp.agentId, tid, required=True, job=job)
+        return self.get_job(caller, job["jobId"])
 
     # -- inspection -------------------------------------------------------------
     def _snapshot(self, caller: str, aid: str) -> tuple[Tx, dict] | None:
@@ -543,7 +566,7 @@ class Runtime:
         if d is None:
             return None
         tx = Tx(self.store, self.cache)
-        return tx, tx.load_root(read_commit(tx, d).root)
+        return tx, A.opened(tx, tx.load_root(read_commit(tx, d).root))
 
     async def op_agent_info(self, caller: str, inp: O.AgentInput, job: dict) -> dict:
         def fn(u: _Unit) -> dict:
@@ -617,16 +640,6 @@ class Runtime:
         await self._transact(caller, fn)
         return await self._wait(caller, self.get_job(caller, jid), inp.wait)
 
-    async def _deliver(self, caller: str, aid: str, message: str, sender: str, op: str) -> str:
-        def fn(u: _Unit) -> str:
-            rec = self._agent(u, caller, aid)
-            if rec["status"] == A.TERMINATED:
-                raise OpError("illegal_state", f"agent {aid!r} is TERMINATED")
-            rec = self._settle(u, caller, aid, A.add_message(u.tx, rec, message, sender, u.ts))
-            u.write(agent_ref(caller, aid), rec, op, {"agentId": aid, "message": message, "from": sender})
-            return rec["status"]
-        return await self._transact(caller, fn)
-
     async def op_agent_message(self, caller: str, inp: O.MessageInput, job: dict) -> dict:
         def fn(u: _Unit) -> dict:
             rec = self._agent(u, caller, inp.agentId)
@@ -639,6 +652,9 @@ class Runtime:
 
     # -- the run loop -----------------------------------------------------------
     async def _loop(self, caller: str, aid: str) -> None:
+        """Run cycles while the agent is RUNNING. Every way a cycle can end is committed:
+        success (:meth:`_complete`), failure (:meth:`_fail`, which suspends), or cancellation
+        (nothing recorded). An unexpected error suspends the agent rather than leaving it RUNNING."""
         key = (caller, aid)
         try:
             while True:
@@ -658,20 +674,34 @@ class Runtime:
                 finally:
                     self._cycles.pop(key, None)
                 if cycle.cancelled():
-                    continue  # its task was cancelled or the agent removed: nothing recorded
-                exc = cycle.exception()
-                if exc is not None:
-                    await self._fail(caller, aid, exc)
-                    continue
-                await self._complete(caller, aid, work, cycle.result(), start)
+                    continue  # its task was cancelled or the agent replaced: nothing recorded
+                try:
+                    exc = cycle.exception()
+                    if exc is None:
+                        await self._complete(caller, aid, rec["created"], work, cycle.result(), start)
+                    else:
+                        await self._fail(caller, aid, rec["created"], exc)
+                except (LatticeError, OpError) as e:  # the run's result cannot be stored (or merged)
+                    await self._fail(caller, aid, rec["created"], e)
         except asyncio.CancelledError:
             raise
-        except Exception:  # pragma: no cover - a bug; keep the server alive and say so
+        except Exception as e:  # a bug: say so, and do not leave the agent RUNNING
             log.exception("run loop of %s/%s crashed", caller, aid)
+            try:
+                await self._fail(caller, aid, None, e)
+            except Exception:
+                log.exception("could not suspend %s/%s after the crash", caller, aid)
         finally:
             self._loops.pop(key, None)
 
-    async def _fail(self, caller: str, aid: str, exc: BaseException) -> None:
+    def _current(self, u: _Unit, caller: str, aid: str, created: int | None) -> dict | None:
+        """The agent's head if it is still the incarnation a run started on (not replaced, not terminated)."""
+        rec = u.read(agent_ref(caller, aid))
+        if rec is None or rec["status"] == A.TERMINATED or (created is not None and rec["created"] != created):
+            return None
+        return rec
+
+    async def _fail(self, caller: str, aid: str, created: int | None, exc: BaseException) -> None:
         if isinstance(exc, (LlmError, _CycleError)):
             error = {"code": exc.code, "message": exc.message}
         elif isinstance(exc, msgspec.ValidationError):
@@ -679,35 +709,57 @@ class Runtime:
         elif isinstance(exc, (OpError, LatticeError)):
             error = {"code": exc.code, "message": exc.message}
         else:
-            log.error("run of %s/%s failed: %r", caller, aid, exc)
-            error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+            log.error("run of %s/%s failed with %s", caller, aid, type(exc).__name__)
+            error = {"code": "internal_error", "message": f"the run failed ({type(exc).__name__}); see the server log"}
 
         def fn(u: _Unit) -> None:
-            rec = u.read(agent_ref(caller, aid))
+            rec = self._current(u, caller, aid, created)
             if rec is None:
                 return
             rec = self._settle(u, caller, aid, A.fail_cycle(rec, error, u.ts))
             u.write(agent_ref(caller, aid), rec, "agent:run", {"error": error})
         await self._transact(caller, fn)
 
-    async def _complete(self, caller: str, aid: str, work: A.Work, out: _Outcome, start: int) -> None:
+    async def _complete(self, caller: str, aid: str, created: int, work: A.Work, out: _Outcome, start: int) -> None:
+        """Commit a successful run in one unit: the agent's record, its jobs, and the run's
+        side effects (workspace writes, messages to agents), so a run that fails or is
+        cancelled before this point has no effect at all, and none is ever applied twice."""
         def fn(u: _Unit) -> None:
-            rec = u.read(agent_ref(caller, aid))
+            rec = self._current(u, caller, aid, created)
             if rec is None:
-                return
-            cfg_op = rec["state"]["config"].get("operation", A.DEFAULT_OPERATION) if isinstance(
-                rec["state"]["config"], dict) else A.DEFAULT_OPERATION
-            entry = A.timeline_entry(start=start, end=u.ts, op=cfg_op, work=work, result=out.result,
-                                     task_status=out.task_status if work.task_id else None,
-                                     task_output=out.task_output)
+                return  # replaced or terminated meanwhile: the run is abandoned
+            task_status = out.task_status
+            if work.task_id is not None and work.task_id not in map_keys(rec["tasks"]):
+                task_status = CANCELLED  # cancelled while this commit was being prepared
+            cfg = rec["state"]["config"]
+            op = cfg.get("operation", A.DEFAULT_OPERATION) if isinstance(cfg, dict) else A.DEFAULT_OPERATION
+            entry = A.timeline_entry(start=start, end=u.ts, op=op, work=work, result=out.result,
+                                     task_status=task_status if work.task_id else None,
+                                     task_output=out.task_output if task_status != CANCELLED else None)
             rec = A.complete_cycle(u.tx, rec, work, new_history=out.new_history, entry=entry, ts=u.ts)
-            if work.task_id is not None:
+            if work.task_id is not None and task_status != CANCELLED:
                 name = job_ref(caller, work.task_id)
                 jr = u.read(name)
                 if jr is not None and jr["status"] not in TERMINAL:
-                    u.write(name, finish(jr, out.task_status, u.ts, output=out.task_output, error=out.task_error),
+                    u.write(name, finish(jr, task_status, u.ts, output=out.task_output, error=out.task_error),
                             "job:finish")
             rec = self._settle(u, caller, aid, rec)
+            u.write(agent_ref(caller, aid), rec, "agent:run",
+                    {"taskId": work.task_id, "messages": len(work.messages), "triggers": work.triggers,
+                     "replies": out.replies})
+            if out.ws_edits:
+                ws = u.read(ws_ref(caller))
+                for segs, value in out.ws_edits:
+                    ws = write_path(u.tx, {} if ws is None else ws, segs, value)
+                u.write(ws_ref(caller), ws, "agent:run", {"agentId": aid, "paths": ["/".join(["w", *p]) for p, _ in out.ws_edits]})
+            for target, text in out.outbox:
+                trec = u.read(agent_ref(caller, target))
+                if trec is None or trec["status"] == A.TERMINATED:
+                    continue  # gone since the tool call checked it
+                trec = self._settle(u, caller, target, A.add_message(u.tx, trec, text, f"agent:{aid}", u.ts))
+                u.write(agent_ref(caller, target), trec, "agent:message", {"agentId": target, "message": text,
+                                                                           "from": f"agent:{aid}"})
+            rec = u.read(agent_ref(caller, aid))  # a message to itself was merged above
             for tid in work.triggers:
                 name = job_ref(caller, tid)
                 jr = u.read(name)
@@ -715,9 +767,6 @@ class Runtime:
                     u.write(name, finish(jr, COMPLETE, u.ts, output={
                         "agentId": aid, "status": rec["status"], "result": out.result,
                         "taskResults": entry["taskResults"]}), "job:finish")
-            u.write(agent_ref(caller, aid), rec, "agent:run",
-                    {"taskId": work.task_id, "messages": len(work.messages), "triggers": work.triggers,
-                     "replies": out.replies})
         await self._transact(caller, fn)
 
     async def _cycle(self, caller: str, aid: str, tx: Tx, rec: dict, work: A.Work) -> _Outcome:
@@ -725,75 +774,90 @@ class Runtime:
         adapter = self.adapter_factory(cfg.model)
         model = msgspec.to_builtins(cfg.model)
         enabled = {t["name"] for t in tools}
-        replies: list[dict[str, Any]] = []
-        status, output, error, result = COMPLETE, None, None, None
+        out = _Outcome(new, None, COMPLETE, None, None, [], [], [])
         for _ in range(cfg.maxIterations):
-            reply = await adapter.complete(LlmRequest(model, prefix + new, tools))
-            replies.append(msgspec.to_builtins(reply))
+            try:
+                reply = await adapter.complete(LlmRequest(model, prefix + new, tools))
+            except (LlmError, asyncio.CancelledError):
+                raise
+            except Exception as e:  # an adapter bug: never let its text (which could hold a credential) out
+                log.error("LLM adapter for %s/%s raised %s", caller, aid, type(e).__name__)
+                raise LlmError(f"the {model.get('provider')} adapter failed ({type(e).__name__})") from None
+            out.replies.append(msgspec.to_builtins(reply))
             msg: dict[str, Any] = {"role": "assistant", "content": reply.content}
             if reply.toolCalls:
                 msg["toolCalls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.toolCalls]
             new.append(msg)
             if not reply.toolCalls:
-                result = output = reply.content
-                break
+                out.result = out.task_output = reply.content
+                return out
             finished = False
             for call in reply.toolCalls:
-                text, fin = await self._tool(caller, aid, enabled, call)
+                text, fin = self._tool(caller, aid, enabled, call, out)
                 if fin is not None and not finished:
                     finished = True
                     if fin[0] == COMPLETE:
-                        result = output = fin[1]
+                        out.result = out.task_output = fin[1]
                     else:
-                        status, error = FAILED, {"code": "task_failed", "message": str(fin[1])}
-                        result = {"error": str(fin[1])}
+                        out.task_status = FAILED
+                        out.task_error = {"code": "task_failed", "message": str(fin[1])}
+                        out.result = {"error": str(fin[1])}
                 new.append({"role": "tool", "toolCallId": call.id, "name": call.name, "content": text})
             if finished:
-                break
-        else:
-            raise _CycleError("tool_loop_limit", f"no final answer after {cfg.maxIterations} LLM calls "
-                                                 f"(config.maxIterations)")
-        return _Outcome(new, result, status, output if status == COMPLETE else None, error, replies)
+                return out
+        raise _CycleError("tool_loop_limit", f"no final answer after {cfg.maxIterations} LLM calls "
+                                             f"(config.maxIterations)")
 
-    async def _tool(self, caller: str, aid: str, enabled: set[str], call: Any) -> tuple[str, tuple | None]:
-        """Run one built-in tool; returns (tool message text, (status, value) if it finished the task)."""
+    def _tool(self, caller: str, aid: str, enabled: set[str], call: Any, out: _Outcome) -> tuple[str, tuple | None]:
+        """Run one built-in tool for a run; returns (tool message text, (status, value) if it ends the task).
+
+        Side effects are staged in ``out`` and committed with the run (see :meth:`_complete`);
+        reads see the run's own staged writes. Source of ``call``: the model (untrusted).
+        """
         name, args = call.name, call.arguments
         if name not in enabled:
             return f"error: unknown tool {name!r}; available: {', '.join(sorted(enabled))}", None
         if call.invalid is not None:
             return "error: the arguments are not a JSON object", None
+        if name == "complete_task":
+            return "task completed", (COMPLETE, args.get("output"))
+        if name == "fail_task":
+            return "task failed", (FAILED, args.get("error", "failed"))
+        if name == "agent_message":
+            target, text = args.get("agentId"), args.get("message")
+            if not isinstance(target, str) or not isinstance(text, str):
+                return "error: agent_message needs string agentId and message", None
+            d = self.store.ref(agent_ref(caller, target))
+            if d is None:
+                return f"error: no agent {target!r}", None
+            out.outbox.append((target, text))
+            return f"delivered to {target} when this run completes", None
+        path = args.get("path")
+        if not isinstance(path, str):
+            return f"error: {name} needs a string `path`", None
         try:
-            if name == "complete_task":
-                return "task completed", (COMPLETE, args.get("output"))
-            if name == "fail_task":
-                return "task failed", (FAILED, args.get("error", "failed"))
-            if name == "agent_message":
-                target, text = args.get("agentId"), args.get("message")
-                if not isinstance(target, str) or not isinstance(text, str):
-                    return "error: agent_message needs string agentId and message", None
-                await self._deliver(caller, target, text, f"agent:{aid}", "agent:message")
-                return f"delivered to {target}", None
-            path = args.get("path")
-            if not isinstance(path, str):
-                return f"error: {name} needs a string `path`", None
             ns, segs = parse_path(path)
             if ns != "w":
                 return "error: tools may only use the owner's workspace (paths under w/)", None
-            if name == "covia_read":
-                value = self._read_value(caller, ws_ref(caller), segs)
-                text = "null (nothing at that path)" if value is Missing else msgspec.json.encode(value).decode()
-                return text[:_TOOL_TEXT_MAX], None
-            if name == "covia_list":
-                return msgspec.json.encode(self._list(caller, path, 0, 1000)).decode()[:_TOOL_TEXT_MAX], None
+            tx = Tx(self.store, self.cache)
+            ws = self._raw_root(tx, ws_ref(caller))
+            for p, value in out.ws_edits:  # read your own writes
+                ws = write_path(tx, {} if ws is Missing else ws, p, value)
             if name == "covia_write":
                 if not segs:
                     return "error: write below w/, e.g. w/notes", None
-                await self._ws_edit(caller, "covia:write", segs, {"path": path, "value": args.get("value")},
-                                    lambda tx, ws: write_path(tx, ws, segs, args.get("value")))
+                value = args.get("value")
+                write_path(tx, {} if ws is Missing else ws, segs, value)  # fails now if it cannot apply
+                out.ws_edits.append((segs, value))
                 return "written", None
-        except (LatticeError, OpError) as e:
+            v = Missing if ws is Missing else read_path(tx, ws, segs)
+            if name == "covia_read":
+                text = "null (nothing at that path)" if v is Missing else msgspec.json.encode(tx.materialize(v)).decode()
+            else:
+                text = msgspec.json.encode(_describe(tx, v, 0, 1000)).decode()
+            return text[:_TOOL_TEXT_MAX], None
+        except LatticeError as e:
             return f"error: {e.message}", None
-        return f"error: unknown tool {name!r}", None  # pragma: no cover
 
     # -- lattice operations -------------------------------------------------------
     def _target(self, caller: str, path: str) -> tuple[str, str | None, list[str]]:
@@ -852,30 +916,16 @@ class Runtime:
             v = self._at(u.tx, caller, inp.path)
             if v is Missing:
                 return {"exists": False, "value": None}
-            value = u.tx.materialize(v)
-            size = len(msgspec.json.encode(value))
+            size = u.tx.json_size(v)  # without building the value: a huge read costs no memory
             if size > inp.maxSize:
                 return {"exists": True, "value": None, "truncated": True, "size": size}
-            return {"exists": True, "value": value}
+            return {"exists": True, "value": u.tx.materialize(v)}
         return await self._sync(caller, job, fn)
 
-    def _list(self, caller: str, path: str, offset: int, limit: int, tx: Tx | None = None) -> dict:
-        tx = tx or Tx(self.store, self.cache)
-        v = self._at(tx, caller, path)
-        if v is Missing:
-            return {"exists": False}
-        v = _open1(tx, v)
-        t = type(v)
-        if t is dict or t is HMap:
-            keys = map_keys(v)
-            return {"exists": True, "type": "map", "count": len(keys), "keys": keys[offset:offset + limit],
-                    "offset": offset}
-        if t is list or t is Vec:
-            return {"exists": True, "type": "list", "count": seq_len(v)}
-        return {"exists": True, "type": _kind(v)}
-
     async def op_covia_list(self, caller: str, inp: O.ListPathInput, job: dict) -> dict:
-        return await self._sync(caller, job, lambda u: self._list(caller, inp.path, inp.offset, inp.limit, u.tx))
+        def fn(u: _Unit) -> dict:
+            return _describe(u.tx, self._at(u.tx, caller, inp.path), inp.offset, inp.limit)
+        return await self._sync(caller, job, fn)
 
     async def op_covia_slice(self, caller: str, inp: O.SliceInput, job: dict) -> dict:
         def fn(u: _Unit) -> dict:
@@ -883,7 +933,7 @@ class Runtime:
             v = self._at(tx, caller, inp.path)
             if v is Missing:
                 return {"exists": False}
-            v = _open1(tx, v)
+            v = open_level(tx, v)
             t = type(v)
             end = inp.offset + inp.limit
             if t is list:
@@ -893,10 +943,11 @@ class Runtime:
                 return {"exists": True, "type": "list", "count": v.count, "offset": inp.offset,
                         "values": [tx.materialize(x) for x in v.iter_raw(inp.offset, end)]}
             if t is dict or t is HMap:
-                items = list(map_items(tx, v))[inp.offset:end]
+                keys = map_keys(v)[inp.offset:end]  # only the slice's values are loaded
                 return {"exists": True, "type": "map", "count": map_len(v), "offset": inp.offset,
-                        "values": [{"key": k, "value": tx.materialize(x)} for k, x in items]}
-            return {"exists": True, "type": _kind(v)}
+                        "values": [{"key": k, "value": tx.materialize(v[k] if t is dict else v.get_raw(k))}
+                                   for k in keys]}
+            return {"exists": True, "type": kind_of(v)}
         return await self._sync(caller, job, fn)
 
     def _write_target(self, caller: str, path: str) -> list[str]:
@@ -945,17 +996,19 @@ class Runtime:
         return await self._ws_edit(caller, "covia:delete", segs, msgspec.to_builtins(inp), edit, job, {"deleted": True})
 
 
-def _open1(tx: Tx, v: Any) -> Any:
-    """Open one level of a stored value (a link becomes a container, handle or scalar)."""
-    if type(v) is Link:
-        return tx.open(v) if v.code not in (3, 5) else (Vec.open(tx, v) if v.code == 3 else HMap.open(tx, v))
-    return v
-
-
-def _kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    return {str: "string", bytes: "bytes", bool: "boolean", int: "integer", float: "number"}.get(type(v), "value")
+def _describe(tx: Tx, v: Any, offset: int, limit: int) -> dict:
+    """The ``covia:list`` answer for a stored value (or Missing)."""
+    if v is Missing:
+        return {"exists": False}
+    v = open_level(tx, v)
+    t = type(v)
+    if t is dict or t is HMap:
+        keys = map_keys(v)
+        return {"exists": True, "type": "map", "count": len(keys), "keys": keys[offset:offset + limit],
+                "offset": offset}
+    if t is list or t is Vec:
+        return {"exists": True, "type": "list", "count": seq_len(v)}
+    return {"exists": True, "type": kind_of(v)}
 
 
 def _version() -> str:

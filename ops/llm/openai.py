@@ -214,7 +214,10 @@ class OpenAIAdapter:
         timeout = aiohttp.ClientTimeout(total=self.model.timeout)
         try:
             async with session.post(url, data=payload, headers=headers, timeout=timeout) as resp:
-                return resp.status, await resp.read()
+                body = await resp.content.read(MAX_REPLY_BYTES + 1)
+                if len(body) > MAX_REPLY_BYTES:
+                    raise LlmError(f"model endpoint {url} sent a reply over {MAX_REPLY_BYTES} bytes", "llm_error")
+                return resp.status, body
         except (asyncio.TimeoutError, TimeoutError):
             raise LlmError(
                 f"model endpoint {url} did not answer within {self.model.timeout:g} s",
@@ -230,6 +233,10 @@ class OpenAIAdapter:
             raise LlmError(
                 f"cannot reach model endpoint {url}: {type(exc).__name__}: {exc}", "llm_error"
             ) from None
+
+
+#: largest reply body read from a model endpoint, bytes
+MAX_REPLY_BYTES = 16 << 20
 
 
 # --- conversion helpers -----------------------------------------------------

@@ -481,3 +481,13 @@ def test_model_ref_rejects_bad_timeout(timeout: float) -> None:
         OpenAIModel(model="m", timeout=timeout)
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"provider": "openai", "model": "m", "timeout": timeout}, OpenAIModel)
+
+
+async def test_oversized_reply_is_refused(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ops.llm.openai as openai_mod
+    monkeypatch.setattr(openai_mod, "MAX_REPLY_BYTES", 4096)
+    fake.reply_json(completion("x" * 10_000))
+
+    err = await expect_error(make_adapter(fake), req(HELLO), "llm_error")
+
+    assert "over 4096 bytes" in err.message

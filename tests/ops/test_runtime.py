@@ -313,10 +313,10 @@ def _openai_rt(store, env: dict[str, str]) -> Runtime:
 async def test_openai_tool_call_round_trip_through_the_run_loop(fake_openai, tmp_path: Path, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     store = LmdbStore(tmp_path / "db")
-    rt = _openai_rt(store, {"LATTICE_TEST_KEY": SECRET})
+    rt = _openai_rt(store, {"LATTICE_TEST_API_KEY": SECRET})
     try:
         await rt.start()
-        model = {"provider": "openai", "model": "m", "baseUrl": fake_openai["url"], "apiKeyEnv": "LATTICE_TEST_KEY"}
+        model = {"provider": "openai", "model": "m", "baseUrl": fake_openai["url"], "apiKeyEnv": "LATTICE_TEST_API_KEY"}
         await call(rt, "agent:create", agentId="A", config={"model": model})
         job = await call(rt, "agent:request", agentId="A", input="write it", wait=True)
         assert job["status"] == "COMPLETE" and job["output"] == {"done": True}
@@ -360,9 +360,173 @@ async def test_openai_tool_call_round_trip_through_the_run_loop(fake_openai, tmp
 
 async def test_missing_api_key_env_suspends_with_config_error(rt: Runtime) -> None:
     rt.adapter_factory = lambda m: make_adapter(m, environ={}) if m.__class__.__name__ == "OpenAIModel" else make_adapter(m)
-    model = {"provider": "openai", "model": "m", "baseUrl": "http://127.0.0.1:9/v1", "apiKeyEnv": "NOPE_KEY"}
+    model = {"provider": "openai", "model": "m", "baseUrl": "http://127.0.0.1:9/v1", "apiKeyEnv": "NOPE_API_KEY"}
     await call(rt, "agent:create", agentId="A", config={"model": model})
     await call(rt, "agent:request", agentId="A", input="x", wait=True)
     err = (await read(rt, "g/A"))["error"]
-    assert err["code"] == "llm_config" and "NOPE_KEY" in err["message"]
+    assert err["code"] == "llm_config" and "NOPE_API_KEY" in err["message"]
 
+
+
+async def test_api_key_env_must_name_an_api_key_variable(rt: Runtime) -> None:
+    from ops.errors import Rejected
+    model = {"provider": "openai", "model": "m", "baseUrl": "http://127.0.0.1:9/v1", "apiKeyEnv": "AWS_SECRET_ACCESS_KEY"}
+    with pytest.raises(Rejected) as e:
+        await call(rt, "agent:create", agentId="A", config={"model": model})
+    assert e.value.path == "$.input.config.model.apiKeyEnv" and "_API_KEY" in e.value.message
+    assert list(rt.store.refs("")) == []
+
+
+# -- regressions from review ---------------------------------------------------------------
+
+async def test_large_state_config_and_triggers_stay_usable(rt: Runtime) -> None:
+    """Fields with more than 32 entries are stored as HMap/Vec; every operation must still work."""
+    state = {f"k{i}": i for i in range(40)}
+    config = {"model": {"provider": "echo"}, **{f"x{i}": i for i in range(40)}}
+    await call(rt, "agent:create", agentId="A", config=config, state=state)
+    info = await call(rt, "agent:info", agentId="A")
+    assert info["status"] == "COMPLETE" and info["output"]["config"]["x39"] == 39
+    assert (await call(rt, "agent:update", agentId="A", state={"k0": "new"}, config={"x0": "y"}))["status"] == "COMPLETE"
+    assert (await call(rt, "agent:fork", sourceId="A", agentId="B", config={"x1": "z"}))["status"] == "COMPLETE"
+    assert (await read(rt, "g/B/state/k0")) == "new" and (await read(rt, "g/B/state/config/x1")) == "z"
+    job = await call(rt, "agent:request", agentId="A", input="hi", wait=True)
+    assert job["status"] == "COMPLETE" and job["output"] == "hi"
+    await call(rt, "agent:suspend", agentId="A")
+    triggers = [await call(rt, "agent:trigger", agentId="A", wait=False) for _ in range(40)]
+    assert len(await read(rt, "g/A/triggers")) == 40
+    await call(rt, "agent:resume", agentId="A")
+
+    async def done():
+        return all(rt.get_job(CALLER, t["jobId"])["status"] == "COMPLETE" for t in triggers)
+    await until(done)
+    assert (await read(rt, "g/A/status")) == "SLEEPING"
+    assert (await call(rt, "agent:delete", agentId="A", remove=True))["status"] == "COMPLETE"
+
+
+async def test_unstorable_result_suspends_instead_of_wedging(rt: Runtime) -> None:
+    from ops.llm import ToolCall
+
+    class Huge:  # msgspec.json decodes ints of any size, so a real endpoint can send this
+        async def complete(self, request):
+            return LlmReply(toolCalls=[ToolCall(id="c", name="complete_task", arguments={"output": 2 ** 70})])
+    rt.adapter_factory = lambda m: Huge()
+    await call(rt, "agent:create", agentId="A")
+    job = await call(rt, "agent:request", agentId="A", input="x", wait=2000)
+    rec = await read(rt, "g/A")
+    assert rec["status"] == "SUSPENDED" and rec["error"]["code"] == "invalid_value", rec["error"]
+    assert rt.get_job(CALLER, job["jobId"])["status"] == "PENDING"
+    assert not rt._loops
+
+
+async def test_tool_side_effects_apply_once_and_only_with_the_run(rt: Runtime) -> None:
+    # first LLM call writes and messages; the second call fails (no rule matches the tool reply)
+    cfg = {"model": {"provider": "scripted", "rules": [
+        {"when": "go", "toolCalls": [{"name": "covia_write", "arguments": {"path": "w/log/a", "value": 1}},
+                                     {"name": "agent_message", "arguments": {"agentId": "B", "message": "hi"}}]}]}}
+    await call(rt, "agent:create", agentId="B", config={"model": {"provider": "hang"}})
+    await call(rt, "agent:suspend", agentId="B")
+    await call(rt, "agent:create", agentId="A", config=cfg)
+    await call(rt, "agent:request", agentId="A", input="go", wait=True)
+    assert (await read(rt, "g/A/status")) == "SUSPENDED"
+    assert await read(rt, "w/log") is None and await read(rt, "g/B/inbox") == []  # nothing leaked
+    fixed = {"model": {"provider": "scripted", "rules": [
+        cfg["model"]["rules"][0],
+        {"when": "delivered", "toolCalls": [{"name": "complete_task", "arguments": {"output": "ok"}}]}]}}
+    await call(rt, "agent:update", agentId="A", config=fixed)
+    await call(rt, "agent:resume", agentId="A")
+
+    async def idle():
+        return (await read(rt, "g/A/status")) == "SLEEPING"
+    await until(idle)
+    assert await read(rt, "w/log") == {"a": 1}
+    assert [m["message"] for m in await read(rt, "g/B/inbox")] == ["hi"]  # exactly once
+    assert (await read(rt, "g/B/inbox"))[0]["caller"] == "agent:A"
+
+
+async def test_tool_reads_see_the_runs_own_writes(rt: Runtime) -> None:
+    cfg = {"model": {"provider": "scripted", "rules": [
+        {"when": "start", "toolCalls": [{"name": "covia_write", "arguments": {"path": "w/n", "value": 7}}]},
+        {"when": "written", "toolCalls": [{"name": "covia_read", "arguments": {"path": "w/n"}}]},
+        {"when": "7", "toolCalls": [{"name": "complete_task", "arguments": {"output": "saw 7"}}]}]}}
+    await call(rt, "agent:create", agentId="A", config=cfg)
+    job = await call(rt, "agent:request", agentId="A", input="start", wait=True)
+    assert job["output"] == "saw 7" and await read(rt, "w/n") == 7
+
+
+async def test_stale_run_is_not_merged_into_a_recreated_agent(rt: Runtime) -> None:
+    from ops.agent import Work
+    from ops.runtime import _Outcome
+    await call(rt, "agent:create", agentId="A")
+    old_created = (await read(rt, "g/A"))["created"]
+    await asyncio.sleep(0.002)
+    await call(rt, "agent:create", agentId="A", overwrite=True, state={"fresh": True})
+    out = _Outcome([{"role": "user", "content": "old"}], "old", "COMPLETE", "old", None, [], [(["x"], 1)], [])
+    await rt._complete(CALLER, "A", old_created, Work(None, None, [], []), out, 0)
+    await rt._fail(CALLER, "A", old_created, RuntimeError("old"))
+    rec = await read(rt, "g/A")
+    assert rec["state"]["history"] == [] and rec["timeline"] == [] and rec["status"] == "SLEEPING"
+    assert await read(rt, "w/x") is None
+
+
+async def test_resume_autowake_starts_pending_work_of_a_sleeping_agent(rt: Runtime) -> None:
+    await call(rt, "agent:create", agentId="A")
+    await call(rt, "agent:suspend", agentId="A")
+    job = await call(rt, "agent:request", agentId="A", input="later")
+    await call(rt, "agent:resume", agentId="A", autoWake=False)
+    assert (await read(rt, "g/A/status")) == "SLEEPING"
+    out = await call(rt, "agent:resume", agentId="A")
+    assert out["output"]["status"] == "RUNNING"
+
+    async def done():
+        return rt.get_job(CALLER, job["jobId"])["status"] == "COMPLETE"
+    await until(done)
+
+
+async def test_adapter_exception_text_never_escapes(rt: Runtime) -> None:
+    class Boom:
+        async def complete(self, request):
+            raise ValueError("header value contains sk-secret-value")
+    rt.adapter_factory = lambda m: Boom()
+    await call(rt, "agent:create", agentId="A")
+    await call(rt, "agent:request", agentId="A", input="x", wait=True)
+    err = (await read(rt, "g/A"))["error"]
+    assert err["code"] == "llm_error" and "ValueError" in err["message"] and "sk-secret" not in err["message"]
+
+
+@pytest.mark.parametrize("history, path", [
+    ([1, 2], "$.input.state.history[0]"),
+    ([{"role": "robot", "content": "x"}], "$.input.state.history[0].role"),
+    ([{"role": "user", "content": 5}], "$.input.state.history[0].content"),
+])
+async def test_history_is_validated(rt: Runtime, history, path) -> None:
+    from ops.errors import Rejected
+    with pytest.raises(Rejected) as e:
+        await call(rt, "agent:create", agentId="A", state={"history": history})
+    assert e.value.code == "invalid_input" and e.value.path == path
+    await call(rt, "agent:create", agentId="B")
+    with pytest.raises(Rejected):
+        await call(rt, "agent:update", agentId="B", state={"history": history})
+
+
+async def test_cancel_task_job_is_persisted(rt: Runtime) -> None:
+    await call(rt, "agent:create", agentId="A")
+    await call(rt, "agent:suspend", agentId="A")
+    task = await call(rt, "agent:request", agentId="A", input="x")
+    job = await call(rt, "agent:cancelTask", agentId="A", taskId=task["jobId"])
+    assert job["output"] == {"agentId": "A", "taskId": task["jobId"], "cancelled": True}
+    assert (await read(rt, f"j/{job['jobId']}"))["status"] == "COMPLETE"
+    assert rt.get_job(CALLER, task["jobId"])["status"] == "CANCELLED"
+
+
+async def test_wait_follows_an_in_flight_run_through_a_suspend(rt: Runtime) -> None:
+    gate = Gate()
+    rt.adapter_factory = gate
+    await call(rt, "agent:create", agentId="A")
+    waiting = asyncio.ensure_future(call(rt, "agent:request", agentId="A", input="x", wait=True))
+    await asyncio.wait_for(gate.entered.wait(), 2)
+    await call(rt, "agent:suspend", agentId="A")
+    await asyncio.sleep(0.02)
+    assert not waiting.done()  # the in-flight run still completes
+    gate.release.set()
+    job = await asyncio.wait_for(waiting, 2)
+    assert job["status"] == "COMPLETE" and job["output"] == "x"
