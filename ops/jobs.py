@@ -7,6 +7,12 @@ creation time (the agent's ``tasks`` map therefore iterates FIFO).
 The job record (stored at ``j/<jobId>`` for jobs that changed state)::
 
     {jobId, operation, status, input, output, error, created, updated, agentId?}
+
+Statuses: ``PENDING`` (accepted, waiting), ``STARTED`` (a run is working on it:
+the oldest task of a ``RUNNING`` agent), then one terminal status:
+``COMPLETE``, ``FAILED``, ``CANCELLED``. ``TIMEOUT`` is part of the contract
+but reserved: no operation produces it yet (a ``wait`` that runs out returns
+the job as it is, still ``PENDING``/``STARTED``, with HTTP 202).
 """
 
 from __future__ import annotations

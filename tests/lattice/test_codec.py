@@ -14,6 +14,7 @@ import lattice.digest
 import lattice.paths
 from lattice.codec import Link, decode, encode
 from lattice.errors import InvalidValue
+from tests.lattice.helpers import strict_eq
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
@@ -35,19 +36,6 @@ values = st.recursive(
 )
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def strict_eq(a, b) -> bool:
-    """Equality that also compares types (so True != 1, 1 != 1.0, 0.0 != -0.0)."""
-    if type(a) is not type(b):
-        return False
-    if type(a) is list:
-        return len(a) == len(b) and all(strict_eq(x, y) for x, y in zip(a, b))
-    if type(a) is dict:
-        return a.keys() == b.keys() and all(strict_eq(a[k], b[k]) for k in a)
-    if type(a) is float:
-        return repr(a) == repr(b)
-    return a == b
 
 
 def shuffled(v, rnd: random.Random):

@@ -7,7 +7,13 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from lattice.codec import Link, decode, encode
 from lattice.errors import InvalidValue
@@ -34,6 +40,7 @@ from lattice.nodes import (
     seq_len,
     seq_set,
 )
+from tests.lattice.helpers import strict_eq
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
@@ -63,19 +70,6 @@ items = (
 )
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def strict_eq(a, b) -> bool:
-    """Equality that also compares types (True != 1, 1 != 1.0)."""
-    if type(a) is not type(b):
-        return False
-    if type(a) is list:
-        return len(a) == len(b) and all(strict_eq(x, y) for x, y in zip(a, b))
-    if type(a) is dict:
-        return a.keys() == b.keys() and all(strict_eq(a[k], b[k]) for k in a)
-    if type(a) is float:
-        return repr(a) == repr(b)
-    return a == b
 
 
 def persist(tx: Tx, store: MemoryStore, v):

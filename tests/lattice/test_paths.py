@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 from lattice.errors import InvalidPath
 from lattice.memory import MemoryStore
 from lattice.nodes import HMap, Tx, Vec
-from lattice.paths import MAX_DEPTH, MAX_SEGMENT, Missing, delete_path, parse_path, read_path, write_path
+from lattice.paths import (
+    MAX_DEPTH,
+    MAX_SEGMENT,
+    Missing,
+    delete_path,
+    parse_path,
+    read_path,
+    write_path,
+)
 
 # ---------------------------------------------------------------- parse_path
 
