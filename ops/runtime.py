@@ -277,15 +277,25 @@ class Runtime:
             if name.startswith("g/") and w is not None and w[0]["status"] == A.RUNNING:
                 self._ensure_loop(caller, name.split("/", 2)[2])
 
+    def watch(self, ref: str) -> asyncio.Event:
+        """An event set at the next commit that moves ``ref`` (e.g. ``agent_ref(caller, id)``).
+
+        Take the event *before* reading the state it guards, then await it: a
+        commit in between sets it, so no change is missed. One event serves
+        every watcher of a ref until it fires; watch again afterwards.
+        """
+        ev = self._events.get(ref)
+        if ev is None:
+            ev = self._events[ref] = asyncio.Event()
+        return ev
+
     def _notify(self, key: str) -> None:
         ev = self._events.pop(key, None)
         if ev is not None:
             ev.set()
 
     async def _changed(self, key: str, timeout: float | None) -> bool:
-        ev = self._events.get(key)
-        if ev is None:
-            ev = self._events[key] = asyncio.Event()
+        ev = self.watch(key)
         try:
             await asyncio.wait_for(ev.wait(), timeout)
             return True
