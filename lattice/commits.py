@@ -2,12 +2,18 @@
 
 A commit object records one event and the full state tree after it::
 
-    {format, parent: digest | None, root: Link, seq, ts, op, input, caller}
+    {format, parent: digest | None, root: Link, seq, ts, op, input, caller,
+     skip?: digest, skipSeq?: int}
 
 ``seq`` counts from 0 along the chain, ``ts`` is Unix milliseconds (passed in:
 commits never read a clock), ``op`` the operation key, ``input`` the event's
 input (stored like any value, so large text is shared with the state).
 Every version stays readable: a ref moves, the commits it left do not.
+
+``skip`` is a jump pointer to an older commit of the chain (Myers' skew-binary
+scheme: the jump of a commit is its parent's jump's jump when the two jumps
+span equal distances, else its parent), so :func:`find` reaches any ancestor
+in O(log n) reads. It is stored only where it is not the parent.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from .codec import FORMAT_VERSION, Link, decode, encode
 from .errors import InvalidValue, NotFound
 from .nodes import Tx
 
-__all__ = ["Commit", "write_commit", "read_commit", "log"]
+__all__ = ["Commit", "write_commit", "read_commit", "find", "log"]
 
 
 class Commit(msgspec.Struct, frozen=True):
@@ -35,24 +41,49 @@ class Commit(msgspec.Struct, frozen=True):
     input: Any
     caller: str
     format: int = FORMAT_VERSION
+    skip: bytes | None = None
+    skipSeq: int = 0
+
+    def jump(self) -> tuple[bytes | None, int]:
+        """``(digest, seq)`` of this commit's jump target (``(None, 0)`` for a first commit)."""
+        if self.skip is not None:
+            return self.skip, self.skipSeq
+        return self.parent, max(self.seq - 1, 0)
 
 
-def write_commit(tx: Tx, *, parent: bytes | None, parent_seq: int | None, root: Link, ts: int, op: str,
+def write_commit(tx: Tx, *, parent: bytes | None, parent_commit: "Commit | None", root: Link, ts: int, op: str,
                  input: Any, caller: str) -> tuple[bytes, Commit]:
     """Buffer a commit object in ``tx``; return ``(digest, commit)``.
 
     Args:
         parent: digest of the previous commit of the ref, or None for the first.
-        parent_seq: the parent's ``seq`` (ignored without a parent).
+        parent_commit: the decoded parent (None without one).
         root: the root's link (from :meth:`Tx.put_root`).
         ts: Unix milliseconds.
     """
-    seq = 0 if parent is None else (parent_seq or 0) + 1
+    seq = 0 if parent is None else parent_commit.seq + 1
     stored_input = tx.put_value(input)
     obj = {"format": FORMAT_VERSION, "parent": parent, "root": root, "seq": seq, "ts": ts, "op": op,
            "input": stored_input, "caller": caller}
+    skip, skip_seq = (None, 0) if parent is None else _jump_for(tx, parent, parent_commit)
+    if skip is not None and skip != parent:
+        obj["skip"], obj["skipSeq"] = skip, skip_seq
+    else:
+        skip, skip_seq = None, 0
     d = tx.put(encode(obj))
-    return d, Commit(parent, root, seq, ts, op, stored_input, caller)
+    return d, Commit(parent, root, seq, ts, op, stored_input, caller, FORMAT_VERSION, skip, skip_seq)
+
+
+def _jump_for(tx: Any, p: bytes, pc: Commit) -> tuple[bytes, int]:
+    """The jump target of a new child of commit ``p`` (Myers 1983)."""
+    if pc.parent is None:
+        return p, pc.seq  # the first commit is its own jump
+    j, js = pc.jump()
+    jc = read_commit(tx, j)
+    jj, jjs = (j, js) if jc.parent is None else jc.jump()
+    if pc.seq - js == js - jjs:
+        return jj, jjs
+    return p, pc.seq
 
 
 def read_commit(store_or_tx: Any, d: bytes) -> Commit:
@@ -65,7 +96,7 @@ def read_commit(store_or_tx: Any, d: bytes) -> Commit:
     if type(obj) is not dict or not _is_commit(obj):
         raise InvalidValue(f"object {d.hex()} is not a commit")
     return Commit(obj["parent"], obj["root"], obj["seq"], obj["ts"], obj["op"], obj["input"], obj["caller"],
-                  obj["format"])
+                  obj["format"], obj.get("skip"), obj.get("skipSeq", 0))
 
 
 _ABSENT = object()
@@ -75,6 +106,22 @@ _SHAPE = {"root": Link, "seq": int, "ts": int, "op": str, "caller": str, "format
 def _is_commit(obj: dict) -> bool:
     return (all(type(obj.get(k, _ABSENT)) is t for k, t in _SHAPE.items()) and "input" in obj
             and (obj.get("parent", _ABSENT) is None or type(obj.get("parent")) is bytes))
+
+
+def find(store: Any, head: bytes, seq: int) -> tuple[bytes, Commit]:
+    """The commit with ``seq`` on the chain ending at ``head``, in O(log n) reads.
+
+    Raises:
+        NotFound: ``seq`` is negative or after the head.
+    """
+    d, c = head, read_commit(store, head)
+    if seq < 0 or seq > c.seq:
+        raise NotFound(f"version {seq} does not exist: versions are 0..{c.seq}")
+    while c.seq > seq:
+        j, js = c.jump()
+        d = j if js >= seq else c.parent
+        c = read_commit(store, d)
+    return d, c
 
 
 def log(store: Any, head: bytes | None, limit: int | None = None) -> Iterator[tuple[bytes, Commit]]:

@@ -131,7 +131,7 @@ class _Unit:
             root = self.tx.put_root(record)
             if c is not None and c.root == root:
                 continue
-            cd, _ = write_commit(self.tx, parent=d, parent_seq=c.seq if c else None, root=root, ts=self.ts,
+            cd, _ = write_commit(self.tx, parent=d, parent_commit=c, root=root, ts=self.ts,
                                  op=op, input=input, caller=self.caller)
             ups.append(RefUpdate(name, d, cd))
         return ups

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lattice.codec import FORMAT_VERSION, Link, encode
-from lattice.commits import Commit, log, read_commit, write_commit
+from lattice.commits import Commit, find, log, read_commit, write_commit
 from lattice.digest import digest
 from lattice.errors import InvalidValue, NotFound
 from lattice.memory import MemoryStore
@@ -16,15 +16,15 @@ from lattice.store import RefUpdate
 def _commit_chain(store: MemoryStore, ref: str, states: list, *, op: str = "test:step") -> list[tuple[bytes, Commit]]:
     """Commit each state in turn on ``ref`` (compare-and-swap); return ``[(digest, commit)]`` oldest first."""
     out = []
-    head, head_seq = None, None
+    head, head_c = None, None
     for i, state in enumerate(states):
         tx = Tx(store)
         root = tx.put_root(state)
-        d, c = write_commit(tx, parent=head, parent_seq=head_seq, root=root, ts=1_000 + i, op=op,
+        d, c = write_commit(tx, parent=head, parent_commit=head_c, root=root, ts=1_000 + i, op=op,
                             input={"step": i}, caller="tester")
         assert store.commit(dict(tx.objects), [RefUpdate(ref, head, d)]) is True
         out.append((d, c))
-        head, head_seq = d, c.seq
+        head, head_c = d, c
     return out
 
 
@@ -32,7 +32,7 @@ def test_write_read_round_trip():
     store = MemoryStore()
     tx = Tx(store)
     root = tx.put_root({"status": "SLEEPING"})
-    d, c = write_commit(tx, parent=None, parent_seq=None, root=root, ts=1234, op="agent:create",
+    d, c = write_commit(tx, parent=None, parent_commit=None, root=root, ts=1234, op="agent:create",
                         input={"agentId": "Alice"}, caller="u1")
     assert type(d) is bytes and len(d) == 32
     assert d == digest(tx.objects[d])
@@ -55,19 +55,15 @@ def test_seq_increments_along_the_chain():
         assert c.parent == (None if i == 0 else chain[i - 1][0])
         assert read_commit(store, d) == c
     assert store.ref("a/Alice") == chain[-1][0]
-    # parent_seq is the parent's seq, whatever it is
     tx = Tx(store)
-    d, c = write_commit(tx, parent=chain[-1][0], parent_seq=41, root=chain[-1][1].root, ts=0, op="x", input=None,
-                        caller="c")
-    assert c.seq == 42
-    # without a parent, parent_seq is ignored
-    d, c = write_commit(tx, parent=None, parent_seq=41, root=chain[-1][1].root, ts=0, op="x", input=None, caller="c")
-    assert c.seq == 0
+    d, c = write_commit(tx, parent=chain[-1][0], parent_commit=chain[-1][1], root=chain[-1][1].root, ts=0, op="x",
+                        input=None, caller="c")
+    assert c.seq == 5
 
 
 def test_commit_digest_is_deterministic():
     tx1, tx2 = Tx(MemoryStore()), Tx(MemoryStore())
-    args = dict(parent=None, parent_seq=None, root=bytes(32), ts=5, op="op", input={"b": 1, "a": [1, 2]}, caller="c")
+    args = dict(parent=None, parent_commit=None, root=bytes(32), ts=5, op="op", input={"b": 1, "a": [1, 2]}, caller="c")
     assert write_commit(tx1, **args)[0] == write_commit(tx2, **args)[0]
     other = dict(args, ts=6)
     assert write_commit(tx1, **other)[0] != write_commit(tx2, **args)[0]
@@ -79,7 +75,7 @@ def test_large_input_is_stored_as_a_shared_blob():
     body = "a long message body " * 30
     root = tx.put_root({"inbox": [{"message": body}]})
     n_before = len(tx.objects)
-    d, c = write_commit(tx, parent=None, parent_seq=None, root=root, ts=1, op="agent:message",
+    d, c = write_commit(tx, parent=None, parent_commit=None, root=root, ts=1, op="agent:message",
                         input={"message": body}, caller="u")
     assert len(tx.objects) == n_before + 1  # only the commit object: the body blob is shared with the state
     link = c.input["message"]
@@ -115,7 +111,8 @@ def test_log_with_a_missing_parent_raises_not_found():
     tx = Tx(store)
     root = tx.put_root({"x": 1})
     missing = digest(b"never stored")
-    d, _ = write_commit(tx, parent=missing, parent_seq=0, root=root, ts=1, op="o", input=None, caller="c")
+    ghost = Commit(None, root, 0, 0, "o", None, "c")
+    d, _ = write_commit(tx, parent=missing, parent_commit=ghost, root=root, ts=1, op="o", input=None, caller="c")
     assert store.commit(dict(tx.objects), [])
     it = log(store, d)
     assert next(it)[1].seq == 1
@@ -180,7 +177,7 @@ def test_read_commit_of_a_map_that_only_looks_like_a_commit():
 def test_every_version_stays_readable():
     store = MemoryStore()
     ref = "a/History"
-    head, head_seq = None, None
+    head, head_c = None, None
     expected: list[tuple[bytes, dict]] = []
     model: dict = {}
     for i in range(50):
@@ -195,10 +192,10 @@ def test_every_version_stays_readable():
             m = map_delete(tx, m, victim)
             del model[victim]
         root = tx.put_root(m)
-        d, c = write_commit(tx, parent=head, parent_seq=head_seq, root=root, ts=i, op="test:edit",
+        d, c = write_commit(tx, parent=head, parent_commit=head_c, root=root, ts=i, op="test:edit",
                             input={"i": i}, caller="t")
         assert store.commit(dict(tx.objects), [RefUpdate(ref, head, d)]) is True
-        head, head_seq = d, c.seq
+        head, head_c = d, c
         expected.append((d, {k: dict(v) for k, v in model.items()}))
 
     # walk back from the head: each commit's root still materializes to the value it had
@@ -215,7 +212,8 @@ def test_every_version_stays_readable():
     # a stale compare-and-swap changes nothing
     tx = Tx(store)
     root = tx.put_root({"stale": True})
-    d, _ = write_commit(tx, parent=expected[0][0], parent_seq=0, root=root, ts=99, op="o", input=None, caller="c")
+    d, _ = write_commit(tx, parent=expected[0][0], parent_commit=read_commit(store, expected[0][0]), root=root, ts=99,
+                        op="o", input=None, caller="c")
     assert store.commit(dict(tx.objects), [RefUpdate(ref, expected[0][0], d)]) is False
     assert store.ref(ref) == head
 
@@ -231,3 +229,39 @@ def test_old_versions_survive_large_vector_edits():
     for (d, c), st in zip(chain, states):
         tx = Tx(store)
         assert tx.materialize(tx.load_root(read_commit(store, d).root)) == st
+
+
+class CountingStore:
+    def __init__(self, inner):
+        self.inner, self.gets = inner, 0
+
+    def get(self, d):
+        self.gets += 1
+        return self.inner.get(d)
+
+
+def test_find_reaches_any_version_in_logarithmic_reads():
+    store = MemoryStore()
+    chain = _commit_chain(store, "a/Long", [{"n": i % 3} for i in range(3000)])
+    head = chain[-1][0]
+    counting = CountingStore(store)
+    worst = 0
+    for seq in list(range(0, 3000, 97)) + [0, 1, 2998, 2999]:
+        counting.gets = 0
+        d, c = find(counting, head, seq)
+        assert (d, c) == chain[seq]
+        worst = max(worst, counting.gets)
+    assert worst <= 40  # ~2 log2(3000); walking parents would take up to 3000
+    with pytest.raises(NotFound):
+        find(store, head, 3000)
+    with pytest.raises(NotFound):
+        find(store, head, -1)
+
+
+def test_jump_pointers_are_stored_only_where_they_skip():
+    store = MemoryStore()
+    chain = _commit_chain(store, "a/J", [{"n": i} for i in range(64)])
+    skips = [c for _, c in chain if c.skip is not None]
+    assert 0 < len(skips) < 64
+    for c in skips:
+        assert c.skipSeq < c.seq - 1 and read_commit(store, c.skip).seq == c.skipSeq
