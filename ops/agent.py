@@ -33,7 +33,7 @@ __all__ = [
     "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED", "AGENT_STATUSES", "DEFAULT_OPERATION", "BUILTIN_TOOLS",
     "AgentConfig", "check_config", "HistoryMessage", "check_history", "opened", "new_agent", "update", "fork", "enqueue_task", "add_message", "add_trigger",
     "cancel_task", "cancel_trigger", "suspend", "resume", "terminate", "settle", "has_work", "Work", "pick_work", "complete_cycle",
-    "fail_cycle", "render_input", "build_context", "tool_specs", "timeline_entry",
+    "fail_cycle", "render_input", "build_context", "tool_specs", "timeline_entry", "CycleError", "IO_TOOLS", "Cycle", "finish_run",
 ]
 
 SLEEPING, RUNNING, SUSPENDED, TERMINATED = "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED"
@@ -346,3 +346,122 @@ def fail_cycle(rec: dict[str, Any], error: dict[str, Any], ts: int) -> dict[str,
     """A failed run: error recorded, SUSPENDED, tasks/inbox/pending kept, no timeline entry."""
     status = rec["status"] if rec["status"] == TERMINATED else SUSPENDED
     return {**rec, "status": status, "error": error, "updated": ts}
+
+
+class CycleError(Exception):
+    """A run that cannot finish (e.g. ``tool_loop_limit``); the agent is suspended with it."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+#: tools whose result comes from the shell (I/O); the others are decided here
+IO_TOOLS = frozenset({"covia_read", "covia_write", "covia_list", "agent_message"})
+
+
+class Cycle:
+    """One run's tool-call loop as a pure state machine.
+
+    The shell drives it: ``request()`` gives the next LLM request (None when
+    the run is over), ``reply()`` takes the model's answer and returns the tool
+    calls to resolve in order, ``pure(call)`` answers the tools decided here
+    (``complete_task``, ``fail_task``, unknown tools, bad arguments) or None
+    for an I/O tool whose text the shell supplies to ``tool_result``. Live,
+    replies come from the adapter; in a replay, from the commit's record; the
+    machine is the same, so a replay recomputes exactly what the run did.
+
+    Args:
+        tx: reads the agent's state. rec: the agent record the run starts from.
+        work: what the run consumes.
+
+    Raises:
+        msgspec.ValidationError: the agent's config is invalid.
+    """
+
+    def __init__(self, tx: Tx, rec: dict[str, Any], work: Work):
+        self.cfg, self.prefix, self.new, self.tools = build_context(tx, rec, work)
+        self.model = msgspec.to_builtins(self.cfg.model)
+        self.enabled = {t["name"] for t in self.tools}
+        self.calls = 0
+        self.finished = False
+        self.result: Any = None
+        self.task_status = "COMPLETE"
+        self.task_output: Any = None
+        self.task_error: dict[str, Any] | None = None
+
+    def request(self) -> dict[str, Any] | None:
+        """The next LLM request ``{model, messages, tools}``, or None when the run is over.
+
+        Raises:
+            CycleError: ``tool_loop_limit`` after ``config.maxIterations`` calls.
+        """
+        if self.finished:
+            return None
+        if self.calls >= self.cfg.maxIterations:
+            raise CycleError("tool_loop_limit", f"no final answer after {self.cfg.maxIterations} LLM calls "
+                                                f"(config.maxIterations)")
+        self.calls += 1
+        return {"model": self.model, "messages": self.prefix + self.new, "tools": self.tools}
+
+    def reply(self, content: str | None, calls: list[Any]) -> list[Any]:
+        """Take the model's reply; return its tool calls (to resolve in order). Source: the model."""
+        msg: dict[str, Any] = {"role": "assistant", "content": content}
+        if calls:
+            msg["toolCalls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+        self.new.append(msg)
+        if not calls:
+            self.result = self.task_output = content
+            self.finished = True
+        return list(calls)
+
+    def pure(self, call: Any) -> str | None:
+        """The result text of a tool decided here, or None for an I/O tool the shell must run."""
+        name, args = call.name, call.arguments
+        if name not in self.enabled:
+            return f"error: unknown tool {name!r}; available: {', '.join(sorted(self.enabled))}"
+        if call.invalid is not None:
+            return "error: the arguments are not a JSON object"
+        if name == "complete_task":
+            return "task completed"
+        if name == "fail_task":
+            return "task failed"
+        if name == "agent_message":
+            if not isinstance(args.get("agentId"), str) or not isinstance(args.get("message"), str):
+                return "error: agent_message needs string agentId and message"
+            return None
+        if not isinstance(args.get("path"), str):
+            return f"error: {name} needs a string `path`"
+        return None
+
+    def tool_result(self, call: Any, text: str) -> None:
+        """Record a tool's result; ``complete_task``/``fail_task`` (the first one) end the run."""
+        self.new.append({"role": "tool", "toolCallId": call.id, "name": call.name, "content": text})
+        if self.finished or call.name not in self.enabled or call.invalid is not None:
+            return
+        if call.name == "complete_task":
+            self.finished = True
+            self.result = self.task_output = call.arguments.get("output")
+        elif call.name == "fail_task":
+            self.finished = True
+            message = str(call.arguments.get("error", "failed"))
+            self.task_status, self.task_output = "FAILED", None
+            self.task_error = {"code": "task_failed", "message": message}
+            self.result = {"error": message}
+
+
+def finish_run(tx: Tx, rec: dict[str, Any], work: Work, *, new_history: list[dict[str, Any]], result: Any,
+               task_status: str, task_output: Any, start: int, ts: int) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Apply a successful run to the agent's current record (not yet settled).
+
+    Returns:
+        ``(record, timeline entry, task status)``; the status is ``CANCELLED``
+        when the task was cancelled while the run was being committed.
+    """
+    if work.task_id is not None and work.task_id not in map_keys(rec["tasks"]):
+        task_status, task_output = "CANCELLED", None
+    cfg = rec["state"]["config"]
+    op = cfg.get("operation", DEFAULT_OPERATION) if isinstance(cfg, dict) else DEFAULT_OPERATION
+    entry = timeline_entry(start=start, end=ts, op=op, work=work, result=result,
+                           task_status=task_status if work.task_id else None, task_output=task_output)
+    return complete_cycle(tx, rec, work, new_history=new_history, entry=entry, ts=ts), entry, task_status

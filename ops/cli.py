@@ -134,14 +134,45 @@ def invoke(operation: str, input_json: str, url: str) -> None:
         sys.exit(1)
 
 
+class _Version(click.ParamType):
+    """A version: a seq (integer) or a commit id (hex)."""
+
+    name = "VERSION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int):
+            return value
+        text = str(value)
+        return int(text) if text.isdigit() else text
+
+
+VERSION = _Version()
+
+
+def _ok(job: dict) -> Any:
+    """The job's output; exit 1 with its error when it did not complete."""
+    if job.get("status") != "COMPLETE":
+        err = job.get("error") or {}
+        click.echo(f"{err.get('code')}: {err.get('message')}", err=True)
+        if err.get("hint"):
+            click.echo(f"hint: {err['hint']}", err=True)
+        sys.exit(1)
+    return job["output"]
+
+
 @main.command()
 @click.argument("path")
 @click.option("--max-size", default=1 << 20, show_default=True, type=click.IntRange(0),
               help="Largest value to return, bytes of JSON.")
+@click.option("--at", type=VERSION, default=None,
+              help="Read a g/<agentId>/... path as of a version (seq or commit id; see `lattice log`).")
 @_url_option
-def read(path: str, max_size: int, url: str) -> None:
+def read(path: str, max_size: int, at: int | str | None, url: str) -> None:
     """Print the value at a lattice PATH (g/<agentId>/..., w/..., j/<jobId>)."""
-    job = _call(url, "covia:read", {"path": path, "maxSize": max_size})
+    body: dict[str, Any] = {"path": path, "maxSize": max_size}
+    if at is not None:
+        body["at"] = at
+    job = _call(url, "covia:read", body)
     if job.get("status") != "COMPLETE":
         click.echo(f"{job.get('error', {}).get('code')}: {job.get('error', {}).get('message')}", err=True)
         sys.exit(1)
@@ -155,6 +186,97 @@ def read(path: str, max_size: int, url: str) -> None:
     _dump(out["value"])
 
 
+@main.command()
+@click.argument("agent")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="Versions to show.")
+@click.option("--before", type=click.IntRange(0), default=None, help="Only versions with a smaller seq (paging).")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON answer.")
+@_url_option
+def log(agent: str, limit: int, before: int | None, as_json: bool, url: str) -> None:
+    """List AGENT's versions, newest first: seq, time, operation, caller, id."""
+    body: dict[str, Any] = {"agentId": agent, "limit": limit}
+    if before is not None:
+        body["before"] = before
+    out = _ok(_call(url, "agent:history", body))
+    if as_json:
+        return _dump(out)
+    import datetime
+    for v in out["versions"]:
+        when = datetime.datetime.fromtimestamp(v["ts"] / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        click.echo(f"{v['seq']:>7}  {when}  {v['op']:<18} {v['caller']:<12} {v['id'][:16]}")
+
+
+@main.command()
+@click.argument("agent")
+@click.option("--from", "from_", type=VERSION, default=None, help="The older version (seq or id).")
+@click.option("--to", type=VERSION, default=None, help="The newer version (default: the head).")
+@click.option("--other", default=None, help="Compare with another agent's head instead.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 10_000), help="Most changes shown.")
+@_url_option
+def diff(agent: str, from_: int | str | None, to: int | str | None, other: str | None, limit: int, url: str) -> None:
+    """Show what changed in AGENT between two versions (or against another agent)."""
+    body: dict[str, Any] = {"agentId": agent, "limit": limit}
+    for key, value in (("from", from_), ("to", to), ("otherAgentId", other)):
+        if value is not None:
+            body[key] = value
+    out = _ok(_call(url, "agent:diff", body))
+    for c in out["changes"]:
+        mark = {"added": "+", "removed": "-", "changed": "~"}[c["change"]]
+        detail = {k: c[k] for k in ("before", "after", "beforeSize", "afterSize") if k in c}
+        click.echo(f"{mark} {c['path']}  {json.dumps(detail, ensure_ascii=False)}")
+    if out["truncated"]:
+        click.echo(f"... more than {limit} changes (raise --limit)", err=True)
+
+
+@main.command()
+@click.argument("agent")
+@click.option("--from", "from_", type=VERSION, default=None, help="First version to replay (default: 0).")
+@click.option("--to", type=VERSION, default=None, help="Last version to replay (default: the head).")
+@click.option("--into", default=None,
+              help="What-if: fork AGENT at --from into this new agent and re-apply its later inputs, calling the "
+                   "model live wherever a request differs from the recorded one.")
+@click.option("--config", "config_json", default=None, help="With --into: JSON config merged into the fork.")
+@click.option("--chunk", default=500, show_default=True, type=click.IntRange(1), help="Versions per request.")
+@_url_option
+def replay(agent: str, from_: int | str | None, to: int | str | None, into: str | None, config_json: str | None,
+           chunk: int, url: str) -> None:
+    """Re-run AGENT's recorded events and check that every version's root digest is reproduced.
+
+    Exit 0 when identical, 1 at the first divergence (printed).
+    """
+    if into is not None:
+        body: dict[str, Any] = {"agentId": agent, "into": into}
+        if from_ is None:
+            raise click.UsageError("--into needs --from (the version to fork at)")
+        body["from"] = from_
+        if config_json:
+            try:
+                body["config"] = json.loads(config_json)
+            except json.JSONDecodeError as e:
+                raise click.BadParameter(f"not valid JSON: {e}", param_hint="--config") from None
+        return _dump(_ok(_call(url, "agent:replay", body)))
+    if isinstance(from_, str) or isinstance(to, str):  # commit ids: one request, no progress
+        out = _ok(_call(url, "agent:replay", {"agentId": agent, **{k: v for k, v in (("from", from_), ("to", to))
+                                                                     if v is not None}}))
+        _dump(out)
+        sys.exit(0 if out["identical"] else 1)
+    head = _ok(_call(url, "agent:history", {"agentId": agent, "limit": 1}))["versions"][0]["seq"]
+    lo, hi = from_ or 0, head if to is None else to
+    if lo > hi:
+        _ok(_call(url, "agent:replay", {"agentId": agent, "from": lo, "to": hi}))  # the server explains the error
+    total, replayed = hi - lo + 1, 0
+    with click.progressbar(length=total, label=f"replaying {agent}", file=sys.stderr) as bar:
+        for start in range(lo, hi + 1, chunk):
+            end = min(start + chunk - 1, hi)
+            out = _ok(_call(url, "agent:replay", {"agentId": agent, "from": start, "to": end}))
+            replayed += out["replayed"]
+            bar.update(out["replayed"])
+            if not out["identical"]:
+                _dump({"agentId": agent, "replayed": replayed, "identical": False, "divergence": out["divergence"]})
+                sys.exit(1)
+    _dump({"agentId": agent, "replayed": replayed, "identical": True, "divergence": None})
+
+
 @main.command("ops")
 def list_ops() -> None:
     """List every operation with its summary (no server needed)."""
@@ -163,6 +285,30 @@ def list_ops() -> None:
     width = max(len(k) for k in REGISTRY)
     for c in REGISTRY.values():
         click.echo(f"{c.key:<{width}}  {c.summary}")
+
+
+@main.command("schema")
+@click.argument("operation")
+@click.option("--response", is_flag=True,
+              help="The reply instead: the job, whose `output` is the operation's output.")
+def schema(operation: str, response: bool) -> None:
+    """Print the JSON Schema of OPERATION's input (or, --response, of its reply); no server needed.
+
+    \b
+    Example:
+      lattice schema agent:request
+      lattice schema covia:read --response
+    """
+    from . import operations  # noqa: F401
+    from .contracts import lookup
+    from .errors import Rejected
+    from .openapi import input_json_schema, job_json_schema
+    try:
+        contract = lookup(operation)
+    except Rejected as e:
+        click.echo(f"{e.code}: {e.message}\nhint: {e.hint}", err=True)
+        sys.exit(2)
+    _dump(job_json_schema(contract) if response else input_json_schema(contract))
 
 
 if __name__ == "__main__":  # pragma: no cover

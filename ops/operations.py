@@ -22,6 +22,8 @@ Wait = Union[bool, Annotated[float, Meta(ge=0)]]
 Path = Annotated[str, Meta(description="lattice path, e.g. g/Alice/timeline or w/invoices")]
 Limit = Annotated[int, Meta(ge=1, le=10_000)]
 Offset = Annotated[int, Meta(ge=0)]
+Version = Union[Annotated[int, Meta(ge=0)], Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}$")]]
+"""A version of an agent: its ``seq`` (0 = creation) or a commit id (64 hex digits)."""
 #: default ``covia:read`` bound on a value's JSON size, in bytes
 DEFAULT_MAX_SIZE = 1 << 20
 
@@ -54,10 +56,16 @@ class ForkInput(_In):
     agentId: AgentId
     config: dict[str, Any] | str | None = None
     includeTimeline: bool = False
+    at: Version | None = None
 
 
 class AgentInput(_In):
     agentId: AgentId
+
+
+class InfoInput(_In):
+    agentId: AgentId
+    at: Version | None = None
 
 
 class ResumeInput(_In):
@@ -103,6 +111,7 @@ class MessageInput(_In):
 class ReadInput(_In):
     path: Path
     maxSize: Offset = DEFAULT_MAX_SIZE
+    at: Version | None = None
 
 
 class WriteInput(_In):
@@ -118,12 +127,36 @@ class ListPathInput(_In):
     path: Path
     offset: Offset = 0
     limit: Limit = 100
+    at: Version | None = None
 
 
 class SliceInput(_In):
     path: Path
     offset: Offset = 0
     limit: Limit = 100
+    at: Version | None = None
+
+
+class HistoryInput(_In):
+    agentId: AgentId
+    limit: Annotated[int, Meta(ge=1, le=10_000)] = 50
+    before: Offset | None = None
+
+
+class DiffInput(_In):
+    agentId: AgentId
+    from_: Version | None = msgspec.field(default=None, name="from")
+    to: Version | None = None
+    otherAgentId: AgentId | None = None
+    limit: Annotated[int, Meta(ge=1, le=10_000)] = 1000
+
+
+class ReplayInput(_In):
+    agentId: AgentId
+    from_: Version | None = msgspec.field(default=None, name="from")
+    to: Version | None = None
+    into: AgentId | None = None
+    config: dict[str, Any] | None = None
 
 
 # -- outputs ------------------------------------------------------------------
@@ -220,6 +253,48 @@ class SliceOutput(_Out):
     offset: int | None = None
 
 
+class VersionEntry(_Out):
+    seq: int
+    id: str
+    op: str
+    ts: int
+    caller: str
+
+
+class HistoryOutput(_Out):
+    agentId: str
+    versions: list[VersionEntry]
+
+
+class DiffChange(_Out):
+    path: str
+    change: str
+    before: Any = None
+    after: Any = None
+    beforeSize: int | None = None
+    afterSize: int | None = None
+
+
+class DiffOutput(_Out):
+    changes: list[DiffChange]
+    truncated: bool
+
+
+class Divergence(_Out):
+    seq: int
+    path: str
+    expected: Any = None
+    got: Any = None
+
+
+class ReplayOutput(_Out):
+    agentId: str
+    replayed: int
+    identical: bool | None = None
+    divergence: Divergence | None = None
+    diverged: list[int] | None = None
+
+
 class WrittenOutput(_Out):
     written: bool
 
@@ -240,7 +315,7 @@ declare(Contract("agent:create", _V, "Create an agent (config: inline map, templ
                  CreateInput, CreateOutput, emits=("agent.created",)))
 declare(Contract("agent:update", _V, "Merge new config and/or state into an agent.",
                  UpdateInput, StatusOutput, emits=("agent.updated",)))
-declare(Contract("agent:fork", _V, "Create an agent from another's state and history (O(1)).",
+declare(Contract("agent:fork", _V, "Create an agent from another's state and history, at its head or a version (O(1)).",
                  ForkInput, ForkOutput, emits=("agent.created",)))
 declare(Contract("agent:suspend", _V, "Pause an agent; an in-flight run completes first.",
                  AgentInput, StatusOutput, emits=("agent.suspended",)))
@@ -250,8 +325,8 @@ declare(Contract("agent:delete", _V, "Terminate an agent (remove: delete the rec
                  DeleteInput, StatusOutput, emits=("agent.terminated",)))
 declare(Contract("agent:cancelTask", _V, "Remove a pending task; its job becomes CANCELLED.",
                  CancelTaskInput, CancelTaskOutput, emits=("task.cancelled",)))
-declare(Contract("agent:info", _V, "A lightweight summary of an agent.",
-                 AgentInput, InfoOutput))
+declare(Contract("agent:info", _V, "A lightweight summary of an agent (at a version with `at`).",
+                 InfoInput, InfoOutput))
 declare(Contract("agent:list", _V, "List the caller's agents.",
                  ListInput, ListOutput))
 declare(Contract("agent:context", _V, "The exact LLM input the agent would receive (optionally for a task).",
@@ -274,3 +349,10 @@ declare(Contract("covia:append", _V, "Append a value to the list at a workspace 
                  WriteInput, AppendedOutput, emits=("workspace.written",)))
 declare(Contract("covia:delete", _V, "Delete the value at a workspace path (w/ only).",
                  PathInput, DeletedOutput, emits=("workspace.written",)))
+declare(Contract("agent:history", _V, "List an agent's versions, newest first (page back with `before`).",
+                 HistoryInput, HistoryOutput))
+declare(Contract("agent:diff", _V, "What changed between two versions of an agent, or two agents' heads.",
+                 DiffInput, DiffOutput))
+declare(Contract("agent:replay", _V, "Re-run an agent's recorded events and check every root digest; "
+                 "with `into`, re-apply its inputs to a new agent forked at `from` (what-if).",
+                 ReplayInput, ReplayOutput, emits=("agent.created",)))

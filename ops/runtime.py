@@ -36,18 +36,22 @@ from typing import Any, Callable
 
 import msgspec
 
+from lattice.codec import encode
 from lattice.commits import Commit, read_commit, write_commit
-from lattice.errors import InvalidPath, InvalidValue, LatticeError
+from lattice.digest import digest, from_hex
+from lattice.errors import InvalidPath, InvalidValue, LatticeError, NotFound
+from lattice.history import diff, resolve, versions
 from lattice.nodes import HMap, ObjectCache, Tx, Vec, map_keys, map_len, seq_len
 from lattice.paths import Missing, delete_path, kind_of, open_level, parse_path, read_path, write_path
 from lattice.store import RefUpdate
 
 from . import agent as A
 from . import operations as O
-from .contracts import Contract, validation_error
+from .contracts import REGISTRY, Contract, validation_error
 from .errors import OpError, Rejected
 from .jobs import CANCELLED, COMPLETE, FAILED, PENDING, STARTED, TERMINAL, JobIds, finish, job_record, normalize_job_id
-from .llm import PROVIDERS, LlmError, LlmRequest, make_adapter
+from .llm import PROVIDERS, LlmError, LlmReply, LlmRequest, make_adapter
+from .replay import ReplayError, recorded_replies, rederive
 
 __all__ = ["Runtime", "agent_ref", "job_ref", "ws_ref", "templates"]
 
@@ -138,22 +142,30 @@ class _Unit:
 
 
 class _Outcome(msgspec.Struct):
-    """What a run produced, committed by ``Runtime._complete``."""
+    """What a run produced, committed by ``Runtime._complete``; ``llm`` and ``tools``
+    are recorded in the run's commit so that a replay can re-run it exactly."""
 
     new_history: list[dict[str, Any]]
     result: Any
     task_status: str
     task_output: Any
     task_error: dict[str, Any] | None
-    replies: list[dict[str, Any]]
+    llm: list[dict[str, Any]]  # [{request: digest of the canonical request, reply}]
+    tools: list[str]  # results of the I/O tool calls, in order
     ws_edits: list[tuple[list[str], Any]]  # covia_write calls, in order
     outbox: list[tuple[str, str]]  # agent_message calls: (agentId, message)
 
 
-class _CycleError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
+class _ReplayLlm:
+    """LLM answers for a what-if replay: recorded replies by request digest, and a count of live calls."""
+
+    def __init__(self, recorded: dict[bytes, dict[str, Any]]):
+        self.recorded, self.live = recorded, 0
+
+
+def request_digest(request: dict[str, Any]) -> bytes:
+    """The digest of an LLM request ``{model, messages, tools}`` in canonical form."""
+    return digest(encode(request))
 
 
 class Runtime:
@@ -177,6 +189,7 @@ class Runtime:
         self._cycles: dict[tuple[str, str], tuple[str | None, asyncio.Task]] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._mem_jobs: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._replay_llm: dict[tuple[str, str], _ReplayLlm] = {}
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------
@@ -326,6 +339,25 @@ class Runtime:
             raise OpError("not_found", f"no agent {aid!r}", path=path, hint="agent:list shows your agents")
         return rec
 
+    def _at_version(self, tx: Tx, caller: str, aid: str, at: Any, path: str = "$.input.at",
+                    agent_path: str = "$.input.agentId") -> tuple[bytes, Commit]:
+        """The agent's commit named by ``at`` (a seq or a commit id).
+
+        Raises:
+            OpError: ``not_found`` (no such agent, or no such version of it).
+            Rejected: ``invalid_input`` (``at`` is not a version).
+        """
+        head = self.store.ref(agent_ref(caller, aid))
+        if head is None:
+            raise OpError("not_found", f"no agent {aid!r}", path=agent_path, hint="agent:list shows your agents")
+        try:
+            return resolve(tx, head, at)
+        except NotFound as e:
+            raise OpError("not_found", f"agent {aid!r}: {e.message}", path=path,
+                          hint="agent:history lists the agent's versions") from None
+        except InvalidValue as e:
+            raise Rejected("invalid_input", e.message, path=path) from None
+
     def _settle(self, u: _Unit, caller: str, aid: str, rec: dict[str, Any]) -> dict[str, Any]:
         """Apply :func:`agent.settle` and make the oldest task's job STARTED iff the agent is RUNNING."""
         rec = A.settle(rec)
@@ -426,7 +458,7 @@ class Runtime:
             if old is not None:
                 self._cancel_all(u, caller, old)
             rec = A.new_agent(config, inp.state, u.ts)
-            u.write(name, rec, "agent:create", msgspec.to_builtins(inp))
+            u.write(name, rec, "agent:create", {**msgspec.to_builtins(inp), "config": config})
             return {"agentId": inp.agentId, "status": rec["status"], "created": old is None, "updated": old is not None}
         done = await self._sync(caller, job, fn)
         if inp.overwrite and done["status"] == COMPLETE and done["output"]["updated"]:
@@ -462,7 +494,12 @@ class Runtime:
         override = self._resolve_config(caller, inp.config)
 
         def fn(u: _Unit) -> dict:
-            src = self._agent(u, caller, inp.sourceId, "$.input.sourceId")
+            if inp.at is None:
+                src = self._agent(u, caller, inp.sourceId, "$.input.sourceId")
+                source = u.head(agent_ref(caller, inp.sourceId))[0]
+            else:
+                source, c = self._at_version(u.tx, caller, inp.sourceId, inp.at, agent_path="$.input.sourceId")
+                src = A.opened(u.tx, u.tx.load_root(c.root))
             name = agent_ref(caller, inp.agentId)
             if u.read(name) is not None:
                 raise OpError("conflict", f"agent {inp.agentId!r} already exists", path="$.input.agentId",
@@ -473,7 +510,7 @@ class Runtime:
                     A.check_config(rec["state"]["config"])
                 except msgspec.ValidationError as e:
                     raise OpError("invalid_config", f"merged config: {e}", path="$.input.config") from None
-            u.write(name, rec, "agent:fork", msgspec.to_builtins(inp))
+            u.write(name, rec, "agent:fork", {**msgspec.to_builtins(inp), "config": override, "source": source.hex()})
             return {"agentId": inp.agentId, "status": rec["status"], "forkedFrom": inp.sourceId}
         return await self._sync(caller, job, fn)
 
@@ -578,9 +615,12 @@ class Runtime:
         tx = Tx(self.store, self.cache)
         return tx, A.opened(tx, tx.load_root(read_commit(tx, d).root))
 
-    async def op_agent_info(self, caller: str, inp: O.AgentInput, job: dict) -> dict:
+    async def op_agent_info(self, caller: str, inp: O.InfoInput, job: dict) -> dict:
         def fn(u: _Unit) -> dict:
-            rec = self._agent(u, caller, inp.agentId)
+            if inp.at is None:
+                rec = self._agent(u, caller, inp.agentId)
+            else:
+                rec = A.opened(u.tx, u.tx.load_root(self._at_version(u.tx, caller, inp.agentId, inp.at)[1].root))
             return {"agentId": inp.agentId, "status": rec["status"], "config": u.tx.materialize(rec["state"]["config"]),
                     "taskCount": map_len(rec["tasks"]), "timelineLength": seq_len(rec["timeline"]),
                     "error": rec["error"]}
@@ -660,6 +700,149 @@ class Runtime:
             return {"agentId": inp.agentId, "delivered": True}
         return await self._sync(caller, job, fn)
 
+    # -- versions ------------------------------------------------------------------
+    async def op_agent_history(self, caller: str, inp: O.HistoryInput, job: dict) -> dict:
+        def fn(u: _Unit) -> dict:
+            head = self.store.ref(agent_ref(caller, inp.agentId))
+            if head is None:
+                raise OpError("not_found", f"no agent {inp.agentId!r}", path="$.input.agentId")
+            return {"agentId": inp.agentId, "versions": [
+                {"seq": c.seq, "id": d.hex(), "op": c.op, "ts": c.ts, "caller": c.caller}
+                for d, c in versions(u.tx, head, inp.limit, inp.before)]}
+        return await self._sync(caller, job, fn)
+
+    async def op_agent_diff(self, caller: str, inp: O.DiffInput, job: dict) -> dict:
+        def fn(u: _Unit) -> dict:
+            tx = u.tx
+            if inp.otherAgentId is None:
+                if inp.from_ is None:
+                    raise Rejected("invalid_input", "`from` is required to compare two versions of one agent",
+                                   path="$.input.from", hint="give `from` (a seq or id), or `otherAgentId`")
+                _, a = self._at_version(tx, caller, inp.agentId, inp.from_, "$.input.from")
+                _, b = self._head_commit(tx, caller, inp.agentId) if inp.to is None else \
+                    self._at_version(tx, caller, inp.agentId, inp.to, "$.input.to")
+                if a.seq > b.seq:
+                    raise OpError("invalid_range", f"`from` (version {a.seq}) is after `to` (version {b.seq})",
+                                  path="$.input.from", hint="swap them, or omit `to` to compare with the head")
+            else:
+                a = self._head_commit(tx, caller, inp.agentId)[1] if inp.from_ is None else \
+                    self._at_version(tx, caller, inp.agentId, inp.from_, "$.input.from")[1]
+                b = self._head_commit(tx, caller, inp.otherAgentId, "$.input.otherAgentId")[1] if inp.to is None else \
+                    self._at_version(tx, caller, inp.otherAgentId, inp.to, "$.input.to", "$.input.otherAgentId")[1]
+            changes, truncated = diff(tx, tx.raw_root(a.root), tx.raw_root(b.root), limit=inp.limit)
+            return {"changes": changes, "truncated": truncated}
+        return await self._sync(caller, job, fn)
+
+    def _range(self, tx: Tx, caller: str, aid: str, frm: Any, to: Any) -> list[tuple[bytes, Commit]]:
+        """The agent's commits ``frm..to`` (defaults: first, head), oldest first."""
+        head, head_c = self._head_commit(tx, caller, aid)
+        lo = 0 if frm is None else self._at_version(tx, caller, aid, frm, "$.input.from")[1].seq
+        d, c = (head, head_c) if to is None else self._at_version(tx, caller, aid, to, "$.input.to")
+        if lo > c.seq:
+            raise OpError("invalid_range", f"`from` (version {lo}) is after `to` (version {c.seq})",
+                          path="$.input.from", hint="swap them, or omit `to` to replay up to the head")
+        out = [(d, c)]
+        while c.seq > lo:
+            d = c.parent
+            c = read_commit(tx, d)
+            out.append((d, c))
+        out.reverse()
+        return out
+
+    async def op_agent_replay(self, caller: str, inp: O.ReplayInput, job: dict) -> dict:
+        if inp.into is not None:
+            return await self._what_if(caller, inp, job)
+        tx = Tx(self.store, self.cache)
+        commits = self._range(tx, caller, inp.agentId, inp.from_, inp.to)
+
+        def source(commit_id: str) -> dict:
+            return A.opened(tx, tx.load_root(read_commit(tx, from_hex(commit_id)).root))
+        out: dict[str, Any] = {"agentId": inp.agentId, "replayed": 0, "identical": True, "divergence": None}
+        for i, (d, c) in enumerate(commits):
+            if i % 256 == 255:
+                await asyncio.sleep(0)  # a long replay must not stall the server
+            rtx = Tx(self.store, self.cache)
+            parent = None if c.parent is None else A.opened(rtx, rtx.load_root(read_commit(rtx, c.parent).root))
+            try:
+                got = rtx.put_root(rederive(rtx, parent, c, inp.agentId, source))
+            except (ReplayError, LatticeError, msgspec.ValidationError, KeyError, TypeError) as e:
+                out.update(identical=False, divergence={"seq": c.seq, "path": "", "expected": c.root.data.hex(),
+                                                        "got": f"cannot replay {c.op}: {e}"})
+                break
+            out["replayed"] += 1
+            if got != c.root:
+                (first, *_), _ = diff(rtx, rtx.raw_root(c.root), rtx.raw_root(got), limit=1, value_max=1024)
+                out.update(identical=False, divergence={
+                    "seq": c.seq, "path": first["path"],
+                    "expected": first.get("before", first.get("beforeSize")),
+                    "got": first.get("after", first.get("afterSize"))})
+                break
+        done = finish(job, COMPLETE, self.clock(), output=out)
+        self._remember(caller, done)
+        return done
+
+    async def _what_if(self, caller: str, inp: O.ReplayInput, job: dict) -> dict:
+        """Fork the agent at ``from`` into ``into`` (config merged) and re-apply the recorded
+        tasks, messages and triggers after ``from`` in order, each run to its end; the model
+        is called live except where a request is byte-identical to a recorded one."""
+        if inp.from_ is None:
+            raise Rejected("invalid_input", "`from` is required with `into`", path="$.input.from",
+                           hint="the new agent is forked at `from`")
+        tx = Tx(self.store, self.cache)
+        commits = self._range(tx, caller, inp.agentId, inp.from_, None)
+        start, later = commits[0][1], commits[1:]
+        fork = await self.invoke(REGISTRY["agent:fork"], O.ForkInput(
+            sourceId=inp.agentId, agentId=inp.into, config=inp.config, at=start.seq), caller)
+        if fork["status"] != COMPLETE:
+            e = fork["error"]
+            raise OpError(e["code"], e["message"], path="$.input.into" if e["code"] == "conflict" else e.get("path"),
+                          hint=e.get("hint"))
+        replay = _ReplayLlm(recorded_replies(tx, [c for _, c in later]))
+        self._replay_llm[(caller, inp.into)] = replay
+        replayed, diverged = 0, []
+        try:
+            for _, c in later:
+                i = tx.materialize(c.input)
+                live = replay.live
+                if c.op == "agent:request":
+                    await self.invoke(REGISTRY["agent:request"], O.RequestInput(
+                        agentId=inp.into, input=i["input"], wait=True), caller)
+                elif c.op == "agent:message":
+                    await self.invoke(REGISTRY["agent:message"], O.MessageInput(
+                        agentId=inp.into, message=i["message"]), caller)
+                elif c.op == "agent:trigger":
+                    await self.invoke(REGISTRY["agent:trigger"], O.TriggerInput(agentId=inp.into, wait=True), caller)
+                else:
+                    continue
+                status = await self._idle(caller, inp.into)
+                replayed += 1
+                if replay.live > live:
+                    diverged.append(c.seq)
+                if status != A.SLEEPING:
+                    break  # suspended (its error is on the agent) or gone: stop here
+        finally:
+            self._replay_llm.pop((caller, inp.into), None)
+        done = finish(job, COMPLETE, self.clock(), output={"agentId": inp.into, "replayed": replayed,
+                                                           "diverged": diverged})
+        self._remember(caller, done)
+        return done
+
+    async def _idle(self, caller: str, aid: str) -> str | None:
+        """Wait until the agent is not RUNNING; return its status (None if it is gone)."""
+        name = agent_ref(caller, aid)
+        while True:
+            ev = self.watch(name)
+            snap = self._snapshot(caller, aid)
+            if snap is None or snap[1]["status"] != A.RUNNING:
+                return None if snap is None else snap[1]["status"]
+            await ev.wait()
+
+    def _head_commit(self, tx: Tx, caller: str, aid: str, path: str = "$.input.agentId") -> tuple[bytes, Commit]:
+        head = self.store.ref(agent_ref(caller, aid))
+        if head is None:
+            raise OpError("not_found", f"no agent {aid!r}", path=path, hint="agent:list shows your agents")
+        return head, read_commit(tx, head)
+
     # -- the run loop -----------------------------------------------------------
     async def _loop(self, caller: str, aid: str) -> None:
         """Run cycles while the agent is RUNNING. Every way a cycle can end is committed:
@@ -712,7 +895,7 @@ class Runtime:
         return rec
 
     async def _fail(self, caller: str, aid: str, created: int | None, exc: BaseException) -> None:
-        if isinstance(exc, (LlmError, _CycleError)):
+        if isinstance(exc, (LlmError, A.CycleError)):
             error = {"code": exc.code, "message": exc.message}
         elif isinstance(exc, msgspec.ValidationError):
             error = {"code": "invalid_config", "message": f"agent config: {exc}"}
@@ -738,15 +921,9 @@ class Runtime:
             rec = self._current(u, caller, aid, created)
             if rec is None:
                 return  # replaced or terminated meanwhile: the run is abandoned
-            task_status = out.task_status
-            if work.task_id is not None and work.task_id not in map_keys(rec["tasks"]):
-                task_status = CANCELLED  # cancelled while this commit was being prepared
-            cfg = rec["state"]["config"]
-            op = cfg.get("operation", A.DEFAULT_OPERATION) if isinstance(cfg, dict) else A.DEFAULT_OPERATION
-            entry = A.timeline_entry(start=start, end=u.ts, op=op, work=work, result=out.result,
-                                     task_status=task_status if work.task_id else None,
-                                     task_output=out.task_output if task_status != CANCELLED else None)
-            rec = A.complete_cycle(u.tx, rec, work, new_history=out.new_history, entry=entry, ts=u.ts)
+            rec, entry, task_status = A.finish_run(
+                u.tx, rec, work, new_history=out.new_history, result=out.result, task_status=out.task_status,
+                task_output=out.task_output, start=start, ts=u.ts)
             if work.task_id is not None and task_status != CANCELLED:
                 name = job_ref(caller, work.task_id)
                 jr = u.read(name)
@@ -754,9 +931,7 @@ class Runtime:
                     u.write(name, finish(jr, task_status, u.ts, output=out.task_output, error=out.task_error),
                             "job:finish")
             rec = self._settle(u, caller, aid, rec)
-            u.write(agent_ref(caller, aid), rec, "agent:run",
-                    {"taskId": work.task_id, "messages": len(work.messages), "triggers": work.triggers,
-                     "replies": out.replies})
+            u.write(agent_ref(caller, aid), rec, "agent:run", run_input(work, out, start))
             if out.ws_edits:
                 ws = u.read(ws_ref(caller))
                 for segs, value in out.ws_edits:
@@ -780,94 +955,72 @@ class Runtime:
         await self._transact(caller, fn)
 
     async def _cycle(self, caller: str, aid: str, tx: Tx, rec: dict, work: A.Work) -> _Outcome:
-        cfg, prefix, new, tools = A.build_context(tx, rec, work)
-        adapter = self.adapter_factory(cfg.model)
-        model = msgspec.to_builtins(cfg.model)
-        enabled = {t["name"] for t in tools}
-        out = _Outcome(new, None, COMPLETE, None, None, [], [], [])
-        for _ in range(cfg.maxIterations):
+        cycle = A.Cycle(tx, rec, work)
+        adapter = self.adapter_factory(cycle.cfg.model)
+        out = _Outcome(cycle.new, None, COMPLETE, None, None, [], [], [], [])
+        replay = self._replay_llm.get((caller, aid))
+        while (request := cycle.request()) is not None:
+            key = request_digest(request)
             try:
-                reply = await adapter.complete(LlmRequest(model, prefix + new, tools))
+                if replay is not None and key in replay.recorded:
+                    reply = msgspec.convert(replay.recorded[key], LlmReply)  # byte-identical request: reuse
+                else:
+                    if replay is not None:
+                        replay.live += 1
+                    reply = await adapter.complete(LlmRequest(**request))
             except (LlmError, asyncio.CancelledError):
                 raise
             except Exception as e:  # an adapter bug: never let its text (which could hold a credential) out
                 log.error("LLM adapter for %s/%s raised %s", caller, aid, type(e).__name__)
-                raise LlmError(f"the {model.get('provider')} adapter failed ({type(e).__name__})") from None
-            out.replies.append(msgspec.to_builtins(reply))
-            msg: dict[str, Any] = {"role": "assistant", "content": reply.content}
-            if reply.toolCalls:
-                msg["toolCalls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.toolCalls]
-            new.append(msg)
-            if not reply.toolCalls:
-                out.result = out.task_output = reply.content
-                return out
-            finished = False
-            for call in reply.toolCalls:
-                text, fin = self._tool(caller, aid, enabled, call, out)
-                if fin is not None and not finished:
-                    finished = True
-                    if fin[0] == COMPLETE:
-                        out.result = out.task_output = fin[1]
-                    else:
-                        out.task_status = FAILED
-                        out.task_error = {"code": "task_failed", "message": str(fin[1])}
-                        out.result = {"error": str(fin[1])}
-                new.append({"role": "tool", "toolCallId": call.id, "name": call.name, "content": text})
-            if finished:
-                return out
-        raise _CycleError("tool_loop_limit", f"no final answer after {cfg.maxIterations} LLM calls "
-                                             f"(config.maxIterations)")
+                raise LlmError(f"the {request['model'].get('provider')} adapter failed ({type(e).__name__})") from None
+            out.llm.append({"request": key, "reply": msgspec.to_builtins(reply)})
+            for call in cycle.reply(reply.content, reply.toolCalls):
+                text = cycle.pure(call)
+                if text is None:
+                    text = self._io_tool(caller, call, out)
+                    out.tools.append(text)
+                cycle.tool_result(call, text)
+        out.result, out.task_status = cycle.result, cycle.task_status
+        out.task_output, out.task_error = cycle.task_output, cycle.task_error
+        return out
 
-    def _tool(self, caller: str, aid: str, enabled: set[str], call: Any, out: _Outcome) -> tuple[str, tuple | None]:
-        """Run one built-in tool for a run; returns (tool message text, (status, value) if it ends the task).
+    def _io_tool(self, caller: str, call: Any, out: _Outcome) -> str:
+        """Run one I/O tool for a run; return its result text. Source of ``call``: the model (untrusted).
 
         Side effects are staged in ``out`` and committed with the run (see :meth:`_complete`);
-        reads see the run's own staged writes. Source of ``call``: the model (untrusted).
+        reads see the run's own staged writes.
         """
         name, args = call.name, call.arguments
-        if name not in enabled:
-            return f"error: unknown tool {name!r}; available: {', '.join(sorted(enabled))}", None
-        if call.invalid is not None:
-            return "error: the arguments are not a JSON object", None
-        if name == "complete_task":
-            return "task completed", (COMPLETE, args.get("output"))
-        if name == "fail_task":
-            return "task failed", (FAILED, args.get("error", "failed"))
         if name == "agent_message":
-            target, text = args.get("agentId"), args.get("message")
-            if not isinstance(target, str) or not isinstance(text, str):
-                return "error: agent_message needs string agentId and message", None
-            d = self.store.ref(agent_ref(caller, target))
-            if d is None:
-                return f"error: no agent {target!r}", None
-            out.outbox.append((target, text))
-            return f"delivered to {target} when this run completes", None
-        path = args.get("path")
-        if not isinstance(path, str):
-            return f"error: {name} needs a string `path`", None
+            target = args["agentId"]
+            if self.store.ref(agent_ref(caller, target)) is None:
+                return f"error: no agent {target!r}"
+            out.outbox.append((target, args["message"]))
+            return f"delivered to {target} when this run completes"
+        path = args["path"]
         try:
             ns, segs = parse_path(path)
             if ns != "w":
-                return "error: tools may only use the owner's workspace (paths under w/)", None
+                return "error: tools may only use the owner's workspace (paths under w/)"
             tx = Tx(self.store, self.cache)
             ws = self._raw_root(tx, ws_ref(caller))
             for p, value in out.ws_edits:  # read your own writes
                 ws = write_path(tx, {} if ws is Missing else ws, p, value)
             if name == "covia_write":
                 if not segs:
-                    return "error: write below w/, e.g. w/notes", None
+                    return "error: write below w/, e.g. w/notes"
                 value = args.get("value")
                 write_path(tx, {} if ws is Missing else ws, segs, value)  # fails now if it cannot apply
                 out.ws_edits.append((segs, value))
-                return "written", None
+                return "written"
             v = Missing if ws is Missing else read_path(tx, ws, segs)
             if name == "covia_read":
                 text = "null (nothing at that path)" if v is Missing else msgspec.json.encode(tx.materialize(v)).decode()
             else:
                 text = msgspec.json.encode(_describe(tx, v, 0, 1000)).decode()
-            return text[:_TOOL_TEXT_MAX], None
+            return text[:_TOOL_TEXT_MAX]
         except LatticeError as e:
-            return f"error: {e.message}", None
+            return f"error: {e.message}"
 
     # -- lattice operations -------------------------------------------------------
     def _target(self, caller: str, path: str) -> tuple[str, str | None, list[str]]:
@@ -904,8 +1057,15 @@ class Runtime:
             return Missing
         return tx.raw_root(read_commit(tx, d).root)
 
-    def _at(self, tx: Tx, caller: str, path: str) -> Any:
+    def _at(self, tx: Tx, caller: str, path: str, at: Any = None) -> Any:
         ns, ref, segs = self._target(caller, path)
+        if at is not None:
+            if ns != "g" or ref is None:
+                raise Rejected("invalid_input", "`at` reads a version of an agent: the path must be g/<agentId>/...",
+                               path="$.input.at")
+            aid = ref.split("/", 2)[2]
+            _, c = self._at_version(tx, caller, aid, at, agent_path="$.input.path")
+            return read_path(tx, tx.raw_root(c.root), segs)
         if ref is None:  # bare g or j: a virtual map of the caller's refs
             prefix = f"{ns}/{caller}/"
             raw: Any = {}
@@ -923,7 +1083,7 @@ class Runtime:
 
     async def op_covia_read(self, caller: str, inp: O.ReadInput, job: dict) -> dict:
         def fn(u: _Unit) -> dict:
-            v = self._at(u.tx, caller, inp.path)
+            v = self._at(u.tx, caller, inp.path, inp.at)
             if v is Missing:
                 return {"exists": False, "value": None}
             size = u.tx.json_size(v)  # without building the value: a huge read costs no memory
@@ -934,13 +1094,13 @@ class Runtime:
 
     async def op_covia_list(self, caller: str, inp: O.ListPathInput, job: dict) -> dict:
         def fn(u: _Unit) -> dict:
-            return _describe(u.tx, self._at(u.tx, caller, inp.path), inp.offset, inp.limit)
+            return _describe(u.tx, self._at(u.tx, caller, inp.path, inp.at), inp.offset, inp.limit)
         return await self._sync(caller, job, fn)
 
     async def op_covia_slice(self, caller: str, inp: O.SliceInput, job: dict) -> dict:
         def fn(u: _Unit) -> dict:
             tx = u.tx
-            v = self._at(tx, caller, inp.path)
+            v = self._at(tx, caller, inp.path, inp.at)
             if v is Missing:
                 return {"exists": False}
             v = open_level(tx, v)
@@ -1004,6 +1164,13 @@ class Runtime:
                 raise OpError("not_found", f"nothing at {inp.path}", path="$.input.path")
             return new
         return await self._ws_edit(caller, "covia:delete", segs, msgspec.to_builtins(inp), edit, job, {"deleted": True})
+
+
+def run_input(work: A.Work, out: _Outcome, start: int) -> dict[str, Any]:
+    """The input recorded in a run's commit: all a replay needs besides the parent state and ts."""
+    return {"taskId": work.task_id, "task": work.task["input"] if work.task is not None else None,
+            "messages": len(work.messages), "triggers": work.triggers, "start": start,
+            "llm": out.llm, "tools": out.tools, "outbox": [list(m) for m in out.outbox]}
 
 
 def _describe(tx: Tx, v: Any, offset: int, limit: int) -> dict:

@@ -116,3 +116,30 @@ def test_cli_reports_errors_with_exit_codes(server: int) -> None:
     assert p.returncode == 2 and "invalid_path" in p.stderr
     p = subprocess.run([lattice, "read", "g/x", "--url", "http://127.0.0.1:9"], capture_output=True, text=True)
     assert p.returncode != 0 and "cannot reach" in p.stderr
+
+
+def test_cli_version_commands(server: int) -> None:
+    env = {**os.environ, "LATTICE_URL": f"http://127.0.0.1:{server}"}
+    lattice = str(BIN / "lattice")
+
+    def run(*args: str, code: int = 0) -> subprocess.CompletedProcess:
+        p = subprocess.run([lattice, *args], env=env, capture_output=True, text=True, timeout=30)
+        assert p.returncode == code, (args, p.stdout, p.stderr)
+        return p
+    run("invoke", "agent:create", '{"agentId": "A"}')
+    for i in range(3):
+        run("invoke", "agent:request", json.dumps({"agentId": "A", "input": f"q{i}", "wait": True}))
+    lines = run("log", "A").stdout.splitlines()
+    assert [ln.split()[0] for ln in lines] == ["6", "5", "4", "3", "2", "1", "0"]
+    assert json.loads(run("log", "A", "--json", "--limit", "2").stdout)["versions"][0]["op"] == "agent:run"
+    assert run("read", "g/A/timeline/0/result", "--at", "2").stdout.strip() == '"q0"'
+    assert run("read", "g/A/timeline", "--at", "0").stdout.strip() == "[]"
+    changes = run("diff", "A", "--from", "4", "--to", "6").stdout.splitlines()
+    assert any(c.startswith("+ timeline/2 ") for c in changes)
+    result = json.loads(run("replay", "A", "--chunk", "3").stdout)
+    assert result == {"agentId": "A", "replayed": 7, "identical": True, "divergence": None}
+    what_if = json.loads(run("replay", "A", "--from", "2", "--into", "B").stdout)
+    assert what_if == {"agentId": "B", "replayed": 2, "diverged": []}
+    assert "invalid_range" in run("diff", "A", "--from", "5", "--to", "1", code=1).stderr
+    assert "version 99 does not exist" in run("read", "g/A", "--at", "99", code=1).stderr
+    assert "--into needs --from" in run("replay", "A", "--into", "C", code=2).stderr

@@ -17,10 +17,11 @@ SEED_OPERATIONS = {
     "agent:trigger", "agent:request", "agent:message", "agent:create", "agent:update", "agent:fork",
     "agent:suspend", "agent:resume", "agent:delete", "agent:cancelTask", "agent:info", "agent:list",
     "agent:context", "covia:read", "covia:write", "covia:delete", "covia:append", "covia:list", "covia:slice"}
+VERSION_OPERATIONS = {"agent:history", "agent:diff", "agent:replay"}
 
 
 def test_every_seed_operation_is_declared_and_served() -> None:
-    assert set(REGISTRY) == SEED_OPERATIONS
+    assert set(REGISTRY) == SEED_OPERATIONS | VERSION_OPERATIONS
     for c in REGISTRY.values():
         assert callable(getattr(Runtime, c.handler)), c.key
         assert c.summary and c.version

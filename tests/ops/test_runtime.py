@@ -460,7 +460,7 @@ async def test_stale_run_is_not_merged_into_a_recreated_agent(rt: Runtime) -> No
     old_created = (await read(rt, "g/A"))["created"]
     await asyncio.sleep(0.002)
     await call(rt, "agent:create", agentId="A", overwrite=True, state={"fresh": True})
-    out = _Outcome([{"role": "user", "content": "old"}], "old", "COMPLETE", "old", None, [], [(["x"], 1)], [])
+    out = _Outcome([{"role": "user", "content": "old"}], "old", "COMPLETE", "old", None, [], [], [(["x"], 1)], [])
     await rt._complete(CALLER, "A", old_created, Work(None, None, [], []), out, 0)
     await rt._fail(CALLER, "A", old_created, RuntimeError("old"))
     rec = await read(rt, "g/A")
