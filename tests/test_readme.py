@@ -18,13 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def walkthrough_commands() -> list[str]:
+def section_commands(heading: str) -> list[str]:
+    """The shell commands of a README section (``#`` comments dropped)."""
     text = (ROOT / "README.md").read_text()
-    section = text.split("## Walkthrough", 1)[1].split("\n## ", 1)[0]
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
     cmds = []
     for block in re.findall(r"```sh\n(.*?)```", section, re.S):
-        cmds += [line.strip() for line in block.splitlines() if line.strip()]
+        cmds += [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()]
     return cmds
+
+
+def walkthrough_commands() -> list[str]:
+    return section_commands("Walkthrough")
 
 
 def free_port() -> int:
@@ -99,6 +104,21 @@ def test_walkthrough_runs_as_written(server: int) -> None:
         "role": "user", "content": '{"question":"What vendors are overdue?"}'}
     curl = out["curl -s localhost:7770/api/v1/invoke"]
     assert curl["status"] == "COMPLETE" and curl["output"] == {"exists": True, "value": "SLEEPING"}
+
+    # the Versions section continues from there
+    cmds = section_commands("Versions")
+    assert len(cmds) == 6, cmds
+    env = {**os.environ, "LATTICE_URL": f"http://127.0.0.1:{server}", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    results = [subprocess.run(c, shell=True, env=env, capture_output=True, text=True, timeout=30) for c in cmds]
+    for c, p in zip(cmds, results):
+        assert p.returncode == 0, (c, p.stdout, p.stderr)
+    log_lines = results[0].stdout.splitlines()
+    assert log_lines[-1].split()[0] == "0" and "agent:create" in log_lines[-1]
+    assert len(json.loads(results[1].stdout)) == 1  # version 2: the request's run, before the message's
+    assert "+ timeline/1" in results[2].stdout
+    assert json.loads(results[3].stdout)["output"]["forkedFrom"] == "Alice"
+    assert json.loads(results[4].stdout)["identical"] is True
+    assert json.loads(results[5].stdout)["agentId"] == "Alice-brief"
 
 
 def test_cli_reports_errors_with_exit_codes(server: int) -> None:
