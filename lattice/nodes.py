@@ -544,13 +544,6 @@ class HMap:
             depth += 1
         raise KeyError(key)
 
-    def contains(self, key: str) -> bool:
-        try:
-            self.get_raw(key)
-            return True
-        except KeyError:
-            return False
-
     def items_raw(self) -> Iterator[tuple[str, Any]]:
         """Yield ``(key, stored value)`` in trie order (sort for key order)."""
         if self.root is not None:

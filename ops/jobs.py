@@ -54,7 +54,7 @@ class JobIds:
         self._last = 0
 
     def __call__(self, ms: int) -> str:
-        value = ((ms & ((1 << 48) - 1)) << 80) | int.from_bytes(os.urandom(10), "big")
+        value = int(new_job_id(ms), 16)
         if value <= self._last:
             value = self._last + 1
         self._last = value
