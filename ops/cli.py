@@ -277,6 +277,45 @@ def replay(agent: str, from_: int | str | None, to: int | str | None, into: str 
     _dump({"agentId": agent, "replayed": replayed, "identical": True, "divergence": None})
 
 
+@main.command()
+@click.option("--data", default=DEFAULT_DATA, show_default=True, type=click.Path(file_okay=False, exists=True),
+              help="Directory of the LMDB store to check.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def fsck(data: str, quiet: bool) -> None:
+    """Check a store: every object reachable from every ref is present and re-hashes to its digest,
+    every commit chain is whole, every agent and job record is consistent.
+
+    Exit 0 when clean, 1 when anything is wrong (each problem is printed). The
+    server may keep running: LMDB readers in another process see a consistent snapshot.
+    """
+    from lattice.errors import StoreError
+    from lattice.fsck import fsck as run_fsck
+    from lattice.lmdb import LmdbStore
+
+    from .check import make_check_head
+    try:
+        store = LmdbStore(data)
+    except StoreError as e:
+        raise click.ClickException(f"cannot open store at {data}: {e.message}") from None
+    try:
+        total = sum(1 for _ in store.refs(""))
+        with click.progressbar(length=total, label="checking refs", file=sys.stderr,
+                               hidden=quiet or total == 0) as bar:
+            last = [0]
+
+            def progress(done: int, _total: int) -> None:
+                bar.update(done - last[0])
+                last[0] = done
+            report = run_fsck(store, check_head=make_check_head(store), progress=progress)
+    finally:
+        store.close()
+    for p in report.problems:
+        click.echo(f"{p.kind}: {p.ref}: {p.message}")
+    click.echo(f"{report.refs} refs, {report.commits} commits, {report.objects} objects checked; "
+               f"{len(report.problems)} problem(s)", err=True)
+    sys.exit(0 if report.ok else 1)
+
+
 @main.command("ops")
 def list_ops() -> None:
     """List every operation with its summary (no server needed)."""

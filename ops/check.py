@@ -1,0 +1,68 @@
+"""Consistency checks of agent and job records, for ``lattice fsck``.
+
+:func:`check_head` is given to :func:`lattice.fsck.fsck`: on top of the
+lattice's own checks (every object present and intact, every chain whole), it
+checks what the runtime promises of the records at each head:
+
+* a job record has every field, a known status, and its own id;
+* an agent record has a known status; it is ``RUNNING`` exactly when it has
+  work and is neither suspended nor terminated; every queued task's job exists
+  and is ``PENDING``, except the oldest task of a ``RUNNING`` agent, which is
+  ``STARTED``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from lattice.commits import read_commit
+from lattice.nodes import Tx, map_keys
+
+from . import agent as A
+from .jobs import PENDING, STARTED, STATUSES
+
+__all__ = ["make_check_head"]
+
+_JOB_FIELDS = ("jobId", "operation", "status", "output", "error", "created", "updated")
+
+
+def make_check_head(store: Any):
+    """A ``check_head(ref, root)`` for :func:`lattice.fsck.fsck` over ``store``."""
+    from .runtime import job_ref  # the ref layout lives with the runtime
+
+    def check_head(ref: str, root: Any) -> Iterator[str]:
+        ns, caller, ident = (ref.split("/", 2) + ["", ""])[:3]
+        tx = Tx(store)
+        if ns == "j":
+            rec = tx.materialize(tx.raw_root(root))
+            if not isinstance(rec, dict):
+                yield "job record is not a map"
+                return
+            missing = [f for f in _JOB_FIELDS if f not in rec]
+            if missing:
+                yield f"job record lacks {', '.join(missing)}"
+            if rec.get("status") not in STATUSES:
+                yield f"job status {rec.get('status')!r} is not one of {', '.join(STATUSES)}"
+            if rec.get("jobId") != ident:
+                yield f"job record says jobId {rec.get('jobId')!r}, its ref says {ident!r}"
+        elif ns == "g":
+            rec = A.opened(tx, tx.load_root(root))
+            status = rec.get("status")
+            if status not in A.AGENT_STATUSES:
+                yield f"agent status {status!r} is not one of {', '.join(A.AGENT_STATUSES)}"
+                return
+            work = A.has_work(rec)
+            if status == A.RUNNING and not work:
+                yield "agent is RUNNING with no work"
+            if status == A.SLEEPING and work:
+                yield "agent is SLEEPING with work queued"
+            for i, tid in enumerate(map_keys(rec["tasks"])):
+                d = store.ref(job_ref(caller, tid))
+                if d is None:
+                    yield f"task {tid} has no job record"
+                    continue
+                job = tx.materialize(tx.raw_root(read_commit(tx, d).root))
+                want = STARTED if (i == 0 and status == A.RUNNING) else PENDING
+                if job.get("status") != want:
+                    yield f"task {tid}: job is {job.get('status')}, expected {want}"
+    return check_head

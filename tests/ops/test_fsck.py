@@ -1,0 +1,110 @@
+"""fsck finds what is missing, corrupt or inconsistent, and passes a healthy store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from lattice.commits import read_commit, write_commit
+from lattice.fsck import fsck
+from lattice.lmdb import LmdbStore
+from lattice.memory import MemoryStore
+from lattice.nodes import Tx
+from ops import operations  # noqa: F401
+from ops.check import make_check_head
+from ops.contracts import decode_input, lookup
+from ops.runtime import Runtime
+
+BIN = Path(sys.executable).parent
+
+
+async def populate(store: Any) -> Runtime:
+    rt = Runtime(store)
+    await rt.start()
+
+    async def call(op: str, **inp: Any) -> dict:
+        c = lookup(op)
+        return await rt.invoke(c, decode_input(c, inp), "local")
+    await call("agent:create", agentId="A", config="vendor-assistant")
+    for i in range(40):
+        await call("agent:request", agentId="A", input=f"overdue {i} " + "x" * 300, wait=True)
+    await call("agent:fork", sourceId="A", agentId="B", at=10)
+    await call("agent:create", agentId="Q")
+    await call("agent:suspend", agentId="Q")
+    await call("agent:request", agentId="Q", input="queued")
+    await call("covia:write", path="w/notes", value={"long": "y" * 400})
+    await rt.close()
+    return rt
+
+
+def check(store: Any):
+    return fsck(store, check_head=make_check_head(store))
+
+
+async def test_healthy_store_passes() -> None:
+    store = MemoryStore()
+    await populate(store)
+    report = check(store)
+    assert report.ok, report.problems
+    assert report.refs >= 40 and report.objects > 100
+
+
+async def test_missing_and_corrupt_objects_are_reported() -> None:
+    store = MemoryStore()
+    await populate(store)
+    tx = Tx(store)
+    head = store.ref("g/local/A")
+    history = tx.load_root(read_commit(store, head).root)["state"]["history"]  # a vector handle
+    root_vnode = bytes(history.root.data)
+    del store._objects[root_vnode]
+    blob = next(d for d, b in store._objects.items() if b.startswith(b"\xda") and len(b) > 300)
+    store._objects[blob] = store._objects[blob][:-1] + b"!"
+    kinds = {(p.kind, p.ref.split("/")[0]) for p in check(store).problems}
+    assert ("missing", "g") in kinds and (("corrupt", "g") in kinds or ("corrupt", "j") in kinds), kinds
+
+
+async def test_inconsistent_records_are_reported() -> None:
+    from lattice.store import RefUpdate
+    store = MemoryStore()
+    await populate(store)
+    # forge a head: Q RUNNING with its task's job still PENDING, and a job record for another id
+    for name, edit in (("g/local/Q", lambda r: {**r, "status": "RUNNING"}),
+                       ("g/local/A", lambda r: {**r, "status": "BORED"})):
+        tx = Tx(store)
+        head = store.ref(name)
+        c = read_commit(tx, head)
+        rec = edit(tx.materialize(tx.raw_root(c.root)))
+        d, _ = write_commit(tx, parent=head, parent_commit=c, root=tx.put_root(rec), ts=c.ts, op="forged",
+                            input=None, caller="x")
+        assert store.commit(tx.objects, [RefUpdate(name, head, d)])
+    msgs = [p.message for p in check(store).problems if p.kind == "bad_record"]
+    assert any("expected STARTED" in m for m in msgs), msgs
+    assert any("'BORED'" in m for m in msgs), msgs
+
+
+async def test_cli_fsck(tmp_path: Path) -> None:
+    data = tmp_path / "db"
+    store = LmdbStore(data)
+    await populate(store)
+    store.close()
+    ok = subprocess.run([str(BIN / "lattice"), "fsck", "--data", str(data)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "0 problem(s)" in ok.stderr
+    # corrupt one object on disk
+    env = lmdb.open(str(data), max_dbs=4)
+    db = env.open_db(b"objects")
+    with env.begin(write=True, db=db) as txn:
+        key, value = next((k, v) for k, v in txn.cursor() if len(v) > 300)
+        txn.put(key, value[:-1] + b"?")
+    env.close()
+    bad = subprocess.run([str(BIN / "lattice"), "fsck", "--data", str(data), "--quiet"], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "corrupt" in bad.stdout and key.hex() in bad.stdout
+    missing = subprocess.run([str(BIN / "lattice"), "fsck", "--data", str(tmp_path / "nope")], capture_output=True,
+                             text=True)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
