@@ -14,6 +14,8 @@ reaches logs, events or exceptions.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import math
 import os
 import re
@@ -49,6 +51,10 @@ class OpenAIModel(
         timeout: Total seconds allowed per call; must be finite and > 0.
         temperature: Sampling temperature, omitted from the request if None.
         maxTokens: Sent as ``max_tokens``, omitted if None.
+        maxRetries: Further attempts after a transient failure (429, 500, 502,
+            503, 504, a dropped connection or a reply cut off mid-body), 0..10.
+        retryBackoff: Seconds before the first retry, doubled for each next one
+            (a 429's or 503's ``Retry-After`` wins); every wait is capped at 30 s.
     """
 
     model: str
@@ -57,10 +63,26 @@ class OpenAIModel(
     timeout: float = 60.0
     temperature: float | None = None
     maxTokens: int | None = None
+    maxRetries: int = 2
+    retryBackoff: float = 0.5
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError("timeout must be a finite number of seconds > 0")
+        if not 0 <= self.maxRetries <= 10:
+            raise ValueError("maxRetries must be between 0 and 10")
+        if not (0 <= self.retryBackoff <= MAX_RETRY_WAIT and math.isfinite(self.retryBackoff)):
+            raise ValueError(f"retryBackoff must be between 0 and {MAX_RETRY_WAIT:g} seconds")
+
+
+#: statuses worth another attempt: rate limited, or the server side failed
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: longest wait before a retry, seconds (a longer Retry-After is cut to this)
+MAX_RETRY_WAIT = 30.0
+
+
+class _Transient(LlmError):
+    """A failure worth retrying: the connection dropped or the reply was cut off."""
 
 
 # --- reply schema (lenient: unknown fields are ignored) ---------------------
@@ -139,11 +161,16 @@ class OpenAIAdapter:
             arguments that are not a JSON object come back as ``{}`` with the
             raw text (at most 1000 characters) in ``ToolCall.invalid``.
 
+        Transient failures (see ``OpenAIModel.maxRetries``) are retried with
+        backoff; timeouts, other statuses and malformed replies are not (the
+        run loop suspends the agent with the error, and ``agent:resume`` retries).
+
         Raises:
             LlmError: ``llm_config`` when the API key variable is not set or the
                 URL is invalid; ``llm_timeout`` when no full answer arrived
                 within ``model.timeout``; ``llm_error`` for connection
-                failures, non-2xx statuses and malformed replies. The message
+                failures and retryable statuses once the retries are spent,
+                other non-2xx statuses and malformed replies. The message
                 never contains the API key.
         """
         key = self._api_key()
@@ -198,18 +225,33 @@ class OpenAIAdapter:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
-        if self._session is not None:
-            status, body = await self._post(self._session, payload, headers)
-        else:
-            async with aiohttp.ClientSession() as session:
-                status, body = await self._post(session, payload, headers)
-        if not 200 <= status < 300:
-            raise LlmError(_status_message(status, body, key), "llm_error")
-        return _parse_reply(body)
+        attempt = 0
+        while True:
+            wait = None
+            try:
+                if self._session is not None:
+                    status, body, wait = await self._post(self._session, payload, headers)
+                else:
+                    async with aiohttp.ClientSession() as session:
+                        status, body, wait = await self._post(session, payload, headers)
+            except _Transient as exc:
+                error = exc
+            else:
+                if 200 <= status < 300:
+                    return _parse_reply(body)
+                error = LlmError(_status_message(status, body, key), "llm_error")
+                if status not in RETRY_STATUSES:
+                    raise error
+            if attempt >= self.model.maxRetries:
+                tries = f" (after {attempt + 1} attempts)" if attempt else ""
+                raise LlmError(error.message + tries, "llm_error")
+            delay = self.model.retryBackoff * (2 ** attempt) if wait is None else wait
+            await asyncio.sleep(min(delay, MAX_RETRY_WAIT))
+            attempt += 1
 
     async def _post(
         self, session: aiohttp.ClientSession, payload: bytes, headers: dict[str, str]
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, float | None]:
         url = self.url
         timeout = aiohttp.ClientTimeout(total=self.model.timeout)
         try:
@@ -217,7 +259,10 @@ class OpenAIAdapter:
                 body = await resp.content.read(MAX_REPLY_BYTES + 1)
                 if len(body) > MAX_REPLY_BYTES:
                     raise LlmError(f"model endpoint {url} sent a reply over {MAX_REPLY_BYTES} bytes", "llm_error")
-                return resp.status, body
+                if resp.content_length is not None and len(body) < resp.content_length:
+                    raise _Transient(f"reply from {url} was cut off after {len(body)} of "
+                                     f"{resp.content_length} bytes", "llm_error")
+                return resp.status, body, _retry_after(resp.headers.get("Retry-After"))
         except (asyncio.TimeoutError, TimeoutError):
             raise LlmError(
                 f"model endpoint {url} did not answer within {self.model.timeout:g} s",
@@ -225,14 +270,29 @@ class OpenAIAdapter:
             ) from None
         except aiohttp.InvalidURL:
             raise LlmError(f"invalid model endpoint URL {url!r}", "llm_config") from None
-        except aiohttp.ClientError as exc:
-            raise LlmError(
+        except aiohttp.ClientPayloadError as exc:
+            raise _Transient(f"reply from {url} was cut off: {type(exc).__name__}", "llm_error") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _Transient(
                 f"cannot reach model endpoint {url}: {type(exc).__name__}: {exc}", "llm_error"
             ) from None
-        except OSError as exc:
-            raise LlmError(
-                f"cannot reach model endpoint {url}: {type(exc).__name__}: {exc}", "llm_error"
-            ) from None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
 
 
 #: largest reply body read from a model endpoint, bytes

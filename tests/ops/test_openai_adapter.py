@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -330,7 +331,7 @@ async def test_timeout(fake: FakeServer) -> None:
 async def test_http_error_status(fake: FakeServer, status: int) -> None:
     fake.reply_raw("upstream exploded", status=status)
 
-    err = await expect_error(make_adapter(fake), req(HELLO), "llm_error")
+    err = await expect_error(make_adapter(fake, maxRetries=0), req(HELLO), "llm_error")
 
     assert str(status) in err.message
     assert "upstream exploded" in err.message
@@ -358,7 +359,7 @@ async def test_openai_style_error_body_message_surfaces(fake: FakeServer) -> Non
 async def test_error_body_excerpt_is_short(fake: FakeServer) -> None:
     fake.reply_raw("<html>" + "oops " * 2000 + "</html>", status=502, content_type="text/html")
 
-    err = await expect_error(make_adapter(fake), req(HELLO), "llm_error")
+    err = await expect_error(make_adapter(fake, maxRetries=0), req(HELLO), "llm_error")
 
     assert "502" in err.message
     assert len(err.message) < 400
@@ -491,3 +492,72 @@ async def test_oversized_reply_is_refused(fake: FakeServer, monkeypatch: pytest.
     err = await expect_error(make_adapter(fake), req(HELLO), "llm_error")
 
     assert "over 4096 bytes" in err.message
+
+
+# --- faults: what is retried, what is not ------------------------------------------
+
+
+async def test_429_with_retry_after_is_retried(fake: FakeServer) -> None:
+    fake.reply_with(lambda r, b: web.json_response({"error": {"message": "slow down"}}, status=429,
+                                                  headers={"Retry-After": "0"}))
+    fake.reply_json(completion("after the limit"))
+    reply = await make_adapter(fake, retryBackoff=5.0).complete(req(HELLO))  # Retry-After 0 wins over 5 s
+    assert reply.content == "after the limit" and len(fake.requests) == 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_server_errors_are_retried_then_reported(fake: FakeServer, status: int) -> None:
+    for _ in range(3):
+        fake.reply_json({"error": {"message": "down"}}, status=status)
+    err = await expect_error(make_adapter(fake, maxRetries=2, retryBackoff=0.01), req(HELLO), "llm_error")
+    assert f"{status}" in err.message and "after 3 attempts" in err.message
+    assert len(fake.requests) == 3
+
+
+async def test_reply_cut_off_mid_body_is_retried(fake: FakeServer) -> None:
+    async def cut(request: web.Request, body: dict) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": "500"})
+        await resp.prepare(request)
+        await resp.write(b'{"choices": [{"message": {"content": "par')
+        request.transport.close()  # the connection drops mid-reply
+        return resp
+    fake.reply_with(cut)
+    fake.reply_json(completion("whole"))
+    reply = await make_adapter(fake, retryBackoff=0.01).complete(req(HELLO))
+    assert reply.content == "whole" and len(fake.requests) == 2
+
+
+@pytest.mark.parametrize("make_reply, code", [
+    (lambda: web.json_response({"error": {"message": "bad request"}}, status=400), "llm_error"),
+    (lambda: web.Response(text="{not json", content_type="application/json"), "llm_error"),
+])
+async def test_permanent_failures_are_not_retried(fake: FakeServer, make_reply, code: str) -> None:
+    fake.reply_with(lambda r, b: make_reply())
+    await expect_error(make_adapter(fake, retryBackoff=0.01), req(HELLO), code)
+    assert len(fake.requests) == 1
+
+
+async def test_timeouts_are_not_retried(fake: FakeServer) -> None:
+    async def slow(request: web.Request, body: dict) -> web.Response:
+        await asyncio.sleep(1)
+        return web.json_response(completion("late"))
+    fake.reply_with(slow)
+    await expect_error(make_adapter(fake, timeout=0.2, retryBackoff=0.01), req(HELLO), "llm_timeout")
+    assert len(fake.requests) == 1
+
+
+def test_retry_after_parsing() -> None:
+    import email.utils
+
+    from ops.llm.openai import _retry_after
+    assert _retry_after("3") == 3.0 and _retry_after("0.5") == 0.5 and _retry_after(None) is None
+    assert _retry_after("soon") is None and _retry_after("-4") == 0.0
+    later = email.utils.formatdate(time.time() + 20, usegmt=True)
+    assert 15 < _retry_after(later) <= 20
+
+
+def test_retry_settings_are_validated() -> None:
+    with pytest.raises(ValueError):
+        OpenAIModel(model="m", maxRetries=11)
+    with pytest.raises(ValueError):
+        OpenAIModel(model="m", retryBackoff=-1)
