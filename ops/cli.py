@@ -80,14 +80,19 @@ def main() -> None:
               help="Largest request body, bytes (413 above).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Log verbosity.")
-def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body: int, log_level: str) -> None:
+@click.option("--max-agents", default=10_000, show_default=True, type=click.IntRange(1),
+              help="Agent records a caller may hold (limit_exceeded above).")
+@click.option("--max-queued", default=1_000, show_default=True, type=click.IntRange(1),
+              help="Tasks + messages + triggers an agent may have waiting (limit_exceeded above).")
+def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body: int, log_level: str,
+          max_agents: int, max_queued: int) -> None:
     """Run the HTTP API (POST /api/v1/invoke) on an embedded store."""
     from aiohttp import web
 
     from lattice.memory import MemoryStore
 
     from .http import create_app
-    from .runtime import Runtime
+    from .runtime import Limits, Runtime
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if memory:
@@ -101,7 +106,7 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
         except StoreError as e:
             raise click.ClickException(f"cannot open store at {data}: {e.message}") from None
         where = os.path.abspath(data)
-    app = create_app(Runtime(store), max_body=max_body)
+    app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued)), max_body=max_body)
     try:
         web.run_app(app, host=host, port=port, print=lambda *_: click.echo(
             f"lattice serving on http://{host}:{port} (store: {where}); Ctrl-C to stop"))

@@ -53,7 +53,7 @@ from .jobs import CANCELLED, COMPLETE, FAILED, PENDING, STARTED, TERMINAL, JobId
 from .llm import PROVIDERS, LlmError, LlmReply, LlmRequest, make_adapter
 from .replay import ReplayError, recorded_replies, rederive
 
-__all__ = ["Runtime", "agent_ref", "job_ref", "ws_ref", "templates"]
+__all__ = ["Runtime", "Limits", "agent_ref", "job_ref", "ws_ref", "templates"]
 
 log = logging.getLogger("lattice.runtime")
 
@@ -168,6 +168,19 @@ def request_digest(request: dict[str, Any]) -> bytes:
     return digest(encode(request))
 
 
+class Limits(msgspec.Struct, frozen=True):
+    """Per-caller limits; exceeding one fails the operation with ``limit_exceeded``.
+
+    Attributes:
+        max_agents: agent records a caller may hold (terminated ones count until
+            removed with ``agent:delete remove: true``).
+        max_queued: work an agent may have waiting: tasks + inbox messages + triggers.
+    """
+
+    max_agents: int = 10_000
+    max_queued: int = 1_000
+
+
 class Runtime:
     """Serves every operation over one store; owns the run loops of its agents.
 
@@ -175,11 +188,14 @@ class Runtime:
         store: a :class:`lattice.store.Store` backend.
         clock: returns Unix milliseconds (default: wall clock).
         adapter_factory: ``ModelRef -> Adapter`` (default :func:`ops.llm.make_adapter`).
+        limits: per-caller limits (default :class:`Limits`).
     """
 
     def __init__(self, store: Any, *, clock: Callable[[], int] | None = None,
-                 adapter_factory: Callable[[Any], Any] = make_adapter):
+                 adapter_factory: Callable[[Any], Any] = make_adapter, limits: Limits | None = None):
         self.store = store
+        self.limits = limits or Limits()
+        self._agent_counts: dict[str, int] = {}
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.adapter_factory = adapter_factory
         self.cache = ObjectCache()
@@ -287,6 +303,9 @@ class Runtime:
     def _after_commit(self, caller: str, u: _Unit) -> None:
         for name, w in u.writes.items():
             self._notify(name)
+            if name.startswith("g/") and caller in self._agent_counts:
+                existed = u.heads[name][0] is not None
+                self._agent_counts[caller] += (w is not None and not existed) - (w is None and existed)
             if name.startswith("g/") and w is not None and w[0]["status"] == A.RUNNING:
                 self._ensure_loop(caller, name.split("/", 2)[2])
 
@@ -332,6 +351,23 @@ class Runtime:
         if self.store.ref(job_ref(caller, done["jobId"])) is None:
             self._remember(caller, done)
         return done
+
+    def _check_room_for_agent(self, caller: str) -> None:
+        """Raise ``limit_exceeded`` when the caller holds ``limits.max_agents`` agents."""
+        n = self._agent_counts.get(caller)
+        if n is None:
+            n = self._agent_counts[caller] = sum(1 for _ in self.store.refs(f"g/{caller}/"))
+        if n >= self.limits.max_agents:
+            raise OpError("limit_exceeded", f"you hold {n} agents, the limit is {self.limits.max_agents}",
+                          hint="remove agents you no longer need with agent:delete {remove: true}")
+
+    def _check_room_for_work(self, rec: dict[str, Any], aid: str) -> None:
+        """Raise ``limit_exceeded`` when the agent already has ``limits.max_queued`` pieces of work waiting."""
+        n = map_len(rec["tasks"]) + seq_len(rec["inbox"]) + len(rec["triggers"])
+        if n >= self.limits.max_queued:
+            raise OpError("limit_exceeded", f"agent {aid!r} has {n} tasks, messages and triggers waiting, "
+                                            f"the limit is {self.limits.max_queued}",
+                          hint="wait for it to catch up (agent:info shows taskCount), or resume it if suspended")
 
     def _agent(self, u: _Unit, caller: str, aid: str, path: str = "$.input.agentId") -> dict[str, Any]:
         rec = u.read(agent_ref(caller, aid))
@@ -455,6 +491,8 @@ class Runtime:
             old = u.read(name)
             if old is not None and not inp.overwrite:
                 return {"agentId": inp.agentId, "status": old["status"], "created": False, "updated": False}
+            if old is None:
+                self._check_room_for_agent(caller)
             if old is not None:
                 self._cancel_all(u, caller, old)
             rec = A.new_agent(config, inp.state, u.ts)
@@ -504,6 +542,7 @@ class Runtime:
             if u.read(name) is not None:
                 raise OpError("conflict", f"agent {inp.agentId!r} already exists", path="$.input.agentId",
                               hint="choose another agentId or agent:delete it with remove: true")
+            self._check_room_for_agent(caller)
             rec = A.fork(src, override, inp.includeTimeline, u.ts)
             if override:
                 try:
@@ -668,6 +707,7 @@ class Runtime:
             rec = self._agent(u, caller, inp.agentId)
             if rec["status"] == A.TERMINATED:
                 raise OpError("illegal_state", f"agent {inp.agentId!r} is TERMINATED", hint="fork it or create it again")
+            self._check_room_for_work(rec, inp.agentId)
             rec = A.enqueue_task(u.tx, rec, jid, inp.input, caller, u.ts)
             u.write(job_ref(caller, jid), job, "agent:request")
             rec = self._settle(u, caller, inp.agentId, rec)
@@ -683,6 +723,7 @@ class Runtime:
             rec = self._agent(u, caller, inp.agentId)
             if rec["status"] == A.TERMINATED:
                 raise OpError("illegal_state", f"agent {inp.agentId!r} is TERMINATED")
+            self._check_room_for_work(rec, inp.agentId)
             rec = A.add_trigger(rec, jid, u.ts)
             u.write(job_ref(caller, jid), job, "agent:trigger")
             rec = self._settle(u, caller, inp.agentId, rec)
@@ -695,6 +736,7 @@ class Runtime:
             rec = self._agent(u, caller, inp.agentId)
             if rec["status"] == A.TERMINATED:
                 raise OpError("illegal_state", f"agent {inp.agentId!r} is TERMINATED")
+            self._check_room_for_work(rec, inp.agentId)
             rec = self._settle(u, caller, inp.agentId, A.add_message(u.tx, rec, inp.message, caller, u.ts))
             u.write(agent_ref(caller, inp.agentId), rec, "agent:message", msgspec.to_builtins(inp))
             return {"agentId": inp.agentId, "delivered": True}
@@ -993,8 +1035,13 @@ class Runtime:
         name, args = call.name, call.arguments
         if name == "agent_message":
             target = args["agentId"]
-            if self.store.ref(agent_ref(caller, target)) is None:
+            snap = self._snapshot(caller, target)
+            if snap is None:
                 return f"error: no agent {target!r}"
+            try:
+                self._check_room_for_work(snap[1], target)
+            except OpError as e:
+                return f"error: {e.message}"
             out.outbox.append((target, args["message"]))
             return f"delivered to {target} when this run completes"
         path = args["path"]

@@ -530,3 +530,31 @@ async def test_wait_follows_an_in_flight_run_through_a_suspend(rt: Runtime) -> N
     gate.release.set()
     job = await asyncio.wait_for(waiting, 2)
     assert job["status"] == "COMPLETE" and job["output"] == "x"
+
+
+async def test_limits_fail_with_a_stable_code_and_change_nothing() -> None:
+    from ops.runtime import Limits
+    rt = Runtime(MemoryStore(), limits=Limits(max_agents=2, max_queued=3))
+    await rt.start()
+    try:
+        await call(rt, "agent:create", agentId="A")
+        await call(rt, "agent:create", agentId="B")
+        before = (list(rt.store.refs("")), len(rt.store))
+        for job in (await call(rt, "agent:create", agentId="C"), await call(rt, "agent:fork", sourceId="A", agentId="C")):
+            assert job["status"] == "FAILED" and job["error"]["code"] == "limit_exceeded" and job["error"]["hint"]
+        assert (list(rt.store.refs("")), len(rt.store)) == before
+        assert (await call(rt, "agent:create", agentId="A", overwrite=True))["status"] == "COMPLETE"  # not a new one
+        await call(rt, "agent:delete", agentId="B", remove=True)
+        assert (await call(rt, "agent:create", agentId="C"))["status"] == "COMPLETE"  # room again
+        await call(rt, "agent:suspend", agentId="A")
+        await call(rt, "agent:request", agentId="A", input="1")
+        await call(rt, "agent:message", agentId="A", message="2")
+        await call(rt, "agent:trigger", agentId="A", wait=False)
+        before = (list(rt.store.refs("")), len(rt.store))
+        for op, inp in (("agent:request", {"input": "4"}), ("agent:message", {"message": "4"}),
+                        ("agent:trigger", {"wait": False})):
+            job = await call(rt, op, agentId="A", **inp)
+            assert job["status"] == "FAILED" and job["error"]["code"] == "limit_exceeded", job
+        assert (list(rt.store.refs("")), len(rt.store)) == before
+    finally:
+        await rt.close()
