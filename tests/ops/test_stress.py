@@ -1,0 +1,117 @@
+"""Concurrency stress: many clients, many agents, mixed operations; then every invariant is checked.
+
+Duration: ``LATTICE_STRESS_SECONDS`` (default 4); ``-s`` prints the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from lattice.fsck import fsck
+from lattice.lmdb import LmdbStore
+from ops import operations  # noqa: F401
+from ops.check import make_check_head
+from ops.contracts import decode_input, lookup
+from ops.runtime import Runtime
+
+CALLER = "local"
+
+
+async def test_stress_invariants(tmp_path: Path) -> None:
+    seconds = float(os.environ.get("LATTICE_STRESS_SECONDS", "4"))
+    store = LmdbStore(tmp_path / "db", durable=False)
+    rt = Runtime(store)
+    await rt.start()
+    rnd = random.Random(1234)
+    counts: dict[str, int] = {}
+
+    async def call(op: str, **inp: Any) -> dict:
+        counts[op] = counts.get(op, 0) + 1
+        c = lookup(op)
+        return await rt.invoke(c, decode_input(c, inp), CALLER)
+
+    agents = [f"S{i}" for i in range(8)]
+    for a in agents:
+        await call("agent:create", agentId=a, config={"model": {"provider": "echo"}})
+    requests: dict[str, tuple[str, str]] = {}  # jobId -> (agent, text)
+    messages: dict[str, str] = {}  # text -> agent
+    forks = 0
+
+    async def client(n: int) -> None:
+        nonlocal forks
+        end = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < end:
+            i += 1
+            a = rnd.choice(agents)
+            r = rnd.random()
+            if r < 0.45:
+                text = f"task {n}.{i}"
+                job = await call("agent:request", agentId=a, input=text, wait=rnd.random() < 0.5)
+                if job["status"] != "FAILED":
+                    requests[job["jobId"]] = (a, text)
+            elif r < 0.70:
+                text = f"msg {n}.{i}"
+                job = await call("agent:message", agentId=a, message=text)
+                if job["status"] == "COMPLETE":
+                    messages[text] = a
+            elif r < 0.76:
+                await call("agent:trigger", agentId=a, wait=False)
+            elif r < 0.82:
+                await call("agent:suspend", agentId=a)
+            elif r < 0.92:
+                await call("agent:resume", agentId=a)
+            elif r < 0.97 and requests:
+                jid = rnd.choice(list(requests))
+                await call("agent:cancelTask", agentId=requests[jid][0], taskId=jid)
+            elif forks < 8:
+                forks += 1
+                new = f"F{forks}"
+                job = await call("agent:fork", sourceId=a, agentId=new, includeTimeline=rnd.random() < 0.5)
+                if job["status"] == "COMPLETE":
+                    agents.append(new)
+            await asyncio.sleep(0)
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(client(n) for n in range(16)))
+    for a in agents:
+        await call("agent:resume", agentId=a)
+    for a in agents:
+        await rt._idle(CALLER, a)
+    elapsed = time.monotonic() - t0
+
+    checks = 0
+    timelines = {a: (await call("covia:read", path=f"g/{a}/timeline", maxSize=1 << 30))["output"]["value"]
+                 for a in agents}
+    histories = {a: (await call("covia:read", path=f"g/{a}/state/history", maxSize=1 << 30))["output"]["value"]
+                 for a in agents}
+    # each task completes exactly once (or was cancelled and never completed), with its own output
+    for jid, (a, text) in requests.items():
+        job = rt.get_job(CALLER, jid)
+        completions = [e for e in timelines[a] if e["taskResults"].get(jid, {}).get("status") == "COMPLETE"]
+        if job["status"] == "COMPLETE":
+            assert job["output"] == text and len(completions) == 1 and completions[0]["taskResults"][jid]["output"] == text
+        else:
+            assert job["status"] == "CANCELLED" and not completions, (job, completions)
+        checks += 1
+    # no message lost or duplicated: each appears once in its agent's history and once in its timeline
+    for text, a in messages.items():
+        in_history = sum(1 for m in histories[a]
+                         if m["role"] == "user" and m.get("content") == f"[message from {CALLER}] {text}")
+        in_timeline = sum(1 for e in timelines[a] for m in e["messages"] if m["message"] == text)
+        assert in_history == 1 and in_timeline == 1, (text, a, in_history, in_timeline)
+        checks += 1
+    # every job and task state agrees with its agent's record; every object intact
+    report = fsck(store, check_head=make_check_head(store))
+    assert report.ok, report.problems[:5]
+    checks += report.refs
+    await rt.close()
+    store.close()
+    total = sum(counts.values())
+    print(f"\nstress: {elapsed:.1f} s, {total} operations {counts}, {len(agents)} agents, "
+          f"{len(requests)} tasks, {len(messages)} messages, {checks} invariant checks")
