@@ -1,0 +1,95 @@
+"""An API key named by apiKeyEnv never reaches the store, a job, a timeline or the server's log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+BIN = Path(sys.executable).parent
+SECRET = "sk-live-9f8e7d6c5b4a39281706-do-not-leak"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def scenario(tmp: Path) -> str:
+    seen = []
+
+    async def chat(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(request.headers.get("Authorization"))
+        if len(seen) == 2:  # an error reply that echoes the credential back
+            return web.json_response({"error": {"message": f"bad key {request.headers['Authorization']}"}}, status=401)
+        last = body["messages"][-1]
+        if last["role"] == "user":
+            return web.json_response({"choices": [{"message": {"content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "complete_task",
+                                                               "arguments": json.dumps({"output": "done"})}}]}}]})
+        return web.json_response({"choices": [{"message": {"content": "ok"}}]})
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    llm_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", llm_port).start()
+
+    port = free_port()
+    log = tmp / "server.log"
+    env = {**os.environ, "LEAKY_API_KEY": SECRET}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(BIN / "lattice"), "serve", "--data", str(tmp / "data"), "--port", str(port),
+                                 "--log-level", "debug"], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline and proc.poll() is None
+                    await asyncio.sleep(0.05)
+            url = f"http://127.0.0.1:{port}/api/v1/invoke"
+            model = {"provider": "openai", "model": "m", "baseUrl": f"http://127.0.0.1:{llm_port}/v1",
+                     "apiKeyEnv": "LEAKY_API_KEY", "maxRetries": 0}
+            async with aiohttp.ClientSession() as s:
+                async def call(op: str, **inp) -> dict:
+                    async with s.post(url, json={"operation": op, "input": inp}) as r:
+                        return await r.json()
+                await call("agent:create", agentId="A", config={"model": model})
+                ok = await call("agent:request", agentId="A", input="go", wait=True)
+                assert ok["status"] == "COMPLETE", ok
+                failed = await call("agent:request", agentId="A", input="again", wait=True)  # the 401 echoing the key
+                info = await call("agent:info", agentId="A")
+                assert info["output"]["status"] == "SUSPENDED" and "[REDACTED]" in info["output"]["error"]["message"]
+                dump = json.dumps([ok, failed, info, await call("covia:read", path="g/A", maxSize=1 << 30),
+                                   await call("covia:read", path="j", maxSize=1 << 30),
+                                   await call("agent:history", agentId="A")])
+                assert SECRET not in dump
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            await runner.cleanup()
+    assert seen[0] == f"Bearer {SECRET}"  # it was really used
+    return log.read_text()
+
+
+def test_api_key_never_stored_or_logged(tmp_path: Path) -> None:
+    log = asyncio.run(scenario(tmp_path))
+    assert "POST /api/v1/invoke" in log  # the log is real
+    assert SECRET not in log
+    for f in (tmp_path / "data").rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
