@@ -1,4 +1,8 @@
-"""HTTP API v1 (aiohttp): ``POST /api/v1/invoke``, jobs, status.
+"""HTTP API v1 (aiohttp): ``POST /api/v1/invoke``, jobs, status, and the generated surfaces.
+
+Besides the invoke endpoint this application serves the surfaces generated from
+the operation contracts: MCP at ``/mcp`` (:mod:`ops.mcp`), server-sent event
+streams (:mod:`ops.sse`) and the OpenAPI document (:mod:`ops.openapi`).
 
 ``create_app(runtime)`` returns a :class:`aiohttp.web.Application`; the
 runtime is started and closed with the application. Request bodies are
@@ -20,7 +24,7 @@ from .errors import OpError, Rejected, http_status, status_code
 from .jobs import TERMINAL, public_job
 from .runtime import Runtime
 
-__all__ = ["RUNTIME", "DEFAULT_MAX_BODY", "LOCAL_CALLER", "create_app"]
+__all__ = ["RUNTIME", "DEFAULT_MAX_BODY", "LOCAL_CALLER", "caller_of", "create_app"]
 
 log = logging.getLogger("lattice.http")
 
@@ -32,6 +36,14 @@ DEFAULT_MAX_BODY = 1 << 20
 LOCAL_CALLER = "local"
 
 _json = msgspec.json.Encoder()
+
+
+def caller_of(request: web.Request) -> str:
+    """The authenticated caller of ``request``: every surface (REST, SSE, MCP) asks here.
+
+    No authentication is configured yet, so every request acts as :data:`LOCAL_CALLER`.
+    """
+    return LOCAL_CALLER
 
 
 def _reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -61,7 +73,9 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except web.HTTPException as e:
         if e.status >= 400:
             code = status_code(e.status)
-            return _reply({"error": {"code": code, "message": f"{e.reason}: {request.method} {request.path}"}}, e.status)
+            allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None  # RFC 9110: 405 lists them
+            message = f"{e.reason}: {request.method} {request.path}"
+            return _reply({"error": {"code": code, "message": message}}, e.status, allow)
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -92,7 +106,9 @@ async def invoke(request: web.Request) -> web.Response:
         raise Rejected("invalid_input", f"Expected `str`, got `{_type(op)}` - at `$.operation`", path="$.operation")
     contract = lookup(op)
     inp = decode_input(contract, data.get("input"))
-    job = await request.app[RUNTIME].invoke(contract, inp, LOCAL_CALLER)
+    if sse.wants_event_stream(request.headers.get("Accept")):
+        return await sse.invoke_stream(request, contract, inp)
+    job = await request.app[RUNTIME].invoke(contract, inp, caller_of(request))
     return _job_reply(job)
 
 
@@ -102,7 +118,7 @@ def _type(v: Any) -> str:
 
 async def get_job(request: web.Request) -> web.Response:
     """``GET /api/v1/jobs/{jobId}``."""
-    job = request.app[RUNTIME].get_job(LOCAL_CALLER, request.match_info["job_id"])
+    job = request.app[RUNTIME].get_job(caller_of(request), request.match_info["job_id"])
     if job is None:
         raise OpError("not_found", f"no job {request.match_info['job_id']!r}")
     return _reply(public_job(job))
@@ -110,7 +126,7 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def cancel_job(request: web.Request) -> web.Response:
     """``PUT /api/v1/jobs/{jobId}/cancel``: the job after cancelling."""
-    job = await request.app[RUNTIME].cancel_job(LOCAL_CALLER, request.match_info["job_id"])
+    job = await request.app[RUNTIME].cancel_job(caller_of(request), request.match_info["job_id"])
     if job is None:
         raise OpError("not_found", f"no job {request.match_info['job_id']!r}")
     return _reply(public_job(job))
@@ -122,8 +138,8 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def operations(request: web.Request) -> web.Response:
-    """``GET /api/v1/operations``: each operation's key, summary and input schema."""
-    return _reply({"operations": [catalog_entry(c) for c in REGISTRY.values()]})
+    """``GET /api/v1/operations``: each operation's key, summary, input and output schema."""
+    return _reply({"operations": [{**catalog_entry(c), "output": openapi.output_schema(c)} for c in REGISTRY.values()]})
 
 
 def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY) -> web.Application:
@@ -148,4 +164,10 @@ def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY) -> web.App
     app.router.add_put("/api/v1/jobs/{job_id}/cancel", cancel_job)
     app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/operations", operations)
+    sse.setup(app)
+    openapi.setup(app)
+    mcp.setup(app)
     return app
+
+
+from . import mcp, openapi, sse  # noqa: E402  (they import this module's helpers)

@@ -1,0 +1,327 @@
+"""JSON Schema and OpenAPI 3.1, generated from the operation contracts.
+
+Nothing here names an operation: every schema comes from :data:`ops.contracts.REGISTRY`
+(each contract's input and output ``msgspec.Struct``), so a new operation appears
+in the OpenAPI document, the catalog, the MCP tool list and ``lattice schema`` at once.
+
+* :func:`input_json_schema`, :func:`output_json_schema`, :func:`job_json_schema`:
+  self-contained JSON Schema (2020-12) documents for one operation: its input,
+  its output, and the job that carries the output (the invoke reply).
+* :func:`openapi_document`: the OpenAPI 3.1 document served at
+  ``GET /api/v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from .contracts import REGISTRY, Contract
+from .errors import HTTP_STATUS
+from .jobs import STATUSES
+
+__all__ = ["JSON_SCHEMA_DIALECT", "simplify", "input_json_schema", "output_json_schema", "output_schema",
+           "job_json_schema", "error_json_schema", "error_object_schema", "camel_name", "openapi_document",
+           "package_version", "setup"]
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+_JOB_ID = {"type": "string", "pattern": "^0x[0-9a-f]{32}$", "description": "job id: 0x + 32 hex digits"}
+_MS = {"type": "integer", "description": "Unix milliseconds"}
+
+
+def camel_name(contract: Contract) -> str:
+    """``agent:cancelTask`` -> ``AgentCancelTask`` (component names)."""
+    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", contract.key) if p)
+
+
+def output_schema(contract: Contract) -> dict[str, Any]:
+    """JSON Schema of the contract's output, as msgspec generates it (like :func:`ops.contracts.input_schema`)."""
+    return msgspec.json.schema(contract.output)
+
+
+def _inline_root(schema: dict[str, Any]) -> dict[str, Any]:
+    """Move a root ``{"$ref": "#/$defs/X", "$defs": ...}`` to the top, keeping the other ``$defs``."""
+    ref = schema.get("$ref")
+    defs = dict(schema.get("$defs", {}))
+    if not isinstance(ref, str) or not ref.startswith("#/$defs/") or len(schema) > 2:
+        return dict(schema)
+    name = ref[len("#/$defs/"):]
+    root = dict(defs[name])
+    others = {k: v for k, v in defs.items() if k != name}
+    if f'"#/$defs/{name}"' in json.dumps([root, others]):
+        others[name] = defs[name]  # recursive: it is still referenced
+    if others:
+        root["$defs"] = others
+    return root
+
+
+def _document(schema: dict[str, Any], title: str, description: str) -> dict[str, Any]:
+    body = _inline_root(schema)
+    body.pop("title", None)
+    return {"$schema": JSON_SCHEMA_DIALECT, "title": title, "description": description, **body}
+
+
+def input_json_schema(contract: Contract) -> dict[str, Any]:
+    """A self-contained JSON Schema (2020-12) of the operation's ``input``; the MCP tool's ``inputSchema``."""
+    return _document(msgspec.json.schema(contract.input), f"{contract.key} input", contract.summary)
+
+
+def output_json_schema(contract: Contract) -> dict[str, Any]:
+    """A self-contained JSON Schema (2020-12) of the operation's ``output`` (the job's output when COMPLETE)."""
+    return _document(output_schema(contract), f"{contract.key} output", contract.summary)
+
+
+def error_object_schema() -> dict[str, Any]:
+    """``{code, message, path?, hint?}``: a rejection's ``error``, and a FAILED job's."""
+    return {"type": "object", "properties": {
+        "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "description": "stable snake_case code"},
+        "message": {"type": "string", "minLength": 1, "description": "what was expected, what was found, and where"},
+        "path": {"type": "string", "description": "pointer into the request, e.g. $.input.agentId"},
+        "hint": {"type": "string", "description": "how to fix it"}},
+        "required": ["code", "message"], "additionalProperties": False}
+
+
+def error_json_schema() -> dict[str, Any]:
+    """The body of every rejection: ``{"error": {code, message, path?, hint?}}``."""
+    return {"type": "object", "properties": {"error": error_object_schema()}, "required": ["error"],
+            "additionalProperties": False}
+
+
+#: keywords that constrain only objects, or only annotate: a schema made of them and ``type: object``
+#: accepts null once ``null`` is added to its ``type``
+_OBJECT_ONLY = frozenset(("type", "properties", "required", "additionalProperties", "title", "description",
+                          "$comment", "default", "examples"))
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null, as one schema (``type: [.., "null"]``) where that is exact, else ``anyOf``.
+
+    One schema rather than an ``anyOf`` keeps validators on their fast path (MCP clients validate every
+    ``structuredContent`` against the tool's ``outputSchema``).
+    """
+    if not schema:
+        return {}
+    if schema.get("type") == "object" and set(schema) <= _OBJECT_ONLY:
+        return {**schema, "type": ["object", "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def simplify(schema: Any) -> Any:
+    """An equivalent schema with ``anyOf`` of bare types folded into one ``type`` list.
+
+    >>> simplify({"anyOf": [{"type": "boolean"}, {"type": "null"}], "default": None})
+    {'default': None, 'type': ['boolean', 'null']}
+    """
+    if isinstance(schema, list):
+        return [simplify(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: simplify(v) for k, v in schema.items()}
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and branches and "type" not in out and all(
+            isinstance(b, dict) and set(b) == {"type"} and isinstance(b["type"], str) for b in branches):
+        del out["anyOf"]
+        out["type"] = [b["type"] for b in branches]
+    return out
+
+
+def _job(contract: Contract | None, output: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
+    op = {"const": contract.key} if contract is not None else {"type": "string"}
+    return {"type": "object", "properties": {
+        "jobId": _JOB_ID, "operation": op,
+        "status": {"enum": list(STATUSES)},
+        "output": _nullable(output),
+        "error": _nullable(error),
+        "created": _MS, "updated": _MS},
+        "required": ["jobId", "operation", "status", "output", "error", "created", "updated"],
+        "additionalProperties": False}
+
+
+def job_json_schema(contract: Contract) -> dict[str, Any]:
+    """A self-contained JSON Schema (2020-12) of the job an invoke of ``contract`` replies with.
+
+    ``output`` is the contract's output (or null until COMPLETE); ``error`` is
+    ``{code, message}`` on FAILED/CANCELLED. This is the MCP tool's ``outputSchema``.
+    """
+    out = simplify(_inline_root(output_schema(contract)))
+    defs = out.pop("$defs", None)
+    out.pop("title", None)
+    doc = {"$schema": JSON_SCHEMA_DIALECT, "title": f"{contract.key} job",
+           "description": f"The job of {contract.key}: {contract.summary}",
+           **_job(contract, out, error_object_schema())}
+    if defs:
+        doc["$defs"] = defs
+    return doc
+
+
+# -- OpenAPI -------------------------------------------------------------------------
+
+def _components() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(per-key ``{input, output}`` refs, component schemas) for every contract."""
+    contracts = list(REGISTRY.values())
+    types = [t for c in contracts for t in (c.input, c.output)]
+    refs, comps = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    per = {c.key: {"input": refs[2 * i], "output": refs[2 * i + 1]} for i, c in enumerate(contracts)}
+    return per, comps
+
+
+def _required_fields(t: type) -> bool:
+    info = msgspec.inspect.type_info(t)
+    return any(f.required for f in getattr(info, "fields", ()))
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _statuses(*codes: str) -> dict[str, Any]:
+    """Error responses for rejection codes, grouped by HTTP status."""
+    out: dict[str, list[str]] = {}
+    for code in codes:
+        out.setdefault(str(HTTP_STATUS[code]), []).append(code)
+    return {status: _error_response("rejected: " + ", ".join(cs)) for status, cs in sorted(out.items())}
+
+
+_SSE_JOB = ("A stream of `job-update` events (data: the job, as `GET /api/v1/jobs/{jobId}`), the current state "
+            "first, then each change; it ends after a terminal status. Idle streams carry `: keep-alive` comments.")
+
+
+def openapi_document(server_url: str | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the HTTP API (every operation's input and output, the job, the error).
+
+    Args:
+        server_url: the base URL to publish in ``servers`` (default: relative).
+    """
+    per, comps = _components()
+    schemas: dict[str, Any] = dict(comps)
+    schemas["Error"] = error_json_schema()
+    schemas["ErrorObject"] = error_object_schema()
+    requests, jobs, mapping = [], [], {}
+    for key, c in REGISTRY.items():
+        name = camel_name(c)
+        needs_input = _required_fields(c.input)
+        req = {"type": "object", "description": c.summary, "properties": {
+            "operation": {"enum": [c.key, c.alias], "description": f"`{c.key}` (or its alias `{c.alias}`)"},
+            # an absent or null input is {}
+            "input": per[key]["input"] if needs_input else {"anyOf": [per[key]["input"], {"type": "null"}]}},
+            "required": ["operation", "input"] if needs_input else ["operation"],
+            "additionalProperties": False}
+        schemas[f"{name}Request"] = req
+        schemas[f"{name}Job"] = _job(c, per[key]["output"], {"$ref": "#/components/schemas/ErrorObject"})
+        schemas[f"{name}Job"]["description"] = f"The job of {c.key}; `output` when COMPLETE."
+        requests.append({"$ref": f"#/components/schemas/{name}Request"})
+        jobs.append({"$ref": f"#/components/schemas/{name}Job"})
+        mapping[c.key] = mapping[c.alias] = f"#/components/schemas/{name}Request"
+    schemas["InvokeRequest"] = {"oneOf": requests, "discriminator": {"propertyName": "operation", "mapping": mapping}}
+    schemas["Job"] = {"oneOf": jobs}
+    schemas["CatalogEntry"] = {"type": "object", "properties": {
+        "operation": {"type": "string"}, "alias": {"type": "string"}, "version": {"type": "string"},
+        "summary": {"type": "string"}, "auth": {"type": "string"},
+        "emits": {"type": "array", "items": {"type": "string"}},
+        "input": {"type": "object"}, "output": {"type": "object"}},
+        "required": ["operation", "alias", "version", "summary", "input", "output"]}
+    job_json = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
+    job_id = {"name": "jobId", "in": "path", "required": True, "description": "job id (any case, 0x optional)",
+              "schema": {"type": "string", "pattern": "^(0x)?[0-9a-fA-F]{32}$"}}
+    event_stream = {"text/event-stream": {"schema": {"type": "string"}}}
+    paths = {
+        "/api/v1/invoke": {"post": {
+            "operationId": "invoke", "summary": "Invoke an operation; the reply is its job",
+            "description": ("The body names the operation and its input. With `Accept: text/event-stream` "
+                            "(preferred over application/json) the reply is the job's event stream. " + _SSE_JOB),
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/InvokeRequest"}}}},
+            "responses": {
+                "200": {"description": "the job, finished (COMPLETE, FAILED, CANCELLED or TIMEOUT); "
+                                       "or the event stream", "content": {**job_json, **event_stream}},
+                "202": {"description": "the job, still PENDING or STARTED",
+                        "headers": {"Location": {"description": "/api/v1/jobs/<jobId>", "schema": {"type": "string"}}},
+                        "content": job_json},
+                **_statuses("invalid_json", "invalid_input", "invalid_path", "invalid_config", "unknown_operation",
+                            "too_large")}}},
+        "/api/v1/jobs/{jobId}": {"get": {
+            "operationId": "getJob", "summary": "A job", "parameters": [job_id],
+            "responses": {"200": {"description": "the job", "content": job_json}, **_statuses("not_found")}}},
+        "/api/v1/jobs/{jobId}/cancel": {"put": {
+            "operationId": "cancelJob", "summary": "Cancel a job (a task or a trigger); the job after cancelling",
+            "parameters": [job_id],
+            "responses": {"200": {"description": "the job", "content": job_json}, **_statuses("not_found")}}},
+        "/api/v1/jobs/{jobId}/sse": {"get": {
+            "operationId": "jobEvents", "summary": "A job's updates as server-sent events", "description": _SSE_JOB,
+            "parameters": [job_id],
+            "responses": {"200": {"description": "the event stream", "content": event_stream},
+                          **_statuses("not_found")}}},
+        "/api/v1/agents/{agentId}/events": {"get": {
+            "operationId": "agentEvents", "summary": "An agent's versions as server-sent events",
+            "description": ("One `agent-version` event per version of the agent, data `{agentId, seq, id, op, status,"
+                            " ts}`, SSE `id:` = seq. Resume with `Last-Event-ID` (or `?since=`) to receive every "
+                            "version after it; without it the stream starts at the current version. "
+                            "`agent-removed` ends the stream when the agent is removed."),
+            "parameters": [
+                {"name": "agentId", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "since", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+                {"name": "Last-Event-ID", "in": "header", "required": False,
+                 "schema": {"type": "string", "pattern": "^[0-9]+$"}}],
+            "responses": {"200": {"description": "the event stream", "content": event_stream},
+                          **_statuses("not_found", "invalid_input")}}},
+        "/api/v1/status": {"get": {
+            "operationId": "status", "summary": "Server and store summary",
+            "responses": {"200": {"description": "the summary", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["status", "version"],
+                "properties": {"status": {"const": "ok"}, "version": {"type": "string"}}}}}}}}},
+        "/api/v1/operations": {"get": {
+            "operationId": "operations", "summary": "The operation catalog: key, summary, input and output schemas",
+            "responses": {"200": {"description": "the catalog", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["operations"], "properties": {"operations": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/CatalogEntry"}}}}}}}}}},
+        "/api/v1/openapi.json": {"get": {
+            "operationId": "openapi", "summary": "This document",
+            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {
+                "schema": {"type": "object"}}}}}}},
+    }
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
+        "info": {"title": "agent-lattice", "version": package_version(),
+                 "description": ("An event-sourced agent state store serving the Covia agent protocol. Generated from "
+                                 "the operation contracts. The same operations are MCP tools at `/mcp` "
+                                 "(JSON-RPC 2.0, streamable HTTP).")},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+    if server_url:
+        doc["servers"] = [{"url": server_url}]
+    return doc
+
+
+def package_version() -> str:
+    """The installed agent-lattice version (``0+unknown`` in a source tree)."""
+    try:
+        from importlib.metadata import version
+        return version("agent-lattice")
+    except Exception:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+_DOC = web.AppKey("openapi_document", dict)
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """``GET /api/v1/openapi.json``: the OpenAPI 3.1 document (generated at the first request, then cached)."""
+    cache = request.app[_DOC]
+    body = cache.get("json")
+    if body is None:
+        body = cache["json"] = msgspec.json.encode(openapi_document())
+    return web.Response(body=body, content_type="application/json")
+
+
+def setup(app: web.Application) -> None:
+    """Add ``GET /api/v1/openapi.json`` to the v1 application."""
+    app[_DOC] = {}
+    app.router.add_get("/api/v1/openapi.json", openapi_json)

@@ -1,0 +1,363 @@
+"""Server-sent event streams: a job's updates, an agent's versions, and invoke as a stream.
+
+Routes (added to the v1 application by :func:`setup`):
+
+* ``GET /api/v1/jobs/<jobId>/sse``: event ``job-update`` whose data is the full
+  job (the shape of ``GET /api/v1/jobs/<jobId>``), first the current state, then
+  each change; the stream ends after a terminal status.
+* ``GET /api/v1/agents/<agentId>/events``: event ``agent-version`` per version
+  of the agent, data ``{agentId, seq, id, op, status, ts}`` (``id`` is the
+  commit's digest in hex, ``seq`` its position in the agent's commit chain).
+  Each event's SSE ``id:`` is the ``seq``: reconnecting with ``Last-Event-ID``
+  (or ``?since=<seq>``) replays every version after it, so nothing is missed.
+  Without either, the stream starts with the current version. When the agent is
+  removed (``agent:delete`` with ``remove``) an ``agent-removed`` event ends it.
+* ``POST /api/v1/invoke`` with ``Accept: text/event-stream`` (preferred over
+  ``application/json``; a tie or ``*/*`` keeps the JSON reply): the job's
+  ``job-update`` events instead of a single reply. ``wait`` in the input is
+  ignored, since the stream carries every update until the job is terminal.
+  A request rejected before a job exists still gets the JSON error reply.
+
+Idle streams carry a comment line every :data:`DEFAULT_HEARTBEAT` seconds
+(``app[HEARTBEAT]``). A client that goes away is noticed at the next write (a
+heartbeat at the latest); its stream then ends and leaves no task behind.
+Following a stream never cancels or delays the operation it watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, AsyncIterator
+
+import msgspec
+from aiohttp import web
+
+from lattice.commits import Commit, log, read_commit
+from lattice.digest import to_hex
+from lattice.nodes import Tx
+
+from .contracts import Contract
+from .errors import OpError, Rejected
+from .http import RUNTIME, caller_of
+from .jobs import TERMINAL, normalize_job_id, public_job
+from .runtime import Runtime, agent_ref, job_ref
+
+__all__ = ["HEARTBEAT", "DEFAULT_HEARTBEAT", "EventStream", "wants_event_stream", "accept_quality", "follow_job",
+           "follow_agent", "invoke_stream", "job_stream", "agent_events", "setup"]
+
+log_ = logging.getLogger("lattice.sse")
+
+#: seconds between heartbeat comments on an idle stream
+HEARTBEAT = web.AppKey("sse_heartbeat", float)
+DEFAULT_HEARTBEAT = 15.0
+
+_json = msgspec.json.Encoder()
+
+
+# -- content negotiation ---------------------------------------------------------
+
+def accept_quality(accept: str | None, media: str) -> float:
+    """The quality (0..1) an ``Accept`` header gives ``media`` (``type/subtype``).
+
+    The most specific matching range wins (``text/event-stream`` over ``text/*``
+    over ``*/*``); a missing header accepts everything (1.0).
+
+    Source: the request's ``Accept`` header (untrusted; malformed parts are skipped).
+
+    >>> accept_quality("application/json;q=0.5, text/*", "text/event-stream")
+    1.0
+    >>> accept_quality("application/json", "text/event-stream")
+    0.0
+    """
+    if accept is None or not accept.strip():
+        return 1.0
+    mtype, _, msub = media.partition("/")
+    best: tuple[int, float] = (-1, 0.0)
+    for part in accept.split(","):
+        fields = part.strip().split(";")
+        rng = fields[0].strip().lower()
+        rtype, _, rsub = rng.partition("/")
+        if not rtype or not rsub:
+            continue
+        if rng == media:
+            spec = 2
+        elif rtype == mtype and rsub == "*":
+            spec = 1
+        elif rng == "*/*":
+            spec = 0
+        else:
+            continue
+        q = 1.0
+        for f in fields[1:]:
+            k, _, v = f.strip().partition("=")
+            if k.strip().lower() == "q":
+                try:
+                    q = min(max(float(v), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        if spec > best[0]:
+            best = (spec, q)
+    return best[1]
+
+
+def wants_event_stream(accept: str | None) -> bool:
+    """Whether an ``Accept`` header prefers ``text/event-stream`` to ``application/json``.
+
+    Only a strict preference selects the stream: a missing header, ``*/*`` or
+    ``application/json, text/event-stream`` keep the JSON reply.
+
+    >>> wants_event_stream("text/event-stream")
+    True
+    >>> wants_event_stream("application/json, text/event-stream")
+    False
+    """
+    if not accept or "event-stream" not in accept.lower():
+        return False
+    return accept_quality(accept, "text/event-stream") > accept_quality(accept, "application/json")
+
+
+# -- the wire ------------------------------------------------------------------------
+
+class EventStream:
+    """An open ``text/event-stream`` response.
+
+    Args:
+        request: the request being answered.
+        headers: extra response headers.
+    """
+
+    def __init__(self, request: web.Request, headers: dict[str, str] | None = None):
+        self.request = request
+        self.response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+            **(headers or {})})
+
+    async def open(self) -> "EventStream":
+        await self.response.prepare(self.request)
+        return self
+
+    @property
+    def closed(self) -> bool:
+        """Whether the client has gone (the transport is closing or closed)."""
+        t = self.request.transport
+        return t is None or t.is_closing()
+
+    async def send(self, event: str | None, data: Any, id: str | int | None = None) -> None:
+        """Write one event; ``data`` is encoded as JSON on one line.
+
+        Raises:
+            ConnectionResetError: the client has gone.
+        """
+        if self.closed:
+            raise ConnectionResetError("client disconnected")
+        parts = []
+        if id is not None:
+            parts.append(f"id: {id}\n")
+        if event is not None:
+            parts.append(f"event: {event}\n")
+        await self.response.write("".join(parts).encode() + b"data: " + _json.encode(data) + b"\n\n")
+
+    async def comment(self, text: str = "keep-alive") -> None:
+        """Write a comment line (a heartbeat; clients ignore it).
+
+        Raises:
+            ConnectionResetError: the client has gone.
+        """
+        if self.closed:
+            raise ConnectionResetError("client disconnected")
+        await self.response.write(f": {text}\n\n".encode())
+
+    async def close(self) -> None:
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
+            await self.response.write_eof()
+
+
+# -- following the store -------------------------------------------------------------
+
+async def _changed(ev: asyncio.Event, heartbeat: float) -> bool:
+    """Wait for ``ev`` up to ``heartbeat`` seconds; True if it fired."""
+    try:
+        async with asyncio.timeout(heartbeat):
+            await ev.wait()
+        return True
+    except TimeoutError:
+        return False
+
+
+async def follow_job(runtime: Runtime, caller: str, job_id: str, heartbeat: float = DEFAULT_HEARTBEAT,
+                     first: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any] | None]:
+    """Yield the job (public form) now and at each change; None after ``heartbeat`` idle seconds.
+
+    Ends after yielding a terminal status, or when the job is gone.
+
+    Args:
+        runtime: serves the job.
+        caller: whose job it is.
+        job_id: the job id (any case, with or without ``0x``).
+        heartbeat: seconds of quiet before a None (time for a keep-alive).
+        first: the job record as the caller already has it (used when the
+            runtime no longer holds a job kept only in memory).
+    """
+    jid = normalize_job_id(job_id) or job_id
+    name = job_ref(caller, jid)
+    last: dict[str, Any] | None = None
+    while True:
+        ev = runtime.watch(name)  # before the read: a commit in between sets it
+        rec = runtime.get_job(caller, jid) or first
+        if rec is None:
+            return
+        job = public_job(rec)
+        if job != last:
+            last = job
+            yield job
+        if job["status"] in TERMINAL:
+            return
+        if not await _changed(ev, heartbeat):
+            yield None
+
+
+def _version(runtime: Runtime, agent_id: str, d: bytes, c: Commit) -> dict[str, Any]:
+    rec = Tx(runtime.store, runtime.cache).load_root(c.root)
+    status = rec.get("status") if isinstance(rec, dict) else None
+    return {"agentId": agent_id, "seq": c.seq, "id": to_hex(d), "op": c.op, "status": status, "ts": c.ts}
+
+
+async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int | None = None,
+                       heartbeat: float = DEFAULT_HEARTBEAT) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
+    """Yield ``("agent-version", version)`` for each version of an agent, oldest first.
+
+    Args:
+        after: the ``seq`` of the last version the client has; every later one
+            is yielded. None: start with the current version.
+        heartbeat: seconds of quiet before a None (time for a keep-alive).
+
+    Yields ``("agent-removed", {agentId, seq})`` and ends when the agent's ref
+    is gone. If the agent was removed and created again meanwhile (its chain
+    restarts below ``after``), the new chain is yielded from its first version.
+    """
+    name = agent_ref(caller, agent_id)
+    last = after
+    while True:
+        ev = runtime.watch(name)
+        d = runtime.store.ref(name)
+        if d is None:
+            yield "agent-removed", {"agentId": agent_id, "seq": last}
+            return
+        head = read_commit(runtime.store, d)
+        if last is None:
+            batch = [(d, head)]
+        elif head.seq == last:
+            batch = []
+        else:
+            floor = last if head.seq > last else -1  # a shorter chain is a new incarnation: all of it
+            batch = []
+            for dd, c in log(runtime.store, d):
+                if c.seq <= floor:
+                    break
+                batch.append((dd, c))
+        for dd, c in reversed(batch):
+            last = c.seq
+            yield "agent-version", _version(runtime, agent_id, dd, c)
+        if not await _changed(ev, heartbeat):
+            yield None
+
+
+# -- handlers ------------------------------------------------------------------------
+
+async def _pump(stream: EventStream, items: AsyncIterator[Any], send) -> None:
+    """Send every item of ``items`` (None: a heartbeat) until it ends or the client goes."""
+    try:
+        async with contextlib.aclosing(items):
+            async for item in items:
+                if item is None:
+                    await stream.comment()
+                else:
+                    await send(item)
+    except ConnectionResetError:
+        log_.debug("event stream client went away: %s %s", stream.request.method, stream.request.path)
+        return
+    except Exception:
+        log_.exception("event stream %s %s failed", stream.request.method, stream.request.path)
+        with contextlib.suppress(ConnectionResetError):
+            await stream.send("error", {"error": {"code": "internal_error", "message": "internal server error"}})
+    await stream.close()
+
+
+def _heartbeat(request: web.Request) -> float:
+    return request.app.get(HEARTBEAT, DEFAULT_HEARTBEAT)
+
+
+async def _stream_job(request: web.Request, caller: str, job: dict[str, Any]) -> web.StreamResponse:
+    stream = await EventStream(request).open()
+    items = follow_job(request.app[RUNTIME], caller, job["jobId"], _heartbeat(request), first=job)
+    await _pump(stream, items, lambda j: stream.send("job-update", j))
+    return stream.response
+
+
+async def job_stream(request: web.Request) -> web.StreamResponse:
+    """``GET /api/v1/jobs/{jobId}/sse``: the job's ``job-update`` events until a terminal status.
+
+    Raises:
+        OpError: ``not_found`` (404) when the caller has no such job.
+    """
+    caller = caller_of(request)
+    job_id = request.match_info["job_id"]
+    job = request.app[RUNTIME].get_job(caller, job_id)
+    if job is None:
+        raise OpError("not_found", f"no job {job_id!r}", hint="a job id is 0x + 32 hex digits, from the invoke reply")
+    return await _stream_job(request, caller, job)
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    """``Last-Event-ID`` header, else ``?since=``: the seq the client has (untrusted)."""
+    for where, value in (("Last-Event-ID header", request.headers.get("Last-Event-ID")),
+                         ("since query parameter", request.query.get("since"))):
+        if value is None or value.strip() == "":
+            continue
+        v = value.strip()
+        if not v.isdigit() or len(v) > 18:
+            raise Rejected("invalid_input", f"Expected a version seq (a non-negative integer), got {value[:40]!r} "
+                                            f"- at the {where}", hint="send the id: of the last event received")
+        return int(v)
+    return None
+
+
+async def agent_events(request: web.Request) -> web.StreamResponse:
+    """``GET /api/v1/agents/{agentId}/events``: one ``agent-version`` event per version.
+
+    Raises:
+        OpError: ``not_found`` (404) when the caller has no such agent.
+        Rejected: ``invalid_input`` (400) for a malformed ``Last-Event-ID``/``since``.
+    """
+    caller = caller_of(request)
+    aid = request.match_info["agent_id"]
+    after = _last_event_id(request)
+    runtime = request.app[RUNTIME]
+    if runtime.store.ref(agent_ref(caller, aid)) is None:
+        raise OpError("not_found", f"no agent {aid!r}", hint="agent:list shows your agents")
+    stream = await EventStream(request).open()
+    items = follow_agent(runtime, caller, aid, after, _heartbeat(request))
+    await _pump(stream, items, lambda item: stream.send(item[0], item[1], item[1]["seq"]))
+    return stream.response
+
+
+async def invoke_stream(request: web.Request, contract: Contract, inp: Any) -> web.StreamResponse:
+    """Invoke ``contract`` with the decoded ``inp`` and stream its job's updates.
+
+    Raises:
+        Rejected: the request is refused before a job exists (sent as the usual JSON error).
+    """
+    if "wait" in contract.input.__struct_fields__:
+        inp = msgspec.structs.replace(inp, wait=False)  # the stream is the wait
+    caller = caller_of(request)
+    job = await request.app[RUNTIME].invoke(contract, inp, caller)
+    return await _stream_job(request, caller, job)
+
+
+def setup(app: web.Application) -> None:
+    """Add the event-stream routes to the v1 application."""
+    app.setdefault(HEARTBEAT, DEFAULT_HEARTBEAT)
+    app.router.add_get("/api/v1/jobs/{job_id}/sse", job_stream)
+    app.router.add_get("/api/v1/agents/{agent_id}/events", agent_events)
