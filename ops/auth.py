@@ -49,7 +49,7 @@ class Tokens:
         for token, caller in mapping.items():
             if not isinstance(token, str) or len(token) < _MIN_TOKEN:
                 raise TokenFileError(f"every token must be a string of at least {_MIN_TOKEN} characters")
-            if not isinstance(caller, str) or not CALLER_ID.match(caller):
+            if not isinstance(caller, str) or not CALLER_ID.fullmatch(caller):
                 raise TokenFileError(f"caller id {caller!r} is not 1-64 of A-Z a-z 0-9 _ . @ + - "
                                      "(not starting with punctuation)")
         self._entries = [(t.encode(), c) for t, c in mapping.items()]

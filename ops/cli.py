@@ -27,7 +27,8 @@ DEFAULT_DATA = "./.lattice"
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 _url_option = click.option("--url", envvar="LATTICE_URL", default=DEFAULT_URL, show_default=True,
-                           help="Base URL of a running `lattice serve` (env LATTICE_URL).")
+                           help="Base URL of a running `lattice serve` (env LATTICE_URL). A bearer token for a "
+                                "server run with --tokens is read from env LATTICE_TOKEN.")
 
 
 def _dump(value: Any) -> None:
@@ -36,7 +37,8 @@ def _dump(value: Any) -> None:
 
 async def _post(url: str, body: dict) -> tuple[int, Any]:
     import aiohttp
-    async with aiohttp.ClientSession() as s:
+    headers = {"Authorization": f"Bearer {os.environ['LATTICE_TOKEN']}"} if os.environ.get("LATTICE_TOKEN") else None
+    async with aiohttp.ClientSession(headers=headers) as s:
         async with s.post(url.rstrip("/") + "/api/v1/invoke", json=body) as r:
             return r.status, await r.json(content_type=None)
 
@@ -84,9 +86,33 @@ def main() -> None:
               help="Agent records a caller may hold (limit_exceeded above).")
 @click.option("--max-queued", default=1_000, show_default=True, type=click.IntRange(1),
               help="Tasks + messages + triggers an agent may have waiting (limit_exceeded above).")
+@click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON file mapping bearer tokens to caller ids; every request then needs "
+                   "'Authorization: Bearer <token>' and each caller sees only its own agents, jobs and workspace.")
+@click.option("--allow-origin", "origins", multiple=True, metavar="ORIGIN",
+              help="A browser origin (https://host:port) allowed to call the server, besides loopback ones. Repeatable.")
+@click.option("--insecure-remote", is_flag=True,
+              help="Allow a non-loopback --host without --tokens: anyone who reaches it acts as the local caller.")
 def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body: int, log_level: str,
-          max_agents: int, max_queued: int) -> None:
-    """Run the HTTP API (POST /api/v1/invoke) on an embedded store."""
+          max_agents: int, max_queued: int, tokens_file: str | None, origins: tuple[str, ...],
+          insecure_remote: bool) -> None:
+    """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp) on an embedded store."""
+    import ipaddress
+
+    from .auth import TokenFileError, Tokens
+    tokens = None
+    if tokens_file is not None:
+        try:
+            tokens = Tokens.load(tokens_file)
+        except TokenFileError as e:
+            raise click.ClickException(str(e)) from None
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and tokens is None and not insecure_remote:
+        raise click.UsageError(f"--host {host} is not a loopback address: give --tokens FILE so that callers "
+                               "authenticate, or --insecure-remote to serve it without authentication")
     from aiohttp import web
 
     from lattice.memory import MemoryStore
@@ -106,10 +132,13 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
         except StoreError as e:
             raise click.ClickException(f"cannot open store at {data}: {e.message}") from None
         where = os.path.abspath(data)
-    app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued)), max_body=max_body)
+    app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued)), max_body=max_body,
+                     tokens=tokens, allowed_origins=frozenset(origins))
     try:
-        web.run_app(app, host=host, port=port, print=lambda *_: click.echo(
-            f"lattice serving on http://{host}:{port} (store: {where}); Ctrl-C to stop"))
+        # handler_cancellation: a client that disconnects stops its request's wait (commits are shielded)
+        web.run_app(app, host=host, port=port, handler_cancellation=True, print=lambda *_: click.echo(
+            f"lattice serving on http://{host}:{port} (store: {where}; "
+            f"{f'{len(tokens)} bearer token(s)' if tokens else 'no authentication, one local caller'}); Ctrl-C to stop"))
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     finally:

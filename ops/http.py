@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import web
@@ -22,18 +23,21 @@ from . import operations as _operations  # noqa: F401  (declares every operation
 from .contracts import REGISTRY, catalog_entry, decode_input, lookup
 from .errors import OpError, Rejected, http_status, status_code
 from .jobs import TERMINAL, public_job
+from .auth import LOCAL_CALLER, Tokens
 from .runtime import Runtime
 
-__all__ = ["RUNTIME", "DEFAULT_MAX_BODY", "LOCAL_CALLER", "caller_of", "create_app"]
+__all__ = ["RUNTIME", "TOKENS", "DEFAULT_MAX_BODY", "LOCAL_CALLER", "caller_of", "origin_allowed", "create_app"]
 
 log = logging.getLogger("lattice.http")
 
 RUNTIME = web.AppKey("runtime", Runtime)
 MAX_BODY = web.AppKey("max_body", int)
+TOKENS = web.AppKey("tokens", object)
+ORIGINS = web.AppKey("origins", frozenset)
+CALLER = web.RequestKey("caller", str)
 #: largest accepted request body, bytes
 DEFAULT_MAX_BODY = 1 << 20
-#: the caller id of every request when no authentication is configured
-LOCAL_CALLER = "local"
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 _json = msgspec.json.Encoder()
 
@@ -41,9 +45,44 @@ _json = msgspec.json.Encoder()
 def caller_of(request: web.Request) -> str:
     """The authenticated caller of ``request``: every surface (REST, SSE, MCP) asks here.
 
-    No authentication is configured yet, so every request acts as :data:`LOCAL_CALLER`.
+    With tokens configured it is the caller the bearer token names (set by the
+    authentication middleware); without, every request acts as :data:`LOCAL_CALLER`.
     """
-    return LOCAL_CALLER
+    return request.get(CALLER, LOCAL_CALLER)
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """Whether a request's ``Origin`` (sent by browsers) may drive this server.
+
+    No ``Origin`` (curl, SDKs, the CLI), a loopback origin, or one of the
+    server's allowed origins. Anything else is a web page the user happens to
+    visit trying to reach a local server.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    try:
+        host = urlsplit(origin).hostname
+    except ValueError:
+        host = None
+    return origin.rstrip("/") in request.app.get(ORIGINS, frozenset()) or (host is not None and host in _LOOPBACK_HOSTS)
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Authenticate the caller (401 without a valid token) and refuse foreign browser origins (403)."""
+    tokens: Tokens | None = request.app.get(TOKENS)
+    if tokens is not None:
+        caller = tokens.caller(request.headers.get("Authorization"))
+        if caller is None:
+            body = {"error": {"code": "unauthorized", "message": "missing or invalid bearer token",
+                              "hint": "send Authorization: Bearer <token> (the server's --tokens file lists them)"}}
+            return _reply(body, 401, {"WWW-Authenticate": 'Bearer realm="lattice"'})
+        request[CALLER] = caller
+    if not request.path.startswith("/mcp") and not origin_allowed(request):  # MCP answers in JSON-RPC itself
+        raise Rejected("forbidden", f"requests from origin {request.headers['Origin'][:100]!r} are not allowed",
+                       hint="call the server from a program, or list the origin in the server's allowed origins")
+    return await handler(request)
 
 
 def _reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -133,8 +172,8 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    """``GET /api/v1/status``: server and store summary."""
-    return _reply(request.app[RUNTIME].status())
+    """``GET /api/v1/status``: server and store summary (agent count: the caller's own)."""
+    return _reply(request.app[RUNTIME].status(caller_of(request)))
 
 
 async def operations(request: web.Request) -> web.Response:
@@ -142,16 +181,21 @@ async def operations(request: web.Request) -> web.Response:
     return _reply({"operations": [{**catalog_entry(c), "output": openapi.output_schema(c)} for c in REGISTRY.values()]})
 
 
-def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY) -> web.Application:
+def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: Tokens | None = None,
+               allowed_origins: frozenset[str] = frozenset()) -> web.Application:
     """The v1 application over ``runtime`` (started on startup, closed on cleanup).
 
     Args:
         runtime: serves the operations.
         max_body: largest request body in bytes (413 above).
+        tokens: bearer tokens, each naming a caller; None: one local caller, no authentication.
+        allowed_origins: browser origins (``https://host:port``) allowed besides loopback ones.
     """
-    app = web.Application(middlewares=[_errors], client_max_size=max_body)
+    app = web.Application(middlewares=[_errors, _guard], client_max_size=max_body)
     app[RUNTIME] = runtime
     app[MAX_BODY] = max_body
+    app[TOKENS] = tokens
+    app[ORIGINS] = frozenset(o.rstrip("/") for o in allowed_origins)
 
     async def lifecycle(app: web.Application):
         await runtime.start()

@@ -37,7 +37,7 @@ with heartbeat comments while it runs; JSON otherwise), within what the
 client's ``Accept`` allows. The ``initialize`` reply and the errors sent
 with an HTTP error status are always JSON. A call is never cancelled when its client goes away (it finishes
 as it would over REST). A request with an ``Origin`` header must come from
-a loopback origin or one of ``app[ALLOWED_ORIGINS]`` (403 otherwise: DNS
+a loopback origin or one the server allows (``create_app(allowed_origins=...)``; 403 otherwise: DNS
 rebinding protection).
 """
 
@@ -52,20 +52,19 @@ import secrets
 import time
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import web
 
 from .contracts import REGISTRY, Contract, decode_input
 from .errors import Rejected
-from .http import MAX_BODY, RUNTIME, caller_of
+from .http import MAX_BODY, RUNTIME, caller_of, origin_allowed
 from .jobs import CANCELLED, FAILED, TIMEOUT, public_job
 from .openapi import input_json_schema, job_json_schema, package_version
 from .sse import DEFAULT_HEARTBEAT, HEARTBEAT, EventStream, accept_quality
 
 __all__ = ["PROTOCOL_VERSIONS", "LATEST_PROTOCOL_VERSION", "SESSION_HEADER", "VERSION_HEADER", "RESPONSE_MODE",
-           "ALLOWED_ORIGINS", "MAX_SESSIONS", "PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND",
+           "MAX_SESSIONS", "PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND",
            "INVALID_PARAMS", "INTERNAL_ERROR", "SESSION_NOT_FOUND", "tool_name", "tool_table", "tools", "Sessions",
            "setup"]
 
@@ -86,13 +85,11 @@ SESSION_NOT_FOUND = -32001
 #: ``"json"``, ``"sse"`` or ``"auto"``
 RESPONSE_MODE = web.AppKey("mcp_response_mode", str)
 #: origins (``scheme://host[:port]``) allowed besides loopback ones
-ALLOWED_ORIGINS = web.AppKey("mcp_allowed_origins", frozenset)
 #: open sessions kept (least recently used ones are ended beyond it)
 MAX_SESSIONS = 4096
 
 _TOOLS = web.AppKey("mcp_tools", dict)
 _FAILED = frozenset((FAILED, CANCELLED, TIMEOUT))
-_LOOPBACK = frozenset(("localhost", "127.0.0.1", "::1"))
 _TOOL_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 _json = msgspec.json.Encoder()
 
@@ -210,18 +207,9 @@ def _valid_id(v: Any) -> bool:
 
 
 def _check_origin(request: web.Request) -> None:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return
-    allowed = request.app.get(ALLOWED_ORIGINS, frozenset())
-    try:
-        host = urlsplit(origin).hostname
-    except ValueError:
-        host = None
-    if origin.rstrip("/") in allowed or (host is not None and host in _LOOPBACK):
-        return
-    raise _Fail(INVALID_REQUEST, f"Forbidden: origin {origin[:100]!r} is not allowed "
-                                 f"(loopback origins and the server's allowed origins are)", http=403)
+    if not origin_allowed(request):
+        raise _Fail(INVALID_REQUEST, f"Forbidden: origin {request.headers['Origin'][:100]!r} is not allowed "
+                                     f"(loopback origins and the server's allowed origins are)", http=403)
 
 
 @functools.lru_cache(maxsize=256)
@@ -495,7 +483,6 @@ def setup(app: web.Application) -> None:
     app[_TOOLS] = {"table": table, "list": [_tool(c) for c in table.values()]}
     app[_SESSIONS] = Sessions()
     app.setdefault(RESPONSE_MODE, "auto")
-    app.setdefault(ALLOWED_ORIGINS, frozenset())
     app.router.add_post("/mcp", handle_post)
     app.router.add_delete("/mcp", handle_delete)
     app.router.add_get("/mcp", handle_get)

@@ -16,13 +16,13 @@ from .contracts import Contract, declare
 
 __all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE"]
 
-AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}$",
+AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}(?!\n)$",
                               description="agent identifier: 1-128 of A-Z a-z 0-9 _ . : @ + -, not starting with punctuation")]
 Wait = Union[bool, Annotated[float, Meta(ge=0)]]
 Path = Annotated[str, Meta(description="lattice path, e.g. g/Alice/timeline or w/invoices")]
 Limit = Annotated[int, Meta(ge=1, le=10_000)]
 Offset = Annotated[int, Meta(ge=0)]
-Version = Union[Annotated[int, Meta(ge=0)], Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}$")]]
+Version = Union[Annotated[int, Meta(ge=0)], Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}(?!\n)$")]]
 """A version of an agent: its ``seq`` (0 = creation) or a commit id (64 hex digits)."""
 #: default ``covia:read`` bound on a value's JSON size, in bytes
 DEFAULT_MAX_SIZE = 1 << 20

@@ -31,6 +31,7 @@ import importlib.resources
 import json
 import logging
 import time
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -203,7 +204,7 @@ class Runtime:
         self.started_at = self.clock()
         self._loops: dict[tuple[str, str], asyncio.Task] = {}
         self._cycles: dict[tuple[str, str], tuple[str | None, asyncio.Task]] = {}
-        self._events: dict[str, asyncio.Event] = {}
+        self._events: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
         self._mem_jobs: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._replay_llm: dict[tuple[str, str], _ReplayLlm] = {}
         self._closed = False
@@ -276,17 +277,28 @@ class Runtime:
         await self._cancel_agent_job(caller, aid, job["jobId"], required=False)
         return self.get_job(caller, job_id)
 
-    def status(self) -> dict[str, Any]:
+    def status(self, caller: str) -> dict[str, Any]:
+        """Server and store summary; agent counts are the caller's own."""
         st = {"backend": type(self.store).__name__}
         stats = getattr(self.store, "stats", None)
         if stats:
             st.update(stats())
         return {"status": "ok", "version": _version(), "startedAt": self.started_at,
-                "uptimeMs": self.clock() - self.started_at, "runningLoops": len(self._loops),
-                "agents": sum(1 for _ in self.store.refs("g/")), "memoryJobs": len(self._mem_jobs), "store": st}
+                "uptimeMs": self.clock() - self.started_at,
+                "runningLoops": sum(1 for c, _ in self._loops if c == caller),
+                "agents": sum(1 for _ in self.store.refs(f"g/{caller}/")), "store": st}
 
     # -- plumbing ------------------------------------------------------------
     async def _transact(self, caller: str, fn: Callable[[_Unit], Any]) -> Any:
+        """Run ``fn`` in a unit and commit it, re-running it on lost races.
+
+        Shielded: a caller that goes away (a client disconnecting cancels its
+        request) never interrupts a commit between the store and the wake-ups
+        that follow it.
+        """
+        return await asyncio.shield(self._transact_now(caller, fn))
+
+    async def _transact_now(self, caller: str, fn: Callable[[_Unit], Any]) -> Any:
         for attempt in range(_MAX_RETRIES):
             u = _Unit(self.store, self.clock(), caller, self.cache)
             result = fn(u)
@@ -322,7 +334,7 @@ class Runtime:
         return ev
 
     def _notify(self, key: str) -> None:
-        ev = self._events.pop(key, None)
+        ev = self._events.pop(key, None)  # held weakly: only while somebody waits on it
         if ev is not None:
             ev.set()
 

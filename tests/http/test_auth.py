@@ -1,0 +1,186 @@
+"""Authentication and isolation: bearer tokens name callers; a caller sees and touches only its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from lattice.memory import MemoryStore
+from ops.auth import TokenFileError, Tokens
+from ops.http import create_app
+from ops.runtime import Runtime
+
+ALICE = "alice-token-0123456789abcdef"
+BOB = "bob-token-fedcba9876543210"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+async def client():
+    store = MemoryStore()
+    app = create_app(Runtime(store), tokens=Tokens({ALICE: "alice", BOB: "bob"}))
+    async with TestClient(TestServer(app)) as c:
+        c.store = store
+        yield c
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def invoke(c: TestClient, token: str | None, op: str, **inp: Any) -> tuple[int, Any]:
+    r = await c.post("/api/v1/invoke", json={"operation": op, "input": inp}, headers=auth(token) if token else {})
+    return r.status, await r.json()
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-00000000000"},
+                                     {"Authorization": f"Basic {ALICE}"}, {"Authorization": "Bearer"},
+                                     {"Authorization": f"Bearer {ALICE}x"}])
+@pytest.mark.parametrize("method, path", [("POST", "/api/v1/invoke"), ("GET", "/api/v1/status"),
+                                          ("GET", "/api/v1/jobs/0x" + "1" * 32), ("POST", "/mcp"),
+                                          ("GET", "/api/v1/agents/A/events"), ("GET", "/api/v1/openapi.json")])
+async def test_every_route_needs_a_valid_token(client, headers, method: str, path: str) -> None:
+    before = list(client.store.refs(""))
+    r = await client.request(method, path, headers=headers,
+                             json={"operation": "agent:create", "input": {"agentId": "X"}} if method == "POST" else None)
+    assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+    body = await r.json()
+    assert body["error"]["code"] == "unauthorized" and body["error"]["message"]
+    assert list(client.store.refs("")) == before
+
+
+async def test_two_callers_each_have_their_own_alice(client) -> None:
+    for token in (ALICE, BOB):
+        status, job = await invoke(client, token, "agent:create", agentId="Alice", state={"owner": token[:3]})
+        assert status == 200 and job["output"]["created"] is True
+    _, a_job = await invoke(client, ALICE, "agent:request", agentId="Alice", input="alice's secret", wait=True)
+    assert a_job["output"] == "alice's secret"
+    await invoke(client, ALICE, "covia:write", path="w/notes", value="alice only")
+
+    # bob sees his own Alice, and nothing of alice's
+    _, read = await invoke(client, BOB, "covia:read", path="g/Alice/state/owner")
+    assert read["output"] == {"exists": True, "value": "bob"}
+    _, tl = await invoke(client, BOB, "covia:read", path="g/Alice/timeline")
+    assert tl["output"]["value"] == []
+    _, listing = await invoke(client, BOB, "agent:list")
+    assert [a["agentId"] for a in listing["output"]["agents"]] == ["Alice"]
+    _, ws = await invoke(client, BOB, "covia:read", path="w/notes")
+    assert ws["output"] == {"exists": False, "value": None}
+    _, jobs = await invoke(client, BOB, "covia:read", path=f"j/{a_job['jobId']}")
+    assert jobs["output"] == {"exists": False, "value": None}
+    _, all_jobs = await invoke(client, BOB, "covia:read", path="j")
+    assert a_job["jobId"] not in all_jobs["output"]["value"]  # his j/ holds only his own jobs
+    assert all(j["operation"] != "agent:request" for j in all_jobs["output"]["value"].values())
+    for method, path in (("GET", f"/api/v1/jobs/{a_job['jobId']}"), ("PUT", f"/api/v1/jobs/{a_job['jobId']}/cancel"),
+                         ("GET", f"/api/v1/jobs/{a_job['jobId']}/sse")):
+        r = await client.request(method, path, headers=auth(BOB))
+        assert r.status == 404, (method, path)
+    _, hist = await invoke(client, BOB, "agent:history", agentId="Alice")
+    assert len(hist["output"]["versions"]) == 1  # only his creation
+    # and cannot touch hers: his operations act on his namespace only
+    _, fork = await invoke(client, BOB, "agent:fork", sourceId="Alice", agentId="Copy")
+    _, copied = await invoke(client, BOB, "covia:read", path="g/Copy/state/owner")
+    assert copied["output"]["value"] == "bob"
+    _, still = await invoke(client, ALICE, "covia:read", path="g/Alice/timeline")
+    assert len(still["output"]["value"]) == 1
+    r = await client.get("/api/v1/status", headers=auth(ALICE))
+    assert (await r.json())["agents"] == 1
+
+
+async def test_mcp_uses_the_same_authentication(client) -> None:
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    r = await client.post("/mcp", json=init, headers={"Accept": "application/json, text/event-stream"})
+    assert r.status == 401
+    r = await client.post("/mcp", json=init, headers={**auth(BOB), "Accept": "application/json, text/event-stream"})
+    assert r.status == 200
+    sid = r.headers["Mcp-Session-Id"]
+    await invoke(client, ALICE, "agent:create", agentId="OnlyAlice")
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "agent_list", "arguments": {}}}
+    r = await client.post("/mcp", json=call, headers={**auth(BOB), "Accept": "application/json, text/event-stream",
+                                                     "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18"})
+    assert "OnlyAlice" not in await r.text()
+
+
+@pytest.mark.parametrize("origin, status", [("https://evil.example", 403), ("http://localhost:3000", 200),
+                                            ("http://127.0.0.1:8080", 200)])
+async def test_foreign_browser_origins_are_refused(client, origin: str, status: int) -> None:
+    r = await client.post("/api/v1/invoke", json={"operation": "agent:list", "input": {}},
+                          headers={**auth(ALICE), "Origin": origin})
+    assert r.status == status
+    if status == 403:
+        assert (await r.json())["error"]["code"] == "forbidden"
+
+
+def test_token_file_validation(tmp_path: Path) -> None:
+    for content, words in (("[]", "JSON object"), ("{", "not JSON"), ('{"short": "alice"}', "at least 16"),
+                           ('{"0123456789abcdef": "a/b"}', "caller id"), ("{}", "no tokens")):
+        f = tmp_path / "t.json"
+        f.write_text(content)
+        with pytest.raises(TokenFileError, match=words):
+            Tokens.load(f)
+    with pytest.raises(TokenFileError, match="cannot read"):
+        Tokens.load(tmp_path / "missing.json")
+    t = Tokens({ALICE: "alice"})
+    assert ALICE not in repr(t) and t.caller(f"bearer {ALICE}") == "alice" and t.caller(None) is None
+
+
+def test_serve_refuses_a_remote_bind_without_tokens(tmp_path: Path) -> None:
+    p = subprocess.run([str(BIN / "lattice"), "serve", "--memory", "--host", "0.0.0.0", "--port", "1"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 2 and "--tokens" in p.stderr and "--insecure-remote" in p.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"x": "y"}')
+    p = subprocess.run([str(BIN / "lattice"), "serve", "--memory", "--tokens", str(bad), "--port", "1"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1 and "at least 16" in p.stderr
+
+
+def test_tokens_over_a_real_server_and_never_logged(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({ALICE: "alice", BOB: "bob"}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(BIN / "lattice"), "serve", "--data", str(tmp_path / "d"), "--port", str(port),
+                                 "--tokens", str(tokens), "--log-level", "debug"], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+            url = f"http://127.0.0.1:{port}"
+            env = {**os.environ, "LATTICE_URL": url}
+            lattice = str(BIN / "lattice")
+            p = subprocess.run([lattice, "invoke", "agent:list"], env=env, capture_output=True, text=True)
+            assert p.returncode == 2 and "unauthorized" in p.stderr
+            p = subprocess.run([lattice, "invoke", "agent:create", '{"agentId": "A"}'],
+                               env={**env, "LATTICE_TOKEN": ALICE}, capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+            p = subprocess.run([lattice, "read", "g/A/status"], env={**env, "LATTICE_TOKEN": BOB},
+                               capture_output=True, text=True)
+            assert p.returncode == 1 and "nothing at g/A/status" in p.stderr
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    text = log.read_text()
+    assert "POST /api/v1/invoke" in text and "2 bearer token(s)" in text
+    assert ALICE not in text and BOB not in text
+    for f in (tmp_path / "d").rglob("*"):
+        assert ALICE.encode() not in f.read_bytes() and BOB.encode() not in f.read_bytes()
