@@ -9,38 +9,21 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-BIN = Path(sys.executable).parent
+from tests.serve import BIN, free_port, serve
+
 AGENTS = [f"A{i}" for i in range(4)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def start(data: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([str(BIN / "lattice"), "serve", "--data", str(data), "--port", str(port),
-                             "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
+    return serve(port, "--data", str(data), "--log-level", "warning")
 
 
 async def invoke(s: aiohttp.ClientSession, url: str, op: str, **inp: Any) -> dict:

@@ -6,16 +6,15 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.serve import BIN, free_port, serve
+
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 
 
 def section_commands(heading: str) -> list[str]:
@@ -32,27 +31,11 @@ def walkthrough_commands() -> list[str]:
     return section_commands("Walkthrough")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
 def server(tmp_path: Path):
     port = free_port()
-    lattice = BIN / "lattice"
-    proc = subprocess.Popen([str(lattice), "serve", "--data", str(tmp_path / "data"), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+    proc = serve(port, "--data", str(tmp_path / "data"))
     yield port
     proc.terminate()
     out, _ = proc.communicate(timeout=10)

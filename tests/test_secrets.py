@@ -5,23 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
-BIN = Path(sys.executable).parent
+from tests.serve import free_port, serve
+
 SECRET = "sk-live-9f8e7d6c5b4a39281706-do-not-leak"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def scenario(tmp: Path) -> str:
@@ -49,18 +41,8 @@ async def scenario(tmp: Path) -> str:
     log = tmp / "server.log"
     env = {**os.environ, "LEAKY_API_KEY": SECRET}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(BIN / "lattice"), "serve", "--data", str(tmp / "data"), "--port", str(port),
-                                 "--log-level", "debug"], stdout=out, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL)
+        proc = serve(port, "--data", str(tmp / "data"), "--log-level", "debug", output=out, env=env)
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline and proc.poll() is None
-                    await asyncio.sleep(0.05)
             url = f"http://127.0.0.1:{port}/api/v1/invoke"
             model = {"provider": "openai", "model": "m", "baseUrl": f"http://127.0.0.1:{llm_port}/v1",
                      "apiKeyEnv": "LEAKY_API_KEY", "maxRetries": 0}

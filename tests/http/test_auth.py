@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +15,10 @@ from lattice.memory import MemoryStore
 from ops.auth import TokenFileError, Tokens
 from ops.http import create_app
 from ops.runtime import Runtime
+from tests.serve import BIN, free_port, serve
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-fedcba9876543210"
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -149,22 +146,11 @@ def test_serve_refuses_a_remote_bind_without_tokens(tmp_path: Path) -> None:
 def test_tokens_over_a_real_server_and_never_logged(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({ALICE: "alice", BOB: "bob"}))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = tmp_path / "log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(BIN / "lattice"), "serve", "--data", str(tmp_path / "d"), "--port", str(port),
-                                 "--tokens", str(tokens), "--log-level", "debug"], stdout=out, stderr=subprocess.STDOUT)
+        proc = serve(port, "--data", str(tmp_path / "d"), "--tokens", str(tokens), "--log-level", "debug", output=out)
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
             url = f"http://127.0.0.1:{port}"
             env = {**os.environ, "LATTICE_URL": url}
             lattice = str(BIN / "lattice")
