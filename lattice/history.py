@@ -171,16 +171,23 @@ def diff(tx: Tx, a: Any, b: Any, *, limit: int = 1000, value_max: int = 1024) ->
             JSON; a larger one is replaced by ``beforeSize``/``afterSize``.
 
     Returns:
-        ``(changes, truncated)``: changes in path order within each
-        container, paths ``/``-joined below the compared values; ``truncated``
-        when more than ``limit`` changes exist.
+        ``(changes, truncated)``: changes sorted by path (list positions in
+        numeric order), paths ``/``-joined below the compared values;
+        ``truncated`` when more than ``limit`` changes exist (then the first
+        ``limit`` found, in trie order, are returned, sorted).
     """
     d = _Differ(tx, limit, value_max)
+    truncated = False
     try:
         d.value(a, b, "")
     except _Limit:
-        return d.changes, True
-    return d.changes, False
+        truncated = True
+    d.changes.sort(key=_path_key)  # a large map is walked in hash order
+    return d.changes, truncated
+
+
+def _path_key(change: Change) -> tuple:
+    return tuple((0, int(s), "") if s.isdigit() else (1, 0, s) for s in change["path"].split("/"))
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -14,8 +14,10 @@ The agent record (the root of ref ``g/<caller>/<agentId>``)::
      timeline: [<entry>],
      triggers: [<jobId>]}                       # agent:trigger jobs waiting for a run
 
-Scheduling invariant kept by :func:`settle`: an agent is ``RUNNING`` exactly
-when it is neither suspended nor terminated and has work.
+Scheduling rule kept by :func:`settle`: work arriving at a ``SLEEPING`` agent
+makes it ``RUNNING``; a ``RUNNING`` agent without work goes back to
+``SLEEPING``. The one way to be ``SLEEPING`` with work is ``agent:resume
+{autoWake: false}``, until the next wake-up (a request, message or trigger).
 """
 
 from __future__ import annotations

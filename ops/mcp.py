@@ -148,30 +148,35 @@ class _Session(msgspec.Struct):
 
 
 class Sessions:
-    """Open MCP sessions: ``id -> negotiated version``, at most ``limit`` (least recently used ended first)."""
+    """Open MCP sessions, each belonging to the caller that opened it: ``(caller, id) -> negotiated
+    version``; at most ``limit`` per caller (its least recently used ended first), so one caller can
+    neither use, end nor crowd out another's."""
 
     def __init__(self, limit: int = MAX_SESSIONS):
         self.limit = limit
-        self._open: OrderedDict[str, _Session] = OrderedDict()
+        self._open: dict[str, OrderedDict[str, _Session]] = {}
 
-    def open(self, version: str) -> str:
+    def open(self, caller: str, version: str) -> str:
         sid = secrets.token_hex(16)
-        self._open[sid] = _Session(version, time.time())
-        while len(self._open) > self.limit:
-            self._open.popitem(last=False)
+        mine = self._open.setdefault(caller, OrderedDict())
+        mine[sid] = _Session(version, time.time())
+        while len(mine) > self.limit:
+            mine.popitem(last=False)
         return sid
 
-    def get(self, sid: str) -> _Session | None:
-        s = self._open.get(sid)
+    def get(self, caller: str, sid: str) -> _Session | None:
+        mine = self._open.get(caller)
+        s = None if mine is None else mine.get(sid)
         if s is not None:
-            self._open.move_to_end(sid)
+            mine.move_to_end(sid)
         return s
 
-    def close(self, sid: str) -> bool:
-        return self._open.pop(sid, None) is not None
+    def close(self, caller: str, sid: str) -> bool:
+        mine = self._open.get(caller)
+        return mine is not None and mine.pop(sid, None) is not None
 
     def __len__(self) -> int:
-        return len(self._open)
+        return sum(len(m) for m in self._open.values())
 
 
 _SESSIONS = web.AppKey("mcp_sessions", Sessions)
@@ -360,7 +365,7 @@ def _session(request: web.Request, *, required: bool, rid: Any = None) -> _Sessi
             raise _Fail(INVALID_REQUEST, f"Bad Request: missing {SESSION_HEADER} header; send `initialize` first",
                         id=rid, http=400)
         return None
-    s = request.app[_SESSIONS].get(sid)
+    s = request.app[_SESSIONS].get(caller_of(request), sid)
     if s is None:
         raise _Fail(SESSION_NOT_FOUND, "Session not found: it ended or never existed; send `initialize` again",
                     id=rid, http=404)
@@ -375,7 +380,7 @@ def _initialize(request: web.Request, rid: Any, params: dict[str, Any]) -> web.R
         if key in params and not isinstance(params[key], dict):
             raise _Fail(INVALID_PARAMS, f"Invalid params: `{key}` must be an object", id=rid)
     version = requested if requested in PROTOCOL_VERSIONS else LATEST_PROTOCOL_VERSION
-    sid = request.app[_SESSIONS].open(version)
+    sid = request.app[_SESSIONS].open(caller_of(request), version)
     result = {
         "protocolVersion": version,
         "capabilities": {"tools": {"listChanged": False}},
@@ -395,7 +400,7 @@ async def handle_delete(request: web.Request) -> web.Response:
         sid = request.headers.get(SESSION_HEADER)
         if sid is None:
             raise _Fail(INVALID_REQUEST, f"Bad Request: missing {SESSION_HEADER} header", http=400)
-        if not request.app[_SESSIONS].close(sid):
+        if not request.app[_SESSIONS].close(caller_of(request), sid):
             raise _Fail(SESSION_NOT_FOUND, "Session not found", http=404)
     except _Fail as f:
         return _fail_reply(f)

@@ -36,8 +36,8 @@ def rederive(tx: Tx, parent: dict[str, Any] | None, commit: Commit, agent_id: st
         tx: reads (and buffers) objects. parent: the opened record of the
             parent version (None for a first commit).
         commit: the recorded event. agent_id: the agent's id (for messages it
-            sent itself). source: loads the opened record of a fork's source
-            version by commit id (hex).
+            sent itself). source: loads the opened record of a version by
+            commit id (hex): a fork's source, a run's starting version.
 
     Raises:
         ReplayError: the event cannot be re-run.
@@ -70,20 +70,25 @@ def rederive(tx: Tx, parent: dict[str, Any] | None, commit: Commit, agent_id: st
         case "agent:trigger":
             return A.settle(A.add_trigger(parent, inp["triggerId"], ts))
         case "agent:message":
-            return A.settle(A.add_message(tx, parent, inp["message"], inp.get("from", caller), ts))
+            rec, sender = parent, inp.get("from", caller)
+            for text in inp["messages"] if "messages" in inp else [inp["message"]]:
+                rec = A.add_message(tx, rec, text, sender, ts)
+            return A.settle(rec)
         case "agent:run" if "error" in inp:
             return A.settle(A.fail_cycle(parent, inp["error"], ts))
         case "agent:run":
-            return _rerun(tx, parent, inp, ts, agent_id)
+            base = source(inp["base"]) if inp.get("base") else parent  # the version the run started from
+            return _rerun(tx, parent, base, inp, ts, agent_id)
         case op:
             raise ReplayError(f"no replay for event {op!r}")
 
 
-def _rerun(tx: Tx, parent: dict[str, Any], inp: dict[str, Any], ts: int, agent_id: str) -> dict[str, Any]:
+def _rerun(tx: Tx, parent: dict[str, Any], base: dict[str, Any], inp: dict[str, Any], ts: int,
+           agent_id: str) -> dict[str, Any]:
     task_id = inp["taskId"]
     work = A.Work(task_id, {"input": inp["task"]} if task_id is not None else None,
                   list(seq_iter(tx, parent["inbox"], 0, inp["messages"])), list(inp["triggers"]))
-    cycle = A.Cycle(tx, parent, work)
+    cycle = A.Cycle(tx, base, work)
     replies, tools = iter(inp["llm"]), iter(inp["tools"])
     while cycle.request() is not None:
         try:

@@ -12,10 +12,10 @@ compare-and-swap. On a lost race the unit is re-run on the new heads, so work
 that arrived meanwhile (a task added during an LLM call) is merged, never lost
 or duplicated.
 
-Recovery after a restart (:meth:`Runtime.start`): the scheduling invariant
-(an agent is ``RUNNING`` exactly when it has work and is neither suspended nor
-terminated; the oldest task of a ``RUNNING`` agent is the only ``STARTED``
-job) is kept atomically by every commit, so the store holds no half-done run.
+Recovery after a restart (:meth:`Runtime.start`): the scheduling rule (work
+wakes a ``SLEEPING`` agent to ``RUNNING``, a ``RUNNING`` agent without work
+sleeps; the oldest task of a ``RUNNING`` agent is the only ``STARTED`` job) is
+kept atomically by every commit, so the store holds no half-done run.
 Each agent found ``RUNNING`` gets its run loop back and re-runs the task that
 was in flight from the last committed state; an interrupted run left no
 timeline or history entry. So no agent stays ``RUNNING`` and no job
@@ -114,10 +114,12 @@ class _Unit:
         return A.opened(self.tx, rec) if name.startswith("g/") else rec
 
     def write(self, name: str, record: Any, op: str, input: Any = None) -> None:
+        """Stage ``record`` at ``name``; the commit records the event (op, input) of the
+        *first* write to ``name`` in this unit (later writes are part of that event)."""
         self.head(name)
         prev = self.writes.get(name)
-        if prev is not None and input is None:
-            op, input = prev[1], prev[2]  # keep the event that first touched the ref
+        if prev is not None:
+            op, input = prev[1], prev[2]
         self.writes[name] = (record, op, input)
 
     def remove(self, name: str) -> None:
@@ -197,6 +199,7 @@ class Runtime:
         self.store = store
         self.limits = limits or Limits()
         self._agent_counts: dict[str, int] = {}
+        self._create_locks: dict[str, asyncio.Lock] = {}
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.adapter_factory = adapter_factory
         self.cache = ObjectCache()
@@ -205,7 +208,7 @@ class Runtime:
         self._loops: dict[tuple[str, str], asyncio.Task] = {}
         self._cycles: dict[tuple[str, str], tuple[str | None, asyncio.Task]] = {}
         self._events: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
-        self._mem_jobs: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._mem_jobs: dict[str, OrderedDict[str, dict[str, Any]]] = {}
         self._replay_llm: dict[tuple[str, str], _ReplayLlm] = {}
         self._closed = False
 
@@ -264,7 +267,7 @@ class Runtime:
         if d is not None:
             tx = Tx(self.store, self.cache)
             return tx.materialize(tx.raw_root(read_commit(tx, d).root))
-        return self._mem_jobs.get((caller, jid))
+        return self._mem_jobs.get(caller, {}).get(jid)
 
     async def cancel_job(self, caller: str, job_id: str) -> dict[str, Any] | None:
         """Cancel a job (a task: removed from its agent; a trigger: dropped). None if unknown."""
@@ -347,9 +350,13 @@ class Runtime:
             return False
 
     def _remember(self, caller: str, job: dict[str, Any]) -> None:
-        self._mem_jobs[(caller, job["jobId"])] = job
-        while len(self._mem_jobs) > _MEMORY_JOBS:
-            self._mem_jobs.popitem(last=False)
+        """Keep a job that is not stored (it changed nothing); each caller keeps its own newest ones."""
+        mine = self._mem_jobs.get(caller)
+        if mine is None:
+            mine = self._mem_jobs[caller] = OrderedDict()
+        mine[job["jobId"]] = job
+        while len(mine) > _MEMORY_JOBS:
+            mine.popitem(last=False)
 
     async def _sync(self, caller: str, job: dict[str, Any], fn: Callable[[_Unit], Any]) -> dict[str, Any]:
         """Run a synchronous operation: its COMPLETE job commits with its changes (if any)."""
@@ -373,9 +380,10 @@ class Runtime:
             raise OpError("limit_exceeded", f"you hold {n} agents, the limit is {self.limits.max_agents}",
                           hint="remove agents you no longer need with agent:delete {remove: true}")
 
-    def _check_room_for_work(self, rec: dict[str, Any], aid: str) -> None:
-        """Raise ``limit_exceeded`` when the agent already has ``limits.max_queued`` pieces of work waiting."""
-        n = map_len(rec["tasks"]) + seq_len(rec["inbox"]) + len(rec["triggers"])
+    def _check_room_for_work(self, rec: dict[str, Any], aid: str, staged: int = 0) -> None:
+        """Raise ``limit_exceeded`` when the agent already has ``limits.max_queued`` pieces of work waiting
+        (``staged``: messages a run has queued for it but not committed yet)."""
+        n = map_len(rec["tasks"]) + seq_len(rec["inbox"]) + len(rec["triggers"]) + staged
         if n >= self.limits.max_queued:
             raise OpError("limit_exceeded", f"agent {aid!r} has {n} tasks, messages and triggers waiting, "
                                             f"the limit is {self.limits.max_queued}",
@@ -494,7 +502,18 @@ class Runtime:
             except msgspec.ValidationError as e:
                 raise validation_error(e, "$.input.state.history") from None
 
+    def _creating(self, caller: str) -> asyncio.Lock:
+        """Creations of a caller's agents run one at a time, so ``limits.max_agents`` cannot be raced."""
+        lock = self._create_locks.get(caller)
+        if lock is None:
+            lock = self._create_locks[caller] = asyncio.Lock()
+        return lock
+
     async def op_agent_create(self, caller: str, inp: O.CreateInput, job: dict) -> dict:
+        async with self._creating(caller):
+            return await self._create(caller, inp, job)
+
+    async def _create(self, caller: str, inp: O.CreateInput, job: dict) -> dict:
         self._check_state(inp.state)
         config = self._resolve_config(caller, inp.config) or {}
         name = agent_ref(caller, inp.agentId)
@@ -541,6 +560,10 @@ class Runtime:
         return await self._sync(caller, job, fn)
 
     async def op_agent_fork(self, caller: str, inp: O.ForkInput, job: dict) -> dict:
+        async with self._creating(caller):
+            return await self._fork(caller, inp, job)
+
+    async def _fork(self, caller: str, inp: O.ForkInput, job: dict) -> dict:
         override = self._resolve_config(caller, inp.config)
 
         def fn(u: _Unit) -> dict:
@@ -659,12 +682,13 @@ class Runtime:
         return self.get_job(caller, job["jobId"])
 
     # -- inspection -------------------------------------------------------------
-    def _snapshot(self, caller: str, aid: str) -> tuple[Tx, dict] | None:
+    def _snapshot(self, caller: str, aid: str) -> tuple[Tx, dict, bytes] | None:
+        """``(tx, opened record, head commit digest)`` of an agent, or None."""
         d = self.store.ref(agent_ref(caller, aid))
         if d is None:
             return None
         tx = Tx(self.store, self.cache)
-        return tx, A.opened(tx, tx.load_root(read_commit(tx, d).root))
+        return tx, A.opened(tx, tx.load_root(read_commit(tx, d).root)), d
 
     async def op_agent_info(self, caller: str, inp: O.InfoInput, job: dict) -> dict:
         def fn(u: _Unit) -> dict:
@@ -819,7 +843,7 @@ class Runtime:
             parent = None if c.parent is None else A.opened(rtx, rtx.load_root(read_commit(rtx, c.parent).root))
             try:
                 got = rtx.put_root(rederive(rtx, parent, c, inp.agentId, source))
-            except (ReplayError, LatticeError, msgspec.ValidationError, KeyError, TypeError) as e:
+            except (ReplayError, A.CycleError, LatticeError, msgspec.ValidationError, KeyError, TypeError) as e:
                 out.update(identical=False, divergence={"seq": c.seq, "path": "", "expected": c.root.data.hex(),
                                                         "got": f"cannot replay {c.op}: {e}"})
                 break
@@ -852,19 +876,20 @@ class Runtime:
             raise OpError(e["code"], e["message"], path="$.input.into" if e["code"] == "conflict" else e.get("path"),
                           hint=e.get("hint"))
         replay = _ReplayLlm(recorded_replies(tx, [c for _, c in later]))
+        inputs = [(c, tx.materialize(c.input)) for _, c in later]
+        cancelled = {i["taskId"] for c, i in inputs if c.op == "agent:cancelTask"}  # never completed in the source
         self._replay_llm[(caller, inp.into)] = replay
         replayed, diverged = 0, []
         try:
-            for _, c in later:
-                i = tx.materialize(c.input)
+            for c, i in inputs:
                 live = replay.live
-                if c.op == "agent:request":
+                if c.op == "agent:request" and i["taskId"] not in cancelled:
                     await self.invoke(REGISTRY["agent:request"], O.RequestInput(
                         agentId=inp.into, input=i["input"], wait=True), caller)
                 elif c.op == "agent:message":
-                    await self.invoke(REGISTRY["agent:message"], O.MessageInput(
-                        agentId=inp.into, message=i["message"]), caller)
-                elif c.op == "agent:trigger":
+                    await self._message(caller, inp.into, i["messages"] if "messages" in i else [i["message"]],
+                                        i.get("from", c.caller))
+                elif c.op == "agent:trigger" and i["triggerId"] not in cancelled:
                     await self.invoke(REGISTRY["agent:trigger"], O.TriggerInput(agentId=inp.into, wait=True), caller)
                 else:
                     continue
@@ -880,6 +905,15 @@ class Runtime:
                                                            "diverged": diverged})
         self._remember(caller, done)
         return done
+
+    async def _message(self, caller: str, aid: str, texts: list[str], sender: str) -> None:
+        """Deliver messages from ``sender`` to an agent's inbox (as a what-if replays them)."""
+        def fn(u: _Unit) -> None:
+            rec = self._agent(u, caller, aid)
+            for text in texts:
+                rec = self._settle(u, caller, aid, A.add_message(u.tx, rec, text, sender, u.ts))
+            u.write(agent_ref(caller, aid), rec, "agent:message", {"agentId": aid, "messages": texts, "from": sender})
+        await self._transact(caller, fn)
 
     async def _idle(self, caller: str, aid: str) -> str | None:
         """Wait until the agent is not RUNNING; return its status (None if it is gone)."""
@@ -908,7 +942,7 @@ class Runtime:
                 snap = self._snapshot(caller, aid)
                 if snap is None or snap[1]["status"] != A.RUNNING:
                     return
-                tx, rec = snap
+                tx, rec, base = snap
                 work = A.pick_work(tx, rec)
                 start = self.clock()
                 cycle = asyncio.get_running_loop().create_task(self._cycle(caller, aid, tx, rec, work))
@@ -925,7 +959,7 @@ class Runtime:
                 try:
                     exc = cycle.exception()
                     if exc is None:
-                        await self._complete(caller, aid, rec["created"], work, cycle.result(), start)
+                        await self._complete(caller, aid, rec["created"], work, cycle.result(), start, base)
                     else:
                         await self._fail(caller, aid, rec["created"], exc)
                 except (LatticeError, OpError) as e:  # the run's result cannot be stored (or merged)
@@ -967,7 +1001,8 @@ class Runtime:
             u.write(agent_ref(caller, aid), rec, "agent:run", {"error": error})
         await self._transact(caller, fn)
 
-    async def _complete(self, caller: str, aid: str, created: int, work: A.Work, out: _Outcome, start: int) -> None:
+    async def _complete(self, caller: str, aid: str, created: int, work: A.Work, out: _Outcome, start: int,
+                        base: bytes | None = None) -> None:
         """Commit a successful run in one unit: the agent's record, its jobs, and the run's
         side effects (workspace writes, messages to agents), so a run that fails or is
         cancelled before this point has no effect at all, and none is ever applied twice."""
@@ -985,19 +1020,26 @@ class Runtime:
                     u.write(name, finish(jr, task_status, u.ts, output=out.task_output, error=out.task_error),
                             "job:finish")
             rec = self._settle(u, caller, aid, rec)
-            u.write(agent_ref(caller, aid), rec, "agent:run", run_input(work, out, start))
-            if out.ws_edits:
+            u.write(agent_ref(caller, aid), rec, "agent:run", run_input(work, out, start, base))
+            sandboxed = (caller, aid) in self._replay_llm  # a what-if agent: no effect outside itself
+            if out.ws_edits and not sandboxed:
                 ws = u.read(ws_ref(caller))
                 for segs, value in out.ws_edits:
                     ws = write_path(u.tx, {} if ws is None else ws, segs, value)
                 u.write(ws_ref(caller), ws, "agent:run", {"agentId": aid, "paths": ["/".join(["w", *p]) for p, _ in out.ws_edits]})
-            for target, text in out.outbox:
+            sender = f"agent:{aid}"
+            for target in dict.fromkeys(t for t, _ in out.outbox):  # each target once, in order of first message
+                if sandboxed and target != aid:
+                    continue
+                texts = [m for t, m in out.outbox if t == target]
                 trec = u.read(agent_ref(caller, target))
                 if trec is None or trec["status"] == A.TERMINATED:
                     continue  # gone since the tool call checked it
-                trec = self._settle(u, caller, target, A.add_message(u.tx, trec, text, f"agent:{aid}", u.ts))
-                u.write(agent_ref(caller, target), trec, "agent:message", {"agentId": target, "message": text,
-                                                                           "from": f"agent:{aid}"})
+                for text in texts:
+                    trec = self._settle(u, caller, target, A.add_message(u.tx, trec, text, sender, u.ts))
+                # to itself, the messages are part of this run's event (recorded in its outbox)
+                u.write(agent_ref(caller, target), trec, "agent:message",
+                        {"agentId": target, "messages": texts, "from": sender})
             rec = u.read(agent_ref(caller, aid))  # a message to itself was merged above
             for tid in work.triggers:
                 name = job_ref(caller, tid)
@@ -1051,7 +1093,7 @@ class Runtime:
             if snap is None:
                 return f"error: no agent {target!r}"
             try:
-                self._check_room_for_work(snap[1], target)
+                self._check_room_for_work(snap[1], target, sum(1 for t, _ in out.outbox if t == target))
             except OpError as e:
                 return f"error: {e.message}"
             out.outbox.append((target, args["message"]))
@@ -1111,7 +1153,7 @@ class Runtime:
         if d is None:
             if ref.startswith("j/"):
                 _, caller, jid = ref.split("/", 2)
-                job = self._mem_jobs.get((caller, jid))
+                job = self._mem_jobs.get(caller, {}).get(jid)
                 return Missing if job is None else job
             return Missing
         return tx.raw_root(read_commit(tx, d).root)
@@ -1131,9 +1173,8 @@ class Runtime:
             for name, d in self.store.refs(prefix):
                 raw[name[len(prefix):]] = read_commit(tx, d).root
             if ns == "j":
-                for (c, jid), job in self._mem_jobs.items():
-                    if c == caller:
-                        raw.setdefault(jid, job)
+                for jid, job in self._mem_jobs.get(caller, {}).items():
+                    raw.setdefault(jid, job)
             return raw
         raw = self._raw_root(tx, ref)
         if raw is Missing:
@@ -1225,10 +1266,14 @@ class Runtime:
         return await self._ws_edit(caller, "covia:delete", segs, msgspec.to_builtins(inp), edit, job, {"deleted": True})
 
 
-def run_input(work: A.Work, out: _Outcome, start: int) -> dict[str, Any]:
-    """The input recorded in a run's commit: all a replay needs besides the parent state and ts."""
+def run_input(work: A.Work, out: _Outcome, start: int, base: bytes | None) -> dict[str, Any]:
+    """The input recorded in a run's commit: all a replay needs besides the parent state and ts.
+
+    ``base`` is the version the run started from (its context and config came from
+    there; an ``agent:update`` may have landed before the run's result)."""
     return {"taskId": work.task_id, "task": work.task["input"] if work.task is not None else None,
             "messages": len(work.messages), "triggers": work.triggers, "start": start,
+            "base": base.hex() if base is not None else None,
             "llm": out.llm, "tools": out.tools, "outbox": [list(m) for m in out.outbox]}
 
 

@@ -8,8 +8,9 @@ Routes (added to the v1 application by :func:`setup`):
 * ``GET /api/v1/agents/<agentId>/events``: event ``agent-version`` per version
   of the agent, data ``{agentId, seq, id, op, status, ts}`` (``id`` is the
   commit's digest in hex, ``seq`` its position in the agent's commit chain).
-  Each event's SSE ``id:`` is the ``seq``: reconnecting with ``Last-Event-ID``
-  (or ``?since=<seq>``) replays every version after it, so nothing is missed.
+  Each event's SSE ``id:`` is ``<seq>/<commit id prefix>``: reconnecting with
+  ``Last-Event-ID`` (or ``?since=<seq>``) replays every version after it, so
+  nothing is missed; an agent removed and created again is sent from its start.
   Without either, the stream starts with the current version. When the agent is
   removed (``agent:delete`` with ``remove``) an ``agent-removed`` event ends it.
 * ``POST /api/v1/invoke`` with ``Accept: text/event-stream`` (preferred over
@@ -29,12 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any, AsyncIterator
 
 import msgspec
 from aiohttp import web
 
-from lattice.commits import Commit, log, read_commit
+from lattice.commits import Commit, find, log, read_commit
 from lattice.digest import to_hex
 from lattice.nodes import Tx
 
@@ -224,21 +226,38 @@ def _version(runtime: Runtime, agent_id: str, d: bytes, c: Commit) -> dict[str, 
     return {"agentId": agent_id, "seq": c.seq, "id": to_hex(d), "op": c.op, "status": status, "ts": c.ts}
 
 
+def event_id(seq: int, d: bytes) -> str:
+    """The SSE ``id:`` of a version: ``<seq>/<first 16 hex digits of its commit id>``."""
+    return f"{seq}/{d.hex()[:16]}"
+
+
+def _continues(store: Any, head: bytes, head_seq: int, last: int, last_id: str | None) -> bool:
+    """Whether the chain at ``head`` still holds the version the client has (else: a new incarnation)."""
+    if head_seq < last:
+        return False
+    if last_id is None:
+        return True  # a bare seq: best effort
+    return find(store, head, last)[0].hex().startswith(last_id)
+
+
 async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int | None = None,
-                       heartbeat: float = DEFAULT_HEARTBEAT) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
+                       heartbeat: float = DEFAULT_HEARTBEAT, after_id: str | None = None,
+                       ) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
     """Yield ``("agent-version", version)`` for each version of an agent, oldest first.
 
     Args:
         after: the ``seq`` of the last version the client has; every later one
             is yielded. None: start with the current version.
         heartbeat: seconds of quiet before a None (time for a keep-alive).
+        after_id: a prefix of that version's commit id (hex), when known.
 
     Yields ``("agent-removed", {agentId, seq})`` and ends when the agent's ref
-    is gone. If the agent was removed and created again meanwhile (its chain
-    restarts below ``after``), the new chain is yielded from its first version.
+    is gone. If the agent was removed and created again meanwhile (the version
+    the client has is not on the chain any more), the new chain is yielded from
+    its first version.
     """
     name = agent_ref(caller, agent_id)
-    last = after
+    last, last_id = after, after_id
     while True:
         ev = runtime.watch(name)
         d = runtime.store.ref(name)
@@ -248,17 +267,15 @@ async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int 
         head = read_commit(runtime.store, d)
         if last is None:
             batch = [(d, head)]
-        elif head.seq == last:
-            batch = []
         else:
-            floor = last if head.seq > last else -1  # a shorter chain is a new incarnation: all of it
+            floor = last if _continues(runtime.store, d, head.seq, last, last_id) else -1
             batch = []
             for dd, c in log(runtime.store, d):
                 if c.seq <= floor:
                     break
                 batch.append((dd, c))
         for dd, c in reversed(batch):
-            last = c.seq
+            last, last_id = c.seq, dd.hex()
             yield "agent-version", _version(runtime, agent_id, dd, c)
         if not await _changed(ev, heartbeat):
             yield None
@@ -310,18 +327,21 @@ async def job_stream(request: web.Request) -> web.StreamResponse:
     return await _stream_job(request, caller, job)
 
 
-def _last_event_id(request: web.Request) -> int | None:
-    """``Last-Event-ID`` header, else ``?since=``: the seq the client has (untrusted)."""
+def _last_event_id(request: web.Request) -> tuple[int | None, str | None]:
+    """``Last-Event-ID`` header, else ``?since=``: ``(seq, commit id prefix | None)`` the client has.
+
+    Source: the request (untrusted): ``<seq>`` or ``<seq>/<hex>`` as sent in ``id:``.
+    """
     for where, value in (("Last-Event-ID header", request.headers.get("Last-Event-ID")),
                          ("since query parameter", request.query.get("since"))):
         if value is None or value.strip() == "":
             continue
-        v = value.strip()
-        if not v.isdigit() or len(v) > 18:
-            raise Rejected("invalid_input", f"Expected a version seq (a non-negative integer), got {value[:40]!r} "
+        seq, _, prefix = value.strip().partition("/")
+        if not seq.isdigit() or len(seq) > 18 or (prefix and not re.fullmatch(r"[0-9a-f]{1,64}", prefix)):
+            raise Rejected("invalid_input", f"Expected a version id (<seq> or <seq>/<hex>), got {value[:40]!r} "
                                             f"- at the {where}", hint="send the id: of the last event received")
-        return int(v)
-    return None
+        return int(seq), prefix or None
+    return None, None
 
 
 async def agent_events(request: web.Request) -> web.StreamResponse:
@@ -333,13 +353,14 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     """
     caller = caller_of(request)
     aid = request.match_info["agent_id"]
-    after = _last_event_id(request)
+    after, after_id = _last_event_id(request)
     runtime = request.app[RUNTIME]
     if runtime.store.ref(agent_ref(caller, aid)) is None:
         raise OpError("not_found", f"no agent {aid!r}", hint="agent:list shows your agents")
     stream = await EventStream(request).open()
-    items = follow_agent(runtime, caller, aid, after, _heartbeat(request))
-    await _pump(stream, items, lambda item: stream.send(item[0], item[1], item[1]["seq"]))
+    items = follow_agent(runtime, caller, aid, after, _heartbeat(request), after_id)
+    await _pump(stream, items, lambda item: stream.send(
+        item[0], item[1], event_id(item[1]["seq"], bytes.fromhex(item[1]["id"])) if item[0] == "agent-version" else None))
     return stream.response
 
 

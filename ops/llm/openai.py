@@ -256,9 +256,13 @@ class OpenAIAdapter:
         timeout = aiohttp.ClientTimeout(total=self.model.timeout)
         try:
             async with session.post(url, data=payload, headers=headers, timeout=timeout) as resp:
-                body = await resp.content.read(MAX_REPLY_BYTES + 1)
-                if len(body) > MAX_REPLY_BYTES:
-                    raise LlmError(f"model endpoint {url} sent a reply over {MAX_REPLY_BYTES} bytes", "llm_error")
+                parts, size = [], 0
+                while chunk := await resp.content.read(1 << 16):  # up to EOF: a read returns what has arrived
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_REPLY_BYTES:
+                        raise LlmError(f"model endpoint {url} sent a reply over {MAX_REPLY_BYTES} bytes", "llm_error")
+                body = b"".join(parts)
                 if resp.content_length is not None and len(body) < resp.content_length:
                     raise _Transient(f"reply from {url} was cut off after {len(body)} of "
                                      f"{resp.content_length} bytes", "llm_error")

@@ -170,3 +170,20 @@ def test_tokens_over_a_real_server_and_never_logged(tmp_path: Path) -> None:
     assert ALICE not in text and BOB not in text
     for f in (tmp_path / "d").rglob("*"):
         assert ALICE.encode() not in f.read_bytes() and BOB.encode() not in f.read_bytes()
+
+
+async def test_mcp_sessions_belong_to_their_caller(client) -> None:
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    accept = {"Accept": "application/json, text/event-stream"}
+    r = await client.post("/mcp", json=init, headers={**auth(ALICE), **accept})
+    sid = r.headers["Mcp-Session-Id"]
+    r = await client.delete("/mcp", headers={**auth(BOB), "Mcp-Session-Id": sid})
+    assert r.status == 404  # bob cannot end alice's session
+    ping = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    r = await client.post("/mcp", json=ping, headers={**auth(BOB), **accept, "Mcp-Session-Id": sid,
+                                                     "MCP-Protocol-Version": "2025-06-18"})
+    assert r.status == 404  # nor use it
+    r = await client.post("/mcp", json=ping, headers={**auth(ALICE), **accept, "Mcp-Session-Id": sid,
+                                                     "MCP-Protocol-Version": "2025-06-18"})
+    assert r.status == 200

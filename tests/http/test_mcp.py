@@ -225,8 +225,10 @@ async def test_sessions_and_ping(rpc, store):
 
 async def test_sessions_are_bounded():
     s = M.Sessions(limit=3)
-    ids = [s.open("2025-11-25") for _ in range(5)]
-    assert len(s) == 3 and s.get(ids[0]) is None and s.get(ids[-1]) is not None
+    ids = [s.open("local", "2025-11-25") for _ in range(5)]
+    assert len(s) == 3 and s.get("local", ids[0]) is None and s.get("local", ids[-1]) is not None
+    other = s.open("other", "2025-11-25")  # each caller's sessions are bounded apart
+    assert len(s) == 4 and s.get("local", ids[-1]) is not None and s.get("local", other) is None
 
 
 async def test_a_client_response_and_notifications_are_accepted(rpc):
@@ -403,7 +405,7 @@ _messages = st.fixed_dictionaries(
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(msg=_messages | _json_values)
 async def test_any_message_gets_a_jsonrpc_answer_and_no_5xx(rpc, store, msg):
-    sid = rpc.app[M._SESSIONS].open(M.LATEST_PROTOCOL_VERSION)  # a session, without a request
+    sid = rpc.app[M._SESSIONS].open("local", M.LATEST_PROTOCOL_VERSION)  # a session, without a request
     before = snapshot(store)
     r, text = await _post(rpc, msg, sid=sid)
     assert r.status in (200, 202, 400, 404), (r.status, text)

@@ -184,7 +184,7 @@ async def test_agent_events_one_per_version_with_ids(client):
     await create(client, "E", ECHO)
     rd = await open_stream(client, "/api/v1/agents/E/events")
     first = await rd.next()
-    assert first["event"] == "agent-version" and first["id"] == "0"
+    assert first["event"] == "agent-version" and first["id"] == "0/" + first["data"]["id"][:16]
     assert first["data"] == {"agentId": "E", "seq": 0, "id": first["data"]["id"], "op": "agent:create",
                              "status": "SLEEPING", "ts": first["data"]["ts"]}
     assert len(first["data"]["id"]) == 64
@@ -195,7 +195,7 @@ async def test_agent_events_one_per_version_with_ids(client):
         seen.append(await rd.next())
     seqs = [e["data"]["seq"] for e in seen]
     assert seqs == list(range(len(seqs)))  # nothing missed, in order
-    assert [e["id"] for e in seen] == [str(s) for s in seqs]
+    assert [e["id"] for e in seen] == [f"{e['data']['seq']}/{e['data']['id'][:16]}" for e in seen]
     assert seen[1]["data"]["op"] == "agent:request" and seen[1]["data"]["status"] == "RUNNING"
     assert any(e["data"]["op"] == "agent:run" and e["data"]["status"] == "SLEEPING" for e in seen)
     assert seen[-1]["data"]["status"] == "SUSPENDED"
@@ -317,3 +317,21 @@ async def test_disconnected_clients_leave_no_task_or_memory(client):
     # Runtime.watch keeps one Event per watched ref until the ref moves: one per distinct ref here (the hang job,
     # the agent, and the 10 streamed jobs, which never move again), not one per client
     assert len(runtime._events) <= 2 + 10
+
+
+async def test_agent_events_resume_across_a_recreated_agent(client):
+    """A client holding version 3 of an agent that was removed and created again gets the new chain whole."""
+    await create(client, "R", ECHO)
+    for i in range(3):
+        await ok(client, "agent:update", {"agentId": "R", "state": {"n": i}})
+    rd = await open_stream(client, "/api/v1/agents/R/events", {"Last-Event-ID": "0"})
+    got = [await rd.next() for _ in range(3)]
+    last_id = got[-1]["id"]
+    assert last_id.startswith("3/")
+    await ok(client, "agent:delete", {"agentId": "R", "remove": True})
+    await create(client, "R", ECHO)
+    for i in range(5):
+        await ok(client, "agent:update", {"agentId": "R", "state": {"m": i}})
+    rd = await open_stream(client, "/api/v1/agents/R/events", {"Last-Event-ID": last_id})
+    again = [await rd.next() for _ in range(6)]
+    assert [e["data"]["seq"] for e in again] == [0, 1, 2, 3, 4, 5]  # the new chain from its first version

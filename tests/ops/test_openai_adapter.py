@@ -561,3 +561,25 @@ def test_retry_settings_are_validated() -> None:
         OpenAIModel(model="m", maxRetries=11)
     with pytest.raises(ValueError):
         OpenAIModel(model="m", retryBackoff=-1)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_reply_arriving_in_pieces_is_read_whole(fake: FakeServer, chunked: bool) -> None:
+    body = json.dumps(completion("x" * 300_000)).encode()
+
+    async def trickle(request: web.Request, _body: dict) -> web.StreamResponse:
+        headers = {"Content-Type": "application/json"}
+        if not chunked:
+            headers["Content-Length"] = str(len(body))
+        resp = web.StreamResponse(headers=headers)
+        if chunked:
+            resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for i in range(0, len(body), 50_000):
+            await resp.write(body[i:i + 50_000])
+            await asyncio.sleep(0.01)
+        await resp.write_eof()
+        return resp
+    fake.reply_with(trickle)
+    reply = await make_adapter(fake, maxRetries=0).complete(req(HELLO))
+    assert reply.content == "x" * 300_000
