@@ -87,7 +87,7 @@ def _rerun(tx: Tx, parent: dict[str, Any], base: dict[str, Any], inp: dict[str, 
            agent_id: str) -> dict[str, Any]:
     task_id = inp["taskId"]
     work = A.Work(task_id, {"input": inp["task"]} if task_id is not None else None,
-                  list(seq_iter(tx, parent["inbox"], 0, inp["messages"])), list(inp["triggers"]))
+                  list(seq_iter(tx, base["inbox"], 0, inp["messages"])), list(inp["triggers"]))
     cycle = A.Cycle(tx, base, work)
     replies, tools = iter(inp["llm"]), iter(inp["tools"])
     while cycle.request() is not None:

@@ -959,11 +959,11 @@ class Runtime:
                 try:
                     exc = cycle.exception()
                     if exc is None:
-                        await self._complete(caller, aid, rec["created"], work, cycle.result(), start, base)
+                        await self._complete(caller, aid, base, work, cycle.result(), start)
                     else:
-                        await self._fail(caller, aid, rec["created"], exc)
+                        await self._fail(caller, aid, base, exc)
                 except (LatticeError, OpError) as e:  # the run's result cannot be stored (or merged)
-                    await self._fail(caller, aid, rec["created"], e)
+                    await self._fail(caller, aid, base, e)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a bug: say so, and do not leave the agent RUNNING
@@ -975,14 +975,26 @@ class Runtime:
         finally:
             self._loops.pop(key, None)
 
-    def _current(self, u: _Unit, caller: str, aid: str, created: int | None) -> dict | None:
-        """The agent's head if it is still the incarnation a run started on (not replaced, not terminated)."""
-        rec = u.read(agent_ref(caller, aid))
-        if rec is None or rec["status"] == A.TERMINATED or (created is not None and rec["created"] != created):
+    def _current(self, u: _Unit, caller: str, aid: str, base: bytes | None) -> dict | None:
+        """The agent's head if it is still the incarnation a run started on at version ``base``:
+        the head descends from ``base`` with no re-creation since, and is not terminated."""
+        name = agent_ref(caller, aid)
+        rec = u.read(name)
+        if rec is None or rec["status"] == A.TERMINATED:
             return None
+        if base is not None:
+            d, c = u.head(name)
+            base_seq = read_commit(u.tx, base).seq
+            while d is not None and c.seq > base_seq:
+                if c.op == "agent:create":
+                    return None  # overwritten since the run started
+                d = c.parent
+                c = read_commit(u.tx, d) if d is not None else None
+            if d != base:
+                return None  # removed and created again: another chain
         return rec
 
-    async def _fail(self, caller: str, aid: str, created: int | None, exc: BaseException) -> None:
+    async def _fail(self, caller: str, aid: str, base: bytes | None, exc: BaseException) -> None:
         if isinstance(exc, (LlmError, A.CycleError)):
             error = {"code": exc.code, "message": exc.message}
         elif isinstance(exc, msgspec.ValidationError):
@@ -994,20 +1006,20 @@ class Runtime:
             error = {"code": "internal_error", "message": f"the run failed ({type(exc).__name__}); see the server log"}
 
         def fn(u: _Unit) -> None:
-            rec = self._current(u, caller, aid, created)
+            rec = self._current(u, caller, aid, base)
             if rec is None:
                 return
             rec = self._settle(u, caller, aid, A.fail_cycle(rec, error, u.ts))
             u.write(agent_ref(caller, aid), rec, "agent:run", {"error": error})
         await self._transact(caller, fn)
 
-    async def _complete(self, caller: str, aid: str, created: int, work: A.Work, out: _Outcome, start: int,
-                        base: bytes | None = None) -> None:
+    async def _complete(self, caller: str, aid: str, base: bytes | None, work: A.Work, out: _Outcome,
+                        start: int) -> None:
         """Commit a successful run in one unit: the agent's record, its jobs, and the run's
         side effects (workspace writes, messages to agents), so a run that fails or is
         cancelled before this point has no effect at all, and none is ever applied twice."""
         def fn(u: _Unit) -> None:
-            rec = self._current(u, caller, aid, created)
+            rec = self._current(u, caller, aid, base)
             if rec is None:
                 return  # replaced or terminated meanwhile: the run is abandoned
             rec, entry, task_status = A.finish_run(

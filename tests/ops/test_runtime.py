@@ -457,12 +457,14 @@ async def test_stale_run_is_not_merged_into_a_recreated_agent(rt: Runtime) -> No
     from ops.agent import Work
     from ops.runtime import _Outcome
     await call(rt, "agent:create", agentId="A")
-    old_created = (await read(rt, "g/A"))["created"]
-    await asyncio.sleep(0.002)
-    await call(rt, "agent:create", agentId="A", overwrite=True, state={"fresh": True})
+    old_base = rt.store.ref("g/local/A")  # the version an old run started from
+    await call(rt, "agent:create", agentId="A", overwrite=True, state={"fresh": True})  # same ms is fine
     out = _Outcome([{"role": "user", "content": "old"}], "old", "COMPLETE", "old", None, [], [], [(["x"], 1)], [])
-    await rt._complete(CALLER, "A", old_created, Work(None, None, [], []), out, 0)
-    await rt._fail(CALLER, "A", old_created, RuntimeError("old"))
+    await rt._complete(CALLER, "A", old_base, Work(None, None, [], []), out, 0)
+    await rt._fail(CALLER, "A", old_base, RuntimeError("old"))
+    await call(rt, "agent:delete", agentId="A", remove=True)
+    await call(rt, "agent:create", agentId="A", state={"fresh": True})  # a new chain
+    await rt._complete(CALLER, "A", old_base, Work(None, None, [], []), out, 0)
     rec = await read(rt, "g/A")
     assert rec["state"]["history"] == [] and rec["timeline"] == [] and rec["status"] == "SLEEPING"
     assert await read(rt, "w/x") is None
