@@ -43,7 +43,7 @@ __all__ = [
     "FANOUT", "BLOB_MIN", "NODE_MIN",
     "ObjectCache", "Tx", "Vec", "HMap",
     "seq_len", "seq_get", "seq_iter", "seq_append", "seq_set",
-    "map_get", "map_set", "map_delete", "map_keys", "map_len", "map_items",
+    "map_get", "map_set", "map_delete", "map_keys", "map_len",
 ]
 
 BLOB, NODE, VEC, VNODE, MAP = 1, 2, 3, 4, 5
@@ -718,13 +718,4 @@ def map_keys(m: dict | HMap) -> list[str]:
         return sorted(k for k, _ in m.items_raw())
     return sorted(m)
 
-
-def map_items(tx: Tx, m: dict | HMap) -> Iterator[tuple[str, Any]]:
-    """``(key, opened value)`` in key order."""
-    if type(m) is HMap:
-        for k, v in sorted(m.items_raw()):
-            yield k, tx.open(v)
-    else:
-        for k in sorted(m):
-            yield k, m[k]
 

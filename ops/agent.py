@@ -35,7 +35,7 @@ __all__ = [
     "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED", "AGENT_STATUSES", "DEFAULT_OPERATION", "BUILTIN_TOOLS",
     "AgentConfig", "check_config", "HistoryMessage", "check_history", "opened", "new_agent", "update", "fork", "enqueue_task", "add_message", "add_trigger",
     "cancel_task", "cancel_trigger", "suspend", "resume", "terminate", "settle", "has_work", "Work", "pick_work", "complete_cycle",
-    "fail_cycle", "render_input", "build_context", "tool_specs", "timeline_entry", "CycleError", "IO_TOOLS", "Cycle", "finish_run",
+    "fail_cycle", "render_input", "build_context", "tool_specs", "timeline_entry", "CycleError", "Cycle", "finish_run",
 ]
 
 SLEEPING, RUNNING, SUSPENDED, TERMINATED = "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED"
@@ -356,10 +356,6 @@ class CycleError(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code, self.message = code, message
-
-
-#: tools whose result comes from the shell (I/O); the others are decided here
-IO_TOOLS = frozenset({"covia_read", "covia_write", "covia_list", "agent_message"})
 
 
 class Cycle:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any, Union
 
-import msgspec
 
 from .base import Adapter, LlmError, LlmReply, LlmRequest, ToolCall
 from .deterministic import (EchoAdapter, EchoModel, ErrorAdapter, ErrorModel, HangAdapter, HangModel,
                             ScriptedAdapter, ScriptedModel)
 from .openai import OpenAIAdapter, OpenAIModel
 
-__all__ = ["ModelRef", "PROVIDERS", "KEY_ENV", "check_key_env", "parse_model", "make_adapter", "Adapter", "LlmError", "LlmReply",
+__all__ = ["ModelRef", "PROVIDERS", "KEY_ENV", "check_key_env", "make_adapter", "Adapter", "LlmError", "LlmReply",
            "LlmRequest", "ToolCall"]
 
 #: every provider's model reference, a union tagged by ``provider``
@@ -27,13 +26,6 @@ _ADAPTERS = {EchoModel: EchoAdapter, ScriptedModel: ScriptedAdapter, ErrorModel:
              HangModel: HangAdapter, OpenAIModel: OpenAIAdapter}
 
 
-def parse_model(value: Any) -> ModelRef:
-    """Decode a model reference.
-
-    Raises:
-        msgspec.ValidationError: unknown provider or bad fields (message says where).
-    """
-    return msgspec.convert(value, ModelRef)
 
 
 #: names ``apiKeyEnv`` may take: an agent config must not be able to send an arbitrary

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import strategies as st
+
 
 def strict_eq(a: Any, b: Any) -> bool:
     """Equality that also compares types (so True != 1, 1 != 1.0, 0.0 != -0.0)."""
@@ -16,3 +18,19 @@ def strict_eq(a: Any, b: Any) -> bool:
     if type(a) is float:
         return repr(a) == repr(b)
     return a == b
+
+
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+
+def scalar_strategy(small: int = 20) -> st.SearchStrategy:
+    """Lattice scalars, including str/bytes large enough to be stored as blobs."""
+    return (st.none() | st.booleans() | INT64 | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(max_size=small) | st.binary(max_size=small)
+            | st.text(min_size=301, max_size=340) | st.binary(min_size=260, max_size=300))
+
+
+def value_strategy(width: int = 6, leaves: int = 25, small: int = 20, keys: int = 8) -> st.SearchStrategy:
+    """Nested lattice values; ``width`` above 32 makes vectors and maps."""
+    return st.recursive(scalar_strategy(small), lambda c: st.lists(c, max_size=width)
+                        | st.dictionaries(st.text(max_size=keys), c, max_size=width), max_leaves=leaves)

@@ -14,26 +14,10 @@ import lattice.digest
 import lattice.paths
 from lattice.codec import Link, decode, encode
 from lattice.errors import InvalidValue
-from tests.lattice.helpers import strict_eq
+from tests.lattice.helpers import INT64, scalar_strategy, strict_eq, value_strategy
 
-INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
-
-scalars = (
-    st.none()
-    | st.booleans()
-    | INT64
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-    | st.binary(max_size=20)
-    | st.text(min_size=301, max_size=400)  # large strings (blob-sized in lattice.nodes)
-    | st.binary(min_size=301, max_size=400)
-)
-
-values = st.recursive(
-    scalars,
-    lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=6),
-    max_leaves=25,
-)
+scalars = scalar_strategy()
+values = value_strategy()
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

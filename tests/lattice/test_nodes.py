@@ -40,26 +40,10 @@ from lattice.nodes import (
     seq_len,
     seq_set,
 )
-from tests.lattice.helpers import strict_eq
+from tests.lattice.helpers import INT64, scalar_strategy, strict_eq, value_strategy
 
-INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
-
-scalars = (
-    st.none()
-    | st.booleans()
-    | INT64
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-    | st.binary(max_size=12)
-    | st.text(min_size=301, max_size=340)
-    | st.binary(min_size=260, max_size=300)
-)
-
-values = st.recursive(
-    scalars,
-    lambda c: st.lists(c, max_size=40) | st.dictionaries(st.text(max_size=6), c, max_size=40),
-    max_leaves=60,
-)
+scalars = scalar_strategy()
+values = value_strategy(width=40, leaves=60, small=12, keys=6)
 
 # items for collections: cheap, but some are blobs and some are small containers
 items = (
