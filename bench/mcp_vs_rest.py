@@ -45,9 +45,9 @@ def serve(port: int, mode: str) -> None:
     from aiohttp import web
 
     from lattice.memory import MemoryStore
-    from ops import mcp
-    from ops.http import create_app
-    from ops.runtime import Runtime
+    from ops.surfaces import mcp
+    from ops.surfaces.app import create_app
+    from ops.engine.runtime import Runtime
 
     logging.basicConfig(level=logging.WARNING)
     app = create_app(Runtime(MemoryStore()))
@@ -114,7 +114,7 @@ async def rest_httpx2(url: str, n: int, warmup: int):
 
 
 async def rest_client(url: str, n: int, warmup: int):
-    from ops.client import Client
+    from ops.surfaces.client import Client
     async with Client(url) as c:
         async def call():
             out = (await c.covia_read(**READ)).result()

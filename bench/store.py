@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import lmdb  # noqa: E402
 
 from lattice.lmdb import LmdbStore  # noqa: E402
-from ops import operations  # noqa: E402,F401
-from ops.contracts import decode_input, lookup  # noqa: E402
-from ops.runtime import Runtime  # noqa: E402
+from ops.domain import operations  # noqa: E402,F401
+from ops.domain.contracts import decode_input, lookup  # noqa: E402
+from ops.engine.runtime import Runtime  # noqa: E402
 
 CALLER = "bench"
 

@@ -34,9 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lattice.lmdb import LmdbStore  # noqa: E402
-from ops import operations  # noqa: E402,F401
-from ops.contracts import decode_input, lookup  # noqa: E402
-from ops.runtime import Runtime  # noqa: E402
+from ops.domain import operations  # noqa: E402,F401
+from ops.domain.contracts import decode_input, lookup  # noqa: E402
+from ops.engine.runtime import Runtime  # noqa: E402
 
 CALLER = "bench"
 

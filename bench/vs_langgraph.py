@@ -76,12 +76,12 @@ import lmdb  # noqa: E402
 import msgspec  # noqa: E402
 
 from lattice.lmdb import LmdbStore  # noqa: E402
-from ops import operations  # noqa: E402,F401
-from ops.contracts import decode_input, lookup  # noqa: E402
+from ops.domain import operations  # noqa: E402,F401
+from ops.domain.contracts import decode_input, lookup  # noqa: E402
 from ops.llm import make_adapter  # noqa: E402
-from ops.llm.base import LlmReply, LlmRequest  # noqa: E402
-from ops.llm.deterministic import EchoModel  # noqa: E402
-from ops.runtime import Runtime  # noqa: E402
+from ops.domain.models import LlmReply, LlmRequest  # noqa: E402
+from ops.domain.models import EchoModel  # noqa: E402
+from ops.engine.runtime import Runtime  # noqa: E402
 
 try:
     from langchain_core.messages import AIMessage, HumanMessage
@@ -503,7 +503,7 @@ def serve(port: int, data: str, reply: str) -> None:
 
     from aiohttp import web
 
-    from ops.http import create_app
+    from ops.surfaces.app import create_app
 
     global REPLY
     REPLY = reply

@@ -17,41 +17,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import msgspec
+from ..domain.models import (EchoModel, ErrorModel, HangModel, LlmError, LlmReply, LlmRequest, ScriptedModel,
+                             ToolCall)
 
-from .base import LlmError, LlmReply, LlmRequest, ToolCall
-
-__all__ = ["EchoModel", "ScriptedRule", "ScriptedModel", "ErrorModel", "HangModel",
-           "EchoAdapter", "ScriptedAdapter", "ErrorAdapter", "HangAdapter"]
-
-
-class EchoModel(msgspec.Struct, frozen=True, tag="echo", tag_field="provider"):
-    model: str = "echo"
-
-
-class ScriptedCall(msgspec.Struct, frozen=True):
-    name: str
-    arguments: dict[str, Any] = {}
-
-
-class ScriptedRule(msgspec.Struct, frozen=True, omit_defaults=True):
-    when: str | None = None
-    content: str | None = None
-    toolCalls: list[ScriptedCall] = []
-
-
-class ScriptedModel(msgspec.Struct, frozen=True, tag="scripted", tag_field="provider"):
-    rules: list[ScriptedRule]
-    model: str = "scripted"
-
-
-class ErrorModel(msgspec.Struct, frozen=True, tag="error", tag_field="provider"):
-    message: str = "the error provider always fails"
-    model: str = "error"
-
-
-class HangModel(msgspec.Struct, frozen=True, tag="hang", tag_field="provider"):
-    model: str = "hang"
+__all__ = ["EchoAdapter", "ScriptedAdapter", "ErrorAdapter", "HangAdapter"]
 
 
 def _last(messages: list[dict[str, Any]], roles: tuple[str, ...]) -> str:

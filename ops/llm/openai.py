@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import email.utils
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -25,60 +24,17 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from ops.llm.base import LlmError, LlmReply, LlmRequest, ToolCall
+from ..domain.models import MAX_RETRY_WAIT, LlmError, LlmReply, LlmRequest, OpenAIModel, ToolCall
 
-__all__ = ["OpenAIModel", "OpenAIAdapter"]
+__all__ = ["OpenAIAdapter", "RETRY_STATUSES"]
 
 _EXCERPT_CHARS = 300
 _INVALID_ARGS_CHARS = 1000
 _REDACTED = "[REDACTED]"
 
 
-class OpenAIModel(
-    msgspec.Struct,
-    frozen=True,
-    tag="openai",
-    tag_field="provider",
-    forbid_unknown_fields=False,
-):
-    """A model ref for an OpenAI-compatible endpoint (no secrets).
-
-    Attributes:
-        model: The model name sent as ``model`` on the wire.
-        baseUrl: The API root; ``/chat/completions`` is appended.
-        apiKeyEnv: Name of the environment variable holding the API key, or
-            ``None`` to send no ``Authorization`` header (local servers).
-        timeout: Total seconds allowed per call; must be finite and > 0.
-        temperature: Sampling temperature, omitted from the request if None.
-        maxTokens: Sent as ``max_tokens``, omitted if None.
-        maxRetries: Further attempts after a transient failure (429, 500, 502,
-            503, 504, a dropped connection or a reply cut off mid-body), 0..10.
-        retryBackoff: Seconds before the first retry, doubled for each next one
-            (a 429's or 503's ``Retry-After`` wins); every wait is capped at 30 s.
-    """
-
-    model: str
-    baseUrl: str = "https://api.openai.com/v1"
-    apiKeyEnv: str | None = "OPENAI_API_KEY"
-    timeout: float = 60.0
-    temperature: float | None = None
-    maxTokens: int | None = None
-    maxRetries: int = 2
-    retryBackoff: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not (self.timeout > 0 and math.isfinite(self.timeout)):
-            raise ValueError("timeout must be a finite number of seconds > 0")
-        if not 0 <= self.maxRetries <= 10:
-            raise ValueError("maxRetries must be between 0 and 10")
-        if not (0 <= self.retryBackoff <= MAX_RETRY_WAIT and math.isfinite(self.retryBackoff)):
-            raise ValueError(f"retryBackoff must be between 0 and {MAX_RETRY_WAIT:g} seconds")
-
-
 #: statuses worth another attempt: rate limited, or the server side failed
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: longest wait before a retry, seconds (a longer Retry-After is cut to this)
-MAX_RETRY_WAIT = 30.0
 
 
 class _Transient(LlmError):

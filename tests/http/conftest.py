@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
-from ops.http import create_app
-from ops.runtime import Runtime
+from ops.surfaces.app import create_app
+from ops.engine.runtime import Runtime
 from tests.http.helpers import SMALL_BODY
 
 

@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from lattice.memory import MemoryStore
-from ops.auth import TokenFileError, Tokens
-from ops.http import create_app
-from ops.runtime import Runtime
+from ops.surfaces.auth import TokenFileError, Tokens
+from ops.surfaces.app import create_app
+from ops.engine.runtime import Runtime
 from tests.serve import BIN, free_port, serve
 
 ALICE = "alice-token-0123456789abcdef"

@@ -13,12 +13,12 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestServer
 
-from ops import operations as O
-from ops import sse
-from ops.client import AgentVersion, Client, Job, JobFailed, Rejected, method_name
-from ops.contracts import REGISTRY
-from ops.http import create_app
-from ops.runtime import Runtime
+from ops.domain import operations as O
+from ops.surfaces import sse
+from ops.surfaces.client import AgentVersion, Client, Job, JobFailed, Rejected, method_name
+from ops.domain.contracts import REGISTRY
+from ops.surfaces.app import create_app
+from ops.engine.runtime import Runtime
 from tests.http.helpers import ECHO, HANG, snapshot
 
 

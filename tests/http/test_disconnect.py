@@ -8,8 +8,8 @@ import aiohttp
 from aiohttp import web
 
 from lattice.memory import MemoryStore
-from ops.http import create_app
-from ops.runtime import Runtime
+from ops.surfaces.app import create_app
+from ops.engine.runtime import Runtime
 
 
 async def test_disconnect_stops_the_wait_not_the_commit() -> None:

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lattice.memory import MemoryStore
-from ops.contracts import REGISTRY
-from ops.http import create_app
-from ops.runtime import Runtime
+from ops.domain.contracts import REGISTRY
+from ops.surfaces.app import create_app
+from ops.engine.runtime import Runtime
 
 EXAMPLES = int(os.environ.get("LATTICE_FUZZ_EXAMPLES", "60"))
 

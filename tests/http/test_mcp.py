@@ -17,12 +17,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from mcp.client.client import Client as McpClient
 from mcp.shared.exceptions import MCPError
 
-from ops import mcp as M
-from ops import sse
-from ops.contracts import REGISTRY
-from ops.http import RUNTIME, create_app
-from ops.openapi import input_json_schema, job_json_schema
-from ops.runtime import Runtime
+from ops.surfaces import mcp as M
+from ops.surfaces import sse
+from ops.domain.contracts import REGISTRY
+from ops.surfaces.app import RUNTIME, create_app
+from ops.surfaces.openapi import input_json_schema, job_json_schema
+from ops.engine.runtime import Runtime
 from tests.http.helpers import ECHO, HANG, assert_rejection, create, invoke, snapshot, value
 
 ACCEPT = "application/json, text/event-stream"

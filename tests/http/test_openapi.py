@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from lattice.memory import MemoryStore
-from ops.cli import main as cli
-from ops.contracts import REGISTRY, input_schema
-from ops.http import create_app
-from ops.openapi import (camel_name, error_json_schema, input_json_schema, job_json_schema, openapi_document,
+from ops.surfaces.cli import main as cli
+from ops.domain.contracts import REGISTRY, input_schema
+from ops.surfaces.app import create_app
+from ops.surfaces.openapi import (camel_name, error_json_schema, input_json_schema, job_json_schema, openapi_document,
                          output_json_schema, output_schema)
-from ops.runtime import Runtime
+from ops.engine.runtime import Runtime
 from tests.http.helpers import ECHO, create, invoke
 
 DOC = openapi_document()
@@ -223,7 +223,7 @@ def test_fuzz_live_server(case, live_url):
 def test_doctests():
     import doctest
 
-    from ops import openapi, sse
+    from ops.surfaces import openapi, sse
     assert doctest.testmod(openapi).failed == 0 and doctest.testmod(sse).failed == 0
 
 

@@ -13,9 +13,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from lattice.commits import read_commit
-from ops import sse
-from ops.http import RUNTIME, create_app
-from ops.runtime import Runtime
+from ops.surfaces import sse
+from ops.surfaces.app import RUNTIME, create_app
+from ops.engine.runtime import Runtime
 from tests.http.helpers import (ECHO, HANG, INVOKE, assert_job_shape, assert_rejection, create, get_job, invoke, ok,
                                 snapshot)
 

@@ -11,10 +11,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from lattice.memory import MemoryStore
-from ops import operations  # noqa: F401
-from ops.contracts import decode_input, lookup
+from ops.domain import operations  # noqa: F401
+from ops.domain.contracts import decode_input, lookup
 from ops.llm import make_adapter
-from ops.runtime import Runtime
+from ops.engine.runtime import Runtime
 
 KEY = "sk-fault-test-0123456789"
 

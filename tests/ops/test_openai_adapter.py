@@ -15,8 +15,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from ops.llm.base import LlmError, LlmReply, LlmRequest, ToolCall
-from ops.llm.openai import OpenAIAdapter, OpenAIModel
+from ops.domain.models import LlmError, LlmReply, LlmRequest, ToolCall
+from ops.domain.models import OpenAIModel
+from ops.llm.openai import OpenAIAdapter
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 ENV = {"FAKE_OPENAI_KEY": KEY}

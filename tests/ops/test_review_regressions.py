@@ -9,11 +9,11 @@ from typing import Any
 from lattice.fsck import fsck
 from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
-from ops import operations  # noqa: F401
-from ops.check import make_check_head
-from ops.contracts import decode_input, lookup
+from ops.domain import operations  # noqa: F401
+from ops.domain.check import make_check_head
+from ops.domain.contracts import decode_input, lookup
 from ops.llm import LlmReply
-from ops.runtime import Limits, Runtime
+from ops.engine.runtime import Limits, Runtime
 
 CALLER = "local"
 
@@ -182,7 +182,7 @@ async def test_fsck_beside_a_busy_runtime_and_after_resume_without_wake() -> Non
 
 
 async def test_memory_jobs_are_kept_per_caller() -> None:
-    import ops.runtime as R
+    import ops.engine.runtime as R
     rt = runtime()
     await rt.start()
     mine = await call(rt, "agent:list", caller="alice")

@@ -12,10 +12,10 @@ from aiohttp import web
 
 from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
-from ops import operations  # noqa: F401
-from ops.contracts import decode_input, lookup
+from ops.domain import operations  # noqa: F401
+from ops.domain.contracts import decode_input, lookup
 from ops.llm import LlmReply, make_adapter
-from ops.runtime import Runtime
+from ops.engine.runtime import Runtime
 
 CALLER = "local"
 
@@ -369,7 +369,7 @@ async def test_missing_api_key_env_suspends_with_config_error(rt: Runtime) -> No
 
 
 async def test_api_key_env_must_name_an_api_key_variable(rt: Runtime) -> None:
-    from ops.errors import Rejected
+    from ops.domain.errors import Rejected
     model = {"provider": "openai", "model": "m", "baseUrl": "http://127.0.0.1:9/v1", "apiKeyEnv": "AWS_SECRET_ACCESS_KEY"}
     with pytest.raises(Rejected) as e:
         await call(rt, "agent:create", agentId="A", config={"model": model})
@@ -454,8 +454,8 @@ async def test_tool_reads_see_the_runs_own_writes(rt: Runtime) -> None:
 
 
 async def test_stale_run_is_not_merged_into_a_recreated_agent(rt: Runtime) -> None:
-    from ops.agent import Work
-    from ops.runtime import _Outcome
+    from ops.domain.agent import Work
+    from ops.engine.runtime import _Outcome
     await call(rt, "agent:create", agentId="A")
     old_base = rt.store.ref("g/local/A")  # the version an old run started from
     await call(rt, "agent:create", agentId="A", overwrite=True, state={"fresh": True})  # same ms is fine
@@ -501,7 +501,7 @@ async def test_adapter_exception_text_never_escapes(rt: Runtime) -> None:
     ([{"role": "user", "content": 5}], "$.input.state.history[0].content"),
 ])
 async def test_history_is_validated(rt: Runtime, history, path) -> None:
-    from ops.errors import Rejected
+    from ops.domain.errors import Rejected
     with pytest.raises(Rejected) as e:
         await call(rt, "agent:create", agentId="A", state={"history": history})
     assert e.value.code == "invalid_input" and e.value.path == path
@@ -535,7 +535,7 @@ async def test_wait_follows_an_in_flight_run_through_a_suspend(rt: Runtime) -> N
 
 
 async def test_limits_fail_with_a_stable_code_and_change_nothing() -> None:
-    from ops.runtime import Limits
+    from ops.engine.runtime import Limits
     rt = Runtime(MemoryStore(), limits=Limits(max_agents=2, max_queued=3))
     await rt.start()
     try:

@@ -15,10 +15,10 @@ from lattice.digest import digest
 from lattice.memory import MemoryStore
 from lattice.nodes import Tx
 from lattice.store import RefUpdate
-from ops import operations  # noqa: F401
-from ops.contracts import decode_input, lookup
-from ops.errors import Rejected
-from ops.runtime import Runtime
+from ops.domain import operations  # noqa: F401
+from ops.domain.contracts import decode_input, lookup
+from ops.domain.errors import Rejected
+from ops.engine.runtime import Runtime
 
 CALLER = "local"
 

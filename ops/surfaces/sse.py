@@ -40,11 +40,11 @@ from lattice.commits import Commit, find, log, read_commit
 from lattice.digest import to_hex
 from lattice.nodes import Tx
 
-from .contracts import Contract
-from .errors import OpError, Rejected
-from .http import RUNTIME, caller_of
-from .jobs import TERMINAL, normalize_job_id, public_job
-from .runtime import Runtime, agent_ref, job_ref
+from ..domain.contracts import Contract
+from ..domain.errors import OpError, Rejected
+from .app import RUNTIME, caller_of
+from ..domain.jobs import TERMINAL, normalize_job_id, public_job
+from ..engine.runtime import Runtime, agent_ref, job_ref
 
 __all__ = ["HEARTBEAT", "DEFAULT_HEARTBEAT", "EventStream", "wants_event_stream", "accept_quality", "follow_job",
            "follow_agent", "invoke_stream", "job_stream", "agent_events", "setup"]

@@ -20,9 +20,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .contracts import REGISTRY, Contract
-from .errors import HTTP_STATUS
-from .jobs import STATUSES
+from ..domain.contracts import REGISTRY, Contract
+from ..domain.errors import HTTP_STATUS
+from ..domain.jobs import STATUSES
 
 __all__ = ["JSON_SCHEMA_DIALECT", "simplify", "input_json_schema", "output_json_schema", "output_schema",
            "job_json_schema", "error_json_schema", "error_object_schema", "camel_name", "openapi_document",

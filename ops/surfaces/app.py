@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
-from . import operations as _operations  # noqa: F401  (declares every operation)
-from .contracts import REGISTRY, catalog_entry, decode_input, lookup
-from .errors import OpError, Rejected, http_status, status_code
-from .jobs import TERMINAL, public_job
+from ..domain import operations as _operations  # noqa: F401  (declares every operation)
+from ..domain.contracts import REGISTRY, catalog_entry, decode_input, lookup
+from ..domain.errors import OpError, Rejected, http_status, status_code
+from ..domain.jobs import TERMINAL, public_job
 from .auth import LOCAL_CALLER, Tokens
-from .runtime import Runtime
+from ..engine.runtime import Runtime
 
 __all__ = ["RUNTIME", "TOKENS", "DEFAULT_MAX_BODY", "LOCAL_CALLER", "caller_of", "origin_allowed", "create_app"]
 

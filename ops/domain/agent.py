@@ -28,8 +28,7 @@ import msgspec
 
 from lattice.nodes import HMap, Tx, map_delete, map_keys, map_len, map_get, map_set, seq_append, seq_iter, seq_len
 
-from .llm import ModelRef, check_key_env
-from .llm.deterministic import EchoModel
+from .models import EchoModel, ModelRef, check_key_env
 
 __all__ = [
     "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED", "AGENT_STATUSES", "DEFAULT_OPERATION", "BUILTIN_TOOLS",

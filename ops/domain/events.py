@@ -19,7 +19,7 @@ from lattice.commits import Commit
 from lattice.nodes import Tx, map_keys, seq_iter
 
 from . import agent as A
-from .llm import LlmReply
+from .models import LlmReply
 
 __all__ = ["ReplayError", "rederive", "recorded_replies"]
 

@@ -23,6 +23,7 @@ from lattice.nodes import Tx, map_keys
 
 from . import agent as A
 from .jobs import PENDING, STARTED, STATUSES
+from .refs import job_ref
 
 __all__ = ["make_check_head"]
 
@@ -31,7 +32,6 @@ _JOB_FIELDS = ("jobId", "operation", "status", "output", "error", "created", "up
 
 def make_check_head(store: Any):
     """A ``check_head(ref, root)`` for :func:`lattice.fsck.fsck` over ``store``."""
-    from .runtime import job_ref  # the ref layout lives with the runtime
 
     def check_head(ref: str, root: Any) -> Iterator[str]:
         ns, caller, ident = (ref.split("/", 2) + ["", ""])[:3]

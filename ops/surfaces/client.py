@@ -35,10 +35,10 @@ from typing import Any, AsyncIterator, Callable
 import aiohttp
 import msgspec
 
-from . import operations as _operations  # noqa: F401  (declares every operation)
-from .contracts import REGISTRY, Contract, decode_input, lookup
-from .errors import Rejected as _ServerRejected
-from .jobs import TERMINAL
+from ..domain import operations as _operations  # noqa: F401  (declares every operation)
+from ..domain.contracts import REGISTRY, Contract, decode_input, lookup
+from ..domain.errors import Rejected as _ServerRejected
+from ..domain.jobs import TERMINAL
 
 __all__ = ["Client", "Job", "JobError", "AgentVersion", "Rejected", "JobFailed", "method_name", "DEFAULT_URL"]
 

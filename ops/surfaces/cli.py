@@ -117,8 +117,8 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
 
     from lattice.memory import MemoryStore
 
-    from .http import create_app
-    from .runtime import Limits, Runtime
+    from .app import create_app
+    from ..engine.runtime import Limits, Runtime
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if memory:
@@ -326,7 +326,7 @@ def fsck(data: str, quiet: bool) -> None:
     from lattice.fsck import fsck as run_fsck
     from lattice.lmdb import LmdbStore
 
-    from .check import make_check_head
+    from ..domain.check import make_check_head
     try:
         store = LmdbStore(data)
     except StoreError as e:
@@ -353,8 +353,8 @@ def fsck(data: str, quiet: bool) -> None:
 @main.command("ops")
 def list_ops() -> None:
     """List every operation with its summary (no server needed)."""
-    from . import operations  # noqa: F401
-    from .contracts import REGISTRY
+    from ..domain import operations  # noqa: F401
+    from ..domain.contracts import REGISTRY
     width = max(len(k) for k in REGISTRY)
     for c in REGISTRY.values():
         click.echo(f"{c.key:<{width}}  {c.summary}")
@@ -372,9 +372,9 @@ def schema(operation: str, response: bool) -> None:
       lattice schema agent:request
       lattice schema covia:read --response
     """
-    from . import operations  # noqa: F401
-    from .contracts import lookup
-    from .errors import Rejected
+    from ..domain import operations  # noqa: F401
+    from ..domain.contracts import lookup
+    from ..domain.errors import Rejected
     from .openapi import input_json_schema, job_json_schema
     try:
         contract = lookup(operation)

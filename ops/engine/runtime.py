@@ -46,13 +46,14 @@ from lattice.nodes import HMap, ObjectCache, Tx, Vec, map_keys, map_len, seq_len
 from lattice.paths import Missing, delete_path, kind_of, open_level, parse_path, read_path, write_path
 from lattice.store import RefUpdate
 
-from . import agent as A
-from . import operations as O
-from .contracts import REGISTRY, Contract, validation_error
-from .errors import OpError, Rejected
-from .jobs import CANCELLED, COMPLETE, FAILED, PENDING, STARTED, TERMINAL, JobIds, finish, job_record, normalize_job_id
-from .llm import PROVIDERS, LlmError, LlmReply, LlmRequest, make_adapter
-from .replay import ReplayError, recorded_replies, rederive
+from ..domain import agent as A
+from ..domain import operations as O
+from ..domain.contracts import REGISTRY, Contract, validation_error
+from ..domain.errors import OpError, Rejected
+from ..domain.jobs import CANCELLED, COMPLETE, FAILED, PENDING, STARTED, TERMINAL, JobIds, finish, job_record, normalize_job_id
+from ..domain.models import PROVIDERS, LlmError, LlmReply, LlmRequest
+from ..llm import make_adapter
+from ..domain.events import ReplayError, recorded_replies, rederive
 
 __all__ = ["Runtime", "Limits", "agent_ref", "job_ref", "ws_ref", "templates"]
 

@@ -56,10 +56,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .contracts import REGISTRY, Contract, decode_input
-from .errors import Rejected
-from .http import MAX_BODY, RUNTIME, caller_of, origin_allowed
-from .jobs import CANCELLED, FAILED, TIMEOUT, public_job
+from ..domain.contracts import REGISTRY, Contract, decode_input
+from ..domain.errors import Rejected
+from .app import MAX_BODY, RUNTIME, caller_of, origin_allowed
+from ..domain.jobs import CANCELLED, FAILED, TIMEOUT, public_job
 from .openapi import input_json_schema, job_json_schema, package_version
 from .sse import DEFAULT_HEARTBEAT, HEARTBEAT, EventStream, accept_quality
 
