@@ -32,9 +32,9 @@ from .models import EchoModel, ModelRef, check_key_env
 
 __all__ = [
     "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED", "AGENT_STATUSES", "DEFAULT_OPERATION", "BUILTIN_TOOLS",
-    "AgentConfig", "check_config", "HistoryMessage", "check_history", "opened", "new_agent", "update", "fork", "enqueue_task", "add_message", "add_trigger",
-    "cancel_task", "cancel_trigger", "suspend", "resume", "terminate", "settle", "has_work", "Work", "pick_work", "complete_cycle",
-    "fail_cycle", "render_input", "build_context", "tool_specs", "timeline_entry", "CycleError", "Cycle", "finish_run",
+    "AgentConfig", "check_config", "HistoryMessage", "check_history", "opened", "new_agent", "update", "fork",
+    "enqueue_task", "add_message", "add_trigger", "cancel_task", "cancel_trigger", "suspend", "resume", "terminate",
+    "settle", "has_task", "queued", "has_work", "Work", "pick_work", "timeline_entry", "complete_cycle", "fail_cycle", "finish_run",
 ]
 
 SLEEPING, RUNNING, SUSPENDED, TERMINATED = "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED"
@@ -229,6 +229,16 @@ def cancel_trigger(rec: dict[str, Any], job_id: str, ts: int) -> dict[str, Any]:
     return {**rec, "triggers": [t for t in rec["triggers"] if t != job_id], "updated": ts}
 
 
+def has_task(rec: dict[str, Any], task_id: str) -> bool:
+    """Whether ``task_id`` is one of the agent's pending tasks."""
+    return bool(map_len(rec["tasks"])) and task_id in map_keys(rec["tasks"])
+
+
+def queued(rec: dict[str, Any]) -> int:
+    """Pieces of work waiting: tasks + inbox messages + triggers."""
+    return map_len(rec["tasks"]) + seq_len(rec["inbox"]) + len(rec["triggers"])
+
+
 def has_work(rec: dict[str, Any]) -> bool:
     """Whether the agent has a task, a message or a trigger waiting."""
     return bool(map_len(rec["tasks"]) or seq_len(rec["inbox"]) or rec.get("triggers"))
@@ -259,52 +269,6 @@ def pick_work(tx: Tx, rec: dict[str, Any]) -> Work:
     task_id = map_keys(tasks)[0] if map_len(tasks) else None
     task = map_get(tx, tasks, task_id) if task_id else None
     return Work(task_id, task, list(seq_iter(tx, rec["inbox"])), list(rec.get("triggers", [])))
-
-
-def render_input(value: Any) -> str:
-    """Task input as the text of a user message (JSON for anything but a string)."""
-    if isinstance(value, str):
-        return value
-    return msgspec.json.encode(value, order="sorted").decode()
-
-
-def _cycle_user_messages(work: Work) -> list[dict[str, Any]]:
-    out = [{"role": "user", "content": f"[message from {m['caller']}] {m['message']}"} for m in work.messages]
-    if work.task is not None:
-        out.append({"role": "user", "content": render_input(work.task["input"])})
-    if not out:
-        out.append({"role": "user", "content": "[trigger] No pending tasks or messages: act proactively or report idle."})
-    return out
-
-
-def tool_specs(cfg: AgentConfig) -> list[dict[str, Any]]:
-    """The built-in tools offered to the model: ``[{name, description, parameters}]``."""
-    names = list(BUILTIN_TOOLS) if cfg.tools is None else cfg.tools
-    return [{"name": n, **BUILTIN_TOOLS[n]} for n in names]
-
-
-def _window(tx: Tx, history: Any, n: int) -> list[dict[str, Any]]:
-    total = seq_len(history)
-    msgs = list(seq_iter(tx, history, max(0, total - n), total)) if n else []
-    while msgs and msgs[0].get("role") == "tool":  # never start on an orphaned tool result
-        msgs.pop(0)
-    return msgs
-
-
-def build_context(tx: Tx, rec: dict[str, Any], work: Work) -> tuple[AgentConfig, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The exact LLM input of the run that would consume ``work``.
-
-    Returns:
-        ``(config, prefix, new, tools)``: ``prefix`` is the system prompt and
-        the history window, ``new`` the user messages this run adds to history.
-    """
-    config = rec["state"]["config"]
-    cfg = check_config(config)
-    prefix = []
-    if cfg.systemPrompt:
-        prefix.append({"role": "system", "content": cfg.systemPrompt})
-    prefix.extend(_window(tx, rec["state"]["history"], cfg.historyWindow))
-    return cfg, prefix, _cycle_user_messages(work), tool_specs(cfg)
 
 
 def timeline_entry(*, start: int, end: int, op: str, work: Work, result: Any,
@@ -347,104 +311,6 @@ def fail_cycle(rec: dict[str, Any], error: dict[str, Any], ts: int) -> dict[str,
     """A failed run: error recorded, SUSPENDED, tasks/inbox/pending kept, no timeline entry."""
     status = rec["status"] if rec["status"] == TERMINATED else SUSPENDED
     return {**rec, "status": status, "error": error, "updated": ts}
-
-
-class CycleError(Exception):
-    """A run that cannot finish (e.g. ``tool_loop_limit``); the agent is suspended with it."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-class Cycle:
-    """One run's tool-call loop as a pure state machine.
-
-    The shell drives it: ``request()`` gives the next LLM request (None when
-    the run is over), ``reply()`` takes the model's answer and returns the tool
-    calls to resolve in order, ``pure(call)`` answers the tools decided here
-    (``complete_task``, ``fail_task``, unknown tools, bad arguments) or None
-    for an I/O tool whose text the shell supplies to ``tool_result``. Live,
-    replies come from the adapter; in a replay, from the commit's record; the
-    machine is the same, so a replay recomputes exactly what the run did.
-
-    Args:
-        tx: reads the agent's state. rec: the agent record the run starts from.
-        work: what the run consumes.
-
-    Raises:
-        msgspec.ValidationError: the agent's config is invalid.
-    """
-
-    def __init__(self, tx: Tx, rec: dict[str, Any], work: Work):
-        self.cfg, self.prefix, self.new, self.tools = build_context(tx, rec, work)
-        self.model = msgspec.to_builtins(self.cfg.model)
-        self.enabled = {t["name"] for t in self.tools}
-        self.calls = 0
-        self.finished = False
-        self.result: Any = None
-        self.task_status = "COMPLETE"
-        self.task_output: Any = None
-        self.task_error: dict[str, Any] | None = None
-
-    def request(self) -> dict[str, Any] | None:
-        """The next LLM request ``{model, messages, tools}``, or None when the run is over.
-
-        Raises:
-            CycleError: ``tool_loop_limit`` after ``config.maxIterations`` calls.
-        """
-        if self.finished:
-            return None
-        if self.calls >= self.cfg.maxIterations:
-            raise CycleError("tool_loop_limit", f"no final answer after {self.cfg.maxIterations} LLM calls "
-                                                f"(config.maxIterations)")
-        self.calls += 1
-        return {"model": self.model, "messages": self.prefix + self.new, "tools": self.tools}
-
-    def reply(self, content: str | None, calls: list[Any]) -> list[Any]:
-        """Take the model's reply; return its tool calls (to resolve in order). Source: the model."""
-        msg: dict[str, Any] = {"role": "assistant", "content": content}
-        if calls:
-            msg["toolCalls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
-        self.new.append(msg)
-        if not calls:
-            self.result = self.task_output = content
-            self.finished = True
-        return list(calls)
-
-    def pure(self, call: Any) -> str | None:
-        """The result text of a tool decided here, or None for an I/O tool the shell must run."""
-        name, args = call.name, call.arguments
-        if name not in self.enabled:
-            return f"error: unknown tool {name!r}; available: {', '.join(sorted(self.enabled))}"
-        if call.invalid is not None:
-            return "error: the arguments are not a JSON object"
-        if name == "complete_task":
-            return "task completed"
-        if name == "fail_task":
-            return "task failed"
-        if name == "agent_message":
-            if not isinstance(args.get("agentId"), str) or not isinstance(args.get("message"), str):
-                return "error: agent_message needs string agentId and message"
-            return None
-        if not isinstance(args.get("path"), str):
-            return f"error: {name} needs a string `path`"
-        return None
-
-    def tool_result(self, call: Any, text: str) -> None:
-        """Record a tool's result; ``complete_task``/``fail_task`` (the first one) end the run."""
-        self.new.append({"role": "tool", "toolCallId": call.id, "name": call.name, "content": text})
-        if self.finished or call.name not in self.enabled or call.invalid is not None:
-            return
-        if call.name == "complete_task":
-            self.finished = True
-            self.result = self.task_output = call.arguments.get("output")
-        elif call.name == "fail_task":
-            self.finished = True
-            message = str(call.arguments.get("error", "failed"))
-            self.task_status, self.task_output = "FAILED", None
-            self.task_error = {"code": "task_failed", "message": message}
-            self.result = {"error": message}
 
 
 def finish_run(tx: Tx, rec: dict[str, Any], work: Work, *, new_history: list[dict[str, Any]], result: Any,

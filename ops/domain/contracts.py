@@ -49,9 +49,9 @@ class Contract:
         return "v/ops/" + self.key.replace(":", "/")
 
     @property
-    def handler(self) -> str:
-        """Name of the runtime method that serves it: ``op_agent_create``."""
-        return "op_" + re.sub(r"[^a-z0-9]+", "_", re.sub(r"([A-Z])", r"_\1", self.key).lower())
+    def snake_name(self) -> str:
+        """The key in snake_case, for method and tool names: ``agent_cancel_task``."""
+        return re.sub(r"[^a-z0-9]+", "_", re.sub(r"([A-Z])", r"_\1", self.key).lower())
 
 
 REGISTRY: dict[str, Contract] = {}

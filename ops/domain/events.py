@@ -1,124 +1,274 @@
-"""Replay: re-derive an agent's versions from their recorded events.
+"""Typed agent events and the one :func:`apply` that turns an event into the next record.
 
-Every commit on an agent's chain records its event: the operation, its
-input (with the ids it minted and the config it resolved), the caller and the
-time. A run's commit also records each LLM exchange (the request's digest and
-the reply) and each I/O tool result. :func:`rederive` recomputes a version
-from its parent version and that record through the same pure transitions
-the server ran (:mod:`ops.agent`), without calling a model; the caller checks
-that the recomputed root digest equals the recorded one.
+Every commit on an agent's chain records one event: its ``op`` and its
+``input`` (with the ids it minted and the config it resolved), plus the
+caller and the time. The live handlers build an event, :func:`apply` it to the
+agent's current record and commit ``(op, input)``; ``agent:replay`` decodes
+the same event from the commit (:func:`decode`) and applies it to the parent
+version. There is no second mapping from events to transitions.
+
+The recorded shapes are part of the store's identity (a commit's digest
+covers them), so each event's fields are exactly the keys it has always
+recorded; :func:`encode` and :func:`decode` round-trip them byte for byte
+(``tests/ops/test_golden.py`` pins the digests of a fixed history).
+
+Two events share ``op == "agent:run"``: :class:`RunFailed` (``{error}``) and
+:class:`RunCompleted` (the run's work, its LLM exchanges and tool results).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Union
 
 import msgspec
+from msgspec import UNSET, Struct, UnsetType
 
-from lattice.commits import Commit
-from lattice.nodes import Tx, map_keys, seq_iter
+from lattice.nodes import Tx, seq_iter
 
 from . import agent as A
-from .models import LlmReply
+from .cycle import Outcome, rerun
 
-__all__ = ["ReplayError", "rederive", "recorded_replies"]
-
-
-class ReplayError(Exception):
-    """A recorded event that cannot be re-run (an unknown op, or fewer recorded replies than the run asks for)."""
+__all__ = ["Created", "Forked", "Updated", "Suspended", "Resumed", "Terminated", "TaskCancelled", "TaskQueued",
+           "Triggered", "Messaged", "RunFailed", "RunCompleted", "Event", "EVENT_TYPES", "Context", "decode",
+           "encode", "apply", "run_work", "UnknownEvent"]
 
 
-def rederive(tx: Tx, parent: dict[str, Any] | None, commit: Commit, agent_id: str,
-             source: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-    """The agent record after ``commit``'s event, recomputed from ``parent``.
+class _Ev(Struct, frozen=True, kw_only=True):
+    op: ClassVar[str]
 
-    Args:
-        tx: reads (and buffers) objects. parent: the opened record of the
-            parent version (None for a first commit).
-        commit: the recorded event. agent_id: the agent's id (for messages it
-            sent itself). source: loads the opened record of a version by
-            commit id (hex): a fork's source, a run's starting version.
+
+class Created(_Ev):
+    """``agent:create``: a new incarnation with the resolved config (overwrite replaces the old one)."""
+
+    op: ClassVar[str] = "agent:create"
+    agentId: str
+    config: Any = None
+    state: Any = None
+    overwrite: bool = False
+
+
+class Forked(_Ev):
+    """``agent:fork``: a new agent from ``source`` (the source version's commit id, hex)."""
+
+    op: ClassVar[str] = "agent:fork"
+    sourceId: str
+    agentId: str
+    source: str
+    config: Any = None
+    includeTimeline: bool = False
+    at: Any = None
+
+
+class Updated(_Ev):
+    """``agent:update``: config and/or state merged."""
+
+    op: ClassVar[str] = "agent:update"
+    agentId: str
+    config: Any = None
+    state: Any = None
+
+
+class Suspended(_Ev):
+    op: ClassVar[str] = "agent:suspend"
+    agentId: str
+
+
+class Resumed(_Ev):
+    op: ClassVar[str] = "agent:resume"
+    agentId: str
+    autoWake: bool = True
+
+
+class Terminated(_Ev):
+    """``agent:delete`` without ``remove`` (a removal deletes the ref: no event on the chain)."""
+
+    op: ClassVar[str] = "agent:delete"
+    agentId: str
+    remove: bool = False
+
+
+class TaskCancelled(_Ev):
+    """``agent:cancelTask``: a pending task or trigger dropped."""
+
+    op: ClassVar[str] = "agent:cancelTask"
+    agentId: str
+    taskId: str
+
+
+class TaskQueued(_Ev):
+    """``agent:request``: a task queued under its job id (the caller is the commit's)."""
+
+    op: ClassVar[str] = "agent:request"
+    taskId: str
+    input: Any = None
+
+
+class Triggered(_Ev):
+    op: ClassVar[str] = "agent:trigger"
+    triggerId: str
+
+
+class Messaged(_Ev):
+    """``agent:message``: ``{agentId, message}`` from the caller, or ``{agentId, messages, from}``
+    (messages a run sent, or a what-if replay re-delivers)."""
+
+    op: ClassVar[str] = "agent:message"
+    agentId: str
+    message: str | UnsetType = UNSET
+    messages: list[str] | UnsetType = UNSET
+    sender: str | UnsetType = msgspec.field(default=UNSET, name="from")
+
+    def texts(self) -> list[str]:
+        return list(self.messages) if self.messages is not UNSET else [self.message]
+
+
+class RunFailed(_Ev):
+    """``agent:run`` that failed: the error is recorded and the agent suspended."""
+
+    op: ClassVar[str] = "agent:run"
+    error: dict[str, Any]
+
+
+class RunCompleted(_Ev):
+    """``agent:run`` that succeeded: all a re-run needs besides the parent version and the time.
+
+    Attributes:
+        taskId / task: the task consumed (None: a run for messages or triggers).
+        messages: how many inbox messages (from the start of the inbox of ``base``).
+        triggers: the trigger job ids consumed.
+        start: when the run started (Unix ms).
+        base: commit id (hex) of the version the run started from (its context and
+            config came from there; events may have landed before its result).
+        llm: ``[{request: digest, reply}]``. tools: I/O tool results.
+        outbox: ``[[agentId, message]]`` sent with ``agent_message``.
+    """
+
+    op: ClassVar[str] = "agent:run"
+    taskId: str | None = None
+    task: Any = None
+    messages: int = 0
+    triggers: list[str] = []
+    start: int = 0
+    base: str | None = None
+    llm: list[dict[str, Any]] = []
+    tools: list[str] = []
+    outbox: list[list[str]] = []
+
+
+Event = Union[Created, Forked, Updated, Suspended, Resumed, Terminated, TaskCancelled, TaskQueued, Triggered,
+              Messaged, RunFailed, RunCompleted]
+#: every event type, each with its own ``op`` except the two ``agent:run`` outcomes
+EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
+_BY_OP = {t.op: t for t in EVENT_TYPES if t is not RunFailed and t is not RunCompleted}
+
+
+class UnknownEvent(Exception):
+    """A commit whose ``op`` is not an agent event (or whose input does not fit it)."""
+
+
+def decode(op: str, input: Any) -> Event:
+    """The typed event of a commit ``(op, input)``.
 
     Raises:
-        ReplayError: the event cannot be re-run.
+        UnknownEvent: ``op`` is not an agent event, or ``input`` does not have its shape.
     """
-    inp = tx.materialize(commit.input)
-    ts, caller = commit.ts, commit.caller
-    match commit.op:
-        case "agent:create":
-            return A.new_agent(inp.get("config") or {}, inp.get("state"), ts)
-        case "agent:fork":
-            return A.fork(source(inp["source"]), inp.get("config"), inp.get("includeTimeline", False), ts)
-        case "agent:update":
-            return A.update(parent, inp.get("config"), inp.get("state"), ts)
-        case "agent:suspend":
-            return A.settle(A.suspend(parent, ts))
-        case "agent:resume":
-            auto = inp.get("autoWake", True)
-            return A.resume(parent, ts, auto)
-        case "agent:delete":
-            return A.terminate(parent, ts)
-        case "agent:cancelTask":
-            rec, tid = parent, inp["taskId"]
-            if tid in map_keys(rec["tasks"]):
+    if op == "agent:run":
+        t: type = RunFailed if isinstance(input, dict) and "error" in input else RunCompleted
+    else:
+        t = _BY_OP.get(op)  # type: ignore[assignment]
+        if t is None:
+            raise UnknownEvent(f"no agent event {op!r}")
+    try:
+        return msgspec.convert(input, t)
+    except msgspec.ValidationError as e:
+        raise UnknownEvent(f"{op}: {e}") from None
+
+
+def encode(event: Event) -> tuple[str, dict[str, Any]]:
+    """``(op, input)`` as a commit records ``event`` (digests are kept as bytes)."""
+    return event.op, msgspec.to_builtins(event, builtin_types=(bytes,))
+
+
+class Context(msgspec.Struct, frozen=True):
+    """What an event's transition needs besides the record: the commit's time and caller,
+    the agent's own id, and a loader of other versions.
+
+    Attributes:
+        ts: the commit's time, Unix ms. caller: the commit's caller.
+        agent_id: the agent the chain belongs to (messages a run sent itself).
+        load: ``commit id (hex) -> opened agent record``: a fork's source, a run's base.
+    """
+
+    ts: int
+    caller: str
+    agent_id: str
+    load: Callable[[str], dict[str, Any]]
+
+
+def run_work(tx: Tx, base: dict[str, Any], event: RunCompleted) -> A.Work:
+    """The :class:`~ops.domain.agent.Work` a recorded run consumed, rebuilt from its base record."""
+    task = {"input": event.task} if event.taskId is not None else None
+    return A.Work(event.taskId, task, list(seq_iter(tx, base["inbox"], 0, event.messages)), list(event.triggers))
+
+
+def apply(tx: Tx, rec: dict[str, Any] | None, event: Event, ctx: Context,
+          outcome: Outcome | None = None) -> dict[str, Any]:
+    """The agent record after ``event``, from the record before it (None for a first event).
+
+    Args:
+        tx: reads and buffers objects. rec: the opened record before the event.
+        event: the event. ctx: its time, caller, agent and version loader.
+        outcome: for :class:`RunCompleted`, the outcome a live run computed;
+            when None (a replay) it is recomputed from the event's record by
+            :func:`ops.domain.cycle.rerun`. The live engine checks in its tests
+            that both are equal.
+
+    Raises:
+        ReplayError, CycleError: a recorded run cannot be re-run.
+        KeyError: the event does not fit the record (a replay reports it as a divergence).
+    """
+    ts = ctx.ts
+    match event:
+        case Created(config=config, state=state):
+            return A.new_agent(config or {}, state, ts)
+        case Forked(source=source, config=config, includeTimeline=include):
+            return A.fork(ctx.load(source), config, include, ts)
+        case Updated(config=config, state=state):
+            return A.update(rec, config, state, ts)
+        case Suspended():
+            return A.settle(A.suspend(rec, ts))
+        case Resumed(autoWake=auto):
+            return A.resume(rec, ts, auto)
+        case Terminated():
+            return A.terminate(rec, ts)
+        case TaskCancelled(taskId=tid):
+            if A.has_task(rec, tid):
                 rec = A.cancel_task(tx, rec, tid, ts)
             if tid in rec["triggers"]:
                 rec = A.cancel_trigger(rec, tid, ts)
             return A.settle(rec)
-        case "agent:request":
-            return A.settle(A.enqueue_task(tx, parent, inp["taskId"], inp["input"], caller, ts))
-        case "agent:trigger":
-            return A.settle(A.add_trigger(parent, inp["triggerId"], ts))
-        case "agent:message":
-            rec, sender = parent, inp.get("from", caller)
-            for text in inp["messages"] if "messages" in inp else [inp["message"]]:
+        case TaskQueued(taskId=tid, input=input):
+            return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts))
+        case Triggered(triggerId=tid):
+            return A.settle(A.add_trigger(rec, tid, ts))
+        case Messaged():
+            sender = ctx.caller if event.sender is UNSET else event.sender
+            for text in event.texts():
                 rec = A.add_message(tx, rec, text, sender, ts)
             return A.settle(rec)
-        case "agent:run" if "error" in inp:
-            return A.settle(A.fail_cycle(parent, inp["error"], ts))
-        case "agent:run":
-            base = source(inp["base"]) if inp.get("base") else parent  # the version the run started from
-            return _rerun(tx, parent, base, inp, ts, agent_id)
-        case op:
-            raise ReplayError(f"no replay for event {op!r}")
-
-
-def _rerun(tx: Tx, parent: dict[str, Any], base: dict[str, Any], inp: dict[str, Any], ts: int,
-           agent_id: str) -> dict[str, Any]:
-    task_id = inp["taskId"]
-    work = A.Work(task_id, {"input": inp["task"]} if task_id is not None else None,
-                  list(seq_iter(tx, base["inbox"], 0, inp["messages"])), list(inp["triggers"]))
-    cycle = A.Cycle(tx, base, work)
-    replies, tools = iter(inp["llm"]), iter(inp["tools"])
-    while cycle.request() is not None:
-        try:
-            reply = msgspec.convert(next(replies)["reply"], LlmReply)
-        except StopIteration:
-            raise ReplayError(f"the run asks for LLM call {cycle.calls}, but only {len(inp['llm'])} were recorded") \
-                from None
-        for call in cycle.reply(reply.content, reply.toolCalls):
-            text = cycle.pure(call)
-            if text is None:
-                try:
-                    text = next(tools)
-                except StopIteration:
-                    raise ReplayError(f"tool call {call.name!r} has no recorded result") from None
-            cycle.tool_result(call, text)
-    rec, _, _ = A.finish_run(tx, parent, work, new_history=cycle.new, result=cycle.result,
-                             task_status=cycle.task_status, task_output=cycle.task_output,
-                             start=inp["start"], ts=ts)
-    rec = A.settle(rec)
-    for target, text in inp.get("outbox", []):
-        if target == agent_id:  # a message to itself lands in the same commit
-            rec = A.settle(A.add_message(tx, rec, text, f"agent:{agent_id}", ts))
-    return rec
-
-
-def recorded_replies(tx: Tx, commits: list[Commit]) -> dict[bytes, dict[str, Any]]:
-    """``{request digest: reply}`` of every LLM exchange recorded in ``commits``."""
-    out: dict[bytes, dict[str, Any]] = {}
-    for c in commits:
-        if c.op == "agent:run":
-            for ex in tx.materialize(c.input).get("llm", []):
-                out.setdefault(ex["request"], ex["reply"])
-    return out
+        case RunFailed(error=error):
+            return A.settle(A.fail_cycle(rec, error, ts))
+        case RunCompleted():
+            base = ctx.load(event.base) if event.base else rec
+            work = run_work(tx, base, event)
+            out = outcome if outcome is not None else rerun(tx, base, work, event.llm, event.tools)
+            rec, _, _ = A.finish_run(tx, rec, work, new_history=out.new_history, result=out.result,
+                                     task_status=out.task_status, task_output=out.task_output, start=event.start,
+                                     ts=ts)
+            rec = A.settle(rec)
+            me = f"agent:{ctx.agent_id}"
+            for target, text in event.outbox:
+                if target == ctx.agent_id:  # a message to itself lands in the same commit
+                    rec = A.settle(A.add_message(tx, rec, text, me, ts))
+            return rec
+    raise UnknownEvent(f"no transition for {type(event).__name__}")  # pragma: no cover - the union is closed

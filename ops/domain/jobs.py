@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, Callable
+
+from lattice.nodes import map_keys, map_len
 
 __all__ = ["PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT", "STATUSES", "TERMINAL",
-           "new_job_id", "JobIds", "normalize_job_id", "job_record", "public_job", "finish"]
+           "new_job_id", "JobIds", "normalize_job_id", "job_record", "public_job", "finish", "cancel", "head_task",
+           "retarget", "work_job_ids", "trigger_output"]
 
 PENDING, STARTED, COMPLETE, FAILED, CANCELLED, TIMEOUT = (
     "PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT")
@@ -48,13 +51,18 @@ class JobIds:
     A later id in the same (or an earlier, if the clock stepped back) millisecond
     reuses the last timestamp and increments the random part, so agent tasks
     keyed by job id stay in arrival order.
+
+    Args:
+        rand: returns ``n`` random bytes (default :func:`os.urandom`; tests pass a
+            deterministic source).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rand: Callable[[int], bytes] | None = None) -> None:
         self._last = 0
+        self._rand = rand
 
     def __call__(self, ms: int) -> str:
-        value = int(new_job_id(ms), 16)
+        value = int(new_job_id(ms, None if self._rand is None else self._rand(10)), 16)
         if value <= self._last:
             value = self._last + 1
         self._last = value
@@ -88,3 +96,41 @@ def finish(rec: dict[str, Any], status: str, ts: int, *, output: Any = None, err
 def public_job(rec: dict[str, Any]) -> dict[str, Any]:
     """The job as the HTTP contract shows it."""
     return {k: rec.get(k) for k in ("jobId", "operation", "status", "output", "error", "created", "updated")}
+
+
+# -- the job state machine -------------------------------------------------------
+#
+# PENDING -> STARTED (the oldest task of a RUNNING agent) -> PENDING (the agent stopped:
+# suspended, or its task queue reordered) ... -> COMPLETE | FAILED | CANCELLED. A terminal
+# job never changes again. Task and trigger jobs move only in the commits of their agent.
+
+def cancel(rec: dict[str, Any], ts: int, message: str) -> dict[str, Any] | None:
+    """The job ``CANCELLED`` with ``{code: cancelled, message}``; None if it is already terminal."""
+    if rec["status"] in TERMINAL:
+        return None
+    return finish(rec, CANCELLED, ts, error={"code": "cancelled", "message": message})
+
+
+def head_task(agent: dict[str, Any]) -> tuple[str, str] | None:
+    """``(task id, status its job must have)`` for the oldest task of a settled agent record:
+    ``STARTED`` while the agent is ``RUNNING`` (a run works on it), else ``PENDING``; None without tasks."""
+    if not map_len(agent["tasks"]):
+        return None
+    return map_keys(agent["tasks"])[0], STARTED if agent["status"] == "RUNNING" else PENDING
+
+
+def retarget(rec: dict[str, Any], want: str, ts: int) -> dict[str, Any] | None:
+    """The waiting job moved to ``want`` (``PENDING``/``STARTED``); None when nothing changes."""
+    if rec["status"] not in (PENDING, STARTED) or rec["status"] == want:
+        return None
+    return {**rec, "status": want, "updated": ts}
+
+
+def work_job_ids(agent: dict[str, Any]) -> list[str]:
+    """The ids of every task and trigger job an agent record holds."""
+    return map_keys(agent["tasks"]) + list(agent.get("triggers", []))
+
+
+def trigger_output(agent_id: str, agent: dict[str, Any], result: Any, task_results: Any) -> dict[str, Any]:
+    """The output of an ``agent:trigger`` job completed by a run."""
+    return {"agentId": agent_id, "status": agent["status"], "result": result, "taskResults": task_results}

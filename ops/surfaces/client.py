@@ -121,7 +121,7 @@ class AgentVersion(msgspec.Struct, kw_only=True):
 
 def method_name(contract: Contract) -> str:
     """The client method of an operation: ``agent:cancelTask`` -> ``agent_cancel_task``."""
-    return contract.handler[len("op_"):]
+    return contract.snake_name
 
 
 def _decode_job(data: Any) -> Job:

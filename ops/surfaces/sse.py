@@ -44,7 +44,8 @@ from ..domain.contracts import Contract
 from ..domain.errors import OpError, Rejected
 from .app import RUNTIME, caller_of
 from ..domain.jobs import TERMINAL, normalize_job_id, public_job
-from ..engine.runtime import Runtime, agent_ref, job_ref
+from ..domain.refs import agent_ref, job_ref
+from ..engine.runtime import Runtime
 
 __all__ = ["HEARTBEAT", "DEFAULT_HEARTBEAT", "EventStream", "wants_event_stream", "accept_quality", "follow_job",
            "follow_agent", "invoke_stream", "job_stream", "agent_events", "setup"]

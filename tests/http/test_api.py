@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ops.engine.runtime import templates
+from ops.engine.config import templates
 from tests.http.helpers import (ECHO, HANG, JOB_ID, assert_job_shape, create, failed, get_job, info, invoke,
                                 invoke_full, ok, read, until, value, wait_job)
 

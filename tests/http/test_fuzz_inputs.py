@@ -69,7 +69,7 @@ class Harness:
         return list(self.store.refs("")), len(self.store)
 
     async def _quiesce(self) -> None:
-        while self.rt._loops:  # runs started by earlier payloads commit in the background
+        while self.rt.running():  # runs started by earlier payloads commit in the background
             await asyncio.sleep(0.001)
 
     def check(self, body: Any) -> None:

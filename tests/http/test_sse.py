@@ -316,7 +316,7 @@ async def test_disconnected_clients_leave_no_task_or_memory(client):
         await asyncio.sleep(BEAT)
     # Runtime.watch keeps one Event per watched ref until the ref moves: one per distinct ref here (the hang job,
     # the agent, and the 10 streamed jobs, which never move again), not one per client
-    assert len(runtime._events) <= 2 + 10
+    assert len(runtime.watched()) <= 2 + 10
 
 
 async def test_agent_events_resume_across_a_recreated_agent(client):

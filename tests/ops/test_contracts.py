@@ -11,6 +11,7 @@ from ops.domain import jobs, operations  # noqa: F401
 from ops.domain.contracts import REGISTRY, decode_input, input_schema, lookup
 from ops.domain.errors import Rejected
 from ops.domain.jobs import JobIds, normalize_job_id
+from ops.engine.handlers import HANDLERS
 from ops.engine.runtime import Runtime
 
 SEED_OPERATIONS = {
@@ -22,8 +23,9 @@ VERSION_OPERATIONS = {"agent:history", "agent:diff", "agent:replay"}
 
 def test_every_seed_operation_is_declared_and_served() -> None:
     assert set(REGISTRY) == SEED_OPERATIONS | VERSION_OPERATIONS
+    assert set(HANDLERS) == set(REGISTRY)  # every operation served, nothing served undeclared
     for c in REGISTRY.values():
-        assert callable(getattr(Runtime, c.handler)), c.key
+        assert callable(HANDLERS[c.key]), c.key
         assert c.summary and c.version
         schema = input_schema(c)
         assert schema  # JSON Schema generates for every input

@@ -92,7 +92,7 @@ async def test_faults_suspend_readably_and_resume_recovers(env, fault, code: str
     assert len(script.bodies) == n  # no retry loop once suspended
     script.handlers = [lambda b: web.json_response(completion("recovered"))]
     await call("agent:resume", agentId="A")
-    await rt._idle("local", "A")
+    await rt.idle("local", "A")
     assert rt.get_job("local", job["jobId"])["output"] == "recovered"
 
 
@@ -108,7 +108,7 @@ async def test_timeout_suspends_and_resume_recovers(env) -> None:
     assert rec["error"]["code"] == "llm_timeout" and len(script.bodies) == 1
     script.handlers = [lambda b: web.json_response(completion("in time"))]
     await call("agent:resume", agentId="A")
-    await rt._idle("local", "A")
+    await rt.idle("local", "A")
     assert (await read(call, "g/A/timeline"))[0]["result"] == "in time"
 
 

@@ -48,7 +48,7 @@ async def test_messages_to_itself_and_twice_to_another_replay_identical() -> Non
                                      {"name": "agent_message", "arguments": {"agentId": "B", "message": "m2"}}]},
         {"content": "ok"}))
     await out(rt, "agent:request", agentId="A", input="go", wait=True)
-    await rt._idle(CALLER, "A")
+    await rt.idle(CALLER, "A")
     ops = [v["op"] for v in (await out(rt, "agent:history", agentId="A"))["versions"]]
     assert ops.count("agent:run") == 2 and "agent:message" not in ops  # the self-message is part of the run
     assert [m["message"] for m in (await out(rt, "covia:read", path="g/B/inbox"))["value"]] == ["m1", "m2"]
@@ -104,7 +104,7 @@ async def test_replay_uses_the_version_a_run_started_from() -> None:
     await asyncio.wait_for(gate.entered.wait(), 2)
     await out(rt, "agent:update", agentId="A", config={"tools": ["complete_task"], "maxIterations": 1})  # mid-run
     gate.release.set()
-    await rt._idle(CALLER, "A")
+    await rt.idle(CALLER, "A")
     assert len((await out(rt, "covia:read", path="g/A/timeline"))["value"]) == 1
     r = await out(rt, "agent:replay", agentId="A")
     assert r["identical"] is True, r
@@ -119,7 +119,7 @@ async def test_what_if_keeps_senders_and_skips_cancelled_tasks() -> None:
         {"content": "ok"}))
     await out(rt, "agent:create", agentId="B")
     await out(rt, "agent:request", agentId="A", input="ping", wait=True)
-    await rt._idle(CALLER, "B")
+    await rt.idle(CALLER, "B")
     await out(rt, "agent:suspend", agentId="B")
     task = await call(rt, "agent:request", agentId="B", input="never run me")
     await out(rt, "agent:cancelTask", agentId="B", taskId=task["jobId"])
@@ -182,18 +182,17 @@ async def test_fsck_beside_a_busy_runtime_and_after_resume_without_wake() -> Non
 
 
 async def test_memory_jobs_are_kept_per_caller() -> None:
-    import ops.engine.runtime as R
-    rt = runtime()
+    from ops.engine.jobs_index import LocalJobIndex
+    store = MemoryStore()
+    rt = Runtime(store, jobs=LocalJobIndex(store, per_caller=10))
     await rt.start()
     mine = await call(rt, "agent:list", caller="alice")
-    old, R._MEMORY_JOBS = R._MEMORY_JOBS, 10
-    try:
-        for _ in range(30):
-            await call(rt, "agent:list", caller="bob")
-        assert rt.get_job("alice", mine["jobId"]) is not None
-        assert rt.get_job("bob", mine["jobId"]) is None
-    finally:
-        R._MEMORY_JOBS = old
+    first_of_bob = await call(rt, "agent:list", caller="bob")
+    for _ in range(30):
+        await call(rt, "agent:list", caller="bob")
+    assert rt.get_job("alice", mine["jobId"]) is not None  # bob's jobs never push out alice's
+    assert rt.get_job("bob", mine["jobId"]) is None
+    assert rt.get_job("bob", first_of_bob["jobId"]) is None  # bob keeps only his newest 10
     await rt.close()
 
 

@@ -415,7 +415,7 @@ async def test_unstorable_result_suspends_instead_of_wedging(rt: Runtime) -> Non
     rec = await read(rt, "g/A")
     assert rec["status"] == "SUSPENDED" and rec["error"]["code"] == "invalid_value", rec["error"]
     assert rt.get_job(CALLER, job["jobId"])["status"] == "PENDING"
-    assert not rt._loops
+    assert not rt.running()
 
 
 async def test_tool_side_effects_apply_once_and_only_with_the_run(rt: Runtime) -> None:
@@ -455,16 +455,18 @@ async def test_tool_reads_see_the_runs_own_writes(rt: Runtime) -> None:
 
 async def test_stale_run_is_not_merged_into_a_recreated_agent(rt: Runtime) -> None:
     from ops.domain.agent import Work
-    from ops.engine.runtime import _Outcome
+    from ops.domain.cycle import Outcome
+    from ops.engine.runs import complete, fail
     await call(rt, "agent:create", agentId="A")
     old_base = rt.store.ref("g/local/A")  # the version an old run started from
     await call(rt, "agent:create", agentId="A", overwrite=True, state={"fresh": True})  # same ms is fine
-    out = _Outcome([{"role": "user", "content": "old"}], "old", "COMPLETE", "old", None, [], [], [(["x"], 1)], [])
-    await rt._complete(CALLER, "A", old_base, Work(None, None, [], []), out, 0)
-    await rt._fail(CALLER, "A", old_base, RuntimeError("old"))
+    out = Outcome([{"role": "user", "content": "old"}], "old", "COMPLETE", "old", None, [], [], [(["x"], 1)], [])
+    base_rec = (await read(rt, "g/A"))
+    await complete(rt.engine, CALLER, "A", old_base, base_rec, Work(None, None, [], []), out, 0)
+    await fail(rt.engine, CALLER, "A", old_base, RuntimeError("old"))
     await call(rt, "agent:delete", agentId="A", remove=True)
     await call(rt, "agent:create", agentId="A", state={"fresh": True})  # a new chain
-    await rt._complete(CALLER, "A", old_base, Work(None, None, [], []), out, 0)
+    await complete(rt.engine, CALLER, "A", old_base, base_rec, Work(None, None, [], []), out, 0)
     rec = await read(rt, "g/A")
     assert rec["state"]["history"] == [] and rec["timeline"] == [] and rec["status"] == "SLEEPING"
     assert await read(rt, "w/x") is None

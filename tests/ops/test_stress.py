@@ -82,7 +82,7 @@ async def test_stress_invariants(tmp_path: Path) -> None:
     for a in agents:
         await call("agent:resume", agentId=a)
     for a in agents:
-        await rt._idle(CALLER, a)
+        await rt.idle(CALLER, a)
     elapsed = time.monotonic() - t0
 
     checks = 0

@@ -45,7 +45,7 @@ async def out(rt: Runtime, op: str, **inp: Any) -> Any:
 
 async def idle(rt: Runtime, *agents: str) -> None:
     for a in agents:
-        await rt._idle(CALLER, a)
+        await rt.idle(CALLER, a)
 
 
 @pytest.fixture

@@ -1,0 +1,92 @@
+"""Config resolution: an agent's ``config`` as an inline map, a shipped template, or a ``w/`` path."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from typing import Any, Callable
+
+import msgspec
+
+from lattice.errors import InvalidPath
+from lattice.paths import Missing, parse_path
+
+from ..domain import agent as A
+from ..domain.contracts import validation_error
+from ..domain.errors import OpError, Rejected
+from ..domain.models import PROVIDERS
+
+__all__ = ["templates", "resolve_config", "check_state"]
+
+
+def templates() -> dict[str, dict[str, Any]]:
+    """The shipped config templates (``ops/templates/<name>.json``)."""
+    out = {}
+    for f in importlib.resources.files("ops").joinpath("templates").iterdir():
+        if f.name.endswith(".json"):
+            out[f.name[:-5]] = json.loads(f.read_text())
+    return out
+
+
+def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any],
+                   path: str = "$.input.config") -> dict[str, Any] | None:
+    """The config map ``config`` names, validated.
+
+    Args:
+        config: None, an inline map, a template name, or a ``w/`` path. Source: the caller.
+        read_workspace: ``segments below w/ -> value`` (``Missing`` if absent).
+        path: where ``config`` is in the request (for errors).
+
+    Raises:
+        Rejected: ``invalid_path`` (a malformed ``w/`` path), ``invalid_input`` (an inline map
+            that is not a valid config; with the providers as a hint for a bad provider).
+        OpError: ``not_found`` (no such template or workspace value), ``invalid_config``
+            (the template or workspace value is not a valid config).
+    """
+    if config is None:
+        return None
+    if isinstance(config, str):
+        if config.startswith("w/"):
+            try:
+                _, segs = parse_path(config)
+            except InvalidPath as e:
+                raise Rejected("invalid_path", e.message, path=path) from None
+            value = read_workspace(segs)
+            if value is Missing:
+                raise OpError("not_found", f"no config at {config}", path=path)
+            if not isinstance(value, dict):
+                raise OpError("invalid_config", f"{config} holds a {type(value).__name__}, expected a config map",
+                              path=path)
+            where, cfg = config, value
+        else:
+            tpl = templates()
+            if config not in tpl:
+                raise OpError("not_found", f"no config template {config!r}", path=path,
+                              hint=f"templates: {', '.join(sorted(tpl))}; or pass an inline map or a w/ path")
+            where, cfg = f"template {config}", tpl[config]
+        try:
+            A.check_config(cfg)
+        except msgspec.ValidationError as e:
+            raise OpError("invalid_config", f"{where}: {e}", path=path) from None
+        return cfg
+    try:
+        A.check_config(config)
+    except msgspec.ValidationError as e:
+        rej = validation_error(e, path)
+        if rej.path and rej.path.endswith(".model.provider"):
+            rej.hint = f"providers: {', '.join(PROVIDERS)}"
+        raise rej from None
+    return config
+
+
+def check_state(state: Any) -> None:
+    """Validate a user-supplied ``state`` (its ``history``, when given).
+
+    Raises:
+        Rejected: ``invalid_input`` with the path of the first bad history entry.
+    """
+    if isinstance(state, dict) and "history" in state:
+        try:
+            A.check_history(state["history"])
+        except msgspec.ValidationError as e:
+            raise validation_error(e, "$.input.state.history") from None

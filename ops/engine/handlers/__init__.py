@@ -1,0 +1,20 @@
+"""Operation handlers, grouped by family: agents, lattice paths, versions.
+
+A handler is ``async (engine, caller, input, job) -> job``: it reads, decides
+and applies a domain transition, and commits (see :mod:`ops.engine.context`).
+:data:`HANDLERS` maps every operation key of :data:`ops.domain.contracts.REGISTRY`
+to its handler; a test checks that none is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from . import agents, lattice, versions
+
+__all__ = ["Handler", "HANDLERS"]
+
+Handler = Callable[[Any, str, Any, dict], Awaitable[dict]]
+
+#: operation key -> handler
+HANDLERS: dict[str, Handler] = {**agents.HANDLERS, **lattice.HANDLERS, **versions.HANDLERS}

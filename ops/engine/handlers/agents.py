@@ -1,0 +1,253 @@
+"""Handlers of the agent lifecycle, work and inspection operations (``agent:*``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from lattice.nodes import map_len, seq_len
+
+from ...domain import agent as A
+from ...domain import decide
+from ...domain import jobs as J
+from ...domain import operations as O
+from ...domain.cycle import build_context
+from ...domain.errors import OpError, Rejected
+from ...domain.events import Messaged
+from ...domain.refs import agent_ref, job_ref, ws_ref
+from ..config import check_state, resolve_config
+from ..context import Engine
+from ..unit import Unit
+
+__all__ = ["HANDLERS", "cancel_agent_job", "deliver"]
+
+
+def _config(engine: Engine, caller: str, config: Any) -> dict[str, Any] | None:
+    return resolve_config(config, lambda segs: engine.read_value(ws_ref(caller), segs))
+
+
+async def create(engine: Engine, caller: str, inp: O.CreateInput, job: dict) -> dict:
+    check_state(inp.state)
+    config = _config(engine, caller, inp.config) or {}
+    name = agent_ref(caller, inp.agentId)
+
+    def fn(u: Unit) -> dict:
+        old = u.read(name)
+        event = decide.create(old, inp.agentId, config, inp.state, inp.overwrite)
+        if event is None:
+            return {"agentId": inp.agentId, "status": old["status"], "created": False, "updated": False}
+        if old is None:
+            engine.quotas.room_for_agent(caller)
+        else:
+            engine.cancel_jobs(u, caller, old, "agent terminated")
+        rec = engine.commit_event(u, caller, inp.agentId, old, event)
+        return {"agentId": inp.agentId, "status": rec["status"], "created": old is None, "updated": old is not None}
+
+    async with engine.quotas.creating(caller):
+        done = await engine.sync(caller, job, fn)
+    if inp.overwrite and done["status"] == J.COMPLETE and done["output"]["updated"]:
+        engine.scheduler.stop(caller, inp.agentId)  # the replaced agent's in-flight run must not block the new one
+    return done
+
+
+async def update(engine: Engine, caller: str, inp: O.UpdateInput, job: dict) -> dict:
+    check_state(inp.state)
+    if inp.config is not None:
+        _config(engine, caller, inp.config)
+
+    def fn(u: Unit) -> dict:
+        rec = u.read(agent_ref(caller, inp.agentId))
+        rec = engine.commit_event(u, caller, inp.agentId, rec, decide.update(rec, inp.agentId, inp.config, inp.state))
+        return {"agentId": inp.agentId, "status": rec["status"]}
+    return await engine.sync(caller, job, fn)
+
+
+async def fork(engine: Engine, caller: str, inp: O.ForkInput, job: dict) -> dict:
+    override = _config(engine, caller, inp.config)
+
+    def fn(u: Unit) -> dict:
+        if inp.at is None:
+            src = engine.agent(u, caller, inp.sourceId, "$.input.sourceId")
+            source = u.head(agent_ref(caller, inp.sourceId))[0]
+        else:
+            source, c = engine.at_version(u.tx, caller, inp.sourceId, inp.at, agent_path="$.input.sourceId")
+            src = A.opened(u.tx, u.tx.load_root(c.root))
+        target = u.read(agent_ref(caller, inp.agentId))
+        event = decide.fork(src, target, inp.sourceId, inp.agentId, source.hex(), override, inp.includeTimeline,
+                            inp.at)
+        engine.quotas.room_for_agent(caller)
+        rec = engine.commit_event(u, caller, inp.agentId, None, event, load=lambda h: src)
+        return {"agentId": inp.agentId, "status": rec["status"], "forkedFrom": inp.sourceId}
+
+    async with engine.quotas.creating(caller):
+        return await engine.sync(caller, job, fn)
+
+
+async def suspend(engine: Engine, caller: str, inp: O.AgentInput, job: dict) -> dict:
+    def fn(u: Unit) -> dict:
+        rec = u.read(agent_ref(caller, inp.agentId))
+        event = decide.suspend(rec, inp.agentId)
+        if event is not None:
+            rec = engine.commit_event(u, caller, inp.agentId, rec, event)
+        return {"agentId": inp.agentId, "status": rec["status"]}
+    return await engine.sync(caller, job, fn)
+
+
+async def resume(engine: Engine, caller: str, inp: O.ResumeInput, job: dict) -> dict:
+    def fn(u: Unit) -> dict:
+        rec = u.read(agent_ref(caller, inp.agentId))
+        event = decide.resume(rec, inp.agentId, inp.autoWake)
+        if event is not None:
+            rec = engine.commit_event(u, caller, inp.agentId, rec, event)
+        return {"agentId": inp.agentId, "status": rec["status"]}
+    return await engine.sync(caller, job, fn)
+
+
+async def delete(engine: Engine, caller: str, inp: O.DeleteInput, job: dict) -> dict:
+    name = agent_ref(caller, inp.agentId)
+
+    def fn(u: Unit) -> dict:
+        rec = u.read(name)
+        event = decide.delete(rec, inp.agentId)
+        engine.cancel_jobs(u, caller, rec, "agent terminated")
+        if inp.remove:
+            u.remove(name)
+            return {"agentId": inp.agentId, "removed": True}
+        rec = engine.commit_event(u, caller, inp.agentId, rec, event)
+        return {"agentId": inp.agentId, "status": rec["status"]}
+    out = await engine.sync(caller, job, fn)
+    if out["status"] == J.COMPLETE:
+        engine.scheduler.stop(caller, inp.agentId)  # a terminated agent's run is abandoned, not recorded
+    return out
+
+
+async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, required: bool,
+                           job: dict | None = None) -> bool:
+    """Cancel a task or trigger job of an agent; whether it was waiting. With ``job`` (an
+    ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change.
+
+    Raises:
+        OpError: ``not_found`` (no agent; no such task when ``required``).
+    """
+    def fn(u: Unit) -> bool:
+        rec = u.read(agent_ref(caller, aid))
+        event = decide.cancel_task(rec, aid, task_id, required)
+        if event is None:
+            return False
+        jr = u.read(job_ref(caller, task_id))
+        done = None if jr is None else J.cancel(jr, u.ts, "cancelled by caller")
+        if done is not None:
+            u.write(job_ref(caller, task_id), done, "job:cancel")
+        engine.commit_event(u, caller, aid, rec, event)
+        if job is not None:
+            u.write(job_ref(caller, job["jobId"]), J.finish(job, J.COMPLETE, u.ts, output={
+                "agentId": aid, "taskId": task_id, "cancelled": True}), job["operation"])
+        return True
+    cancelled = await engine.units.run(caller, fn)
+    if cancelled:
+        engine.scheduler.stop(caller, aid, task_id)  # the run working on it stops; nothing of it is recorded
+    return cancelled
+
+
+async def cancel_task(engine: Engine, caller: str, inp: O.CancelTaskInput, job: dict) -> dict:
+    tid = J.normalize_job_id(inp.taskId)
+    if tid is None:
+        raise Rejected("invalid_input", f"taskId {inp.taskId!r} is not a job id (0x + 32 hex digits)",
+                       path="$.input.taskId")
+    await cancel_agent_job(engine, caller, inp.agentId, tid, required=True, job=job)
+    return engine.jobs.get(caller, job["jobId"])
+
+
+async def info(engine: Engine, caller: str, inp: O.InfoInput, job: dict) -> dict:
+    def fn(u: Unit) -> dict:
+        if inp.at is None:
+            rec = engine.agent(u, caller, inp.agentId)
+        else:
+            rec = A.opened(u.tx, u.tx.load_root(engine.at_version(u.tx, caller, inp.agentId, inp.at)[1].root))
+        return {"agentId": inp.agentId, "status": rec["status"], "config": u.tx.materialize(rec["state"]["config"]),
+                "taskCount": map_len(rec["tasks"]), "timelineLength": seq_len(rec["timeline"]), "error": rec["error"]}
+    return await engine.sync(caller, job, fn)
+
+
+async def list_agents(engine: Engine, caller: str, inp: O.ListInput, job: dict) -> dict:
+    def fn(u: Unit) -> dict:
+        agents = []
+        prefix = f"g/{caller}/"
+        for name, _ in engine.store.refs(prefix):
+            rec = u.read(name)
+            if rec["status"] == A.TERMINATED and not inp.includeTerminated:
+                continue
+            agents.append({"agentId": name[len(prefix):], "status": rec["status"],
+                           "taskCount": map_len(rec["tasks"]), "error": rec["error"]})
+        return {"agents": agents}
+    return await engine.sync(caller, job, fn)
+
+
+async def context(engine: Engine, caller: str, inp: O.ContextInput, job: dict) -> dict:
+    def fn(u: Unit) -> dict:
+        rec = engine.agent(u, caller, inp.agentId)
+        work = A.pick_work(u.tx, rec)
+        if inp.task is not None:
+            work = A.Work("(simulated)", {"input": inp.task}, work.messages, work.triggers)
+        try:
+            cfg, prefix, new, tools = build_context(u.tx, rec, work)
+        except msgspec.ValidationError as e:
+            raise OpError("invalid_config", f"agent config: {e}") from None
+        enc = msgspec.json.encode
+        hist = [m for m in prefix if m["role"] != "system"]
+        entries = [{"name": "systemPrompt", "bytes": len(cfg.systemPrompt.encode())},
+                   {"name": "history", "bytes": len(enc(hist))},
+                   {"name": "input", "bytes": len(enc(new))},
+                   {"name": "tools", "bytes": len(enc(tools))}]
+        return {"model": msgspec.to_builtins(cfg.model), "messages": prefix + new, "tools": tools, "entries": entries}
+    return await engine.sync(caller, job, fn)
+
+
+async def request(engine: Engine, caller: str, inp: O.RequestInput, job: dict) -> dict:
+    jid = job["jobId"]
+    job = {**job, "agentId": inp.agentId}
+
+    def fn(u: Unit) -> None:
+        rec = u.read(agent_ref(caller, inp.agentId))
+        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued)
+        u.write(job_ref(caller, jid), job, "agent:request")
+        engine.commit_event(u, caller, inp.agentId, rec, event)
+    await engine.units.run(caller, fn)
+    return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
+
+
+async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -> dict:
+    jid = job["jobId"]
+    job = {**job, "agentId": inp.agentId}
+
+    def fn(u: Unit) -> None:
+        rec = u.read(agent_ref(caller, inp.agentId))
+        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued)
+        u.write(job_ref(caller, jid), job, "agent:trigger")
+        engine.commit_event(u, caller, inp.agentId, rec, event)
+    await engine.units.run(caller, fn)
+    return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
+
+
+async def message(engine: Engine, caller: str, inp: O.MessageInput, job: dict) -> dict:
+    def fn(u: Unit) -> dict:
+        rec = u.read(agent_ref(caller, inp.agentId))
+        engine.commit_event(u, caller, inp.agentId, rec,
+                            decide.message(rec, inp.agentId, inp.message, engine.limits.max_queued))
+        return {"agentId": inp.agentId, "delivered": True}
+    return await engine.sync(caller, job, fn)
+
+
+async def deliver(engine: Engine, caller: str, aid: str, texts: list[str], sender: str) -> None:
+    """Deliver messages from ``sender`` to an agent's inbox (as a what-if replays them)."""
+    def fn(u: Unit) -> None:
+        rec = engine.agent(u, caller, aid)
+        engine.commit_event(u, caller, aid, rec, Messaged(agentId=aid, messages=texts, sender=sender))
+    await engine.units.run(caller, fn)
+
+
+HANDLERS = {"agent:create": create, "agent:update": update, "agent:fork": fork, "agent:suspend": suspend,
+            "agent:resume": resume, "agent:delete": delete, "agent:cancelTask": cancel_task, "agent:info": info,
+            "agent:list": list_agents, "agent:context": context, "agent:request": request, "agent:trigger": trigger,
+            "agent:message": message}

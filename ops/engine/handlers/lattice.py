@@ -1,0 +1,161 @@
+"""Handlers of the lattice path operations (``covia:*``): reads anywhere in the caller's
+namespaces (at any version of an agent), writes only under ``w/``."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import msgspec
+
+from lattice.commits import read_commit
+from lattice.errors import InvalidPath
+from lattice.nodes import HMap, Tx, Vec, map_keys, map_len
+from lattice.paths import Missing, delete_path, kind_of, open_level, parse_path, read_path, write_path
+
+from ...domain import operations as O
+from ...domain.errors import OpError, Rejected
+from ...domain.jobs import normalize_job_id
+from ...domain.refs import ws_ref
+from ..context import Engine
+from ..tools import describe
+from ..unit import Unit
+
+__all__ = ["HANDLERS", "target", "value_at"]
+
+
+def target(caller: str, path: str) -> tuple[str, str | None, list[str]]:
+    """Map a caller's path to ``(namespace, ref name or None for a bare namespace, segments)``.
+
+    Raises:
+        Rejected: ``invalid_path`` (with a hint).
+    """
+    try:
+        ns, segs = parse_path(path)
+    except InvalidPath as e:
+        raise Rejected("invalid_path", e.message, path="$.input.path", hint=e.hint) from None
+    if ns == "w":
+        return ns, ws_ref(caller), segs
+    if not segs:
+        return ns, None, []
+    ident = segs[0]
+    if ns == "j":
+        ident = normalize_job_id(ident) or ident
+    return ns, f"{ns}/{caller}/{ident}", segs[1:]
+
+
+def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> Any:
+    """The raw value at a caller's path (at version ``at`` of an agent), or ``Missing``.
+    A bare ``g`` or ``j`` is a virtual map of the caller's agents or jobs."""
+    ns, ref, segs = target(caller, path)
+    if at is not None:
+        if ns != "g" or ref is None:
+            raise Rejected("invalid_input", "`at` reads a version of an agent: the path must be g/<agentId>/...",
+                           path="$.input.at")
+        aid = ref.split("/", 2)[2]
+        _, c = engine.at_version(tx, caller, aid, at, agent_path="$.input.path")
+        return read_path(tx, tx.raw_root(c.root), segs)
+    if ref is None:
+        prefix = f"{ns}/{caller}/"
+        raw: Any = {}
+        for name, d in engine.store.refs(prefix):
+            raw[name[len(prefix):]] = read_commit(tx, d).root
+        if ns == "j":
+            for jid, job in engine.jobs.unstored(caller):
+                raw.setdefault(jid, job)
+        return raw
+    raw = engine.raw_root(tx, ref)
+    if raw is Missing:
+        return Missing
+    return read_path(tx, raw, segs)
+
+
+async def read(engine: Engine, caller: str, inp: O.ReadInput, job: dict) -> dict:
+    def fn(u: Unit) -> dict:
+        v = value_at(engine, u.tx, caller, inp.path, inp.at)
+        if v is Missing:
+            return {"exists": False, "value": None}
+        size = u.tx.json_size(v)  # without building the value: a huge read costs no memory
+        if size > inp.maxSize:
+            return {"exists": True, "value": None, "truncated": True, "size": size}
+        return {"exists": True, "value": u.tx.materialize(v)}
+    return await engine.sync(caller, job, fn)
+
+
+async def list_path(engine: Engine, caller: str, inp: O.ListPathInput, job: dict) -> dict:
+    return await engine.sync(caller, job, lambda u: describe(
+        u.tx, value_at(engine, u.tx, caller, inp.path, inp.at), inp.offset, inp.limit))
+
+
+async def slice_path(engine: Engine, caller: str, inp: O.SliceInput, job: dict) -> dict:
+    def fn(u: Unit) -> dict:
+        tx = u.tx
+        v = value_at(engine, tx, caller, inp.path, inp.at)
+        if v is Missing:
+            return {"exists": False}
+        v = open_level(tx, v)
+        t = type(v)
+        end = inp.offset + inp.limit
+        if t is list:
+            return {"exists": True, "type": "list", "count": len(v), "offset": inp.offset,
+                    "values": [tx.materialize(x) for x in v[inp.offset:end]]}
+        if t is Vec:
+            return {"exists": True, "type": "list", "count": v.count, "offset": inp.offset,
+                    "values": [tx.materialize(x) for x in v.iter_raw(inp.offset, end)]}
+        if t is dict or t is HMap:
+            keys = map_keys(v)[inp.offset:end]  # only the slice's values are loaded
+            return {"exists": True, "type": "map", "count": map_len(v), "offset": inp.offset,
+                    "values": [{"key": k, "value": tx.materialize(v[k] if t is dict else v.get_raw(k))}
+                               for k in keys]}
+        return {"exists": True, "type": kind_of(v)}
+    return await engine.sync(caller, job, fn)
+
+
+def _write_target(caller: str, path: str) -> list[str]:
+    ns, _, segs = target(caller, path)
+    if ns != "w":
+        raise OpError("forbidden", f"{path} is framework-managed: g/ and j/ are read-only", path="$.input.path",
+                      hint="write under w/, e.g. w/notes; change agents with agent:* operations")
+    if not segs:
+        raise Rejected("invalid_path", "a write needs a path below w/, e.g. w/notes", path="$.input.path")
+    return segs
+
+
+async def _ws_edit(engine: Engine, caller: str, op: str, input: Any, edit: Callable[[Tx, Any], Any], job: dict,
+                   output: Any) -> dict:
+    def fn(u: Unit) -> Any:
+        name = ws_ref(caller)
+        cur = u.read(name)
+        try:
+            new = edit(u.tx, {} if cur is None else cur)
+        except InvalidPath as e:
+            raise OpError("invalid_path", e.message, path="$.input.path") from None
+        u.write(name, {} if new is Missing else new, op, input)
+        return output
+    return await engine.sync(caller, job, fn)
+
+
+async def write(engine: Engine, caller: str, inp: O.WriteInput, job: dict) -> dict:
+    segs = _write_target(caller, inp.path)
+    return await _ws_edit(engine, caller, "covia:write", msgspec.to_builtins(inp),
+                          lambda tx, ws: write_path(tx, ws, segs, inp.value), job, {"written": True})
+
+
+async def append(engine: Engine, caller: str, inp: O.WriteInput, job: dict) -> dict:
+    segs = _write_target(caller, inp.path)
+    return await _ws_edit(engine, caller, "covia:append", msgspec.to_builtins(inp),
+                          lambda tx, ws: write_path(tx, ws, segs, inp.value, append=True), job, {"appended": True})
+
+
+async def delete(engine: Engine, caller: str, inp: O.PathInput, job: dict) -> dict:
+    segs = _write_target(caller, inp.path)
+
+    def edit(tx: Tx, ws: Any) -> Any:
+        new, found = delete_path(tx, ws, segs)
+        if not found:
+            raise OpError("not_found", f"nothing at {inp.path}", path="$.input.path")
+        return new
+    return await _ws_edit(engine, caller, "covia:delete", msgspec.to_builtins(inp), edit, job, {"deleted": True})
+
+
+HANDLERS = {"covia:read": read, "covia:list": list_path, "covia:slice": slice_path, "covia:write": write,
+            "covia:append": append, "covia:delete": delete}

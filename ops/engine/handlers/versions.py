@@ -1,0 +1,179 @@
+"""Handlers of the version operations: ``agent:history``, ``agent:diff`` and ``agent:replay``.
+
+A verified replay re-derives every version of an agent from its parent through
+:func:`ops.domain.events.decode` and :func:`ops.domain.events.apply`, the same
+transition the live handlers commit with, and compares root digests. A
+what-if replay (``into``) forks the agent at ``from`` and re-applies the later
+inputs to the fork, reusing recorded model replies for byte-identical requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+
+from lattice.commits import Commit, read_commit
+from lattice.errors import LatticeError
+from lattice.history import diff as tree_diff
+from lattice.history import versions
+from lattice.nodes import Tx
+
+from ...domain import agent as A
+from ...domain import operations as O
+from ...domain.contracts import REGISTRY
+from ...domain.cycle import CycleError, ReplayError
+from ...domain.errors import OpError, Rejected
+from ...domain.events import Context, UnknownEvent, apply, decode
+from ...domain.jobs import COMPLETE, finish
+from ..context import Engine, Sandbox
+from .agents import deliver
+
+__all__ = ["HANDLERS", "recorded_replies"]
+
+
+async def history(engine: Engine, caller: str, inp: O.HistoryInput, job: dict) -> dict:
+    def fn(u: Any) -> dict:
+        head, _ = engine.head_commit(u.tx, caller, inp.agentId)
+        return {"agentId": inp.agentId, "versions": [
+            {"seq": c.seq, "id": d.hex(), "op": c.op, "ts": c.ts, "caller": c.caller}
+            for d, c in versions(u.tx, head, inp.limit, inp.before)]}
+    return await engine.sync(caller, job, fn)
+
+
+async def diff(engine: Engine, caller: str, inp: O.DiffInput, job: dict) -> dict:
+    def fn(u: Any) -> dict:
+        tx = u.tx
+        if inp.otherAgentId is None:
+            if inp.from_ is None:
+                raise Rejected("invalid_input", "`from` is required to compare two versions of one agent",
+                               path="$.input.from", hint="give `from` (a seq or id), or `otherAgentId`")
+            _, a = engine.at_version(tx, caller, inp.agentId, inp.from_, "$.input.from")
+            _, b = engine.head_commit(tx, caller, inp.agentId) if inp.to is None else \
+                engine.at_version(tx, caller, inp.agentId, inp.to, "$.input.to")
+            if a.seq > b.seq:
+                raise OpError("invalid_range", f"`from` (version {a.seq}) is after `to` (version {b.seq})",
+                              path="$.input.from", hint="swap them, or omit `to` to compare with the head")
+        else:
+            a = engine.head_commit(tx, caller, inp.agentId)[1] if inp.from_ is None else \
+                engine.at_version(tx, caller, inp.agentId, inp.from_, "$.input.from")[1]
+            b = engine.head_commit(tx, caller, inp.otherAgentId, "$.input.otherAgentId")[1] if inp.to is None else \
+                engine.at_version(tx, caller, inp.otherAgentId, inp.to, "$.input.to", "$.input.otherAgentId")[1]
+        changes, truncated = tree_diff(tx, tx.raw_root(a.root), tx.raw_root(b.root), limit=inp.limit)
+        return {"changes": changes, "truncated": truncated}
+    return await engine.sync(caller, job, fn)
+
+
+def _range(engine: Engine, tx: Tx, caller: str, aid: str, frm: Any, to: Any) -> list[tuple[bytes, Commit]]:
+    """The agent's commits ``frm..to`` (defaults: first, head), oldest first."""
+    head, head_c = engine.head_commit(tx, caller, aid)
+    lo = 0 if frm is None else engine.at_version(tx, caller, aid, frm, "$.input.from")[1].seq
+    d, c = (head, head_c) if to is None else engine.at_version(tx, caller, aid, to, "$.input.to")
+    if lo > c.seq:
+        raise OpError("invalid_range", f"`from` (version {lo}) is after `to` (version {c.seq})",
+                      path="$.input.from", hint="swap them, or omit `to` to replay up to the head")
+    out = [(d, c)]
+    while c.seq > lo:
+        d = c.parent
+        c = read_commit(tx, d)
+        out.append((d, c))
+    out.reverse()
+    return out
+
+
+def recorded_replies(tx: Tx, commits: list[Commit]) -> dict[bytes, dict[str, Any]]:
+    """``{request digest: reply}`` of every LLM exchange recorded in ``commits``."""
+    out: dict[bytes, dict[str, Any]] = {}
+    for c in commits:
+        if c.op == "agent:run":
+            for ex in tx.materialize(c.input).get("llm", []):
+                out.setdefault(ex["request"], ex["reply"])
+    return out
+
+
+def _rederive(engine: Engine, tx: Tx, aid: str, c: Commit) -> dict[str, Any]:
+    """The record after commit ``c``, re-derived from its parent through the one ``apply``."""
+    parent = None if c.parent is None else A.opened(tx, tx.load_root(read_commit(tx, c.parent).root))
+    ctx = Context(ts=c.ts, caller=c.caller, agent_id=aid, load=lambda h: engine.opened_at(tx, h))
+    return apply(tx, parent, decode(c.op, tx.materialize(c.input)), ctx)
+
+
+async def replay(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) -> dict:
+    if inp.into is not None:
+        return await what_if(engine, caller, inp, job)
+    tx = engine.tx()
+    commits = _range(engine, tx, caller, inp.agentId, inp.from_, inp.to)
+    out: dict[str, Any] = {"agentId": inp.agentId, "replayed": 0, "identical": True, "divergence": None}
+    for i, (_, c) in enumerate(commits):
+        if i % 256 == 255:
+            await asyncio.sleep(0)  # a long replay must not stall the server
+        rtx = engine.tx()
+        try:
+            got = rtx.put_root(_rederive(engine, rtx, inp.agentId, c))
+        except (ReplayError, UnknownEvent, CycleError, LatticeError, msgspec.ValidationError, KeyError,
+                TypeError) as e:
+            out.update(identical=False, divergence={"seq": c.seq, "path": "", "expected": c.root.data.hex(),
+                                                    "got": f"cannot replay {c.op}: {e}"})
+            break
+        out["replayed"] += 1
+        if got != c.root:
+            (first, *_), _ = tree_diff(rtx, rtx.raw_root(c.root), rtx.raw_root(got), limit=1, value_max=1024)
+            out.update(identical=False, divergence={
+                "seq": c.seq, "path": first["path"], "expected": first.get("before", first.get("beforeSize")),
+                "got": first.get("after", first.get("afterSize"))})
+            break
+    done = finish(job, COMPLETE, engine.clock(), output=out)
+    engine.jobs.remember(caller, done)
+    return done
+
+
+async def what_if(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) -> dict:
+    """Fork the agent at ``from`` into ``into`` (config merged) and re-apply the recorded
+    tasks, messages and triggers after ``from`` in order, each run to its end; the model
+    is called live except where a request is byte-identical to a recorded one."""
+    if inp.from_ is None:
+        raise Rejected("invalid_input", "`from` is required with `into`", path="$.input.from",
+                       hint="the new agent is forked at `from`")
+    tx = engine.tx()
+    commits = _range(engine, tx, caller, inp.agentId, inp.from_, None)
+    start, later = commits[0][1], commits[1:]
+    fork = await engine.invoke(REGISTRY["agent:fork"], O.ForkInput(
+        sourceId=inp.agentId, agentId=inp.into, config=inp.config, at=start.seq), caller)
+    if fork["status"] != COMPLETE:
+        e = fork["error"]
+        raise OpError(e["code"], e["message"], path="$.input.into" if e["code"] == "conflict" else e.get("path"),
+                      hint=e.get("hint"))
+    sandbox = Sandbox(recorded_replies(tx, [c for _, c in later]))
+    inputs = [(c, tx.materialize(c.input)) for _, c in later]
+    cancelled = {i["taskId"] for c, i in inputs if c.op == "agent:cancelTask"}  # never completed in the source
+    engine.sandboxes[(caller, inp.into)] = sandbox
+    replayed, diverged = 0, []
+    try:
+        for c, i in inputs:
+            live = sandbox.live
+            if c.op == "agent:request" and i["taskId"] not in cancelled:
+                await engine.invoke(REGISTRY["agent:request"], O.RequestInput(
+                    agentId=inp.into, input=i["input"], wait=True), caller)
+            elif c.op == "agent:message":
+                await deliver(engine, caller, inp.into, i["messages"] if "messages" in i else [i["message"]],
+                              i.get("from", c.caller))
+            elif c.op == "agent:trigger" and i["triggerId"] not in cancelled:
+                await engine.invoke(REGISTRY["agent:trigger"], O.TriggerInput(agentId=inp.into, wait=True), caller)
+            else:
+                continue
+            status = await engine.idle(caller, inp.into)
+            replayed += 1
+            if sandbox.live > live:
+                diverged.append(c.seq)
+            if status != A.SLEEPING:
+                break  # suspended (its error is on the agent) or gone: stop here
+    finally:
+        engine.sandboxes.pop((caller, inp.into), None)
+    done = finish(job, COMPLETE, engine.clock(), output={"agentId": inp.into, "replayed": replayed,
+                                                         "diverged": diverged})
+    engine.jobs.remember(caller, done)
+    return done
+
+
+HANDLERS = {"agent:history": history, "agent:diff": diff, "agent:replay": replay}

@@ -1,0 +1,138 @@
+"""The unit of work: read heads, stage records, commit them all at once with compare-and-swap.
+
+Every change goes through :meth:`Units.run`: a *unit* (:class:`Unit`) reads
+heads, stages new records, and commits them together, each ref moved by
+compare-and-swap. On a lost race the unit's function is run again on the new
+heads, so work that arrived meanwhile (a task added during an LLM call) is
+merged, never lost or duplicated. After a commit every moved ref is announced
+(:class:`~ops.engine.notify.Notifier`) and the commit hooks run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+from lattice.commits import Commit, read_commit, write_commit
+from lattice.nodes import ObjectCache, Tx
+from lattice.store import RefUpdate
+
+from ..domain import agent as A
+from ..domain.errors import OpError
+
+__all__ = ["Unit", "Units", "MAX_RETRIES"]
+
+#: lost compare-and-swap races a unit is re-run after, before it fails with ``conflict``
+MAX_RETRIES = 64
+
+
+class Unit:
+    """One optimistic transaction over several refs.
+
+    Attributes:
+        store: the store. tx: stages objects (and reads through the cache).
+        ts: the unit's time, Unix ms (every commit of the unit carries it).
+        caller: recorded in every commit. heads: ``ref -> (digest, commit)`` as read.
+        writes: ``ref -> (record, op, input)`` staged, or None for a removal.
+    """
+
+    __slots__ = ("store", "tx", "ts", "caller", "heads", "writes")
+
+    def __init__(self, store: Any, ts: int, caller: str, cache: ObjectCache | None = None):
+        self.store, self.tx, self.ts, self.caller = store, Tx(store, cache), ts, caller
+        self.heads: dict[str, tuple[bytes | None, Commit | None]] = {}
+        self.writes: dict[str, tuple[Any, str, Any] | None] = {}
+
+    def head(self, name: str) -> tuple[bytes | None, Commit | None]:
+        """``(digest, commit)`` of ``name``'s head as this unit sees it (read once)."""
+        h = self.heads.get(name)
+        if h is None:
+            d = self.store.ref(name)
+            h = (d, read_commit(self.tx, d) if d is not None else None)
+            self.heads[name] = h
+        return h
+
+    def read(self, name: str) -> Any:
+        """The record at ``name`` as staged in this unit, else at its head; None if absent.
+        Agent records (``g/``) come opened (:func:`ops.domain.agent.opened`)."""
+        if name in self.writes:
+            w = self.writes[name]
+            return None if w is None else w[0]
+        _, c = self.head(name)
+        if c is None:
+            return None
+        rec = self.tx.load_root(c.root)
+        return A.opened(self.tx, rec) if name.startswith("g/") else rec
+
+    def write(self, name: str, record: Any, op: str, input: Any = None) -> None:
+        """Stage ``record`` at ``name``; the commit records the event (op, input) of the
+        *first* write to ``name`` in this unit (later writes are part of that event)."""
+        self.head(name)
+        prev = self.writes.get(name)
+        if prev is not None:
+            op, input = prev[1], prev[2]
+        self.writes[name] = (record, op, input)
+
+    def remove(self, name: str) -> None:
+        """Stage the removal of ``name``."""
+        self.head(name)
+        self.writes[name] = None
+
+    def updates(self) -> list[RefUpdate]:
+        """The ref updates to commit (a record equal to its head's is not committed again)."""
+        ups = []
+        for name, w in self.writes.items():
+            d, c = self.heads[name]
+            if w is None:
+                if d is not None:
+                    ups.append(RefUpdate(name, d, None))
+                continue
+            record, op, input = w
+            root = self.tx.put_root(record)
+            if c is not None and c.root == root:
+                continue
+            cd, _ = write_commit(self.tx, parent=d, parent_commit=c, root=root, ts=self.ts,
+                                 op=op, input=input, caller=self.caller)
+            ups.append(RefUpdate(name, d, cd))
+        return ups
+
+
+class Units:
+    """Runs units against a store: the CAS retry loop and the after-commit announcements.
+
+    Args:
+        store: the store. cache: the shared object cache. clock: Unix ms.
+        notify: called with each ref a commit moved.
+    """
+
+    def __init__(self, store: Any, cache: ObjectCache, clock: Callable[[], int], notify: Callable[[str], None]):
+        self.store, self.cache, self.clock, self._notify = store, cache, clock, notify
+        self.hooks: list[Callable[[str, Unit], None]] = []
+
+    async def run(self, caller: str, fn: Callable[[Unit], Any]) -> Any:
+        """Run ``fn`` in a unit and commit it, re-running it on lost races; return its result.
+
+        Shielded: a caller that goes away (a client disconnecting cancels its
+        request) never interrupts a commit between the store and the wake-ups
+        that follow it.
+
+        Raises:
+            OpError: ``conflict`` after :data:`MAX_RETRIES` lost races; whatever ``fn`` raises.
+        """
+        return await asyncio.shield(self._run(caller, fn))
+
+    async def _run(self, caller: str, fn: Callable[[Unit], Any]) -> Any:
+        for attempt in range(MAX_RETRIES):
+            u = Unit(self.store, self.clock(), caller, self.cache)
+            result = fn(u)
+            ups = u.updates()
+            if not ups:
+                return result
+            if await self.store.acommit(u.tx.objects, ups):
+                for hook in self.hooks:
+                    hook(caller, u)
+                for name in u.writes:
+                    self._notify(name)
+                return result
+            await asyncio.sleep(0 if attempt < 4 else 0.001 * attempt)
+        raise OpError("conflict", f"gave up after {MAX_RETRIES} lost compare-and-swap races", hint="retry the request")
