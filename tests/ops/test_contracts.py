@@ -7,12 +7,11 @@ import doctest
 import msgspec
 import pytest
 
-from ops.domain import jobs, operations  # noqa: F401
+from ops.domain import jobs
 from ops.domain.contracts import REGISTRY, decode_input, input_schema, lookup
 from ops.domain.errors import Rejected
 from ops.domain.jobs import JobIds, normalize_job_id
 from ops.engine.handlers import HANDLERS
-from ops.engine.runtime import Runtime
 
 SEED_OPERATIONS = {
     "agent:trigger", "agent:request", "agent:message", "agent:create", "agent:update", "agent:fork",

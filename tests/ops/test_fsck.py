@@ -14,7 +14,6 @@ from lattice.fsck import fsck
 from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
 from lattice.nodes import Tx
-from ops.domain import operations  # noqa: F401
 from ops.domain.check import make_check_head
 from ops.domain.contracts import decode_input, lookup
 from ops.engine.runtime import Runtime

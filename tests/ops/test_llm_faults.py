@@ -11,7 +11,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from lattice.memory import MemoryStore
-from ops.domain import operations  # noqa: F401
 from ops.domain.contracts import decode_input, lookup
 from ops.llm import make_adapter
 from ops.engine.runtime import Runtime

@@ -9,32 +9,14 @@ from typing import Any
 from lattice.fsck import fsck
 from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
-from ops.domain import operations  # noqa: F401
 from ops.domain.check import make_check_head
-from ops.domain.contracts import decode_input, lookup
 from ops.llm import LlmReply
 from ops.engine.runtime import Limits, Runtime
-
-CALLER = "local"
+from tests.ops.helpers import CALLER, call, out, scripted
 
 
 def runtime(store: Any = None, **kw: Any) -> Runtime:
     return Runtime(store or MemoryStore(), **kw)
-
-
-async def call(rt: Runtime, op: str, caller: str = CALLER, **inp: Any) -> dict:
-    c = lookup(op)
-    return await rt.invoke(c, decode_input(c, inp), caller)
-
-
-async def out(rt: Runtime, op: str, **inp: Any) -> Any:
-    job = await call(rt, op, **inp)
-    assert job["status"] == "COMPLETE", job
-    return job["output"]
-
-
-def scripted(*rules: dict) -> dict:
-    return {"model": {"provider": "scripted", "rules": list(rules)}}
 
 
 async def test_messages_to_itself_and_twice_to_another_replay_identical() -> None:

@@ -12,30 +12,9 @@ from aiohttp import web
 
 from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
-from ops.domain import operations  # noqa: F401
-from ops.domain.contracts import decode_input, lookup
 from ops.llm import LlmReply, make_adapter
 from ops.engine.runtime import Runtime
-
-CALLER = "local"
-
-
-async def call(rt: Runtime, op: str, **inp: Any) -> dict:
-    c = lookup(op)
-    return await rt.invoke(c, decode_input(c, inp), CALLER)
-
-
-async def read(rt: Runtime, path: str) -> Any:
-    out = (await call(rt, "covia:read", path=path))["output"]
-    return out["value"] if out["exists"] else None
-
-
-async def until(pred, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not await pred():
-        assert loop.time() < end, "condition not reached in time"
-        await asyncio.sleep(0.005)
+from tests.ops.helpers import CALLER, call, read, until
 
 
 class Gate:
@@ -59,13 +38,6 @@ class Gate:
 
 
 @pytest.fixture
-async def rt():
-    r = Runtime(MemoryStore())
-    await r.start()
-    yield r
-    await r.close()
-
-
 async def test_work_arriving_during_llm_call_is_merged_not_lost(rt: Runtime) -> None:
     gate = Gate()
     rt.adapter_factory = gate
@@ -365,7 +337,6 @@ async def test_missing_api_key_env_suspends_with_config_error(rt: Runtime) -> No
     await call(rt, "agent:request", agentId="A", input="x", wait=True)
     err = (await read(rt, "g/A"))["error"]
     assert err["code"] == "llm_config" and "NOPE_API_KEY" in err["message"]
-
 
 
 async def test_api_key_env_must_name_an_api_key_variable(rt: Runtime) -> None:

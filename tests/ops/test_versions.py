@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,12 +14,10 @@ from lattice.digest import digest
 from lattice.memory import MemoryStore
 from lattice.nodes import Tx
 from lattice.store import RefUpdate
-from ops.domain import operations  # noqa: F401
 from ops.domain.contracts import decode_input, lookup
 from ops.domain.errors import Rejected
 from ops.engine.runtime import Runtime
-
-CALLER = "local"
+from tests.ops.helpers import CALLER, call, out
 
 TOOLS_MODEL = {"provider": "scripted", "rules": [
     {"when": "note", "toolCalls": [{"name": "covia_write", "arguments": {"path": "w/memo/last", "value": "done"}},
@@ -32,30 +29,12 @@ TOOLS_MODEL = {"provider": "scripted", "rules": [
     {"content": "fine"}]}
 
 
-async def call(rt: Runtime, op: str, **inp: Any) -> dict:
-    c = lookup(op)
-    return await rt.invoke(c, decode_input(c, inp), CALLER)
-
-
-async def out(rt: Runtime, op: str, **inp: Any) -> Any:
-    job = await call(rt, op, **inp)
-    assert job["status"] == "COMPLETE", job
-    return job["output"]
-
-
 async def idle(rt: Runtime, *agents: str) -> None:
     for a in agents:
         await rt.idle(CALLER, a)
 
 
 @pytest.fixture
-async def rt():
-    r = Runtime(MemoryStore())
-    await r.start()
-    yield r
-    await r.close()
-
-
 async def test_reads_at_a_version_see_what_a_read_then_saw(rt: Runtime) -> None:
     await out(rt, "agent:create", agentId="A", config={"model": TOOLS_MODEL}, state={"k": 1})
     seen = {}

@@ -1,0 +1,118 @@
+"""Pinned digests of a fixed agent history: encoding is identity.
+
+Every operation of the protocol, tool calls (workspace writes and reads, messages to
+another agent and to itself, complete_task, fail_task), a failed run and its
+recovery, a cancelled task, forks at a version and at the head, workspace edits,
+an overwrite and a removal, with a fixed clock and fixed job ids. Every ref head's
+digest is pinned: any change that would re-hash stores (the codec, a threshold, a
+record's fields, an event's recorded shape, the order a transition applies things)
+fails here loudly. Change the pins only on purpose, with a format version
+(``lattice.codec``) and a note on migrating stores.
+
+The pins were computed on the code before the architecture split (9292515) and
+hold after it: the split changed no byte of any store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import blake3
+
+from lattice.memory import MemoryStore
+from ops.domain.jobs import JobIds
+from ops.engine.runtime import Runtime
+from tests.ops.helpers import call, out
+
+SCRIPT = {"provider": "scripted", "rules": [
+    {"when": "write", "toolCalls": [{"name": "covia_write", "arguments": {"path": "w/notes/a", "value": {"x": 1}}}]},
+    {"when": "written", "toolCalls": [{"name": "agent_message", "arguments": {"agentId": "B", "message": "hi B"}},
+                                      {"name": "agent_message", "arguments": {"agentId": "S", "message": "self"}}]},
+    {"when": "delivered", "toolCalls": [{"name": "complete_task", "arguments": {"output": {"done": True}}}]},
+    {"when": "fail", "toolCalls": [{"name": "fail_task", "arguments": {"error": "nope"}}]},
+    {"when": "read", "toolCalls": [{"name": "covia_read", "arguments": {"path": "w/notes"}},
+                                   {"name": "covia_list", "arguments": {"path": "w"}}]},
+    {"content": "ok"}]}
+
+#: head commit digest of each agent and of the workspace
+HEADS = {
+    "g/local/A": "97d70d7faf5bd4b06e0b9397623bc8e7262b271984f8b0ac7dc2859a005071d9",
+    "g/local/B": "09ad3d780d96905672f07c6af982359917cf1bc8ae47bef6e5121fd7c5f0ae50",
+    "g/local/E": "2cdafe38616fe1a5c3a26f757f07276de5b7a61e55a9bb504746c61a4810df96",
+    "g/local/F": "e7aceb5a3b297ea9ccbf2381d69f69fedc4892224078d4f68a408b03d3143062",
+    "g/local/G": "e19f1dec090d9df26b81e8338ab68f546bdeb6df37c63fff93aab43b78094439",
+    "g/local/S": "1abfae96489b31d90a95b3e7ca0c3ea25a20ac1db9e228900e50607d8e98bff8",
+    "w/local": "8fab82932c08c1d578a1bb5c92431670377b243e94aa31b0b1261a8bc87decc1",
+}
+#: 29 stored job records: blake3 over their sorted "ref=head" lines
+JOBS = ("j/local/", 29, "65901257aa0d9dd959b3799c2c43dc6cd977ada6cf8d30f62f08b2103480ab81")
+
+
+async def build() -> Runtime:
+    now = [1_750_000_000_000]
+    counter = itertools.count(1)
+    rt = Runtime(MemoryStore(), clock=lambda: now[0], job_ids=JobIds(lambda n: next(counter).to_bytes(n, "big")))
+    await rt.start()
+
+    async def step(op: str, **inp):
+        now[0] += 1000
+        job = await call(rt, op, **inp)
+        for a in list(rt.running()):  # let every run this step started commit
+            await rt.idle(*a)
+        for _ in range(50):
+            await asyncio.sleep(0)
+        return job
+    await step("agent:create", agentId="A", config={"systemPrompt": "be brief"},
+               state={"history": [{"role": "user", "content": "earlier"}], "k": [1, 2, 3]})
+    await step("agent:create", agentId="B", config="echo")
+    await step("agent:create", agentId="S", config={"model": SCRIPT})
+    await step("agent:request", agentId="A", input={"q": "what?", "n": list(range(5))}, wait=True)
+    await step("agent:request", agentId="A", input="x" * 600, wait=True)
+    await step("agent:message", agentId="A", message="note this")
+    await step("agent:trigger", agentId="A", wait=True)
+    await step("agent:update", agentId="A", config={"systemPrompt": "be verbose"}, state={"k2": "v"})
+    await step("agent:request", agentId="S", input="please write", wait=True)
+    await step("agent:request", agentId="S", input="please fail", wait=True)
+    await step("agent:request", agentId="S", input="please read", wait=True)
+    await step("agent:suspend", agentId="B")
+    await step("agent:request", agentId="B", input="queued", wait=False)
+    j = await step("agent:request", agentId="B", input="to cancel", wait=False)
+    await step("agent:cancelTask", agentId="B", taskId=j["jobId"])
+    await step("agent:resume", agentId="B")
+    await step("agent:fork", sourceId="A", agentId="F", at=3, config={"systemPrompt": "forked"}, includeTimeline=True)
+    await step("agent:fork", sourceId="A", agentId="G")
+    await step("agent:create", agentId="E", config={"model": {"provider": "error", "message": "boom"}})
+    await step("agent:request", agentId="E", input="fails", wait=True)
+    await step("agent:update", agentId="E", config={"model": {"provider": "echo"}})
+    await step("agent:resume", agentId="E")
+    await step("covia:write", path="w/docs/x", value={"big": "y" * 400, "list": list(range(40))})
+    await step("covia:append", path="w/log", value="one")
+    await step("covia:append", path="w/log", value="two")
+    await step("covia:delete", path="w/docs/x/list")
+    await step("agent:delete", agentId="G")
+    await step("agent:create", agentId="A2", config="echo", overwrite=True)
+    await step("agent:delete", agentId="A2", remove=True)
+    return rt
+
+
+def jobs_digest(refs: dict[str, str]) -> tuple[str, int, str]:
+    lines = sorted(f"{n}={d}" for n, d in refs.items() if n.startswith(JOBS[0]))
+    return JOBS[0], len(lines), blake3.blake3("\n".join(lines).encode()).hexdigest()
+
+
+async def test_a_fixed_history_has_pinned_digests() -> None:
+    rt = await build()
+    refs = {name: d.hex() for name, d in rt.store.refs("")}
+    await rt.close()
+    assert {n: d for n, d in refs.items() if not n.startswith("j/")} == HEADS
+    assert jobs_digest(refs) == JOBS
+
+
+async def test_the_fixed_history_replays_identical() -> None:
+    rt = await build()
+    for name in HEADS:
+        if name.startswith("g/"):
+            r = await out(rt, "agent:replay", agentId=name.split("/")[2])
+            assert r["identical"] is True and r["divergence"] is None, (name, r)
+    await rt.close()
