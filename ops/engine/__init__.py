@@ -1,0 +1,3 @@
+"""The shell: the unit of work, change notification, the scheduler of run loops, the job
+index, limits, config resolution, the run loop and the operation handlers, wired by the
+:class:`~ops.engine.runtime.Runtime` facade."""
