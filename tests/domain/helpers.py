@@ -13,15 +13,21 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import msgspec
+
+from lattice.codec import encode
+from lattice.digest import digest
 from lattice.memory import MemoryStore
 from lattice.nodes import Tx
 from ops.domain import agent as A
+from ops.domain.cycle import Cycle, Outcome
 from ops.domain.events import Context
 from ops.domain.jobs import new_job_id
+from ops.domain.models import LlmReply, ToolCall
 
 __all__ = ["T0", "TS", "CALLER", "AID", "new_tx", "reopen", "tid", "ctx", "Builder", "BUILDERS", "missing",
            "sleeping", "running", "running_trigger", "running_message", "suspended", "suspended_with_work",
-           "failed", "asleep_with_work", "terminated", "terminated_with_inbox", "with_tasks", "busy", "big"]
+           "failed", "asleep_with_work", "terminated", "terminated_with_inbox", "with_tasks", "busy", "big", "call", "say", "drive"]
 
 T0 = 1_712_930_400_000  # record creation time (Unix ms)
 TS = T0 + 60_000  # the time of the event or command under test
@@ -165,3 +171,38 @@ big = busy(tasks=40, messages=40, status=A.SUSPENDED)
 BUILDERS: dict[str, Builder] = {f.__name__: f for f in (
     missing, sleeping, asleep_with_work, running, running_trigger, running_message, suspended,
     suspended_with_work, failed, terminated, terminated_with_inbox)}
+
+
+# -- driving a Cycle by hand, as the engine does live ------------------------------------------
+
+def call(name: str, id: str = "c1", invalid: str | None = None, **arguments: Any) -> ToolCall:
+    """A tool call the model asks for."""
+    return ToolCall(id=id, name=name, arguments=arguments, invalid=invalid)
+
+
+def say(content: str | None = None, *calls: ToolCall) -> LlmReply:
+    """A model reply: text and/or tool calls."""
+    return LlmReply(content=content, toolCalls=list(calls))
+
+
+def drive(cycle: Cycle, replies: list[LlmReply], io: Callable[[ToolCall], str] = lambda c: "ok") -> Outcome:
+    """Run ``cycle`` to its end with scripted ``replies``; ``io`` answers the I/O tools.
+
+    Records the exchanges as the live engine does: ``llm`` gets ``{request: digest
+    of the canonical request, reply}``, ``tools`` the I/O results, ``outbox`` the
+    ``agent_message`` calls. Raises ``StopIteration`` when the script runs out.
+    """
+    out = Outcome(cycle.new, llm=[], tools=[], ws_edits=[], outbox=[])
+    script = iter(replies)
+    while (request := cycle.request()) is not None:
+        reply = next(script)
+        out.llm.append({"request": digest(encode(request)), "reply": msgspec.to_builtins(reply)})
+        for c in cycle.reply(reply.content, reply.toolCalls):
+            text = cycle.pure(c)
+            if text is None:
+                if c.name == "agent_message":
+                    out.outbox.append((c.arguments["agentId"], c.arguments["message"]))
+                text = io(c)
+                out.tools.append(text)
+            cycle.tool_result(c, text)
+    return out.finish(cycle)
