@@ -255,7 +255,11 @@ def settle(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 class Work(msgspec.Struct, frozen=True):
-    """What one run consumes: the oldest task, every inbox message, every trigger."""
+    """What one run consumes: the oldest task, every inbox message, every trigger.
+
+    Plain data (no collection handles): a task input of any size goes to the
+    model as JSON and into the timeline as it came.
+    """
 
     task_id: str | None
     task: dict[str, Any] | None
@@ -267,8 +271,8 @@ def pick_work(tx: Tx, rec: dict[str, Any]) -> Work:
     """The work of the next run: the oldest task (job ids sort by time), all messages, all triggers."""
     tasks = rec["tasks"]
     task_id = map_keys(tasks)[0] if map_len(tasks) else None
-    task = map_get(tx, tasks, task_id) if task_id else None
-    return Work(task_id, task, list(seq_iter(tx, rec["inbox"])), list(rec.get("triggers", [])))
+    task = tx.plain(map_get(tx, tasks, task_id)) if task_id else None
+    return Work(task_id, task, [tx.plain(m) for m in seq_iter(tx, rec["inbox"])], list(rec.get("triggers", [])))
 
 
 def timeline_entry(*, start: int, end: int, op: str, work: Work, result: Any,

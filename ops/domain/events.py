@@ -208,7 +208,8 @@ class Context(msgspec.Struct, frozen=True):
 def run_work(tx: Tx, base: dict[str, Any], event: RunCompleted) -> A.Work:
     """The :class:`~ops.domain.agent.Work` a recorded run consumed, rebuilt from its base record."""
     task = {"input": event.task} if event.taskId is not None else None
-    return A.Work(event.taskId, task, list(seq_iter(tx, base["inbox"], 0, event.messages)), list(event.triggers))
+    return A.Work(event.taskId, task, [tx.plain(m) for m in seq_iter(tx, base["inbox"], 0, event.messages)],
+                  list(event.triggers))
 
 
 def apply(tx: Tx, rec: dict[str, Any] | None, event: Event, ctx: Context,

@@ -98,13 +98,13 @@ async def run_loop(engine: Engine, caller: str, aid: str) -> None:
                 if exc is None:
                     await complete(engine, caller, aid, base, rec, work, cycle.result(), start)
                 else:
-                    await fail(engine, caller, aid, base, exc)
+                    await fail(engine, caller, aid, base, exc, work.task_id)
             except (LatticeError, OpError) as e:  # the run's result cannot be stored (or merged)
-                await fail(engine, caller, aid, base, e)
+                await fail(engine, caller, aid, base, e, work.task_id)
     except asyncio.CancelledError:
         raise
     except Exception as e:  # a bug: say so, and do not leave the agent RUNNING
-        log.exception("run loop of %s/%s crashed", caller, aid)
+        log.exception("run loop of agent %r (caller %r) crashed", aid, caller)
         try:
             await fail(engine, caller, aid, None, e)
         except Exception:
@@ -167,18 +167,22 @@ def _current(u: Unit, caller: str, aid: str, base: bytes | None) -> dict[str, An
     return rec
 
 
-def _error_of(caller: str, aid: str, exc: BaseException) -> dict[str, Any]:
+def _error_of(caller: str, aid: str, task_id: str | None, exc: BaseException) -> dict[str, Any]:
+    """The error a failed run records. A bug (anything but the documented failures) is an
+    ``internal_error`` whose traceback is logged with the caller, agent and task ids."""
     if isinstance(exc, (LlmError, CycleError, OpError, LatticeError)):
         return {"code": exc.code, "message": exc.message}
     if isinstance(exc, msgspec.ValidationError):
         return {"code": "invalid_config", "message": f"agent config: {exc}"}
-    log.error("run of %s/%s failed with %s", caller, aid, type(exc).__name__)
+    log.error("run of agent %r (caller %r, task %s) failed with %s", aid, caller, task_id or "-",
+              type(exc).__name__, exc_info=exc)
     return {"code": "internal_error", "message": f"the run failed ({type(exc).__name__}); see the server log"}
 
 
-async def fail(engine: Engine, caller: str, aid: str, base: bytes | None, exc: BaseException) -> None:
+async def fail(engine: Engine, caller: str, aid: str, base: bytes | None, exc: BaseException,
+               task_id: str | None = None) -> None:
     """Commit a failed run: ``RunFailed`` (error recorded, agent suspended, work kept)."""
-    error = _error_of(caller, aid, exc)
+    error = _error_of(caller, aid, task_id, exc)
 
     def fn(u: Unit) -> None:
         rec = _current(u, caller, aid, base)

@@ -66,7 +66,8 @@ def io_tool(engine: Engine, caller: str, call: Any, out: Outcome) -> str:
             return "written"
         v = Missing if ws is Missing else read_path(tx, ws, segs)
         if name == "covia_read":
-            text = "null (nothing at that path)" if v is Missing else msgspec.json.encode(tx.materialize(v)).decode()
+            text = "null (nothing at that path)" if v is Missing else \
+                msgspec.json.encode(tx.materialize(v), order="sorted").decode()  # maps in key order, whatever their size
         else:
             text = msgspec.json.encode(describe(tx, v, 0, 1000)).decode()
         return text[:TOOL_TEXT_MAX]
