@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -266,6 +267,43 @@ class StoreContract:
         assert next(it)[0] == "p/1"
         store.commit({}, [RefUpdate("p/2", d, None), RefUpdate("p/3", None, d)])
         assert [n for n, _ in it] == ["p/2"]
+
+    def test_random_commits_agree_with_a_dict_model(self, store):
+        """Seeded random commits (several objects and CAS updates each, some stale, some
+        invalid) give the same results, refs and objects as a dict model."""
+        rnd = random.Random(20240601)
+        names = ["a", "a/1", "a/2", "ab", "b/\u00e9", "c/\U0001f600"]
+        pool = [_obj(f"object {i}".encode() * (i + 1)) for i in range(24)]
+        refs: dict[str, bytes] = {}
+        stored: set[bytes] = set()
+        for step in range(300):
+            objects = dict(rnd.sample(pool, rnd.randint(0, 3)))
+            updates = []
+            for name in rnd.sample(names, rnd.randint(0, 3)):
+                current = refs.get(name)
+                expected = current if rnd.random() < 0.75 else rnd.choice([None, rnd.choice(pool)[0]])
+                new = None if rnd.random() < 0.15 else rnd.choice(pool)[0]
+                updates.append(RefUpdate(name, expected, new))
+            invalid = rnd.random() < 0.05
+            if invalid:
+                objects[rnd.choice(pool)[0]] = b"not its bytes"
+                with pytest.raises(InvalidValue):
+                    store.commit(objects, updates)
+            else:
+                ok = all(refs.get(u.name) == u.expected for u in updates)
+                assert store.commit(objects, updates) is ok, f"step {step}: {updates}"
+                if ok:
+                    stored.update(objects)
+                    for u in updates:
+                        if u.new is None:
+                            refs.pop(u.name, None)
+                        else:
+                            refs[u.name] = u.new
+            assert list(store.refs()) == sorted(refs.items()), f"step {step}"
+            assert list(store.refs("a/")) == sorted((n, d) for n, d in refs.items() if n.startswith("a/"))
+            assert {d for d, _ in pool if store.has(d)} == stored, f"step {step}"
+        for d in stored:
+            assert store.get(d) == dict(pool)[d]
 
     # --------------------------------------------------------- durability
 
