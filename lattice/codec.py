@@ -23,7 +23,11 @@ from .errors import InvalidValue
 
 __all__ = ["Link", "encode", "decode", "FORMAT_VERSION"]
 
-#: Version of the object format; carried in every commit.
+#: Version of the stored format (this canonical encoding plus the object layout
+#: of :mod:`lattice.nodes`); carried in every commit. Bump it, with a migration,
+#: whenever the canonical bytes of any value change: the golden tests
+#: (``tests/lattice/test_golden.py``) pin the digests of version N and fail
+#: loudly on any change that would re-hash existing stores.
 FORMAT_VERSION = 1
 
 #: A link to another object: ``Link(kind, digest)``.

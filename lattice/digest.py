@@ -33,4 +33,7 @@ def from_hex(text: str) -> bytes:
         text = text[2:]
     if len(text) != 2 * DIGEST_SIZE:
         raise ValueError(f"expected {2 * DIGEST_SIZE} hex characters, got {len(text)}")
-    return bytes.fromhex(text)
+    d = bytes.fromhex(text)
+    if len(d) != DIGEST_SIZE:  # fromhex skips whitespace
+        raise ValueError(f"expected {2 * DIGEST_SIZE} hex characters, got whitespace in {text!r}")
+    return d

@@ -8,6 +8,7 @@ these methods as plain functions. A backend stores two things:
   compare-and-swap inside :meth:`Store.commit`.
 
 Backends: :class:`lattice.memory.MemoryStore`, :class:`lattice.lmdb.LmdbStore`.
+Every backend runs the contract suite :class:`lattice.testing.StoreContract`.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class Store(Protocol):
         """:meth:`commit` for an event loop (never blocks the loop on I/O)."""
 
     def close(self) -> None:
-        """Release the backend's resources; further calls are errors."""
+        """Release the backend's resources. Idempotent; other calls after it are errors."""
 
 
 def check_object(d: bytes, data: bytes) -> bytes:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lattice.codec import FORMAT_VERSION, Link, encode
 from lattice.commits import Commit, find, log, read_commit, write_commit
@@ -265,3 +269,20 @@ def test_jump_pointers_are_stored_only_where_they_skip():
     assert 0 < len(skips) < 64
     for c in skips:
         assert c.skipSeq < c.seq - 1 and read_commit(store, c.skip).seq == c.skipSeq
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 200), st.data())
+def test_find_agrees_with_walking_parents(n, data):
+    """For any chain length and any target, find returns the commit a parent walk reaches, in O(log n) reads."""
+    store = MemoryStore()
+    chain = _commit_chain(store, "a/P", [None] * n)
+    head = chain[-1][0]
+    counting = CountingStore(store)
+    for seq in data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=8)) + [0, n - 1]:
+        counting.gets = 0
+        assert find(counting, head, seq) == chain[seq]
+        assert counting.gets <= 2 * math.log2(n + 1) + 6  # a parent walk would take up to n
+    for _, c in chain:  # every jump lands on an ancestor
+        j, js = c.jump()
+        assert js <= max(c.seq - 1, 0) and (j is None or read_commit(store, j).seq == js)
