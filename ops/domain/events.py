@@ -118,6 +118,10 @@ class Messaged(_Ev):
     messages: list[str] | UnsetType = UNSET
     sender: str | UnsetType = msgspec.field(default=UNSET, name="from")
 
+    def __post_init__(self) -> None:
+        if (self.message is UNSET) == (self.messages is UNSET):
+            raise ValueError("an agent:message event has `message` or `messages`, not both nor neither")
+
     def texts(self) -> list[str]:
         return list(self.messages) if self.messages is not UNSET else [self.message]
 

@@ -32,7 +32,7 @@ PENDING, STARTED, COMPLETE, FAILED, CANCELLED, TIMEOUT = (
 STATUSES = (PENDING, STARTED, COMPLETE, FAILED, CANCELLED, TIMEOUT)
 TERMINAL = frozenset((COMPLETE, FAILED, CANCELLED, TIMEOUT))
 
-_ID = re.compile(r"^(0x)?[0-9a-fA-F]{32}$")
+_ID = re.compile(r"(0x)?[0-9a-fA-F]{32}")
 
 
 def new_job_id(ms: int, rand: bytes | None = None) -> str:
@@ -71,7 +71,7 @@ class JobIds:
 
 def normalize_job_id(text: str) -> str | None:
     """Return the canonical form (``0x`` + lowercase hex) of a job id, or None if malformed."""
-    if not isinstance(text, str) or not _ID.match(text):
+    if not isinstance(text, str) or not _ID.fullmatch(text):
         return None
     return "0x" + text[-32:].lower()
 

@@ -134,9 +134,7 @@ def test_decode_unknown_op(op: str) -> None:
     pytest.param("agent:run", {"triggers": [1]}, id="run-trigger-int"),
     pytest.param("agent:run", {"llm": {}}, id="run-llm-map"),
     pytest.param("agent:run", {"outbox": [[1, 2]]}, id="run-outbox-ints"),
-    pytest.param("agent:message", {"agentId": "A"}, id="message-without-text",
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: decode accepts a Messaged with neither `message` "
-                                         "nor `messages`; apply then puts UNSET in the inbox")),
+    pytest.param("agent:message", {"agentId": "A"}, id="message-without-text"),
 ])
 def test_decode_malformed(op: str, input: Any) -> None:
     with pytest.raises(E.UnknownEvent, match=op.split(":")[1]):
