@@ -22,17 +22,19 @@ makes it ``RUNNING``; a ``RUNNING`` agent without work goes back to
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from lattice.nodes import HMap, Tx, map_delete, map_keys, map_len, map_get, map_set, seq_append, seq_iter, seq_len
 
-from .models import EchoModel, ModelRef, check_key_env
+from .models import EchoModel, ModelRef, ScriptedCall, ScriptedRule, check_key_env
 
 __all__ = [
     "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED", "AGENT_STATUSES", "DEFAULT_OPERATION", "BUILTIN_TOOLS",
-    "AgentConfig", "check_config", "HistoryMessage", "check_history", "opened", "new_agent", "update", "fork",
+    "AgentConfig", "check_config", "FREE_CONFIG_KEYS", "unknown_config_key", "MANAGED_STATE_KEYS", "state_problem",
+    "HistoryMessage", "check_history", "opened", "new_agent", "update", "fork",
     "enqueue_task", "add_message", "add_trigger", "cancel_task", "cancel_trigger", "suspend", "resume", "terminate",
     "settle", "has_task", "queued", "has_work", "Work", "pick_work", "timeline_entry", "complete_cycle", "fail_cycle", "finish_run",
 ]
@@ -73,7 +75,9 @@ BUILTIN_TOOLS: dict[str, dict[str, Any]] = {
 
 
 class AgentConfig(msgspec.Struct, kw_only=True, frozen=True):
-    """The agent configuration keys the framework reads (other keys are kept as given).
+    """The agent configuration keys the framework reads. A config given by a caller may also
+    hold :data:`FREE_CONFIG_KEYS` (kept as given); any other key is refused
+    (:func:`unknown_config_key`).
 
     Attributes:
         model: structured model reference ``{"provider": ...}`` (default: echo).
@@ -110,6 +114,70 @@ def check_config(config: dict[str, Any]) -> AgentConfig:
     if err:
         raise msgspec.ValidationError(f"{err} - at `$.model.apiKeyEnv`")
     return cfg
+
+
+#: config keys besides the framework's: free-form, kept as given
+FREE_CONFIG_KEYS = ("description", "metadata")
+_MODEL_KEYS = {t.__struct_config__.tag: frozenset(t.__struct_fields__) | {"provider"} for t in ModelRef.__args__}
+_RULE_KEYS = frozenset(ScriptedRule.__struct_fields__)
+_CALL_KEYS = frozenset(ScriptedCall.__struct_fields__)
+
+
+def _unknown(path: str, key: str, known: Any) -> tuple[str, str, str]:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(sorted(known))}"
+    return f"{path}.{key}", f"unknown config key `{key}`", hint
+
+
+def unknown_config_key(config: dict[str, Any]) -> tuple[str, str, str] | None:
+    """The first key of a config map the framework does not know (a typo would otherwise
+    be kept and silently ignored): ``(path below the config, message, hint)``, or None.
+
+    Known: the :class:`AgentConfig` keys, :data:`FREE_CONFIG_KEYS`, each provider's model
+    ref keys, and a scripted model's rule and tool call keys.
+
+    >>> unknown_config_key({"systemPromt": "Be terse"})
+    ('.systemPromt', 'unknown config key `systemPromt`', 'did you mean `systemPrompt`?')
+    """
+    known = frozenset(AgentConfig.__struct_fields__) | frozenset(FREE_CONFIG_KEYS)
+    for k in config:
+        if k not in known:
+            return _unknown("", k, known)
+    model = config.get("model")
+    if not isinstance(model, dict) or model.get("provider") not in _MODEL_KEYS:
+        return None
+    for k in model:
+        if k not in _MODEL_KEYS[model["provider"]]:
+            return _unknown(".model", k, _MODEL_KEYS[model["provider"]])
+    for i, rule in enumerate(model.get("rules") or []) if model["provider"] == "scripted" else ():
+        for k in rule if isinstance(rule, dict) else ():
+            if k not in _RULE_KEYS:
+                return _unknown(f".model.rules[{i}]", k, _RULE_KEYS)
+        calls = rule.get("toolCalls") if isinstance(rule, dict) else None
+        for j, call in enumerate(calls if isinstance(calls, list) else []):
+            for k in call if isinstance(call, dict) else ():
+                if k not in _CALL_KEYS:
+                    return _unknown(f".model.rules[{i}].toolCalls[{j}]", k, _CALL_KEYS)
+    return None
+
+
+#: ``state`` keys a caller may not set: the framework manages them (``config`` has its own parameter)
+MANAGED_STATE_KEYS = ("config",)
+
+
+def state_problem(state: Any) -> tuple[str, str, str] | None:
+    """Why a caller-supplied ``state`` cannot be used: ``(path below state, message, hint)``, or None.
+    ``state`` must be a map (or null) and must not set a framework-managed key."""
+    if state is None:
+        return None
+    if not isinstance(state, dict):
+        return "", f"`state` must be a map of your own keys, got {type(state).__name__}", \
+            'wrap the value in a key, e.g. {"state": {"value": ...}}'
+    for k in MANAGED_STATE_KEYS:
+        if k in state:
+            return f".{k}", f"`state.{k}` is framework-managed", \
+                "change the configuration with the `config` parameter (merged into the current one)"
+    return None
 
 
 class HistoryMessage(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

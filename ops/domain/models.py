@@ -26,7 +26,8 @@ import msgspec
 
 __all__ = ["ToolCall", "LlmRequest", "LlmReply", "LlmError", "EchoModel", "ScriptedCall", "ScriptedRule",
            "ScriptedModel", "ErrorModel", "HangModel", "OpenAIModel", "ModelRef", "PROVIDERS", "KEY_ENV",
-           "MAX_RETRY_WAIT", "check_key_env"]
+           "MAX_RETRY_WAIT", "DEFAULT_BASE_URL", "DEFAULT_KEY_ENV", "check_key_env", "Connection", "Connections",
+           "ModelPolicyError"]
 
 
 class ToolCall(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -113,6 +114,9 @@ class HangModel(msgspec.Struct, frozen=True, tag="hang", tag_field="provider"):
 
 #: longest wait before a retry, seconds (a longer Retry-After is cut to this)
 MAX_RETRY_WAIT = 30.0
+#: an ``openai`` model ref's endpoint and key variable when it names neither
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
 
 class OpenAIModel(msgspec.Struct, frozen=True, tag="openai", tag_field="provider", forbid_unknown_fields=False):
@@ -123,6 +127,9 @@ class OpenAIModel(msgspec.Struct, frozen=True, tag="openai", tag_field="provider
         baseUrl: The API root; ``/chat/completions`` is appended.
         apiKeyEnv: Name of the environment variable holding the API key, or
             ``None`` to send no ``Authorization`` header (local servers).
+        connection: The name of a connection the operator declared
+            (:class:`Connection`): the server then supplies ``baseUrl`` and
+            ``apiKeyEnv``, and the config must not give them.
         timeout: Total seconds allowed per call; must be finite and > 0.
         temperature: Sampling temperature, omitted from the request if None.
         maxTokens: Sent as ``max_tokens``, omitted if None.
@@ -133,8 +140,9 @@ class OpenAIModel(msgspec.Struct, frozen=True, tag="openai", tag_field="provider
     """
 
     model: str
-    baseUrl: str = "https://api.openai.com/v1"
-    apiKeyEnv: str | None = "OPENAI_API_KEY"
+    baseUrl: str = DEFAULT_BASE_URL
+    apiKeyEnv: str | None = DEFAULT_KEY_ENV
+    connection: str | None = None
     timeout: float = 60.0
     temperature: float | None = None
     maxTokens: int | None = None
@@ -168,3 +176,121 @@ def check_key_env(name: str | None) -> str | None:
     if name is None or KEY_ENV.match(name):
         return None
     return f"apiKeyEnv {name!r} is not allowed: it must name a variable ending in _API_KEY (e.g. OPENAI_API_KEY)"
+
+
+# -- model connections the operator declares ------------------------------------------
+
+class Connection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An endpoint the operator declared (``lattice serve --models FILE``), named by agents'
+    ``model.connection``. Source: the operator's file (trusted).
+
+    Attributes:
+        baseUrl: the API root. apiKeyEnv: the environment variable holding its key
+            (None: no key). provider: the wire protocol (``openai``).
+    """
+
+    baseUrl: str
+    apiKeyEnv: str | None = None
+    provider: str = "openai"
+
+    def __post_init__(self) -> None:
+        if self.provider != "openai":
+            raise ValueError(f"provider {self.provider!r} is not one of: openai")
+        err = check_key_env(self.apiKeyEnv)
+        if err:
+            raise ValueError(err)
+
+
+class ModelPolicyError(Exception):
+    """A model ref the server will not serve: ``code`` (``forbidden``, ``invalid_config``),
+    ``message``, ``path`` (below the config) and ``hint``."""
+
+    def __init__(self, code: str, message: str, path: str, hint: str):
+        super().__init__(message)
+        self.code, self.message, self.path, self.hint = code, message, path, hint
+
+
+def _norm(url: str) -> str:
+    return url.rstrip("/")
+
+
+class Connections:
+    """The declared connections, and the rule a model ref must follow.
+
+    With ``strict`` (the server has several callers: tokens are on), model requests go only
+    to declared endpoints and each key only to the endpoint declared with it: an ``openai``
+    ref names a ``connection``, or its ``baseUrl`` and ``apiKeyEnv`` (defaults included) are
+    exactly a declared pair. Without ``strict`` (one local user), inline endpoints work too.
+
+    Args:
+        declared: ``{name: Connection}``. strict: see above.
+
+    >>> c = Connections({"oa": Connection(baseUrl="https://api.openai.com/v1", apiKeyEnv="OPENAI_API_KEY")}, True)
+    >>> c.check({"provider": "openai", "model": "m", "connection": "oa"}) is None
+    True
+    >>> c.check({"provider": "openai", "model": "m", "baseUrl": "http://evil.example/v1"}).code
+    'forbidden'
+    """
+
+    def __init__(self, declared: dict[str, Connection] | None = None, strict: bool = False):
+        self.declared, self.strict = dict(declared or {}), strict
+
+    @classmethod
+    def parse(cls, data: Any, strict: bool) -> "Connections":
+        """From the operator's JSON object ``{name: {baseUrl, apiKeyEnv?, provider?}}``.
+
+        Raises:
+            msgspec.ValidationError: the shape is wrong (the message says where).
+        """
+        return cls(msgspec.convert(data, dict[str, Connection]), strict)
+
+    def names(self) -> str:
+        return ", ".join(sorted(self.declared)) or "none declared (lattice serve --models FILE)"
+
+    def check(self, model: Any) -> ModelPolicyError | None:
+        """Why the server will not serve the raw model ref ``model`` (a config's ``model`` map), or None."""
+        if not isinstance(model, dict) or model.get("provider") != "openai":
+            return None
+        name = model.get("connection")
+        if name is not None:
+            if name not in self.declared:
+                return ModelPolicyError("invalid_config", f"no model connection {name!r}", ".model.connection",
+                                        f"declared connections: {self.names()}")
+            inline = [k for k in ("baseUrl", "apiKeyEnv") if k in model]
+            if inline:
+                return ModelPolicyError("invalid_config", f"give either `connection` or `{inline[0]}`, not both",
+                                        f".model.{inline[0]}", "the connection supplies the endpoint and its key")
+            return None
+        if not self.strict:
+            return None
+        base, key = _norm(model.get("baseUrl", DEFAULT_BASE_URL)), model.get("apiKeyEnv", DEFAULT_KEY_ENV)
+        if any(_norm(c.baseUrl) == base and c.apiKeyEnv == key for c in self.declared.values()):
+            return None
+        where = "baseUrl" if "baseUrl" in model or "apiKeyEnv" not in model else "apiKeyEnv"
+        return ModelPolicyError("forbidden", f"this server sends model requests only to the endpoints its operator "
+                                             f"declared, each with its own key: {base} with {key} is not one",
+                                f".model.{where}",
+                                f'name a declared connection instead, e.g. {{"connection": "<name>"}}; '
+                                f"declared: {self.names()}")
+
+    def resolve(self, model: OpenAIModel) -> OpenAIModel:
+        """``model`` with its connection's endpoint and key variable filled in (a declared
+        connection wins over anything inline).
+
+        Raises:
+            LlmError: ``llm_config`` when the ref is not allowed (see :meth:`check`), e.g. an
+                agent created before the operator turned tokens on or changed the connections.
+        """
+        if model.connection is not None:
+            c = self.declared.get(model.connection)
+            if c is None:
+                raise LlmError(f"no model connection {model.connection!r} (declared: {self.names()})", "llm_config")
+            return msgspec.structs.replace(model, baseUrl=c.baseUrl, apiKeyEnv=c.apiKeyEnv)
+        err = self.check(_explicit(model))
+        if err is not None:
+            raise LlmError(f"{err.message} ({err.hint})", "llm_config")
+        return model
+
+
+def _explicit(model: OpenAIModel) -> dict[str, Any]:
+    return {"provider": "openai", "baseUrl": model.baseUrl, "apiKeyEnv": model.apiKeyEnv}

@@ -14,7 +14,7 @@ from lattice.paths import Missing, parse_path
 from ..domain import agent as A
 from ..domain.contracts import validation_error
 from ..domain.errors import OpError, Rejected
-from ..domain.models import PROVIDERS
+from ..domain.models import PROVIDERS, Connections
 
 __all__ = ["templates", "resolve_config", "check_state"]
 
@@ -28,20 +28,24 @@ def templates() -> dict[str, dict[str, Any]]:
     return out
 
 
-def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any],
+def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any], connections: Connections,
                    path: str = "$.input.config") -> dict[str, Any] | None:
-    """The config map ``config`` names, validated.
+    """The config map ``config`` names, validated, and allowed by the model connection policy.
 
     Args:
         config: None, an inline map, a template name, or a ``w/`` path. Source: the caller.
         read_workspace: ``segments below w/ -> value`` (``Missing`` if absent).
+        connections: the declared model connections and their rule.
         path: where ``config`` is in the request (for errors).
 
     Raises:
         Rejected: ``invalid_path`` (a malformed ``w/`` path), ``invalid_input`` (an inline map
-            that is not a valid config; with the providers as a hint for a bad provider).
+            that is not a valid config; with the providers as a hint for a bad provider),
+            ``invalid_config`` (an inline map with a key the framework does not know, with
+            a "did you mean" hint).
         OpError: ``not_found`` (no such template or workspace value), ``invalid_config``
-            (the template or workspace value is not a valid config).
+            (the template or workspace value is not a valid config, or names an undeclared
+            connection), ``forbidden`` (a model endpoint or key the operator did not declare).
     """
     if config is None:
         return None
@@ -68,6 +72,11 @@ def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any],
             A.check_config(cfg)
         except msgspec.ValidationError as e:
             raise OpError("invalid_config", f"{where}: {e}", path=path) from None
+        unknown = A.unknown_config_key(cfg)
+        if unknown is not None:
+            raise OpError("invalid_config", f"{where}: {unknown[1]} - at `{path}{unknown[0]}`", path=path + unknown[0],
+                          hint=unknown[2])
+        _allowed(cfg, connections, path)
         return cfg
     try:
         A.check_config(config)
@@ -76,15 +85,32 @@ def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any],
         if rej.path and rej.path.endswith(".model.provider"):
             rej.hint = f"providers: {', '.join(PROVIDERS)}"
         raise rej from None
+    unknown = A.unknown_config_key(config)
+    if unknown is not None:
+        raise Rejected("invalid_config", f"{unknown[1]} - at `{path}{unknown[0]}`", path=path + unknown[0],
+                       hint=unknown[2])
+    _allowed(config, connections, path)
     return config
 
 
+def _allowed(config: dict[str, Any], connections: Connections, path: str) -> None:
+    err = connections.check(config.get("model"))
+    if err is not None:
+        raise OpError(err.code, err.message, path=path + err.path, hint=err.hint)
+
+
 def check_state(state: Any) -> None:
-    """Validate a user-supplied ``state`` (its ``history``, when given).
+    """Validate a caller-supplied ``state``: a map (or null) of the caller's own keys, with a
+    well-formed ``history`` when it gives one.
 
     Raises:
-        Rejected: ``invalid_input`` with the path of the first bad history entry.
+        Rejected: ``invalid_input`` (not a map, a framework-managed key, a bad history entry;
+            with its path and a hint).
     """
+    problem = A.state_problem(state)
+    if problem is not None:
+        raise Rejected("invalid_input", f"{problem[1]} - at `$.input.state{problem[0]}`",
+                       path="$.input.state" + problem[0], hint=problem[2])
     if isinstance(state, dict) and "history" in state:
         try:
             A.check_history(state["history"])

@@ -27,6 +27,7 @@ from ..domain import jobs as J
 from ..domain.cycle import Outcome
 from ..domain.errors import OpError, Rejected
 from ..domain.events import Context, Event, apply, encode
+from ..domain.models import Connections, OpenAIModel
 from ..domain.refs import agent_ref, job_ref
 from .jobs_index import JobIndex
 from .limits import Limits, Quotas
@@ -50,14 +51,26 @@ class Engine:
 
     def __init__(self, store: Any, *, clock: Callable[[], int], adapter_factory: Callable[[Any], Any],
                  limits: Limits, job_ids: Callable[[int], str], notifier: LocalNotifier, jobs: JobIndex,
-                 cache: ObjectCache):
+                 cache: ObjectCache, connections: Connections):
         self.store, self.clock, self.adapter_factory, self.limits = store, clock, adapter_factory, limits
+        self.connections = connections
         self.job_ids, self.notifier, self.jobs, self.cache = job_ids, notifier, jobs, cache
         self.quotas = Quotas(store, limits)
         self.units = Units(store, cache, clock, notifier.notify)
         self.units.hooks.append(self.quotas.on_commit)
         self.scheduler: Scheduler = None  # type: ignore[assignment]  # set by the runtime (it needs the run loop)
         self.sandboxes: dict[tuple[str, str], Sandbox] = {}
+
+    def adapter(self, model: Any) -> Any:
+        """The adapter for a run's model ref, its endpoint resolved through the declared
+        connections (:meth:`ops.domain.models.Connections.resolve`).
+
+        Raises:
+            LlmError: ``llm_config`` (an endpoint the server does not serve, a bad key variable).
+        """
+        if isinstance(model, OpenAIModel):
+            model = self.connections.resolve(model)
+        return self.adapter_factory(model)
 
     # -- reading ----------------------------------------------------------------
     def tx(self) -> Tx:

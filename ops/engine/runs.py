@@ -120,7 +120,7 @@ async def drive(engine: Engine, caller: str, aid: str, tx: Any, rec: dict[str, A
         CycleError: ``tool_loop_limit``. msgspec.ValidationError: the config is invalid.
     """
     cycle = Cycle(tx, rec, work)
-    adapter = engine.adapter_factory(cycle.cfg.model)
+    adapter = engine.adapter(cycle.cfg.model)
     out = Outcome(cycle.new, llm=[], tools=[], ws_edits=[], outbox=[])
     sandbox = engine.sandboxes.get((caller, aid))
     while (request := cycle.request()) is not None:

@@ -22,6 +22,7 @@ from lattice.nodes import ObjectCache
 from ..domain import jobs as J
 from ..domain.contracts import Contract
 from ..domain.errors import OpError, Rejected
+from ..domain.models import Connections
 from ..domain.refs import agent_prefix
 from ..llm import make_adapter
 from .context import Engine
@@ -47,11 +48,14 @@ class Runtime:
         job_ids: ``Unix ms -> new job id`` (default: monotonic random ids,
             :class:`ops.domain.jobs.JobIds`).
         jobs: the job index (default: :class:`~ops.engine.jobs_index.LocalJobIndex`).
+        connections: the model connections the operator declared, and whether every
+            model request must go to one (default: none declared, inline endpoints allowed).
     """
 
     def __init__(self, store: Any, *, clock: Callable[[], int] | None = None,
                  adapter_factory: Callable[[Any], Any] = make_adapter, limits: Limits | None = None,
-                 job_ids: Callable[[int], str] | None = None, jobs: JobIndex | None = None):
+                 job_ids: Callable[[int], str] | None = None, jobs: JobIndex | None = None,
+                 connections: Connections | None = None):
         self.store = store
         self.cache = ObjectCache()
         self.clock = clock or (lambda: int(time.time() * 1000))
@@ -59,7 +63,8 @@ class Runtime:
         self.notifier = LocalNotifier()
         self.engine = Engine(store, clock=self.clock, adapter_factory=adapter_factory, limits=self.limits,
                              job_ids=job_ids or J.JobIds(), notifier=self.notifier,
-                             jobs=jobs or LocalJobIndex(store, self.cache), cache=self.cache)
+                             jobs=jobs or LocalJobIndex(store, self.cache), cache=self.cache,
+                             connections=connections or Connections())
         self.scheduler = LocalScheduler(lambda caller, aid: run_loop(self.engine, caller, aid))
         self.engine.scheduler = self.scheduler
         self.engine.invoke = self.invoke  # a what-if replay forks and sends requests as operations

@@ -77,7 +77,7 @@ async def test_main_flow_on_each_backend(any_client):
 
 
 async def test_create_inline_config_and_state(client):
-    cfg = {"model": {"provider": "echo"}, "systemPrompt": "be brief", "custom": [1, 2]}
+    cfg = {"model": {"provider": "echo"}, "systemPrompt": "be brief", "metadata": {"custom": [1, 2]}}
     out = await create(client, "A1", cfg, state={"notes": {"k": 1}, "n": 3})
     assert out == {"agentId": "A1", "status": "SLEEPING", "created": True, "updated": False}
     assert await value(client, "g/A1/state/config") == cfg
@@ -278,13 +278,13 @@ async def test_llm_error_suspends_then_update_and_resume(client):
 
 
 async def test_fork(client):
-    await create(client, "S", {"model": {"provider": "echo"}, "systemPrompt": "orig", "keep": 1}, state={"mem": "x"})
+    await create(client, "S", {"model": {"provider": "echo"}, "systemPrompt": "orig", "description": "kept"}, state={"mem": "x"})
     await ok(client, "agent:request", {"agentId": "S", "input": "one", "wait": True})
     out = await ok(client, "agent:fork", {"sourceId": "S", "agentId": "S2", "config": {"systemPrompt": "new"}})
     assert out == {"agentId": "S2", "status": "SLEEPING", "forkedFrom": "S"}
     assert await value(client, "g/S2/state/history") == await value(client, "g/S/state/history")
     assert len(await value(client, "g/S2/state/history")) == 2
-    assert await value(client, "g/S2/state/config") == {"model": {"provider": "echo"}, "systemPrompt": "new", "keep": 1}
+    assert await value(client, "g/S2/state/config") == {"model": {"provider": "echo"}, "systemPrompt": "new", "description": "kept"}
     assert (await value(client, "g/S2/state"))["mem"] == "x"
     assert await value(client, "g/S2/timeline") == []
     rec = await value(client, "g/S2")

@@ -353,13 +353,15 @@ async def test_api_key_env_must_name_an_api_key_variable(rt: Runtime) -> None:
 async def test_large_state_config_and_triggers_stay_usable(rt: Runtime) -> None:
     """Fields with more than 32 entries are stored as HMap/Vec; every operation must still work."""
     state = {f"k{i}": i for i in range(40)}
-    config = {"model": {"provider": "echo"}, **{f"x{i}": i for i in range(40)}}
+    config = {"model": {"provider": "echo"}, "metadata": {f"x{i}": i for i in range(40)}}
     await call(rt, "agent:create", agentId="A", config=config, state=state)
     info = await call(rt, "agent:info", agentId="A")
-    assert info["status"] == "COMPLETE" and info["output"]["config"]["x39"] == 39
-    assert (await call(rt, "agent:update", agentId="A", state={"k0": "new"}, config={"x0": "y"}))["status"] == "COMPLETE"
-    assert (await call(rt, "agent:fork", sourceId="A", agentId="B", config={"x1": "z"}))["status"] == "COMPLETE"
-    assert (await read(rt, "g/B/state/k0")) == "new" and (await read(rt, "g/B/state/config/x1")) == "z"
+    assert info["status"] == "COMPLETE" and info["output"]["config"]["metadata"]["x39"] == 39
+    assert (await call(rt, "agent:update", agentId="A", state={"k0": "new"},
+                       config={"metadata": {**config["metadata"], "x0": "y"}}))["status"] == "COMPLETE"
+    assert (await call(rt, "agent:fork", sourceId="A", agentId="B", config={"description": "z"}))["status"] == "COMPLETE"
+    assert (await read(rt, "g/B/state/k0")) == "new" and (await read(rt, "g/B/state/config/description")) == "z"
+    assert (await read(rt, "g/B/state/config/metadata/x0")) == "y"
     job = await call(rt, "agent:request", agentId="A", input="hi", wait=True)
     assert job["status"] == "COMPLETE" and job["output"] == "hi"
     await call(rt, "agent:suspend", agentId="A")

@@ -24,7 +24,7 @@ __all__ = ["HANDLERS", "cancel_agent_job", "deliver"]
 
 
 def _config(engine: Engine, caller: str, config: Any) -> dict[str, Any] | None:
-    return resolve_config(config, lambda segs: engine.read_value(ws_ref(caller), segs))
+    return resolve_config(config, lambda segs: engine.read_value(ws_ref(caller), segs), engine.connections)
 
 
 async def create(engine: Engine, caller: str, inp: O.CreateInput, job: dict) -> dict:
