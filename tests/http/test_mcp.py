@@ -20,7 +20,8 @@ from mcp.shared.exceptions import MCPError
 from ops.surfaces import mcp as M
 from ops.surfaces import sse
 from ops.domain.contracts import REGISTRY
-from ops.surfaces.app import RUNTIME, create_app
+from ops.surfaces.app import create_app
+from ops.surfaces.common import RUNTIME
 from ops.surfaces.openapi import input_json_schema, job_json_schema
 from ops.engine.runtime import Runtime
 from tests.http.helpers import ECHO, HANG, assert_rejection, create, invoke, snapshot, value

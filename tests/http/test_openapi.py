@@ -21,13 +21,13 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from lattice.memory import MemoryStore
 from ops.surfaces.cli import main as cli
 from ops.domain.contracts import REGISTRY, input_schema
-from ops.surfaces.app import create_app
+from ops.surfaces.app import ROUTES, create_app
 from ops.surfaces.openapi import (camel_name, error_json_schema, input_json_schema, job_json_schema, openapi_document,
                          output_json_schema, output_schema)
 from ops.engine.runtime import Runtime
 from tests.http.helpers import ECHO, create, invoke
 
-DOC = openapi_document()
+DOC = openapi_document(ROUTES)
 
 
 def _validator(doc: dict, name: str) -> jsonschema.Draft202012Validator:

@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lattice.commits import read_commit
 from ops.surfaces import sse
-from ops.surfaces.app import RUNTIME, create_app
+from ops.surfaces.app import create_app
+from ops.surfaces.common import RUNTIME
 from ops.engine.runtime import Runtime
 from tests.http.helpers import (ECHO, HANG, INVOKE, assert_job_shape, assert_rejection, create, get_job, invoke, ok,
                                 snapshot)
