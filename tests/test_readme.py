@@ -31,7 +31,6 @@ def walkthrough_commands() -> list[str]:
     return section_commands("Walkthrough")
 
 
-
 @pytest.fixture
 def server(tmp_path: Path):
     port = free_port()
@@ -118,7 +117,22 @@ def test_cli_reports_errors_with_exit_codes(server: int) -> None:
     p = subprocess.run([lattice, "read", "bad//path"], env=env, capture_output=True, text=True)
     assert p.returncode == 2 and "invalid_path" in p.stderr
     p = subprocess.run([lattice, "read", "g/x", "--url", "http://127.0.0.1:9"], capture_output=True, text=True)
-    assert p.returncode != 0 and "cannot reach" in p.stderr
+    assert p.returncode == 2 and "cannot reach" in p.stderr
+
+
+def test_serve_defaults_are_the_ones_that_apply() -> None:
+    """`lattice serve --help` shows the limits' and the app's own defaults, not copies of them."""
+    from click.testing import CliRunner
+
+    from ops.engine.runtime import Limits
+    from ops.surfaces.app import DEFAULT_MAX_BODY
+    from ops.surfaces.cli import main, serve
+
+    defaults = {p.name: p.default for p in serve.params}
+    assert defaults["max_agents"] == Limits().max_agents and defaults["max_queued"] == Limits().max_queued
+    assert defaults["max_body"] == DEFAULT_MAX_BODY
+    text = " ".join(CliRunner().invoke(main, ["serve", "--help"], terminal_width=200).output.split())
+    assert f"[default: {DEFAULT_MAX_BODY};" in text and f"[default: {Limits().max_agents};" in text
 
 
 def test_cli_version_commands(server: int) -> None:

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lattice.memory import MemoryStore
 from ops.surfaces.auth import TokenFileError, Tokens
+from ops.surfaces.client import Client, Rejected
 from ops.surfaces.app import create_app
 from ops.engine.runtime import Runtime
 from tests.serve import BIN, free_port, serve
@@ -91,6 +92,23 @@ async def test_two_callers_each_have_their_own_alice(client) -> None:
     assert len(still["output"]["value"]) == 1
     r = await client.get("/api/v1/status", headers=auth(ALICE))
     assert (await r.json())["agents"] == 1
+
+
+async def test_the_python_client_sends_its_token(client) -> None:
+    import aiohttp
+
+    url = str(client.make_url("")).rstrip("/")
+    async with Client(url, token=ALICE) as alice:
+        assert (await alice.agent_create(agentId="A")).result().created is True
+        updates = [j.status async for j in alice.stream("agent:list", {})]
+        assert updates == ["COMPLETE"] and (await alice.status())["agents"] == 1
+    async with aiohttp.ClientSession() as shared:  # a session of the caller's own carries the token too
+        bob = Client(url, session=shared, token=BOB)
+        assert (await bob.agent_list()).result().agents == []
+    async with Client(url) as nobody:
+        with pytest.raises(Rejected) as e:
+            await nobody.agent_list()
+        assert e.value.status == 401 and e.value.code == "unauthorized"
 
 
 async def test_mcp_uses_the_same_authentication(client) -> None:
