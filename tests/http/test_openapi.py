@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import threading
 
 import jsonschema
@@ -29,6 +28,7 @@ from ops.surfaces.openapi import (camel_name, error_json_schema, input_json_sche
 from ops.engine.runtime import Runtime
 from ops.surfaces.sse import parse_resume_point
 from tests.http.helpers import ECHO, HANG, INVOKE, Reader, create, invoke, ok, open_stream
+from tests.serve import free_port
 
 DOC = openapi_document(ROUTES)
 
@@ -250,9 +250,7 @@ class LiveServer:
     """A real server on 127.0.0.1 in its own thread and event loop, for schemathesis' synchronous client."""
 
     def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.store = MemoryStore()
         self.loop = asyncio.new_event_loop()

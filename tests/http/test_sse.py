@@ -9,13 +9,10 @@ import time
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from lattice.commits import read_commit
 from ops.surfaces import sse
-from ops.surfaces.app import create_app
 from ops.surfaces.common import RUNTIME
-from ops.engine.runtime import Runtime
 from tests.http.helpers import (ECHO, HANG, INVOKE, Reader, assert_job_shape, assert_rejection, create, get_job, invoke,
                                 ok, open_stream, snapshot)
 
@@ -23,11 +20,9 @@ BEAT = 0.05
 
 
 @pytest.fixture
-async def client(store):
-    app = create_app(Runtime(store))
-    app[sse.HEARTBEAT] = BEAT
-    async with TestClient(TestServer(app)) as c:
-        yield c
+async def client(start_app):
+    """The app, with heartbeats every BEAT seconds."""
+    return await start_app(heartbeat=BEAT)
 
 
 async def request_job(client, aid: str, text: str = "x") -> dict:
