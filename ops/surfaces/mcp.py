@@ -157,6 +157,7 @@ class Sessions:
         self._open: dict[str, OrderedDict[str, _Session]] = {}
 
     def open(self, caller: str, version: str) -> str:
+        """Open a session of ``caller`` at protocol ``version``; its new id."""
         sid = secrets.token_hex(16)
         mine = self._open.setdefault(caller, OrderedDict())
         mine[sid] = _Session(version, time.time())
@@ -165,6 +166,7 @@ class Sessions:
         return sid
 
     def get(self, caller: str, sid: str) -> _Session | None:
+        """``caller``'s session ``sid`` (now its most recently used), or None."""
         mine = self._open.get(caller)
         s = None if mine is None else mine.get(sid)
         if s is not None:
@@ -172,6 +174,7 @@ class Sessions:
         return s
 
     def close(self, caller: str, sid: str) -> bool:
+        """End ``caller``'s session ``sid``; whether it was open."""
         mine = self._open.get(caller)
         return mine is not None and mine.pop(sid, None) is not None
 

@@ -147,6 +147,7 @@ class EventStream:
             **(headers or {})})
 
     async def open(self) -> "EventStream":
+        """Send the response headers; the stream, open."""
         await self.response.prepare(self.request)
         return self
 
@@ -182,6 +183,7 @@ class EventStream:
         await self.response.write(f": {text}\n\n".encode())
 
     async def close(self) -> None:
+        """End the response (quietly, if the client has gone)."""
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await self.response.write_eof()
 
