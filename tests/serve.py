@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["BIN", "free_port", "serve"]
+__all__ = ["BIN", "free_port", "serve", "cli_env"]
 
 #: where the project's console scripts (``lattice``) are installed
 BIN = Path(sys.executable).parent
@@ -20,6 +21,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cli_env(port: int, **extra: str) -> dict[str, str]:
+    """The environment for ``lattice`` commands against a server on ``port``: ``LATTICE_URL`` set, ``BIN`` first
+    on ``PATH``, and ``extra`` variables (``LATTICE_TOKEN=...``)."""
+    return {**os.environ, "LATTICE_URL": f"http://127.0.0.1:{port}", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            **extra}
 
 
 def serve(port: int, *args: str, output: IO[bytes] | int = subprocess.PIPE, env: dict[str, str] | None = None,

@@ -21,7 +21,6 @@ from tests.serve import BIN, free_port, serve
 AGENTS = [f"A{i}" for i in range(4)]
 
 
-
 def start(data: Path, port: int) -> subprocess.Popen:
     return serve(port, "--data", str(data), "--log-level", "warning")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve import BIN, free_port, serve
+from tests.serve import BIN, cli_env, free_port, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +30,6 @@ def walkthrough_commands() -> list[str]:
     return section_commands("Walkthrough")
 
 
-
 @pytest.fixture
 def server(tmp_path: Path):
     port = free_port()
@@ -44,9 +42,8 @@ def server(tmp_path: Path):
 
 
 def run(cmd: str, port: int) -> dict | list | str:
-    env = {**os.environ, "LATTICE_URL": f"http://127.0.0.1:{port}", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     cmd = cmd.replace("localhost:7770", f"127.0.0.1:{port}")
-    p = subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    p = subprocess.run(cmd, shell=True, env=cli_env(port), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, f"{cmd}\n{p.stdout}\n{p.stderr}"
     return json.loads(p.stdout)
 
@@ -91,8 +88,7 @@ def test_walkthrough_runs_as_written(server: int) -> None:
     # the Versions section continues from there
     cmds = section_commands("Versions")
     assert len(cmds) == 6, cmds
-    env = {**os.environ, "LATTICE_URL": f"http://127.0.0.1:{server}", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    results = [subprocess.run(c, shell=True, env=env, capture_output=True, text=True, timeout=30) for c in cmds]
+    results = [subprocess.run(c, shell=True, env=cli_env(server), capture_output=True, text=True, timeout=30) for c in cmds]
     for c, p in zip(cmds, results):
         assert p.returncode == 0, (c, p.stdout, p.stderr)
     log_lines = results[0].stdout.splitlines()
@@ -105,7 +101,7 @@ def test_walkthrough_runs_as_written(server: int) -> None:
 
 
 def test_cli_reports_errors_with_exit_codes(server: int) -> None:
-    env = {**os.environ, "LATTICE_URL": f"http://127.0.0.1:{server}"}
+    env = cli_env(server)
     lattice = str(BIN / "lattice")
     p = subprocess.run([lattice, "invoke", "agent:crate", "{}"], env=env, capture_output=True, text=True)
     assert p.returncode == 2 and "unknown_operation" in p.stderr and "agent:create" in p.stderr
@@ -118,11 +114,26 @@ def test_cli_reports_errors_with_exit_codes(server: int) -> None:
     p = subprocess.run([lattice, "read", "bad//path"], env=env, capture_output=True, text=True)
     assert p.returncode == 2 and "invalid_path" in p.stderr
     p = subprocess.run([lattice, "read", "g/x", "--url", "http://127.0.0.1:9"], capture_output=True, text=True)
-    assert p.returncode != 0 and "cannot reach" in p.stderr
+    assert p.returncode == 2 and "cannot reach" in p.stderr
+
+
+def test_serve_defaults_are_the_ones_that_apply() -> None:
+    """`lattice serve --help` shows the limits' and the app's own defaults, not copies of them."""
+    from click.testing import CliRunner
+
+    from ops.engine.runtime import Limits
+    from ops.surfaces.app import DEFAULT_MAX_BODY
+    from ops.surfaces.cli import main, serve
+
+    defaults = {p.name: p.default for p in serve.params}
+    assert defaults["max_agents"] == Limits().max_agents and defaults["max_queued"] == Limits().max_queued
+    assert defaults["max_body"] == DEFAULT_MAX_BODY
+    text = " ".join(CliRunner().invoke(main, ["serve", "--help"], terminal_width=200).output.split())
+    assert f"[default: {DEFAULT_MAX_BODY};" in text and f"[default: {Limits().max_agents};" in text
 
 
 def test_cli_version_commands(server: int) -> None:
-    env = {**os.environ, "LATTICE_URL": f"http://127.0.0.1:{server}"}
+    env = cli_env(server)
     lattice = str(BIN / "lattice")
 
     def run(*args: str, code: int = 0) -> subprocess.CompletedProcess:

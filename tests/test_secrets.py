@@ -15,7 +15,6 @@ from tests.serve import free_port, serve
 SECRET = "sk-live-9f8e7d6c5b4a39281706-do-not-leak"
 
 
-
 async def scenario(tmp: Path) -> str:
     seen = []
 

@@ -1,7 +1,9 @@
 """The ``lattice`` command line: run the server, invoke operations, read paths.
 
-Every command but ``serve`` and ``ops`` talks to a running server (``--url``,
-default ``$LATTICE_URL`` or ``http://127.0.0.1:7770``).
+Every command but ``serve``, ``fsck``, ``ops`` and ``schema`` talks to a running
+server (``--url``, default ``$LATTICE_URL`` or ``http://127.0.0.1:7770``) through
+:class:`ops.surfaces.client.Client`, with the bearer token in ``$LATTICE_TOKEN``
+if it is set.
 
 Exit codes: 0 success; 1 the operation's job FAILED/CANCELLED/TIMEOUT or the
 path does not exist; 2 the request was rejected (bad input) or the server
@@ -19,6 +21,9 @@ from typing import Any
 
 import click
 
+from ..engine.runtime import Limits
+from .app import DEFAULT_MAX_BODY
+
 __all__ = ["main", "DEFAULT_PORT", "DEFAULT_URL"]
 
 DEFAULT_PORT = 7770
@@ -35,29 +40,31 @@ def _dump(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-async def _post(url: str, body: dict) -> tuple[int, Any]:
-    import aiohttp
-    headers = {"Authorization": f"Bearer {os.environ['LATTICE_TOKEN']}"} if os.environ.get("LATTICE_TOKEN") else None
-    async with aiohttp.ClientSession(headers=headers) as s:
-        async with s.post(url.rstrip("/") + "/api/v1/invoke", json=body) as r:
-            return r.status, await r.json(content_type=None)
+class _Unreachable(click.ClickException):
+    """The server could not be reached (exit 2, like a rejection)."""
+
+    exit_code = 2
 
 
-def _call(url: str, operation: str, input: dict) -> dict:
-    """POST an invoke; exit 2 on a rejection or connection failure; return the job."""
+def _call(url: str, operation: str, input: Any) -> dict:
+    """Invoke ``operation`` through the client and return the job, as the server sent it.
+
+    Exits 2 (after printing the error) when the request is rejected or the server cannot be reached.
+    """
     import aiohttp
+
+    from .client import Client, Rejected
+
+    async def call() -> dict:
+        async with Client(url, token=os.environ.get("LATTICE_TOKEN") or None) as client:
+            return await client.invoke_json(operation, input)
     try:
-        status, body = asyncio.run(_post(url, {"operation": operation, "input": input}))
+        return asyncio.run(call())
     except aiohttp.ClientError as e:
-        raise click.ClickException(f"cannot reach {url}: {e} (is `lattice serve` running?)") from None
-    if status >= 400:
-        err = (body or {}).get("error", {})
-        msg = f"{status} {err.get('code', 'error')}: {err.get('message', body)}"
-        if err.get("hint"):
-            msg += f"\nhint: {err['hint']}"
-        click.echo(msg, err=True)
+        raise _Unreachable(f"cannot reach {url}: {e} (is `lattice serve` running?)") from None
+    except Rejected as e:
+        click.echo(f"{e.status} {e.code}: {e.message}" + (f"\nhint: {e.hint}" if e.hint else ""), err=True)
         sys.exit(2)
-    return body
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,13 +85,13 @@ def main() -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--memory", is_flag=True, help="Use an in-memory store instead (nothing is kept).")
 @click.option("--no-sync", is_flag=True, help="Do not fsync each commit (faster; a crash may lose the last commits).")
-@click.option("--max-body", default=1 << 20, show_default=True, type=click.IntRange(1024),
+@click.option("--max-body", default=DEFAULT_MAX_BODY, show_default=True, type=click.IntRange(1024),
               help="Largest request body, bytes (413 above).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Log verbosity.")
-@click.option("--max-agents", default=10_000, show_default=True, type=click.IntRange(1),
+@click.option("--max-agents", default=Limits().max_agents, show_default=True, type=click.IntRange(1),
               help="Agent records a caller may hold (limit_exceeded above).")
-@click.option("--max-queued", default=1_000, show_default=True, type=click.IntRange(1),
+@click.option("--max-queued", default=Limits().max_queued, show_default=True, type=click.IntRange(1),
               help="Tasks + messages + triggers an agent may have waiting (limit_exceeded above).")
 @click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False), default=None,
               help="JSON file mapping bearer tokens to caller ids; every request then needs "
@@ -117,8 +124,8 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
 
     from lattice.memory import MemoryStore
 
+    from ..engine.runtime import Runtime
     from .app import create_app
-    from ..engine.runtime import Limits, Runtime
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if memory:

@@ -164,25 +164,32 @@ class Client:
     Args:
         url: the server's base URL (default ``http://127.0.0.1:7770``).
         session: an aiohttp session to use (default: one of its own, closed by :meth:`close`).
-        headers: headers sent with every request (e.g. credentials).
+        headers: headers sent with every request (on a given session too).
+        token: a bearer token (for a server run with ``--tokens``), sent as
+            ``Authorization: Bearer <token>`` with every request; None: none.
 
-    Use it as an async context manager, or call :meth:`close`.
+    Use it as an async context manager, or call :meth:`close`. A server that
+    cannot be reached raises :class:`aiohttp.ClientError` (as from aiohttp).
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, session: aiohttp.ClientSession | None = None,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, token: str | None = None):
         self.url = url.rstrip("/")
         self._own = session is None
         self._session = session
         self._headers = dict(headers or {})
+        if token is not None:
+            self._headers["Authorization"] = f"Bearer {token}"
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session requests go through (created at first use unless one was given)."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(headers=self._headers)
+            self._session = aiohttp.ClientSession()
         return self._session
 
     async def close(self) -> None:
+        """Close the session, if it is the client's own."""
         if self._own and self._session is not None:
             await self._session.close()
             self._session = None
@@ -205,7 +212,7 @@ class Client:
         return await resp.json(content_type=None)
 
     async def _get(self, path: str) -> Any:
-        async with self.session.get(self.url + path) as r:
+        async with self.session.get(self.url + path, headers=self._headers) as r:
             return await self._check(r)
 
     # -- operations ------------------------------------------------------------------
@@ -213,11 +220,23 @@ class Client:
         """Invoke any operation by key (or ``v/ops/...`` alias) with a JSON input; return its job.
 
         Raises:
-            Rejected: the input violates the contract (status 0), or the server refused the request.
+            Rejected: the server refused the request.
+        """
+        return _decode_job(await self.invoke_json(operation, input))
+
+    async def invoke_json(self, operation: str, input: Any = None) -> dict[str, Any]:
+        """Like :meth:`invoke`, but the job is returned as the JSON the server sent (nothing decoded).
+
+        Args:
+            operation: the operation's key or alias.
+            input: the input, sent as it is (None: ``{}``).
+
+        Raises:
+            Rejected: the server refused the request.
         """
         body = {"operation": operation, "input": {} if input is None else input}
-        async with self.session.post(self.url + "/api/v1/invoke", json=body) as r:
-            return _decode_job(await self._check(r))
+        async with self.session.post(self.url + "/api/v1/invoke", json=body, headers=self._headers) as r:
+            return await self._check(r)
 
     async def stream(self, operation: str, input: dict[str, Any] | None = None) -> AsyncIterator[Job]:
         """Invoke with ``Accept: text/event-stream``: yield the job at each update until it is terminal.
@@ -227,7 +246,7 @@ class Client:
         """
         body = {"operation": operation, "input": {} if input is None else input}
         async with self.session.post(self.url + "/api/v1/invoke", json=body,
-                                     headers={"Accept": "text/event-stream"}) as r:
+                                     headers={**self._headers, "Accept": "text/event-stream"}) as r:
             if r.status >= 400:
                 await self._check(r)
             async for event, data, _ in _events(r):
@@ -240,13 +259,13 @@ class Client:
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a task or trigger job; the job after cancelling."""
-        async with self.session.put(f"{self.url}/api/v1/jobs/{job_id}/cancel") as r:
+        async with self.session.put(f"{self.url}/api/v1/jobs/{job_id}/cancel", headers=self._headers) as r:
             return _decode_job(await self._check(r))
 
     async def job_updates(self, job_id: str) -> AsyncIterator[Job]:
         """Yield the job now and at each change, until it is terminal (``/api/v1/jobs/<id>/sse``)."""
         async with self.session.get(f"{self.url}/api/v1/jobs/{job_id}/sse",
-                                    headers={"Accept": "text/event-stream"}) as r:
+                                    headers={**self._headers, "Accept": "text/event-stream"}) as r:
             if r.status >= 400:
                 await self._check(r)
             async for event, data, _ in _events(r):
@@ -287,7 +306,7 @@ class Client:
         """
         last = last_event_id
         while True:
-            headers = {"Accept": "text/event-stream"}
+            headers = {**self._headers, "Accept": "text/event-stream"}
             if last is not None:
                 headers["Last-Event-ID"] = str(last)
             try:

@@ -1,11 +1,11 @@
 """MCP server at ``/mcp``: JSON-RPC 2.0 over the streamable-HTTP transport, every operation a tool.
 
-Generated from :data:`ops.contracts.REGISTRY`: each operation is a tool named
+Generated from :data:`ops.domain.contracts.REGISTRY`: each operation is a tool named
 after its key (``agent:create`` -> ``agent_create``) whose ``inputSchema`` is
 the contract's input schema and whose ``outputSchema`` is the job the
-operation returns (:func:`ops.openapi.job_json_schema`). A ``tools/call``
+operation returns (:func:`ops.surfaces.openapi.job_json_schema`). A ``tools/call``
 runs the operation exactly as ``POST /api/v1/invoke`` does, for the same
-caller (:func:`ops.http.caller_of`), and answers with the job as
+caller (:func:`ops.surfaces.common.caller_of`), and answers with the job as
 ``structuredContent`` plus its JSON as text. A job that ends ``FAILED``,
 ``CANCELLED`` or ``TIMEOUT`` is a result with ``isError: true``; the error
 code is in ``structuredContent.error.code``.
@@ -58,15 +58,16 @@ from aiohttp import web
 
 from ..domain.contracts import REGISTRY, Contract, decode_input
 from ..domain.errors import Rejected
-from .app import MAX_BODY, RUNTIME, caller_of, origin_allowed
 from ..domain.jobs import CANCELLED, FAILED, TIMEOUT, public_job
+from .common import MAX_BODY, RUNTIME, caller_of, origin_allowed, reply
 from .openapi import input_json_schema, job_json_schema, package_version
+from .routes import Route
 from .sse import DEFAULT_HEARTBEAT, HEARTBEAT, EventStream, accept_quality
 
 __all__ = ["PROTOCOL_VERSIONS", "LATEST_PROTOCOL_VERSION", "SESSION_HEADER", "VERSION_HEADER", "RESPONSE_MODE",
            "MAX_SESSIONS", "PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND",
            "INVALID_PARAMS", "INTERNAL_ERROR", "SESSION_NOT_FOUND", "tool_name", "tool_table", "tools", "Sessions",
-           "setup"]
+           "handle_post", "handle_delete", "handle_get", "ROUTES", "prepare"]
 
 log = logging.getLogger("lattice.mcp")
 
@@ -84,7 +85,6 @@ SESSION_NOT_FOUND = -32001
 
 #: ``"json"``, ``"sse"`` or ``"auto"``
 RESPONSE_MODE = web.AppKey("mcp_response_mode", str)
-#: origins (``scheme://host[:port]``) allowed besides loopback ones
 #: open sessions kept (least recently used ones are ended beyond it)
 MAX_SESSIONS = 4096
 
@@ -157,6 +157,7 @@ class Sessions:
         self._open: dict[str, OrderedDict[str, _Session]] = {}
 
     def open(self, caller: str, version: str) -> str:
+        """Open a session of ``caller`` at protocol ``version``; its new id."""
         sid = secrets.token_hex(16)
         mine = self._open.setdefault(caller, OrderedDict())
         mine[sid] = _Session(version, time.time())
@@ -165,6 +166,7 @@ class Sessions:
         return sid
 
     def get(self, caller: str, sid: str) -> _Session | None:
+        """``caller``'s session ``sid`` (now its most recently used), or None."""
         mine = self._open.get(caller)
         s = None if mine is None else mine.get(sid)
         if s is not None:
@@ -172,6 +174,7 @@ class Sessions:
         return s
 
     def close(self, caller: str, sid: str) -> bool:
+        """End ``caller``'s session ``sid``; whether it was open."""
         mine = self._open.get(caller)
         return mine is not None and mine.pop(sid, None) is not None
 
@@ -199,12 +202,8 @@ class _Fail(Exception):
         return {"jsonrpc": "2.0", "id": self.id, "error": err}
 
 
-def _json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_json.encode(body), status=status, content_type="application/json", headers=headers)
-
-
 def _fail_reply(f: _Fail) -> web.Response:
-    return _json_reply(f.body(), f.http, f.headers)
+    return reply(f.body(), f.http, f.headers)
 
 
 def _valid_id(v: Any) -> bool:
@@ -316,7 +315,7 @@ async def _post(request: web.Request) -> web.StreamResponse:
         except Exception:
             log.exception("MCP %s failed", method)
             raise _Fail(INTERNAL_ERROR, "Internal error; see the server log", id=rid, http=500) from None
-        return _json_reply({"jsonrpc": "2.0", "id": rid, "result": result})
+        return reply({"jsonrpc": "2.0", "id": rid, "result": result})
     return await _stream_reply(request, rid, work)
 
 
@@ -390,7 +389,7 @@ def _initialize(request: web.Request, rid: Any, params: dict[str, Any]) -> web.R
                          "isError with structuredContent.error.code. Read any state with covia_read, e.g. "
                          "path g/<agentId>/timeline."),
     }
-    return _json_reply({"jsonrpc": "2.0", "id": rid, "result": result}, headers={SESSION_HEADER: sid})
+    return reply({"jsonrpc": "2.0", "id": rid, "result": result}, headers={SESSION_HEADER: sid})
 
 
 async def handle_delete(request: web.Request) -> web.Response:
@@ -478,8 +477,8 @@ async def _tools_call(request: web.Request, params: dict[str, Any], version: str
 _METHODS = {"ping": _ping, "tools/list": _tools_list, "tools/call": _tools_call}
 
 
-def setup(app: web.Application) -> None:
-    """Add ``/mcp`` (POST, DELETE; GET is 405) to the v1 application.
+def prepare(app: web.Application) -> None:
+    """Give ``app`` the MCP state: the tool table, the sessions, the response mode (unless already set).
 
     Raises:
         ValueError: two operations map to one tool name.
@@ -488,6 +487,11 @@ def setup(app: web.Application) -> None:
     app[_TOOLS] = {"table": table, "list": [_tool(c) for c in table.values()]}
     app[_SESSIONS] = Sessions()
     app.setdefault(RESPONSE_MODE, "auto")
-    app.router.add_post("/mcp", handle_post)
-    app.router.add_delete("/mcp", handle_delete)
-    app.router.add_get("/mcp", handle_get)
+
+
+#: ``/mcp`` (JSON-RPC, described by the MCP specification rather than the OpenAPI document)
+ROUTES = (
+    Route("POST", "/mcp", handle_post, "mcpPost", "One JSON-RPC message", documented=False),
+    Route("DELETE", "/mcp", handle_delete, "mcpDelete", "End a session", documented=False),
+    Route("GET", "/mcp", handle_get, "mcpGet", "405: this server opens no stream of its own", documented=False),
+)

@@ -1,14 +1,17 @@
 """JSON Schema and OpenAPI 3.1, generated from the operation contracts.
 
-Nothing here names an operation: every schema comes from :data:`ops.contracts.REGISTRY`
-(each contract's input and output ``msgspec.Struct``), so a new operation appears
-in the OpenAPI document, the catalog, the MCP tool list and ``lattice schema`` at once.
+Nothing here names an operation or a route: every schema comes from
+:data:`ops.domain.contracts.REGISTRY` (each contract's input and output
+``msgspec.Struct``) and every path from the application's route table
+(:class:`ops.surfaces.routes.Route`), so a new operation appears in the OpenAPI
+document, the catalog, the MCP tool list and ``lattice schema`` at once, and a
+route is documented where it is declared.
 
 * :func:`input_json_schema`, :func:`output_json_schema`, :func:`job_json_schema`:
   self-contained JSON Schema (2020-12) documents for one operation: its input,
   its output, and the job that carries the output (the invoke reply).
-* :func:`openapi_document`: the OpenAPI 3.1 document served at
-  ``GET /api/v1/openapi.json``.
+* :func:`openapi_document`: the OpenAPI 3.1 document of a route table, served at
+  ``GET /api/v1/openapi.json`` (:data:`ROUTES`).
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from ..domain import operations as _operations  # noqa: F401  (declares every operation)
 from ..domain.contracts import REGISTRY, Contract
 from ..domain.errors import HTTP_STATUS
 from ..domain.jobs import STATUSES
+from .common import ROUTE_TABLE
+from .routes import Route, json_response
 
 __all__ = ["JSON_SCHEMA_DIALECT", "simplify", "input_json_schema", "output_json_schema", "output_schema",
            "job_json_schema", "error_json_schema", "error_object_schema", "camel_name", "openapi_document",
-           "package_version", "setup"]
+           "package_version", "openapi_json", "ROUTES", "prepare"]
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -35,12 +41,12 @@ _MS = {"type": "integer", "description": "Unix milliseconds"}
 
 
 def camel_name(contract: Contract) -> str:
-    """``agent:cancelTask`` -> ``AgentCancelTask`` (component names)."""
+    """The component name of an operation: ``agent:cancelTask`` -> ``AgentCancelTask``."""
     return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", contract.key) if p)
 
 
 def output_schema(contract: Contract) -> dict[str, Any]:
-    """JSON Schema of the contract's output, as msgspec generates it (like :func:`ops.contracts.input_schema`)."""
+    """JSON Schema of the contract's output, as msgspec generates it (like :func:`ops.domain.contracts.input_schema`)."""
     return msgspec.json.schema(contract.output)
 
 
@@ -188,16 +194,23 @@ def _statuses(*codes: str) -> dict[str, Any]:
     return {status: _error_response("rejected: " + ", ".join(cs)) for status, cs in sorted(out.items())}
 
 
-_SSE_JOB = ("A stream of `job-update` events (data: the job, as `GET /api/v1/jobs/{jobId}`), the current state "
-            "first, then each change; it ends after a terminal status. Idle streams carry `: keep-alive` comments.")
+def _operation(route: Route) -> dict[str, Any]:
+    """The OpenAPI Operation Object of a route."""
+    op: dict[str, Any] = {"operationId": route.operation_id, "summary": route.summary}
+    if route.description:
+        op["description"] = route.description
+    if route.tags:
+        op["tags"] = list(route.tags)
+    if route.parameters:
+        op["parameters"] = [p.openapi() for p in route.parameters]
+    if route.request_body is not None:
+        op["requestBody"] = dict(route.request_body)
+    op["responses"] = {**route.responses, **_statuses(*route.errors)}
+    return op
 
 
-def openapi_document(server_url: str | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the HTTP API (every operation's input and output, the job, the error).
-
-    Args:
-        server_url: the base URL to publish in ``servers`` (default: relative).
-    """
+def _schemas() -> dict[str, Any]:
+    """The component schemas: every contract's input and output, its request and job; the error; the catalog."""
     per, comps = _components()
     schemas: dict[str, Any] = dict(comps)
     schemas["Error"] = error_json_schema()
@@ -226,65 +239,32 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
         "emits": {"type": "array", "items": {"type": "string"}},
         "input": {"type": "object"}, "output": {"type": "object"}},
         "required": ["operation", "alias", "version", "summary", "input", "output"]}
-    job_json = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
-    job_id = {"name": "jobId", "in": "path", "required": True, "description": "job id (any case, 0x optional)",
-              "schema": {"type": "string", "pattern": "^(0x)?[0-9a-fA-F]{32}$"}}
-    event_stream = {"text/event-stream": {"schema": {"type": "string"}}}
-    paths = {
-        "/api/v1/invoke": {"post": {
-            "operationId": "invoke", "summary": "Invoke an operation; the reply is its job",
-            "description": ("The body names the operation and its input. With `Accept: text/event-stream` "
-                            "(preferred over application/json) the reply is the job's event stream. " + _SSE_JOB),
-            "requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/InvokeRequest"}}}},
-            "responses": {
-                "200": {"description": "the job, finished (COMPLETE, FAILED, CANCELLED or TIMEOUT); "
-                                       "or the event stream", "content": {**job_json, **event_stream}},
-                "202": {"description": "the job, still PENDING or STARTED",
-                        "headers": {"Location": {"description": "/api/v1/jobs/<jobId>", "schema": {"type": "string"}}},
-                        "content": job_json},
-                **_statuses("invalid_json", "invalid_input", "invalid_path", "invalid_config", "unknown_operation",
-                            "too_large")}}},
-        "/api/v1/jobs/{jobId}": {"get": {
-            "operationId": "getJob", "summary": "A job", "parameters": [job_id],
-            "responses": {"200": {"description": "the job", "content": job_json}, **_statuses("not_found")}}},
-        "/api/v1/jobs/{jobId}/cancel": {"put": {
-            "operationId": "cancelJob", "summary": "Cancel a job (a task or a trigger); the job after cancelling",
-            "parameters": [job_id],
-            "responses": {"200": {"description": "the job", "content": job_json}, **_statuses("not_found")}}},
-        "/api/v1/jobs/{jobId}/sse": {"get": {
-            "operationId": "jobEvents", "summary": "A job's updates as server-sent events", "description": _SSE_JOB,
-            "parameters": [job_id],
-            "responses": {"200": {"description": "the event stream", "content": event_stream},
-                          **_statuses("not_found")}}},
-        "/api/v1/agents/{agentId}/events": {"get": {
-            "operationId": "agentEvents", "summary": "An agent's versions as server-sent events",
-            "description": ("One `agent-version` event per version of the agent, data `{agentId, seq, id, op, status,"
-                            " ts}`, SSE `id:` = seq. Resume with `Last-Event-ID` (or `?since=`) to receive every "
-                            "version after it; without it the stream starts at the current version. "
-                            "`agent-removed` ends the stream when the agent is removed."),
-            "parameters": [
-                {"name": "agentId", "in": "path", "required": True, "schema": {"type": "string"}},
-                {"name": "since", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
-                {"name": "Last-Event-ID", "in": "header", "required": False,
-                 "schema": {"type": "string", "pattern": "^[0-9]+$"}}],
-            "responses": {"200": {"description": "the event stream", "content": event_stream},
-                          **_statuses("not_found", "invalid_input")}}},
-        "/api/v1/status": {"get": {
-            "operationId": "status", "summary": "Server and store summary",
-            "responses": {"200": {"description": "the summary", "content": {"application/json": {"schema": {
-                "type": "object", "required": ["status", "version"],
-                "properties": {"status": {"const": "ok"}, "version": {"type": "string"}}}}}}}}},
-        "/api/v1/operations": {"get": {
-            "operationId": "operations", "summary": "The operation catalog: key, summary, input and output schemas",
-            "responses": {"200": {"description": "the catalog", "content": {"application/json": {"schema": {
-                "type": "object", "required": ["operations"], "properties": {"operations": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/CatalogEntry"}}}}}}}}}},
-        "/api/v1/openapi.json": {"get": {
-            "operationId": "openapi", "summary": "This document",
-            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {
-                "schema": {"type": "object"}}}}}}},
-    }
+    return schemas
+
+
+def openapi_document(routes: tuple[Route, ...], server_url: str | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of an HTTP API (every operation's input and output, the job, the error).
+
+    Args:
+        routes: the routes to document (those with ``documented`` set), e.g.
+            :data:`ops.surfaces.app.ROUTES`.
+        server_url: the base URL to publish in ``servers`` (default: relative).
+
+    Raises:
+        ValueError: two routes share a method and a path, or a route names an unknown rejection code.
+    """
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if not route.documented:
+            continue
+        methods = paths.setdefault(route.path, {})
+        method = route.method.lower()
+        if method in methods:
+            raise ValueError(f"two routes for {route.method} {route.path}")
+        unknown = [c for c in route.errors if c not in HTTP_STATUS]
+        if unknown:
+            raise ValueError(f"route {route.method} {route.path}: unknown rejection codes {unknown}")
+        methods[method] = _operation(route)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
@@ -293,7 +273,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                                  "the operation contracts. The same operations are MCP tools at `/mcp` "
                                  "(JSON-RPC 2.0, streamable HTTP).")},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": _schemas()},
     }
     if server_url:
         doc["servers"] = [{"url": server_url}]
@@ -313,15 +293,21 @@ _DOC = web.AppKey("openapi_document", dict)
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    """``GET /api/v1/openapi.json``: the OpenAPI 3.1 document (generated at the first request, then cached)."""
+    """``GET /api/v1/openapi.json``: the document of the application's routes (generated once, then cached)."""
     cache = request.app[_DOC]
     body = cache.get("json")
     if body is None:
-        body = cache["json"] = msgspec.json.encode(openapi_document())
+        body = cache["json"] = msgspec.json.encode(openapi_document(request.app[ROUTE_TABLE]))
     return web.Response(body=body, content_type="application/json")
 
 
-def setup(app: web.Application) -> None:
-    """Add ``GET /api/v1/openapi.json`` to the v1 application."""
+def prepare(app: web.Application) -> None:
+    """Give ``app`` the document's cache."""
     app[_DOC] = {}
-    app.router.add_get("/api/v1/openapi.json", openapi_json)
+
+
+#: the document's route
+ROUTES = (
+    Route("GET", "/api/v1/openapi.json", openapi_json, "openapi", "This document",
+          responses={"200": json_response("OpenAPI 3.1", {"type": "object"})}, tags=("server",)),
+)

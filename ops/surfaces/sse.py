@@ -1,16 +1,17 @@
 """Server-sent event streams: a job's updates, an agent's versions, and invoke as a stream.
 
-Routes (added to the v1 application by :func:`setup`):
+Routes (:data:`ROUTES`, registered by :func:`ops.surfaces.app.create_app`):
 
-* ``GET /api/v1/jobs/<jobId>/sse``: event ``job-update`` whose data is the full
-  job (the shape of ``GET /api/v1/jobs/<jobId>``), first the current state, then
-  each change; the stream ends after a terminal status.
+* ``GET /api/v1/jobs/<jobId>/sse``: event ``job-update`` (no ``id:``) whose data is
+  the full job (the shape of ``GET /api/v1/jobs/<jobId>``), first the current
+  state, then each change; the stream ends after a terminal status.
 * ``GET /api/v1/agents/<agentId>/events``: event ``agent-version`` per version
   of the agent, data ``{agentId, seq, id, op, status, ts}`` (``id`` is the
   commit's digest in hex, ``seq`` its position in the agent's commit chain).
-  Each event's SSE ``id:`` is ``<seq>/<commit id prefix>``: reconnecting with
-  ``Last-Event-ID`` (or ``?since=<seq>``) replays every version after it, so
-  nothing is missed; an agent removed and created again is sent from its start.
+  Each event's SSE ``id:`` is ``<seq>/<commit id prefix>`` (:data:`EVENT_ID_PATTERN`):
+  reconnecting with it (or a bare ``<seq>``) in ``Last-Event-ID`` or ``?since=``
+  (:data:`RESUME_PATTERN`) replays every version after it, so nothing is missed;
+  an agent removed and created again is sent from its start.
   Without either, the stream starts with the current version. When the agent is
   removed (``agent:delete`` with ``remove``) an ``agent-removed`` event ends it.
 * ``POST /api/v1/invoke`` with ``Accept: text/event-stream`` (preferred over
@@ -42,19 +43,27 @@ from lattice.nodes import Tx
 
 from ..domain.contracts import Contract
 from ..domain.errors import OpError, Rejected
-from .app import RUNTIME, caller_of
 from ..domain.jobs import TERMINAL, normalize_job_id, public_job
 from ..domain.refs import agent_ref, job_ref
 from ..engine.runtime import Runtime
+from .common import RUNTIME, caller_of
+from .routes import JOB_ID, Param, Route, component, event_stream, sse_event
 
-__all__ = ["HEARTBEAT", "DEFAULT_HEARTBEAT", "EventStream", "wants_event_stream", "accept_quality", "follow_job",
-           "follow_agent", "invoke_stream", "job_stream", "agent_events", "setup"]
+__all__ = ["HEARTBEAT", "DEFAULT_HEARTBEAT", "EVENT_ID_PATTERN", "RESUME_PATTERN", "EventStream", "wants_event_stream",
+           "accept_quality", "follow_job", "follow_agent", "event_id", "parse_resume_point", "invoke_stream",
+           "job_stream", "agent_events", "JOB_EVENTS", "JOB_STREAM_DOC", "ROUTES", "prepare"]
 
 log_ = logging.getLogger("lattice.sse")
 
 #: seconds between heartbeat comments on an idle stream
 HEARTBEAT = web.AppKey("sse_heartbeat", float)
 DEFAULT_HEARTBEAT = 15.0
+#: the SSE ``id:`` of an ``agent-version`` event: ``<seq>/<first 16 hex digits of its commit id>``
+EVENT_ID_PATTERN = "^[0-9]+/[0-9a-f]{16}$"
+#: a resume point the server accepts (``Last-Event-ID``, ``?since=``): an ``id:`` as sent, a bare ``<seq>``,
+#: or ``<seq>/`` and any prefix of the commit id (surrounding white space is ignored)
+RESUME_PATTERN = "^([0-9]{1,18})(?:/([0-9a-f]{0,64}))?$"
+_RESUME = re.compile(RESUME_PATTERN)
 
 _json = msgspec.json.Encoder()
 
@@ -138,6 +147,7 @@ class EventStream:
             **(headers or {})})
 
     async def open(self) -> "EventStream":
+        """Send the response headers; the stream, open."""
         await self.response.prepare(self.request)
         return self
 
@@ -173,6 +183,7 @@ class EventStream:
         await self.response.write(f": {text}\n\n".encode())
 
     async def close(self) -> None:
+        """End the response (quietly, if the client has gone)."""
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await self.response.write_eof()
 
@@ -321,27 +332,39 @@ async def job_stream(request: web.Request) -> web.StreamResponse:
         OpError: ``not_found`` (404) when the caller has no such job.
     """
     caller = caller_of(request)
-    job_id = request.match_info["job_id"]
+    job_id = request.match_info["jobId"]
     job = request.app[RUNTIME].get_job(caller, job_id)
     if job is None:
         raise OpError("not_found", f"no job {job_id!r}", hint="a job id is 0x + 32 hex digits, from the invoke reply")
     return await _stream_job(request, caller, job)
 
 
+def parse_resume_point(value: str) -> tuple[int, str | None] | None:
+    """``(seq, commit id prefix | None)`` of a resume point, or None if it is not one (:data:`RESUME_PATTERN`).
+
+    Source: a ``Last-Event-ID`` header or ``?since=`` (untrusted).
+
+    >>> parse_resume_point("3/00ab"), parse_resume_point("3"), parse_resume_point("3/"), parse_resume_point("-1")
+    ((3, '00ab'), (3, None), (3, None), None)
+    """
+    m = _RESUME.fullmatch(value.strip())
+    return None if m is None else (int(m[1]), m[2] or None)
+
+
 def _last_event_id(request: web.Request) -> tuple[int | None, str | None]:
     """``Last-Event-ID`` header, else ``?since=``: ``(seq, commit id prefix | None)`` the client has.
 
-    Source: the request (untrusted): ``<seq>`` or ``<seq>/<hex>`` as sent in ``id:``.
+    Source: the request (untrusted): ``<seq>`` or ``<seq>/<hex>`` as sent in ``id:``; empty is absent.
     """
     for where, value in (("Last-Event-ID header", request.headers.get("Last-Event-ID")),
                          ("since query parameter", request.query.get("since"))):
         if value is None or value.strip() == "":
             continue
-        seq, _, prefix = value.strip().partition("/")
-        if not seq.isdigit() or len(seq) > 18 or (prefix and not re.fullmatch(r"[0-9a-f]{1,64}", prefix)):
+        point = parse_resume_point(value)
+        if point is None:
             raise Rejected("invalid_input", f"Expected a version id (<seq> or <seq>/<hex>), got {value[:40]!r} "
                                             f"- at the {where}", hint="send the id: of the last event received")
-        return int(seq), prefix or None
+        return point
     return None, None
 
 
@@ -353,7 +376,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
         Rejected: ``invalid_input`` (400) for a malformed ``Last-Event-ID``/``since``.
     """
     caller = caller_of(request)
-    aid = request.match_info["agent_id"]
+    aid = request.match_info["agentId"]
     after, after_id = _last_event_id(request)
     runtime = request.app[RUNTIME]
     if runtime.store.ref(agent_ref(caller, aid)) is None:
@@ -378,8 +401,53 @@ async def invoke_stream(request: web.Request, contract: Contract, inp: Any) -> w
     return await _stream_job(request, caller, job)
 
 
-def setup(app: web.Application) -> None:
-    """Add the event-stream routes to the v1 application."""
+def prepare(app: web.Application) -> None:
+    """Give ``app`` the event streams' settings (the heartbeat, unless already set)."""
     app.setdefault(HEARTBEAT, DEFAULT_HEARTBEAT)
-    app.router.add_get("/api/v1/jobs/{job_id}/sse", job_stream)
-    app.router.add_get("/api/v1/agents/{agent_id}/events", agent_events)
+
+
+# -- routes --------------------------------------------------------------------------
+
+_ERROR_EVENT = sse_event("error", component("Error"), description="the stream failed on the server; it ends")
+#: the events of a job's stream (``/api/v1/jobs/{jobId}/sse``, and invoke as a stream)
+JOB_EVENTS = [sse_event("job-update", component("Job"), description="the job, as `GET /api/v1/jobs/{jobId}`"),
+              _ERROR_EVENT]
+JOB_STREAM_DOC = ("A stream of `job-update` events (data: the job, as `GET /api/v1/jobs/{jobId}`; no `id:`), the "
+                  "current state first, then each change; it ends after a terminal status. Idle streams carry "
+                  "`: keep-alive` comments.")
+_VERSION = {"type": "object", "properties": {
+    "agentId": {"type": "string"}, "seq": {"type": "integer", "minimum": 0},
+    "id": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "the commit id"},
+    "op": {"type": "string"}, "status": {"type": ["string", "null"]}, "ts": {"type": "integer"}},
+    "required": ["agentId", "seq", "id", "op", "status", "ts"], "additionalProperties": False}
+_REMOVED = {"type": "object", "properties": {"agentId": {"type": "string"}, "seq": {"type": ["integer", "null"]}},
+            "required": ["agentId", "seq"], "additionalProperties": False}
+_AGENT_EVENTS = [
+    sse_event("agent-version", _VERSION, {"type": "string", "pattern": EVENT_ID_PATTERN,
+                                          "description": "<seq>/<first 16 hex digits of the commit id>"},
+              "a version of the agent"),
+    sse_event("agent-removed", _REMOVED, description="the agent was removed; the stream ends"),
+    _ERROR_EVENT]
+_RESUME_SCHEMA = {"type": "string", "pattern": RESUME_PATTERN}
+
+_AGENT_STREAM_DOC = (
+    "One `agent-version` event per version of the agent, data `{agentId, seq, id, op, status, ts}`, SSE `id:` = "
+    "`<seq>/<first 16 hex digits of the commit id>`. Resume with `Last-Event-ID` (or `?since=`) set to that id, or "
+    "to a bare seq, to receive every version after it (if the agent was removed and created again since that "
+    "version, which only the full id tells, the new chain from its first version); without either the stream "
+    "starts at the current version. `agent-removed` ends the stream when the agent is removed.")
+
+#: the event-stream routes
+ROUTES = (
+    Route("GET", "/api/v1/jobs/{jobId}/sse", job_stream, "jobEvents", "A job's updates as server-sent events",
+          description=JOB_STREAM_DOC, parameters=(JOB_ID,),
+          responses={"200": {"description": "the event stream", "content": event_stream(JOB_EVENTS)}},
+          errors=("not_found",), tags=("jobs",)),
+    Route("GET", "/api/v1/agents/{agentId}/events", agent_events, "agentEvents",
+          "An agent's versions as server-sent events", description=_AGENT_STREAM_DOC,
+          parameters=(Param("agentId", "path", {"type": "string"}),
+                      Param("since", "query", _RESUME_SCHEMA, "the last version received: its `id:`, or its seq"),
+                      Param("Last-Event-ID", "header", _RESUME_SCHEMA, "the `id:` of the last event received")),
+          responses={"200": {"description": "the event stream", "content": event_stream(_AGENT_EVENTS)}},
+          errors=("not_found", "invalid_input"), tags=("agents",)),
+)

@@ -8,6 +8,7 @@ rejections are ``{"error": {code, message, path?, hint?}}``.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from typing import Any, Awaitable, Callable
@@ -139,3 +140,50 @@ async def info(client, agent_id: str) -> dict:
 def snapshot(store) -> tuple[list, int]:
     """Every ref (name, digest) and the object count: equal before/after means nothing changed."""
     return list(store.refs("")), len(store)
+
+
+class Reader:
+    """Reads a text/event-stream response event by event (comments are counted, not returned).
+
+    Args:
+        resp: the response.
+        raw: keep ``data`` as the text sent rather than its JSON value.
+    """
+
+    def __init__(self, resp, raw: bool = False):
+        self.resp, self.raw, self.comments = resp, raw, 0
+
+    async def next(self, timeout: float = 5.0) -> dict | None:
+        """The next event ``{event, data, id}`` (the fields sent), or None at the end of the stream."""
+        ev: dict = {}
+        async with asyncio.timeout(timeout):
+            while True:
+                line = await self.resp.content.readline()
+                if not line:
+                    return None
+                line = line.decode().rstrip("\n")
+                if not line:
+                    if ev:
+                        return ev
+                    continue
+                if line.startswith(":"):
+                    self.comments += 1
+                    continue
+                field, _, val = line.partition(": ")
+                ev[field] = json.loads(val) if field == "data" and not self.raw else val
+
+    async def rest(self, timeout: float = 5.0) -> list[dict]:
+        """Every event until the stream ends."""
+        out = []
+        while (ev := await self.next(timeout)) is not None:
+            out.append(ev)
+        return out
+
+
+async def open_stream(client, path: str, headers: dict | None = None, raw: bool = False) -> Reader:
+    """GET an event stream; assert it opened as one."""
+    r = await client.get(path, headers={"Accept": "text/event-stream", **(headers or {})})
+    assert r.status == 200, await r.text()
+    assert r.content_type == "text/event-stream"
+    assert r.headers["Cache-Control"] == "no-cache"
+    return Reader(r, raw)

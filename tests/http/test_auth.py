@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from lattice.memory import MemoryStore
 from ops.surfaces.auth import TokenFileError, Tokens
-from ops.surfaces.app import create_app
-from ops.engine.runtime import Runtime
-from tests.serve import BIN, free_port, serve
+from ops.surfaces.client import Client, Rejected
+from tests.serve import BIN, cli_env, free_port, serve
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-fedcba9876543210"
 
 
 @pytest.fixture
-async def client():
-    store = MemoryStore()
-    app = create_app(Runtime(store), tokens=Tokens({ALICE: "alice", BOB: "bob"}))
-    async with TestClient(TestServer(app)) as c:
-        c.store = store
-        yield c
+async def client(start_app):
+    """The app with two bearer tokens: alice's and bob's."""
+    return await start_app(tokens=Tokens({ALICE: "alice", BOB: "bob"}))
 
 
 def auth(token: str) -> dict[str, str]:
@@ -45,14 +39,14 @@ async def invoke(c: TestClient, token: str | None, op: str, **inp: Any) -> tuple
 @pytest.mark.parametrize("method, path", [("POST", "/api/v1/invoke"), ("GET", "/api/v1/status"),
                                           ("GET", "/api/v1/jobs/0x" + "1" * 32), ("POST", "/mcp"),
                                           ("GET", "/api/v1/agents/A/events"), ("GET", "/api/v1/openapi.json")])
-async def test_every_route_needs_a_valid_token(client, headers, method: str, path: str) -> None:
-    before = list(client.store.refs(""))
+async def test_every_route_needs_a_valid_token(client, store, headers, method: str, path: str) -> None:
+    before = list(store.refs(""))
     r = await client.request(method, path, headers=headers,
                              json={"operation": "agent:create", "input": {"agentId": "X"}} if method == "POST" else None)
     assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
     body = await r.json()
     assert body["error"]["code"] == "unauthorized" and body["error"]["message"]
-    assert list(client.store.refs("")) == before
+    assert list(store.refs("")) == before
 
 
 async def test_two_callers_each_have_their_own_alice(client) -> None:
@@ -91,6 +85,23 @@ async def test_two_callers_each_have_their_own_alice(client) -> None:
     assert len(still["output"]["value"]) == 1
     r = await client.get("/api/v1/status", headers=auth(ALICE))
     assert (await r.json())["agents"] == 1
+
+
+async def test_the_python_client_sends_its_token(client) -> None:
+    import aiohttp
+
+    url = str(client.make_url("")).rstrip("/")
+    async with Client(url, token=ALICE) as alice:
+        assert (await alice.agent_create(agentId="A")).result().created is True
+        updates = [j.status async for j in alice.stream("agent:list", {})]
+        assert updates == ["COMPLETE"] and (await alice.status())["agents"] == 1
+    async with aiohttp.ClientSession() as shared:  # a session of the caller's own carries the token too
+        bob = Client(url, session=shared, token=BOB)
+        assert (await bob.agent_list()).result().agents == []
+    async with Client(url) as nobody:
+        with pytest.raises(Rejected) as e:
+            await nobody.agent_list()
+        assert e.value.status == 401 and e.value.code == "unauthorized"
 
 
 async def test_mcp_uses_the_same_authentication(client) -> None:
@@ -151,15 +162,13 @@ def test_tokens_over_a_real_server_and_never_logged(tmp_path: Path) -> None:
     with open(log, "wb") as out:
         proc = serve(port, "--data", str(tmp_path / "d"), "--tokens", str(tokens), "--log-level", "debug", output=out)
         try:
-            url = f"http://127.0.0.1:{port}"
-            env = {**os.environ, "LATTICE_URL": url}
             lattice = str(BIN / "lattice")
-            p = subprocess.run([lattice, "invoke", "agent:list"], env=env, capture_output=True, text=True)
+            p = subprocess.run([lattice, "invoke", "agent:list"], env=cli_env(port), capture_output=True, text=True)
             assert p.returncode == 2 and "unauthorized" in p.stderr
             p = subprocess.run([lattice, "invoke", "agent:create", '{"agentId": "A"}'],
-                               env={**env, "LATTICE_TOKEN": ALICE}, capture_output=True, text=True)
+                               env=cli_env(port, LATTICE_TOKEN=ALICE), capture_output=True, text=True)
             assert p.returncode == 0, p.stderr
-            p = subprocess.run([lattice, "read", "g/A/status"], env={**env, "LATTICE_TOKEN": BOB},
+            p = subprocess.run([lattice, "read", "g/A/status"], env=cli_env(port, LATTICE_TOKEN=BOB),
                                capture_output=True, text=True)
             assert p.returncode == 1 and "nothing at g/A/status" in p.stderr
         finally:

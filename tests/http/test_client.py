@@ -11,23 +11,17 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from aiohttp.test_utils import TestServer
 
 from ops.domain import operations as O
-from ops.surfaces import sse
 from ops.surfaces.client import AgentVersion, Client, Job, JobFailed, Rejected, method_name
 from ops.domain.contracts import REGISTRY
-from ops.surfaces.app import create_app
-from ops.engine.runtime import Runtime
 from tests.http.helpers import ECHO, HANG, snapshot
 
 
 @pytest.fixture
-async def server(store):
-    app = create_app(Runtime(store))
-    app[sse.HEARTBEAT] = 0.05
-    async with TestServer(app) as srv:
-        yield srv
+async def server(start_app):
+    """The app's server (heartbeats every 0.05 s)."""
+    return (await start_app(heartbeat=0.05)).server
 
 
 @pytest.fixture

@@ -8,17 +8,18 @@ import aiohttp
 from aiohttp import web
 
 from lattice.memory import MemoryStore
-from ops.surfaces.app import create_app
 from ops.engine.runtime import Runtime
+from ops.surfaces.app import create_app
+from tests.serve import free_port
 
 
 async def test_disconnect_stops_the_wait_not_the_commit() -> None:
     rt = Runtime(MemoryStore())
     runner = web.AppRunner(create_app(rt), handler_cancellation=True)  # as lattice serve runs it
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/api/v1/invoke"
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/api/v1/invoke"
     try:
         async with aiohttp.ClientSession() as s:
             await s.post(url, json={"operation": "agent:create",

@@ -13,45 +13,28 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from aiohttp.test_utils import TestClient, TestServer
 from mcp.client.client import Client as McpClient
 from mcp.shared.exceptions import MCPError
 
-from ops.surfaces import mcp as M
-from ops.surfaces import sse
 from ops.domain.contracts import REGISTRY
-from ops.surfaces.app import RUNTIME, create_app
+from ops.surfaces import mcp as M
+from ops.surfaces.common import RUNTIME
 from ops.surfaces.openapi import input_json_schema, job_json_schema
-from ops.engine.runtime import Runtime
 from tests.http.helpers import ECHO, HANG, assert_rejection, create, invoke, snapshot, value
 
 ACCEPT = "application/json, text/event-stream"
 
 
-async def _server(store, mode: str = "auto", heartbeat: float = 15.0, max_body: int | None = None) -> TestClient:
-    kw = {} if max_body is None else {"max_body": max_body}
-    app = create_app(Runtime(store), **kw)
-    app[M.RESPONSE_MODE] = mode
-    app[sse.HEARTBEAT] = heartbeat
-    c = TestClient(TestServer(app))
-    await c.start_server()
-    return c
-
-
 @pytest.fixture(params=["json", "sse"])
-async def served(request, store):
+async def served(request, start_app):
     """A real server on 127.0.0.1 answering MCP with JSON or with SSE."""
-    c = await _server(store, request.param)
-    yield c
-    await c.close()
+    return await start_app(mcp_mode=request.param)
 
 
 @pytest.fixture
-async def rpc(store):
+async def rpc(start_app):
     """A server in the default (auto) response mode, driven with raw HTTP."""
-    c = await _server(store, "auto", heartbeat=0.05, max_body=4096)
-    yield c
-    await c.close()
+    return await start_app(mcp_mode="auto", heartbeat=0.05, max_body=4096)
 
 
 # ---------------------------------------------------------------- the official client
@@ -422,16 +405,13 @@ async def test_any_message_gets_a_jsonrpc_answer_and_no_5xx(rpc, store, msg):
 
 
 @pytest.mark.parametrize("mode", ["json", "sse"])
-async def test_an_unexpected_error_is_an_internal_error(store, mode, monkeypatch):
-    c = await _server(store, mode, heartbeat=0.05)
-    try:
-        sid, _ = await _init(c)
+async def test_an_unexpected_error_is_an_internal_error(start_app, mode, monkeypatch):
+    c = await start_app(mcp_mode=mode, heartbeat=0.05)
+    sid, _ = await _init(c)
 
-        async def boom(*a, **k):
-            raise RuntimeError("bug")
-        monkeypatch.setattr(c.app[RUNTIME], "invoke", boom)
-        body = await _call(c, sid, "tools/call", {"name": "agent_list", "arguments": {}}, id=42)
-        assert body["id"] == 42 and body["error"]["code"] == M.INTERNAL_ERROR
-        assert "bug" not in body["error"]["message"]  # the server's log has it, the client does not
-    finally:
-        await c.close()
+    async def boom(*a, **k):
+        raise RuntimeError("bug")
+    monkeypatch.setattr(c.app[RUNTIME], "invoke", boom)
+    body = await _call(c, sid, "tools/call", {"name": "agent_list", "arguments": {}}, id=42)
+    assert body["id"] == 42 and body["error"]["code"] == M.INTERNAL_ERROR
+    assert "bug" not in body["error"]["message"]  # the server's log has it, the client does not

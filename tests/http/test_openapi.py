@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
+import re
 import threading
 
 import jsonschema
@@ -15,19 +15,22 @@ import pytest
 import schemathesis
 from aiohttp import web
 from click.testing import CliRunner
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from lattice.memory import MemoryStore
 from ops.surfaces.cli import main as cli
 from ops.domain.contracts import REGISTRY, input_schema
-from ops.surfaces.app import create_app
+from ops.surfaces.app import ROUTES, create_app
 from ops.surfaces.openapi import (camel_name, error_json_schema, input_json_schema, job_json_schema, openapi_document,
                          output_json_schema, output_schema)
 from ops.engine.runtime import Runtime
-from tests.http.helpers import ECHO, create, invoke
+from ops.surfaces.sse import parse_resume_point
+from tests.http.helpers import ECHO, HANG, INVOKE, Reader, create, invoke, ok, open_stream
+from tests.serve import free_port
 
-DOC = openapi_document()
+DOC = openapi_document(ROUTES)
 
 
 def _validator(doc: dict, name: str) -> jsonschema.Draft202012Validator:
@@ -118,6 +121,111 @@ def test_input_schemas_agree_with_the_decoder():
         assert schema_ok == decoder_ok == good, (op, inp)
 
 
+# ---------------------------------------------------------------- the event streams, as documented
+
+AGENT_EVENTS = "/api/v1/agents/{agentId}/events"
+
+
+def _event_schemas(path: str, method: str = "get") -> dict[str, dict]:
+    """``{event name: item schema}`` of a documented event stream (its ``x-itemSchema`` branches)."""
+    media = DOC["paths"][path][method]["responses"]["200"]["content"]["text/event-stream"]
+    return {branch["properties"]["event"]["const"]: branch for branch in media["x-itemSchema"]["oneOf"]}
+
+
+def _parameter(path: str, name: str) -> dict:
+    return next(p for p in DOC["paths"][path]["get"]["parameters"] if p["name"] == name)
+
+
+def _check_event(path: str, ev: dict, method: str = "get") -> None:
+    """An event as sent (``data`` as text) conforms to the stream's documented item schema, ``data`` included."""
+    schemas = _event_schemas(path, method)
+    assert ev["event"] in schemas, ev
+    jsonschema.Draft202012Validator({"oneOf": list(schemas.values())}).validate(ev)
+    data_schema = schemas[ev["event"]]["properties"]["data"]["contentSchema"]
+    jsonschema.Draft202012Validator({**data_schema, "components": DOC["components"]}).validate(json.loads(ev["data"]))
+
+
+async def test_every_event_and_id_the_server_sends_is_documented(client):
+    """Real streams: every event conforms to its stream's item schema, and every SSE ``id:`` matches the
+    documented pattern of what is sent and the documented pattern of what is accepted back."""
+    id_pattern = _event_schemas(AGENT_EVENTS)["agent-version"]["properties"]["id"]["pattern"]
+    resume_pattern = _parameter(AGENT_EVENTS, "Last-Event-ID")["schema"]["pattern"]
+    await create(client, "E", ECHO)
+    agent = await open_stream(client, "/api/v1/agents/E/events", raw=True)
+    await invoke(client, "agent:request", {"agentId": "E", "input": "hi", "wait": True})
+    for op in ("agent:suspend", "agent:resume"):
+        await ok(client, op, {"agentId": "E"})
+    await ok(client, "agent:delete", {"agentId": "E", "remove": True})
+    versions = await agent.rest()
+    assert [e["event"] for e in versions].count("agent-version") >= 5 and versions[-1]["event"] == "agent-removed"
+
+    await create(client, "H", HANG)
+    status, job = await invoke(client, "agent:request", {"agentId": "H", "input": "x"})
+    updates = await open_stream(client, f"/api/v1/jobs/{job['jobId']}/sse", raw=True)
+    first = await updates.next()
+    await client.put(f"/api/v1/jobs/{job['jobId']}/cancel")
+    job_events = [first, *await updates.rest()]
+    assert [json.loads(e["data"])["status"] for e in job_events] == ["STARTED", "CANCELLED"]
+    r = await client.post(INVOKE, json={"operation": "agent:list"}, headers={"Accept": "text/event-stream"})
+    invoked = await Reader(r, raw=True).rest()
+    assert invoked
+
+    for ev in versions:
+        _check_event(AGENT_EVENTS, ev)
+    for ev in job_events:
+        _check_event("/api/v1/jobs/{jobId}/sse", ev)
+    for ev in invoked:
+        _check_event("/api/v1/invoke", ev, "post")
+    ids = [e["id"] for e in versions + job_events + invoked if "id" in e]
+    assert len(ids) == len(versions) - 1  # every agent-version, and nothing else, carries an id
+    for i in ids:
+        assert re.search(id_pattern, i) and re.search(resume_pattern, i), i
+
+    # each id sent, given back, resumes the stream after it
+    await create(client, "E", ECHO)
+    rd = await open_stream(client, "/api/v1/agents/E/events", raw=True)
+    sent = await rd.next()
+    rd.resp.close()
+    await ok(client, "agent:update", {"agentId": "E", "state": {"k": 1}})
+    await ok(client, "agent:update", {"agentId": "E", "state": {"k": 2}})
+    rd = await open_stream(client, "/api/v1/agents/E/events", {"Last-Event-ID": sent["id"]}, raw=True)
+    assert [json.loads((await rd.next())["data"])["seq"] for _ in range(2)] == [1, 2]
+    rd.resp.close()
+
+
+#: resume points the server accepts: an id as sent, a bare seq, a seq and any prefix of the commit id
+ACCEPTED = ["0", "1", "000", "9" * 18, "1/", "1/0", "1/" + "ab" * 8, "1/" + "0" * 64]
+#: and those it refuses (400)
+REFUSED = ["x", "-1", "+1", "1.5", "1e3", "9" * 19, "1/A", "1/" + "a" * 65, "/ab", "1/ab/cd", "1/g", "0x1", "1 /a"]
+UNICODE_REFUSED = ["²", "٣", "1/é"]
+
+
+@pytest.mark.parametrize("param", ["Last-Event-ID", "since"])
+async def test_the_documented_resume_pattern_is_what_the_server_accepts(client, param):
+    pattern = _parameter(AGENT_EVENTS, param)["schema"]["pattern"]
+    assert pattern == _parameter(AGENT_EVENTS, "since" if param == "Last-Event-ID" else "Last-Event-ID")[
+        "schema"]["pattern"]
+    await create(client, "E", ECHO)
+    refused = REFUSED + (UNICODE_REFUSED if param == "since" else [])  # a header value is latin-1
+    for value in ACCEPTED + refused:
+        if param == "since":
+            r = await client.get("/api/v1/agents/E/events", params={"since": value})
+        else:
+            r = await client.get("/api/v1/agents/E/events", headers={"Last-Event-ID": value})
+        documented = re.search(pattern, value) is not None
+        assert documented == (value in ACCEPTED), value
+        assert r.status == (200 if documented else 400), (value, r.status)
+        r.close()
+
+
+@given(st.from_regex(_parameter(AGENT_EVENTS, "Last-Event-ID")["schema"]["pattern"])
+       | st.text(alphabet="0123456789abcdefAx/-. ²٣\n", max_size=24))
+@settings(max_examples=300)
+def test_the_resume_point_parser_accepts_exactly_the_documented_pattern(value):
+    pattern = _parameter(AGENT_EVENTS, "Last-Event-ID")["schema"]["pattern"]
+    assert (parse_resume_point(value) is not None) == (re.search(pattern, value.strip()) is not None)
+
+
 # ---------------------------------------------------------------- the CLI
 
 
@@ -142,9 +250,7 @@ class LiveServer:
     """A real server on 127.0.0.1 in its own thread and event loop, for schemathesis' synchronous client."""
 
     def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.store = MemoryStore()
         self.loop = asyncio.new_event_loop()
@@ -223,8 +329,9 @@ def test_fuzz_live_server(case, live_url):
 def test_doctests():
     import doctest
 
-    from ops.surfaces import openapi, sse
-    assert doctest.testmod(openapi).failed == 0 and doctest.testmod(sse).failed == 0
+    from ops.surfaces import openapi, routes, sse
+    for module in (openapi, routes, sse):
+        assert doctest.testmod(module).failed == 0, module.__name__
 
 
 @FUZZED_STREAMS.parametrize()

@@ -5,69 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import time
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from lattice.commits import read_commit
 from ops.surfaces import sse
-from ops.surfaces.app import RUNTIME, create_app
-from ops.engine.runtime import Runtime
-from tests.http.helpers import (ECHO, HANG, INVOKE, assert_job_shape, assert_rejection, create, get_job, invoke, ok,
-                                snapshot)
+from ops.surfaces.common import RUNTIME
+from tests.http.helpers import (ECHO, HANG, INVOKE, Reader, assert_job_shape, assert_rejection, create, get_job, invoke,
+                                ok, open_stream, snapshot)
 
 BEAT = 0.05
 
 
 @pytest.fixture
-async def client(store):
-    app = create_app(Runtime(store))
-    app[sse.HEARTBEAT] = BEAT
-    async with TestClient(TestServer(app)) as c:
-        yield c
-
-
-class Reader:
-    """Reads a text/event-stream response event by event (comments are counted, not returned)."""
-
-    def __init__(self, resp):
-        self.resp, self.comments = resp, 0
-
-    async def next(self, timeout: float = 5.0) -> dict | None:
-        """The next event ``{event, data, id}``, or None at the end of the stream."""
-        ev: dict = {}
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await self.resp.content.readline()
-                if not raw:
-                    return None
-                line = raw.decode().rstrip("\n")
-                if not line:
-                    if ev:
-                        return ev
-                    continue
-                if line.startswith(":"):
-                    self.comments += 1
-                    continue
-                field, _, val = line.partition(": ")
-                ev[field] = json.loads(val) if field == "data" else val
-
-    async def rest(self, timeout: float = 5.0) -> list[dict]:
-        out = []
-        while (ev := await self.next(timeout)) is not None:
-            out.append(ev)
-        return out
-
-
-async def open_stream(client, path: str, headers: dict | None = None) -> Reader:
-    r = await client.get(path, headers={"Accept": "text/event-stream", **(headers or {})})
-    assert r.status == 200, await r.text()
-    assert r.content_type == "text/event-stream"
-    assert r.headers["Cache-Control"] == "no-cache"
-    return Reader(r)
+async def client(start_app):
+    """The app, with heartbeats every BEAT seconds."""
+    return await start_app(heartbeat=BEAT)
 
 
 async def request_job(client, aid: str, text: str = "x") -> dict:

@@ -1,0 +1,94 @@
+"""What every HTTP surface (REST, SSE, MCP, OpenAPI) needs from a request and its application.
+
+The application's typed keys, the caller a request acts as, the browser-origin
+check, and the JSON replies. This module imports nothing of :mod:`ops.surfaces`
+but :mod:`ops.surfaces.auth` (itself a leaf), so that every surface can import
+it and none has to import :mod:`ops.surfaces.app`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from aiohttp import web
+
+from ..domain.errors import OpError, http_status
+from ..domain.jobs import TERMINAL, public_job
+from ..engine.runtime import Runtime
+from .auth import LOCAL_CALLER
+
+__all__ = ["RUNTIME", "MAX_BODY", "TOKENS", "ORIGINS", "CALLER", "ROUTE_TABLE", "LOCAL_CALLER", "caller_of",
+           "origin_allowed", "reply", "error_reply", "job_reply"]
+
+#: the runtime serving the operations
+RUNTIME = web.AppKey("runtime", Runtime)
+#: largest accepted request body, bytes
+MAX_BODY = web.AppKey("max_body", int)
+#: the bearer tokens, or None (one local caller, no authentication)
+TOKENS = web.AppKey("tokens", object)
+#: browser origins allowed besides loopback ones (``scheme://host[:port]``, no trailing slash)
+ORIGINS = web.AppKey("origins", frozenset)
+#: the routes the application serves (:class:`ops.surfaces.routes.Route`), as registered
+ROUTE_TABLE = web.AppKey("route_table", tuple)
+#: the authenticated caller of a request (set by the application's authentication middleware)
+CALLER = web.RequestKey("caller", str)
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+_json = msgspec.json.Encoder()
+
+
+def caller_of(request: web.Request) -> str:
+    """The authenticated caller of ``request``: every surface (REST, SSE, MCP) asks here.
+
+    Args:
+        request: a request that went through the application's middlewares.
+
+    Returns:
+        With tokens configured, the caller the bearer token names; without,
+        :data:`LOCAL_CALLER`.
+    """
+    return request.get(CALLER, LOCAL_CALLER)
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """Whether a request's ``Origin`` (sent by browsers) may drive this server.
+
+    No ``Origin`` (curl, SDKs, the CLI), a loopback origin, or one of the
+    server's allowed origins. Anything else is a web page the user happens to
+    visit trying to reach a local server.
+
+    Source: the ``Origin`` header (untrusted; an unparseable one is not loopback).
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    try:
+        host = urlsplit(origin).hostname
+    except ValueError:
+        host = None
+    return origin.rstrip("/") in request.app.get(ORIGINS, frozenset()) or (host is not None and host in _LOOPBACK_HOSTS)
+
+
+def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response.
+
+    Args:
+        body: any value msgspec encodes.
+        status: the HTTP status (default 200).
+        headers: extra response headers.
+    """
+    return web.Response(body=_json.encode(body), status=status, content_type="application/json", headers=headers)
+
+
+def error_reply(err: OpError) -> web.Response:
+    """The rejection ``{"error": {code, message, path?, hint?}}`` with the status its code maps to."""
+    return reply({"error": err.to_dict()}, http_status(err.code))
+
+
+def job_reply(job: dict[str, Any]) -> web.Response:
+    """A job: 200 when terminal, else 202 with ``Location: /api/v1/jobs/<jobId>``."""
+    if job["status"] in TERMINAL:
+        return reply(public_job(job))
+    return reply(public_job(job), 202, {"Location": f"/api/v1/jobs/{job['jobId']}"})
