@@ -7,3 +7,5 @@ Importing the package declares every operation (:mod:`ops.domain.operations`), s
 """
 
 from . import operations as operations  # noqa: F401  (declares every operation)
+
+__all__ = ["operations"]
