@@ -40,13 +40,13 @@ from .digest import digest
 from .errors import InvalidValue
 from .hamt import HMap, map_delete, map_get, map_keys, map_len, map_set
 from .layout import BITS, BLOB, BLOB_MIN, FANOUT, MAP, MASK, NODE, NODE_MIN, VEC, VNODE  # noqa: F401 (re-exported)
-from .vector import Vec, seq_append, seq_get, seq_iter, seq_len, seq_set
+from .vector import Vec, seq_append, seq_get, seq_iter, seq_len, seq_plain, seq_set
 
 __all__ = [
     "BLOB", "NODE", "VEC", "VNODE", "MAP",
     "FANOUT", "BLOB_MIN", "NODE_MIN",
     "ObjectCache", "Tx", "Vec", "HMap",
-    "seq_len", "seq_get", "seq_iter", "seq_append", "seq_set",
+    "seq_len", "seq_get", "seq_iter", "seq_plain", "seq_append", "seq_set",
     "map_get", "map_set", "map_delete", "map_keys", "map_len",
 ]
 

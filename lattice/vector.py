@@ -21,7 +21,7 @@ from .layout import BITS, FANOUT, MASK, VEC, VNODE
 if TYPE_CHECKING:
     from .nodes import Tx
 
-__all__ = ["Vec", "seq_len", "seq_get", "seq_iter", "seq_append", "seq_set"]
+__all__ = ["Vec", "seq_len", "seq_get", "seq_iter", "seq_plain", "seq_append", "seq_set"]
 
 
 class Vec:
@@ -191,6 +191,13 @@ def seq_iter(tx: Tx, seq: list | Vec, start: int = 0, stop: int | None = None) -
             yield tx.open(x)
     else:
         yield from seq[start:stop]
+
+
+def seq_plain(tx: Tx, seq: list | Vec, start: int = 0, stop: int | None = None) -> list[Any]:
+    """Items ``start <= i < stop`` as plain data (no collection handles), in one pass each."""
+    if type(seq) is Vec:
+        return [tx.materialize(x) for x in seq.iter_raw(start, stop)]
+    return [tx.plain(x) for x in seq[start:stop]]
 
 
 def seq_append(tx: Tx, seq: list | Vec, items: list) -> list | Vec:

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from lattice.nodes import HMap, Tx, map_delete, map_keys, map_len, map_get, map_set, seq_append, seq_iter, seq_len
+from lattice.nodes import HMap, Tx, map_delete, map_keys, map_len, map_get, map_set, seq_append, seq_iter, seq_len, seq_plain
 
 from .models import EchoModel, ModelRef, ScriptedCall, ScriptedRule, check_key_env
 
@@ -340,7 +340,7 @@ def pick_work(tx: Tx, rec: dict[str, Any]) -> Work:
     tasks = rec["tasks"]
     task_id = map_keys(tasks)[0] if map_len(tasks) else None
     task = tx.plain(map_get(tx, tasks, task_id)) if task_id else None
-    return Work(task_id, task, [tx.plain(m) for m in seq_iter(tx, rec["inbox"])], list(rec.get("triggers", [])))
+    return Work(task_id, task, seq_plain(tx, rec["inbox"]), list(rec.get("triggers", [])))
 
 
 def timeline_entry(*, start: int, end: int, op: str, work: Work, result: Any,

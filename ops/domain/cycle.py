@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from lattice.nodes import Tx, seq_iter, seq_len
+from lattice.nodes import Tx, seq_len, seq_plain
 
 from .agent import BUILTIN_TOOLS, AgentConfig, Work, check_config
 from .models import LlmReply
@@ -48,7 +48,7 @@ def tool_specs(cfg: AgentConfig) -> list[dict[str, Any]]:
 
 def _window(tx: Tx, history: Any, n: int) -> list[dict[str, Any]]:
     total = seq_len(history)
-    msgs = [tx.plain(m) for m in seq_iter(tx, history, max(0, total - n), total)] if n else []
+    msgs = seq_plain(tx, history, max(0, total - n), total) if n else []
     while msgs and msgs[0].get("role") == "tool":  # never start on an orphaned tool result
         msgs.pop(0)
     return msgs

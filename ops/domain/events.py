@@ -23,7 +23,7 @@ from typing import Any, Callable, ClassVar, Union
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
-from lattice.nodes import Tx, seq_iter
+from lattice.nodes import Tx, seq_plain
 
 from . import agent as A
 from .cycle import Outcome, rerun
@@ -212,7 +212,7 @@ class Context(msgspec.Struct, frozen=True):
 def run_work(tx: Tx, base: dict[str, Any], event: RunCompleted) -> A.Work:
     """The :class:`~ops.domain.agent.Work` a recorded run consumed, rebuilt from its base record."""
     task = {"input": event.task} if event.taskId is not None else None
-    return A.Work(event.taskId, task, [tx.plain(m) for m in seq_iter(tx, base["inbox"], 0, event.messages)],
+    return A.Work(event.taskId, task, seq_plain(tx, base["inbox"], 0, event.messages),
                   list(event.triggers))
 
 

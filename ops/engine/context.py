@@ -209,12 +209,13 @@ class Engine:
             if cur["status"] in J.TERMINAL:
                 return cur
             ev = self.notifier.watch(name)
-            snap = self.snapshot(caller, job["agentId"])
-            if snap is None:
+            head = self.store.ref(name)
+            if head is None:
                 return cur
-            if not self.scheduler.works_on(caller, job["agentId"], job["jobId"]) and \
-                    snap[1]["status"] in (A.SUSPENDED, A.TERMINATED):
-                return cur  # no progress possible until agent:resume
+            if not self.scheduler.works_on(caller, job["agentId"], job["jobId"]):
+                tx = self.tx()  # only the status is needed: no opening of the record
+                if tx.load_root(read_commit(tx, head).root)["status"] in (A.SUSPENDED, A.TERMINATED):
+                    return cur  # no progress possible until agent:resume
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return cur

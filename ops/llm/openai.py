@@ -195,6 +195,9 @@ class OpenAIAdapter:
             else:
                 if 200 <= status < 300:
                     return _parse_reply(body)
+                if 300 <= status < 400:  # never followed: the request and its key go to the declared host only
+                    raise LlmError(f"model endpoint {self.url} answered {status} (a redirect); redirects are not "
+                                   "followed: configure the endpoint's final URL", "llm_error")
                 error = LlmError(_status_message(status, body, key), "llm_error")
                 if status not in RETRY_STATUSES:
                     raise error
@@ -211,7 +214,8 @@ class OpenAIAdapter:
         url = self.url
         timeout = aiohttp.ClientTimeout(total=self.model.timeout)
         try:
-            async with session.post(url, data=payload, headers=headers, timeout=timeout) as resp:
+            async with session.post(url, data=payload, headers=headers, timeout=timeout,
+                                    allow_redirects=False) as resp:
                 parts, size = [], 0
                 while chunk := await resp.content.read(1 << 16):  # up to EOF: a read returns what has arrived
                     parts.append(chunk)

@@ -100,9 +100,13 @@ def main() -> None:
               help="A browser origin (https://host:port) allowed to call the server, besides loopback ones. Repeatable.")
 @click.option("--insecure-remote", is_flag=True,
               help="Allow a non-loopback --host without --tokens: anyone who reaches it acts as the local caller.")
+@click.option("--models", "models_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON file declaring model connections: {name: {baseUrl, apiKeyEnv?}}. Agents name one with "
+                   "config.model.connection. With --tokens, model requests go only to declared connections "
+                   "(each key only to its own endpoint).")
 def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body: int, log_level: str,
           max_agents: int, max_queued: int, tokens_file: str | None, origins: tuple[str, ...],
-          insecure_remote: bool) -> None:
+          insecure_remote: bool, models_file: str | None) -> None:
     """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp) on an embedded store."""
     import ipaddress
 
@@ -113,6 +117,7 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
             tokens = Tokens.load(tokens_file)
         except TokenFileError as e:
             raise click.ClickException(str(e)) from None
+    connections = _connections(models_file, strict=tokens is not None)
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -139,8 +144,9 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
         except StoreError as e:
             raise click.ClickException(f"cannot open store at {data}: {e.message}") from None
         where = os.path.abspath(data)
-    app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued)), max_body=max_body,
-                     tokens=tokens, allowed_origins=frozenset(origins))
+    app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued),
+                             connections=connections), max_body=max_body, tokens=tokens,
+                     allowed_origins=frozenset(origins))
     try:
         # handler_cancellation: a client that disconnects stops its request's wait (commits are shielded)
         web.run_app(app, host=host, port=port, handler_cancellation=True, print=lambda *_: click.echo(
@@ -150,6 +156,24 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     finally:
         store.close()
+
+
+def _connections(path: str | None, strict: bool) -> Any:
+    """The model connections of ``--models FILE`` (none without it)."""
+    import msgspec
+
+    from ..domain.models import Connections
+    if path is None:
+        return Connections(strict=strict)
+    try:
+        data = json.loads(open(path, encoding="utf-8").read())
+        return Connections.parse(data, strict)
+    except OSError as e:
+        raise click.ClickException(f"cannot read --models {path}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise click.ClickException(f"--models {path} is not JSON: {e}") from None
+    except msgspec.ValidationError as e:
+        raise click.ClickException(f"--models {path}: {e} (expected {{name: {{baseUrl, apiKeyEnv?}}}})") from None
 
 
 @main.command()

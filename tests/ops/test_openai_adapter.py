@@ -584,3 +584,19 @@ async def test_a_reply_arriving_in_pieces_is_read_whole(fake: FakeServer, chunke
     fake.reply_with(trickle)
     reply = await make_adapter(fake, maxRetries=0).complete(req(HELLO))
     assert reply.content == "x" * 300_000
+
+
+async def test_a_redirect_is_not_followed_and_the_key_stays_home(fake: FakeServer) -> None:
+    elsewhere = FakeServer()
+    other = web.Application()
+    other.router.add_post("/v1/chat/completions", elsewhere.handle)
+    server = TestServer(other, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        target = str(server.make_url("/v1/chat/completions"))
+        fake.reply_with(lambda req, body: web.Response(status=307, headers={"Location": target}))
+        err = await expect_error(make_adapter(fake), req(HELLO), "llm_error")
+        assert "redirect" in err.message and "not followed" in err.message
+        assert elsewhere.requests == []  # nothing, and no key, reached the other host
+    finally:
+        await server.close()
