@@ -2,4 +2,4 @@
 index, limits, config resolution, the run loop and the operation handlers, wired by the
 :class:`~ops.engine.runtime.Runtime` facade."""
 
-__all__: list[str] = []
+__all__ = []  # type: list[str]

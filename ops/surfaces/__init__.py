@@ -1,4 +1,4 @@
 """The surfaces generated from the operation contracts: the aiohttp application and its
 route table (REST, SSE, MCP, OpenAPI), the Python client and the CLI."""
 
-__all__: list[str] = []
+__all__ = []  # type: list[str]
