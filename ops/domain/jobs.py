@@ -25,7 +25,7 @@ from lattice.nodes import map_keys, map_len
 
 __all__ = ["PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT", "STATUSES", "TERMINAL",
            "new_job_id", "JobIds", "normalize_job_id", "job_record", "public_job", "finish", "cancel", "head_task",
-           "retarget", "work_job_ids", "trigger_output"]
+           "retarget", "work_job_ids", "trigger_output", "PUBLIC_FIELDS"]
 
 PENDING, STARTED, COMPLETE, FAILED, CANCELLED, TIMEOUT = (
     "PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT")
@@ -93,9 +93,18 @@ def finish(rec: dict[str, Any], status: str, ts: int, *, output: Any = None, err
     return {**rec, "status": status, "output": output, "error": error, "updated": ts}
 
 
+#: the fields of a job on every surface
+PUBLIC_FIELDS = ("jobId", "operation", "status", "output", "error", "created", "updated")
+
+
 def public_job(rec: dict[str, Any]) -> dict[str, Any]:
-    """The job as the HTTP contract shows it."""
-    return {k: rec.get(k) for k in ("jobId", "operation", "status", "output", "error", "created", "updated")}
+    """The job as the HTTP contract shows it: :data:`PUBLIC_FIELDS`, plus ``agent``
+    (``{agentId, status, error}``) on a task or trigger job that a wait returned unfinished
+    because its agent cannot progress (suspended with an error, or terminated)."""
+    out = {k: rec.get(k) for k in PUBLIC_FIELDS}
+    if "agent" in rec:
+        out["agent"] = rec["agent"]
+    return out
 
 
 # -- the job state machine -------------------------------------------------------

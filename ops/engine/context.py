@@ -197,7 +197,9 @@ class Engine:
 
     async def wait(self, caller: str, job: dict[str, Any], wait: Any) -> dict[str, Any]:
         """Wait per ``wait`` (True: until done; False: not; a number: milliseconds) for a task or
-        trigger job; return it as it is then. A suspended or terminated agent ends the wait."""
+        trigger job; return it as it is then. A suspended or terminated agent ends the wait:
+        the job then carries ``agent: {agentId, status, error}`` (not stored) saying why it is
+        not done."""
         if wait is False:
             return job
         timeout = None if wait is True else float(wait) / 1000.0
@@ -213,9 +215,11 @@ class Engine:
             if head is None:
                 return cur
             if not self.scheduler.works_on(caller, job["agentId"], job["jobId"]):
-                tx = self.tx()  # only the status is needed: no opening of the record
-                if tx.load_root(read_commit(tx, head).root)["status"] in (A.SUSPENDED, A.TERMINATED):
-                    return cur  # no progress possible until agent:resume
+                tx = self.tx()  # only the status (and error) are needed: no opening of the record
+                rec = tx.load_root(read_commit(tx, head).root)
+                if rec["status"] in (A.SUSPENDED, A.TERMINATED):  # no progress possible until agent:resume
+                    return {**cur, "agent": {"agentId": job["agentId"], "status": rec["status"],
+                                             "error": tx.plain(rec["error"])}}
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return cur

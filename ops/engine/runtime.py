@@ -125,11 +125,17 @@ class Runtime:
         await cancel_agent_job(self.engine, caller, job["agentId"], job["jobId"], required=False)
         return self.get_job(caller, job_id)
 
-    def status(self, caller: str) -> dict[str, Any]:
-        """Server and store summary; agent counts are the caller's own."""
-        st = {"backend": type(self.store).__name__}
+    def status(self, caller: str, *, shared: bool = False) -> dict[str, Any]:
+        """Server and store summary; agent counts are the caller's own.
+
+        Args:
+            shared: the server has several callers (tokens): whole-store figures (objects,
+                refs, bytes, the data path) are left out, since equal values are stored once
+                and a caller could learn from them whether another caller stored a value.
+        """
+        st: dict[str, Any] = {"backend": type(self.store).__name__}
         stats = getattr(self.store, "stats", None)
-        if stats:
+        if stats and not shared:
             st.update(stats())
         return {"status": "ok", "version": _version(), "startedAt": self.started_at,
                 "uptimeMs": self.clock() - self.started_at,

@@ -23,7 +23,7 @@ from ..domain.contracts import REGISTRY, catalog_entry, decode_input, lookup
 from ..domain.errors import OpError, Rejected
 from ..domain.jobs import public_job
 from . import sse
-from .common import RUNTIME, caller_of, job_reply, reply
+from .common import RUNTIME, TOKENS, caller_of, job_reply, reply
 from .openapi import output_schema
 from .routes import JOB_ID, Route, component, event_stream, json_content, json_response
 
@@ -97,7 +97,8 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     """``GET /api/v1/status``: server and store summary (agent count: the caller's own)."""
-    return reply(request.app[RUNTIME].status(caller_of(request)))
+    shared = request.app.get(TOKENS) is not None  # several callers: no whole-store figures
+    return reply(request.app[RUNTIME].status(caller_of(request), shared=shared))
 
 
 async def operations(request: web.Request) -> web.Response:

@@ -252,7 +252,10 @@ async def test_llm_error_suspends_then_update_and_resume(client):
     assert out == {"agentId": "E", "status": "SLEEPING"}
     status, job, headers = await invoke_full(client, "agent:request", {"agentId": "E", "input": "second", "wait": True})
     assert status == 202, job  # returns early: the agent is SUSPENDED
-    assert job["status"] == "PENDING"
+    assert job["status"] == "PENDING" and job["error"] is None
+    assert job["agent"]["status"] == "SUSPENDED" and job["agent"]["agentId"] == "E"  # why it is not done
+    assert job["agent"]["error"]["code"] == "llm_error" and "boom" in job["agent"]["error"]["message"]
+    assert "agent" not in (await get_job(client, job["jobId"]))[1]  # the job itself is unchanged
     assert headers["Location"] == f"/api/v1/jobs/{job['jobId']}"
     tid = job["jobId"]
 
@@ -317,6 +320,7 @@ async def test_suspend_queues_then_resume_autowake(client):
     # wait:true on a suspended agent returns at once
     status, job2 = await invoke(client, "agent:request", {"agentId": "Q", "input": "queued2", "wait": True})
     assert status == 202 and job2["status"] == "PENDING"
+    assert job2["agent"] == {"agentId": "Q", "status": "SUSPENDED", "error": None}
 
     out = await ok(client, "agent:resume", {"agentId": "Q", "autoWake": True})
     assert out == {"agentId": "Q", "status": "RUNNING"}

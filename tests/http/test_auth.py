@@ -84,7 +84,27 @@ async def test_two_callers_each_have_their_own_alice(client) -> None:
     _, still = await invoke(client, ALICE, "covia:read", path="g/Alice/timeline")
     assert len(still["output"]["value"]) == 1
     r = await client.get("/api/v1/status", headers=auth(ALICE))
-    assert (await r.json())["agents"] == 1
+    st = await r.json()
+    assert st["agents"] == 1
+    # no whole-store figures: equal values are stored once, so object counts would tell bob
+    # whether alice stored the value he guesses; nor the server's data path
+    assert st["store"] == {"backend": "MemoryStore"}, st
+
+
+async def test_status_is_no_oracle_on_other_callers_data(start_app) -> None:
+    """Bob cannot learn from the store's figures whether alice stored a value he guesses."""
+    shared = await start_app("lmdb", tokens=Tokens({ALICE: "alice", BOB: "bob"}))
+    single = await start_app("lmdb")
+    guess = {"secret": "s" * 3000}
+    for c, headers in ((shared, auth(BOB)), (single, {})):
+        before = await (await c.get("/api/v1/status", headers=headers)).json()
+        await c.post("/api/v1/invoke", json={"operation": "covia:write", "input": {"path": "w/g", "value": guess}},
+                     headers=headers)
+        after = await (await c.get("/api/v1/status", headers=headers)).json()
+        if c is shared:
+            assert before["store"] == after["store"] == {"backend": "LmdbStore"}  # nothing whole-store, no path
+        else:  # one local caller: the whole store is its own
+            assert {"path", "objects", "refs"} <= set(after["store"]) and after["store"]["objects"] > before["store"]["objects"]
 
 
 async def test_the_python_client_sends_its_token(client) -> None:
