@@ -12,7 +12,7 @@ __all__ = [
     "CorruptObject",
     "InvalidPath",
     "InvalidValue",
-    "StoreError",
+    "StoreError", "StoreLocked", "ReadOnly",
 ]
 
 
@@ -62,3 +62,15 @@ class StoreError(LatticeError):
     """A backend failure (I/O, environment) wrapped with ``raise ... from e``."""
 
     code = "store_error"
+
+
+class StoreLocked(StoreError):
+    """Another process writes to the store (one writer per LMDB directory)."""
+
+    code = "store_locked"
+
+
+class ReadOnly(StoreError):
+    """A write to a store opened read-only."""
+
+    code = "read_only"

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import os
 import queue
 import threading
@@ -43,7 +44,7 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
 import lmdb
 
 from .digest import DIGEST_SIZE
-from .errors import InvalidValue, NotFound, StoreError
+from .errors import InvalidValue, NotFound, ReadOnly, StoreError, StoreLocked
 from .store import RefUpdate, check_object, check_ref_updates
 
 __all__ = ["LmdbStore"]
@@ -110,6 +111,36 @@ class _Gate:
                 self._cond.notify_all()
 
 
+#: the file a writing process holds an exclusive flock on
+WRITER_LOCK = "writer.lock"
+
+
+def _writer_lock(path: str) -> int:
+    """Take the exclusive writer lock of the environment at ``path``; return its descriptor.
+
+    Raises:
+        StoreLocked: another process holds it (its pid, when it wrote one, is in the message).
+    """
+    name = os.path.join(path, WRITER_LOCK)
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise _store_error(f"cannot open the writer lock {name!r}", e) from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        finally:
+            os.close(fd)
+        raise StoreLocked(f"another process{f' (pid {holder})' if holder else ''} is writing to {path!r}",
+                          hint="stop it first (one server per data directory); `lattice fsck` only reads "
+                               "and may run beside it") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 def _store_error(message: str, e: BaseException) -> StoreError:
     err = StoreError(f"{message}: {e}")
     err.__cause__ = e
@@ -133,8 +164,16 @@ class LmdbStore:
             (never corrupted) if the machine crashes.
         max_readers: most read transactions in flight at once (LMDB's reader
             table; each concurrent ``get``/``has``/``ref``/``refs`` takes a slot).
+        readonly: open for reading only (``lattice fsck`` beside a server): no
+            writer lock is taken, every commit raises :class:`ReadOnly`.
+
+    One process writes to a directory at a time: a writer holds an exclusive lock
+    on ``<path>/writer.lock`` (``flock``, released when the process ends, however
+    it ends), so a second server on the same directory fails at once instead of
+    re-running the first one's in-flight work. Readers take no lock.
 
     Raises:
+        StoreLocked: another process holds the writer lock.
         StoreError: the environment is already open in this process, or LMDB
             could not open it.
     """
@@ -146,8 +185,11 @@ class LmdbStore:
         map_size: int = DEFAULT_MAP_SIZE,
         durable: bool = True,
         max_readers: int = 126,
+        readonly: bool = False,
     ) -> None:
         self._env: lmdb.Environment | None = None
+        self._lock_fd: int | None = None
+        self.readonly = readonly
         self._thread: threading.Thread | None = None
         self._closed = True
         self._registered = False
@@ -157,7 +199,10 @@ class LmdbStore:
         self.durable = durable
         self.path = os.fspath(path)
         try:
-            os.makedirs(path, exist_ok=True)
+            if not readonly:
+                os.makedirs(path, exist_ok=True)
+            elif not os.path.isdir(path):
+                raise FileNotFoundError(2, "no such directory", self.path)
         except OSError as e:
             raise _store_error(f"cannot create LMDB directory {self.path!r}", e) from e
         self.path = os.path.realpath(path)
@@ -170,6 +215,8 @@ class LmdbStore:
             _open_paths.add(self.path)
             self._registered = True
         try:
+            if not readonly:
+                self._lock_fd = _writer_lock(self.path)
             self._env = lmdb.open(
                 self.path,
                 map_size=map_size,
@@ -177,6 +224,7 @@ class LmdbStore:
                 max_readers=max_readers,
                 sync=durable,
                 metasync=durable,
+                readonly=readonly,
             )
             self._objects = self._env.open_db(_OBJECTS_DB)
             self._refs = self._env.open_db(_REFS_DB)
@@ -396,6 +444,8 @@ class LmdbStore:
     def _submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> concurrent.futures.Future:
         if self._closed:
             raise StoreError(f"LmdbStore {self.path!r} is closed")
+        if self.readonly:
+            raise ReadOnly(f"LmdbStore {self.path!r} is open read-only")
         req = self._prepare(objects, updates)
         with self._submit_lock:
             if self._closed:
@@ -529,7 +579,10 @@ class LmdbStore:
             thread.join()
 
     def _release(self) -> None:
-        """Forget this path in the process-wide registry of open environments."""
+        """Forget this path in the process-wide registry of open environments; drop the writer lock."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # releases the flock
         if self._registered:
             self._registered = False
             with _open_paths_lock:

@@ -7,7 +7,8 @@ checks what the runtime promises of the records at each head:
 * a job record has every field, a known status, and its own id;
 * an agent record has a known status; a ``RUNNING`` agent has work; every
   queued task's job exists and is ``PENDING``, except the oldest task of a
-  ``RUNNING`` agent, which is ``STARTED``. (A ``SLEEPING`` agent may hold work:
+  ``RUNNING`` agent, which is ``STARTED``; no task is recorded by two runs of the
+  timeline, nor recorded and still pending (two servers ran the same work). (A ``SLEEPING`` agent may hold work:
   ``agent:resume {autoWake: false}`` leaves it so until the next wake-up.)
 
 Checked beside a running server, an agent that moves on while its jobs are
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from lattice.commits import read_commit
-from lattice.nodes import Tx, map_keys
+from lattice.nodes import Tx, map_keys, seq_iter
 
 from . import agent as A
 from .jobs import PENDING, STARTED, STATUSES
@@ -28,6 +29,22 @@ from .refs import job_ref
 __all__ = ["make_check_head"]
 
 _JOB_FIELDS = ("jobId", "operation", "status", "output", "error", "created", "updated")
+
+
+def _timeline_problems(tx: Tx, rec: dict[str, Any]) -> list[str]:
+    """A task recorded by two runs (two servers ran the same work), or recorded and still pending."""
+    seen: dict[str, int] = {}
+    out = []
+    pending = set(map_keys(rec["tasks"]))
+    for i, entry in enumerate(seq_iter(tx, rec["timeline"])):
+        for tid in map_keys(entry.get("taskResults") or {}):
+            if tid in seen:
+                out.append(f"task {tid} is recorded twice in the timeline (entries {seen[tid]} and {i})")
+            else:
+                seen[tid] = i
+                if tid in pending:
+                    out.append(f"task {tid} is recorded in the timeline (entry {i}) and still pending")
+    return out
 
 
 def make_check_head(store: Any):
@@ -69,6 +86,7 @@ def make_check_head(store: Any):
                 want = STARTED if (i == 0 and status == A.RUNNING) else PENDING
                 if job.get("status") != want:
                     problems.append(f"task {tid}: job is {job.get('status')}, expected {want}")
+            problems += _timeline_problems(tx, rec)
             if problems and store.ref(ref) == head:  # jobs move only with their agent: still a real problem
                 yield from problems
     return check_head

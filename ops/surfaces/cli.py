@@ -142,7 +142,8 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
         try:
             store = LmdbStore(data, durable=not no_sync)
         except StoreError as e:
-            raise click.ClickException(f"cannot open store at {data}: {e.message}") from None
+            hint = f"\nhint: {e.hint}" if e.hint else ""
+            raise click.ClickException(f"cannot open store at {data}: {e.message}{hint}") from None
         where = os.path.abspath(data)
     app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued),
                              connections=connections), max_body=max_body, tokens=tokens,
@@ -359,7 +360,7 @@ def fsck(data: str, quiet: bool) -> None:
 
     from ..domain.check import make_check_head
     try:
-        store = LmdbStore(data)
+        store = LmdbStore(data, readonly=True)  # reads only: may run beside a server
     except StoreError as e:
         raise click.ClickException(f"cannot open store at {data}: {e.message}") from None
     try:

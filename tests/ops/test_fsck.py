@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
+import pytest
 
 from lattice.commits import read_commit, write_commit
 from lattice.fsck import fsck
@@ -107,3 +108,61 @@ async def test_cli_fsck(tmp_path: Path) -> None:
                              text=True)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
+
+
+async def test_a_task_recorded_twice_is_reported() -> None:
+    """What a second server on the same data did: the in-flight task re-run and recorded again."""
+    from lattice.nodes import seq_append, seq_iter
+    from lattice.store import RefUpdate
+    store = MemoryStore()
+    await populate(store)
+    tx = Tx(store)
+    name, head = "g/local/A", store.ref("g/local/A")
+    c = read_commit(tx, head)
+    rec = tx.load_root(c.root)
+    last = list(seq_iter(tx, rec["timeline"]))[-1]
+    tid = next(iter(last["taskResults"]))
+    forged = {**rec, "timeline": seq_append(tx, rec["timeline"], [{**last, "taskResults": {
+        tid: {"status": "CANCELLED", "output": last["result"]}}}])}
+    d, _ = write_commit(tx, parent=head, parent_commit=c, root=tx.put_root(forged), ts=c.ts, op="agent:run",
+                        input=None, caller="local")
+    assert store.commit(tx.objects, [RefUpdate(name, head, d)])
+    msgs = [p.message for p in check(store).problems if p.kind == "bad_record"]
+    assert any(f"task {tid} is recorded twice" in m for m in msgs), msgs
+
+
+def test_a_second_writer_on_a_served_directory_is_refused(tmp_path: Path) -> None:
+    from lattice.errors import ReadOnly, StoreLocked
+    first = LmdbStore(tmp_path / "db")
+    try:
+        probe = subprocess.run([sys.executable, "-c", (
+            "import sys\nfrom lattice.lmdb import LmdbStore\nfrom lattice.errors import StoreLocked\n"
+            "try:\n    LmdbStore(sys.argv[1])\nexcept StoreLocked as e:\n    print(e.code, e.message); sys.exit(3)\n"
+            "r = LmdbStore(sys.argv[1], readonly=True); print('reader', sum(1 for _ in r.refs(''))); r.close()\n"),
+            str(tmp_path / "db")], capture_output=True, text=True, cwd=str(Path(__file__).parents[2]))
+        assert probe.returncode == 3 and "store_locked" in probe.stdout and "is writing to" in probe.stdout, probe
+        assert StoreLocked.code == "store_locked" and issubclass(ReadOnly, Exception)
+    finally:
+        first.close()
+    reader = LmdbStore(tmp_path / "db", readonly=True)  # a reader takes no lock, and cannot write
+    with pytest.raises(ReadOnly):
+        reader.commit({}, [])
+    reader.close()
+    LmdbStore(tmp_path / "db").close()  # the lock went with the first writer
+
+
+def test_two_servers_on_one_data_directory(tmp_path: Path) -> None:
+    from tests.serve import free_port, serve
+    data = str(tmp_path / "db")
+    server = serve(free_port(), "--data", data)
+    try:
+        second = subprocess.run([str(BIN / "lattice"), "serve", "--data", data, "--port", str(free_port())],
+                                capture_output=True, text=True, timeout=20)
+        assert second.returncode != 0
+        assert "another process" in second.stderr and "one server per data directory" in second.stderr, second.stderr
+        beside = subprocess.run([str(BIN / "lattice"), "fsck", "--data", data], capture_output=True, text=True,
+                                timeout=60)
+        assert beside.returncode == 0, beside.stdout + beside.stderr  # fsck only reads: it runs beside the server
+    finally:
+        server.terminate()
+        server.wait(10)
