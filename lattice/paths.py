@@ -125,15 +125,20 @@ def _open_container(tx: Tx, v: Any) -> Any:
     return v
 
 
-def write_path(tx: Tx, value: Any, segments: list[str], new: Any, *, append: bool = False) -> Any:
+def write_path(tx: Tx, value: Any, segments: list[str], new: Any, *, append: bool = False,
+               where: tuple[str, ...] = ()) -> Any:
     """Return ``value`` with ``new`` written at ``segments`` (missing maps are created).
 
     With ``append=True`` the target must be a list (or missing: a new list) and
     ``new`` is appended to it.
 
+    Args:
+        where: the path of ``value`` itself (e.g. ``("w",)``), for error messages.
+
     Raises:
-        InvalidPath: a segment crosses a scalar, a list position is out of
-            range (position == length appends), or an append targets a non-list.
+        InvalidPath: a segment crosses a scalar (the message names the segment
+            holding it), a list position is not a number or out of range
+            (position == length appends), or an append targets a non-list.
     """
     if not segments:
         if append:
@@ -141,7 +146,7 @@ def write_path(tx: Tx, value: Any, segments: list[str], new: Any, *, append: boo
             if cur is Missing or cur is None:
                 return [new]
             if type(cur) not in (list, Vec):
-                raise InvalidPath(f"cannot append: the target is a {kind_of(cur)}, not a list")
+                raise InvalidPath(f"cannot append to {_show(where)}: it holds {_a(kind_of(cur))}, not a list")
             return seq_append(tx, cur, [new])
         return new
     seg, rest = segments[0], segments[1:]
@@ -149,19 +154,30 @@ def write_path(tx: Tx, value: Any, segments: list[str], new: Any, *, append: boo
     if cur is Missing or cur is None:
         cur = {}
     t = type(cur)
+    here = (*where, seg)
     if t is dict or t is HMap:
         child = read_path(tx, cur, [seg]) if t is HMap else cur.get(seg, Missing)
-        return map_set(tx, cur, seg, write_path(tx, child, rest, new, append=append))
+        return map_set(tx, cur, seg, write_path(tx, child, rest, new, append=append, where=here))
     if t is list or t is Vec:
         i = _index(seg)
         n = seq_len(cur)
-        if i is None or i > n:
-            raise InvalidPath(f"list position {seg!r} is out of range (length {n})")
+        if i is None:
+            raise InvalidPath(f"{_show(where)} is a list: {seg!r} is not a position (0..{n})")
+        if i > n:
+            raise InvalidPath(f"list position {seg} of {_show(where)} is out of range (length {n}; {n} appends)")
         if i == n:
-            return seq_append(tx, cur, [write_path(tx, Missing, rest, new, append=append)])
+            return seq_append(tx, cur, [write_path(tx, Missing, rest, new, append=append, where=here)])
         child = cur[i] if t is list else cur.get_raw(i)
-        return seq_set(tx, cur, i, write_path(tx, child, rest, new, append=append))
-    raise InvalidPath(f"cannot write below {seg!r}: the value there is a {kind_of(cur)}")
+        return seq_set(tx, cur, i, write_path(tx, child, rest, new, append=append, where=here))
+    raise InvalidPath(f"cannot write below {_show(where)}: it holds {_a(kind_of(cur))}, not a map or a list")
+
+
+def _show(where: tuple[str, ...]) -> str:
+    return repr("/".join(where)) if where else "the root"
+
+
+def _a(kind: str) -> str:
+    return ("an " if kind[:1] in "aeiou" else "a ") + kind
 
 
 def delete_path(tx: Tx, value: Any, segments: list[str]) -> tuple[Any, bool]:

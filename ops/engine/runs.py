@@ -141,7 +141,7 @@ async def drive(engine: Engine, caller: str, aid: str, tx: Any, rec: dict[str, A
         for call in cycle.reply(reply.content, reply.toolCalls):
             text = cycle.pure(call)
             if text is None:
-                text = io_tool(engine, caller, call, out)
+                text = io_tool(engine, caller, call, out, aid, sandbox is not None)
                 out.tools.append(text)
             cycle.tool_result(call, text)
     return out.finish(cycle)

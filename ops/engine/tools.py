@@ -29,15 +29,20 @@ __all__ = ["io_tool", "describe", "TOOL_TEXT_MAX"]
 TOOL_TEXT_MAX = 16_384
 
 
-def io_tool(engine: Engine, caller: str, call: Any, out: Outcome) -> str:
+def io_tool(engine: Engine, caller: str, call: Any, out: Outcome, agent_id: str = "", sandboxed: bool = False) -> str:
     """Run one I/O tool for a run; return its result text (errors as ``error: ...`` text).
 
     Args:
         call: the model's tool call (``name``, ``arguments``). out: the run's outcome so far.
+        agent_id: the agent whose run it is. sandboxed: the run is a what-if replay's, whose
+            messages to other agents are not delivered (the text says so).
     """
     name, args = call.name, call.arguments
     if name == "agent_message":
         target = args["agentId"]
+        if sandboxed and target != agent_id:
+            return (f"not delivered to {target}: this run is a what-if replay (agent:replay into), "
+                    "which sends nothing outside the new agent")
         snap = engine.snapshot(caller, target)
         if snap is None:
             return f"error: no agent {target!r}"
@@ -61,7 +66,7 @@ def io_tool(engine: Engine, caller: str, call: Any, out: Outcome) -> str:
             if not segs:
                 return "error: write below w/, e.g. w/notes"
             value = args.get("value")
-            write_path(tx, {} if ws is Missing else ws, segs, value)  # fails now if it cannot apply
+            write_path(tx, {} if ws is Missing else ws, segs, value, where=("w",))  # fails now if it cannot apply
             out.ws_edits.append((segs, value))
             return "written"
         v = Missing if ws is Missing else read_path(tx, ws, segs)

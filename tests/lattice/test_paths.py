@@ -513,3 +513,19 @@ def test_write_path_grows_lists_and_maps_into_handles():
     del model["idx"]["k0"]
     assert tx.materialize(v) == model
     # (canonical storage of this result: see test_delete_in_a_large_list_then_write_elsewhere_stores_canonically)
+
+
+@pytest.mark.parametrize("value, segs, message", [
+    ({"a": {"x": 5}}, ["a", "x", "b"], "cannot write below 'w/a/x': it holds an integer, not a map or a list"),
+    ({"a": {"x": "s"}}, ["a", "x", "b", "c"], "cannot write below 'w/a/x': it holds a string, not a map or a list"),
+    ({"l": [1, 2]}, ["l", "7"], "list position 7 of 'w/l' is out of range (length 2; 2 appends)"),
+    ({"l": [1, 2]}, ["l", "zz"], "'w/l' is a list: 'zz' is not a position (0..2)"),
+])
+def test_write_errors_name_the_segment_that_is_in_the_way(value, segs, message) -> None:
+    from lattice.errors import InvalidPath
+    from lattice.memory import MemoryStore
+    from lattice.nodes import Tx
+    from lattice.paths import write_path
+    with pytest.raises(InvalidPath) as e:
+        write_path(Tx(MemoryStore()), value, segs, 1, where=("w",))
+    assert e.value.message == message

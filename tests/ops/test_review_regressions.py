@@ -53,7 +53,9 @@ async def test_what_if_replay_touches_nothing_live() -> None:
     heads = {n: d for n, d in rt.store.refs("g/")}
     peer_inbox = (await out(rt, "covia:read", path="g/Peer/inbox"))["value"]
     r = await out(rt, "agent:replay", agentId="A", **{"from": 0}, into="A2")
-    assert r["diverged"] == []
+    # the what-if's agent_message says truthfully that nothing was delivered, so the run's next request
+    # differs from the recorded one and is called live: version 1 (the request) diverged
+    assert r["diverged"] == [1]
     assert (await out(rt, "covia:read", path="w/memo"))["value"] == "user edited"
     assert (await out(rt, "covia:read", path="g/Peer/inbox"))["value"] == peer_inbox
     assert {n: d for n, d in rt.store.refs("g/") if not n.endswith("/A2")} == heads

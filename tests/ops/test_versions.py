@@ -193,9 +193,15 @@ async def test_what_if_replay(rt: Runtime) -> None:
     await out(rt, "agent:message", agentId="A", message="fyi")
     await idle(rt, "A")
     head = rt.store.ref("g/local/A")
-    # same config: every request is byte-identical to a recorded one, nothing is called live
+    # same config: every request is byte-identical to a recorded one, nothing is called live, until the
+    # "ping" run messages Peer: in the what-if its agent_message tool answers truthfully that nothing was
+    # delivered, so that run's next request and the later runs (whose context holds it) are called live
     same = await out(rt, "agent:replay", agentId="A", **{"from": 0}, into="Same")
-    assert same == {"agentId": "Same", "replayed": 4, "diverged": []}
+    seqs = {c["op"]: c["seq"] for c in (await out(rt, "agent:history", agentId="A"))["versions"]
+            if c["op"] in ("agent:message",)}
+    ping = [c["seq"] for c in reversed((await out(rt, "agent:history", agentId="A"))["versions"])
+            if c["op"] == "agent:request"][2]
+    assert same == {"agentId": "Same", "replayed": 4, "diverged": [ping, seqs["agent:message"]]}
     tl_a = (await out(rt, "covia:read", path="g/A/timeline"))["value"]
     tl_s = (await out(rt, "covia:read", path="g/Same/timeline"))["value"]
     assert [e["result"] for e in tl_s] == [e["result"] for e in tl_a]
@@ -270,3 +276,27 @@ async def _run_ops(ops: list[tuple[str, int]]) -> None:
             assert r["replayed"] == (await out(rt, "agent:history", agentId=a, limit=1))["versions"][0]["seq"] + 1
     finally:
         await rt.close()
+
+
+@pytest.mark.parametrize("field", ["from", "to"])
+async def test_diff_of_two_agents_takes_no_version(rt: Runtime, field: str) -> None:
+    from ops.domain.errors import Rejected
+    await out(rt, "agent:create", agentId="A")
+    await out(rt, "agent:create", agentId="B")
+    with pytest.raises(Rejected) as e:
+        await call(rt, "agent:diff", agentId="A", otherAgentId="B", **{field: 0})
+    assert e.value.code == "invalid_input" and e.value.path == f"$.input.{field}" and e.value.hint
+
+
+async def test_a_what_if_run_says_its_messages_are_not_delivered(rt: Runtime) -> None:
+    await out(rt, "agent:create", agentId="Peer")
+    await out(rt, "agent:suspend", agentId="Peer")
+    await out(rt, "agent:create", agentId="A", config={"model": TOOLS_MODEL})
+    await out(rt, "agent:request", agentId="A", input="ping", wait=True)
+    source_tool = [m for m in (await out(rt, "covia:read", path="g/A/state/history"))["value"] if m["role"] == "tool"]
+    assert source_tool[-1]["content"] == "delivered to Peer when this run completes"
+    await out(rt, "agent:replay", agentId="A", **{"from": 0}, into="A2")
+    tool = [m for m in (await out(rt, "covia:read", path="g/A2/state/history"))["value"] if m["role"] == "tool"]
+    assert tool[-1]["content"].startswith("not delivered to Peer: this run is a what-if replay")
+    inbox = (await out(rt, "covia:read", path="g/Peer/inbox"))["value"]
+    assert [m["message"] for m in inbox] == ["pong"]  # the source's message only

@@ -137,13 +137,14 @@ async def _ws_edit(engine: Engine, caller: str, op: str, input: Any, edit: Calla
 async def write(engine: Engine, caller: str, inp: O.WriteInput, job: dict) -> dict:
     segs = _write_target(caller, inp.path)
     return await _ws_edit(engine, caller, "covia:write", msgspec.to_builtins(inp),
-                          lambda tx, ws: write_path(tx, ws, segs, inp.value), job, {"written": True})
+                          lambda tx, ws: write_path(tx, ws, segs, inp.value, where=("w",)), job, {"written": True})
 
 
 async def append(engine: Engine, caller: str, inp: O.WriteInput, job: dict) -> dict:
     segs = _write_target(caller, inp.path)
     return await _ws_edit(engine, caller, "covia:append", msgspec.to_builtins(inp),
-                          lambda tx, ws: write_path(tx, ws, segs, inp.value, append=True), job, {"appended": True})
+                          lambda tx, ws: write_path(tx, ws, segs, inp.value, append=True, where=("w",)), job,
+                          {"appended": True})
 
 
 async def delete(engine: Engine, caller: str, inp: O.PathInput, job: dict) -> dict:

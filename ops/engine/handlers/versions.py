@@ -56,10 +56,13 @@ async def diff(engine: Engine, caller: str, inp: O.DiffInput, job: dict) -> dict
                 raise OpError("invalid_range", f"`from` (version {a.seq}) is after `to` (version {b.seq})",
                               path="$.input.from", hint="swap them, or omit `to` to compare with the head")
         else:
-            a = engine.head_commit(tx, caller, inp.agentId)[1] if inp.from_ is None else \
-                engine.at_version(tx, caller, inp.agentId, inp.from_, "$.input.from")[1]
-            b = engine.head_commit(tx, caller, inp.otherAgentId, "$.input.otherAgentId")[1] if inp.to is None else \
-                engine.at_version(tx, caller, inp.otherAgentId, inp.to, "$.input.to", "$.input.otherAgentId")[1]
+            if inp.from_ is not None or inp.to is not None:
+                field = "from" if inp.from_ is not None else "to"
+                raise Rejected("invalid_input", f"`{field}` cannot be combined with `otherAgentId`: two agents are "
+                                                "compared at their heads", path=f"$.input.{field}",
+                               hint="drop it, or fork the other agent at that version and compare with the fork")
+            a = engine.head_commit(tx, caller, inp.agentId)[1]
+            b = engine.head_commit(tx, caller, inp.otherAgentId, "$.input.otherAgentId")[1]
         changes, truncated = tree_diff(tx, tx.raw_root(a.root), tx.raw_root(b.root), limit=inp.limit)
         return {"changes": changes, "truncated": truncated}
     return await engine.sync(caller, job, fn)
