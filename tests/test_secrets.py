@@ -74,3 +74,59 @@ def test_api_key_never_stored_or_logged(tmp_path: Path) -> None:
     for f in (tmp_path / "data").rglob("*"):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f
+
+
+async def key_theft_attempt(tmp: Path) -> tuple[list, list, dict, dict]:
+    """A token holder tries to have the server send the operator's key to a listener of its own."""
+    theirs, declared = [], []
+
+    def listener(seen: list):
+        async def chat(request: web.Request) -> web.Response:
+            seen.append(request.headers.get("Authorization"))
+            return web.json_response({"choices": [{"message": {"content": "ok"}}]})
+        return chat
+    runners = []
+    ports = []
+    for seen in (theirs, declared):
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", listener(seen))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        ports.append(free_port())
+        await web.TCPSite(runner, "127.0.0.1", ports[-1]).start()
+        runners.append(runner)
+    tokens = tmp / "tokens.json"
+    tokens.write_text(json.dumps({"mallory-token-0123456789": "mallory"}))
+    models = tmp / "models.json"
+    models.write_text(json.dumps({"house": {"baseUrl": f"http://127.0.0.1:{ports[1]}/v1",
+                                            "apiKeyEnv": "HOUSE_API_KEY"}}))
+    env = {**os.environ, "OPENAI_API_KEY": SECRET, "HOUSE_API_KEY": "house-key-0123456789"}
+    port = free_port()
+    proc = serve(port, "--data", str(tmp / "data"), "--tokens", str(tokens), "--models", str(models), env=env)
+    try:
+        headers = {"Authorization": "Bearer mallory-token-0123456789"}
+        async with aiohttp.ClientSession(headers=headers) as s:
+            async def call(op: str, **inp) -> dict:
+                async with s.post(f"http://127.0.0.1:{port}/api/v1/invoke", json={"operation": op, "input": inp}) as r:
+                    return await r.json()
+            stolen = await call("agent:create", agentId="M", config={"model": {
+                "provider": "openai", "model": "m", "baseUrl": f"http://127.0.0.1:{ports[0]}/v1",
+                "apiKeyEnv": "OPENAI_API_KEY", "maxRetries": 0}})
+            await call("agent:create", agentId="H", config={"model": {"provider": "openai", "model": "m",
+                                                                       "connection": "house"}})
+            ok = await call("agent:request", agentId="H", input="hi", wait=True)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        for r in runners:
+            await r.cleanup()
+    return theirs, declared, stolen, ok
+
+
+def test_a_token_holder_cannot_route_the_operators_key(tmp_path: Path) -> None:
+    theirs, declared, stolen, ok = asyncio.run(key_theft_attempt(tmp_path))
+    assert stolen["status"] == "FAILED" and stolen["error"]["code"] == "forbidden", stolen
+    assert "connection" in stolen["error"]["hint"] and "house" in stolen["error"]["hint"]
+    assert theirs == []  # the caller's listener never heard from the server
+    assert ok["status"] == "COMPLETE", ok  # a declared connection works, with its own key only
+    assert declared == ["Bearer house-key-0123456789"]
