@@ -34,17 +34,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import fcntl
 import os
 import queue
 import threading
-from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
 
 import lmdb
 
 from .digest import DIGEST_SIZE
-from .errors import InvalidValue, NotFound, ReadOnly, StoreError, StoreLocked
+from .errors import InvalidValue, NotFound, ReadOnly, StoreError
+from .gc import Barrier
+from .lmdb_gc import LmdbCollector
+from .lmdb_support import Gate, store_error, writer_lock
 from .store import RefUpdate, check_object, check_ref_updates
 
 __all__ = ["LmdbStore"]
@@ -71,83 +72,17 @@ class _Request(NamedTuple):
     objects: list[tuple[bytes, bytes]]
     updates: list[tuple[bytes, bytes | None, bytes | None]]
     future: concurrent.futures.Future
+    generation: int | None = None
 
 
-class _Gate:
-    """Many concurrent readers, or one exclusive holder (map resize, close)."""
+class _Control(NamedTuple):
+    """A queued collection step, run by the writer thread between two commit groups."""
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
-        self._exclusive = False
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            while self._exclusive:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            while self._exclusive:
-                self._cond.wait()
-            self._exclusive = True  # new readers wait from here on
-            while self._readers:
-                self._cond.wait()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
+    run: Callable[[], object]
+    future: concurrent.futures.Future
 
 
-#: the file a writing process holds an exclusive flock on
-WRITER_LOCK = "writer.lock"
-
-
-def _writer_lock(path: str) -> int:
-    """Take the exclusive writer lock of the environment at ``path``; return its descriptor.
-
-    Raises:
-        StoreLocked: another process holds it (its pid, when it wrote one, is in the message).
-    """
-    name = os.path.join(path, WRITER_LOCK)
-    try:
-        fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise _store_error(f"cannot open the writer lock {name!r}", e) from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        try:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        finally:
-            os.close(fd)
-        raise StoreLocked(f"another process{f' (pid {holder})' if holder else ''} is writing to {path!r}",
-                          hint="stop it first (one server per data directory); `lattice fsck` only reads "
-                               "and may run beside it") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
-
-
-def _store_error(message: str, e: BaseException) -> StoreError:
-    err = StoreError(f"{message}: {e}")
-    err.__cause__ = e
-    return err
-
-
-class LmdbStore:
+class LmdbStore(LmdbCollector):
     """A durable backend of the store port on one LMDB environment.
 
     Thread-safe: reads run on the caller's thread, writes are funnelled to a
@@ -190,10 +125,14 @@ class LmdbStore:
         self._env: lmdb.Environment | None = None
         self._lock_fd: int | None = None
         self.readonly = readonly
+        self._env_readers = max_readers
+        self._barrier = Barrier()
+        #: bumped by every garbage-collection sweep (see :mod:`lattice.gc`)
+        self.generation = 0
         self._thread: threading.Thread | None = None
         self._closed = True
         self._registered = False
-        self._gate = _Gate()
+        self._gate = Gate()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._submit_lock = threading.Lock()
         self.durable = durable
@@ -204,7 +143,7 @@ class LmdbStore:
             elif not os.path.isdir(path):
                 raise FileNotFoundError(2, "no such directory", self.path)
         except OSError as e:
-            raise _store_error(f"cannot create LMDB directory {self.path!r}", e) from e
+            raise store_error(f"cannot create LMDB directory {self.path!r}", e) from e
         self.path = os.path.realpath(path)
         with _open_paths_lock:
             if self.path in _open_paths:
@@ -216,7 +155,7 @@ class LmdbStore:
             self._registered = True
         try:
             if not readonly:
-                self._lock_fd = _writer_lock(self.path)
+                self._lock_fd = writer_lock(self.path)
             self._env = lmdb.open(
                 self.path,
                 map_size=map_size,
@@ -235,7 +174,7 @@ class LmdbStore:
                 self._env = None
             self._release()
             if isinstance(e, lmdb.Error):
-                raise _store_error(f"cannot open LMDB environment {self.path!r}", e) from e
+                raise store_error(f"cannot open LMDB environment {self.path!r}", e) from e
             raise
         self._closed = False
         self._thread = threading.Thread(
@@ -273,9 +212,9 @@ class LmdbStore:
                     # Another process grew the map beyond ours; only the
                     # writer may adopt the new size (no txn may be open).
                     if attempt:
-                        raise _store_error(f"LMDB read failed in {self.path!r}", e) from e
+                        raise store_error(f"LMDB read failed in {self.path!r}", e) from e
                 except lmdb.Error as e:
-                    raise _store_error(f"LMDB read failed in {self.path!r}", e) from e
+                    raise store_error(f"LMDB read failed in {self.path!r}", e) from e
             self.commit({}, [])  # an empty commit makes the writer adopt the new map size
         raise AssertionError("unreachable")
 
@@ -341,7 +280,7 @@ class LmdbStore:
                     try:
                         items.append((key.decode("utf-8"), value))
                     except UnicodeDecodeError as e:
-                        raise _store_error(f"ref key {key!r} in {self.path!r} is not UTF-8", e) from e
+                        raise store_error(f"ref key {key!r} in {self.path!r} is not UTF-8", e) from e
             return items
 
         return iter(self._read(self._refs, scan))
@@ -373,7 +312,8 @@ class LmdbStore:
 
     # ----------------------------------------------------------------- writes
 
-    def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = ()) -> bool:
+    def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = (), *,
+               generation: int | None = None) -> bool:
         """Store ``objects`` and apply every ref update atomically.
 
         Blocks until the writer thread has committed (and, when durable,
@@ -382,6 +322,9 @@ class LmdbStore:
         Args:
             objects: ``{digest: bytes}``; each digest must be blake3 of its bytes.
             updates: compare-and-swaps, all applied or none.
+            generation: the store's :attr:`generation` when the writer started reading;
+                the commit is refused when a garbage collection swept since (see
+                :mod:`lattice.gc`). None: not checked.
 
         Returns:
             ``True`` when every update's ``expected`` matched and all were
@@ -395,9 +338,10 @@ class LmdbStore:
         """
         if threading.current_thread() is self._thread:
             raise StoreError("LmdbStore.commit called on the store's own writer thread (would deadlock)")
-        return self._submit(objects, updates).result()
+        return self._submit(objects, updates, generation).result()
 
-    async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = ()) -> bool:
+    async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = (), *,
+                      generation: int | None = None) -> bool:
         """:meth:`commit` for an event loop: awaits the writer thread, never blocks the loop.
 
         Validation happens synchronously when the coroutine starts. Cancelling
@@ -408,7 +352,7 @@ class LmdbStore:
             InvalidValue: as :meth:`commit`.
             StoreError: as :meth:`commit`.
         """
-        return await asyncio.wrap_future(self._submit(objects, updates))
+        return await asyncio.wrap_future(self._submit(objects, updates, generation))
 
     def _ref_key(self, name: str) -> bytes | None:
         """Encode a ref name; ``None`` when no stored key can equal or start with it."""
@@ -418,7 +362,8 @@ class LmdbStore:
             return None
         return key if len(key) <= self._max_key else None
 
-    def _prepare(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> _Request:
+    def _prepare(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate],
+                 generation: int | None = None) -> _Request:
         # Copy first, validate the copies: what is hashed is what is written.
         objs = {bytes(d): bytes(data) for d, data in objects.items()}
         ups = check_ref_updates(objs, updates)
@@ -439,14 +384,15 @@ class LmdbStore:
                     None if u.new is None else bytes(u.new),
                 )
             )
-        return _Request(list(objs.items()), encoded, concurrent.futures.Future())
+        return _Request(list(objs.items()), encoded, concurrent.futures.Future(), generation)
 
-    def _submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> concurrent.futures.Future:
+    def _submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate],
+                generation: int | None = None) -> concurrent.futures.Future:
         if self._closed:
             raise StoreError(f"LmdbStore {self.path!r} is closed")
         if self.readonly:
             raise ReadOnly(f"LmdbStore {self.path!r} is open read-only")
-        req = self._prepare(objects, updates)
+        req = self._prepare(objects, updates, generation)
         with self._submit_lock:
             if self._closed:
                 raise StoreError(f"LmdbStore {self.path!r} is closed")
@@ -472,7 +418,7 @@ class LmdbStore:
                 return
             group = [item]
             stop = False
-            while len(group) < MAX_GROUP:
+            while len(group) < MAX_GROUP and type(group[-1]) is not _Control:
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
@@ -481,9 +427,15 @@ class LmdbStore:
                     stop = True
                     break
                 group.append(item)
+            control = group.pop() if type(group[-1]) is _Control else None
             group = [r for r in group if r.future.set_running_or_notify_cancel()]
             if group:
                 self._write_group(group)
+            if control is not None and control.future.set_running_or_notify_cancel():
+                try:
+                    control.future.set_result(control.run())
+                except BaseException as e:  # noqa: BLE001 - reported through the future
+                    control.future.set_exception(e)
             if stop:
                 return
 
@@ -503,7 +455,7 @@ class LmdbStore:
                         self._env.set_mapsize(0)
                 except BaseException as e:  # noqa: BLE001 - reported through the futures
                     for r in group:
-                        r.future.set_exception(_store_error(f"cannot adopt LMDB map size of {self.path!r}", e))
+                        r.future.set_exception(store_error(f"cannot adopt LMDB map size of {self.path!r}", e))
                     return
                 continue
             except lmdb.MapFullError:
@@ -511,12 +463,12 @@ class LmdbStore:
                     self._grow()
                 except BaseException as e:  # noqa: BLE001 - reported through the futures
                     for r in group:
-                        r.future.set_exception(_store_error(f"cannot grow LMDB map of {self.path!r}", e))
+                        r.future.set_exception(store_error(f"cannot grow LMDB map of {self.path!r}", e))
                     return
                 continue
             except lmdb.Error as e:
                 for r in group:
-                    r.future.set_exception(_store_error(f"LMDB commit failed in {self.path!r}", e))
+                    r.future.set_exception(store_error(f"LMDB commit failed in {self.path!r}", e))
                 return
             except BaseException as e:  # noqa: BLE001 - keep the writer alive
                 for r in group:
@@ -533,10 +485,14 @@ class LmdbStore:
         txn = self._env.begin(write=True)
         try:
             for req in group:
-                ok = all(txn.get(key, db=refs_db) == expected for key, expected, _ in req.updates)
+                ok = (req.generation is None or req.generation == self.generation) and \
+                    all(txn.get(key, db=refs_db) == expected for key, expected, _ in req.updates)
                 results.append(ok)
                 if not ok:
                     continue
+                if self._barrier.active:
+                    self._barrier.record(dict(req.objects), (new for _, _, new in req.updates),
+                                         lambda d: txn.get(d, db=objects_db))
                 for d, data in req.objects:
                     txn.put(d, data, db=objects_db, overwrite=False)
                 for key, _, new in req.updates:

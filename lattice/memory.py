@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import NotFound
+from .gc import Barrier, closure
 from .store import RefUpdate, check_object, check_ref_updates
 
 __all__ = ["MemoryStore"]
@@ -22,6 +23,8 @@ class MemoryStore:
         self._objects: dict[bytes, bytes] = {}
         self._refs: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._barrier = Barrier()
+        self.generation = 0
 
     def get(self, d: bytes) -> bytes:
         try:
@@ -41,12 +44,16 @@ class MemoryStore:
             items = sorted((n, d) for n, d in self._refs.items() if n.startswith(prefix))
         return iter(items)
 
-    def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> bool:
+    def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate], *,
+               generation: int | None = None) -> bool:
         ups = check_ref_updates(objects, updates)
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return False  # a sweep since the writer read: it must read again
             for u in ups:
                 if self._refs.get(u.name) != u.expected:
                     return False
+            self._barrier.record(objects, (u.new for u in ups), self._objects.get)
             for d, data in objects.items():
                 self._objects.setdefault(bytes(d), bytes(data))
             for u in ups:
@@ -56,8 +63,32 @@ class MemoryStore:
                     self._refs[u.name] = bytes(u.new)
         return True
 
-    async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> bool:
-        return self.commit(objects, updates)
+    async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate], *,
+                      generation: int | None = None) -> bool:
+        return self.commit(objects, updates, generation=generation)
+
+    # -- garbage collection (lattice.gc) --------------------------------------------------
+    def objects(self) -> Iterator[tuple[bytes, int]]:
+        """``(digest, size)`` of every stored object."""
+        with self._lock:
+            items = [(d, len(b)) for d, b in self._objects.items()]
+        return iter(items)
+
+    def gc_begin(self, extra: Any = None) -> None:
+        with self._lock:
+            self._barrier.start(extra)
+
+    def gc_sweep(self, live: set[bytes] | None) -> tuple[int, int]:
+        with self._lock:
+            extra = self._barrier.extra
+            protected = self._barrier.stop()
+            if live is None:
+                return 0, 0
+            closure(self._objects.get, [*protected, *self._refs.values()], live, extra)
+            dead = [d for d in self._objects if d not in live]
+            freed = sum(len(self._objects.pop(d)) for d in dead)
+            self.generation += 1
+            return len(dead), freed
 
     def close(self) -> None:
         pass

@@ -81,6 +81,18 @@ class Store(Protocol):
     async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> bool:
         """:meth:`commit` for an event loop (never blocks the loop on I/O)."""
 
+    # Garbage collection (:mod:`lattice.gc`). Backends that support it also have:
+    #
+    # * ``generation: int``: bumped by every sweep. ``commit``/``acommit`` take a keyword
+    #   ``generation=``: when given and not the current one (a sweep happened since the
+    #   writer read), the commit is refused (``False``, nothing written).
+    # * ``objects() -> Iterator[(digest, size)]``: every stored object.
+    # * ``gc_begin()``: turn the write barrier on (:class:`lattice.gc.Barrier`).
+    # * ``gc_sweep(live) -> (objects freed, bytes freed)``: atomically with commits, add
+    #   to ``live`` what the barrier protected and the current heads reach, delete every
+    #   other object, turn the barrier off, bump ``generation``. ``live=None``: only turn
+    #   the barrier off.
+
     def close(self) -> None:
         """Release the backend's resources. Idempotent; other calls after it are errors."""
 

@@ -51,6 +51,7 @@ HTTP_STATUS: dict[str, int] = {
     "unauthorized": 401,
     "forbidden": 403,
     "not_found": 404,
+    "not_supported": 501,
     "unknown_operation": 404,
     "method_not_allowed": 405,
     "too_large": 413,

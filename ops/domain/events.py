@@ -30,7 +30,7 @@ from .cycle import Outcome, rerun
 
 __all__ = ["Created", "Forked", "Updated", "Suspended", "Resumed", "Terminated", "TaskCancelled", "TaskQueued",
            "Triggered", "Messaged", "RunFailed", "RunCompleted", "Event", "EVENT_TYPES", "Context", "decode",
-           "encode", "apply", "run_work", "UnknownEvent"]
+           "encode", "apply", "run_work", "UnknownEvent", "needed_versions"]
 
 
 class _Ev(Struct, frozen=True, kw_only=True):
@@ -164,6 +164,14 @@ Event = Union[Created, Forked, Updated, Suspended, Resumed, Terminated, TaskCanc
 #: every event type, each with its own ``op`` except the two ``agent:run`` outcomes
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 _BY_OP = {t.op: t for t in EVENT_TYPES if t is not RunFailed and t is not RunCompleted}
+
+
+def needed_versions(op: str, input: dict[str, Any]) -> list[str]:
+    """The commit ids (hex) of other versions an event needs to be replayed: a fork's source
+    version. (A run's ``base`` is an ancestor on its own chain.) ``input``: the recorded input."""
+    if op == Forked.op and isinstance(input, dict) and isinstance(input.get("source"), str):
+        return [input["source"]]
+    return []
 
 
 class UnknownEvent(Exception):

@@ -19,10 +19,12 @@ from typing import Any, Iterator, Protocol
 from lattice.commits import read_commit
 from lattice.nodes import ObjectCache, Tx
 
-from ..domain.jobs import normalize_job_id
+from lattice.store import RefUpdate
+
+from ..domain.jobs import TERMINAL, normalize_job_id
 from ..domain.refs import job_ref
 
-__all__ = ["JobIndex", "LocalJobIndex", "MEMORY_JOBS"]
+__all__ = ["JobIndex", "LocalJobIndex", "MEMORY_JOBS", "expire_jobs"]
 
 #: in-memory jobs kept per caller (the oldest are dropped)
 MEMORY_JOBS = 10_000
@@ -74,3 +76,27 @@ class LocalJobIndex:
 
     def unstored(self, caller: str) -> Iterator[tuple[str, dict[str, Any]]]:
         return iter(list(self._mem.get(caller, {}).items()))
+
+
+async def expire_jobs(engine: Any, before_ms: int) -> int:
+    """Remove the stored jobs that finished before ``before_ms`` (Unix ms); return how many.
+
+    A finished job is part of no agent's work, so its ref goes with nothing else; its
+    objects are freed by the next collection unless something else shares them. Each
+    removal is a compare-and-swap on the job's ref: a job that changed meanwhile stays.
+    """
+    tx = Tx(engine.store, engine.cache)
+    old = []
+    for name, d in engine.store.refs("j/"):
+        rec = tx.load_root(read_commit(tx, d).root)
+        if rec.get("status") in TERMINAL and rec.get("updated", before_ms) < before_ms:
+            old.append((name, d))
+    removed = 0
+    for i in range(0, len(old), 256):
+        batch = [RefUpdate(name, d, None) for name, d in old[i:i + 256]]
+        if await engine.store.acommit({}, batch):  # all at once, or one by one when one of them moved
+            removed += len(batch)
+        else:
+            for u in batch:
+                removed += bool(await engine.store.acommit({}, [u]))
+    return removed

@@ -11,30 +11,38 @@ in-process implementations.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any, Callable
 
 import msgspec
 
+from lattice.codec import Link, decode
+from lattice.digest import from_hex
 from lattice.errors import InvalidValue
+from lattice.gc import collect
 from lattice.nodes import ObjectCache
 
 from ..domain import jobs as J
 from ..domain.contracts import Contract
 from ..domain.errors import OpError, Rejected
+from ..domain.events import needed_versions
 from ..domain.models import Connections
 from ..domain.refs import agent_prefix
 from ..llm import make_adapter
 from .context import Engine
 from .handlers import HANDLERS
 from .handlers.agents import cancel_agent_job
-from .jobs_index import JobIndex, LocalJobIndex
+from .jobs_index import JobIndex, LocalJobIndex, expire_jobs
 from .limits import Limits
 from .notify import LocalNotifier
 from .runs import recover, run_loop
 from .scheduler import LocalScheduler
 
 __all__ = ["Runtime", "Limits"]
+
+log = logging.getLogger("lattice.runtime")
 
 
 class Runtime:
@@ -50,12 +58,16 @@ class Runtime:
         jobs: the job index (default: :class:`~ops.engine.jobs_index.LocalJobIndex`).
         connections: the model connections the operator declared, and whether every
             model request must go to one (default: none declared, inline endpoints allowed).
+        gc_every: seconds between garbage collections run beside the operations (None: never;
+            :meth:`gc` collects on demand).
+        retain_jobs_ms: with ``gc_every``, drop finished jobs older than this first (None: keep).
     """
 
     def __init__(self, store: Any, *, clock: Callable[[], int] | None = None,
                  adapter_factory: Callable[[Any], Any] = make_adapter, limits: Limits | None = None,
                  job_ids: Callable[[int], str] | None = None, jobs: JobIndex | None = None,
-                 connections: Connections | None = None):
+                 connections: Connections | None = None, gc_every: float | None = None,
+                 retain_jobs_ms: int | None = None):
         self.store = store
         self.cache = ObjectCache()
         self.clock = clock or (lambda: int(time.time() * 1000))
@@ -70,6 +82,8 @@ class Runtime:
         self.engine.invoke = self.invoke  # a what-if replay forks and sends requests as operations
         self.engine.units.hooks.append(self._wake)
         self.started_at = self.clock()
+        self.gc_every, self.retain_jobs_ms = gc_every, retain_jobs_ms
+        self._gc_task: asyncio.Task | None = None
 
     @property
     def adapter_factory(self) -> Callable[[Any], Any]:
@@ -86,11 +100,31 @@ class Runtime:
                 self.scheduler.ensure(caller, name.split("/", 2)[2])
 
     async def start(self) -> int:
-        """Recover: restart the run loop of every agent committed as ``RUNNING``. Returns how many."""
-        return recover(self.engine)
+        """Recover: restart the run loop of every agent committed as ``RUNNING``; start the
+        periodic garbage collection when ``gc_every`` is set. Returns how many loops."""
+        n = recover(self.engine)
+        if self.gc_every is not None:
+            self._gc_task = asyncio.get_running_loop().create_task(self._collect_periodically())
+        return n
+
+    async def _collect_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.gc_every)
+            try:
+                r = await self.gc(retain_jobs_ms=self.retain_jobs_ms)
+                log.info("gc: freed %d objects (%d bytes), %d jobs dropped, %d live", r["freed"], r["freedBytes"],
+                         r["jobsRemoved"], r["live"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("gc failed; the next one runs in %s s", self.gc_every)
 
     async def close(self) -> None:
-        """Cancel every run loop (in-flight runs leave no trace; they re-run on restart)."""
+        """Cancel every run loop (in-flight runs leave no trace; they re-run on restart) and the
+        periodic collection."""
+        if self._gc_task is not None:
+            self._gc_task.cancel()
+            await asyncio.gather(self._gc_task, return_exceptions=True)
         await self.scheduler.close()
 
     async def invoke(self, contract: Contract, inp: Any, caller: str) -> dict[str, Any]:
@@ -155,9 +189,46 @@ class Runtime:
         """``(caller, agent id)`` of every run loop running in this process."""
         return self.scheduler.running()
 
+    async def gc(self, *, retain_jobs_ms: int | None = None) -> dict[str, Any]:
+        """Collect garbage beside the running operations (see :mod:`lattice.gc`): optionally drop
+        finished jobs older than ``retain_jobs_ms``, then free every object no ref reaches.
+
+        Returns:
+            ``{refs, live, freed, freedBytes, jobsRemoved, markSeconds, sweepSeconds}``.
+
+        Raises:
+            OpError: ``not_supported`` when the store cannot collect.
+        """
+        if not hasattr(self.store, "gc_sweep"):
+            raise OpError("not_supported", f"{type(self.store).__name__} has no garbage collector")
+        removed = 0 if retain_jobs_ms is None else await expire_jobs(self.engine, self.clock() - retain_jobs_ms)
+        report = await asyncio.to_thread(collect, self.store, None, version_links)
+        self.cache.clear()  # drop decoded copies of what was freed
+        return {"refs": report.refs, "live": report.live, "freed": report.freed, "freedBytes": report.freed_bytes,
+                "jobsRemoved": removed, "markSeconds": round(report.mark_seconds, 3),
+                "sweepSeconds": round(report.sweep_seconds, 3)}
+
     async def idle(self, caller: str, agent_id: str) -> str | None:
         """Wait until the agent is not ``RUNNING``; return its status (None if it is gone)."""
         return await self.engine.idle(caller, agent_id)
+
+
+def version_links(op: str, stored_input: Any, get: Callable[[bytes], bytes | None]) -> list[bytes]:
+    """For the collector: the other versions a commit's event needs (a fork's source version),
+    so that deleting a fork's source frees only what the fork does not need."""
+    if op != "agent:fork":
+        return []
+    inp = stored_input
+    if isinstance(inp, Link):
+        data = get(bytes(inp.data))
+        inp = decode(data) if data is not None else None
+    out = []
+    for h in needed_versions(op, inp if isinstance(inp, dict) else {}):
+        try:
+            out.append(from_hex(h))
+        except ValueError:
+            pass
+    return out
 
 
 def _version() -> str:

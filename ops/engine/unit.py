@@ -123,12 +123,15 @@ class Units:
 
     async def _run(self, caller: str, fn: Callable[[Unit], Any]) -> Any:
         for attempt in range(MAX_RETRIES):
+            # the store's collection generation before any read: a sweep in between refuses the
+            # commit like a lost race, and the unit reads again (see lattice.gc)
+            gen = getattr(self.store, "generation", None)
             u = Unit(self.store, self.clock(), caller, self.cache)
             result = fn(u)
             ups = u.updates()
             if not ups:
                 return result
-            if await self.store.acommit(u.tx.objects, ups):
+            if await self.store.acommit(u.tx.objects, ups, **({} if gen is None else {"generation": gen})):
                 for hook in self.hooks:
                     hook(caller, u)
                 for name in u.writes:

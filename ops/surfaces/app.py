@@ -22,7 +22,7 @@ from aiohttp import web
 
 from ..domain.errors import OpError, Rejected, status_code
 from ..engine.runtime import Runtime
-from . import mcp, openapi, rest, sse
+from . import admin, mcp, openapi, rest, sse
 from .auth import LOCAL_CALLER, Tokens
 from .common import CALLER, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, TOKENS, error_reply, origin_allowed, reply
 from .routes import Route
@@ -35,7 +35,7 @@ log = logging.getLogger("lattice.http")
 DEFAULT_MAX_BODY = 1 << 20
 
 #: every route of the application, in the order the OpenAPI document lists them
-ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *openapi.ROUTES, *mcp.ROUTES)
+ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *openapi.ROUTES, *admin.ROUTES, *mcp.ROUTES)
 
 
 @web.middleware
@@ -79,7 +79,7 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: Tokens | None = None,
-               allowed_origins: frozenset[str] = frozenset()) -> web.Application:
+               allowed_origins: frozenset[str] = frozenset(), admins: frozenset[str] = frozenset()) -> web.Application:
     """The v1 application over ``runtime`` (started on startup, closed on cleanup), serving :data:`ROUTES`.
 
     Args:
@@ -87,6 +87,7 @@ def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: To
         max_body: largest request body in bytes (413 above; default :data:`DEFAULT_MAX_BODY`).
         tokens: bearer tokens, each naming a caller; None: one local caller, no authentication.
         allowed_origins: browser origins (``https://host:port``) allowed besides loopback ones.
+        admins: with tokens, the callers allowed on the operator routes (:mod:`ops.surfaces.admin`).
 
     Raises:
         ValueError: two operations map to one MCP tool name.
@@ -97,6 +98,7 @@ def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: To
     app[TOKENS] = tokens
     app[ORIGINS] = frozenset(o.rstrip("/") for o in allowed_origins)
     app[ROUTE_TABLE] = ROUTES
+    app[admin.ADMINS] = frozenset(admins)
     for prepare in (sse.prepare, openapi.prepare, mcp.prepare):
         prepare(app)
 

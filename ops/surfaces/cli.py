@@ -23,6 +23,7 @@ import click
 
 from ..engine.runtime import Limits
 from .app import DEFAULT_MAX_BODY
+from .cli_store import AGE
 
 __all__ = ["main", "DEFAULT_PORT", "DEFAULT_URL"]
 
@@ -104,9 +105,16 @@ def main() -> None:
               help="JSON file declaring model connections: {name: {baseUrl, apiKeyEnv?}}. Agents name one with "
                    "config.model.connection. With --tokens, model requests go only to declared connections "
                    "(each key only to its own endpoint).")
+@click.option("--gc-every", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Collect garbage every SECONDS beside the operations (default: only on `lattice gc`).")
+@click.option("--retain-jobs", type=AGE, default=None,
+              help="With --gc-every: first drop finished jobs older than this age (e.g. 7d).")
+@click.option("--admin", "admins", multiple=True, metavar="CALLER",
+              help="With --tokens: a caller allowed on the operator routes (`lattice gc`). Repeatable.")
 def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body: int, log_level: str,
           max_agents: int, max_queued: int, tokens_file: str | None, origins: tuple[str, ...],
-          insecure_remote: bool, models_file: str | None) -> None:
+          insecure_remote: bool, models_file: str | None, gc_every: float | None, retain_jobs: int | None,
+          admins: tuple[str, ...]) -> None:
     """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp) on an embedded store."""
     import ipaddress
 
@@ -146,8 +154,8 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
             raise click.ClickException(f"cannot open store at {data}: {e.message}{hint}") from None
         where = os.path.abspath(data)
     app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued),
-                             connections=connections), max_body=max_body, tokens=tokens,
-                     allowed_origins=frozenset(origins))
+                             connections=connections, gc_every=gc_every, retain_jobs_ms=retain_jobs),
+                     max_body=max_body, tokens=tokens, allowed_origins=frozenset(origins), admins=frozenset(admins))
     try:
         # handler_cancellation: a client that disconnects stops its request's wait (commits are shielded)
         web.run_app(app, host=host, port=port, handler_cancellation=True, print=lambda *_: click.echo(
@@ -380,6 +388,13 @@ def fsck(data: str, quiet: bool) -> None:
     click.echo(f"{report.refs} refs, {report.commits} commits, {report.objects} objects checked; "
                f"{len(report.problems)} problem(s)", err=True)
     sys.exit(0 if report.ok else 1)
+
+
+from .cli_store import compact as _compact  # noqa: E402  (commands of their own module)
+from .cli_store import gc as _gc  # noqa: E402
+
+main.add_command(_gc)
+main.add_command(_compact)
 
 
 @main.command("ops")

@@ -339,6 +339,17 @@ class Client:
         """The server's OpenAPI 3.1 document."""
         return await self._get("/api/v1/openapi.json")
 
+    async def collect_garbage(self, retain_jobs_ms: int | None = None) -> dict[str, Any]:
+        """Have the server collect garbage (an operator route): ``{refs, live, freed, freedBytes,
+        jobsRemoved, markSeconds, sweepSeconds}``.
+
+        Raises:
+            Rejected: ``forbidden`` when the caller is not one of the server's admins.
+        """
+        body = {} if retain_jobs_ms is None else {"retainJobs": retain_jobs_ms}
+        async with self.session.post(self.url + "/api/v1/admin/gc", json=body, headers=self._headers) as r:
+            return await self._check(r)
+
 
 # -- one method per operation, generated from the contracts ---------------------------
 

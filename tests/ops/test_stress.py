@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lattice.fsck import fsck
 from lattice.lmdb import LmdbStore
 from ops.domain.check import make_check_head
@@ -21,7 +23,10 @@ from ops.engine.runtime import Runtime
 CALLER = "local"
 
 
-async def test_stress_invariants(tmp_path: Path) -> None:
+@pytest.mark.parametrize("collect", [False, True], ids=["plain", "with-gc-loop"])
+async def test_stress_invariants(tmp_path: Path, collect: bool) -> None:
+    """16 clients, mixed operations; with ``collect``, garbage is made all the time (workspace
+    values replaced, forks removed) and collected in a loop beside them (lattice.gc)."""
     seconds = float(os.environ.get("LATTICE_STRESS_SECONDS", "4"))
     store = LmdbStore(tmp_path / "db", durable=False)
     rt = Runtime(store)
@@ -40,6 +45,14 @@ async def test_stress_invariants(tmp_path: Path) -> None:
     requests: dict[str, tuple[str, str]] = {}  # jobId -> (agent, text)
     messages: dict[str, str] = {}  # text -> agent
     forks = 0
+    writes: dict[str, str] = {}  # workspace path -> the last value acknowledged
+    collections: list[dict] = []
+    done = asyncio.Event()
+
+    async def collector() -> None:
+        while not done.is_set():
+            collections.append(await rt.gc())
+            await asyncio.sleep(0.01)
 
     async def client(n: int) -> None:
         nonlocal forks
@@ -74,10 +87,21 @@ async def test_stress_invariants(tmp_path: Path) -> None:
                 job = await call("agent:fork", sourceId=a, agentId=new, includeTimeline=rnd.random() < 0.5)
                 if job["status"] == "COMPLETE":
                     agents.append(new)
+            if collect and rnd.random() < 0.3:  # garbage: a replaced value, a removed fork of a fork
+                path, value = f"w/c{n}/v{rnd.randrange(4)}", f"{n}.{i} " + "z" * rnd.randrange(0, 600)
+                if (await call("covia:write", path=path, value=value))["status"] == "COMPLETE":
+                    writes[path] = value
+                tmp = f"T{n}"
+                if (await call("agent:fork", sourceId=a, agentId=tmp))["status"] == "COMPLETE":
+                    await call("agent:delete", agentId=tmp, remove=True)
             await asyncio.sleep(0)
 
     t0 = time.monotonic()
+    gc_task = asyncio.create_task(collector()) if collect else None
     await asyncio.gather(*(client(n) for n in range(16)))
+    done.set()
+    if gc_task is not None:
+        await gc_task
     for a in agents:
         await call("agent:resume", agentId=a)
     for a in agents:
@@ -105,6 +129,14 @@ async def test_stress_invariants(tmp_path: Path) -> None:
         in_timeline = sum(1 for e in timelines[a] for m in e["messages"] if m["message"] == text)
         assert in_history == 1 and in_timeline == 1, (text, a, in_history, in_timeline)
         checks += 1
+    # every acknowledged workspace write is readable
+    for path, value in writes.items():
+        assert (await call("covia:read", path=path))["output"]["value"] == value
+        checks += 1
+    if collect:  # the collections freed garbage, and one more frees the rest: then nothing unreachable is left
+        assert len(collections) >= 3 and sum(c["freed"] for c in collections) > 0, collections[-3:]
+        final = await rt.gc()
+        assert final["live"] == sum(1 for _ in store.objects()), final
     # every job and task state agrees with its agent's record; every object intact
     report = fsck(store, check_head=make_check_head(store))
     assert report.ok, report.problems[:5]
@@ -113,4 +145,5 @@ async def test_stress_invariants(tmp_path: Path) -> None:
     store.close()
     total = sum(counts.values())
     print(f"\nstress: {elapsed:.1f} s, {total} operations {counts}, {len(agents)} agents, "
-          f"{len(requests)} tasks, {len(messages)} messages, {checks} invariant checks")
+          f"{len(requests)} tasks, {len(messages)} messages, {checks} invariant checks, "
+          f"{len(collections)} collections freeing {sum(c['freed'] for c in collections)} objects")

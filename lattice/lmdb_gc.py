@@ -1,0 +1,141 @@
+"""Garbage collection and compaction of the LMDB backend (a mixin of :class:`lattice.lmdb.LmdbStore`).
+
+Every step that must be ordered with commits runs on the store's writer thread
+(:meth:`_control`): turning the barrier on, and the sweep, which deletes in one
+write transaction while commits wait. See :mod:`lattice.gc` for why that is safe
+beside writers.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import shutil
+import threading
+from typing import Any, Callable, Iterator, TypeVar
+
+import lmdb
+
+from .errors import ReadOnly, StoreError
+from .gc import closure
+
+__all__ = ["LmdbCollector"]
+
+_T = TypeVar("_T")
+
+
+class LmdbCollector:
+    """The collection methods of :class:`lattice.lmdb.LmdbStore` (they use its environment,
+    writer queue and gate)."""
+
+    _env: Any
+    _objects: Any
+    _refs: Any
+    _closed: bool
+    _thread: threading.Thread | None
+    path: str
+    readonly: bool
+    durable: bool
+    generation: int
+
+    def objects(self) -> Iterator[tuple[bytes, int]]:
+        """``(digest, size)`` of every stored object (a snapshot, read in pages)."""
+        last: bytes | None = None
+        while True:
+            def page(txn: lmdb.Transaction, after: bytes | None = last) -> list[tuple[bytes, int]]:
+                cur = txn.cursor()
+                if after is None:
+                    found = cur.first()
+                else:
+                    found = cur.set_range(after)
+                    if found and cur.key() == after:
+                        found = cur.next()
+                out = []
+                while found and len(out) < 4096:
+                    out.append((bytes(cur.key()), len(cur.value())))
+                    found = cur.next()
+                return out
+            items = self._read(self._objects, page)
+            if not items:
+                return
+            yield from items
+            last = items[-1][0]
+
+    def _control(self, run: Callable[[], _T]) -> _T:
+        if self._closed:
+            raise StoreError(f"LmdbStore {self.path!r} is closed")
+        if self.readonly:
+            raise ReadOnly(f"LmdbStore {self.path!r} is open read-only")
+        if threading.current_thread() is self._thread:
+            raise StoreError("LmdbStore garbage collection called on the store's own writer thread")
+        from .lmdb import _Control
+        ctl = _Control(run, concurrent.futures.Future())
+        with self._submit_lock:
+            if self._closed:
+                raise StoreError(f"LmdbStore {self.path!r} is closed")
+            self._queue.put(ctl)
+        return ctl.future.result()
+
+    def gc_begin(self, extra: Any = None) -> None:
+        """Turn the write barrier on, ordered with commits (on the writer thread)."""
+        self._control(lambda: self._barrier.start(extra))
+
+    def gc_sweep(self, live: set[bytes] | None) -> tuple[int, int]:
+        """Sweep on the writer thread, in one write transaction (commits wait meanwhile)."""
+        return self._control(lambda: self._sweep(live))
+
+    def _sweep(self, live: set[bytes] | None) -> tuple[int, int]:
+        extra = self._barrier.extra
+        protected = self._barrier.stop()
+        if live is None:
+            return 0, 0
+        objects_db, refs_db = self._objects, self._refs
+        txn = self._env.begin(write=True)
+        try:
+            heads = [bytes(v) for _, v in txn.cursor(db=refs_db)]
+            closure(lambda d: txn.get(d, db=objects_db), [*protected, *heads], live, extra)
+            dead = [(bytes(k), len(v)) for k, v in txn.cursor(db=objects_db) if bytes(k) not in live]
+            for k, _ in dead:
+                txn.delete(k, db=objects_db)
+            freed, nbytes = len(dead), sum(n for _, n in dead)
+        except BaseException:
+            with self._gate.exclusive():
+                txn.abort()
+            raise
+        txn.commit()
+        self.generation += 1
+        return freed, nbytes
+
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the data file without its free pages; return its size before and after (bytes).
+
+        Copies the environment compacted beside the data file, then, on the writer
+        thread with no transaction open, closes the environment, moves the copy over the
+        data file and opens it again.
+
+        Raises:
+            StoreError: LMDB or the file system failed (the old file is kept).
+        """
+        data = os.path.join(self.path, "data.mdb")
+        tmp = os.path.join(self.path, "compact.tmp")
+        before = os.path.getsize(data)
+
+        def run() -> int:
+            os.makedirs(tmp, exist_ok=True)
+            try:
+                self._env.copy(tmp, compact=True)
+            except lmdb.Error as e:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise StoreError(f"cannot compact {self.path!r}: {e}") from e
+            with self._gate.exclusive():
+                info = self._env.info()
+                self._env.close()
+                os.replace(os.path.join(tmp, "data.mdb"), data)
+                shutil.rmtree(tmp, ignore_errors=True)
+                self._env = lmdb.open(self.path, map_size=info["map_size"], max_dbs=2,
+                                      max_readers=self._env_readers, sync=self.durable, metasync=self.durable)
+                self._objects = self._env.open_db(b"objects")
+                self._refs = self._env.open_db(b"refs")
+            return os.path.getsize(data)
+        return before, self._control(run)
+

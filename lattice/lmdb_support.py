@@ -1,0 +1,90 @@
+"""Plumbing of the LMDB backend: the gate that holds readers back while the writer resizes
+or aborts, the one-writer-per-directory lock, and error wrapping."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from .errors import StoreError, StoreLocked
+
+__all__ = ["Gate", "WRITER_LOCK", "writer_lock", "store_error"]
+
+
+class Gate:
+    """Many concurrent readers, or one exclusive holder (map resize, close)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True  # new readers wait from here on
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+#: the file a writing process holds an exclusive flock on
+WRITER_LOCK = "writer.lock"
+
+
+def writer_lock(path: str) -> int:
+    """Take the exclusive writer lock of the environment at ``path``; return its descriptor.
+
+    Raises:
+        StoreLocked: another process holds it (its pid, when it wrote one, is in the message).
+    """
+    name = os.path.join(path, WRITER_LOCK)
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise store_error(f"cannot open the writer lock {name!r}", e) from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        finally:
+            os.close(fd)
+        raise StoreLocked(f"another process{f' (pid {holder})' if holder else ''} is writing to {path!r}",
+                          hint="stop it first (one server per data directory); `lattice fsck` only reads "
+                               "and may run beside it") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def store_error(message: str, e: BaseException) -> StoreError:
+    err = StoreError(f"{message}: {e}")
+    err.__cause__ = e
+    return err
+
+

@@ -1,0 +1,65 @@
+"""Operator routes: garbage collection of the store beside the running server.
+
+``POST /api/v1/admin/gc`` with an optional ``{"retainJobs": ms}`` drops finished
+jobs older than that, then frees every object no ref reaches
+(:meth:`ops.engine.runtime.Runtime.gc`), and answers what it freed. Without
+tokens the one local caller may call it; with tokens, only the callers the
+operator named admins (``lattice serve --admin CALLER``): a collection walks the
+whole store, every caller's data included.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from ..domain.errors import Rejected
+from .common import RUNTIME, TOKENS, caller_of, reply
+from .routes import Route, json_response
+
+__all__ = ["ADMINS", "gc", "ROUTES"]
+
+#: the callers allowed on the admin routes when tokens are on
+ADMINS = web.AppKey("admins", frozenset)
+
+
+class GcInput(msgspec.Struct, forbid_unknown_fields=True):
+    retainJobs: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType = msgspec.UNSET
+
+
+async def gc(request: web.Request) -> web.Response:
+    """``POST /api/v1/admin/gc``: collect garbage; the report. Source: the body (untrusted).
+
+    Raises:
+        Rejected: ``forbidden`` (not an admin), ``invalid_input`` (a body not ``{retainJobs?: ms}``).
+    """
+    if request.app.get(TOKENS) is not None and caller_of(request) not in request.app.get(ADMINS, frozenset()):
+        raise Rejected("forbidden", "only the server's admins may collect garbage",
+                       hint="the operator names them with lattice serve --admin CALLER")
+    body = await request.read()
+    try:
+        inp = msgspec.json.decode(body or b"{}", type=GcInput)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise Rejected("invalid_input", f"{e}", hint='send {} or {"retainJobs": <milliseconds>}') from None
+    retain = None if inp.retainJobs is msgspec.UNSET else inp.retainJobs
+    report: dict[str, Any] = await request.app[RUNTIME].gc(retain_jobs_ms=retain)
+    return reply(report)
+
+
+_REPORT = {"type": "object", "required": ["refs", "live", "freed", "freedBytes", "jobsRemoved"],
+           "properties": {k: {"type": "integer", "minimum": 0} for k in ("refs", "live", "freed", "freedBytes",
+                                                                           "jobsRemoved")}}
+
+#: the operator routes
+ROUTES = (
+    Route("POST", "/api/v1/admin/gc", gc, "collectGarbage",
+          "Free every object no ref reaches (optionally after dropping finished jobs older than retainJobs ms)",
+          request_body={"required": False, "content": {"application/json": {"schema": {
+              "type": "object", "additionalProperties": False,
+              "properties": {"retainJobs": {"type": "integer", "minimum": 0,
+                                            "description": "drop finished jobs older than this, in milliseconds"}}}}}},
+          responses={"200": json_response("what the collection freed", _REPORT)},
+          errors=("forbidden", "invalid_input", "not_supported"), tags=("server",)),
+)
