@@ -18,7 +18,8 @@ from lattice.errors import CorruptObject, InvalidValue, StoreError
 from lattice.postgres import SCHEMA_VERSION, PostgresStore, map_error
 from lattice.store import RefUpdate
 from lattice.testing import StoreContract
-from tests.pg import create_database, drop_database
+import tests.pg
+from tests.pg import PostgresMissing, create_database, drop_database, find_bin
 
 
 def obj(data: bytes) -> tuple[bytes, bytes]:
@@ -399,3 +400,11 @@ def test_close_is_idempotent_and_final(postgres_url):
         asyncio.run(s.acommit({}, []))
     assert not s._thread.is_alive()
     assert s._pool.closed
+
+
+def test_missing_postgres_is_a_clear_error(monkeypatch):
+    """Without binaries the fixtures fail (CI must run these tests) with a message saying what to install."""
+    monkeypatch.setattr(tests.pg.shutil, "which", lambda *a, **k: None)
+    monkeypatch.setattr(tests.pg.glob, "glob", lambda pattern: [])
+    with pytest.raises(PostgresMissing, match="apt-get install -y postgresql"):
+        find_bin()
