@@ -287,6 +287,33 @@ async def test_acommit_does_not_block_the_event_loop(postgres_url):
         assert s.ref("main") == d
 
 
+async def test_cancelled_acommit_is_withdrawn_if_still_queued(postgres_url, monkeypatch):
+    with PostgresStore(postgres_url) as s:
+        release, busy = threading.Event(), threading.Event()
+        real_apply = s._apply
+
+        def slow_apply(conn, group):
+            busy.set()
+            assert release.wait(5)
+            return real_apply(conn, group)
+
+        monkeypatch.setattr(s, "_apply", slow_apply)
+        d1, b1 = obj(b"lands")
+        first = asyncio.ensure_future(s.acommit({d1: b1}, [RefUpdate("a", None, d1)]))
+        assert await asyncio.to_thread(busy.wait, 5)
+        d2, b2 = obj(b"withdrawn")
+        second = asyncio.ensure_future(s.acommit({d2: b2}, [RefUpdate("b", None, d2)]))
+        await asyncio.sleep(0)  # let it queue
+        second.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        assert await first is True
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        assert s.ref("b") is None and not s.has(d2)
+        assert s.ref("a") == d1
+
+
 # ------------------------------------------------- errors and connections
 
 
