@@ -1,0 +1,653 @@
+"""PostgreSQL backend of the store port: several processes, on one or several machines, share one database.
+
+Tables (schema version :data:`SCHEMA_VERSION`, in the connection's ``search_path``):
+
+* ``lattice_objects (digest bytea PRIMARY KEY, data bytea)``: immutable objects,
+  inserted with ``ON CONFLICT DO NOTHING``; every read re-hashes (``CorruptObject``);
+* ``lattice_refs (name text COLLATE "C" PRIMARY KEY, digest bytea)``: the refs. The
+  ``"C"`` collation orders names by UTF-8 bytes, i.e. by code point, as ``sorted()``
+  orders ``str``, and lets ``LIKE 'prefix%'`` use the primary key;
+* ``lattice_schema (version int PRIMARY KEY, applied_at timestamptz, applied_by text)``:
+  one row per migration applied; the schema's version is the largest.
+
+The first :class:`PostgresStore` to open a database creates the tables, and one that
+finds an older version it knows migrates it (in one transaction, under an advisory
+lock, so concurrent openers wait for each other); a newer version than it knows is
+refused with :class:`StoreError`.
+
+**Compare-and-swap.** A commit's transaction first takes one transaction-scoped
+advisory lock per ref it names (``pg_advisory_xact_lock(space, hash(name))``, in
+ascending key order, so two transactions never wait on each other in a cycle). A
+lock exists whether or not the ref does, so two creators of the same new ref
+serialise like two movers of an existing one. Holding the locks, a second statement
+(a fresh READ COMMITTED snapshot, taken after the previous holder committed) reads
+the refs' current digests; the CAS is decided in Python; objects and ref writes
+follow, and ``COMMIT`` releases the locks. A lost CAS writes nothing. Every writer of
+``lattice_refs`` must take these locks: write refs only through this class.
+
+**Group commit.** :meth:`PostgresStore.commit` and :meth:`PostgresStore.acommit`
+validate their arguments on the caller's thread and queue the request; one writer
+thread per store takes a request, drains whatever else is queued (up to
+:data:`MAX_GROUP` requests or :data:`MAX_GROUP_BYTES` of objects) and applies the
+group in one transaction, i.e. one WAL flush. Requests are decided in order against
+the refs as the earlier requests of the group left them (the locks cover the union of
+their names), so each keeps its own all-or-none result: a request whose CAS fails
+writes nothing and resolves to ``False``, the others land. If the group's transaction
+fails on a database error, it is rolled back and each request is retried alone, so
+one bad request cannot fail its neighbours.
+
+**Poolers.** Connections come from one :class:`psycopg_pool.ConnectionPool` per store
+(one per process: share the store), in autocommit mode with server-side prepared
+statements off (``prepare_threshold=None``) and no session state, so the store works
+through pgbouncer in transaction pooling mode.
+
+**Errors.** PostgreSQL errors are mapped by SQLSTATE class: ``22`` (data exception)
+and ``54`` (program limit exceeded) become :class:`InvalidValue`, every other class
+:class:`StoreError`; the SQLSTATE is in the message, the psycopg error is the cause.
+A read that loses its connection is retried once on a new one. A group is retried
+(three times at most) when its connection was lost before ``COMMIT`` was sent or the
+server rolled it back (SQLSTATE class ``40``: deadlock, serialization failure); one that
+loses its connection during ``COMMIT`` fails: its outcome is unknown, re-read the refs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import importlib.metadata
+import queue
+import re
+import threading
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from .digest import DIGEST_SIZE, digest
+from .errors import InvalidValue, LatticeError, NotFound, StoreError
+from .store import RefUpdate, check_object, check_ref_updates
+
+__all__ = ["MAX_REF_BYTES", "SCHEMA_VERSION", "PostgresStore", "map_error"]
+
+#: The schema version this module creates and reads; see :data:`MIGRATIONS`.
+SCHEMA_VERSION = 1
+
+#: Statements that bring the schema from version ``v - 1`` to ``v``, keyed by ``v``.
+#: Append a version to change the schema; never edit a released one.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE lattice_objects (
+               digest bytea PRIMARY KEY CHECK (octet_length(digest) = 32),
+               data bytea NOT NULL)""",
+        """CREATE TABLE lattice_refs (
+               name text COLLATE "C" PRIMARY KEY CHECK (name <> ''),
+               digest bytea NOT NULL CHECK (octet_length(digest) = 32))""",
+    ),
+}
+
+#: Longest ref name in UTF-8 bytes (a B-tree entry must fit in a third of a page).
+MAX_REF_BYTES = 1024
+#: Most commit requests applied in one transaction.
+MAX_GROUP = 256
+#: Object bytes above which a group takes no further request (one request may exceed it).
+MAX_GROUP_BYTES = 16 * 1024 * 1024
+#: Object bytes per INSERT statement.
+_INSERT_CHUNK_BYTES = 8 * 1024 * 1024
+
+#: First key of the two-int advisory locks on refs ("LATR"); the schema lock uses "LATS".
+_REF_LOCK_SPACE = 0x4C415452
+_SCHEMA_LOCK_SPACE = 0x4C415453
+
+#: SQLSTATE classes (first two characters) with a lattice error other than StoreError.
+_ERROR_CLASSES: dict[str, type[LatticeError]] = {"22": InvalidValue, "54": InvalidValue}
+#: What a SQLSTATE class means, for messages.
+_CLASS_NAMES = {
+    "08": "connection failure", "22": "data exception", "23": "integrity constraint violation",
+    "25": "invalid transaction state", "28": "authentication failed", "3D": "database does not exist",
+    "3F": "schema does not exist", "40": "transaction rolled back", "42": "schema or privilege problem",
+    "53": "server out of resources", "54": "program limit exceeded", "55": "object not in prerequisite state",
+    "57": "server shutting down or query cancelled", "58": "server system error", "XX": "server internal error",
+}
+
+_STOP = object()
+_T = TypeVar("_T")
+
+
+def map_error(e: BaseException, doing: str) -> LatticeError:
+    """Return the lattice error for a psycopg error, by SQLSTATE class (the caller raises it ``from e``).
+
+    Args:
+        e: a :class:`psycopg.Error` (or a pool error: no SQLSTATE, a ``StoreError``).
+        doing: what the store was doing, for the message (``"commit"``).
+
+    Returns:
+        :class:`InvalidValue` for classes ``22`` and ``54``, else :class:`StoreError`;
+        the message has the SQLSTATE and the server's text, ``__cause__`` is ``e``.
+    """
+    state = getattr(e, "sqlstate", None) or ""
+    cls = _ERROR_CLASSES.get(state[:2], StoreError)
+    what = _CLASS_NAMES.get(state[:2], type(e).__name__)
+    code = f" (SQLSTATE {state})" if state else ""
+    detail = str(e).strip() or type(e).__name__
+    err = cls(f"PostgreSQL {doing} failed: {what}{code}: {detail}")
+    err.__cause__ = e
+    return err
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("agent-lattice")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _lock_key(name: str) -> int:
+    """The second key of a ref's advisory lock: 32 bits of blake3 of its name, signed."""
+    return int.from_bytes(digest(name.encode("utf-8"))[:4], "big", signed=True)
+
+
+def _text_ok(s: str) -> bool:
+    """Whether PostgreSQL text can hold ``s``: no NUL, encodable as UTF-8."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in s
+
+
+def _name_error(name: str) -> str | None:
+    """Why ``name`` cannot be stored as a ref name, or None if it can."""
+    if not _text_ok(name):
+        return "contains NUL or is not encodable as UTF-8 (PostgreSQL text can hold neither)"
+    size = len(name.encode("utf-8"))
+    if size > MAX_REF_BYTES:
+        return f"is {size} bytes in UTF-8; at most {MAX_REF_BYTES} allowed"
+    return None
+
+
+def _redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    url = re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", url)
+
+
+class _Request(NamedTuple):
+    """One queued commit: copied objects and validated ref updates."""
+
+    objects: dict[bytes, bytes]
+    updates: list[RefUpdate]
+    future: concurrent.futures.Future
+    size: int
+
+
+class _Ambiguous(Exception):
+    """The connection failed while COMMIT was in flight: the outcome is unknown."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class PostgresStore:
+    """A backend of the store port on a PostgreSQL database, shared by any number of processes.
+
+    Thread-safe. Reads borrow a pooled connection on the caller's thread (one
+    statement, autocommit); writes are funnelled to one writer thread per store that
+    group-commits concurrent requests. Open one store per process and share it; use
+    it as a context manager or call :meth:`close`.
+
+    Args:
+        url: a libpq connection URL, ``postgresql://user:password@host:port/dbname?...``
+            (``postgres://`` too). The database must exist and use the UTF8 encoding;
+            the user needs CREATE on its schema the first time (or to migrate).
+        pool_size: most connections this store opens (default 8; the writer uses one).
+        timeout: seconds to wait for a free pooled connection, and for the pool to
+            open (default 30).
+        application_name: shown in ``pg_stat_activity`` (default ``"agent-lattice"``).
+
+    Raises:
+        StoreError: the server cannot be reached, the database is not UTF8, its schema
+            is newer than :data:`SCHEMA_VERSION`, or creating/migrating it failed.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 8, timeout: float = 30.0,
+                 application_name: str = "agent-lattice") -> None:
+        if pool_size < 1:
+            raise InvalidValue(f"pool_size must be at least 1, got {pool_size}")
+        self.url = _redact(url)
+        self.schema_version = 0
+        self._timeout = timeout
+        self._closed = True
+        self._thread: threading.Thread | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._submit_lock = threading.Lock()
+        conn_kwargs = {"autocommit": True, "prepare_threshold": None, "application_name": application_name}
+        try:
+            # one direct connection first: its errors are the server's own (refused, no such
+            # database, authentication), where a pool would only report a timeout
+            with psycopg.connect(url, **conn_kwargs) as conn:
+                self.schema_version = self._migrate(conn)
+            self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False,
+                                        name=f"lattice:{self.url}", kwargs=conn_kwargs)
+            self._pool.open(wait=True, timeout=timeout)
+        except psycopg.Error as e:
+            self._pool_close()
+            raise map_error(e, f"open of {self.url}") from e
+        except LatticeError:
+            self._pool_close()
+            raise
+        except Exception as e:  # a malformed URL fails before any I/O (ProgrammingError is a psycopg.Error)
+            self._pool_close()
+            raise StoreError(f"cannot open PostgreSQL store {self.url}: {e}") from e
+        self._closed = False
+        self._thread = threading.Thread(target=self._writer, name=f"lattice-pg-writer:{self.url}", daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self.url} {'closed' if self._closed else 'open'}>"
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- schema
+
+    def _migrate(self, conn: psycopg.Connection) -> int:
+        """Create or migrate the schema to :data:`SCHEMA_VERSION`; return the version found after.
+
+        Raises:
+            StoreError: the database is not UTF8, or its schema is newer than this module.
+        """
+        encoding = conn.execute("SHOW server_encoding").fetchone()[0]
+        if encoding.upper() not in ("UTF8", "UTF-8"):
+            raise StoreError(f"database encoding is {encoding}; the lattice needs UTF8",
+                             hint="CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0")
+        version = self._read_version(conn)
+        if version == SCHEMA_VERSION:
+            return version  # the common case: no lock, no DDL
+        self._refuse_newer(version)
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s::int4, 0)", (_SCHEMA_LOCK_SPACE,))
+            version = self._read_version(conn)  # another process may have migrated meanwhile
+            self._refuse_newer(version)
+            if version == 0:
+                conn.execute("""CREATE TABLE IF NOT EXISTS lattice_schema (
+                                    version integer PRIMARY KEY,
+                                    applied_at timestamptz NOT NULL DEFAULT now(),
+                                    applied_by text NOT NULL)""")
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[v]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO lattice_schema (version, applied_by) VALUES (%s, %s)",
+                             (v, f"agent-lattice {_package_version()}"))
+        return SCHEMA_VERSION
+
+    @staticmethod
+    def _read_version(conn: psycopg.Connection) -> int:
+        # An MVCC read of the catalog, not to_regclass(): after waiting for the schema lock,
+        # the backend's catalog cache may not yet know a table another opener just created.
+        exists = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE c.relname = 'lattice_schema' AND n.nspname = current_schema())"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        return conn.execute("SELECT coalesce(max(version), 0) FROM lattice_schema").fetchone()[0]
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database schema of {self.url} is version {version}; this agent-lattice knows "
+                f"versions up to {SCHEMA_VERSION}",
+                hint="upgrade agent-lattice on this machine (a newer version migrated the database)",
+            )
+
+    # -------------------------------------------------------------- plumbing
+
+    def _run(self, fn: Callable[[psycopg.Connection], _T], doing: str) -> _T:
+        """Run ``fn`` on a pooled connection; retry once on a lost connection; map errors.
+
+        Raises:
+            StoreError: no connection was free in time, or the database failed.
+            InvalidValue: the database rejected a value (SQLSTATE classes 22 and 54).
+        """
+        for attempt in range(2):
+            try:
+                with self._pool.connection(timeout=self._timeout) as conn:
+                    return fn(conn)
+            except psycopg.OperationalError as e:
+                if attempt or not _connection_lost(e):
+                    raise map_error(e, doing) from e
+            except psycopg.Error as e:
+                raise map_error(e, doing) from e
+        raise AssertionError("unreachable")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"PostgresStore {self.url} is closed")
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, d: bytes) -> bytes:
+        """Return the object stored under digest ``d``.
+
+        Args:
+            d: a 32-byte digest.
+
+        Returns:
+            The object's bytes, re-hashed against ``d``.
+
+        Raises:
+            NotFound: no object has that digest.
+            CorruptObject: the stored bytes do not hash to ``d``.
+            StoreError: the store is closed or the database failed.
+        """
+        self._check_open()
+        key = bytes(d)
+        row = None
+        if len(key) == DIGEST_SIZE:
+            row = self._run(lambda c: c.execute("SELECT data FROM lattice_objects WHERE digest = %b",
+                                                (key,)).fetchone(), "get")
+        if row is None:
+            raise NotFound(f"no object {key.hex()}")
+        return check_object(key, bytes(row[0]))
+
+    def has(self, d: bytes) -> bool:
+        """Return whether an object with digest ``d`` is stored (no re-hash, no transfer).
+
+        Raises:
+            StoreError: the store is closed or the database failed.
+        """
+        self._check_open()
+        key = bytes(d)
+        if len(key) != DIGEST_SIZE:
+            return False
+        return self._run(lambda c: c.execute("SELECT 1 FROM lattice_objects WHERE digest = %b",
+                                             (key,)).fetchone() is not None, "has")
+
+    def ref(self, name: str) -> bytes | None:
+        """Return the digest ``name`` points at, or ``None``.
+
+        Raises:
+            StoreError: the store is closed or the database failed.
+        """
+        self._check_open()
+        if not isinstance(name, str) or _name_error(name):
+            return None
+        row = self._run(lambda c: c.execute("SELECT digest FROM lattice_refs WHERE name = %s",
+                                            (name,)).fetchone(), "ref")
+        return None if row is None else bytes(row[0])
+
+    def refs(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        """Return ``(name, digest)`` for every ref starting with ``prefix``, in name order.
+
+        The result is read by one statement (a consistent snapshot) and materialised,
+        so it stays valid across later commits.
+
+        Raises:
+            StoreError: the store is closed or the database failed.
+        """
+        self._check_open()
+        if not _text_ok(prefix):
+            return iter(())  # no stored name can start with it
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._run(lambda c: c.execute("SELECT name, digest FROM lattice_refs WHERE name LIKE %s "
+                                             "ORDER BY name", (pattern,)).fetchall(), "refs")
+        return iter([(name, bytes(d)) for name, d in rows])
+
+    def stats(self) -> dict[str, Any]:
+        """Return sizes of the database and the pool.
+
+        Returns:
+            ``{"url", "schema_version", "objects", "refs", "used_bytes", "pool_size",
+            "pool_open", "pool_in_use"}``: ``url`` without its password; ``objects``
+            and ``refs`` are exact counts (a scan of each table: not for a hot path);
+            ``used_bytes`` is the tables' size with indexes and TOAST; ``pool_size`` is
+            the most connections, ``pool_open`` those open now, ``pool_in_use`` those lent.
+
+        Raises:
+            StoreError: the store is closed or the database failed.
+        """
+        self._check_open()
+
+        def collect(conn: psycopg.Connection) -> tuple:
+            return conn.execute(
+                "SELECT (SELECT count(*) FROM lattice_objects), (SELECT count(*) FROM lattice_refs), "
+                "pg_total_relation_size('lattice_objects') + pg_total_relation_size('lattice_refs')"
+            ).fetchone()
+
+        objects, refs, used = self._run(collect, "stats")
+        pool = self._pool.get_stats()
+        return {"url": self.url, "schema_version": self.schema_version, "objects": objects, "refs": refs,
+                "used_bytes": used, "pool_size": self._pool.max_size, "pool_open": pool.get("pool_size", 0),
+                "pool_in_use": pool.get("pool_size", 0) - pool.get("pool_available", 0)}
+
+    # ----------------------------------------------------------------- writes
+
+    def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = ()) -> bool:
+        """Store ``objects`` and apply every ref update atomically.
+
+        Blocks until the writer thread has committed the group this request was part of.
+
+        Args:
+            objects: ``{digest: bytes}``; each digest must be blake3 of its bytes.
+            updates: compare-and-swaps, all applied or none.
+
+        Returns:
+            ``True`` when every update's ``expected`` matched and all were applied with
+            the objects; ``False`` (and nothing written) otherwise.
+
+        Raises:
+            InvalidValue: a digest does not match its bytes, a ref name is empty,
+                repeated, contains NUL, is not encodable as UTF-8 or is longer than
+                :data:`MAX_REF_BYTES`.
+            StoreError: the store is closed or the database failed (if the connection
+                was lost during ``COMMIT``, the commit may or may not have landed).
+        """
+        if threading.current_thread() is self._thread:
+            raise StoreError("PostgresStore.commit called on the store's own writer thread (would deadlock)")
+        return self._submit(objects, updates).result()
+
+    async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = ()) -> bool:
+        """:meth:`commit` for an event loop: awaits the writer thread, never blocks the loop.
+
+        Validation happens synchronously when the coroutine starts. Cancelling the
+        awaiting task withdraws the request if the writer has not picked it up yet;
+        once picked up, it is committed regardless.
+
+        Raises:
+            InvalidValue: as :meth:`commit`.
+            StoreError: as :meth:`commit`.
+        """
+        return await asyncio.wrap_future(self._submit(objects, updates))
+
+    def _prepare(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> _Request:
+        # Copy first, validate the copies: what is hashed is what is written.
+        objs = {bytes(d): bytes(data) for d, data in objects.items()}
+        ups = check_ref_updates(objs, updates)
+        for u in ups:
+            problem = _name_error(u.name)
+            if problem:
+                raise InvalidValue(f"ref name {u.name[:80]!r} {problem}")
+        ups = [RefUpdate(u.name, None if u.expected is None else bytes(u.expected),
+                         None if u.new is None else bytes(u.new)) for u in ups]
+        return _Request(objs, ups, concurrent.futures.Future(), sum(map(len, objs.values())))
+
+    def _submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> concurrent.futures.Future:
+        self._check_open()
+        req = self._prepare(objects, updates)
+        with self._submit_lock:
+            self._check_open()
+            self._queue.put(req)
+        return req.future
+
+    def _writer(self) -> None:
+        """Writer thread: take a request, drain the queue, commit the group; close the pool on stop."""
+        try:
+            self._write_loop()
+        finally:
+            self._pool_close()
+
+    def _write_loop(self) -> None:
+        q = self._queue
+        while True:
+            item = q.get()
+            if item is _STOP:
+                return
+            group, size, stop = [item], item.size, False
+            while len(group) < MAX_GROUP and size < MAX_GROUP_BYTES:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                group.append(item)
+                size += item.size
+            group = [r for r in group if r.future.set_running_or_notify_cancel()]
+            if group:
+                self._write_group(group)
+            if stop:
+                return
+
+    def _write_group(self, group: list[_Request]) -> None:
+        """Commit ``group`` in one transaction and resolve its futures; on a database
+        error, retry each request alone so that only the one at fault fails."""
+        try:
+            results = self._commit_group(group)
+        except LatticeError as e:
+            if len(group) == 1 or not _request_specific(e):
+                for r in group:
+                    r.future.set_exception(e)
+                return
+            for r in group:
+                self._write_group([r])
+            return
+        except BaseException as e:  # noqa: BLE001 - keep the writer alive; report through the futures
+            for r in group:
+                r.future.set_exception(e)
+            return
+        for r, ok in zip(group, results):
+            r.future.set_result(ok)
+
+    def _commit_group(self, group: list[_Request]) -> list[bool]:
+        """Apply ``group`` in one transaction; retry a lost connection (before COMMIT) or a
+        deadlock/serialization failure (SQLSTATE class 40) a few times.
+
+        Raises:
+            StoreError: the database failed; its ``__cause__`` is an :class:`_Ambiguous`
+                when the connection was lost while COMMIT was in flight.
+            InvalidValue: the database rejected a value (SQLSTATE classes 22, 54).
+        """
+        for attempt in range(4):
+            try:
+                with self._pool.connection(timeout=self._timeout) as conn:
+                    return self._apply(conn, group)
+            except _Ambiguous as e:
+                err = map_error(e.cause, "COMMIT (outcome unknown: re-read the refs)")
+                raise err from e
+            except psycopg.Error as e:
+                state = getattr(e, "sqlstate", None) or ""
+                transient = state.startswith("40") or (isinstance(e, psycopg.OperationalError)
+                                                       and _connection_lost(e))
+                if attempt == 3 or not transient:
+                    raise map_error(e, "commit") from e
+        raise AssertionError("unreachable")
+
+    def _apply(self, conn: psycopg.Connection, group: list[_Request]) -> list[bool]:
+        """Lock the group's refs, decide each request's CAS in order, write the winners, commit."""
+        names = sorted({u.name for r in group for u in r.updates})
+        body_done = False
+        try:
+            with conn.transaction():
+                current: dict[str, bytes] = {}
+                if names:
+                    keys = sorted({_lock_key(n) for n in names})
+                    conn.execute("SELECT pg_advisory_xact_lock(%s::int4, k) FROM unnest(%s::int4[]) AS k",
+                                 (_REF_LOCK_SPACE, keys))
+                    # a new statement: its snapshot is taken after every earlier holder committed
+                    rows = conn.execute("SELECT name, digest FROM lattice_refs WHERE name = ANY(%s)",
+                                        (names,)).fetchall()
+                    current = {name: bytes(d) for name, d in rows}
+                state: dict[str, bytes | None] = dict(current)
+                results: list[bool] = []
+                objects: dict[bytes, bytes] = {}
+                for r in group:
+                    ok = all(state.get(u.name) == u.expected for u in r.updates)
+                    results.append(ok)
+                    if ok:
+                        objects.update(r.objects)
+                        for u in r.updates:
+                            state[u.name] = u.new
+                self._insert_objects(conn, objects)
+                upserts = [(n, d) for n, d in state.items() if d is not None and current.get(n) != d]
+                deletes = [n for n, d in state.items() if d is None and n in current]
+                if upserts:
+                    conn.execute(
+                        "INSERT INTO lattice_refs (name, digest) SELECT * FROM unnest(%s::text[], %b::bytea[]) "
+                        "ON CONFLICT (name) DO UPDATE SET digest = EXCLUDED.digest",
+                        ([n for n, _ in upserts], [d for _, d in upserts]),
+                    )
+                if deletes:
+                    conn.execute("DELETE FROM lattice_refs WHERE name = ANY(%s)", (deletes,))
+                body_done = True  # leaving the block sends COMMIT
+        except psycopg.OperationalError as e:
+            if body_done and _connection_lost(e):
+                raise _Ambiguous(e) from e
+            raise
+        return results
+
+    @staticmethod
+    def _insert_objects(conn: psycopg.Connection, objects: dict[bytes, bytes]) -> None:
+        """Insert ``objects`` in digest order (two writers never wait on each other's rows in a cycle)."""
+        items = sorted(objects.items())
+        start = 0
+        while start < len(items):
+            end, size = start, 0
+            while end < len(items) and (end == start or size + len(items[end][1]) <= _INSERT_CHUNK_BYTES):
+                size += len(items[end][1])
+                end += 1
+            chunk = items[start:end]
+            conn.execute(
+                "INSERT INTO lattice_objects (digest, data) SELECT * FROM unnest(%b::bytea[], %b::bytea[]) "
+                "ON CONFLICT DO NOTHING",
+                ([d for d, _ in chunk], [b for _, b in chunk]),
+            )
+            start = end
+
+    # ------------------------------------------------------------------ close
+
+    def close(self) -> None:
+        """Finish queued commits, stop the writer thread and close the pool.
+
+        Idempotent. Afterwards every other method raises :class:`StoreError`.
+        """
+        with self._submit_lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _pool_close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.close()
+
+
+def _connection_lost(e: psycopg.OperationalError) -> bool:
+    """Whether ``e`` means the connection broke (a read may be retried on a new one)."""
+    if isinstance(e, (PoolTimeout, PoolClosed)):
+        return False
+    state = getattr(e, "sqlstate", None) or ""
+    return not state or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
+def _request_specific(e: LatticeError) -> bool:
+    """Whether a group's failure may be due to one request's data (SQLSTATE 22, 23, 54)."""
+    state = getattr(e.__cause__, "sqlstate", None) or ""
+    return state[:2] in ("22", "23", "54")
