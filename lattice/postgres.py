@@ -54,121 +54,24 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib.metadata
 import queue
-import re
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from .digest import DIGEST_SIZE, digest
+from .digest import DIGEST_SIZE
 from .errors import InvalidValue, LatticeError, NotFound, StoreError
+from .postgres_support import (INSERT_CHUNK_BYTES, MAX_GROUP, MAX_GROUP_BYTES, MAX_REF_BYTES, MIGRATIONS,
+                               REF_LOCK_SPACE, SCHEMA_LOCK_SPACE, SCHEMA_VERSION, lock_key, map_error, name_error,
+                               package_version, redact, text_ok)
 from .store import RefUpdate, check_object, check_ref_updates
 
 __all__ = ["MAX_REF_BYTES", "SCHEMA_VERSION", "PostgresStore", "map_error"]
 
-#: The schema version this module creates and reads; see :data:`MIGRATIONS`.
-SCHEMA_VERSION = 1
-
-#: Statements that bring the schema from version ``v - 1`` to ``v``, keyed by ``v``.
-#: Append a version to change the schema; never edit a released one.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        """CREATE TABLE lattice_objects (
-               digest bytea PRIMARY KEY CHECK (octet_length(digest) = 32),
-               data bytea NOT NULL)""",
-        """CREATE TABLE lattice_refs (
-               name text COLLATE "C" PRIMARY KEY CHECK (name <> ''),
-               digest bytea NOT NULL CHECK (octet_length(digest) = 32))""",
-    ),
-}
-
-#: Longest ref name in UTF-8 bytes (a B-tree entry must fit in a third of a page).
-MAX_REF_BYTES = 1024
-#: Most commit requests applied in one transaction.
-MAX_GROUP = 256
-#: Object bytes above which a group takes no further request (one request may exceed it).
-MAX_GROUP_BYTES = 16 * 1024 * 1024
-#: Object bytes per INSERT statement.
-_INSERT_CHUNK_BYTES = 8 * 1024 * 1024
-
-#: First key of the two-int advisory locks on refs ("LATR"); the schema lock uses "LATS".
-_REF_LOCK_SPACE = 0x4C415452
-_SCHEMA_LOCK_SPACE = 0x4C415453
-
-#: SQLSTATE classes (first two characters) with a lattice error other than StoreError.
-_ERROR_CLASSES: dict[str, type[LatticeError]] = {"22": InvalidValue, "54": InvalidValue}
-#: What a SQLSTATE class means, for messages.
-_CLASS_NAMES = {
-    "08": "connection failure", "22": "data exception", "23": "integrity constraint violation",
-    "25": "invalid transaction state", "28": "authentication failed", "3D": "database does not exist",
-    "3F": "schema does not exist", "40": "transaction rolled back", "42": "schema or privilege problem",
-    "53": "server out of resources", "54": "program limit exceeded", "55": "object not in prerequisite state",
-    "57": "server shutting down or query cancelled", "58": "server system error", "XX": "server internal error",
-}
-
 _STOP = object()
 _T = TypeVar("_T")
-
-
-def map_error(e: BaseException, doing: str) -> LatticeError:
-    """Return the lattice error for a psycopg error, by SQLSTATE class (the caller raises it ``from e``).
-
-    Args:
-        e: a :class:`psycopg.Error` (or a pool error: no SQLSTATE, a ``StoreError``).
-        doing: what the store was doing, for the message (``"commit"``).
-
-    Returns:
-        :class:`InvalidValue` for classes ``22`` and ``54``, else :class:`StoreError`;
-        the message has the SQLSTATE and the server's text, ``__cause__`` is ``e``.
-    """
-    state = getattr(e, "sqlstate", None) or ""
-    cls = _ERROR_CLASSES.get(state[:2], StoreError)
-    what = _CLASS_NAMES.get(state[:2], type(e).__name__)
-    code = f" (SQLSTATE {state})" if state else ""
-    detail = str(e).strip() or type(e).__name__
-    err = cls(f"PostgreSQL {doing} failed: {what}{code}: {detail}")
-    err.__cause__ = e
-    return err
-
-
-def _package_version() -> str:
-    try:
-        return importlib.metadata.version("agent-lattice")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _lock_key(name: str) -> int:
-    """The second key of a ref's advisory lock: 32 bits of blake3 of its name, signed."""
-    return int.from_bytes(digest(name.encode("utf-8"))[:4], "big", signed=True)
-
-
-def _text_ok(s: str) -> bool:
-    """Whether PostgreSQL text can hold ``s``: no NUL, encodable as UTF-8."""
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in s
-
-
-def _name_error(name: str) -> str | None:
-    """Why ``name`` cannot be stored as a ref name, or None if it can."""
-    if not _text_ok(name):
-        return "contains NUL or is not encodable as UTF-8 (PostgreSQL text can hold neither)"
-    size = len(name.encode("utf-8"))
-    if size > MAX_REF_BYTES:
-        return f"is {size} bytes in UTF-8; at most {MAX_REF_BYTES} allowed"
-    return None
-
-
-def _redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    url = re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
-    return re.sub(r"(password=)[^&\s]*", r"\1***", url)
 
 
 class _Request(NamedTuple):
@@ -214,7 +117,7 @@ class PostgresStore:
                  application_name: str = "agent-lattice") -> None:
         if pool_size < 1:
             raise InvalidValue(f"pool_size must be at least 1, got {pool_size}")
-        self.url = _redact(url)
+        self.url = redact(url)
         self.schema_version = 0
         self._timeout = timeout
         self._closed = True
@@ -269,7 +172,7 @@ class PostgresStore:
             return version  # the common case: no lock, no DDL
         self._refuse_newer(version)
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s::int4, 0)", (_SCHEMA_LOCK_SPACE,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s::int4, 0)", (SCHEMA_LOCK_SPACE,))
             version = self._read_version(conn)  # another process may have migrated meanwhile
             self._refuse_newer(version)
             if version == 0:
@@ -281,7 +184,7 @@ class PostgresStore:
                 for statement in MIGRATIONS[v]:
                     conn.execute(statement)
                 conn.execute("INSERT INTO lattice_schema (version, applied_by) VALUES (%s, %s)",
-                             (v, f"agent-lattice {_package_version()}"))
+                             (v, f"agent-lattice {package_version()}"))
         return SCHEMA_VERSION
 
     @staticmethod
@@ -374,7 +277,7 @@ class PostgresStore:
             StoreError: the store is closed or the database failed.
         """
         self._check_open()
-        if not isinstance(name, str) or _name_error(name):
+        if not isinstance(name, str) or name_error(name):
             return None
         row = self._run(lambda c: c.execute("SELECT digest FROM lattice_refs WHERE name = %s",
                                             (name,)).fetchone(), "ref")
@@ -390,7 +293,7 @@ class PostgresStore:
             StoreError: the store is closed or the database failed.
         """
         self._check_open()
-        if not _text_ok(prefix):
+        if not text_ok(prefix):
             return iter(())  # no stored name can start with it
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._run(lambda c: c.execute("SELECT name, digest FROM lattice_refs WHERE name LIKE %s "
@@ -468,7 +371,7 @@ class PostgresStore:
         objs = {bytes(d): bytes(data) for d, data in objects.items()}
         ups = check_ref_updates(objs, updates)
         for u in ups:
-            problem = _name_error(u.name)
+            problem = name_error(u.name)
             if problem:
                 raise InvalidValue(f"ref name {u.name[:80]!r} {problem}")
         ups = [RefUpdate(u.name, None if u.expected is None else bytes(u.expected),
@@ -565,9 +468,9 @@ class PostgresStore:
             with conn.transaction():
                 current: dict[str, bytes] = {}
                 if names:
-                    keys = sorted({_lock_key(n) for n in names})
+                    keys = sorted({lock_key(n) for n in names})
                     conn.execute("SELECT pg_advisory_xact_lock(%s::int4, k) FROM unnest(%s::int4[]) AS k",
-                                 (_REF_LOCK_SPACE, keys))
+                                 (REF_LOCK_SPACE, keys))
                     # a new statement: its snapshot is taken after every earlier holder committed
                     rows = conn.execute("SELECT name, digest FROM lattice_refs WHERE name = ANY(%s)",
                                         (names,)).fetchall()
@@ -607,7 +510,7 @@ class PostgresStore:
         start = 0
         while start < len(items):
             end, size = start, 0
-            while end < len(items) and (end == start or size + len(items[end][1]) <= _INSERT_CHUNK_BYTES):
+            while end < len(items) and (end == start or size + len(items[end][1]) <= INSERT_CHUNK_BYTES):
                 size += len(items[end][1])
                 end += 1
             chunk = items[start:end]

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 import lattice.postgres as pg
+import lattice.postgres_support as pgs
 from lattice.digest import digest
 from lattice.errors import CorruptObject, InvalidValue, StoreError
 from lattice.postgres import SCHEMA_VERSION, PostgresStore, map_error
@@ -183,7 +184,7 @@ def test_creator_waits_for_an_uncommitted_creator(postgres_url):
         with psycopg.connect(postgres_url, autocommit=True) as other:
             with other.transaction():
                 other.execute("SELECT pg_advisory_xact_lock(%s::int4, %s::int4)",
-                              (pg._REF_LOCK_SPACE, pg._lock_key("fresh")))
+                              (pgs.REF_LOCK_SPACE, pgs.lock_key("fresh")))
                 other.execute("INSERT INTO lattice_refs VALUES ('fresh', %b)", (d,))
                 other.execute("INSERT INTO lattice_objects VALUES (%b, %b)", (d, b))
                 fut = s._submit({}, [RefUpdate("fresh", None, digest(b"second"))])
@@ -232,7 +233,7 @@ def test_group_commit_keeps_each_commit_all_or_none(postgres_url, monkeypatch):
 
 def test_group_with_a_database_error_is_retried_one_by_one(postgres_url, monkeypatch):
     """A request the database rejects (an index entry too big) fails alone; its group-mates land."""
-    monkeypatch.setattr(pg, "MAX_REF_BYTES", 1 << 20)  # let the too-long name reach the server
+    monkeypatch.setattr(pgs, "MAX_REF_BYTES", 1 << 20)  # let the too-long name reach the server
     with PostgresStore(postgres_url) as s:
         release, groups = threading.Event(), []
         real_apply = s._apply
@@ -277,7 +278,7 @@ async def test_acommit_does_not_block_the_event_loop(postgres_url):
         with psycopg.connect(postgres_url, autocommit=True) as other:
             with other.transaction():
                 other.execute("SELECT pg_advisory_xact_lock(%s::int4, %s::int4)",
-                              (pg._REF_LOCK_SPACE, pg._lock_key("main")))
+                              (pgs.REF_LOCK_SPACE, pgs.lock_key("main")))
                 pending = asyncio.ensure_future(s.acommit({d: b}, [RefUpdate("main", None, d)]))
                 await asyncio.sleep(0.3)
                 assert not pending.done()
@@ -409,8 +410,8 @@ def test_stats_and_password_redaction(postgres_url):
         assert st["pool_size"] == 3 and 1 <= st["pool_open"] <= 3
         assert st["used_bytes"] > 0
         assert st["url"] == postgres_url
-    assert pg._redact("postgresql://u:s3cret@h:5/db") == "postgresql://u:***@h:5/db"
-    assert pg._redact("postgresql://h/db?password=s3cret&x=1") == "postgresql://h/db?password=***&x=1"
+    assert pgs.redact("postgresql://u:s3cret@h:5/db") == "postgresql://u:***@h:5/db"
+    assert pgs.redact("postgresql://h/db?password=s3cret&x=1") == "postgresql://h/db?password=***&x=1"
 
 
 def test_close_is_idempotent_and_final(postgres_url):
