@@ -36,7 +36,7 @@ __all__ = [
     "AgentConfig", "check_config", "FREE_CONFIG_KEYS", "unknown_config_key", "MANAGED_STATE_KEYS", "state_problem",
     "HistoryMessage", "check_history", "opened", "new_agent", "update", "fork",
     "enqueue_task", "add_message", "add_trigger", "cancel_task", "cancel_trigger", "suspend", "resume", "terminate",
-    "settle", "has_task", "queued", "has_work", "Work", "pick_work", "timeline_entry", "complete_cycle", "fail_cycle", "finish_run",
+    "settle", "has_task", "task_of", "queued", "has_work", "Work", "pick_work", "timeline_entry", "complete_cycle", "fail_cycle", "finish_run",
 ]
 
 SLEEPING, RUNNING, SUSPENDED, TERMINATED = "SLEEPING", "RUNNING", "SUSPENDED", "TERMINATED"
@@ -300,6 +300,11 @@ def cancel_trigger(rec: dict[str, Any], job_id: str, ts: int) -> dict[str, Any]:
 def has_task(rec: dict[str, Any], task_id: str) -> bool:
     """Whether ``task_id`` is one of the agent's pending tasks."""
     return bool(map_len(rec["tasks"])) and task_id in map_keys(rec["tasks"])
+
+
+def task_of(tx: Tx, rec: dict[str, Any], task_id: str) -> dict[str, Any] | None:
+    """The pending task ``{input, caller, ts}`` (plain data), or None."""
+    return tx.plain(map_get(tx, rec["tasks"], task_id)) if has_task(rec, task_id) else None
 
 
 def queued(rec: dict[str, Any]) -> int:

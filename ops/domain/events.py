@@ -29,8 +29,8 @@ from . import agent as A
 from .cycle import Outcome, rerun
 
 __all__ = ["Created", "Forked", "Updated", "Suspended", "Resumed", "Terminated", "TaskCancelled", "TaskQueued",
-           "Triggered", "Messaged", "RunFailed", "RunCompleted", "Event", "EVENT_TYPES", "Context", "decode",
-           "encode", "apply", "run_work", "UnknownEvent", "needed_versions"]
+           "Triggered", "Messaged", "Imported", "RunFailed", "RunCompleted", "Event", "EVENT_TYPES", "Context", "decode",
+           "encode", "apply", "run_work", "UnknownEvent", "needed_versions", "names_of"]
 
 
 class _Ev(Struct, frozen=True, kw_only=True):
@@ -126,6 +126,16 @@ class Messaged(_Ev):
         return list(self.messages) if self.messages is not UNSET else [self.message]
 
 
+class Imported(_Ev):
+    """``agent:import``: the chain was loaded from a bundle under a new id (``fromAgentId`` is
+    the id it had); the state is unchanged, the record's ``updated`` moves."""
+
+    op: ClassVar[str] = "agent:import"
+    agentId: str
+    fromAgentId: str
+    bundle: str = ""
+
+
 class RunFailed(_Ev):
     """``agent:run`` that failed: the error is recorded and the agent suspended."""
 
@@ -160,10 +170,17 @@ class RunCompleted(_Ev):
 
 
 Event = Union[Created, Forked, Updated, Suspended, Resumed, Terminated, TaskCancelled, TaskQueued, Triggered,
-              Messaged, RunFailed, RunCompleted]
+              Messaged, Imported, RunFailed, RunCompleted]
 #: every event type, each with its own ``op`` except the two ``agent:run`` outcomes
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 _BY_OP = {t.op: t for t in EVENT_TYPES if t is not RunFailed and t is not RunCompleted}
+
+
+def names_of(op: str, input: Any) -> str | None:
+    """The id an agent has from this event on, when the event sets it (creation, fork, import)."""
+    if op in (Created.op, Forked.op, Imported.op) and isinstance(input, dict) and isinstance(input.get("agentId"), str):
+        return input["agentId"]
+    return None
 
 
 def needed_versions(op: str, input: dict[str, Any]) -> list[str]:
@@ -264,6 +281,8 @@ def apply(tx: Tx, rec: dict[str, Any] | None, event: Event, ctx: Context,
             return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts))
         case Triggered(triggerId=tid):
             return A.settle(A.add_trigger(rec, tid, ts))
+        case Imported():
+            return {**rec, "updated": ts}
         case Messaged():
             sender = ctx.caller if event.sender is UNSET else event.sender
             for text in event.texts():

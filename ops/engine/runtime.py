@@ -18,8 +18,6 @@ from typing import Any, Callable
 
 import msgspec
 
-from lattice.codec import Link, decode
-from lattice.digest import from_hex
 from lattice.errors import InvalidValue
 from lattice.gc import collect
 from lattice.nodes import ObjectCache
@@ -27,7 +25,6 @@ from lattice.nodes import ObjectCache
 from ..domain import jobs as J
 from ..domain.contracts import Contract
 from ..domain.errors import OpError, Rejected
-from ..domain.events import needed_versions
 from ..domain.models import Connections
 from ..domain.refs import agent_prefix
 from ..llm import make_adapter
@@ -36,6 +33,7 @@ from .handlers import HANDLERS
 from .handlers.agents import cancel_agent_job
 from .jobs_index import JobIndex, LocalJobIndex, expire_jobs
 from .limits import Limits
+from .links import version_links
 from .notify import LocalNotifier
 from .runs import recover, run_loop
 from .scheduler import LocalScheduler
@@ -211,24 +209,6 @@ class Runtime:
     async def idle(self, caller: str, agent_id: str) -> str | None:
         """Wait until the agent is not ``RUNNING``; return its status (None if it is gone)."""
         return await self.engine.idle(caller, agent_id)
-
-
-def version_links(op: str, stored_input: Any, get: Callable[[bytes], bytes | None]) -> list[bytes]:
-    """For the collector: the other versions a commit's event needs (a fork's source version),
-    so that deleting a fork's source frees only what the fork does not need."""
-    if op != "agent:fork":
-        return []
-    inp = stored_input
-    if isinstance(inp, Link):
-        data = get(bytes(inp.data))
-        inp = decode(data) if data is not None else None
-    out = []
-    for h in needed_versions(op, inp if isinstance(inp, dict) else {}):
-        try:
-            out.append(from_hex(h))
-        except ValueError:
-            pass
-    return out
 
 
 def _version() -> str:

@@ -36,12 +36,13 @@ class Unit:
         writes: ``ref -> (record, op, input)`` staged, or None for a removal.
     """
 
-    __slots__ = ("store", "tx", "ts", "caller", "heads", "writes")
+    __slots__ = ("store", "tx", "ts", "caller", "heads", "writes", "actual")
 
     def __init__(self, store: Any, ts: int, caller: str, cache: ObjectCache | None = None):
         self.store, self.tx, self.ts, self.caller = store, Tx(store, cache), ts, caller
         self.heads: dict[str, tuple[bytes | None, Commit | None]] = {}
         self.writes: dict[str, tuple[Any, str, Any] | None] = {}
+        self.actual: dict[str, bytes | None] = {}  # refs adopted onto another chain: their real head
 
     def head(self, name: str) -> tuple[bytes | None, Commit | None]:
         """``(digest, commit)`` of ``name``'s head as this unit sees it (read once)."""
@@ -73,6 +74,17 @@ class Unit:
             op, input = prev[1], prev[2]
         self.writes[name] = (record, op, input)
 
+    def adopt(self, name: str, head: bytes) -> None:
+        """Put ref ``name`` (absent now) on the chain ending at commit ``head`` (staged in this
+        unit or stored): a later :meth:`write` to it commits on top of that chain.
+
+        Raises:
+            NotFound, InvalidValue: ``head`` is not a commit this unit can read.
+        """
+        d, _ = self.head(name)
+        self.actual[name] = d
+        self.heads[name] = (head, read_commit(self.tx, head))
+
     def remove(self, name: str) -> None:
         """Stage the removal of ``name``."""
         self.head(name)
@@ -93,7 +105,7 @@ class Unit:
                 continue
             cd, _ = write_commit(self.tx, parent=d, parent_commit=c, root=root, ts=self.ts,
                                  op=op, input=input, caller=self.caller)
-            ups.append(RefUpdate(name, d, cd))
+            ups.append(RefUpdate(name, self.actual.get(name, d), cd))
         return ups
 
 

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from ..domain.errors import OpError, Rejected, status_code
 from ..engine.runtime import Runtime
-from . import admin, mcp, openapi, rest, sse
+from . import admin, bundles, mcp, openapi, rest, sse
 from .auth import LOCAL_CALLER, Tokens
 from .common import CALLER, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, TOKENS, error_reply, origin_allowed, reply
 from .routes import Route
@@ -35,7 +35,8 @@ log = logging.getLogger("lattice.http")
 DEFAULT_MAX_BODY = 1 << 20
 
 #: every route of the application, in the order the OpenAPI document lists them
-ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *openapi.ROUTES, *admin.ROUTES, *mcp.ROUTES)
+ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *bundles.ROUTES, *openapi.ROUTES, *admin.ROUTES,
+                             *mcp.ROUTES)
 
 
 @web.middleware

@@ -391,10 +391,12 @@ def fsck(data: str, quiet: bool) -> None:
 
 
 from .cli_store import compact as _compact  # noqa: E402  (commands of their own module)
+from .cli_store import export_cmd as _export  # noqa: E402
 from .cli_store import gc as _gc  # noqa: E402
+from .cli_store import import_cmd as _import  # noqa: E402
 
-main.add_command(_gc)
-main.add_command(_compact)
+for _command in (_gc, _compact, _export, _import):
+    main.add_command(_command)
 
 
 @main.command("ops")

@@ -1,4 +1,5 @@
-"""CLI commands that look after a store: ``lattice gc`` and ``lattice compact``.
+"""CLI commands that look after a store and move agents: ``lattice gc``, ``lattice compact``,
+``lattice export`` and ``lattice import``.
 
 Both open an LMDB data directory directly when no server holds it; ``gc`` asks the
 running server instead (``--url``) when one does (a collection is safe beside the
@@ -14,7 +15,7 @@ import sys
 
 import click
 
-__all__ = ["gc", "compact", "AGE", "parse_age"]
+__all__ = ["gc", "compact", "export_cmd", "import_cmd", "AGE", "parse_age"]
 
 _AGE = re.compile(r"^(\d+)(ms|s|m|h|d)?$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -137,3 +138,61 @@ def compact(data: str) -> None:
     finally:
         store.close()
     click.echo(f"{data}: {_human(before)} -> {_human(after)}")
+
+
+@click.command("export")
+@click.argument("agent")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The bundle file to write (- for standard output).")
+@click.option("--url", envvar="LATTICE_URL", default="http://127.0.0.1:7770", show_default=True,
+              help="Base URL of the running server (env LATTICE_URL; token from env LATTICE_TOKEN).")
+def export_cmd(agent: str, output: str, url: str) -> None:
+    """Write AGENT's whole history (every version, every object it reaches) to one bundle file."""
+    from .client import Client, Rejected
+
+    async def run() -> int:
+        n = 0
+        async with Client(url, token=os.environ.get("LATTICE_TOKEN") or None) as client:
+            out = sys.stdout.buffer if output == "-" else open(output + ".part", "wb")
+            try:
+                async for chunk in client.export_agent(agent):
+                    out.write(chunk)
+                    n += len(chunk)
+            finally:
+                if out is not sys.stdout.buffer:
+                    out.close()
+        if output != "-":
+            os.replace(output + ".part", output)  # no half-written bundle under the final name
+        return n
+    n = _online(url, run, Rejected)
+    click.echo(f"{agent}: {_human(n)} written to {output}", err=True)
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--as", "as_id", required=True, help="The new agent's id.")
+@click.option("--url", envvar="LATTICE_URL", default="http://127.0.0.1:7770", show_default=True,
+              help="Base URL of the running server (env LATTICE_URL; token from env LATTICE_TOKEN).")
+def import_cmd(file: str, as_id: str, url: str) -> None:
+    """Load a bundle FILE as a new agent (every object re-hashed; a bad file writes nothing)."""
+    import json
+
+    from .client import Client, Rejected
+
+    async def run() -> dict:
+        async with Client(url, token=os.environ.get("LATTICE_TOKEN") or None) as client:
+            with open(file, "rb") as f:
+                return await client.import_agent(as_id, f)
+    click.echo(json.dumps(_online(url, run, Rejected), indent=2))
+
+
+def _online(url: str, run, rejected: type) -> object:
+    import aiohttp
+    try:
+        return asyncio.run(run())
+    except aiohttp.ClientError as e:
+        click.echo(f"cannot reach {url}: {e} (is `lattice serve` running?)", err=True)
+        sys.exit(2)
+    except rejected as e:
+        click.echo(f"{e.status} {e.code}: {e.message}" + (f"\nhint: {e.hint}" if e.hint else ""), err=True)
+        sys.exit(2)

@@ -31,6 +31,7 @@ import asyncio
 import inspect
 import re
 from typing import Any, AsyncIterator, Callable
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
@@ -338,6 +339,31 @@ class Client:
     async def openapi(self) -> dict[str, Any]:
         """The server's OpenAPI 3.1 document."""
         return await self._get("/api/v1/openapi.json")
+
+    async def export_agent(self, agent_id: str) -> AsyncIterator[bytes]:
+        """The agent's bundle (its whole history), in pieces as they arrive.
+
+        Raises:
+            Rejected: ``not_found``.
+        """
+        async with self.session.get(f"{self.url}/api/v1/agents/{quote(agent_id, safe='')}/export",
+                                    headers=self._headers) as r:
+            if r.status >= 400:
+                await self._check(r)
+            async for chunk in r.content.iter_chunked(1 << 16):
+                yield chunk
+
+    async def import_agent(self, agent_id: str, bundle: Any) -> dict[str, Any]:
+        """Load ``bundle`` (bytes, a file object or an async iterable of bytes) as agent ``agent_id``:
+        ``{agentId, fromAgentId, versions, objects, status}``.
+
+        Raises:
+            Rejected: a bad bundle (its code), ``conflict``, ``limit_exceeded``.
+        """
+        headers = {**(self._headers or {}), "Content-Type": "application/vnd.lattice.bundle"}
+        async with self.session.post(f"{self.url}/api/v1/agents/{quote(agent_id, safe='')}/import", data=bundle,
+                                     headers=headers) as r:
+            return await self._check(r)
 
     async def collect_garbage(self, retain_jobs_ms: int | None = None) -> dict[str, Any]:
         """Have the server collect garbage (an operator route): ``{refs, live, freed, freedBytes,

@@ -48,6 +48,8 @@ ROUND_TRIP = [
     pytest.param(TaskQueued(taskId=tid(1), input={"q": [1, None, "x"]}), {"taskId", "input"}, id="TaskQueued"),
     pytest.param(Triggered(triggerId=tid(2)), {"triggerId"}, id="Triggered"),
     pytest.param(Messaged(agentId=AID, message="hi"), {"agentId", "message"}, id="Messaged-message"),
+    pytest.param(E.Imported(agentId=AID, fromAgentId="Old", bundle="ab" * 32), {"agentId", "fromAgentId", "bundle"},
+                 id="Imported"),
     pytest.param(Messaged(agentId=AID, messages=["a", "b"], sender="agent:B"), {"agentId", "messages", "from"},
                  id="Messaged-messages-from"),
     pytest.param(Messaged(agentId=AID, messages=["a"]), {"agentId", "messages"}, id="Messaged-messages"),
@@ -88,7 +90,7 @@ def test_round_trip_table_covers_every_event_type() -> None:
 
 def test_ops_are_distinct_except_the_two_run_outcomes() -> None:
     ops = [t.op for t in E.EVENT_TYPES]
-    assert len(E.EVENT_TYPES) == 12
+    assert len(E.EVENT_TYPES) == 13
     assert sorted(t.__name__ for t in E.EVENT_TYPES if t.op == "agent:run") == ["RunCompleted", "RunFailed"]
     assert len(set(ops)) == len(ops) - 1
 
@@ -222,6 +224,7 @@ APPLY = [
     ("messages-from", sleeping, Messaged(agentId=AID, messages=["a", "b"], sender="agent:B"), None,
      After(status=R, inbox=2)),
     ("message-suspended", suspended, Messaged(agentId=AID, message="hi"), None, After(status=P, inbox=1)),
+    ("imported-keeps-state", suspended, E.Imported(agentId=AID, fromAgentId="Old"), None, After(status=P)),
     ("run-failed", running, RunFailed(error=ERROR), None, After(status=P, tasks=1, error=ERROR)),
     ("run-failed-keeps-all-work", suspended_with_work, RunFailed(error=ERROR), None,
      After(status=P, tasks=1, inbox=1, triggers=1, error=ERROR)),

@@ -296,7 +296,9 @@ SCHEMA.config.generation.update(max_examples=40, deterministic=True)
 # the event streams are long-lived by design (tests/http/test_sse.py covers them): fuzzed on a server
 # without agents or jobs, where every request to them is refused
 STREAMS = r"/(sse|events)$"
-FUZZED = SCHEMA.exclude(path_regex=STREAMS)
+#: binary bundles (not JSON) have their own bad-input tests (tests/http/test_bundles.py)
+BUNDLES = r"/import$"
+FUZZED = SCHEMA.exclude(path_regex=STREAMS).exclude(path_regex=BUNDLES)
 FUZZED_STREAMS = SCHEMA.include(path_regex=STREAMS)
 
 

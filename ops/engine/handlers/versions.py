@@ -25,7 +25,7 @@ from ...domain import operations as O
 from ...domain.contracts import REGISTRY
 from ...domain.cycle import CycleError, ReplayError
 from ...domain.errors import OpError, Rejected
-from ...domain.events import Context, UnknownEvent, apply, decode
+from ...domain.events import Context, UnknownEvent, apply, decode, names_of
 from ...domain.jobs import COMPLETE, finish
 from ..context import Engine, Sandbox
 from .agents import deliver
@@ -95,11 +95,24 @@ def recorded_replies(tx: Tx, commits: list[Commit]) -> dict[bytes, dict[str, Any
     return out
 
 
-def _rederive(engine: Engine, tx: Tx, aid: str, c: Commit) -> dict[str, Any]:
-    """The record after commit ``c``, re-derived from its parent through the one ``apply``."""
+def _rederive(engine: Engine, tx: Tx, name: str, c: Commit, inp: Any) -> dict[str, Any]:
+    """The record after commit ``c`` (its input ``inp`` materialized), re-derived from its parent
+    through the one ``apply``; ``name`` is the agent's id when the event happened."""
     parent = None if c.parent is None else A.opened(tx, tx.load_root(read_commit(tx, c.parent).root))
-    ctx = Context(ts=c.ts, caller=c.caller, agent_id=aid, load=lambda h: engine.opened_at(tx, h))
-    return apply(tx, parent, decode(c.op, tx.materialize(c.input)), ctx)
+    ctx = Context(ts=c.ts, caller=c.caller, agent_id=name, load=lambda h: engine.opened_at(tx, h))
+    return apply(tx, parent, decode(c.op, inp), ctx)
+
+
+def _name_before(tx: Tx, first: Commit, default: str) -> str:
+    """The agent's id in effect before commit ``first``: set by its chain's creation or its
+    last import (an agent imported under a new id keeps its old id in older events)."""
+    d = first.parent
+    while d is not None:
+        c = read_commit(tx, d)
+        if c.op in ("agent:create", "agent:fork", "agent:import"):
+            return names_of(c.op, tx.materialize(c.input)) or default
+        d = c.parent
+    return default
 
 
 async def replay(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) -> dict:
@@ -108,12 +121,15 @@ async def replay(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) -> 
     tx = engine.tx()
     commits = _range(engine, tx, caller, inp.agentId, inp.from_, inp.to)
     out: dict[str, Any] = {"agentId": inp.agentId, "replayed": 0, "identical": True, "divergence": None}
+    name = _name_before(tx, commits[0][1], inp.agentId)
     for i, (_, c) in enumerate(commits):
         if i % 256 == 255:
             await asyncio.sleep(0)  # a long replay must not stall the server
         rtx = engine.tx()
         try:
-            got = rtx.put_root(_rederive(engine, rtx, inp.agentId, c))
+            recorded = rtx.materialize(c.input)
+            name = names_of(c.op, recorded) or name
+            got = rtx.put_root(_rederive(engine, rtx, name, c, recorded))
         except (ReplayError, UnknownEvent, CycleError, LatticeError, msgspec.ValidationError, KeyError,
                 TypeError) as e:
             out.update(identical=False, divergence={"seq": c.seq, "path": "", "expected": c.root.data.hex(),
