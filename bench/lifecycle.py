@@ -1,0 +1,155 @@
+"""Storage lifecycle: what garbage collection costs and frees, and how big and fast bundles are.
+
+In one run, on a durable ``LmdbStore``:
+
+* build a store of ``--agents`` agents with ``--turns`` turns each (400-character
+  messages and replies, ``echo``-like replies reversed so every turn is new text);
+* ``gc`` with nothing to free: time per GB of store (the mark walks everything);
+* remove half the agents, drop finished jobs, ``gc``: objects and bytes freed, time;
+  then ``compact``: the file before and after (LMDB never shrinks by itself);
+* export one agent: bundle bytes against the agent's own objects' bytes, MB/s; import
+  it into a fresh store under another id: MB/s; replay it there (verified).
+
+Run: ``python bench/lifecycle.py`` (``--quick`` for a short run; the full run builds
+about 1 GB). Prints a table with the library versions and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lattice.bundle import BundleReader  # noqa: E402
+from lattice.gc import mark  # noqa: E402
+from lattice.lmdb import LmdbStore  # noqa: E402
+from ops.domain.contracts import decode_input, lookup  # noqa: E402
+from ops.domain.models import LlmReply  # noqa: E402
+from ops.engine.bundles import export_agent, import_agent  # noqa: E402
+from ops.engine.links import version_links  # noqa: E402
+from ops.engine.runtime import Runtime  # noqa: E402
+
+
+class Reverser:
+    """An adapter whose reply is the user's text reversed (new text every turn, like a model)."""
+
+    def __call__(self, model):
+        class _A:
+            async def complete(self, request):
+                return LlmReply(content=request.messages[-1]["content"][::-1])
+        return _A()
+
+
+async def call(rt: Runtime, op: str, **inp):
+    c = lookup(op)
+    job = await rt.invoke(c, decode_input(c, inp), "local")
+    assert job["status"] == "COMPLETE", job
+    return job["output"]
+
+
+def file_size(path: str) -> int:
+    return os.path.getsize(os.path.join(path, "data.mdb"))
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--agents", type=int, default=200)
+    p.add_argument("--turns", type=int, default=1000)
+    p.add_argument("--quick", action="store_true", help="40 agents x 100 turns")
+    args = p.parse_args()
+    if args.quick:
+        args.agents, args.turns = 40, 100
+    tmp = tempfile.mkdtemp(prefix="lattice-lifecycle-")
+    try:
+        await run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def run(args: argparse.Namespace, tmp: str) -> None:
+    path = os.path.join(tmp, "store")
+    store = LmdbStore(path, durable=False)  # building is not what is measured
+    rt = Runtime(store, adapter_factory=Reverser())
+    await rt.start()
+    t0 = time.perf_counter()
+    for a in range(args.agents):
+        await call(rt, "agent:create", agentId=f"A{a}", config={"model": {"provider": "echo"}})
+    text = "".join(chr(97 + i % 26) for i in range(390))
+    for t in range(args.turns):
+        await asyncio.gather(*(call(rt, "agent:request", agentId=f"A{a}", input=f"{a}.{t} {text}", wait=True)
+                               for a in range(args.agents)))
+        if t % 50 == 49:
+            print(f"# built {t + 1}/{args.turns} turns", file=sys.stderr)
+    build = time.perf_counter() - t0
+    size = file_size(path)
+    objects = sum(1 for _ in store.objects())
+    stored = sum(n for _, n in store.objects())
+
+    first = await rt.gc()
+    gc_full_s = first["markSeconds"] + first["sweepSeconds"]
+    # one agent's own bytes, and its bundle
+    head = store.ref("g/local/A0")
+    own = mark(store, [head], extra=version_links)
+    own_bytes = sum(len(store.get(d)) for d in own)
+    t1 = time.perf_counter()
+    header, chunks = export_agent(rt.engine, "local", "A0")
+    bundle = b"".join(chunks)
+    export_s = time.perf_counter() - t1
+    for a in range(0, args.agents, 2):
+        await call(rt, "agent:delete", agentId=f"A{a}", remove=True)
+    half = await rt.gc(retain_jobs_ms=0)
+    await rt.close()
+    before_compact = file_size(path)
+    _, after_compact = store.compact()
+    store.close()
+
+    dst = LmdbStore(os.path.join(tmp, "other"))
+    rt2 = Runtime(dst)
+    await rt2.start()
+    t2 = time.perf_counter()
+    reader = BundleReader()
+    for i in range(0, len(bundle), 1 << 16):
+        reader.feed(bundle[i:i + (1 << 16)])
+    await import_agent(rt2.engine, "local", "Copy", reader)
+    import_s = time.perf_counter() - t2
+    replay = await call(rt2, "agent:replay", agentId="Copy")
+    await rt2.close()
+    dst.close()
+
+    print(f"# bench/lifecycle.py  python {platform.python_version()}  lmdb {version('lmdb')}  "
+          f"msgspec {version('msgspec')}  blake3 {version('blake3')}")
+    print(f"# machine: {platform.machine()} {os.cpu_count()} cores, {platform.platform()}; "
+          f"{args.agents} agents x {args.turns} turns built in {build:.0f} s")
+    print()
+    print("| measure | value |")
+    print("|---|---:|")
+    print(f"| store file | {mb(size)} ({objects:,} objects, {mb(stored)} of object bytes) |")
+    print(f"| gc, nothing to free | {gc_full_s:.2f} s ({gc_full_s / (size / 1e9):.1f} s per GB of file; "
+          f"mark {first['markSeconds']} s, sweep {first['sweepSeconds']} s) |")
+    print(f"| gc after removing half the agents and dropping finished jobs | freed {half['freed']:,} objects, "
+          f"{mb(half['freedBytes'])} ({half['freedBytes'] / stored:.0%} of object bytes); "
+          f"{half['markSeconds'] + half['sweepSeconds']:.2f} s |")
+    print(f"| compact | file {mb(before_compact)} -> {mb(after_compact)} "
+          f"({after_compact / before_compact:.0%}) |")
+    print(f"| one agent's bundle | {mb(len(bundle))} for {mb(own_bytes)} of its own objects "
+          f"({len(bundle) / own_bytes:.2f}x; {header['versions']:,} versions) |")
+    print(f"| export | {len(bundle) / 1e6 / export_s:,.1f} MB/s |")
+    print(f"| import (re-hash, check, commit) | {len(bundle) / 1e6 / import_s:,.1f} MB/s; "
+          f"replay there: {replay['replayed']:,} versions identical={replay['identical']} |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
