@@ -26,7 +26,7 @@ from .codec import FORMAT_VERSION, Link, decode, encode
 from .errors import InvalidValue, NotFound
 from .nodes import Tx
 
-__all__ = ["Commit", "write_commit", "read_commit", "find", "log"]
+__all__ = ["Commit", "write_commit", "read_commit", "find", "log", "squash"]
 
 
 class Commit(msgspec.Struct, frozen=True):
@@ -118,10 +118,55 @@ def find(store: Any, head: bytes, seq: int) -> tuple[bytes, Commit]:
     if seq < 0 or seq > c.seq:
         raise NotFound(f"version {seq} does not exist: versions are 0..{c.seq}")
     while c.seq > seq:
+        if c.parent is None:  # the base of a squashed chain (see squash)
+            raise NotFound(f"version {seq} was squashed into version {c.seq} (the chain was pruned)")
         j, js = c.jump()
         d = j if js >= seq else c.parent
         c = read_commit(store, d)
     return d, c
+
+
+def squash(tx: Tx, head: bytes, keep_from: int, *, ts: int, op: str, input: Any, caller: str,
+           remap: Any = None) -> tuple[bytes, dict[bytes, bytes]]:
+    """Rewrite a chain so that versions ``< keep_from`` become one base version.
+
+    The base is a new first commit (no parent) with ``seq = keep_from - 1``, the root of
+    that version, and ``op``/``input``/``caller``/``ts`` saying who squashed it and when.
+    Every later version is rewritten on top of it with its seq, root, time, op, caller
+    and input unchanged, except what ``remap`` changes in an input (``remap(op, stored
+    input, ids) -> stored input``, ``ids``: old commit id -> new). Buffers the commits in
+    ``tx``; returns ``(new head, {old commit id: new commit id})``.
+
+    Raises:
+        InvalidValue: ``keep_from`` is not in ``1..head seq``.
+    """
+    chain = list(log(tx, head))
+    chain.reverse()
+    top = chain[-1][1].seq
+    first = chain[0][1].seq
+    if not first < keep_from <= top:
+        raise InvalidValue(f"versions {first}..{top}: cannot keep from {keep_from}")
+    ids: dict[bytes, bytes] = {}
+    base_old, base_c = chain[keep_from - 1 - first]
+    obj = {"format": FORMAT_VERSION, "parent": None, "root": base_c.root, "seq": base_c.seq, "ts": ts, "op": op,
+           "input": tx.put_value(input), "caller": caller}
+    d = tx.put(encode(obj))
+    c = Commit(None, base_c.root, base_c.seq, ts, op, obj["input"], caller, FORMAT_VERSION)
+    for old, _ in chain[:keep_from - first]:
+        ids[old] = d  # every squashed version maps to the base
+    for old, oc in chain[keep_from - first:]:
+        stored = oc.input if remap is None else remap(oc.op, oc.input, ids)
+        obj = {"format": FORMAT_VERSION, "parent": d, "root": oc.root, "seq": oc.seq, "ts": oc.ts, "op": oc.op,
+               "input": stored, "caller": oc.caller}
+        skip, skip_seq = _jump_for(tx, d, c)
+        if skip is not None and skip != d:
+            obj["skip"], obj["skipSeq"] = skip, skip_seq
+        else:
+            skip, skip_seq = None, 0
+        nd = tx.put(encode(obj))
+        c = Commit(d, oc.root, oc.seq, oc.ts, oc.op, stored, oc.caller, FORMAT_VERSION, skip, skip_seq)
+        ids[old], d = nd, nd
+    return d, ids
 
 
 def log(store: Any, head: bytes | None, limit: int | None = None) -> Iterator[tuple[bytes, Commit]]:

@@ -104,7 +104,7 @@ def fsck(store: Any, *, prefix: str = "", check_head: Callable[[str, Any], Itera
                 break
             if expected_seq is not None and c.seq != expected_seq:
                 problem("bad_chain", name, d.hex(), f"commit has seq {c.seq}, its child expects {expected_seq}")
-            if (c.parent is None) != (c.seq == 0):
+            if c.parent is not None and c.seq == 0 or c.parent is None and c.seq != 0 and not c.op.endswith(":prune"):
                 problem("bad_chain", name, d.hex(), f"commit seq {c.seq} with parent {c.parent!r:.20}")
             if c.skip is not None and not store.has(c.skip):
                 problem("missing", name, c.skip.hex(), f"jump target of commit {d.hex()} is missing")

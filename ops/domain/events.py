@@ -178,7 +178,8 @@ _BY_OP = {t.op: t for t in EVENT_TYPES if t is not RunFailed and t is not RunCom
 
 def names_of(op: str, input: Any) -> str | None:
     """The id an agent has from this event on, when the event sets it (creation, fork, import)."""
-    if op in (Created.op, Forked.op, Imported.op) and isinstance(input, dict) and isinstance(input.get("agentId"), str):
+    if op in (Created.op, Forked.op, Imported.op, "agent:prune") and isinstance(input, dict) \
+            and isinstance(input.get("agentId"), str):
         return input["agentId"]
     return None
 

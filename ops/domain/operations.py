@@ -159,6 +159,14 @@ class ReplayInput(_In):
     config: dict[str, Any] | None = None
 
 
+class PruneInput(_In):
+    agentId: AgentId
+    before: Annotated[int, Meta(ge=1, description="squash the versions with a smaller seq into one base version")] \
+        | None = None
+    keepLast: Annotated[int, Meta(ge=1, description="keep this many newest versions; squash the older ones")] \
+        | None = None
+
+
 # -- outputs ------------------------------------------------------------------
 
 class CreateOutput(_Out):
@@ -295,6 +303,13 @@ class ReplayOutput(_Out):
     diverged: list[int] | None = None
 
 
+class PruneOutput(_Out):
+    agentId: str
+    squashed: int
+    base: int
+    head: int
+
+
 class WrittenOutput(_Out):
     written: bool
 
@@ -356,3 +371,6 @@ declare(Contract("agent:diff", _V, "What changed between two versions of an agen
 declare(Contract("agent:replay", _V, "Re-run an agent's recorded events and check every root digest; "
                  "with `into`, re-apply its inputs to a new agent forked at `from` (what-if).",
                  ReplayInput, ReplayOutput, emits=("agent.created",)))
+declare(Contract("agent:prune", _V, "Squash an agent's versions older than a point into one base version (the "
+                 "later versions keep their seq and state); its objects are freed at the next gc.",
+                 PruneInput, PruneOutput, emits=("agent.pruned",)))

@@ -36,13 +36,14 @@ class Unit:
         writes: ``ref -> (record, op, input)`` staged, or None for a removal.
     """
 
-    __slots__ = ("store", "tx", "ts", "caller", "heads", "writes", "actual")
+    __slots__ = ("store", "tx", "ts", "caller", "heads", "writes", "actual", "points")
 
     def __init__(self, store: Any, ts: int, caller: str, cache: ObjectCache | None = None):
         self.store, self.tx, self.ts, self.caller = store, Tx(store, cache), ts, caller
         self.heads: dict[str, tuple[bytes | None, Commit | None]] = {}
         self.writes: dict[str, tuple[Any, str, Any] | None] = {}
         self.actual: dict[str, bytes | None] = {}  # refs adopted onto another chain: their real head
+        self.points: dict[str, bytes] = {}  # refs moved to a commit made outside a write (a squashed chain)
 
     def head(self, name: str) -> tuple[bytes | None, Commit | None]:
         """``(digest, commit)`` of ``name``'s head as this unit sees it (read once)."""
@@ -85,6 +86,12 @@ class Unit:
         self.actual[name] = d
         self.heads[name] = (head, read_commit(self.tx, head))
 
+    def point(self, name: str, commit: bytes) -> None:
+        """Move ref ``name`` to ``commit`` (buffered in this unit's tx), e.g. the head of a
+        rewritten chain; compare-and-swap against the head this unit read."""
+        self.head(name)
+        self.points[name] = commit
+
     def remove(self, name: str) -> None:
         """Stage the removal of ``name``."""
         self.head(name)
@@ -92,7 +99,7 @@ class Unit:
 
     def updates(self) -> list[RefUpdate]:
         """The ref updates to commit (a record equal to its head's is not committed again)."""
-        ups = []
+        ups = [RefUpdate(name, self.heads[name][0], d) for name, d in self.points.items()]
         for name, w in self.writes.items():
             d, c = self.heads[name]
             if w is None:
@@ -146,7 +153,7 @@ class Units:
             if await self.store.acommit(u.tx.objects, ups, **({} if gen is None else {"generation": gen})):
                 for hook in self.hooks:
                     hook(caller, u)
-                for name in u.writes:
+                for name in [*u.writes, *u.points]:
                     self._notify(name)
                 return result
             await asyncio.sleep(0 if attempt < 4 else 0.001 * attempt)

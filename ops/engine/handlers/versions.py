@@ -77,7 +77,7 @@ def _range(engine: Engine, tx: Tx, caller: str, aid: str, frm: Any, to: Any) -> 
         raise OpError("invalid_range", f"`from` (version {lo}) is after `to` (version {c.seq})",
                       path="$.input.from", hint="swap them, or omit `to` to replay up to the head")
     out = [(d, c)]
-    while c.seq > lo:
+    while c.seq > lo and c.parent is not None:  # a pruned chain starts at its base
         d = c.parent
         c = read_commit(tx, d)
         out.append((d, c))
@@ -109,7 +109,7 @@ def _name_before(tx: Tx, first: Commit, default: str) -> str:
     d = first.parent
     while d is not None:
         c = read_commit(tx, d)
-        if c.op in ("agent:create", "agent:fork", "agent:import"):
+        if c.op in ("agent:create", "agent:fork", "agent:import", "agent:prune"):
             return names_of(c.op, tx.materialize(c.input)) or default
         d = c.parent
     return default
@@ -126,6 +126,10 @@ async def replay(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) -> 
         if i % 256 == 255:
             await asyncio.sleep(0)  # a long replay must not stall the server
         rtx = engine.tx()
+        if c.op == "agent:prune":  # the base of a pruned chain: a state taken as given
+            name = names_of(c.op, rtx.materialize(c.input)) or name
+            out["replayed"] += 1
+            continue
         try:
             recorded = rtx.materialize(c.input)
             name = names_of(c.op, recorded) or name

@@ -1,0 +1,108 @@
+"""``agent:prune``: squash an agent's oldest versions into one base version.
+
+The versions before the prune point ``p`` become one base version with seq ``p - 1``
+and that version's state (its root digest unchanged); every later version keeps its
+seq, time, event and state digest (their commit ids change, since their ancestry
+does). The base commit's event is ``agent:prune`` with who pruned and what: the
+audit trail says the agent was pruned, when and by whom. What the squashed versions
+alone held is freed by the next ``gc``.
+
+What a squash keeps and loses: kept, every version from ``p - 1`` on (readable, forkable,
+diffable, replayable: a replay takes the base as given); lost, the versions before
+``p - 1``, their events and their times (``at`` naming one is ``not_found``).
+
+Refused, with ``conflict``: an agent a run is working on (``RUNNING``: its run started
+from a version that the squash would rewrite; wait, or suspend it); a point below a
+version another agent was forked from (the fork needs it); a point above the version a
+later run started from (its replay needs that state).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lattice.commits import log, squash
+from lattice.digest import from_hex
+
+from ...domain import agent as A
+from ...domain import operations as O
+from ...domain.errors import OpError, Rejected
+from ...domain.refs import agent_prefix, agent_ref
+from ..context import Engine
+from ..unit import Unit
+
+__all__ = ["HANDLERS", "prune_point"]
+
+
+def prune_point(first: int, top: int, before: int | None, keep_last: int | None) -> int:
+    """The first version kept whole: ``before``, or ``top - keep_last + 1``.
+
+    Raises:
+        Rejected: ``invalid_input`` (neither or both given).
+        OpError: ``invalid_range`` (nothing to squash: the point is not in ``first + 2..top``).
+    """
+    if (before is None) == (keep_last is None):
+        raise Rejected("invalid_input", "give exactly one of `before` and `keepLast`", path="$.input.before",
+                       hint="before: a seq; versions below it are squashed. keepLast: how many newest to keep")
+    p = before if before is not None else top - keep_last + 1
+    if not first + 2 <= p <= top:
+        raise OpError("invalid_range", f"the agent has versions {first}..{top}: squashing below {p} changes nothing "
+                                       f"or removes the head",
+                      path="$.input.before" if before is not None else "$.input.keepLast",
+                      hint=f"choose a point in {first + 2}..{top}")
+    return p
+
+
+async def prune(engine: Engine, caller: str, inp: O.PruneInput, job: dict) -> dict:
+    name = agent_ref(caller, inp.agentId)
+
+    def fn(u: Unit) -> dict[str, Any]:
+        rec = engine.agent(u, caller, inp.agentId)
+        if rec["status"] == A.RUNNING:
+            raise OpError("conflict", f"agent {inp.agentId!r} is RUNNING: a run works from one of its versions",
+                          hint="wait until it sleeps, or agent:suspend it first")
+        head, hc = u.head(name)
+        chain = list(log(u.tx, head))
+        by_id = {d: c.seq for d, c in chain}
+        p = prune_point(chain[-1][1].seq, hc.seq, inp.before, inp.keepLast)
+        for d, c in chain:  # a later run's replay needs the state it started from
+            if c.seq >= p and c.op == "agent:run":
+                base = u.tx.materialize(c.input).get("base")
+                seq = by_id.get(from_hex(base)) if isinstance(base, str) else None
+                if seq is not None and seq < p - 1:
+                    raise OpError("conflict", f"version {c.seq} was made by a run that started from version {seq}",
+                                  path="$.input.before", hint=f"prune before {seq + 1} at most")
+        _check_forks(engine, u, caller, inp.agentId, by_id, p)
+
+        def remap(op: str, stored: Any, ids: dict[bytes, bytes]) -> Any:
+            if op != "agent:run":
+                return stored
+            value = u.tx.materialize(stored)
+            base = value.get("base") if isinstance(value, dict) else None
+            if not isinstance(base, str) or from_hex(base) not in ids:
+                return stored
+            return u.tx.put_value({**value, "base": ids[from_hex(base)].hex()})
+        new_head, _ = squash(u.tx, head, p, ts=u.ts, op="agent:prune", caller=caller, remap=remap,
+                             input={"agentId": inp.agentId, "before": p, "squashed": p - chain[-1][1].seq})
+        u.point(name, new_head)
+        return {"agentId": inp.agentId, "squashed": p - chain[-1][1].seq, "base": p - 1, "head": hc.seq}
+    return await engine.sync(caller, job, fn)
+
+
+def _check_forks(engine: Engine, u: Unit, caller: str, aid: str, by_id: dict[bytes, int], p: int) -> None:
+    """Refuse when another agent was forked from a version the squash would lose."""
+    prefix = agent_prefix(caller)
+    for ref, head in engine.store.refs(prefix):
+        if ref == agent_ref(caller, aid):
+            continue
+        *_, (_, first) = log(u.tx, head)  # the chain's first commit: its creation
+        if first.op != "agent:fork":
+            continue
+        source = u.tx.materialize(first.input).get("source")
+        seq = by_id.get(from_hex(source)) if isinstance(source, str) else None
+        if seq is not None and seq < p - 1:
+            raise OpError("conflict", f"agent {ref[len(prefix):]!r} was forked from version {seq}, which the squash "
+                                      f"would lose", path="$.input.before", hint=f"prune before {seq + 1} at most")
+
+
+HANDLERS = {"agent:prune": prune}
