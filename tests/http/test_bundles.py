@@ -104,7 +104,7 @@ def test_an_incomplete_bundle_is_refused() -> None:
     d, _ = write_commit(tx, parent=None, parent_commit=None, root=root, ts=1, op="agent:create", input=None,
                         caller="c")
     store.commit(tx.objects, [])
-    blob = next(k for k, v in store._objects.items() if len(v) > 900)
+    blob = next(d for d, n in store.objects() if n > 900)
     chunks = list(write_bundle(lambda k: store.get(k) if k != blob else b"", d, {}))
     with pytest.raises(BundleError) as e:  # the object frame of the blob is empty: its digest does not match
         read_bundle(chunks)
