@@ -21,7 +21,7 @@ import msgspec
 
 from .errors import InvalidValue
 
-__all__ = ["Link", "encode", "decode", "FORMAT_VERSION"]
+__all__ = ["Link", "encode", "decode", "links", "FORMAT_VERSION"]
 
 #: Version of the stored format (this canonical encoding plus the object layout
 #: of :mod:`lattice.nodes`); carried in every commit. Bump it, with a migration,
@@ -68,3 +68,19 @@ def decode(data: bytes) -> Any:
         return _decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as e:
         raise InvalidValue(f"undecodable object: {e}") from e
+
+
+def links(obj: Any) -> list[Link]:
+    """Every :class:`Link` inside a decoded object (lists and maps walked, iteratively)."""
+    out: list[Link] = []
+    stack = [obj]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is Link:
+            out.append(v)
+        elif t is list:
+            stack.extend(v)
+        elif t is dict:
+            stack.extend(v.values())
+    return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .codec import Link, decode
+from .codec import links as _links
 from .commits import read_commit
 from .errors import CorruptObject, InvalidValue, NotFound
 
@@ -125,18 +126,3 @@ def fsck(store: Any, *, prefix: str = "", check_head: Callable[[str, Any], Itera
         if progress is not None:
             progress(i + 1, len(refs))
     return report
-
-
-def _links(obj: Any) -> list[Link]:
-    out: list[Link] = []
-    stack = [obj]
-    while stack:
-        v = stack.pop()
-        t = type(v)
-        if t is Link:
-            out.append(v)
-        elif t is list:
-            stack.extend(v)
-        elif t is dict:
-            stack.extend(v.values())
-    return out

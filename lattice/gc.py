@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from .codec import Link, decode
+from .codec import decode, links
 from .commits import _is_commit
 from .errors import InvalidValue
 
@@ -39,18 +39,7 @@ __all__ = ["Extra", "children", "Barrier", "closure", "mark", "GcReport", "colle
 
 
 def _links(obj: Any) -> list[bytes]:
-    out: list[bytes] = []
-    stack = [obj]
-    while stack:
-        v = stack.pop()
-        t = type(v)
-        if t is Link:
-            out.append(bytes(v.data))
-        elif t is list:
-            stack.extend(v)
-        elif t is dict:
-            stack.extend(v.values())
-    return out
+    return [bytes(link.data) for link in links(obj)]
 
 
 #: ``(op, stored input, get) -> digests``: versions a commit's event needs besides its own chain
