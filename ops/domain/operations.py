@@ -18,7 +18,9 @@ __all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE"]
 
 AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}(?!\n)$",
                               description="agent identifier: 1-128 of A-Z a-z 0-9 _ . : @ + -, not starting with punctuation")]
-Wait = Union[bool, Annotated[float, Meta(ge=0)]]
+Wait = Annotated[Union[bool, Annotated[float, Meta(ge=0, description="a timeout in milliseconds")]],
+                 Meta(description="true: block until the job is done; false: answer at once; a number: wait at most "
+                                  "that many milliseconds")]
 Path = Annotated[str, Meta(description="lattice path, e.g. g/Alice/timeline or w/invoices")]
 Limit = Annotated[int, Meta(ge=1, le=10_000)]
 Offset = Annotated[int, Meta(ge=0)]
