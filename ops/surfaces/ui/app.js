@@ -107,7 +107,7 @@ function AgentList({selected}) {
           <a class=${'agent' + (a.agentId === selected ? ' selected' : '')} href=${href('agent', a.agentId, 'timeline')}
             aria-current=${a.agentId === selected ? 'page' : undefined} data-agent=${a.agentId}>
             <span class="name">${a.agentId}</span> <${Badge} status=${a.status} />
-            <span class="meta">${a.taskCount} task${a.taskCount === 1 ? '' : 's'}
+            <span class="meta">${a.taskCount} task${a.taskCount === 1 ? '' : 's'}${' '}
               · <span title="last activity">${ts ? fmtAgo(ts, now) : '…'}</span>
               ${a.error && html` · <span class="err-code">${a.error.code}</span>`}</span>
           </a></li>`;
@@ -123,8 +123,7 @@ function ForkOrigin({id}) {
   const o = useAsync(async (signal) => forkOrigin(id, await versionAt(id, 0, {signal}), {signal}), [id]);
   if (!o.value) return null;
   const {sourceId, seq, approx} = o.value;
-  return html`<span class="fork-origin">forked from <a href=${href('agent', sourceId, 'versions')}>${sourceId}</a>
-    at <a href=${href('agent', sourceId, 'state', {at: seq})}>v${seq}</a>${approx ? ' (≈)' : ''}</span>`;
+  return html`<span class="fork-origin">forked from <a href=${href('agent', sourceId, 'versions')}>${sourceId}</a>${' '}at <a href=${href('agent', sourceId, 'state', {at: seq})}>v${seq}</a>${approx ? ' (≈)' : ''}</span>`;
 }
 
 function Tabs({id, tab}) {
@@ -134,7 +133,8 @@ function Tabs({id, tab}) {
     const j = (i + (e.key === 'ArrowRight' ? 1 : TABS.length - 1)) % TABS.length;
     location.hash = href('agent', id, TABS[j][0]);
     e.preventDefault();
-    requestAnimationFrame(() => e.currentTarget?.querySelector(`[data-tab=${TABS[j][0]}]`)?.focus());
+    const list = e.currentTarget;
+    requestAnimationFrame(() => list.querySelector(`[data-tab=${TABS[j][0]}]`)?.focus());
   };
   return html`<nav class="tabs" role="tablist" aria-label="views of the agent" onKeyDown=${onKey}>
     ${TABS.map(([k, label]) => html`<a role="tab" href=${href('agent', id, k)} data-tab=${k}

@@ -86,7 +86,7 @@ export function DiffTab({id, headSeq, query}) {
     <${ErrorBox} error=${q.error} />
     ${q.value && html`<div data-ready="diff">
       <p class="summary">${other ? html`<strong>${id}</strong> → <strong>${other}</strong> (heads)` :
-        html`v${from} → ${to === '' ? 'head' : 'v' + to}`}: ${changes.length ? Object.entries(counts).map(([k, n]) => html`<span class=${'chg ' + k}>${n} ${k}</span> `) : 'no change'}
+        html`v${from} → ${to === '' ? 'head' : 'v' + to}`}:${' '}${changes.length ? Object.entries(counts).map(([k, n]) => html`<span class=${'chg ' + k}>${n} ${k}</span> `) : 'no change'}${' '}
         ${q.value.truncated && html`<span class="warn">truncated at ${limit}: <a href=${href('agent', id, 'diff', {from, to, other, limit: Math.min(limit * 10, 10000)})}>show more</a></span>`}</p>
       <table class="changes">
         <thead><tr><th scope="col">change</th><th scope="col">path</th><th scope="col">before</th><th scope="col">after</th></tr></thead>

@@ -81,16 +81,31 @@ export async function recentFailedRuns(agentId, limit = 50, opts) {
 
 const jobMs = (key) => parseInt(key.replace(/^0x/, '').slice(0, 12), 16);
 
-async function jobIndexAfter(ms, opts) {
-  const total = await countAt('j', undefined, opts);
-  let lo = 0;
-  let hi = total;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    const {keys} = await call('covia:list', {path: 'j', offset: mid, limit: 1}, opts);
-    if (jobMs(keys[0]) > ms) hi = mid; else lo = mid + 1;
+const KEYS_PAGE = 10000;
+
+/** A page of j/'s keys (10,000 a page), shared by the searches of one view through `opts.jobKeys` (a Map). */
+async function jobKeys(page, opts) {
+  const pages = opts?.jobKeys || new Map();
+  if (!pages.has(page)) {
+    pages.set(page, call('covia:list', {path: 'j', offset: page * KEYS_PAGE, limit: KEYS_PAGE}, opts)
+      .then((o) => ({count: o.count || 0, keys: o.keys || []})));
   }
-  return lo;
+  return pages.get(page);
+}
+
+/** The index in j/ of the first job created after `ms` (j/ lists keys in order, and each starts with its time). */
+async function jobIndexAfter(ms, opts) {
+  const {count} = await jobKeys(0, opts);
+  if (!count) return 0;
+  let page = Math.max(0, Math.ceil(count / KEYS_PAGE) - 1);
+  for (; page >= 0; page--) {
+    const {keys} = await jobKeys(page, opts);
+    if (!keys.length || jobMs(keys[0]) <= ms) {
+      const i = keys.findIndex((k) => jobMs(k) > ms);
+      return page * KEYS_PAGE + (i < 0 ? keys.length : i);
+    }
+  }
+  return 0;
 }
 
 /** The input of the job that created fork `agentId` at time `ts`: {sourceId, at} or null. */
@@ -158,7 +173,8 @@ export async function forkOrigin(agentId, v0, opts) {
       if (typeof inp.at === 'number') return {sourceId: inp.sourceId, seq: inp.at, approx: false};
       if (typeof inp.at === 'string') return {sourceId: inp.sourceId, seq: await seqOfId(inp.sourceId, inp.at, opts), approx: false};
       return {sourceId: inp.sourceId, ...await seqAtTime(inp.sourceId, agentId, v0.ts, opts)};
-    })().catch((e) => { forkCache.delete(v0.id); throw e; }));
+    })().then((o) => { if (!o) forkCache.delete(v0.id); return o; },
+      (e) => { forkCache.delete(v0.id); throw e; }));  // a miss is asked again next time
   }
   return forkCache.get(v0.id);
 }
@@ -167,8 +183,9 @@ export async function forkOrigin(agentId, v0, opts) {
  * The fork forest of the caller's agents (at most `max`): Map agentId -> {v0, head, origin}.
  * Two history reads per agent, plus the fork searches.
  */
-export async function forkForest(agentIds, max = 300, opts) {
+export async function forkForest(agentIds, max = 300, opts = {}) {
   const ids = agentIds.slice(0, max);
+  opts = {...opts, jobKeys: new Map()};
   const rows = await mapLimit(ids, 3, async (id) => {
     try {
       const [v0, head] = await Promise.all([versionAt(id, 0, opts), headVersion(id, opts)]);

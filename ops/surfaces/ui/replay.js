@@ -99,11 +99,11 @@ function WhatIf({id, query}) {
     </form>
     <${ErrorBox} error=${st.error} />
     ${r && html`<div role="status" data-result="whatif">
-      <p>New agent <a href=${href('agent', r.agentId, 'timeline')}><strong>${r.agentId}</strong></a>:
-        ${r.replayed} input${r.replayed === 1 ? '' : 's'} re-applied;
+      <p>New agent <a href=${href('agent', r.agentId, 'timeline')}><strong>${r.agentId}</strong></a>:${' '}
+        ${r.replayed} input${r.replayed === 1 ? '' : 's'} re-applied;${' '}
         ${r.diverged?.length ? html`diverged at source version${r.diverged.length === 1 ? '' : 's'} ${r.diverged.map((s, i) => html`${i ? ', ' : ''}<a class="diverged" href=${href('agent', id, 'state', {at: s})}>v${s}</a>`)}`
           : 'no divergence: every model request matched a recorded one'}.</p>
-      <p><a href=${href('agent', id, 'diff', {other: r.agentId})}>Diff ${id} with ${r.agentId}</a> ·
+      <p><a href=${href('agent', id, 'diff', {other: r.agentId})}>Diff ${id} with ${r.agentId}</a> ·${' '}
         <a href=${href('agent', id, 'versions')}>see it in the version graph</a></p>
     </div>`}
   </section>`;
@@ -137,7 +137,7 @@ function Fork({id, headSeq, query}) {
       <div><button type="submit" disabled=${st.busy}>Fork</button></div>
     </form>
     <${ErrorBox} error=${st.error} />
-    ${st.value && html`<p role="status" data-result="fork">Forked: <a href=${href('agent', st.value.agentId, 'timeline')}><strong>${st.value.agentId}</strong></a>
+    ${st.value && html`<p role="status" data-result="fork">Forked: <a href=${href('agent', st.value.agentId, 'timeline')}><strong>${st.value.agentId}</strong></a>${' '}
       (from ${st.value.forkedFrom}).</p>`}
   </section>`;
 }

@@ -34,7 +34,7 @@ function Exchanges({id, index, headSeq}) {
   const {seq, inherited, from, to, messages} = q.value;
   if (inherited) return html`<p class="muted">This entry came with the fork (version 0): its run is in the source agent.</p>`;
   return html`<div class="exchanges">
-    <p class="muted">Recorded by version <a href=${href('agent', id, 'state', {at: seq, path: 'state/history'})}>v${seq}</a>:
+    <p class="muted">Recorded by version <a href=${href('agent', id, 'state', {at: seq, path: 'state/history'})}>v${seq}</a>:${' '}
       history messages ${from}–${to - 1} (<a href=${href('agent', id, 'diff', {from: seq - 1, to: seq})}>diff v${seq - 1} → v${seq}</a>).</p>
     ${messages.length ? html`<ol class="messages">${messages.map((m) => html`<${Message} m=${m} />`)}</ol>`
       : html`<p class="muted">This run added no message to the history.</p>`}

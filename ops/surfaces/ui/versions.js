@@ -63,7 +63,11 @@ function buildGraph(forest, id, headSeqLive, marks) {
   const edges = [];
   const diverged = new Set(marks.flatMap((w) => w.diverged.map((s) => `${w.source}@${s}`)));
   for (const a of agents) {
-    const seqs = [...keep.get(a)].filter((s) => s <= forest.get(a).top).sort((x, y) => x - y);
+    const seqs = [];
+    for (const s of [...keep.get(a)].filter((x) => x <= forest.get(a).top).sort((x, y) => x - y)) {
+      if (seqs.length && s - seqs[seqs.length - 1] === 2) seqs.push(s - 1);  // never a gap of one version
+      seqs.push(s);
+    }
     let prev = null;
     for (const s of seqs) {
       if (prev != null && s - prev > 1) {
@@ -133,11 +137,11 @@ function Graph({id, headSeq, selected}) {
             <text x="8" y="32" class="seq">v${n.seq}${n.head ? ' · head' : ''}${n.diverged ? ' · ≠' : ''}</text></g>`)}
       </svg>
     </div>
-    <figcaption class="muted">${laid.agents.length} agent${laid.agents.length === 1 ? '' : 's'} in this fork family.
+    <figcaption class="muted">${laid.agents.length} agent${laid.agents.length === 1 ? '' : 's'} in this fork family.${' '}
       Solid arrows: one agent's versions; dashed: a fork (from the version it was taken at${
         laid.edges.some((e) => e.approx) ? '; ≈ where the fork named no version and two versions share its millisecond' : ''}).
       ${marks.length > 0 && ' Marked ≠: source versions whose inputs led to a live model call in a what-if.'}
-       Select a version (Enter) to open its state.</figcaption>
+      ${' '}Select a version (Enter) to open its state.</figcaption>
   </figure>`;
 }
 
