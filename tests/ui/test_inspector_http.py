@@ -70,6 +70,13 @@ def test_the_openapi_document_leaves_the_inspector_out(server):
     assert not [p for p in doc["paths"] if p.startswith("/ui")]
 
 
+def test_the_import_map_comes_before_any_module_is_fetched():
+    """Else a module preloaded before it cannot resolve `preact` (and Chromium reports the error at random)."""
+    html = (UI_DIR / "index.html").read_text()
+    first_module = min(html.index('rel="modulepreload"'), html.index('<script type="module"'))
+    assert html.index('<script type="importmap">') < first_module
+
+
 def test_the_package_ships_every_file_the_page_loads():
     """Each file index.html and the modules import is in the package data patterns of pyproject.toml."""
     names = set(re.findall(r"""["'](/ui/[^"']+)["']""", (UI_DIR / "index.html").read_text()))
