@@ -8,8 +8,8 @@ the web inspector's static files at ``/ui`` (:mod:`ops.surfaces.ui`).
 The runtime is started and closed with the application.
 
 Two middlewares guard every route: authentication (401 without a valid bearer
-token when tokens are configured; the inspector's static files excepted) and the
-browser-origin check (403), then the
+token when tokens are configured; the inspector's static files excepted, see
+:func:`ops.surfaces.ui.is_public`) and the browser-origin check (403), then the
 mapping of errors to replies: every rejection is ``{"error": {code, message,
 path?, hint?}}`` with the status from :data:`ops.domain.errors.HTTP_STATUS`, and
 changes nothing.

@@ -6,7 +6,7 @@
 // selected agent, and the versions a what-if run marked as diverged; runs of versions in between are one
 // "… n versions" node.
 
-import {useMemo, useState} from 'preact/hooks';
+import {useEffect, useMemo, useRef, useState} from 'preact/hooks';
 import dagre from 'dagre';
 import {call} from './api.js';
 import {forkForest, runError} from './model.js';
@@ -88,9 +88,9 @@ function buildGraph(forest, id, headSeqLive, marks) {
 
 function layout({agents, nodes, edges}) {
   const g = new dagre.graphlib.Graph();
-  g.setGraph({rankdir: 'LR', nodesep: 14, ranksep: 34, marginx: 8, marginy: 8});
+  g.setGraph({rankdir: 'LR', nodesep: 12, ranksep: 26, marginx: 8, marginy: 8});
   g.setDefaultEdgeLabel(() => ({}));
-  for (const n of nodes) g.setNode(n.key, {width: n.gap ? 96 : 118, height: n.gap ? 26 : 40});
+  for (const n of nodes) g.setNode(n.key, {width: n.gap ? 92 : 108, height: n.gap ? 26 : 40});
   for (const e of edges) if (g.hasNode(e.from) && g.hasNode(e.to)) g.setEdge(e.from, e.to);
   dagre.layout(g);
   const info = g.graph();
@@ -113,13 +113,19 @@ function Graph({id, headSeq, selected}) {
     if (!q.value || !q.value.has(id)) return null;
     return layout(buildGraph(q.value, id, headSeq, marks));
   }, [q.value, id, headSeq]);
+  const box = useRef(null);
+  useEffect(() => {  // show the selected version, else this agent's head, on first layout
+    const want = laid?.nodes.find((n) => n.agent === id && (selected != null ? n.seq === selected : n.head));
+    const el = box.current;
+    if (want && el && want.x + want.width / 2 > el.clientWidth) el.scrollLeft = want.x + want.width / 2 + 24 - el.clientWidth;
+  }, [laid == null]);
   if (q.error) return html`<${ErrorBox} error=${q.error} />`;
   if (!laid) return html`<p class="muted">Laying out the versions…</p>`;
   const go = (n) => { location.hash = href('agent', n.agent, 'state', {at: n.seq}); };
   const key = (n) => (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); go(n); } };
   const path = (pts) => 'M' + pts.map((p) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`).join('L');
   return html`<figure class="graph" data-ready="graph">
-    <div class="graph-scroll" tabindex="0" aria-label="version graph (scrolls)">
+    <div class="graph-scroll" tabindex="0" aria-label="version graph (scrolls)" ref=${box}>
       <svg width=${laid.width} height=${laid.height} viewBox=${`0 0 ${laid.width} ${laid.height}`} role="group" aria-label="versions and forks">
         <defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" orient="auto">
           <path d="M0,0L8,4L0,8z" class="arrowhead" /></marker></defs>
@@ -133,7 +139,7 @@ function Graph({id, headSeq, selected}) {
             data-node=${n.key} onClick=${() => go(n)} onKeyDown=${key(n)}>
             <title>${n.agent} v${n.seq}${n.op ? ' · ' + n.op : ''}</title>
             <rect width=${n.width} height=${n.height} rx="6" />
-            <text x="8" y="16" class="agent-name">${n.agent.length > 14 ? n.agent.slice(0, 13) + '…' : n.agent}</text>
+            <text x="8" y="16" class="agent-name">${n.agent.length > 13 ? n.agent.slice(0, 12) + '…' : n.agent}</text>
             <text x="8" y="32" class="seq">v${n.seq}${n.head ? ' · head' : ''}${n.diverged ? ' · ≠' : ''}</text></g>`)}
       </svg>
     </div>
