@@ -3,11 +3,13 @@
 ``create_app(runtime)`` returns a :class:`aiohttp.web.Application` serving every
 route of :data:`ROUTES`: the REST routes (:mod:`ops.surfaces.rest`), the event
 streams (:mod:`ops.surfaces.sse`), the OpenAPI document generated from the same
-table (:mod:`ops.surfaces.openapi`) and MCP at ``/mcp`` (:mod:`ops.surfaces.mcp`).
+table (:mod:`ops.surfaces.openapi`), MCP at ``/mcp`` (:mod:`ops.surfaces.mcp`) and
+the web inspector's static files at ``/ui`` (:mod:`ops.surfaces.ui`).
 The runtime is started and closed with the application.
 
 Two middlewares guard every route: authentication (401 without a valid bearer
-token when tokens are configured) and the browser-origin check (403), then the
+token when tokens are configured; the inspector's static files excepted, see
+:func:`ops.surfaces.ui.is_public`) and the browser-origin check (403), then the
 mapping of errors to replies: every rejection is ``{"error": {code, message,
 path?, hint?}}`` with the status from :data:`ops.domain.errors.HTTP_STATUS`, and
 changes nothing.
@@ -22,7 +24,7 @@ from aiohttp import web
 
 from ..domain.errors import OpError, Rejected, status_code
 from ..engine.runtime import Runtime
-from . import admin, bundles, mcp, openapi, rest, sse
+from . import admin, bundles, mcp, openapi, rest, sse, ui
 from .auth import LOCAL_CALLER, Tokens
 from .common import CALLER, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, TOKENS, error_reply, origin_allowed, reply
 from .routes import Route
@@ -36,14 +38,14 @@ DEFAULT_MAX_BODY = 1 << 20
 
 #: every route of the application, in the order the OpenAPI document lists them
 ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *bundles.ROUTES, *openapi.ROUTES, *admin.ROUTES,
-                             *mcp.ROUTES)
+                             *mcp.ROUTES, *ui.ROUTES)
 
 
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
     """Authenticate the caller (401 without a valid token) and refuse foreign browser origins (403)."""
     tokens: Tokens | None = request.app.get(TOKENS)
-    if tokens is not None:
+    if tokens is not None and not ui.is_public(request):  # the inspector's static files hold no data
         caller = tokens.caller(request.headers.get("Authorization"))
         if caller is None:
             body = {"error": {"code": "unauthorized", "message": "missing or invalid bearer token",
