@@ -201,6 +201,12 @@ class MessageOutput(_Out):
     delivered: bool
 
 
+class ForkOrigin(_Out):
+    agentId: str
+    id: str
+    seq: int
+
+
 class InfoOutput(_Out):
     agentId: str
     status: str
@@ -208,6 +214,7 @@ class InfoOutput(_Out):
     taskCount: int
     timelineLength: int
     error: dict[str, Any] | None
+    forkedFrom: ForkOrigin | None = None
 
 
 class AgentSummary(_Out):

@@ -300,3 +300,15 @@ async def test_a_what_if_run_says_its_messages_are_not_delivered(rt: Runtime) ->
     assert tool[-1]["content"].startswith("not delivered to Peer: this run is a what-if replay")
     inbox = (await out(rt, "covia:read", path="g/Peer/inbox"))["value"]
     assert [m["message"] for m in inbox] == ["pong"]  # the source's message only
+
+
+async def test_info_says_where_a_fork_came_from(rt: Runtime) -> None:
+    await out(rt, "agent:create", agentId="A")
+    for i in range(3):
+        await out(rt, "agent:request", agentId="A", input=f"t{i}", wait=True)
+    await out(rt, "agent:fork", sourceId="A", agentId="F", at=2)
+    await out(rt, "agent:fork", sourceId="A", agentId="H")
+    hist = {v["seq"]: v["id"] for v in (await out(rt, "agent:history", agentId="A"))["versions"]}
+    assert (await out(rt, "agent:info", agentId="F"))["forkedFrom"] == {"agentId": "A", "id": hist[2], "seq": 2}
+    assert (await out(rt, "agent:info", agentId="H"))["forkedFrom"]["seq"] == max(hist)
+    assert "forkedFrom" not in await out(rt, "agent:info", agentId="A")

@@ -6,6 +6,9 @@ from typing import Any
 
 import msgspec
 
+from lattice.commits import find, read_commit
+from lattice.digest import from_hex
+from lattice.errors import NotFound
 from lattice.nodes import map_len, seq_len
 
 from ...domain import agent as A
@@ -165,9 +168,31 @@ async def info(engine: Engine, caller: str, inp: O.InfoInput, job: dict) -> dict
             rec = engine.agent(u, caller, inp.agentId)
         else:
             rec = A.opened(u.tx, u.tx.load_root(engine.at_version(u.tx, caller, inp.agentId, inp.at)[1].root))
-        return {"agentId": inp.agentId, "status": rec["status"], "config": u.tx.materialize(rec["state"]["config"]),
-                "taskCount": map_len(rec["tasks"]), "timelineLength": seq_len(rec["timeline"]), "error": rec["error"]}
+        out = {"agentId": inp.agentId, "status": rec["status"], "config": u.tx.materialize(rec["state"]["config"]),
+               "taskCount": map_len(rec["tasks"]), "timelineLength": seq_len(rec["timeline"]), "error": rec["error"]}
+        origin = _fork_origin(engine, u, caller, inp.agentId)
+        if origin is not None:  # only a fork has one
+            out["forkedFrom"] = origin
+        return out
     return await engine.sync(caller, job, fn)
+
+
+def _fork_origin(engine: Engine, u: Unit, caller: str, aid: str) -> dict[str, Any] | None:
+    """``{agentId, id, seq}`` of the version the agent was forked from (None: created, or its
+    creation was pruned). O(log n) reads."""
+    head = engine.store.ref(agent_ref(caller, aid))
+    try:
+        _, first = find(u.tx, head, 0)
+    except NotFound:
+        return None
+    if first.op != "agent:fork":
+        return None
+    inp = u.tx.materialize(first.input)
+    try:
+        source = read_commit(u.tx, from_hex(inp["source"]))
+    except (NotFound, KeyError, ValueError):
+        return None
+    return {"agentId": inp.get("sourceId"), "id": inp["source"], "seq": source.seq}
 
 
 async def list_agents(engine: Engine, caller: str, inp: O.ListInput, job: dict) -> dict:
