@@ -99,6 +99,10 @@ def main() -> None:
                    "'Authorization: Bearer <token>' and each caller sees only its own agents, jobs and workspace.")
 @click.option("--allow-origin", "origins", multiple=True, metavar="ORIGIN",
               help="A browser origin (https://host:port) allowed to call the server, besides loopback ones. Repeatable.")
+@click.option("--allow-host", "hosts", multiple=True, metavar="NAME",
+              help="Without --tokens, a Host name (a port is ignored) answered besides localhost, 127.0.0.1, [::1] "
+                   "and the --host address; any other Host gets 403 (DNS rebinding protection). '*' answers any. "
+                   "Repeatable. With --tokens every Host is answered: the token is the protection.")
 @click.option("--insecure-remote", is_flag=True,
               help="Allow a non-loopback --host without --tokens: anyone who reaches it acts as the local caller.")
 @click.option("--models", "models_file", type=click.Path(dir_okay=False), default=None,
@@ -113,8 +117,8 @@ def main() -> None:
               help="With --tokens: a caller allowed on the operator routes (`lattice gc`). Repeatable.")
 def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body: int, log_level: str,
           max_agents: int, max_queued: int, tokens_file: str | None, origins: tuple[str, ...],
-          insecure_remote: bool, models_file: str | None, gc_every: float | None, retain_jobs: int | None,
-          admins: tuple[str, ...]) -> None:
+          hosts: tuple[str, ...], insecure_remote: bool, models_file: str | None, gc_every: float | None,
+          retain_jobs: int | None, admins: tuple[str, ...]) -> None:
     """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp) on an embedded store."""
     import ipaddress
 
@@ -127,9 +131,10 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
             raise click.ClickException(str(e)) from None
     connections = _connections(models_file, strict=tokens is not None)
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        address = None if host == "localhost" else ipaddress.ip_address(host)
     except ValueError:
-        loopback = False
+        address = None
+    loopback = host == "localhost" or (address is not None and address.is_loopback)
     if not loopback and tokens is None and not insecure_remote:
         raise click.UsageError(f"--host {host} is not a loopback address: give --tokens FILE so that callers "
                                "authenticate, or --insecure-remote to serve it without authentication")
@@ -155,7 +160,9 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
         where = os.path.abspath(data)
     app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued),
                              connections=connections, gc_every=gc_every, retain_jobs_ms=retain_jobs),
-                     max_body=max_body, tokens=tokens, allowed_origins=frozenset(origins), admins=frozenset(admins))
+                     max_body=max_body, tokens=tokens, allowed_origins=frozenset(origins), admins=frozenset(admins),
+                     # the bound name answers too, unless it is a wildcard (0.0.0.0, ::): then --allow-host names them
+                     allowed_hosts=frozenset(hosts) | ({host} if address is None or not address.is_unspecified else set()))
     try:
         # handler_cancellation: a client that disconnects stops its request's wait (commits are shielded)
         web.run_app(app, host=host, port=port, handler_cancellation=True, print=lambda *_: click.echo(

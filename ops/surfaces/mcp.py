@@ -37,8 +37,8 @@ with heartbeat comments while it runs; JSON otherwise), within what the
 client's ``Accept`` allows. The ``initialize`` reply and the errors sent
 with an HTTP error status are always JSON. A call is never cancelled when its client goes away (it finishes
 as it would over REST). A request with an ``Origin`` header must come from
-a loopback origin or one the server allows (``create_app(allowed_origins=...)``; 403 otherwise: DNS
-rebinding protection).
+a loopback origin or one the server allows, and without tokens its ``Host`` must name this server
+(``create_app(allowed_origins=..., allowed_hosts=...)``); 403 otherwise: DNS rebinding protection.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from aiohttp import web
 from ..domain.contracts import REGISTRY, Contract, decode_input
 from ..domain.errors import Rejected
 from ..domain.jobs import CANCELLED, FAILED, TIMEOUT, public_job
-from .common import MAX_BODY, RUNTIME, caller_of, origin_allowed, reply
+from .common import HOST_HINT, MAX_BODY, RUNTIME, caller_of, host_allowed, origin_allowed, reply
 from .openapi import input_json_schema, job_json_schema, package_version
 from .routes import Route
 from .sse import DEFAULT_HEARTBEAT, HEARTBEAT, EventStream, accept_quality
@@ -211,6 +211,9 @@ def _valid_id(v: Any) -> bool:
 
 
 def _check_origin(request: web.Request) -> None:
+    if not host_allowed(request):
+        raise _Fail(INVALID_REQUEST, f"Forbidden: Host {request.headers['Host'][:100]!r} is not a name of this "
+                                     f"server; {HOST_HINT}", http=403)
     if not origin_allowed(request):
         raise _Fail(INVALID_REQUEST, f"Forbidden: origin {request.headers['Origin'][:100]!r} is not allowed "
                                      f"(loopback origins and the server's allowed origins are)", http=403)
