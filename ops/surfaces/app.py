@@ -4,7 +4,10 @@
 route of :data:`ROUTES`: the REST routes (:mod:`ops.surfaces.rest`), the event
 streams (:mod:`ops.surfaces.sse`), the OpenAPI document generated from the same
 table (:mod:`ops.surfaces.openapi`) and MCP at ``/mcp`` (:mod:`ops.surfaces.mcp`).
-The runtime is started and closed with the application.
+The runtime is started and closed with the application. When the application
+shuts down (SIGTERM, SIGINT), :data:`ops.surfaces.common.SHUTDOWN` is set first:
+event streams end at once and requests still waiting on a job answer 503, so
+that the server exits without waiting on its clients.
 
 Two middlewares guard every route: authentication (401 without a valid bearer
 token when tokens are configured), the ``Host`` check without tokens and the
@@ -16,6 +19,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -25,8 +29,8 @@ from ..domain.errors import OpError, Rejected, status_code
 from ..engine.runtime import Runtime
 from . import admin, mcp, openapi, rest, sse
 from .auth import LOCAL_CALLER, Tokens
-from .common import (CALLER, HOST_HINT, HOSTS, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, TOKENS, error_reply,
-                     host_allowed, host_name, origin_allowed, reply)
+from .common import (CALLER, HOST_HINT, HOSTS, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, SHUTDOWN, TOKENS,
+                     ShuttingDown, error_reply, host_allowed, host_name, origin_allowed, reply, shutting_down_reply)
 from .routes import Route
 
 __all__ = ["ROUTES", "DEFAULT_MAX_BODY", "LOCAL_CALLER", "create_app"]
@@ -69,6 +73,8 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     except OpError as e:
         return error_reply(e)
+    except ShuttingDown:
+        return shutting_down_reply()
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[MAX_BODY]
         return error_reply(Rejected("too_large", f"request body over the limit of {limit} bytes",
@@ -111,6 +117,7 @@ def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: To
     app[HOSTS] = frozenset(host_name(h) for h in allowed_hosts)
     app[ROUTE_TABLE] = ROUTES
     app[admin.ADMINS] = frozenset(admins)
+    app[SHUTDOWN] = asyncio.Event()
     for prepare in (sse.prepare, openapi.prepare, mcp.prepare):
         prepare(app)
 
@@ -119,7 +126,11 @@ def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: To
         yield
         await runtime.close()
 
+    async def shutting_down(app: web.Application) -> None:  # before the server waits for its requests
+        app[SHUTDOWN].set()
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(shutting_down)
     for route in ROUTES:
         if route.method == "GET":
             app.router.add_get(route.path, route.handler)  # and HEAD

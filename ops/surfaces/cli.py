@@ -31,6 +31,9 @@ DEFAULT_PORT = 7770
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA = "./.lattice"
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+#: seconds a stopping server (SIGTERM, SIGINT) gives requests still waiting before it cancels them; event
+#: streams end at once
+SHUTDOWN_TIMEOUT = 1.0
 
 _url_option = click.option("--url", envvar="LATTICE_URL", default=DEFAULT_URL, show_default=True,
                            help="Base URL of a running `lattice serve` (env LATTICE_URL). A bearer token for a "
@@ -119,7 +122,11 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
           max_agents: int, max_queued: int, tokens_file: str | None, origins: tuple[str, ...],
           hosts: tuple[str, ...], insecure_remote: bool, models_file: str | None, gc_every: float | None,
           retain_jobs: int | None, admins: tuple[str, ...]) -> None:
-    """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp) on an embedded store."""
+    """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp) on an embedded store.
+
+    SIGTERM or Ctrl-C stops it at once: open event streams end, requests waiting on a job answer 503
+    (the job's task runs again after a restart), and the process exits within about a second.
+    """
     import ipaddress
 
     from .auth import TokenFileError, Tokens
@@ -162,10 +169,13 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
                              connections=connections, gc_every=gc_every, retain_jobs_ms=retain_jobs),
                      max_body=max_body, tokens=tokens, allowed_origins=frozenset(origins), admins=frozenset(admins),
                      # the bound name answers too, unless it is a wildcard (0.0.0.0, ::): then --allow-host names them
-                     allowed_hosts=frozenset(hosts) | ({host} if address is None or not address.is_unspecified else set()))
+                     allowed_hosts=frozenset(hosts) | ({host} if address is None or not address.is_unspecified
+                                                      else set()))
     try:
-        # handler_cancellation: a client that disconnects stops its request's wait (commits are shielded)
-        web.run_app(app, host=host, port=port, handler_cancellation=True, print=lambda *_: click.echo(
+        # handler_cancellation: a client that disconnects stops its request's wait (commits are shielded);
+        # at SIGTERM/SIGINT the streams end and the waits answer 503 at once, SHUTDOWN_TIMEOUT bounds the rest
+        web.run_app(app, host=host, port=port, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                    print=lambda *_: click.echo(
             f"lattice serving on http://{host}:{port} (store: {where}; "
             f"{f'{len(tokens)} bearer token(s)' if tokens else 'no authentication, one local caller'}); Ctrl-C to stop"))
     except OSError as e:

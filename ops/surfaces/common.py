@@ -8,6 +8,7 @@ it and none has to import :mod:`ops.surfaces.app`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,8 +20,9 @@ from ..domain.jobs import TERMINAL, public_job
 from ..engine.runtime import Runtime
 from .auth import LOCAL_CALLER
 
-__all__ = ["RUNTIME", "MAX_BODY", "TOKENS", "ORIGINS", "HOSTS", "CALLER", "ROUTE_TABLE", "LOCAL_CALLER", "caller_of",
-           "origin_allowed", "host_name", "host_allowed", "HOST_HINT", "reply", "error_reply", "job_reply"]
+__all__ = ["RUNTIME", "MAX_BODY", "TOKENS", "SHUTDOWN", "ORIGINS", "HOSTS", "CALLER", "ROUTE_TABLE", "LOCAL_CALLER",
+           "ShuttingDown", "caller_of", "origin_allowed", "host_name", "host_allowed", "HOST_HINT",
+           "wait_or_shutdown", "unless_shutdown", "reply", "error_reply", "job_reply", "shutting_down_reply"]
 
 #: the runtime serving the operations
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -34,6 +36,8 @@ ORIGINS = web.AppKey("origins", frozenset)
 HOSTS = web.AppKey("hosts", frozenset)
 #: the routes the application serves (:class:`ops.surfaces.routes.Route`), as registered
 ROUTE_TABLE = web.AppKey("route_table", tuple)
+#: set when the application shuts down (SIGTERM, SIGINT): event streams end, waits answer at once
+SHUTDOWN = web.AppKey("shutdown", asyncio.Event)
 #: the authenticated caller of a request (set by the application's authentication middleware)
 CALLER = web.RequestKey("caller", str)
 
@@ -115,6 +119,55 @@ def host_allowed(request: web.Request) -> bool:
     allowed = request.app.get(HOSTS, frozenset())
     name = host_name(host)
     return name in _LOOPBACK_HOSTS or name in allowed or "*" in allowed
+
+
+class ShuttingDown(Exception):
+    """The application shut down before a request's work finished (503, :func:`shutting_down_reply`)."""
+
+
+async def wait_or_shutdown(aws: set[asyncio.Future], timeout: float | None, stop: asyncio.Event | None) -> bool:
+    """Wait up to ``timeout`` seconds (None: no limit) for the first of ``aws``; False at once if ``stop``
+    (the application's :data:`SHUTDOWN`) is or becomes set. Nothing of ``aws`` is cancelled.
+    """
+    if stop is None:
+        await asyncio.wait(aws, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        return True
+    if stop.is_set():
+        return False
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({*aws, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    return not stop.is_set()
+
+
+async def unless_shutdown(request: web.Request, aw: Any) -> Any:
+    """Await ``aw`` (a job being run or waited on); if the application shuts down first, cancel it.
+
+    Cancelling stops the wait, not the job: its commits are shielded, and a task already
+    accepted runs again after a restart.
+
+    Raises:
+        ShuttingDown: the application shut down first.
+    """
+    task = asyncio.ensure_future(aw)
+    try:
+        done = await wait_or_shutdown({task}, None, request.app.get(SHUTDOWN))
+    except asyncio.CancelledError:  # the client went away (handler cancellation)
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    task.cancel()
+    raise ShuttingDown()
+
+
+def shutting_down_reply() -> web.Response:
+    """503 ``unavailable``: the server stopped before the request's job finished."""
+    return reply({"error": {"code": "unavailable", "message": "the server is shutting down before the job finished",
+                            "hint": "retry once it is back; a task it had accepted runs again then"}},
+                 503, {"Retry-After": "5"})
 
 
 def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -49,7 +49,8 @@ import msgspec
 from aiohttp import web
 
 from ..domain.contracts import Contract
-from .common import HOST_HINT, MAX_BODY, RUNTIME, caller_of, host_allowed, origin_allowed, reply
+from .common import (HOST_HINT, MAX_BODY, RUNTIME, SHUTDOWN, ShuttingDown, caller_of, host_allowed, origin_allowed,
+                     reply, unless_shutdown, wait_or_shutdown)
 from .mcp_tools import (INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
                         SESSION_NOT_FOUND, McpError, call_tool, can_wait, list_tools, tool, tool_name, tool_table,
                         tools)
@@ -237,7 +238,9 @@ async def _post(request: web.Request) -> web.StreamResponse:
     work = handler(request, params, version)
     if not stream:
         try:
-            result = await work
+            result = await unless_shutdown(request, work)
+        except ShuttingDown:
+            raise _shutting_down(rid) from None
         except McpError as f:
             f.id = rid
             raise
@@ -252,13 +255,15 @@ async def _stream_reply(request: web.Request, rid: Any, work: Any) -> web.Stream
     """Answer on a ``text/event-stream``: heartbeats while ``work`` runs, then one ``message`` event.
 
     A reply ready within one heartbeat goes out as one plain response. ``work``
-    is never cancelled (an operation stopped half-way could leave its commit
-    without its follow-up): if the client goes, it finishes unobserved, as it
-    would over REST.
+    is not cancelled when the client goes (an operation stopped half-way could
+    leave its commit without its follow-up): it finishes unobserved, as it would
+    over REST. When the application shuts down, the reply is a ``-32603`` error.
     """
     task = asyncio.ensure_future(work)
     beat = request.app.get(HEARTBEAT, DEFAULT_HEARTBEAT)
-    await asyncio.wait({task}, timeout=beat)
+    if not await wait_or_shutdown({task}, beat, request.app.get(SHUTDOWN)):
+        task.cancel()  # the runtime is closing: its run loops end too
+        raise _shutting_down(rid)
     if task.done():
         return web.Response(body=b"event: message\ndata: " + _json.encode(_outcome(task, rid)) + b"\n\n",
                             content_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -266,12 +271,21 @@ async def _stream_reply(request: web.Request, rid: Any, work: Any) -> web.Stream
     try:
         while not task.done():
             await stream.comment()
-            await asyncio.wait({task}, timeout=beat)
-        await stream.send("message", _outcome(task, rid))
+            if not await wait_or_shutdown({task}, beat, request.app.get(SHUTDOWN)):
+                task.cancel()
+                await stream.send("message", _shutting_down(rid).body())
+                break
+        else:
+            await stream.send("message", _outcome(task, rid))
     except ConnectionResetError:
         log.debug("MCP client went away before the reply")
     await stream.close()
     return stream.response
+
+
+def _shutting_down(rid: Any) -> McpError:
+    return McpError(INTERNAL_ERROR, "Internal error: the server is shutting down before the call finished; "
+                                    "read its outcome once it is back", id=rid, http=503, headers={"Retry-After": "5"})
 
 
 def _outcome(task: asyncio.Future, rid: Any) -> dict[str, Any]:

@@ -23,7 +23,9 @@ Routes (:data:`ROUTES`, registered by :func:`ops.surfaces.app.create_app`):
 Idle streams carry a comment line every :data:`DEFAULT_HEARTBEAT` seconds
 (``app[HEARTBEAT]``). A client that goes away is noticed at the next write (a
 heartbeat at the latest); its stream then ends and leaves no task behind.
-Following a stream never cancels or delays the operation it watches.
+Following a stream never cancels or delays the operation it watches. When the
+application shuts down (SIGTERM, SIGINT), ``app[SHUTDOWN]`` is set and every open
+stream ends at once, cleanly (:data:`ops.surfaces.common.SHUTDOWN`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from ..domain.errors import OpError, Rejected
 from ..domain.jobs import TERMINAL, normalize_job_id, public_job
 from ..domain.refs import agent_ref, job_ref
 from ..engine.runtime import Runtime
-from .common import RUNTIME, caller_of
+from .common import RUNTIME, SHUTDOWN, caller_of, wait_or_shutdown
 from .routes import JOB_ID, Param, Route, component, event_stream, sse_event
 
 __all__ = ["HEARTBEAT", "DEFAULT_HEARTBEAT", "EVENT_ID_PATTERN", "RESUME_PATTERN", "EventStream", "wants_event_stream",
@@ -190,21 +192,23 @@ class EventStream:
 
 # -- following the store -------------------------------------------------------------
 
-async def _changed(ev: asyncio.Event, heartbeat: float) -> bool:
-    """Wait for ``ev`` up to ``heartbeat`` seconds; True if it fired."""
+async def _changed(ev: asyncio.Event, heartbeat: float, stop: asyncio.Event | None = None) -> bool | None:
+    """Wait for ``ev`` up to ``heartbeat`` seconds: True if it fired, False if not, None if ``stop`` was set."""
+    fired = asyncio.ensure_future(ev.wait())
     try:
-        async with asyncio.timeout(heartbeat):
-            await ev.wait()
-        return True
-    except TimeoutError:
-        return False
+        if not await wait_or_shutdown({fired}, heartbeat, stop):
+            return None
+    finally:
+        fired.cancel()
+    return ev.is_set()
 
 
 async def follow_job(runtime: Runtime, caller: str, job_id: str, heartbeat: float = DEFAULT_HEARTBEAT,
-                     first: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any] | None]:
+                     first: dict[str, Any] | None = None, stop: asyncio.Event | None = None,
+                     ) -> AsyncIterator[dict[str, Any] | None]:
     """Yield the job (public form) now and at each change; None after ``heartbeat`` idle seconds.
 
-    Ends after yielding a terminal status, or when the job is gone.
+    Ends after yielding a terminal status, when the job is gone, or when ``stop`` is set.
 
     Args:
         runtime: serves the job.
@@ -213,6 +217,7 @@ async def follow_job(runtime: Runtime, caller: str, job_id: str, heartbeat: floa
         heartbeat: seconds of quiet before a None (time for a keep-alive).
         first: the job record as the caller already has it (used when the
             runtime no longer holds a job kept only in memory).
+        stop: ends the stream when set (the server shuts down).
     """
     jid = normalize_job_id(job_id) or job_id
     name = job_ref(caller, jid)
@@ -228,7 +233,10 @@ async def follow_job(runtime: Runtime, caller: str, job_id: str, heartbeat: floa
             yield job
         if job["status"] in TERMINAL:
             return
-        if not await _changed(ev, heartbeat):
+        changed = await _changed(ev, heartbeat, stop)
+        if changed is None:
+            return
+        if not changed:
             yield None
 
 
@@ -254,7 +262,7 @@ def _continues(store: Any, head: bytes, head_seq: int, last: int, last_id: str |
 
 async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int | None = None,
                        heartbeat: float = DEFAULT_HEARTBEAT, after_id: str | None = None,
-                       ) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
+                       stop: asyncio.Event | None = None) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
     """Yield ``("agent-version", version)`` for each version of an agent, oldest first.
 
     Args:
@@ -262,6 +270,7 @@ async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int 
             is yielded. None: start with the current version.
         heartbeat: seconds of quiet before a None (time for a keep-alive).
         after_id: a prefix of that version's commit id (hex), when known.
+        stop: ends the stream when set (the server shuts down).
 
     Yields ``("agent-removed", {agentId, seq})`` and ends when the agent's ref
     is gone. If the agent was removed and created again meanwhile (the version
@@ -289,7 +298,10 @@ async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int 
         for dd, c in reversed(batch):
             last, last_id = c.seq, dd.hex()
             yield "agent-version", _version(runtime, agent_id, dd, c)
-        if not await _changed(ev, heartbeat):
+        changed = await _changed(ev, heartbeat, stop)
+        if changed is None:
+            return
+        if not changed:
             yield None
 
 
@@ -320,7 +332,8 @@ def _heartbeat(request: web.Request) -> float:
 
 async def _stream_job(request: web.Request, caller: str, job: dict[str, Any]) -> web.StreamResponse:
     stream = await EventStream(request).open()
-    items = follow_job(request.app[RUNTIME], caller, job["jobId"], _heartbeat(request), first=job)
+    items = follow_job(request.app[RUNTIME], caller, job["jobId"], _heartbeat(request), first=job,
+                       stop=request.app.get(SHUTDOWN))
     await _pump(stream, items, lambda j: stream.send("job-update", j))
     return stream.response
 
@@ -382,7 +395,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     if runtime.store.ref(agent_ref(caller, aid)) is None:
         raise OpError("not_found", f"no agent {aid!r}", hint="agent:list shows your agents")
     stream = await EventStream(request).open()
-    items = follow_agent(runtime, caller, aid, after, _heartbeat(request), after_id)
+    items = follow_agent(runtime, caller, aid, after, _heartbeat(request), after_id, request.app.get(SHUTDOWN))
     await _pump(stream, items, lambda item: stream.send(
         item[0], item[1], event_id(item[1]["seq"], bytes.fromhex(item[1]["id"])) if item[0] == "agent-version" else None))
     return stream.response
