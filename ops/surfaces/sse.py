@@ -2,9 +2,13 @@
 
 Routes (:data:`ROUTES`, registered by :func:`ops.surfaces.app.create_app`):
 
-* ``GET /api/v1/jobs/<jobId>/sse``: event ``job-update`` (no ``id:``) whose data is
-  the full job (the shape of ``GET /api/v1/jobs/<jobId>``), first the current
-  state, then each change; the stream ends after a terminal status.
+* ``GET /api/v1/jobs/<jobId>/sse``: event ``job-update`` whose data is the full
+  job (the shape of ``GET /api/v1/jobs/<jobId>``), first the current state, then
+  each change; the stream ends after a terminal status. Only that final event
+  carries an ``id:``, the terminal status (``COMPLETE``, ``FAILED``, ``CANCELLED``,
+  ``TIMEOUT``); a reconnect that sends it back in ``Last-Event-ID`` gets 204, which
+  makes a browser ``EventSource`` stop reconnecting (it would otherwise fetch the
+  final update again every few seconds, forever).
 * ``GET /api/v1/agents/<agentId>/events``: event ``agent-version`` per version
   of the agent, data ``{agentId, seq, id, op, status, ts}`` (``id`` is the
   commit's digest in hex, ``seq`` its position in the agent's commit chain).
@@ -334,12 +338,16 @@ async def _stream_job(request: web.Request, caller: str, job: dict[str, Any]) ->
     stream = await EventStream(request).open()
     items = follow_job(request.app[RUNTIME], caller, job["jobId"], _heartbeat(request), first=job,
                        stop=request.app.get(SHUTDOWN))
-    await _pump(stream, items, lambda j: stream.send("job-update", j))
+    # the final update carries an id (its status): sent back on a reconnect, it gets 204 (job_stream)
+    await _pump(stream, items, lambda j: stream.send("job-update", j, j["status"] if j["status"] in TERMINAL else None))
     return stream.response
 
 
 async def job_stream(request: web.Request) -> web.StreamResponse:
     """``GET /api/v1/jobs/{jobId}/sse``: the job's ``job-update`` events until a terminal status.
+
+    A finished job whose final status the client sends back in ``Last-Event-ID``
+    (the ``id:`` of the final event) is 204: the client has it all.
 
     Raises:
         OpError: ``not_found`` (404) when the caller has no such job.
@@ -349,6 +357,9 @@ async def job_stream(request: web.Request) -> web.StreamResponse:
     job = request.app[RUNTIME].get_job(caller, job_id)
     if job is None:
         raise OpError("not_found", f"no job {job_id!r}", hint="a job id is 0x + 32 hex digits, from the invoke reply")
+    last = request.headers.get("Last-Event-ID")
+    if last is not None and job["status"] in TERMINAL and last.strip() == job["status"]:
+        return web.Response(status=204)  # the client had the final event: EventSource stops reconnecting
     return await _stream_job(request, caller, job)
 
 
@@ -423,11 +434,16 @@ def prepare(app: web.Application) -> None:
 
 _ERROR_EVENT = sse_event("error", component("Error"), description="the stream failed on the server; it ends")
 #: the events of a job's stream (``/api/v1/jobs/{jobId}/sse``, and invoke as a stream)
-JOB_EVENTS = [sse_event("job-update", component("Job"), description="the job, as `GET /api/v1/jobs/{jobId}`"),
+_FINAL_ID = {"enum": sorted(TERMINAL), "description": "on the final event only: the job's terminal status"}
+JOB_EVENTS = [sse_event("job-update", component("Job"), _FINAL_ID, id_required=False,
+                        description="the job, as `GET /api/v1/jobs/{jobId}`; the final one carries `id:`"),
               _ERROR_EVENT]
-JOB_STREAM_DOC = ("A stream of `job-update` events (data: the job, as `GET /api/v1/jobs/{jobId}`; no `id:`), the "
-                  "current state first, then each change; it ends after a terminal status. Idle streams carry "
-                  "`: keep-alive` comments.")
+JOB_STREAM_DOC = ("A stream of `job-update` events (data: the job, as `GET /api/v1/jobs/{jobId}`), the current state "
+                  "first, then each change; it ends after a terminal status. Only the final event carries an `id:`: "
+                  "the terminal status. Idle streams carry `: keep-alive` comments.")
+_JOB_RESUME_DOC = ("A reconnect after the end: the `id:` of the final event (the job's terminal status). The reply is "
+                   "then 204 No Content, which makes a browser `EventSource` stop reconnecting; any other value is "
+                   "ignored.")
 _VERSION = {"type": "object", "properties": {
     "agentId": {"type": "string"}, "seq": {"type": "integer", "minimum": 0},
     "id": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "the commit id"},
@@ -453,8 +469,10 @@ _AGENT_STREAM_DOC = (
 #: the event-stream routes
 ROUTES = (
     Route("GET", "/api/v1/jobs/{jobId}/sse", job_stream, "jobEvents", "A job's updates as server-sent events",
-          description=JOB_STREAM_DOC, parameters=(JOB_ID,),
-          responses={"200": {"description": "the event stream", "content": event_stream(JOB_EVENTS)}},
+          description=JOB_STREAM_DOC + " " + _JOB_RESUME_DOC,
+          parameters=(JOB_ID, Param("Last-Event-ID", "header", {"type": "string"}, _JOB_RESUME_DOC)),
+          responses={"200": {"description": "the event stream", "content": event_stream(JOB_EVENTS)},
+                     "204": {"description": "the job is finished and the client had its final event"}},
           errors=("not_found",), tags=("jobs",)),
     Route("GET", "/api/v1/agents/{agentId}/events", agent_events, "agentEvents",
           "An agent's versions as server-sent events", description=_AGENT_STREAM_DOC,
