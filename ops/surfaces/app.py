@@ -5,11 +5,15 @@ route of :data:`ROUTES`: the REST routes (:mod:`ops.surfaces.rest`), the event
 streams (:mod:`ops.surfaces.sse`), the OpenAPI document generated from the same
 table (:mod:`ops.surfaces.openapi`), MCP at ``/mcp`` (:mod:`ops.surfaces.mcp`) and
 the web inspector's static files at ``/ui`` (:mod:`ops.surfaces.ui`).
-The runtime is started and closed with the application.
+The runtime is started and closed with the application. When the application
+shuts down (SIGTERM, SIGINT), :data:`ops.surfaces.common.SHUTDOWN` is set first:
+event streams end at once and requests still waiting on a job answer 503, so
+that the server exits without waiting on its clients.
 
 Two middlewares guard every route: authentication (401 without a valid bearer
 token when tokens are configured; the inspector's static files excepted, see
-:func:`ops.surfaces.ui.is_public`) and the browser-origin check (403), then the
+:func:`ops.surfaces.ui.is_public`), the ``Host`` check without tokens and the
+browser-origin check (403 ``forbidden``: DNS rebinding protection), then the
 mapping of errors to replies: every rejection is ``{"error": {code, message,
 path?, hint?}}`` with the status from :data:`ops.domain.errors.HTTP_STATUS`, and
 changes nothing.
@@ -17,6 +21,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -26,7 +31,8 @@ from ..domain.errors import OpError, Rejected, status_code
 from ..engine.runtime import Runtime
 from . import admin, bundles, mcp, openapi, rest, sse, ui
 from .auth import LOCAL_CALLER, Tokens
-from .common import CALLER, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, TOKENS, error_reply, origin_allowed, reply
+from .common import (CALLER, HOST_HINT, HOSTS, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, SHUTDOWN, TOKENS,
+                     ShuttingDown, error_reply, host_allowed, host_name, origin_allowed, reply, shutting_down_reply)
 from .routes import Route
 
 __all__ = ["ROUTES", "DEFAULT_MAX_BODY", "LOCAL_CALLER", "create_app"]
@@ -43,7 +49,7 @@ ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *bundles.ROUTES, *openap
 
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Authenticate the caller (401 without a valid token) and refuse foreign browser origins (403)."""
+    """Authenticate the caller (401 without a valid token); refuse foreign ``Host`` names and browser origins (403)."""
     tokens: Tokens | None = request.app.get(TOKENS)
     if tokens is not None and not ui.is_public(request):  # the inspector's static files hold no data
         caller = tokens.caller(request.headers.get("Authorization"))
@@ -52,7 +58,12 @@ async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
                               "hint": "send Authorization: Bearer <token> (the server's --tokens file lists them)"}}
             return reply(body, 401, {"WWW-Authenticate": 'Bearer realm="lattice"'})
         request[CALLER] = caller
-    if not request.path.startswith("/mcp") and not origin_allowed(request):  # MCP answers in JSON-RPC itself
+    if request.path.startswith("/mcp"):  # MCP answers in JSON-RPC itself
+        return await handler(request)
+    if not host_allowed(request):
+        raise Rejected("forbidden", f"Host {request.headers['Host'][:100]!r} is not a name of this server",
+                       hint=HOST_HINT)
+    if not origin_allowed(request):
         raise Rejected("forbidden", f"requests from origin {request.headers['Origin'][:100]!r} are not allowed",
                        hint="call the server from a program, or list the origin in the server's allowed origins")
     return await handler(request)
@@ -65,6 +76,8 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     except OpError as e:
         return error_reply(e)
+    except ShuttingDown:
+        return shutting_down_reply()
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[MAX_BODY]
         return error_reply(Rejected("too_large", f"request body over the limit of {limit} bytes",
@@ -82,7 +95,8 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: Tokens | None = None,
-               allowed_origins: frozenset[str] = frozenset(), admins: frozenset[str] = frozenset()) -> web.Application:
+               allowed_origins: frozenset[str] = frozenset(), admins: frozenset[str] = frozenset(),
+               allowed_hosts: frozenset[str] = frozenset()) -> web.Application:
     """The v1 application over ``runtime`` (started on startup, closed on cleanup), serving :data:`ROUTES`.
 
     Args:
@@ -91,6 +105,9 @@ def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: To
         tokens: bearer tokens, each naming a caller; None: one local caller, no authentication.
         allowed_origins: browser origins (``https://host:port``) allowed besides loopback ones.
         admins: with tokens, the callers allowed on the operator routes (:mod:`ops.surfaces.admin`).
+        allowed_hosts: without tokens, the ``Host`` names (a port is ignored) answered besides
+            ``localhost``, ``127.0.0.1`` and ``[::1]``; ``*`` answers any. Others get 403
+            ``forbidden`` (DNS rebinding). With tokens every ``Host`` is answered.
 
     Raises:
         ValueError: two operations map to one MCP tool name.
@@ -100,8 +117,10 @@ def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: To
     app[MAX_BODY] = max_body
     app[TOKENS] = tokens
     app[ORIGINS] = frozenset(o.rstrip("/") for o in allowed_origins)
+    app[HOSTS] = frozenset(host_name(h) for h in allowed_hosts)
     app[ROUTE_TABLE] = ROUTES
     app[admin.ADMINS] = frozenset(admins)
+    app[SHUTDOWN] = asyncio.Event()
     for prepare in (sse.prepare, openapi.prepare, mcp.prepare):
         prepare(app)
 
@@ -110,7 +129,11 @@ def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: To
         yield
         await runtime.close()
 
+    async def shutting_down(app: web.Application) -> None:  # before the server waits for its requests
+        app[SHUTDOWN].set()
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(shutting_down)
     for route in ROUTES:
         if route.method == "GET":
             app.router.add_get(route.path, route.handler)  # and HEAD

@@ -76,14 +76,22 @@ class Tokens:
 
         Every configured token is compared (in constant time each), so the time
         taken does not depend on which token matched or how much of it did.
-        Source of ``authorization``: the request (untrusted).
+        Source of ``authorization``: the request (untrusted). A header that is not
+        UTF-8 (aiohttp hands its bytes over as surrogate escapes) names no caller.
+
+        >>> t = Tokens({"0123456789abcdef": "alice"})
+        >>> t.caller("Bearer 0123456789abcdef"), t.caller("Bearer \udcff\udcfe"), t.caller("Basic x")
+        ('alice', None, None)
         """
         if not authorization:
             return None
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
-        presented = token.strip().encode()
+        try:
+            presented = token.strip().encode()
+        except UnicodeEncodeError:  # not UTF-8: no token is spelled so
+            return None
         found = None
         for known, caller in self._entries:
             if hmac.compare_digest(known, presented):

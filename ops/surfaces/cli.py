@@ -31,6 +31,9 @@ DEFAULT_PORT = 7770
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA = "./.lattice"
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+#: seconds a stopping server (SIGTERM, SIGINT) gives requests still waiting before it cancels them; event
+#: streams end at once
+SHUTDOWN_TIMEOUT = 1.0
 
 _url_option = click.option("--url", envvar="LATTICE_URL", default=DEFAULT_URL, show_default=True,
                            help="Base URL of a running `lattice serve` (env LATTICE_URL). A bearer token for a "
@@ -99,6 +102,10 @@ def main() -> None:
                    "'Authorization: Bearer <token>' and each caller sees only its own agents, jobs and workspace.")
 @click.option("--allow-origin", "origins", multiple=True, metavar="ORIGIN",
               help="A browser origin (https://host:port) allowed to call the server, besides loopback ones. Repeatable.")
+@click.option("--allow-host", "hosts", multiple=True, metavar="NAME",
+              help="Without --tokens, a Host name (a port is ignored) answered besides localhost, 127.0.0.1, [::1] "
+                   "and the --host address; any other Host gets 403 (DNS rebinding protection). '*' answers any. "
+                   "Repeatable. With --tokens every Host is answered: the token is the protection.")
 @click.option("--insecure-remote", is_flag=True,
               help="Allow a non-loopback --host without --tokens: anyone who reaches it acts as the local caller.")
 @click.option("--models", "models_file", type=click.Path(dir_okay=False), default=None,
@@ -113,9 +120,13 @@ def main() -> None:
               help="With --tokens: a caller allowed on the operator routes (`lattice gc`). Repeatable.")
 def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body: int, log_level: str,
           max_agents: int, max_queued: int, tokens_file: str | None, origins: tuple[str, ...],
-          insecure_remote: bool, models_file: str | None, gc_every: float | None, retain_jobs: int | None,
-          admins: tuple[str, ...]) -> None:
-    """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp) on an embedded store."""
+          hosts: tuple[str, ...], insecure_remote: bool, models_file: str | None, gc_every: float | None,
+          retain_jobs: int | None, admins: tuple[str, ...]) -> None:
+    """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp) on an embedded store.
+
+    SIGTERM or Ctrl-C stops it at once: open event streams end, requests waiting on a job answer 503
+    (the job's task runs again after a restart), and the process exits within about a second.
+    """
     import ipaddress
 
     from .auth import TokenFileError, Tokens
@@ -127,9 +138,10 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
             raise click.ClickException(str(e)) from None
     connections = _connections(models_file, strict=tokens is not None)
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        address = None if host == "localhost" else ipaddress.ip_address(host)
     except ValueError:
-        loopback = False
+        address = None
+    loopback = host == "localhost" or (address is not None and address.is_loopback)
     if not loopback and tokens is None and not insecure_remote:
         raise click.UsageError(f"--host {host} is not a loopback address: give --tokens FILE so that callers "
                                "authenticate, or --insecure-remote to serve it without authentication")
@@ -155,10 +167,15 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
         where = os.path.abspath(data)
     app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued),
                              connections=connections, gc_every=gc_every, retain_jobs_ms=retain_jobs),
-                     max_body=max_body, tokens=tokens, allowed_origins=frozenset(origins), admins=frozenset(admins))
+                     max_body=max_body, tokens=tokens, allowed_origins=frozenset(origins), admins=frozenset(admins),
+                     # the bound name answers too, unless it is a wildcard (0.0.0.0, ::): then --allow-host names them
+                     allowed_hosts=frozenset(hosts) | ({host} if address is None or not address.is_unspecified
+                                                      else set()))
     try:
-        # handler_cancellation: a client that disconnects stops its request's wait (commits are shielded)
-        web.run_app(app, host=host, port=port, handler_cancellation=True, print=lambda *_: click.echo(
+        # handler_cancellation: a client that disconnects stops its request's wait (commits are shielded);
+        # at SIGTERM/SIGINT the streams end and the waits answer 503 at once, SHUTDOWN_TIMEOUT bounds the rest
+        web.run_app(app, host=host, port=port, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                    print=lambda *_: click.echo(
             f"lattice serving on http://{host}:{port} (store: {where}; "
             f"{f'{len(tokens)} bearer token(s)' if tokens else 'no authentication, one local caller'}); Ctrl-C to stop"))
     except OSError as e:

@@ -23,7 +23,7 @@ from ..domain.contracts import REGISTRY, catalog_entry, decode_input, lookup
 from ..domain.errors import OpError, Rejected
 from ..domain.jobs import public_job
 from . import sse
-from .common import RUNTIME, TOKENS, caller_of, job_reply, reply
+from .common import RUNTIME, TOKENS, caller_of, job_reply, reply, unless_shutdown
 from .openapi import output_schema
 from .routes import JOB_ID, Route, component, event_stream, json_content, json_response
 
@@ -63,7 +63,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     inp = decode_input(contract, data.get("input"))
     if sse.wants_event_stream(request.headers.get("Accept")):
         return await sse.invoke_stream(request, contract, inp)
-    job = await request.app[RUNTIME].invoke(contract, inp, caller_of(request))
+    job = await unless_shutdown(request, request.app[RUNTIME].invoke(contract, inp, caller_of(request)))
     return job_reply(job)
 
 
@@ -122,7 +122,10 @@ ROUTES = (
                       "content": {**_JOB, **event_stream(sse.JOB_EVENTS)}},
               "202": {"description": "the job, still PENDING or STARTED",
                       "headers": {"Location": {"description": "/api/v1/jobs/<jobId>", "schema": {"type": "string"}}},
-                      "content": _JOB}},
+                      "content": _JOB},
+              "503": {"description": "unavailable: the server shut down before the job finished (a `wait`)",
+                      "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}},
+                      "content": json_content(component("Error"))}},
           errors=_INVOKE_ERRORS, tags=("operations",)),
     Route("GET", "/api/v1/jobs/{jobId}", get_job, "getJob", "A job", parameters=(JOB_ID,),
           responses={"200": {"description": "the job", "content": _JOB}}, errors=("not_found",), tags=("jobs",)),

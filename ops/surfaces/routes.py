@@ -130,7 +130,7 @@ def json_response(description: str, schema: Mapping[str, Any]) -> dict[str, Any]
 
 
 def sse_event(event: str, data: Mapping[str, Any], id: Mapping[str, Any] | None = None,
-              description: str = "") -> dict[str, Any]:
+              description: str = "", id_required: bool = True) -> dict[str, Any]:
     """The schema of one kind of server-sent event: ``{event, data, id?}``.
 
     Args:
@@ -138,6 +138,7 @@ def sse_event(event: str, data: Mapping[str, Any], id: Mapping[str, Any] | None 
         data: the JSON Schema of the ``data:`` line's JSON value.
         id: the JSON Schema of the ``id:`` field; None: the event carries no ``id:``.
         description: what the event means.
+        id_required: whether every such event carries the ``id:`` (else only some do).
     """
     props: dict[str, Any] = {"event": {"const": event},
                              "data": {"type": "string", "contentMediaType": "application/json",
@@ -145,7 +146,7 @@ def sse_event(event: str, data: Mapping[str, Any], id: Mapping[str, Any] | None 
     if id is not None:
         props["id"] = dict(id)
     out: dict[str, Any] = {"type": "object", "properties": props,
-                           "required": ["event", "data", *(["id"] if id is not None else [])]}
+                           "required": ["event", "data", *(["id"] if id is not None and id_required else [])]}
     if id is None:
         out["not"] = {"required": ["id"]}
     if description:

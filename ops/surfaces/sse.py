@@ -2,9 +2,13 @@
 
 Routes (:data:`ROUTES`, registered by :func:`ops.surfaces.app.create_app`):
 
-* ``GET /api/v1/jobs/<jobId>/sse``: event ``job-update`` (no ``id:``) whose data is
-  the full job (the shape of ``GET /api/v1/jobs/<jobId>``), first the current
-  state, then each change; the stream ends after a terminal status.
+* ``GET /api/v1/jobs/<jobId>/sse``: event ``job-update`` whose data is the full
+  job (the shape of ``GET /api/v1/jobs/<jobId>``), first the current state, then
+  each change; the stream ends after a terminal status. Only that final event
+  carries an ``id:``, the terminal status (``COMPLETE``, ``FAILED``, ``CANCELLED``,
+  ``TIMEOUT``); a reconnect that sends it back in ``Last-Event-ID`` gets 204, which
+  makes a browser ``EventSource`` stop reconnecting (it would otherwise fetch the
+  final update again every few seconds, forever).
 * ``GET /api/v1/agents/<agentId>/events``: event ``agent-version`` per version
   of the agent, data ``{agentId, seq, id, op, status, ts}`` (``id`` is the
   commit's digest in hex, ``seq`` its position in the agent's commit chain).
@@ -23,7 +27,9 @@ Routes (:data:`ROUTES`, registered by :func:`ops.surfaces.app.create_app`):
 Idle streams carry a comment line every :data:`DEFAULT_HEARTBEAT` seconds
 (``app[HEARTBEAT]``). A client that goes away is noticed at the next write (a
 heartbeat at the latest); its stream then ends and leaves no task behind.
-Following a stream never cancels or delays the operation it watches.
+Following a stream never cancels or delays the operation it watches. When the
+application shuts down (SIGTERM, SIGINT), ``app[SHUTDOWN]`` is set and every open
+stream ends at once, cleanly (:data:`ops.surfaces.common.SHUTDOWN`).
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from ..domain.errors import OpError, Rejected
 from ..domain.jobs import TERMINAL, normalize_job_id, public_job
 from ..domain.refs import agent_ref, job_ref
 from ..engine.runtime import Runtime
-from .common import RUNTIME, caller_of
+from .common import RUNTIME, SHUTDOWN, caller_of, wait_or_shutdown
 from .routes import JOB_ID, Param, Route, component, event_stream, sse_event
 
 __all__ = ["HEARTBEAT", "DEFAULT_HEARTBEAT", "EVENT_ID_PATTERN", "RESUME_PATTERN", "EventStream", "wants_event_stream",
@@ -190,21 +196,23 @@ class EventStream:
 
 # -- following the store -------------------------------------------------------------
 
-async def _changed(ev: asyncio.Event, heartbeat: float) -> bool:
-    """Wait for ``ev`` up to ``heartbeat`` seconds; True if it fired."""
+async def _changed(ev: asyncio.Event, heartbeat: float, stop: asyncio.Event | None = None) -> bool | None:
+    """Wait for ``ev`` up to ``heartbeat`` seconds: True if it fired, False if not, None if ``stop`` was set."""
+    fired = asyncio.ensure_future(ev.wait())
     try:
-        async with asyncio.timeout(heartbeat):
-            await ev.wait()
-        return True
-    except TimeoutError:
-        return False
+        if not await wait_or_shutdown({fired}, heartbeat, stop):
+            return None
+    finally:
+        fired.cancel()
+    return ev.is_set()
 
 
 async def follow_job(runtime: Runtime, caller: str, job_id: str, heartbeat: float = DEFAULT_HEARTBEAT,
-                     first: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any] | None]:
+                     first: dict[str, Any] | None = None, stop: asyncio.Event | None = None,
+                     ) -> AsyncIterator[dict[str, Any] | None]:
     """Yield the job (public form) now and at each change; None after ``heartbeat`` idle seconds.
 
-    Ends after yielding a terminal status, or when the job is gone.
+    Ends after yielding a terminal status, when the job is gone, or when ``stop`` is set.
 
     Args:
         runtime: serves the job.
@@ -213,6 +221,7 @@ async def follow_job(runtime: Runtime, caller: str, job_id: str, heartbeat: floa
         heartbeat: seconds of quiet before a None (time for a keep-alive).
         first: the job record as the caller already has it (used when the
             runtime no longer holds a job kept only in memory).
+        stop: ends the stream when set (the server shuts down).
     """
     jid = normalize_job_id(job_id) or job_id
     name = job_ref(caller, jid)
@@ -228,7 +237,10 @@ async def follow_job(runtime: Runtime, caller: str, job_id: str, heartbeat: floa
             yield job
         if job["status"] in TERMINAL:
             return
-        if not await _changed(ev, heartbeat):
+        changed = await _changed(ev, heartbeat, stop)
+        if changed is None:
+            return
+        if not changed:
             yield None
 
 
@@ -254,7 +266,7 @@ def _continues(store: Any, head: bytes, head_seq: int, last: int, last_id: str |
 
 async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int | None = None,
                        heartbeat: float = DEFAULT_HEARTBEAT, after_id: str | None = None,
-                       ) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
+                       stop: asyncio.Event | None = None) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
     """Yield ``("agent-version", version)`` for each version of an agent, oldest first.
 
     Args:
@@ -262,6 +274,7 @@ async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int 
             is yielded. None: start with the current version.
         heartbeat: seconds of quiet before a None (time for a keep-alive).
         after_id: a prefix of that version's commit id (hex), when known.
+        stop: ends the stream when set (the server shuts down).
 
     Yields ``("agent-removed", {agentId, seq})`` and ends when the agent's ref
     is gone. If the agent was removed and created again meanwhile (the version
@@ -289,7 +302,10 @@ async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int 
         for dd, c in reversed(batch):
             last, last_id = c.seq, dd.hex()
             yield "agent-version", _version(runtime, agent_id, dd, c)
-        if not await _changed(ev, heartbeat):
+        changed = await _changed(ev, heartbeat, stop)
+        if changed is None:
+            return
+        if not changed:
             yield None
 
 
@@ -320,13 +336,18 @@ def _heartbeat(request: web.Request) -> float:
 
 async def _stream_job(request: web.Request, caller: str, job: dict[str, Any]) -> web.StreamResponse:
     stream = await EventStream(request).open()
-    items = follow_job(request.app[RUNTIME], caller, job["jobId"], _heartbeat(request), first=job)
-    await _pump(stream, items, lambda j: stream.send("job-update", j))
+    items = follow_job(request.app[RUNTIME], caller, job["jobId"], _heartbeat(request), first=job,
+                       stop=request.app.get(SHUTDOWN))
+    # the final update carries an id (its status): sent back on a reconnect, it gets 204 (job_stream)
+    await _pump(stream, items, lambda j: stream.send("job-update", j, j["status"] if j["status"] in TERMINAL else None))
     return stream.response
 
 
 async def job_stream(request: web.Request) -> web.StreamResponse:
     """``GET /api/v1/jobs/{jobId}/sse``: the job's ``job-update`` events until a terminal status.
+
+    A finished job whose final status the client sends back in ``Last-Event-ID``
+    (the ``id:`` of the final event) is 204: the client has it all.
 
     Raises:
         OpError: ``not_found`` (404) when the caller has no such job.
@@ -336,6 +357,9 @@ async def job_stream(request: web.Request) -> web.StreamResponse:
     job = request.app[RUNTIME].get_job(caller, job_id)
     if job is None:
         raise OpError("not_found", f"no job {job_id!r}", hint="a job id is 0x + 32 hex digits, from the invoke reply")
+    last = request.headers.get("Last-Event-ID")
+    if last is not None and job["status"] in TERMINAL and last.strip() == job["status"]:
+        return web.Response(status=204)  # the client had the final event: EventSource stops reconnecting
     return await _stream_job(request, caller, job)
 
 
@@ -382,7 +406,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     if runtime.store.ref(agent_ref(caller, aid)) is None:
         raise OpError("not_found", f"no agent {aid!r}", hint="agent:list shows your agents")
     stream = await EventStream(request).open()
-    items = follow_agent(runtime, caller, aid, after, _heartbeat(request), after_id)
+    items = follow_agent(runtime, caller, aid, after, _heartbeat(request), after_id, request.app.get(SHUTDOWN))
     await _pump(stream, items, lambda item: stream.send(
         item[0], item[1], event_id(item[1]["seq"], bytes.fromhex(item[1]["id"])) if item[0] == "agent-version" else None))
     return stream.response
@@ -410,11 +434,16 @@ def prepare(app: web.Application) -> None:
 
 _ERROR_EVENT = sse_event("error", component("Error"), description="the stream failed on the server; it ends")
 #: the events of a job's stream (``/api/v1/jobs/{jobId}/sse``, and invoke as a stream)
-JOB_EVENTS = [sse_event("job-update", component("Job"), description="the job, as `GET /api/v1/jobs/{jobId}`"),
+_FINAL_ID = {"enum": sorted(TERMINAL), "description": "on the final event only: the job's terminal status"}
+JOB_EVENTS = [sse_event("job-update", component("Job"), _FINAL_ID, id_required=False,
+                        description="the job, as `GET /api/v1/jobs/{jobId}`; the final one carries `id:`"),
               _ERROR_EVENT]
-JOB_STREAM_DOC = ("A stream of `job-update` events (data: the job, as `GET /api/v1/jobs/{jobId}`; no `id:`), the "
-                  "current state first, then each change; it ends after a terminal status. Idle streams carry "
-                  "`: keep-alive` comments.")
+JOB_STREAM_DOC = ("A stream of `job-update` events (data: the job, as `GET /api/v1/jobs/{jobId}`), the current state "
+                  "first, then each change; it ends after a terminal status. Only the final event carries an `id:`: "
+                  "the terminal status. Idle streams carry `: keep-alive` comments.")
+_JOB_RESUME_DOC = ("A reconnect after the end: the `id:` of the final event (the job's terminal status). The reply is "
+                   "then 204 No Content, which makes a browser `EventSource` stop reconnecting; any other value is "
+                   "ignored.")
 _VERSION = {"type": "object", "properties": {
     "agentId": {"type": "string"}, "seq": {"type": "integer", "minimum": 0},
     "id": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "the commit id"},
@@ -440,8 +469,10 @@ _AGENT_STREAM_DOC = (
 #: the event-stream routes
 ROUTES = (
     Route("GET", "/api/v1/jobs/{jobId}/sse", job_stream, "jobEvents", "A job's updates as server-sent events",
-          description=JOB_STREAM_DOC, parameters=(JOB_ID,),
-          responses={"200": {"description": "the event stream", "content": event_stream(JOB_EVENTS)}},
+          description=JOB_STREAM_DOC + " " + _JOB_RESUME_DOC,
+          parameters=(JOB_ID, Param("Last-Event-ID", "header", {"type": "string"}, _JOB_RESUME_DOC)),
+          responses={"200": {"description": "the event stream", "content": event_stream(JOB_EVENTS)},
+                     "204": {"description": "the job is finished and the client had its final event"}},
           errors=("not_found",), tags=("jobs",)),
     Route("GET", "/api/v1/agents/{agentId}/events", agent_events, "agentEvents",
           "An agent's versions as server-sent events", description=_AGENT_STREAM_DOC,

@@ -176,10 +176,13 @@ async def test_every_event_and_id_the_server_sends_is_documented(client):
         _check_event("/api/v1/jobs/{jobId}/sse", ev)
     for ev in invoked:
         _check_event("/api/v1/invoke", ev, "post")
-    ids = [e["id"] for e in versions + job_events + invoked if "id" in e]
-    assert len(ids) == len(versions) - 1  # every agent-version, and nothing else, carries an id
+    ids = [e["id"] for e in versions if "id" in e]
+    assert len(ids) == len(versions) - 1  # every agent-version carries an id, agent-removed none
     for i in ids:
         assert re.search(id_pattern, i) and re.search(resume_pattern, i), i
+    # of a job's updates, the final one only, and its id is the terminal status
+    for events in (job_events, invoked):
+        assert [e.get("id") for e in events] == [None] * (len(events) - 1) + [json.loads(events[-1]["data"])["status"]]
 
     # each id sent, given back, resumes the stream after it
     await create(client, "E", ECHO)

@@ -290,3 +290,33 @@ async def test_agent_events_resume_across_a_recreated_agent(client):
     rd = await open_stream(client, "/api/v1/agents/R/events", {"Last-Event-ID": last_id})
     again = [await rd.next() for _ in range(6)]
     assert [e["data"]["seq"] for e in again] == [0, 1, 2, 3, 4, 5]  # the new chain from its first version
+
+
+@pytest.mark.parametrize("status", ["COMPLETE", "CANCELLED", "FAILED"])
+async def test_the_final_job_update_has_an_id_and_a_reconnect_after_it_is_204(client, status):
+    """A browser EventSource reconnects whenever a stream ends; sending back the final id stops it (204)."""
+    await create(client, "H", HANG)
+    await create(client, "E", ECHO)
+    if status == "COMPLETE":
+        _, job = await invoke(client, "agent:request", {"agentId": "E", "input": "x", "wait": True})
+    elif status == "CANCELLED":
+        _, job = await invoke(client, "agent:request", {"agentId": "H", "input": "x"})
+    else:
+        _, job = await invoke(client, "agent:info", {"agentId": "Nobody"})
+    url = f"/api/v1/jobs/{job['jobId']}/sse"
+    rd = await open_stream(client, url)
+    if status == "CANCELLED":
+        first = await rd.next()
+        assert "id" not in first and first["data"]["status"] == "STARTED"
+        await client.put(f"/api/v1/jobs/{job['jobId']}/cancel")
+    events = await rd.rest()
+    final = events[-1]
+    assert final["data"]["status"] == status and final["id"] == status
+    assert all("id" not in e for e in events[:-1])
+
+    again = await client.get(url, headers={"Accept": "text/event-stream", "Last-Event-ID": final["id"]})
+    assert again.status == 204 and await again.read() == b""
+    # any other Last-Event-ID is ignored: the job again, as one final event
+    for other in ("0", "STARTED", "COMPLETE" if status != "COMPLETE" else "FAILED"):
+        rd = await open_stream(client, url, {"Last-Event-ID": other})
+        assert [e["id"] for e in await rd.rest()] == [status]
