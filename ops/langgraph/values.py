@@ -1,0 +1,300 @@
+"""Channel values as lattice values: plain data stays plain, messages become small maps.
+
+LangGraph hands a checkpointer arbitrary Python objects. :class:`ValueCodec`
+stores each as a lattice value (see :mod:`lattice.nodes`):
+
+=====================================  ==================================================
+Python value                           stored as
+=====================================  ==================================================
+None, bool, int (64-bit), float,       itself
+str, bytes
+list                                   a list (a persistent vector past 32 items)
+dict with str keys                     a map; ``{"$dict": map}`` if a key is reserved
+a LangChain message of a core class    ``{"$lc": <type>, <field>: <value>, ...}``, fields
+(``HumanMessage``, ``AIMessage``,      equal to their default left out (so a chat turn
+``ToolMessage``, chunks, ...)          is ``{"$lc": "human", "content": ..., "id": ...}``)
+anything else (tuples, sets,           ``{"$serde": [<type>, <bytes>]}``: the saver's
+dataclasses, Send, _DeltaSnapshot...)  serde ``dumps_typed``
+=====================================  ==================================================
+
+The reserved keys are ``$lc``, ``$serde`` and ``$dict``; a plain dict holding
+one is wrapped in ``{"$dict": ...}`` so decoding is unambiguous. Message text
+over 256 bytes is a blob of its own, shared by every checkpoint, write and
+thread that holds the same text.
+
+A list channel that grows by appending (a ``messages`` channel under
+``add_messages``) reuses the previous checkpoint's vector: :class:`ListMemo`
+remembers which Python objects a stored vector holds, so the next checkpoint
+appends only the new items (O(log n) new objects per turn). Without a memo hit
+(another process, a list that changed in the middle) every item is encoded
+again and unchanged sub-trees come out with the same digests, so the store
+still shares them; only the CPU cost is O(n).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage, AIMessageChunk, BaseMessage, ChatMessage, ChatMessageChunk, FunctionMessage,
+    FunctionMessageChunk, HumanMessage, HumanMessageChunk, RemoveMessage, SystemMessage,
+    SystemMessageChunk, ToolMessage, ToolMessageChunk,
+)
+
+from lattice.codec import Link, encode
+from lattice.nodes import BLOB, FANOUT, MAP, NODE, VEC, HMap, Tx, Vec
+
+__all__ = ["RESERVED", "ValueCodec", "ListMemo", "snapshot", "store_list", "entries", "items"]
+
+RESERVED = frozenset({"$lc", "$serde", "$dict"})
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+#: LangChain message classes stored as maps, by their ``type`` field (as ``message_to_dict`` names them).
+_MESSAGE_CLASSES: dict[str, type[BaseMessage]] = {
+    "human": HumanMessage, "ai": AIMessage, "system": SystemMessage, "chat": ChatMessage,
+    "function": FunctionMessage, "tool": ToolMessage, "remove": RemoveMessage,
+    "AIMessageChunk": AIMessageChunk, "HumanMessageChunk": HumanMessageChunk,
+    "FunctionMessageChunk": FunctionMessageChunk, "ToolMessageChunk": ToolMessageChunk,
+    "SystemMessageChunk": SystemMessageChunk, "ChatMessageChunk": ChatMessageChunk,
+}
+_CLASS_TYPE = {cls: t for t, cls in _MESSAGE_CLASSES.items()}
+_defaults_lock = threading.Lock()
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def _defaults(cls: type[BaseMessage]) -> dict[str, Any]:
+    """Default value of every optional field of a message class (computed once per class)."""
+    d = _DEFAULTS.get(cls)
+    if d is None:
+        with _defaults_lock:
+            d = {name: f.get_default(call_default_factory=True)
+                 for name, f in cls.model_fields.items() if not f.is_required()}
+            _DEFAULTS[cls] = d
+    return d
+
+
+class ValueCodec:
+    """Encode Python values into lattice values and back (see the module docstring).
+
+    Args:
+        serde: the saver's ``SerializerProtocol`` (``dumps_typed``/``loads_typed``),
+            used only for values outside plain data and core messages.
+    """
+
+    def __init__(self, serde: Any) -> None:
+        self.serde = serde
+
+    # -- encoding ------------------------------------------------------------
+    def enc(self, v: Any) -> Any:
+        """Return the lattice value (plain Python data) that stands for ``v``."""
+        t = type(v)
+        if v is None or t is str or t is bool or t is float or t is bytes:
+            return v
+        if t is int:
+            return v if _INT_MIN <= v <= _INT_MAX else self._serde(v)
+        if t is list:
+            return [self.enc(x) for x in v]
+        if t is dict:
+            out = {}
+            for k, x in v.items():
+                if type(k) is not str:
+                    return self._serde(v)
+                out[k] = self.enc(x)
+            return {"$dict": out} if not RESERVED.isdisjoint(out) else out
+        mtype = _CLASS_TYPE.get(t)
+        if mtype is not None:
+            return self.enc_message(v, mtype)
+        return self._serde(v)
+
+    def enc_message(self, m: BaseMessage, mtype: str | None = None) -> dict:
+        """``{"$lc": type, field: value...}`` of a core LangChain message (defaults left out)."""
+        cls = type(m)
+        defaults = _defaults(cls)
+        out: dict[str, Any] = {"$lc": mtype or _CLASS_TYPE[cls]}
+        for k, x in m.__dict__.items():
+            if k in defaults:
+                dv = defaults[k]
+                if type(x) is type(dv) and x == dv:
+                    continue
+            out[k] = self.enc(x)
+        return out
+
+    def _serde(self, v: Any) -> dict:
+        kind, data = self.serde.dumps_typed(v)
+        return {"$serde": [kind, data]}
+
+    # -- decoding ------------------------------------------------------------
+    def dec(self, tx: Tx, v: Any) -> Any:
+        """Return the Python value of stored value ``v`` (links are read through ``tx``)."""
+        t = type(v)
+        if t is Link:
+            code = v.code
+            if code == BLOB:
+                return tx.load(v)
+            if code == NODE:
+                return self.dec(tx, tx.load(v))
+            if code == VEC:
+                return self.dec_list(tx, v)
+            if code == MAP:
+                return self._dec_map(tx, dict(HMap.open(tx, v).items_raw()))
+            raise ValueError(f"unexpected link kind {code} in a stored channel value")
+        if t is list:
+            return [self.dec(tx, x) for x in v]
+        if t is dict:
+            return self._dec_map(tx, v)
+        return v
+
+    def dec_list(self, tx: Tx, link: Link) -> list:
+        """Decode a stored vector, one leaf at a time."""
+        dec = self.dec
+        return [dec(tx, x) for x in Vec.open(tx, link).iter_raw()]
+
+    def _dec_map(self, tx: Tx, m: dict) -> Any:
+        if "$lc" in m:
+            cls = _MESSAGE_CLASSES.get(m["$lc"])
+            if cls is None:
+                raise ValueError(f"stored message has unknown type {m['$lc']!r}")
+            return cls(**{k: self.dec(tx, x) for k, x in m.items() if k != "$lc"})
+        if "$serde" in m:
+            kind, data = m["$serde"]
+            data = self.dec(tx, data)
+            return self.serde.loads_typed((kind, data))
+        if "$dict" in m:
+            return {k: self.dec(tx, x) for k, x in entries(tx, m["$dict"]).items()}
+        return {k: self.dec(tx, x) for k, x in m.items()}
+
+
+def entries(tx: Tx, v: Any) -> dict:
+    """The entries of a stored map (any layout), values in stored form."""
+    if type(v) is Link:
+        if v.code == NODE:
+            v = tx.load(v)
+        elif v.code == MAP:
+            return dict(HMap.open(tx, v).items_raw())
+    if type(v) is not dict:
+        raise ValueError(f"expected a stored map, got {type(v).__name__}")
+    return v
+
+
+def items(tx: Tx, v: Any) -> list:
+    """The items of a stored list (any layout), in stored form."""
+    if type(v) is Link:
+        if v.code == NODE:
+            v = tx.load(v)
+        elif v.code == VEC:
+            return list(Vec.open(tx, v).iter_raw())
+    if type(v) is not list:
+        raise ValueError(f"expected a stored list, got {type(v).__name__}")
+    return v
+
+
+def snapshot(x: Any) -> Any:
+    """What :class:`ListMemo` compares to tell that an item is unchanged, or ``None`` when it can't.
+
+    A core message: its type and field values (compared with ``==``; a field
+    reassigned or a message replaced by id is seen; a nested dict mutated in
+    place is not). A scalar: itself.
+    """
+    t = type(x)
+    if t in _CLASS_TYPE:
+        return (t, tuple(x.__dict__.values()))
+    if x is None or t is str or t is int or t is float or t is bool or t is bytes:
+        return (t, x)
+    return None
+
+
+class ListMemo:
+    """Snapshots of the items of recently stored vectors, by digest (see :func:`snapshot`).
+
+    Bounded (LRU). Thread-safe.
+
+    Args:
+        capacity: vectors remembered.
+    """
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[bytes, list] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, d: bytes) -> list | None:
+        """The snapshots of the items of vector ``d``, or ``None``."""
+        with self._lock:
+            e = self._entries.get(d)
+            if e is not None:
+                self._entries.move_to_end(d)
+            return e
+
+    def put(self, d: bytes, snaps: list) -> None:
+        """Remember the snapshots of the items of vector ``d``."""
+        with self._lock:
+            self._entries[d] = snaps
+            self._entries.move_to_end(d)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def remember(self, link: Any, items: list) -> None:
+        """Record the items the stored vector ``link`` decoded into (no-op unless a ``Link(VEC)``)."""
+        if type(link) is Link and link.code == VEC:
+            snaps = [snapshot(x) for x in items]
+            if None not in snaps:
+                self.put(bytes(link.data), snaps)
+
+
+def _prefix_unchanged(items: list, snaps: list) -> bool:
+    """Whether the first ``len(snaps)`` items of ``items`` still have those snapshots."""
+    n = len(snaps)
+    if len(items) < n:
+        return False
+    for i in range(n):
+        if snapshot(items[i]) != snaps[i]:
+            return False
+    return True
+
+
+def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, items: list, base: Any) -> tuple[Any, list | None]:
+    """Store list ``items`` (a channel value), appending to ``base`` when it holds a prefix of them.
+
+    Args:
+        base: the channel's stored value in the parent checkpoint (any stored
+            form), or ``None``.
+
+    Returns:
+        ``(stored, snaps)``: the stored form (a ``Link(VEC)`` past 32 items)
+        and the item snapshots to remember it by once committed (``None``: nothing to remember).
+    """
+    if len(items) <= FANOUT:
+        return tx.put_value(codec.enc(items)), None
+    if type(base) is Link and base.code == VEC:
+        old_snaps = memo.get(bytes(base.data))
+        if old_snaps is not None and _prefix_unchanged(items, old_snaps):
+            vec = Vec.open(tx, base)
+            rest = items[len(old_snaps):]
+            for x in rest:
+                vec = vec.append_raw(tx.put_value(codec.enc(x)))
+            snaps = old_snaps + [snapshot(x) for x in rest]
+            return vec.store(), (snaps if None not in snaps else None)
+        # No memo: compare the stored forms; append if the old vector is a prefix.
+        old = Vec.open(tx, base)
+        if old.count <= len(items):
+            stored = [tx.put_value(codec.enc(x)) for x in items]
+            snaps = [snapshot(x) for x in items]
+            snaps = snaps if None not in snaps else None
+            if all(_same(a, b) for a, b in zip(old.iter_raw(), stored)):
+                vec = old
+                for s in stored[old.count:]:
+                    vec = vec.append_raw(s)
+                return vec.store(), snaps
+            return Vec.build(tx, stored).store(), snaps
+    snaps = [snapshot(x) for x in items]
+    return tx.put_value(codec.enc(items)), (snaps if None not in snaps else None)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if type(a) is Link or type(a) is str:
+        return a == b
+    return encode(a) == encode(b)
