@@ -132,9 +132,12 @@ class Records:
         out = {k: dec(tx, v) for k, v in root.items() if k not in SPECIAL_KEYS and k != "channel_values"}
         values = {}
         for k, v in entries(tx, root.get("channel_values", {})).items():
-            values[k] = x = dec(tx, v)
             if type(v) is Link and v.code == VEC:
-                self.memo.remember(v, x)
+                values[k], snaps = self.codec.dec_vector(tx, v)
+                if snaps is not None:
+                    self.memo.put(bytes(v.data), snaps)
+            else:
+                values[k] = dec(tx, v)
         out["channel_values"] = values
         return out
 

@@ -41,7 +41,7 @@ from .naming import caller_prefix, head_ref
 from .plans import Plan, View, conf_of
 from .records import Records
 from .tree import CommitReader
-from .values import ListMemo, ValueCodec
+from .values import LeafCache, ListMemo, ValueCodec
 
 __all__ = ["LatticeSaver", "AsyncLatticeSaver", "ConflictError", "open_store", "MAX_RETRIES"]
 
@@ -102,6 +102,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
     def __init__(self, store: Any, *, caller: str = "local", serde: Any = None) -> None:
         caller_prefix(caller)  # validates
         self._memo = ListMemo()
+        self._leaves = LeafCache()
         super().__init__(serde=serde or JsonPlusSerializer())
         self.store = store
         self.caller = caller
@@ -117,7 +118,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
     @serde.setter
     def serde(self, value: Any) -> None:
         self._serde = value
-        self._records = Records(ValueCodec(value), self._memo)
+        self._records = Records(ValueCodec(value, self._leaves), self._memo)
 
     @classmethod
     @contextmanager

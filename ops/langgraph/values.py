@@ -44,9 +44,9 @@ from langchain_core.messages import (
 )
 
 from lattice.codec import Link, encode
-from lattice.nodes import BLOB, FANOUT, MAP, NODE, VEC, HMap, Tx, Vec
+from lattice.nodes import BITS, BLOB, FANOUT, MAP, NODE, VEC, HMap, Tx, Vec
 
-__all__ = ["RESERVED", "ValueCodec", "ListMemo", "snapshot", "store_list", "entries", "items"]
+__all__ = ["RESERVED", "ValueCodec", "ListMemo", "LeafCache", "snapshot", "store_list", "entries", "items"]
 
 RESERVED = frozenset({"$lc", "$serde", "$dict"})
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
@@ -81,10 +81,12 @@ class ValueCodec:
     Args:
         serde: the saver's ``SerializerProtocol`` (``dumps_typed``/``loads_typed``),
             used only for values outside plain data and core messages.
+        leaves: decoded vector leaves to reuse (see :class:`LeafCache`), or None.
     """
 
-    def __init__(self, serde: Any) -> None:
+    def __init__(self, serde: Any, leaves: "LeafCache | None" = None) -> None:
         self.serde = serde
+        self.leaves = leaves
 
     # -- encoding ------------------------------------------------------------
     def enc(self, v: Any) -> Any:
@@ -136,7 +138,7 @@ class ValueCodec:
             if code == NODE:
                 return self.dec(tx, tx.load(v))
             if code == VEC:
-                return self.dec_list(tx, v)
+                return self.dec_vector(tx, v)[0]
             if code == MAP:
                 return self._dec_map(tx, dict(HMap.open(tx, v).items_raw()))
             raise ValueError(f"unexpected link kind {code} in a stored channel value")
@@ -146,10 +148,35 @@ class ValueCodec:
             return self._dec_map(tx, v)
         return v
 
-    def dec_list(self, tx: Tx, link: Link) -> list:
-        """Decode a stored vector, one leaf at a time."""
-        dec = self.dec
-        return [dec(tx, x) for x in Vec.open(tx, link).iter_raw()]
+    def dec_vector(self, tx: Tx, link: Link) -> tuple[list, list | None]:
+        """Decode a stored vector; return ``(items, snapshots or None)``.
+
+        A leaf decoded before is reused from :attr:`leaves` (its items are
+        shared with earlier reads) if every item still has the snapshot it had
+        then; so reading the next checkpoint of a growing chat decodes the new
+        tail, not the whole history.
+        """
+        vec = Vec.open(tx, link)
+        out: list = []
+        snaps: list = []
+        cache = self.leaves
+        for leaf in _leaf_links(tx, vec):
+            d = bytes(leaf.data)
+            hit = cache.get(d) if cache is not None else None
+            if hit is not None and all(snapshot(x) == s for x, s in zip(*hit)):
+                out += hit[0]
+                snaps += hit[1]
+                continue
+            items = [self.dec(tx, x) for x in tx.load(leaf)]
+            ss = [snapshot(x) for x in items]
+            if cache is not None and None not in ss:
+                cache.put(d, items, ss)
+            out += items
+            snaps += ss
+        tail = [self.dec(tx, x) for x in vec.tail]
+        out += tail
+        snaps += [snapshot(x) for x in tail]
+        return out, (snaps if None not in snaps else None)
 
     def _dec_map(self, tx: Tx, m: dict) -> Any:
         if "$lc" in m:
@@ -164,6 +191,47 @@ class ValueCodec:
         if "$dict" in m:
             return {k: self.dec(tx, x) for k, x in entries(tx, m["$dict"]).items()}
         return {k: self.dec(tx, x) for k, x in m.items()}
+
+
+def _leaf_links(tx: Tx, vec: Vec) -> Any:
+    """The links of a vector's full leaves, in order (the tail is not among them)."""
+    if vec.root is None:
+        return
+    stack = [(vec.root, vec.shift)]
+    while stack:
+        node, level = stack.pop()
+        if level == 0:
+            yield node
+        else:
+            stack.extend((child, level - BITS) for child in reversed(tx.load(node)))
+
+
+class LeafCache:
+    """Decoded items of vector leaves by leaf digest, with their snapshots (bounded LRU, thread-safe).
+
+    Args:
+        capacity: leaves kept (each up to 32 items).
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[bytes, tuple[list, list]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, d: bytes) -> tuple[list, list] | None:
+        """``(items, snapshots)`` of leaf ``d``, or None."""
+        with self._lock:
+            e = self._entries.get(d)
+            if e is not None:
+                self._entries.move_to_end(d)
+            return e
+
+    def put(self, d: bytes, items: list, snaps: list) -> None:
+        """Remember the decoded items of leaf ``d``."""
+        with self._lock:
+            self._entries[d] = (items, snaps)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
 
 
 def entries(tx: Tx, v: Any) -> dict:
@@ -234,13 +302,6 @@ class ListMemo:
             self._entries.move_to_end(d)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
-
-    def remember(self, link: Any, items: list) -> None:
-        """Record the items the stored vector ``link`` decoded into (no-op unless a ``Link(VEC)``)."""
-        if type(link) is Link and link.code == VEC:
-            snaps = [snapshot(x) for x in items]
-            if None not in snaps:
-                self.put(bytes(link.data), snaps)
 
 
 def _prefix_unchanged(items: list, snaps: list) -> bool:
