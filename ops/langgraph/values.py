@@ -185,7 +185,7 @@ class ValueCodec:
                 raise ValueError(f"stored message has unknown type {m['$lc']!r}")
             return cls(**{k: self.dec(tx, x) for k, x in m.items() if k != "$lc"})
         if "$serde" in m:
-            kind, data = m["$serde"]
+            kind, data = items(tx, m["$serde"])
             data = self.dec(tx, data)
             return self.serde.loads_typed((kind, data))
         if "$dict" in m:

@@ -7,13 +7,7 @@ import pytest
 pytest.importorskip("langgraph.checkpoint.base", reason="needs the langgraph extra")
 
 from ops.langgraph import AsyncLatticeSaver, LatticeSaver  # noqa: E402
-
-BACKENDS = ["memory", "lmdb"]
-
-
-def spec_of(backend: str, tmp_path) -> str:
-    """The connection string of ``backend`` under ``tmp_path``."""
-    return ":memory:" if backend == "memory" else str(tmp_path / "lg")
+from tests.langgraph.helpers import BACKENDS, spec_of  # noqa: E402
 
 
 @pytest.fixture(params=BACKENDS)
