@@ -38,6 +38,7 @@ from lattice.memory import MemoryStore
 from lattice.nodes import ObjectCache, Tx
 
 from .naming import caller_prefix, head_ref
+from .pipeline import OverlayStore, Pending, submitter
 from .plans import Plan, View, conf_of
 from .records import Records
 from .tree import CommitReader
@@ -109,6 +110,8 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         self._cache = ObjectCache()
         self._rd = CommitReader()
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
+        self._submit = submitter(store)
+        self._pending: dict[str, Pending] = {}  # namespace head ref -> commits in flight (sync callers)
 
     # The codec follows the serde (``with_allowlist`` sets a new one on a copy).
     @property
@@ -139,8 +142,9 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         return f"<{type(self).__name__} caller={self.caller!r} store={self.store!r}>"
 
     # ------------------------------------------------------------------ driving
-    def _view(self) -> View:
-        return View(self.store, self.caller, self._rd, self._records, Tx(self.store, self._cache))
+    def _view(self, store: Any = None) -> View:
+        store = self.store if store is None else store
+        return View(store, self.caller, self._rd, self._records, Tx(store, self._cache))
 
     def _objects(self, tx: Tx) -> dict:
         objs = tx.objects
@@ -154,20 +158,50 @@ class LatticeSaver(BaseCheckpointSaver[int]):
             self._memo.put(bytes(link.data), snaps)
         return plan.result
 
+    def _plan_on(self, pending: dict, key: str | None, planner: Callable[[View], Plan]) -> tuple[View, Plan]:
+        """Plan on the store as it will be once the commits in flight for ``key`` land."""
+        p = pending.get(key) if key is not None else None
+        return (view := self._view(OverlayStore(self.store, p) if p is not None else None)), planner(view)
+
+    def _submitted(self, pending: dict, key: str | None, objs: dict, updates: list) -> Any:
+        fut = self._submit(objs, updates)
+        if key is not None:
+            pending.setdefault(key, Pending()).add(objs, updates)
+        return fut, pending.get(key) if key is not None else None
+
+    @staticmethod
+    def _landed(pending: dict, key: str | None, p: Pending | None, ok: bool) -> None:
+        """A commit in flight resolved: forget the overlay once none is left, or at once if it lost
+        (those planned on top of it lose too)."""
+        if p is None:
+            return
+        p.count -= 1
+        if (not ok or p.count <= 0) and pending.get(key) is p:
+            del pending[key]
+
     def _run(self, key: str | None, planner: Callable[[View], Plan]) -> Any:
-        """Plan on a fresh view and commit; on a lost race plan again (``key``: the namespace, for the lock)."""
-        lock = self._locks[hash(key) % _STRIPES] if key is not None else None
+        """Plan and commit; on a lost race plan again. ``key`` (the namespace's head ref) picks the lock
+        and the commits in flight to plan on top of."""
+        lock = self._locks[hash(key) % _STRIPES]
         for _ in range(MAX_RETRIES):
-            if lock is not None:
-                lock.acquire()
-            try:
-                view = self._view()
-                plan = planner(view)
-                if not plan.updates or self.store.commit(self._objects(view.tx), plan.updates):
+            with lock:
+                view, plan = self._plan_on(self._pending, key, planner)
+                if not plan.updates:
                     return self._done(plan)
+                objs = self._objects(view.tx)
+                if self._submit is None:
+                    if self.store.commit(objs, plan.updates):
+                        return self._done(plan)
+                    continue
+                fut, p = self._submitted(self._pending, key, objs, plan.updates)
+            ok = False
+            try:
+                ok = fut.result()
             finally:
-                if lock is not None:
-                    lock.release()
+                with lock:
+                    self._landed(self._pending, key, p, ok)
+            if ok:
+                return self._done(plan)
         raise ConflictError(f"gave up after {MAX_RETRIES} lost compare-and-swap races on {key or 'a thread'}")
 
     def _key(self, config: RunnableConfig) -> str:
@@ -320,6 +354,7 @@ class AsyncLatticeSaver(LatticeSaver):
     def __init__(self, store: Any, *, caller: str = "local", serde: Any = None) -> None:
         super().__init__(store, caller=caller, serde=serde)
         self._alocks = [asyncio.Lock() for _ in range(_STRIPES)]
+        self._apending: dict[str, Pending] = {}  # as _pending, for callers on the event loop
 
     @classmethod
     @asynccontextmanager
@@ -337,18 +372,25 @@ class AsyncLatticeSaver(LatticeSaver):
             store.close()
 
     async def _arun(self, key: str | None, planner: Callable[[View], Plan]) -> Any:
-        lock = self._alocks[hash(key) % _STRIPES] if key is not None else None
+        lock = self._alocks[hash(key) % _STRIPES]
         for _ in range(MAX_RETRIES):
-            if lock is not None:
-                await lock.acquire()
-            try:
-                view = self._view()
-                plan = planner(view)
-                if not plan.updates or await self.store.acommit(self._objects(view.tx), plan.updates):
+            async with lock:
+                view, plan = self._plan_on(self._apending, key, planner)
+                if not plan.updates:
                     return self._done(plan)
+                objs = self._objects(view.tx)
+                if self._submit is None:
+                    if await self.store.acommit(objs, plan.updates):
+                        return self._done(plan)
+                    continue
+                fut, p = self._submitted(self._apending, key, objs, plan.updates)
+            ok = False
+            try:
+                ok = await asyncio.wrap_future(fut)
             finally:
-                if lock is not None:
-                    lock.release()
+                self._landed(self._apending, key, p, ok)
+            if ok:
+                return self._done(plan)
         raise ConflictError(f"gave up after {MAX_RETRIES} lost compare-and-swap races on {key or 'a thread'}")
 
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
