@@ -35,7 +35,7 @@ __all__ = ["Plan", "NOTHING", "View", "conf_of"]
 
 class Plan(NamedTuple):
     """A change: ref updates (the objects are in the view's tx), the call's result, and
-    ``(vector link, snapshots)`` to remember once committed."""
+    ``(vector link, its items)`` to remember once committed."""
 
     updates: list
     result: Any = None

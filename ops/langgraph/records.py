@@ -50,7 +50,7 @@ class Records:
     # -- writing -------------------------------------------------------------
     def build(self, tx: Tx, checkpoint: dict, metadata: dict, new_versions: dict, parent_root: dict | None,
               parent_id: str | None, writes: Any = None) -> tuple[Link, list]:
-        """Buffer the root of a checkpoint; return ``(root link, [(vector link, snapshots)...])``.
+        """Buffer the root of a checkpoint; return ``(root link, [(vector link, its items)...])``.
 
         Args:
             parent_root: the stored root of the parent checkpoint (its values are
@@ -74,9 +74,9 @@ class Records:
             elif k in values:
                 v = values[k]
                 if type(v) is list:
-                    s, snaps = store_list(self.codec, self.memo, tx, v, p_values.get(k))
-                    if snaps is not None:
-                        remember.append((s, snaps))
+                    s, held = store_list(self.codec, self.memo, tx, v, p_values.get(k))
+                    if held is not None and type(s) is Link and s.code == VEC:
+                        remember.append((s, held))
                     stored[k] = s
                 else:
                     stored[k] = tx.put_value(enc(v))
@@ -133,9 +133,8 @@ class Records:
         values = {}
         for k, v in entries(tx, root.get("channel_values", {})).items():
             if type(v) is Link and v.code == VEC:
-                values[k], snaps = self.codec.dec_vector(tx, v)
-                if snaps is not None:
-                    self.memo.put(bytes(v.data), snaps)
+                values[k] = x = self.codec.dec_vector(tx, v)
+                self.memo.put(bytes(v.data), list(x))
             else:
                 values[k] = dec(tx, v)
         out["channel_values"] = values

@@ -154,8 +154,8 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         return objs
 
     def _done(self, plan: Plan) -> Any:
-        for link, snaps in plan.remember:
-            self._memo.put(bytes(link.data), snaps)
+        for link, held in plan.remember:
+            self._memo.put(bytes(link.data), held)
         return plan.result
 
     def _plan_on(self, pending: dict, key: str | None, planner: Callable[[View], Plan]) -> tuple[View, Plan]:

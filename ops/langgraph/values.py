@@ -25,14 +25,23 @@ thread that holds the same text.
 A list channel that grows by appending (a ``messages`` channel under
 ``add_messages``) reuses the previous checkpoint's vector: :class:`ListMemo`
 remembers which Python objects a stored vector holds, so the next checkpoint
-appends only the new items (O(log n) new objects per turn). Without a memo hit
-(another process, a list that changed in the middle) every item is encoded
-again and unchanged sub-trees come out with the same digests, so the store
-still shares them; only the CPU cost is O(n).
+appends only the new items (O(log n) new objects per turn). An item counts as
+unchanged while it is the *same object*: LangGraph's reducers return new
+objects for what they change (``add_messages`` replaces a message by id), and,
+as with LangGraph's ``DeltaChannel``, an old item mutated in place is not seen.
+Without a memo hit (another process, a list changed in the middle) every item
+is encoded again; unchanged sub-trees come out with the same digests, so the
+store still shares them and only the CPU cost is O(n).
+
+Reading, :class:`LeafCache` keeps the decoded items of vector leaves, so the
+next checkpoint of a growing chat decodes its tail, not its history. Those
+objects are shared between reads; a shared message whose fields no longer
+equal what was decoded (a caller changed it) is decoded afresh.
 """
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -46,7 +55,7 @@ from langchain_core.messages import (
 from lattice.codec import Link, encode
 from lattice.nodes import BITS, BLOB, FANOUT, MAP, NODE, VEC, HMap, Tx, Vec
 
-__all__ = ["RESERVED", "ValueCodec", "ListMemo", "LeafCache", "snapshot", "store_list", "entries", "items"]
+__all__ = ["RESERVED", "ValueCodec", "ListMemo", "LeafCache", "store_list", "entries", "items"]
 
 RESERVED = frozenset({"$lc", "$serde", "$dict"})
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
@@ -138,7 +147,7 @@ class ValueCodec:
             if code == NODE:
                 return self.dec(tx, tx.load(v))
             if code == VEC:
-                return self.dec_vector(tx, v)[0]
+                return self.dec_vector(tx, v)
             if code == MAP:
                 return self._dec_map(tx, dict(HMap.open(tx, v).items_raw()))
             raise ValueError(f"unexpected link kind {code} in a stored channel value")
@@ -148,35 +157,23 @@ class ValueCodec:
             return self._dec_map(tx, v)
         return v
 
-    def dec_vector(self, tx: Tx, link: Link) -> tuple[list, list | None]:
-        """Decode a stored vector; return ``(items, snapshots or None)``.
-
-        A leaf decoded before is reused from :attr:`leaves` (its items are
-        shared with earlier reads) if every item still has the snapshot it had
-        then; so reading the next checkpoint of a growing chat decodes the new
-        tail, not the whole history.
-        """
+    def dec_vector(self, tx: Tx, link: Link) -> list:
+        """Decode a stored vector, reusing the leaves in :attr:`leaves` that are still as decoded."""
         vec = Vec.open(tx, link)
         out: list = []
-        snaps: list = []
         cache = self.leaves
         for leaf in _leaf_links(tx, vec):
             d = bytes(leaf.data)
             hit = cache.get(d) if cache is not None else None
-            if hit is not None and all(snapshot(x) == s for x, s in zip(*hit)):
+            if hit is not None and _still(hit):
                 out += hit[0]
-                snaps += hit[1]
                 continue
             items = [self.dec(tx, x) for x in tx.load(leaf)]
-            ss = [snapshot(x) for x in items]
-            if cache is not None and None not in ss:
-                cache.put(d, items, ss)
+            if cache is not None:
+                cache.put(d, items)
             out += items
-            snaps += ss
-        tail = [self.dec(tx, x) for x in vec.tail]
-        out += tail
-        snaps += [snapshot(x) for x in tail]
-        return out, (snaps if None not in snaps else None)
+        out += [self.dec(tx, x) for x in vec.tail]
+        return out
 
     def _dec_map(self, tx: Tx, m: dict) -> Any:
         if "$lc" in m:
@@ -206,8 +203,23 @@ def _leaf_links(tx: Tx, vec: Vec) -> Any:
             stack.extend((child, level - BITS) for child in reversed(tx.load(node)))
 
 
+_getdict = operator.attrgetter("__dict__")
+_MESSAGE_TYPES = frozenset(_CLASS_TYPE)
+_IMMUTABLE = frozenset({type(None), str, int, float, bool, bytes})
+
+
+def _still(entry: tuple) -> bool:
+    """Whether the cached items of a leaf are as decoded (checked in C loops: this runs over a
+    whole chat history at every read)."""
+    items, fields = entry
+    return fields is None or list(map(_getdict, items)) == fields
+
+
 class LeafCache:
-    """Decoded items of vector leaves by leaf digest, with their snapshots (bounded LRU, thread-safe).
+    """Decoded items of vector leaves by leaf digest (bounded LRU, thread-safe).
+
+    Only leaves of immutable scalars or core messages are kept; for messages,
+    a copy of each one's fields, to tell that a caller has changed it.
 
     Args:
         capacity: leaves kept (each up to 32 items).
@@ -215,21 +227,28 @@ class LeafCache:
 
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[bytes, tuple[list, list]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[list, list | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, d: bytes) -> tuple[list, list] | None:
-        """``(items, snapshots)`` of leaf ``d``, or None."""
+    def get(self, d: bytes) -> tuple[list, list | None] | None:
+        """``(items, fields or None)`` of leaf ``d``, or None."""
         with self._lock:
             e = self._entries.get(d)
             if e is not None:
                 self._entries.move_to_end(d)
             return e
 
-    def put(self, d: bytes, items: list, snaps: list) -> None:
-        """Remember the decoded items of leaf ``d``."""
+    def put(self, d: bytes, items: list) -> None:
+        """Remember the decoded items of leaf ``d`` (if they are scalars or core messages)."""
+        kinds = set(map(type, items))
+        if kinds <= _IMMUTABLE:
+            entry = (items, None)
+        elif kinds <= _MESSAGE_TYPES:
+            entry = (items, [dict(x.__dict__) for x in items])
+        else:
+            return
         with self._lock:
-            self._entries[d] = (items, snaps)
+            self._entries[d] = entry
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
 
@@ -258,25 +277,8 @@ def items(tx: Tx, v: Any) -> list:
     return v
 
 
-def snapshot(x: Any) -> Any:
-    """What :class:`ListMemo` compares to tell that an item is unchanged, or ``None`` when it can't.
-
-    A core message: its type and field values (compared with ``==``; a field
-    reassigned or a message replaced by id is seen; a nested dict mutated in
-    place is not). A scalar: itself.
-    """
-    t = type(x)
-    if t in _CLASS_TYPE:
-        return (t, tuple(x.__dict__.values()))
-    if x is None or t is str or t is int or t is float or t is bool or t is bytes:
-        return (t, x)
-    return None
-
-
 class ListMemo:
-    """Snapshots of the items of recently stored vectors, by digest (see :func:`snapshot`).
-
-    Bounded (LRU). Thread-safe.
+    """The items (Python objects) each recently stored vector holds, by digest. Bounded LRU; thread-safe.
 
     Args:
         capacity: vectors remembered.
@@ -288,31 +290,20 @@ class ListMemo:
         self._lock = threading.Lock()
 
     def get(self, d: bytes) -> list | None:
-        """The snapshots of the items of vector ``d``, or ``None``."""
+        """The items of vector ``d``, or ``None``."""
         with self._lock:
             e = self._entries.get(d)
             if e is not None:
                 self._entries.move_to_end(d)
             return e
 
-    def put(self, d: bytes, snaps: list) -> None:
-        """Remember the snapshots of the items of vector ``d``."""
+    def put(self, d: bytes, items: list) -> None:
+        """Remember that vector ``d`` holds ``items`` (the list is not copied: pass one nobody changes)."""
         with self._lock:
-            self._entries[d] = snaps
+            self._entries[d] = items
             self._entries.move_to_end(d)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
-
-
-def _prefix_unchanged(items: list, snaps: list) -> bool:
-    """Whether the first ``len(snaps)`` items of ``items`` still have those snapshots."""
-    n = len(snaps)
-    if len(items) < n:
-        return False
-    for i in range(n):
-        if snapshot(items[i]) != snaps[i]:
-            return False
-    return True
 
 
 def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, items: list, base: Any) -> tuple[Any, list | None]:
@@ -323,34 +314,30 @@ def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, items: list, base: Any
             form), or ``None``.
 
     Returns:
-        ``(stored, snaps)``: the stored form (a ``Link(VEC)`` past 32 items)
-        and the item snapshots to remember it by once committed (``None``: nothing to remember).
+        ``(stored, remember)``: the stored form (a ``Link(VEC)`` past 32 items)
+        and the items to remember it by once committed (None: nothing to remember).
     """
     if len(items) <= FANOUT:
         return tx.put_value(codec.enc(items)), None
+    keep = list(items)
     if type(base) is Link and base.code == VEC:
-        old_snaps = memo.get(bytes(base.data))
-        if old_snaps is not None and _prefix_unchanged(items, old_snaps):
+        old = memo.get(bytes(base.data))
+        if old is not None and len(keep) >= len(old) and all(map(operator.is_, keep, old)):
             vec = Vec.open(tx, base)
-            rest = items[len(old_snaps):]
-            for x in rest:
+            for x in keep[len(old):]:
                 vec = vec.append_raw(tx.put_value(codec.enc(x)))
-            snaps = old_snaps + [snapshot(x) for x in rest]
-            return vec.store(), (snaps if None not in snaps else None)
+            return vec.store(), keep
         # No memo: compare the stored forms; append if the old vector is a prefix.
-        old = Vec.open(tx, base)
-        if old.count <= len(items):
-            stored = [tx.put_value(codec.enc(x)) for x in items]
-            snaps = [snapshot(x) for x in items]
-            snaps = snaps if None not in snaps else None
-            if all(_same(a, b) for a, b in zip(old.iter_raw(), stored)):
-                vec = old
-                for s in stored[old.count:]:
-                    vec = vec.append_raw(s)
-                return vec.store(), snaps
-            return Vec.build(tx, stored).store(), snaps
-    snaps = [snapshot(x) for x in items]
-    return tx.put_value(codec.enc(items)), (snaps if None not in snaps else None)
+        prev = Vec.open(tx, base)
+        if prev.count <= len(keep):
+            stored = [tx.put_value(codec.enc(x)) for x in keep]
+            if all(_same(a, b) for a, b in zip(prev.iter_raw(), stored)):
+                vec = prev
+                for x in stored[prev.count:]:
+                    vec = vec.append_raw(x)
+                return vec.store(), keep
+            return Vec.build(tx, stored).store(), keep
+    return tx.put_value(codec.enc(keep)), keep
 
 
 def _same(a: Any, b: Any) -> bool:

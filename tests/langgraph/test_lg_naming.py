@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("langgraph.checkpoint.base", reason="needs the langgraph extra")
 
-from hypothesis import given  # noqa: E402
+from hypothesis import assume, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from ops.langgraph.naming import (  # noqa: E402
@@ -18,7 +18,11 @@ IDS = st.text(min_size=1, max_size=40)
 
 @given(IDS, st.text(max_size=40), st.text(min_size=1, max_size=40))
 def test_names_parse_back(thread, ns, cid):
-    head = head_ref("local", thread, ns)
+    try:
+        head = head_ref("local", thread, ns)
+    except ValueError as e:  # non-ASCII escapes to up to 12 characters each
+        assert "too long" in str(e)
+        assume(False)
     assert parse_ref(head) == ("local", thread, ns, "head", "")
     assert parse_ref(tip_ref(head, cid)) == ("local", thread, ns, "tip", cid)
     assert parse_ref(parked_ref(head, cid)) == ("local", thread, ns, "parked", cid)

@@ -108,9 +108,9 @@ def _stored_list(items, base=None, memo=None):
     store = MemoryStore()
     tx = Tx(store)
     memo = memo or ListMemo()
-    stored, snaps = store_list(CODEC, memo, tx, items, base)
+    stored, held = store_list(CODEC, memo, tx, items, base)
     store.commit(tx.objects, [])
-    return store, stored, snaps, len(tx.objects)
+    return store, stored, held, len(tx.objects)
 
 
 def test_a_grown_list_appends_to_the_previous_vector():
@@ -118,9 +118,9 @@ def test_a_grown_list_appends_to_the_previous_vector():
     memo = ListMemo()
     store = MemoryStore()
     tx = Tx(store)
-    first, snaps = store_list(CODEC, memo, tx, msgs[:150], None)
+    first, held = store_list(CODEC, memo, tx, msgs[:150], None)
     store.commit(tx.objects, [])
-    memo.put(bytes(first.data), snaps)
+    memo.put(bytes(first.data), held)
     tx = Tx(store)
     second, _ = store_list(CODEC, memo, tx, msgs, first)
     assert len(tx.objects) <= 60  # 50 new message blobs, two leaves, the vector root
@@ -129,25 +129,37 @@ def test_a_grown_list_appends_to_the_previous_vector():
     assert second == _stored_list(msgs)[1]
 
 
-def test_a_changed_item_is_stored_again_not_missed():
+def test_a_replaced_item_is_stored_again():
     msgs = [HumanMessage(content=f"m{i}", id=f"m{i}") for i in range(40)]
     memo = ListMemo()
     store = MemoryStore()
     tx = Tx(store)
-    first, snaps = store_list(CODEC, memo, tx, msgs, None)
+    first, held = store_list(CODEC, memo, tx, msgs, None)
     store.commit(tx.objects, [])
-    memo.put(bytes(first.data), snaps)
-    msgs[3].content = "edited in place"  # a field reassigned: the snapshot differs
+    memo.put(bytes(first.data), held)
+    edited = list(msgs)
+    edited[3] = msgs[3].model_copy(update={"content": "edited"})  # what add_messages does for a same-id message
     tx = Tx(store)
-    second, _ = store_list(CODEC, memo, tx, msgs + [HumanMessage(content="new", id="n")], first)
+    second, _ = store_list(CODEC, memo, tx, edited + [HumanMessage(content="new", id="n")], first)
     store.commit(tx.objects, [])
     out = CODEC.dec(Tx(store), second)
-    assert out[3].content == "edited in place" and out[-1].content == "new" and len(out) == 41
-    replaced = msgs[:5] + [AIMessage(content="replaced", id="m5")] + msgs[6:]  # add_messages replaces by id
+    assert out[3].content == "edited" and out[-1].content == "new" and len(out) == 41
+    assert second == _stored_list(edited + [HumanMessage(content="new", id="n")])[1]
+
+
+def test_an_item_mutated_in_place_is_not_seen_as_with_delta_channel():
+    """Documented limit: an item is unchanged while it is the same object."""
+    msgs = [HumanMessage(content=f"m{i}", id=f"m{i}") for i in range(40)]
+    memo = ListMemo()
+    store = MemoryStore()
     tx = Tx(store)
-    third, _ = store_list(CODEC, memo, tx, replaced, first)
+    first, held = store_list(CODEC, memo, tx, msgs, None)
     store.commit(tx.objects, [])
-    assert CODEC.dec(Tx(store), third)[5].content == "replaced"
+    memo.put(bytes(first.data), held)
+    msgs[3].content = "mutated in place"
+    tx = Tx(store)
+    second, _ = store_list(CODEC, memo, tx, msgs + [HumanMessage(content="new", id="n")], first)
+    assert CODEC.dec(tx, second)[3].content == "m3"
 
 
 def test_decoded_leaves_are_shared_until_an_item_changes():
@@ -155,14 +167,16 @@ def test_decoded_leaves_are_shared_until_an_item_changes():
     msgs = [HumanMessage(content=f"m{i}", id=f"m{i}") for i in range(70)]
     store, stored, _, _ = _stored_list(msgs)
     assert type(stored) is Link and stored.code == VEC
-    a, snaps_a = codec.dec_vector(Tx(store), stored)
-    b, _ = codec.dec_vector(Tx(store), stored)
+    a = codec.dec_vector(Tx(store), stored)
+    b = codec.dec_vector(Tx(store), stored)
     assert a == msgs and b == msgs and a is not b
     assert a[0] is b[0] and a[-1] is not b[-1]  # leaves shared, the tail decoded again
     a[0].content = "changed by a caller"
-    c, _ = codec.dec_vector(Tx(store), stored)
-    assert c[0].content == "m0" and c[0] is not a[0]
-    assert len(snaps_a) == 70
+    c = codec.dec_vector(Tx(store), stored)
+    assert c[0].content == "m0" and c[0] is not a[0] and c[1] is not a[1]
+    plain = _stored_list([{"k": i} for i in range(40)])
+    d1, d2 = codec.dec_vector(Tx(plain[0]), plain[1]), codec.dec_vector(Tx(plain[0]), plain[1])
+    assert d1 == d2 and d1[0] is not d2[0]  # mutable plain items are never shared
 
 
 def test_leaf_links_walk_every_full_leaf():
