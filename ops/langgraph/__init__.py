@@ -33,14 +33,25 @@ The root of a checkpoint commit (:mod:`ops.langgraph.records`)::
      "pending_writes":   [{"task_id", "channel", "value", "task_path", "idx"}...]}   # absent when none
 
 Values are plain lattice data where they can be (:mod:`ops.langgraph.values`),
-so a path reads into them: with the head at version ``k``,
-``t/<caller>/<T>`` + ``/channel_values/messages/3/content`` is the text of the
-fourth message as of the k-th checkpoint of the branch. A chat turn appends to
+so a path reads into them: at version ``k`` of the head ref (its commit with
+``seq`` k), ``channel_values/messages/3/content`` is the text of the fourth
+message as of the k-th checkpoint of the current branch. A chat turn appends to
 the ``messages`` vector: O(log n) new objects, the rest shared with the
-previous checkpoint. ``copy_thread`` writes new refs to the same commits and no
-object. ``delete_thread``, ``prune`` and ``delete_for_runs`` move or remove refs
-(and rewrite the commits above a removed checkpoint); objects no ref reaches
-stay until a garbage collection.
+previous checkpoint.
+
+Pending writes join their checkpoint's root: ``put_writes`` rewrites that
+commit (same parent and ``seq``) and the commits above it up to each leaf
+holding it, usually just the head. Writes for a checkpoint not stored yet are
+parked under ``<head>!<id>`` and join it when it arrives. ``copy_thread``
+writes new refs to the same commits and no object. ``delete_thread``,
+``prune`` and ``delete_for_runs`` move or remove refs (and rewrite the commits
+above a removed checkpoint); objects no ref reaches stay until a garbage
+collection.
+
+Writers: every change to a namespace is one atomic commit whose ref updates
+are compare-and-swaps, the head always among them (:mod:`ops.langgraph.saver`);
+a lost race is planned again on the new refs, so concurrent puts after the same
+parent become branches, as LangGraph's own savers keep them.
 """
 
 from .saver import AsyncLatticeSaver, ConflictError, LatticeSaver, open_store
