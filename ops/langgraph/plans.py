@@ -212,6 +212,12 @@ class View:
             if new is None:
                 return NOTHING
             link = tx.put_root({**root, "pending_writes": new})
+            leaf = forest.head_name if d == forest.head else next((n for n, x in forest.tips.items() if x == d), None)
+            if leaf is not None:
+                # A leaf (the usual case: writes for the newest checkpoint): only its chain holds it, and a
+                # writer that gives it a child must move its ref, so that ref alone guards the change.
+                nd, _ = write_like(tx, rd, c, c.parent, link)
+                return Plan([RefUpdate(leaf, d, nd)])
             return Plan(leaf_updates(forest, rebuild(tx, rd, forest, {d: (c.seq, link)})))
         # The checkpoint is not stored (yet): park the writes beside the head until it is.
         old = forest.parked.get(cid)

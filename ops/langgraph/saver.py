@@ -23,7 +23,9 @@ checkpoint. After :data:`MAX_RETRIES` lost races in a row the call fails with
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -50,6 +52,12 @@ __all__ = ["LatticeSaver", "AsyncLatticeSaver", "ConflictError", "open_store", "
 MAX_RETRIES = 64
 _STRIPES = 64
 _FILTER_OVER = 64  # a commit with more new objects than this drops those the store already has
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait after the ``attempt``-th lost race: jittered, doubling from 0.1 ms up to 25 ms,
+    so writers that keep colliding spread out instead of starving one another."""
+    return random.uniform(0, min(0.0001 * (2 ** attempt), 0.025))
 
 
 class ConflictError(RuntimeError):
@@ -183,7 +191,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         """Plan and commit; on a lost race plan again. ``key`` (the namespace's head ref) picks the lock
         and the commits in flight to plan on top of."""
         lock = self._locks[hash(key) % _STRIPES]
-        for _ in range(MAX_RETRIES):
+        for attempt in range(MAX_RETRIES):
             with lock:
                 view, plan = self._plan_on(self._pending, key, planner)
                 if not plan.updates:
@@ -192,16 +200,19 @@ class LatticeSaver(BaseCheckpointSaver[int]):
                 if self._submit is None:
                     if self.store.commit(objs, plan.updates):
                         return self._done(plan)
-                    continue
-                fut, p = self._submitted(self._pending, key, objs, plan.updates)
+                    fut = None
+                else:
+                    fut, p = self._submitted(self._pending, key, objs, plan.updates)
             ok = False
-            try:
-                ok = fut.result()
-            finally:
-                with lock:
-                    self._landed(self._pending, key, p, ok)
+            if fut is not None:
+                try:
+                    ok = fut.result()
+                finally:
+                    with lock:
+                        self._landed(self._pending, key, p, ok)
             if ok:
                 return self._done(plan)
+            time.sleep(_backoff(attempt))
         raise ConflictError(f"gave up after {MAX_RETRIES} lost compare-and-swap races on {key or 'a thread'}")
 
     def _key(self, config: RunnableConfig) -> str:
@@ -373,7 +384,7 @@ class AsyncLatticeSaver(LatticeSaver):
 
     async def _arun(self, key: str | None, planner: Callable[[View], Plan]) -> Any:
         lock = self._alocks[hash(key) % _STRIPES]
-        for _ in range(MAX_RETRIES):
+        for attempt in range(MAX_RETRIES):
             async with lock:
                 view, plan = self._plan_on(self._apending, key, planner)
                 if not plan.updates:
@@ -382,15 +393,18 @@ class AsyncLatticeSaver(LatticeSaver):
                 if self._submit is None:
                     if await self.store.acommit(objs, plan.updates):
                         return self._done(plan)
-                    continue
-                fut, p = self._submitted(self._apending, key, objs, plan.updates)
+                    fut = None
+                else:
+                    fut, p = self._submitted(self._apending, key, objs, plan.updates)
             ok = False
-            try:
-                ok = await asyncio.wrap_future(fut)
-            finally:
-                self._landed(self._apending, key, p, ok)
+            if fut is not None:
+                try:
+                    ok = await asyncio.wrap_future(fut)
+                finally:
+                    self._landed(self._apending, key, p, ok)
             if ok:
                 return self._done(plan)
+            await asyncio.sleep(_backoff(attempt))
         raise ConflictError(f"gave up after {MAX_RETRIES} lost compare-and-swap races on {key or 'a thread'}")
 
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,

@@ -246,13 +246,24 @@ def rebuild(tx: Tx, rd: CommitReader, forest: Forest, changes: dict[bytes, tuple
 
     Returns:
         ``checkpoint id -> digest`` of the new leaves (commits buffered in ``tx``).
+        Only the chains that hold a changed commit are walked, down to the deepest
+        change: replacing the head's checkpoint rewrites one commit.
     """
+    leaves = forest.leaf_ids(tx, rd)
     if not changes:
-        return forest.leaf_ids(tx, rd)
+        return leaves
     low = min(seq for seq, _ in changes.values())
+    removing = any(root is None for _, root in changes.values())
+    only = None
+    if len(changes) == 1 and not removing:  # the common case: one checkpoint gains writes
+        (d0,) = changes
+        only = cid_of(rd(tx, d0))
     memo: dict[bytes, bytes | None] = {}
-    tops: list[bytes] = []
-    for _, leaf in forest.leaves():
+    out: dict[str, bytes] = {}
+    for lid, leaf in leaves.items():
+        if only is not None and (lid < only and not _dis(rd(tx, leaf)) or find(tx, rd, leaf, only) is None):
+            out[lid] = leaf  # this chain does not hold the change
+            continue
         chain = []
         base = None
         for d, c in _walk(tx, rd, leaf):
@@ -274,12 +285,9 @@ def rebuild(tx: Tx, rd: CommitReader, forest: Forest, changes: dict[bytes, tuple
             else:
                 cur = d
             memo[d] = cur
-        if cur is not None and cur not in tops:
-            tops.append(cur)
-    # A removed leaf leaves its nearest kept ancestor: a leaf only if no other top holds it.
-    out: dict[str, bytes] = {}
-    for t in tops:
-        tc = rd(tx, t)
-        if not any(u != t and find(tx, rd, u, cid_of(tc)) for u in tops):
-            out[cid_of(tc)] = t
+        if cur is not None:
+            out[cid_of(rd(tx, cur))] = cur
+    if removing:  # a removed leaf leaves its nearest kept ancestor: a leaf only if no other top holds it
+        tops = list(out.items())
+        out = {i: t for i, t in tops if not any(u != t and find(tx, rd, u, i) for _, u in tops)}
     return out
