@@ -14,6 +14,15 @@ head ref: if a commit in flight loses its race, each commit planned on top of
 it finds the head it expected missing and fails too; the saver then drops the
 overlay and plans again on the store.
 
+Lingering: ``put_writes`` comes first and LangGraph waits only for the
+``put`` (the next step starts when the checkpoint is stored), so a
+``put_writes`` may linger up to :data:`LINGER` seconds for the ``put`` of the
+same namespace and go into the store in the same commit: one durable commit
+instead of two on the step's critical path. A ``put_writes`` that lingered in
+vain (the run ended, or LangGraph waits for those writes before its ``put``, as
+it does for ``DeltaChannel`` writes) commits alone, and that namespace stops
+lingering for the next 2, 4, ... 64 calls.
+
 This needs a store that queues a commit without waiting for it
 (:func:`submitter`); otherwise the saver commits one at a time.
 """
@@ -23,7 +32,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["Pending", "OverlayStore", "submitter"]
+from lattice.store import RefUpdate
+
+__all__ = ["LINGER", "Pending", "OverlayStore", "Batch", "Lanes", "submitter"]
+
+#: Seconds a ``put_writes`` waits for the next ``put`` of its namespace to share its commit.
+LINGER = 0.002
 
 
 class Pending:
@@ -89,3 +103,98 @@ def submitter(store: Any) -> Callable[[Mapping[bytes, bytes], list], Any] | None
         if isinstance(store, LmdbStore):
             fn = store._submit
     return fn
+
+
+class Batch:
+    """Changes of one namespace going into the store as one commit: objects, and per ref the first
+    expected value and the last new one (each change was planned on top of the ones before)."""
+
+    __slots__ = ("objects", "updates", "fut", "done")
+
+    def __init__(self, done: Any) -> None:
+        self.objects: dict[bytes, bytes] = {}
+        self.updates: dict[str, tuple[bytes | None, bytes | None]] = {}
+        self.fut: Any = None  # the store's future, once submitted
+        self.done = done  # an event set when submitted (threading.Event or asyncio.Event)
+
+    def add(self, objects: Mapping[bytes, bytes], updates: list) -> None:
+        self.objects.update(objects)
+        for u in updates:
+            old = self.updates.get(u.name)
+            self.updates[u.name] = (u.expected if old is None else old[0], u.new)
+
+    def ref_updates(self) -> list[RefUpdate]:
+        return [RefUpdate(n, e, v) for n, (e, v) in self.updates.items()]
+
+
+class Lanes:
+    """Per namespace: the commits in flight (:class:`Pending`), the batch held for lingering writes,
+    and whether to linger. The caller holds the namespace's lock around every method.
+
+    Args:
+        submit: the store's non-blocking commit (see :func:`submitter`).
+        event: makes the event a batch signals when submitted (``threading.Event``, ``asyncio.Event``).
+    """
+
+    def __init__(self, submit: Callable, event: Callable[[], Any]) -> None:
+        self.submit, self.event = submit, event
+        self.pending: dict[str, Pending] = {}
+        self.held: dict[str, Batch] = {}
+        self.skip: dict[str, list[int]] = {}  # key -> [calls left without lingering, level]
+
+    def view(self, store: Any, key: str | None) -> Any:
+        """The store to plan on: with the commits in flight (and held) for ``key`` applied."""
+        p = self.pending.get(key) if key is not None else None
+        return store if p is None else OverlayStore(store, p)
+
+    def enqueue(self, key: str | None, objects: Mapping[bytes, bytes], updates: list,
+                linger: bool) -> tuple[Batch, Pending | None]:
+        """Queue a planned change; return its batch (submitted unless it lingers) and its :class:`Pending`."""
+        p = None
+        if key is not None:
+            p = self.pending.setdefault(key, Pending())
+            p.add(objects, updates)
+        batch = self.held.get(key) if key is not None else None
+        if batch is not None:  # writes are lingering: join them
+            batch.add(objects, updates)
+            if not linger:
+                del self.held[key]
+                self._go(batch)
+                self.skip.pop(key, None)
+            return batch, p
+        batch = Batch(self.event())
+        batch.add(objects, updates)
+        if linger and key is not None and self._may_linger(key):
+            self.held[key] = batch
+        else:
+            self._go(batch)
+        return batch, p
+
+    def expire(self, key: str, batch: Batch) -> None:
+        """The linger time is over: commit the batch alone if nobody took it, and linger less."""
+        if self.held.get(key) is batch:
+            del self.held[key]
+            self._go(batch)
+            left, level = self.skip.get(key, [0, 0])
+            level = min(level + 1, 6)
+            self.skip[key] = [2 ** level, level]
+
+    def landed(self, key: str | None, p: Pending | None, ok: bool) -> None:
+        """A change resolved: forget the overlay once none is left, or at once if it lost
+        (those planned on top of it lose too)."""
+        if p is None:
+            return
+        p.count -= 1
+        if (not ok or p.count <= 0) and self.pending.get(key) is p:
+            del self.pending[key]
+
+    def _may_linger(self, key: str) -> bool:
+        st = self.skip.get(key)
+        if st is None or st[0] <= 0:
+            return True
+        st[0] -= 1
+        return False
+
+    def _go(self, batch: Batch) -> None:
+        batch.fut = self.submit(batch.objects, batch.ref_updates())
+        batch.done.set()

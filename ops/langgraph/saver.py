@@ -11,13 +11,15 @@ How a thread is laid out (refs, commits, roots) is described in
 :mod:`ops.langgraph` (the package docstring).
 
 Writers: every change to a namespace of a thread is one atomic store commit
-that moves its refs by compare-and-swap, the head ref always among them. In
-one process, writers of the same namespace take turns on a lock; a lost race
-(another process, or a sync and an async caller at once) re-reads the refs and
-applies the change again on what it finds, as LangGraph's savers accept every
-put: a put whose parent is no longer a leaf becomes a branch, never a lost
-checkpoint. After :data:`MAX_RETRIES` lost races in a row the call fails with
-:class:`ConflictError`.
+that moves its refs by compare-and-swap (the head ref among them, or for
+writes to a leaf, that leaf's ref). In one process, writers of the same
+namespace take turns on a lock to plan, and on LMDB plan on top of the commits
+still in flight and may share one commit (:mod:`ops.langgraph.pipeline`). A
+lost race (another process, or a sync and an async caller at once) re-reads
+the refs and applies the change again on what it finds, after a jittered
+backoff, as LangGraph's savers accept every put: a put whose parent is no
+longer a leaf becomes a branch, never a lost checkpoint. After
+:data:`MAX_RETRIES` lost races in a row the call fails with :class:`ConflictError`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from lattice.memory import MemoryStore
 from lattice.nodes import ObjectCache, Tx
 
 from .naming import caller_prefix, head_ref
-from .pipeline import OverlayStore, Pending, submitter
+from .pipeline import LINGER, Lanes, submitter
 from .plans import Plan, View, conf_of
 from .records import Records
 from .tree import CommitReader
@@ -103,13 +105,17 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         caller: owner of the threads: their refs are ``t/<caller>/...`` (default ``"local"``).
         serde: LangGraph serializer for values outside plain data and core
             messages (default: LangGraph's ``JsonPlusSerializer``).
+        linger: seconds a ``put_writes`` may wait for the next ``put`` of its
+            namespace to share one durable commit (default 0.002; 0: never wait).
+            See :mod:`ops.langgraph.pipeline`.
 
     Raises:
         ValueError: ``caller`` is empty or holds ``/``.
     """
 
-    def __init__(self, store: Any, *, caller: str = "local", serde: Any = None) -> None:
+    def __init__(self, store: Any, *, caller: str = "local", serde: Any = None, linger: float = LINGER) -> None:
         caller_prefix(caller)  # validates
+        self.linger = linger
         self._memo = ListMemo()
         self._leaves = LeafCache()
         super().__init__(serde=serde or JsonPlusSerializer())
@@ -118,8 +124,8 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         self._cache = ObjectCache()
         self._rd = CommitReader()
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
-        self._submit = submitter(store)
-        self._pending: dict[str, Pending] = {}  # namespace head ref -> commits in flight (sync callers)
+        submit = submitter(store)
+        self._lanes = Lanes(submit, threading.Event) if submit is not None else None  # sync callers
 
     # The codec follows the serde (``with_allowlist`` sets a new one on a copy).
     @property
@@ -133,8 +139,8 @@ class LatticeSaver(BaseCheckpointSaver[int]):
 
     @classmethod
     @contextmanager
-    def from_conn_string(cls, conn_string: str, *, caller: str = "local", serde: Any = None
-                         ) -> Iterator["LatticeSaver"]:
+    def from_conn_string(cls, conn_string: str, *, caller: str = "local", serde: Any = None,
+                         linger: float = LINGER) -> Iterator["LatticeSaver"]:
         """A saver on the store ``conn_string`` names (see :func:`open_store`), closed on exit.
 
         Raises:
@@ -142,7 +148,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         """
         store = open_store(conn_string)
         try:
-            yield cls(store, caller=caller, serde=serde)
+            yield cls(store, caller=caller, serde=serde, linger=linger)
         finally:
             store.close()
 
@@ -166,50 +172,33 @@ class LatticeSaver(BaseCheckpointSaver[int]):
             self._memo.put(bytes(link.data), held)
         return plan.result
 
-    def _plan_on(self, pending: dict, key: str | None, planner: Callable[[View], Plan]) -> tuple[View, Plan]:
-        """Plan on the store as it will be once the commits in flight for ``key`` land."""
-        p = pending.get(key) if key is not None else None
-        return (view := self._view(OverlayStore(self.store, p) if p is not None else None)), planner(view)
-
-    def _submitted(self, pending: dict, key: str | None, objs: dict, updates: list) -> Any:
-        fut = self._submit(objs, updates)
-        if key is not None:
-            pending.setdefault(key, Pending()).add(objs, updates)
-        return fut, pending.get(key) if key is not None else None
-
-    @staticmethod
-    def _landed(pending: dict, key: str | None, p: Pending | None, ok: bool) -> None:
-        """A commit in flight resolved: forget the overlay once none is left, or at once if it lost
-        (those planned on top of it lose too)."""
-        if p is None:
-            return
-        p.count -= 1
-        if (not ok or p.count <= 0) and pending.get(key) is p:
-            del pending[key]
-
-    def _run(self, key: str | None, planner: Callable[[View], Plan]) -> Any:
+    def _run(self, key: str | None, planner: Callable[[View], Plan], linger: bool = False) -> Any:
         """Plan and commit; on a lost race plan again. ``key`` (the namespace's head ref) picks the lock
-        and the commits in flight to plan on top of."""
+        and the commits in flight to plan on top of; ``linger``: may wait for the next put (writes)."""
         lock = self._locks[hash(key) % _STRIPES]
+        lanes = self._lanes
         for attempt in range(MAX_RETRIES):
             with lock:
-                view, plan = self._plan_on(self._pending, key, planner)
+                view = self._view(lanes.view(self.store, key) if lanes is not None else None)
+                plan = planner(view)
                 if not plan.updates:
                     return self._done(plan)
                 objs = self._objects(view.tx)
-                if self._submit is None:
+                if lanes is None:
                     if self.store.commit(objs, plan.updates):
                         return self._done(plan)
-                    fut = None
-                else:
-                    fut, p = self._submitted(self._pending, key, objs, plan.updates)
+                    time.sleep(_backoff(attempt))
+                    continue
+                batch, p = lanes.enqueue(key, objs, plan.updates, linger and self.linger > 0)
+            if not batch.done.wait(self.linger):
+                with lock:
+                    lanes.expire(key, batch)
             ok = False
-            if fut is not None:
-                try:
-                    ok = fut.result()
-                finally:
-                    with lock:
-                        self._landed(self._pending, key, p, ok)
+            try:
+                ok = batch.fut.result()
+            finally:
+                with lock:
+                    lanes.landed(key, p, ok)
             if ok:
                 return self._done(plan)
             time.sleep(_backoff(attempt))
@@ -272,7 +261,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
             ValueError: no ``thread_id``. KeyError: no ``checkpoint_id``.
             ConflictError: too many lost races.
         """
-        self._run(self._key(config), lambda v: v.plan_writes(config, writes, task_id, task_path))
+        self._run(self._key(config), lambda v: v.plan_writes(config, writes, task_id, task_path), linger=True)
 
     def delete_thread(self, thread_id: str) -> None:
         """Remove every ref of the thread (all namespaces). Objects stay until a garbage collection."""
@@ -362,15 +351,16 @@ class AsyncLatticeSaver(LatticeSaver):
     event loop at a time; the synchronous methods work too (from other threads).
     """
 
-    def __init__(self, store: Any, *, caller: str = "local", serde: Any = None) -> None:
-        super().__init__(store, caller=caller, serde=serde)
+    def __init__(self, store: Any, *, caller: str = "local", serde: Any = None, linger: float = LINGER) -> None:
+        super().__init__(store, caller=caller, serde=serde, linger=linger)
         self._alocks = [asyncio.Lock() for _ in range(_STRIPES)]
-        self._apending: dict[str, Pending] = {}  # as _pending, for callers on the event loop
+        submit = submitter(store)
+        self._alanes = Lanes(submit, asyncio.Event) if submit is not None else None  # callers on the loop
 
     @classmethod
     @asynccontextmanager
-    async def from_conn_string(cls, conn_string: str, *, caller: str = "local", serde: Any = None
-                               ) -> AsyncIterator["AsyncLatticeSaver"]:
+    async def from_conn_string(cls, conn_string: str, *, caller: str = "local", serde: Any = None,
+                               linger: float = LINGER) -> AsyncIterator["AsyncLatticeSaver"]:
         """An async context manager: a saver on the store ``conn_string`` names, closed on exit.
 
         Raises:
@@ -378,30 +368,36 @@ class AsyncLatticeSaver(LatticeSaver):
         """
         store = open_store(conn_string)
         try:
-            yield cls(store, caller=caller, serde=serde)
+            yield cls(store, caller=caller, serde=serde, linger=linger)
         finally:
             store.close()
 
-    async def _arun(self, key: str | None, planner: Callable[[View], Plan]) -> Any:
+    async def _arun(self, key: str | None, planner: Callable[[View], Plan], linger: bool = False) -> Any:
         lock = self._alocks[hash(key) % _STRIPES]
+        lanes = self._alanes
         for attempt in range(MAX_RETRIES):
             async with lock:
-                view, plan = self._plan_on(self._apending, key, planner)
+                view = self._view(lanes.view(self.store, key) if lanes is not None else None)
+                plan = planner(view)
                 if not plan.updates:
                     return self._done(plan)
                 objs = self._objects(view.tx)
-                if self._submit is None:
+                if lanes is None:
                     if await self.store.acommit(objs, plan.updates):
                         return self._done(plan)
-                    fut = None
-                else:
-                    fut, p = self._submitted(self._apending, key, objs, plan.updates)
-            ok = False
-            if fut is not None:
+                    await asyncio.sleep(_backoff(attempt))
+                    continue
+                batch, p = lanes.enqueue(key, objs, plan.updates, linger and self.linger > 0)
+            if not batch.done.is_set():
                 try:
-                    ok = await asyncio.wrap_future(fut)
-                finally:
-                    self._landed(self._apending, key, p, ok)
+                    await asyncio.wait_for(batch.done.wait(), self.linger)
+                except asyncio.TimeoutError:
+                    lanes.expire(key, batch)  # on the loop: no other coroutine runs in between
+            ok = False
+            try:
+                ok = await asyncio.wrap_future(batch.fut)
+            finally:
+                lanes.landed(key, p, ok)
             if ok:
                 return self._done(plan)
             await asyncio.sleep(_backoff(attempt))
@@ -413,7 +409,7 @@ class AsyncLatticeSaver(LatticeSaver):
 
     async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
                           task_path: str = "") -> None:
-        await self._arun(self._key(config), lambda v: v.plan_writes(config, writes, task_id, task_path))
+        await self._arun(self._key(config), lambda v: v.plan_writes(config, writes, task_id, task_path), linger=True)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._arun(None, lambda v: v.plan_delete(thread_id))
