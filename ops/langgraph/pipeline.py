@@ -1,0 +1,200 @@
+"""Pipelined commits: plan the next change of a namespace on top of commits not yet durable.
+
+LangGraph stores a task's writes and the next checkpoint from two threads at
+once (``put_writes`` of step N while ``put`` of step N+1). Made one after the
+other, each waits for its own fsync. Here the second is planned on the store
+*as it will be* once the first lands (:class:`OverlayStore`: the store plus
+the objects and ref values of the commits in flight, :class:`Pending`) and
+queued behind it, so the store's writer thread commits both in one
+transaction, one fsync. Every call still returns only once its own commit is
+durable.
+
+The chain is safe because every change to a namespace compare-and-swaps its
+head ref: if a commit in flight loses its race, each commit planned on top of
+it finds the head it expected missing and fails too; the saver then drops the
+overlay and plans again on the store.
+
+Lingering: ``put_writes`` comes first and LangGraph waits only for the
+``put`` (the next step starts when the checkpoint is stored), so a
+``put_writes`` may linger up to :data:`LINGER` seconds for the ``put`` of the
+same namespace and go into the store in the same commit: one durable commit
+instead of two on the step's critical path. A ``put_writes`` that lingered in
+vain (the run ended, or LangGraph waits for those writes before its ``put``, as
+it does for ``DeltaChannel`` writes) commits alone, and that namespace stops
+lingering for the next 2, 4, ... 64 calls.
+
+This needs a store that queues a commit without waiting for it
+(:func:`submitter`); otherwise the saver commits one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from lattice.store import RefUpdate
+
+__all__ = ["LINGER", "Pending", "OverlayStore", "Batch", "Lanes", "submitter"]
+
+#: Seconds a ``put_writes`` waits for the next ``put`` of its namespace to share its commit.
+LINGER = 0.002
+
+
+class Pending:
+    """The commits of one namespace submitted and not yet confirmed: their objects and the ref values
+    they set (``None``: deleted), and how many are in flight."""
+
+    __slots__ = ("objects", "refs", "count")
+
+    def __init__(self) -> None:
+        self.objects: dict[bytes, bytes] = {}
+        self.refs: dict[str, bytes | None] = {}
+        self.count = 0
+
+    def add(self, objects: Mapping[bytes, bytes], updates: list) -> None:
+        """Record a commit just submitted."""
+        self.objects.update(objects)
+        for u in updates:
+            self.refs[u.name] = u.new
+        self.count += 1
+
+
+class OverlayStore:
+    """Read-only view of ``store`` with the :class:`Pending` commits applied."""
+
+    __slots__ = ("store", "pending")
+
+    def __init__(self, store: Any, pending: Pending) -> None:
+        self.store, self.pending = store, pending
+
+    def get(self, d: bytes) -> bytes:
+        data = self.pending.objects.get(bytes(d))
+        return data if data is not None else self.store.get(d)
+
+    def has(self, d: bytes) -> bool:
+        return bytes(d) in self.pending.objects or self.store.has(d)
+
+    def ref(self, name: str) -> bytes | None:
+        refs = self.pending.refs
+        return refs[name] if name in refs else self.store.ref(name)
+
+    def refs(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        merged = dict(self.store.refs(prefix))
+        for name, d in self.pending.refs.items():
+            if name.startswith(prefix):
+                if d is None:
+                    merged.pop(name, None)
+                else:
+                    merged[name] = d
+        return iter(sorted(merged.items()))
+
+
+def submitter(store: Any) -> Callable[[Mapping[bytes, bytes], list], Any] | None:
+    """The store's non-blocking commit: ``submit(objects, updates) -> concurrent.futures.Future[bool]``
+    that queues the commit in call order, or None if it has none.
+
+    A store may offer ``submit``; :class:`~lattice.lmdb.LmdbStore` has it as ``_submit``
+    (the queue behind ``commit``/``acommit``) until the port publishes it.
+    """
+    fn = getattr(store, "submit", None)
+    if fn is None:
+        from lattice.lmdb import LmdbStore
+
+        if isinstance(store, LmdbStore):
+            fn = store._submit
+    return fn
+
+
+class Batch:
+    """Changes of one namespace going into the store as one commit: objects, and per ref the first
+    expected value and the last new one (each change was planned on top of the ones before)."""
+
+    __slots__ = ("objects", "updates", "fut", "done")
+
+    def __init__(self, done: Any) -> None:
+        self.objects: dict[bytes, bytes] = {}
+        self.updates: dict[str, tuple[bytes | None, bytes | None]] = {}
+        self.fut: Any = None  # the store's future, once submitted
+        self.done = done  # an event set when submitted (threading.Event or asyncio.Event)
+
+    def add(self, objects: Mapping[bytes, bytes], updates: list) -> None:
+        self.objects.update(objects)
+        for u in updates:
+            old = self.updates.get(u.name)
+            self.updates[u.name] = (u.expected if old is None else old[0], u.new)
+
+    def ref_updates(self) -> list[RefUpdate]:
+        return [RefUpdate(n, e, v) for n, (e, v) in self.updates.items()]
+
+
+class Lanes:
+    """Per namespace: the commits in flight (:class:`Pending`), the batch held for lingering writes,
+    and whether to linger. The caller holds the namespace's lock around every method.
+
+    Args:
+        submit: the store's non-blocking commit (see :func:`submitter`).
+        event: makes the event a batch signals when submitted (``threading.Event``, ``asyncio.Event``).
+    """
+
+    def __init__(self, submit: Callable, event: Callable[[], Any]) -> None:
+        self.submit, self.event = submit, event
+        self.pending: dict[str, Pending] = {}
+        self.held: dict[str, Batch] = {}
+        self.skip: dict[str, list[int]] = {}  # key -> [calls left without lingering, level]
+
+    def view(self, store: Any, key: str | None) -> Any:
+        """The store to plan on: with the commits in flight (and held) for ``key`` applied."""
+        p = self.pending.get(key) if key is not None else None
+        return store if p is None else OverlayStore(store, p)
+
+    def enqueue(self, key: str | None, objects: Mapping[bytes, bytes], updates: list,
+                linger: bool) -> tuple[Batch, Pending | None]:
+        """Queue a planned change; return its batch (submitted unless it lingers) and its :class:`Pending`."""
+        p = None
+        if key is not None:
+            p = self.pending.setdefault(key, Pending())
+            p.add(objects, updates)
+        batch = self.held.get(key) if key is not None else None
+        if batch is not None:  # writes are lingering: join them
+            batch.add(objects, updates)
+            if not linger:
+                del self.held[key]
+                self._go(batch)
+                self.skip.pop(key, None)
+            return batch, p
+        batch = Batch(self.event())
+        batch.add(objects, updates)
+        if linger and key is not None and self._may_linger(key):
+            self.held[key] = batch
+        else:
+            self._go(batch)
+        return batch, p
+
+    def expire(self, key: str, batch: Batch) -> None:
+        """The linger time is over: commit the batch alone if nobody took it, and linger less."""
+        if self.held.get(key) is batch:
+            del self.held[key]
+            self._go(batch)
+            left, level = self.skip.get(key, [0, 0])
+            level = min(level + 1, 6)
+            self.skip[key] = [2 ** level, level]
+
+    def landed(self, key: str | None, p: Pending | None, ok: bool) -> None:
+        """A change resolved: forget the overlay once none is left, or at once if it lost
+        (those planned on top of it lose too)."""
+        if p is None:
+            return
+        p.count -= 1
+        if (not ok or p.count <= 0) and self.pending.get(key) is p:
+            del self.pending[key]
+
+    def _may_linger(self, key: str) -> bool:
+        st = self.skip.get(key)
+        if st is None or st[0] <= 0:
+            return True
+        st[0] -= 1
+        return False
+
+    def _go(self, batch: Batch) -> None:
+        batch.fut = self.submit(batch.objects, batch.ref_updates())
+        batch.done.set()

@@ -1,0 +1,107 @@
+"""Pipelined and lingering commits: the overlay, the batches, and that a graph step shares commits."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+
+import pytest
+
+pytest.importorskip("langgraph.checkpoint.base", reason="needs the langgraph extra")
+
+from lattice.digest import digest  # noqa: E402
+from lattice.memory import MemoryStore  # noqa: E402
+from lattice.store import RefUpdate  # noqa: E402
+from ops.langgraph.pipeline import Lanes, OverlayStore, Pending, submitter  # noqa: E402
+
+A, B, C = digest(b"a"), digest(b"b"), digest(b"c")
+
+
+class FakeSubmit:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, objects, updates):
+        fut = concurrent.futures.Future()
+        self.calls.append((dict(objects), list(updates), fut))
+        return fut
+
+
+def test_overlay_shows_the_store_as_it_will_be():
+    store = MemoryStore()
+    store.commit({A: b"a"}, [RefUpdate("t/x", None, A), RefUpdate("t/x@1", None, A)])
+    p = Pending()
+    p.add({B: b"b"}, [RefUpdate("t/x", A, B), RefUpdate("t/x@1", A, None), RefUpdate("t/x@2", None, B)])
+    view = OverlayStore(store, p)
+    assert view.ref("t/x") == B and view.get(B) == b"b" and view.get(A) == b"a" and view.has(B)
+    assert list(view.refs("t/x@")) == [("t/x@2", B)]
+    assert store.ref("t/x") == A  # the store itself is untouched
+
+
+def test_lingering_writes_join_the_next_put_in_one_commit():
+    submit = FakeSubmit()
+    lanes = Lanes(submit, threading.Event)
+    w, pw = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=True)
+    assert not w.done.is_set() and submit.calls == []
+    assert lanes.view(MemoryStore(), "k").ref("k") == A  # the next plan sees the held writes
+    p, pp = lanes.enqueue("k", {B: b"b"}, [RefUpdate("k", A, B), RefUpdate("k@x", None, A)], linger=False)
+    assert p is w and w.done.is_set() and pw is pp and pw.count == 2
+    (objects, updates, fut), = submit.calls
+    assert objects == {A: b"a", B: b"b"}
+    assert sorted(updates) == sorted([RefUpdate("k", None, B), RefUpdate("k@x", None, A)])
+    fut.set_result(True)
+    lanes.landed("k", pw, True)
+    lanes.landed("k", pp, True)
+    assert "k" not in lanes.pending
+
+
+def test_writes_that_linger_in_vain_commit_alone_and_linger_less():
+    submit = FakeSubmit()
+    lanes = Lanes(submit, threading.Event)
+    w, _ = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=True)
+    lanes.expire("k", w)
+    assert w.done.is_set() and len(submit.calls) == 1
+    lanes.expire("k", w)  # a second expiry of a batch already gone does nothing
+    assert len(submit.calls) == 1
+    for _ in range(2):  # the next two writes do not wait
+        b, _ = lanes.enqueue("k", {}, [RefUpdate("k", A, A)], linger=True)
+        assert b.done.is_set()
+    b, _ = lanes.enqueue("k", {}, [RefUpdate("k", A, A)], linger=True)
+    assert not b.done.is_set()
+
+
+def test_a_lost_commit_drops_the_overlay():
+    lanes = Lanes(FakeSubmit(), threading.Event)
+    _, p1 = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=False)
+    _, p2 = lanes.enqueue("k", {B: b"b"}, [RefUpdate("k", A, B)], linger=False)
+    lanes.landed("k", p1, False)
+    assert "k" not in lanes.pending  # plans start again from the store
+    lanes.landed("k", p2, False)
+    assert "k" not in lanes.pending
+
+
+def test_only_a_queueing_store_pipelines(tmp_path):
+    from lattice.lmdb import LmdbStore
+
+    assert submitter(MemoryStore()) is None
+    with LmdbStore(tmp_path / "s") as s:
+        assert submitter(s) is not None
+
+
+def test_a_graph_step_takes_three_commits_on_lmdb(tmp_path, monkeypatch):
+    """put(-1); put_writes(-1) with put(0); put_writes(0) with put(1): three durable commits a turn."""
+    import lattice.lmdb as lm
+    from tests.langgraph.test_lg_graphs import chat_graph, human
+    from ops.langgraph import LatticeSaver
+
+    groups = []
+    orig = lm.LmdbStore._write_group
+    monkeypatch.setattr(lm.LmdbStore, "_write_group", lambda self, g: groups.append(len(g)) or orig(self, g))
+    with LatticeSaver.from_conn_string(str(tmp_path / "lg"), linger=0.05) as saver:
+        g = chat_graph(saver)
+        cfg = {"configurable": {"thread_id": "t"}}
+        g.invoke({"messages": [human(0, n=2)]}, cfg)
+        groups.clear()
+        g.invoke({"messages": [human(1, n=2)]}, cfg)
+        assert len(groups) == 3, groups
+        assert len(g.get_state(cfg).values["messages"]) == 4
