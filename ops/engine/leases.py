@@ -149,6 +149,7 @@ class LeaseScheduler(LocalScheduler):
         self.owner = owner or new_owner()
         self._held: dict[Key, bytes] = {}  # leases this process holds
         self._staged: dict[Key, bytes] = {}  # leases a unit of this process is committing
+        self._suspect: set[Key] = set()  # agents whose lease a unit guessed and has not committed yet
         self._owners: dict[bytes, str | None] = {}  # lease digest -> its holder
         self._seen: dict[str, tuple[bytes, float]] = {}  # heartbeat ref -> (digest, when it was first seen)
         self._side: set[asyncio.Task] = set()
@@ -280,13 +281,17 @@ class LeaseScheduler(LocalScheduler):
         return d
 
     def _guard(self, u: Unit, ups: list[RefUpdate]) -> None:
+        """Add the lease compare-and-swaps of rules 1-3 to ``u``. The lease is not read from the
+        store on a unit's first attempt (the process's view is right but for a take-over or a
+        release elsewhere, and then the compare-and-swap fails); after a failed attempt it is."""
         extra: dict[str, RefUpdate] = {}
         fence = _LOOP.get()
         if fence is not None:  # rule 3: a loop's unit commits only under its lease
             d, name = self._held.get(fence), lease_ref(*fence)
-            if d is None or self.store.ref(name) != d:
+            if d is None or (fence in self._suspect and self.store.ref(name) != d):
                 self._lost(fence, d)
                 raise asyncio.CancelledError(f"lease of agent {fence[0]}/{fence[1]} lost")
+            self._suspect.add(fence)
             extra[name] = RefUpdate(name, d, d)
         for up in ups:
             if not up.name.startswith("g/"):
@@ -304,7 +309,8 @@ class LeaseScheduler(LocalScheduler):
             c = u.heads[up.name][1]
             if c is not None and u.tx.load_root(c.root)["status"] == A.RUNNING:
                 continue  # it was RUNNING: its lease exists and cannot go while the head is unchanged
-            cur = self.store.ref(name)  # rule 1
+            cur = self.store.ref(name) if key in self._suspect else None  # rule 1 (None: a guess)
+            self._suspect.add(key)
             if cur is None:
                 cur = self._staged[key] = self._stage(u.tx, key, u.ts)
                 extra[name] = RefUpdate(name, None, cur)
@@ -317,6 +323,7 @@ class LeaseScheduler(LocalScheduler):
             if not x.name.startswith("l/"):
                 continue
             key = _key(x.name)
+            self._suspect.discard(key)
             if x.new is not None and x.expected is None and self._staged.get(key) == x.new:
                 del self._staged[key]
                 self._held[key] = x.new
@@ -343,7 +350,10 @@ class LeaseScheduler(LocalScheduler):
 
     def _check_lease(self, key: Key) -> None:
         d = self._held.get(key)
-        if d is not None and self.store.ref(lease_ref(*key)) != d:
+        cur = self.store.ref(lease_ref(*key))
+        # absent: this process released it (only a holder deletes a lease; a take-over replaces
+        # it), and the commit's hook has not run yet
+        if d is not None and cur is not None and cur != d:
             self._lost(key, d)
 
     def _check_cycle(self, key: Key) -> None:
@@ -474,10 +484,15 @@ class LeaseScheduler(LocalScheduler):
             return
         log.warning("%d process(es) of another engine protocol share this store; checking whether they are alive "
                     "(%.1f s)", len(others), self.times.lease + self.times.renew)
-        await asyncio.sleep(self.times.lease + self.times.renew)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.times.lease + self.times.renew
+        alive = set()
+        while loop.time() < end and len(alive) < len(others):  # a heartbeat that moves once is alive
+            await asyncio.sleep(self.times.renew / 2)
+            alive.update(name for name, (d, _) in others.items() if self.store.ref(name) not in (d, None))
         for name, (d, rec) in others.items():
             cur = self.store.ref(name)
-            if cur is not None and cur != d:
+            if name in alive:
                 raise StoreError(f"process {rec.get('owner')!r} shares this store with engine protocol "
                                  f"{rec.get('protocol')}; this one speaks protocol {PROTOCOL}",
                                  hint="run the same agent-lattice version on every process sharing a database")
