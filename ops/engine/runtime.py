@@ -181,7 +181,7 @@ class Runtime:
                 refs, bytes, the data path) are left out, since equal values are stored once
                 and a caller could learn from them whether another caller stored a value.
         """
-        st: dict[str, Any] = {"backend": type(self.store).__name__}
+        st: dict[str, Any] = {"backend": getattr(self.store, "backend", type(self.store).__name__)}
         stats = getattr(self.store, "stats", None)
         if stats and not shared:
             st.update(stats())

@@ -156,9 +156,10 @@ def serve(data: str, store_spec: str | None, lease: float, host: str, port: int,
         store: Any = MemoryStore()
         where = "memory (not kept)"
     elif store_spec is not None and _is_url(store_spec):
+        from ..engine.cached import CachedStore
         from ..engine.leases import LeaseTimes
         from ..engine.pg import pg_seams
-        store = _open(store_spec)
+        store = CachedStore(_open(store_spec))
         seams = pg_seams(store_spec, LeaseTimes.scaled(lease))
         where = f"{store.url}, shared"
     else:
