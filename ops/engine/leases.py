@@ -125,6 +125,12 @@ def new_owner() -> str:
     return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+def _status(tx: Tx, root: Link) -> Any:
+    """An agent record's status, without opening the record."""
+    raw = tx.raw_root(root)
+    return raw["status"] if isinstance(raw, dict) else tx.load_root(root)["status"]
+
+
 def _key(name: str) -> Key:
     _, caller, aid = name.split("/", 2)
     return caller, aid
@@ -247,7 +253,7 @@ class LeaseScheduler(LocalScheduler):
             h = self.store.ref(g)
             if h is not None:
                 tx = self.engine.tx()
-                if tx.load_root(read_commit(tx, h).root)["status"] == A.RUNNING:
+                if _status(tx, read_commit(tx, h).root) == A.RUNNING:
                     return False
             if await self.store.acommit({}, [RefUpdate(name, d, None), RefUpdate(g, h, h)]):
                 self._drop(key, d)
@@ -307,7 +313,7 @@ class LeaseScheduler(LocalScheduler):
             if not after:
                 continue
             c = u.heads[up.name][1]
-            if c is not None and u.tx.load_root(c.root)["status"] == A.RUNNING:
+            if c is not None and _status(u.tx, c.root) == A.RUNNING:
                 continue  # it was RUNNING: its lease exists and cannot go while the head is unchanged
             cur = self.store.ref(name) if key in self._suspect else None  # rule 1 (None: a guess)
             self._suspect.add(key)
@@ -375,7 +381,7 @@ class LeaseScheduler(LocalScheduler):
                     return  # held (by this process or another)
                 h = self.store.ref(g)
                 tx = self.engine.tx()
-                if h is None or tx.load_root(read_commit(tx, h).root)["status"] != A.RUNNING:
+                if h is None or _status(tx, read_commit(tx, h).root) != A.RUNNING:
                     return
                 d = self._stage(tx, key, self.engine.clock())
                 if await self.store.acommit(tx.objects, [RefUpdate(name, None, d), RefUpdate(g, h, h)]):
