@@ -176,62 +176,100 @@ async def used_bytes(s: aiohttp.ClientSession, url: str) -> int:
         return (await r.json())["store"]["used_bytes"]
 
 
-async def throughput(store: str, procs: int, clients: int, agents: int, warmup: float, seconds: float,
-                     routing: str, pg_port: int | None, rng: random.Random) -> dict[str, Any]:
-    """Steps/s of agent:request wait:true from ``clients`` clients on ``agents`` agents."""
-    servers = Servers(store, procs)
-    try:
-        conn = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as s:
-            names = [f"T{procs}{routing[0]}-{i}" for i in range(agents)]
-            await asyncio.gather(*(invoke(s, servers.urls[i % procs], "agent:create", agentId=n,
-                                          config={"model": {"provider": "echo"}}) for i, n in enumerate(names)))
-            text = text_of(rng)
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            begin, end = start + warmup, start + warmup + seconds
-            lat: list[float] = []
-            meter = CpuMeter(servers.pids(), pg_port)
+class Config:
+    """One configuration of the throughput runs: its servers and agents, and what its windows measured."""
 
-            async def client(i: int) -> None:
-                agent = names[i % agents]
-                while (now := loop.time()) < end:
-                    url = servers.urls[i % procs] if routing == "sticky" else rng.choice(servers.urls)
-                    await invoke(s, url, "agent:request", agentId=agent, input=text, wait=True)
-                    if now >= begin:
-                        lat.append((loop.time() - now) * 1000)
+    def __init__(self, backend: str, store: str, procs: int, pg_port: int | None):
+        self.backend, self.procs, self.pg_port = backend, procs, pg_port
+        self.servers = Servers(store, procs)
+        self.names: list[str] = []
+        self.lat: list[float] = []
+        self.seconds = 0.0
+        self.cpu: dict[str, float] = {}
 
-            async def measure() -> dict[str, float]:
-                await asyncio.sleep(begin - loop.time())
-                meter.start()
-                await asyncio.sleep(end - loop.time())
-                return meter.stop()
-            cpu, *_ = await asyncio.gather(measure(), *(client(i) for i in range(clients)))
-    finally:
-        servers.stop()
-    return {"steps": len(lat) / seconds, "p50": pct(lat, 50), "p99": pct(lat, 99), "cpu": cpu}
+    async def prepare(self, s: aiohttp.ClientSession, agents: int) -> None:
+        self.names = [f"T-{i}" for i in range(agents)]
+        urls = self.servers.urls
+        await asyncio.gather(*(invoke(s, urls[i % len(urls)], "agent:create", agentId=n,
+                                      config={"model": {"provider": "echo"}}) for i, n in enumerate(self.names)))
+
+    async def window(self, s: aiohttp.ClientSession, clients: int, warmup: float, seconds: float, routing: str,
+                     text: str, rng: random.Random) -> None:
+        """Load it from ``clients`` clients for ``warmup + seconds``; count the steps of the last ``seconds``."""
+        loop = asyncio.get_running_loop()
+        begin = loop.time() + warmup
+        end = begin + seconds
+        urls = self.servers.urls
+        meter = CpuMeter(self.servers.pids(), self.pg_port)
+
+        async def client(i: int) -> None:
+            agent = self.names[i % len(self.names)]
+            while (now := loop.time()) < end:
+                url = urls[i % len(urls)] if routing == "sticky" else rng.choice(urls)
+                await invoke(s, url, "agent:request", agentId=agent, input=text, wait=True)
+                if now >= begin:
+                    self.lat.append((loop.time() - now) * 1000)
+
+        async def measure() -> dict[str, float]:
+            await asyncio.sleep(begin - loop.time())
+            meter.start()
+            await asyncio.sleep(end - loop.time())
+            return meter.stop()
+        cpu, *_ = await asyncio.gather(measure(), *(client(i) for i in range(clients)))
+        for k, v in cpu.items():  # time-weighted over the windows
+            self.cpu[k] = (self.cpu.get(k, 0.0) * self.seconds + v * seconds) / (self.seconds + seconds)
+        self.seconds += seconds
+
+    def result(self) -> dict[str, Any]:
+        return {"steps": len(self.lat) / self.seconds, "p50": pct(self.lat, 50), "p99": pct(self.lat, 99),
+                "cpu": self.cpu}
 
 
-async def latency(store: str, steps: int, rng: random.Random) -> dict[str, Any]:
-    """Step latency at 1 client (one agent, sequential) and bytes on disk per step."""
-    servers = Servers(store, 1)
-    url = servers.urls[0]
+async def throughput(configs: list[Config], clients: int, agents: int, warmup: float, seconds: float, rounds: int,
+                     routing: str, rng: random.Random) -> None:
+    """Every configuration's servers run at once (idle ones cost a heartbeat); the configurations
+    take turns, ``rounds`` windows each in rotating order, so that the machine's other load falls
+    on all of them alike."""
+    text = text_of(rng)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     timeout=aiohttp.ClientTimeout(total=120)) as s:
+        for c in configs:
+            await c.prepare(s, agents)
+        for r in range(rounds):
+            for c in configs[r % len(configs):] + configs[:r % len(configs)]:
+                await c.window(s, clients, warmup, seconds / rounds, routing, text, rng)
+                print(f"  round {r + 1}/{rounds}: {c.backend} x{c.procs}", file=sys.stderr)
+
+
+async def latency(stores: dict[str, str], steps: int, rng: random.Random) -> dict[str, dict[str, Any]]:
+    """Step latency at 1 client (one agent per store, sequential, the stores alternating step by
+    step) and bytes on disk per step."""
+    servers = {name: Servers(store, 1) for name, store in stores.items()}
+    out: dict[str, dict[str, Any]] = {}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
-            await invoke(s, url, "agent:create", agentId="L", config={"model": {"provider": "echo"}})
-            for _ in range(20):
-                await invoke(s, url, "agent:request", agentId="L", input=text_of(rng), wait=True)
-            before = await used_bytes(s, url)
-            lat = []
-            for _ in range(steps):
+            lat: dict[str, list[float]] = {name: [] for name in stores}
+            before = {}
+            for name, sv in servers.items():
+                await invoke(s, sv.urls[0], "agent:create", agentId="L", config={"model": {"provider": "echo"}})
+                for _ in range(20):
+                    await invoke(s, sv.urls[0], "agent:request", agentId="L", input=text_of(rng), wait=True)
+                before[name] = await used_bytes(s, sv.urls[0])
+            names = list(stores)
+            for i in range(steps):
                 text = text_of(rng)
-                t = time.perf_counter()
-                await invoke(s, url, "agent:request", agentId="L", input=text, wait=True)
-                lat.append((time.perf_counter() - t) * 1000)
-            after = await used_bytes(s, url)
+                for name in names[i % 2:] + names[:i % 2]:
+                    t = time.perf_counter()
+                    await invoke(s, servers[name].urls[0], "agent:request", agentId="L", input=text, wait=True)
+                    lat[name].append((time.perf_counter() - t) * 1000)
+            for name, sv in servers.items():
+                after = await used_bytes(s, sv.urls[0])
+                out[name] = {"p50": pct(lat[name], 50), "p99": pct(lat[name], 99),
+                             "disk": (after - before[name]) / steps}
     finally:
-        servers.stop()
-    return {"p50": pct(lat, 50), "p99": pct(lat, 99), "disk": (after - before) / steps}
+        for sv in servers.values():
+            sv.stop()
+    return out
 
 
 # ----------------------------------------------------------------- vs LangGraph's PostgresSaver
@@ -342,14 +380,16 @@ async def main() -> None:
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--agents", type=int, default=64)
     ap.add_argument("--procs", default="1,2,4", help="server process counts on PostgreSQL")
-    ap.add_argument("--seconds", type=float, default=None, help="measured window per throughput run")
+    ap.add_argument("--seconds", type=float, default=None, help="seconds measured per configuration (all rounds)")
+    ap.add_argument("--rounds", type=int, default=None, help="windows per configuration, taken in turns")
     ap.add_argument("--routing", choices=["sticky", "random"], default="sticky")
     ap.add_argument("--steps", type=int, default=None, help="steps of the 1-client latency runs")
     ap.add_argument("--ns", default=None, help="turn counts of the LangGraph comparison")
     ap.add_argument("--skip-langgraph", action="store_true")
     args = ap.parse_args()
     seconds = args.seconds or (6.0 if args.quick else 20.0)
-    warmup = 2.0 if args.quick else 4.0
+    warmup = 1.0 if args.quick else 2.0
+    rounds = args.rounds or (2 if args.quick else 4)
     steps = args.steps or (150 if args.quick else 500)
     ns = [int(x) for x in (args.ns or ("10,100" if args.quick else "10,100,1000")).split(",")]
     procs = [int(x) for x in args.procs.split(",")]
@@ -368,18 +408,16 @@ async def main() -> None:
         with psycopg.connect(server, autocommit=True) as conn:
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
             settings = {k: conn.execute(f"SHOW {k}").fetchone()[0] for k in ("fsync", "synchronous_commit")}
-        runs: list[tuple[str, int, dict]] = []
-        for p in procs:
-            db = create_database(server)
-            runs.append(("PostgreSQL", p, await throughput(db, p, args.clients, args.agents, warmup, seconds,
-                                                           args.routing, pg_port, rng)))
-            print(f"  throughput PostgreSQL x{p}: {runs[-1][2]['steps']:.0f} steps/s", file=sys.stderr)
-        lmdb_dir = tmp / "lmdb-throughput"
-        runs.append(("LMDB", 1, await throughput(str(lmdb_dir), 1, args.clients, args.agents, warmup, seconds,
-                                                 "sticky", None, rng)))
-        print(f"  throughput LMDB x1: {runs[-1][2]['steps']:.0f} steps/s", file=sys.stderr)
-        lat_pg = await latency(create_database(server), steps, rng)
-        lat_lmdb = await latency(str(tmp / "lmdb-latency"), steps, rng)
+        configs = [Config("PostgreSQL", create_database(server), p, pg_port) for p in procs]
+        configs.append(Config("LMDB", str(tmp / "lmdb-throughput"), 1, None))
+        try:
+            await throughput(configs, args.clients, args.agents, warmup, seconds, rounds, args.routing, rng)
+        finally:
+            for c in configs:
+                c.servers.stop()
+        runs = [(c.backend, c.procs, c.result()) for c in configs]
+        lat = await latency({"pg": create_database(server), "lmdb": str(tmp / "lmdb-latency")}, steps, rng)
+        lat_pg, lat_lmdb = lat["pg"], lat["lmdb"]
         print("  latency done", file=sys.stderr)
         lg_rows = [] if args.skip_langgraph else await vs_langgraph(create_database(server), ns, rng)
     finally:
@@ -397,20 +435,28 @@ async def main() -> None:
           f"load average at start {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, at end "
           + "/".join(f"{x:.2f}" for x in os.getloadavg()) + f"; run took {took:.0f} s")
     print(f"# workload: agent:request wait:true, echo model, 400-char message; {args.clients} clients on "
-          f"{args.agents} agents, routing {args.routing}; {warmup:.0f} s warm-up, {seconds:.0f} s measured; "
-          "one PostgreSQL database per run; LMDB durable (fsync per commit)\n")
+          f"{args.agents} agents, routing {args.routing}; {rounds} windows of {seconds / rounds:.1f} s per configuration "
+          f"(after {warmup:.0f} s of load each), configurations in turns; one PostgreSQL database per configuration; "
+          "LMDB durable (fsync per commit); the 1-client latency alternates the two stores step by step\n")
 
     print("## Throughput (HTTP, steps/s) and CPU over the window (% of one core)\n")
     print("| store | processes | steps/s | vs 1 process | p50 ms | p99 ms | servers CPU | PostgreSQL CPU "
-          "| client CPU | machine CPU |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| client CPU | machine CPU | CPU ms/step (servers + PostgreSQL) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     one = next(r["steps"] for b, p, r in runs if b == "PostgreSQL")
     for backend, p, r in runs:
         c = r["cpu"]
         rel = ratio(r["steps"], one) if backend == "PostgreSQL" else f"{ratio(r['steps'], one)} of PG x1"
+        r["cpu_step"] = 10 * (c["servers"] + c["postgres"]) / r["steps"]
         print(f"| {backend} | {p} | {r['steps']:,.0f} | {rel} | {r['p50']:.1f} | {r['p99']:.1f} | "
               f"{c['servers']:.0f}% | {c['postgres']:.0f}% | {c['client']:.0f}% | {c['machine']:.0f}% of "
-              f"{c['cores'] * 100}% |")
+              f"{c['cores'] * 100:.0f}% | {r['cpu_step']:.2f} |")
+    cores = runs[0][2]["cpu"]["cores"]
+    print(f"\nMachine CPU above the servers' + PostgreSQL's + the client's is other work on the machine. "
+          f"Ceiling on {cores} idle cores = {cores} x 1000 ms / (CPU ms per step), the client excluded: "
+          + ", ".join(f"{b} x{p} ~{cores * 1000 / r['cpu_step']:,.0f} steps/s" for b, p, r in runs)
+          + " (LMDB: one process, so one core at most: "
+          + f"~{1000 / (10 * runs[-1][2]['cpu']['servers'] / runs[-1][2]['steps']):,.0f} steps/s).")
 
     print("\n## Step latency at 1 client (HTTP, ms) and disk per step\n")
     print("| store | p50 | p99 | disk B/step |")

@@ -241,6 +241,8 @@ class LeaseScheduler(LocalScheduler):
         except asyncio.CancelledError:
             if self._closed:
                 raise  # else the lease was lost: the loop ends, nothing of its cycle is committed
+        except LatticeError as e:  # the store failed releasing: the next scan starts the loop again
+            log.warning("loop of agent %s/%s ended on a store error (%s); it restarts at the next scan", *key, e)
         finally:
             _LOOP.reset(token)
             self._loops.pop(key, None)
@@ -465,6 +467,8 @@ class LeaseScheduler(LocalScheduler):
         log.warning("heartbeat of process %s was taken as dead by another process; renewing it", self.owner)
         if await self.store.acommit(self._beat_objects, [RefUpdate(name, cur, new)]):
             self._beat_head = new
+        for key in list(self._held):  # its agents may have moved meanwhile: stop those loops now
+            self._check_lease(key)
 
     async def _every(self, seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:

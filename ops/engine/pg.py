@@ -154,6 +154,8 @@ class PgNotifier(LocalNotifier):
                 log.warning("NOTIFY failed (%s); reconnecting", e)
                 await self._drop("_send")
                 await asyncio.sleep(0.5)
+            except Exception:
+                log.exception("NOTIFY failed; the other processes learn of these commits by their poll")
 
     # -- hearing ------------------------------------------------------------------------
     def _heard(self, payload: str) -> None:
