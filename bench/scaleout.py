@@ -272,6 +272,51 @@ async def latency(stores: dict[str, str], steps: int, rng: random.Random) -> dic
     return out
 
 
+async def store_ceiling(url: str, writers: int, seconds: float, rng: random.Random) -> dict[str, float]:
+    """What one PostgreSQL takes from one PostgresStore (one writer thread, group commit): commits/s
+    of step-sized commits (6 new objects, 4.4 KB, 2 ref compare-and-swaps, as a step's two commits
+    average) from ``writers`` concurrent committers; WAL bytes per commit; and the round trip of one
+    ref read, the engine's most frequent blocking call."""
+    from lattice.digest import digest
+    from lattice.postgres import PostgresStore
+    from lattice.store import RefUpdate
+    store = PostgresStore(url)
+    sizes = [1500, 900, 700, 600, 400, 300]
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            lsn0 = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+            loop = asyncio.get_running_loop()
+            end = loop.time() + seconds
+            done = 0
+
+            async def writer(w: int) -> None:
+                nonlocal done
+                heads: list[bytes | None] = [None, None]
+                while loop.time() < end:
+                    objs = {}
+                    for n in sizes:
+                        data = rng.randbytes(n)
+                        objs[digest(data)] = data
+                    new = list(objs)[:2]
+                    assert await store.acommit(objs, [RefUpdate(f"g/b/{w}", heads[0], new[0]),
+                                                      RefUpdate(f"j/b/{w}", heads[1], new[1])])
+                    heads = new
+                    done += 1
+            t0 = time.perf_counter()
+            await asyncio.gather(*(writer(w) for w in range(writers)))
+            took = time.perf_counter() - t0
+            wal = conn.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", (lsn0,)).fetchone()[0]
+        reads = []
+        for _ in range(500):
+            t = time.perf_counter()
+            store.ref("g/b/0")
+            reads.append((time.perf_counter() - t) * 1000)
+    finally:
+        store.close()
+    return {"commits": done / took, "wal_per_commit": float(wal) / done, "mb_s": float(wal) / took / 1e6,
+            "read_p50": pct(reads, 50), "read_p99": pct(reads, 99)}
+
+
 # ----------------------------------------------------------------- vs LangGraph's PostgresSaver
 def relations_size(url: str, tables: list[str]) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
@@ -419,6 +464,7 @@ async def main() -> None:
         lat = await latency({"pg": create_database(server), "lmdb": str(tmp / "lmdb-latency")}, steps, rng)
         lat_pg, lat_lmdb = lat["pg"], lat["lmdb"]
         print("  latency done", file=sys.stderr)
+        ceiling = await store_ceiling(create_database(server), args.clients, 3.0 if args.quick else 8.0, rng)
         lg_rows = [] if args.skip_langgraph else await vs_langgraph(create_database(server), ns, rng)
     finally:
         if stop is not None:
@@ -465,6 +511,14 @@ async def main() -> None:
         print(f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['disk']:,.0f} |")
     print(f"\nPostgreSQL / LMDB: p50 {ratio(lat_pg['p50'], lat_lmdb['p50'])}, "
           f"disk per step {ratio(lat_pg['disk'], lat_lmdb['disk'])}")
+
+    print(f"\n## One PostgreSQL's ceiling (one PostgresStore, {args.clients} concurrent committers, group commit)\n")
+    print("| step-sized commits/s | WAL bytes/commit | WAL MB/s | ref read round trip p50 / p99 ms |")
+    print("|---:|---:|---:|---:|")
+    print(f"| {ceiling['commits']:,.0f} | {ceiling['wal_per_commit']:,.0f} | {ceiling['mb_s']:.1f} | "
+          f"{ceiling['read_p50']:.3f} / {ceiling['read_p99']:.3f} |")
+    print(f"\nA step is two such commits (accepting the task, the run's result) and about 10 ref reads: "
+          f"this database takes ~{ceiling['commits'] / 2:,.0f} steps/s from the commits' side.")
 
     if lg_rows:
         print("\n## vs LangGraph PostgresSaver, same database, in process (ms p50 / p99 over the last "
