@@ -208,3 +208,11 @@ async def test_a_live_process_of_another_protocol_is_refused() -> None:
     await rt.start()
     assert store.ref("p/old") is None and isinstance(rt.scheduler, LeaseScheduler)
     await rt.close()
+
+
+def test_doctests() -> None:
+    import doctest
+
+    from ops.engine import leases, pg
+    for module in (leases, pg):
+        assert doctest.testmod(module).failed == 0, module.__name__
