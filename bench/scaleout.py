@@ -499,7 +499,7 @@ async def main() -> None:
               f"{c['cores'] * 100:.0f}% | {r['cpu_step']:.2f} |")
     cores = runs[0][2]["cpu"]["cores"]
     print(f"\nMachine CPU above the servers' + PostgreSQL's + the client's is other work on the machine. "
-          f"Ceiling on {cores} idle cores = {cores} x 1000 ms / (CPU ms per step), the client excluded: "
+          f"Ceiling on {cores:.0f} idle cores = {cores:.0f} x 1000 ms / (CPU ms per step), the client excluded: "
           + ", ".join(f"{b} x{p} ~{cores * 1000 / r['cpu_step']:,.0f} steps/s" for b, p, r in runs)
           + " (LMDB: one process, so one core at most: "
           + f"~{1000 / (10 * runs[-1][2]['cpu']['servers'] / runs[-1][2]['steps']):,.0f} steps/s).")
@@ -555,7 +555,7 @@ async def main() -> None:
                 if saturated is None or pa < saturated)
     verdict = ("met" if grows and saturated != pg[0][0] else
                f"not shown: the cores were saturated at x{saturated} already" if saturated == pg[0][0] else "NOT met")
-    print(f"| throughput rises with processes until the {cores} cores are saturated | {steps} | {verdict} |")
+    print(f"| throughput rises with processes until the {cores:.0f} cores are saturated | {steps} | {verdict} |")
 
 
 if __name__ == "__main__":
