@@ -92,7 +92,7 @@ def _reachable(user: str, path: Path) -> bool:
 
 
 def start_postgres(tmpdir: str | os.PathLike | None = None, *, max_connections: int = 200,
-                   timeout: float = 60) -> tuple[str, Callable[[], None]]:
+                   timeout: float = 60, durable: bool = False) -> tuple[str, Callable[[], None]]:
     """Create and start a PostgreSQL cluster; return its URL and a function that stops it.
 
     Args:
@@ -103,6 +103,9 @@ def start_postgres(tmpdir: str | os.PathLike | None = None, *, max_connections: 
         max_connections: the server's ``max_connections`` (default 200: several test
             processes, each with a pool).
         timeout: seconds to wait for the server to accept connections.
+        durable: keep PostgreSQL's defaults (``fsync``, ``synchronous_commit`` and
+            ``full_page_writes`` on: a commit waits for its WAL flush), for the benches;
+            by default they are off (fast tests).
 
     Returns:
         ``(url, stop)``: ``url`` is ``postgresql://postgres@127.0.0.1:<port>/postgres``
@@ -146,8 +149,9 @@ def start_postgres(tmpdir: str | os.PathLike | None = None, *, max_connections: 
             raise RuntimeError(f"initdb failed ({init.returncode}):\n{init.stdout}\n{init.stderr}")
         for _attempt in range(3):  # a free port may be taken before the server binds it
             port = free_port()
-            opts = (f"-p {port} -c listen_addresses=127.0.0.1 -k {base} -c max_connections={max_connections} "
-                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+            opts = f"-p {port} -c listen_addresses=127.0.0.1 -k {base} -c max_connections={max_connections}"
+            if not durable:
+                opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             started = subprocess.run(
                 [*prefix, str(bindir / "pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w",
                  "-t", str(int(timeout)), "-o", opts],

@@ -51,13 +51,15 @@ class Engine:
 
     def __init__(self, store: Any, *, clock: Callable[[], int], adapter_factory: Callable[[Any], Any],
                  limits: Limits, job_ids: Callable[[int], str], notifier: LocalNotifier, jobs: JobIndex,
-                 cache: ObjectCache, connections: Connections):
+                 cache: ObjectCache, connections: Connections, quotas: Quotas | None = None):
         self.store, self.clock, self.adapter_factory, self.limits = store, clock, adapter_factory, limits
         self.connections = connections
         self.job_ids, self.notifier, self.jobs, self.cache = job_ids, notifier, jobs, cache
-        self.quotas = Quotas(store, limits)
+        self.quotas = quotas or Quotas(store, limits)
         self.units = Units(store, cache, clock, notifier.notify)
         self.units.hooks.append(self.quotas.on_commit)
+        if hasattr(self.quotas, "guard"):
+            self.units.guards.append(self.quotas.guard)
         self.scheduler: Scheduler = None  # type: ignore[assignment]  # set by the runtime (it needs the run loop)
         self.sandboxes: dict[tuple[str, str], Sandbox] = {}
 

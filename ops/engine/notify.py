@@ -3,14 +3,16 @@
 A seam: :class:`Notifier` is what the engine needs; :class:`LocalNotifier`
 serves one process (an :class:`asyncio.Event` per watched ref). A backend
 shared by several processes replaces it with one that also hears the other
-processes' commits (e.g. PostgreSQL LISTEN/NOTIFY) and calls :meth:`notify`.
+processes' commits and wakes their watchers here
+(:class:`ops.engine.pg.PgNotifier`: PostgreSQL LISTEN/NOTIFY), and tells the
+:attr:`~LocalNotifier.remote` listeners (the scheduler) which refs other processes moved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Protocol
+from typing import Callable, Protocol
 
 __all__ = ["Notifier", "LocalNotifier"]
 
@@ -35,12 +37,27 @@ class Notifier(Protocol):
         """The refs somebody waits on now."""
         ...
 
+    async def start(self) -> None:
+        """Begin hearing other processes' commits (before the runtime recovers and serves)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop hearing them. Idempotent."""
+        ...
+
 
 class LocalNotifier:
-    """Watchers of one process. Events are held weakly: only while somebody waits on them."""
+    """Watchers of one process. Events are held weakly: only while somebody waits on them.
+
+    Attributes:
+        remote: ``ref -> None`` callables told of each ref another process moved
+            (``None``: any ref may have moved, e.g. after a lost connection); never
+            called by this class, whose commits are all local.
+    """
 
     def __init__(self) -> None:
         self._events: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
+        self.remote: list[Callable[[str | None], None]] = []
 
     def watch(self, ref: str) -> asyncio.Event:
         ev = self._events.get(ref)
@@ -55,6 +72,19 @@ class LocalNotifier:
 
     def watched(self) -> list[str]:
         return list(self._events.keys())
+
+    def wake_all(self) -> None:
+        """Wake every watcher (each re-reads what it guards: a spurious wake-up is harmless)."""
+        events = list(self._events.values())
+        self._events.clear()
+        for ev in events:
+            ev.set()
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
     async def changed(self, ref: str, timeout: float | None) -> bool:
         """Wait until ``ref`` moves or ``timeout`` seconds pass; whether it moved."""

@@ -32,11 +32,11 @@ from .context import Engine
 from .handlers import HANDLERS
 from .handlers.agents import cancel_agent_job
 from .jobs_index import JobIndex, LocalJobIndex, expire_jobs
-from .limits import Limits
+from .limits import Limits, Quotas
 from .links import version_links
 from .notify import LocalNotifier
 from .runs import recover, run_loop
-from .scheduler import LocalScheduler
+from .scheduler import LocalScheduler, Scheduler
 
 __all__ = ["Runtime", "Limits"]
 
@@ -59,23 +59,33 @@ class Runtime:
         gc_every: seconds between garbage collections run beside the operations (None: never;
             :meth:`gc` collects on demand).
         retain_jobs_ms: with ``gc_every``, drop finished jobs older than this first (None: keep).
+        notifier: change notification (default :class:`~ops.engine.notify.LocalNotifier`).
+        scheduler: ``(engine, run loop) -> Scheduler`` (default: a
+            :class:`~ops.engine.scheduler.LocalScheduler`, every loop in this process).
+        quotas: ``(store, limits) -> Quotas`` (default :class:`~ops.engine.limits.Quotas`).
+
+    One process per store uses the defaults. Processes sharing a store (PostgreSQL) each
+    pass :func:`ops.engine.pg.pg_seams` (or :func:`ops.engine.leases.shared_seams`).
     """
 
     def __init__(self, store: Any, *, clock: Callable[[], int] | None = None,
                  adapter_factory: Callable[[Any], Any] = make_adapter, limits: Limits | None = None,
                  job_ids: Callable[[int], str] | None = None, jobs: JobIndex | None = None,
                  connections: Connections | None = None, gc_every: float | None = None,
-                 retain_jobs_ms: int | None = None):
+                 retain_jobs_ms: int | None = None, notifier: LocalNotifier | None = None,
+                 scheduler: Callable[[Engine, Callable[[str, str], Any]], Scheduler] | None = None,
+                 quotas: Callable[[Any, Limits], Quotas] = Quotas):
         self.store = store
         self.cache = ObjectCache()
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.limits = limits or Limits()
-        self.notifier = LocalNotifier()
+        self.notifier = notifier or LocalNotifier()
         self.engine = Engine(store, clock=self.clock, adapter_factory=adapter_factory, limits=self.limits,
                              job_ids=job_ids or J.JobIds(), notifier=self.notifier,
                              jobs=jobs or LocalJobIndex(store, self.cache), cache=self.cache,
-                             connections=connections or Connections())
-        self.scheduler = LocalScheduler(lambda caller, aid: run_loop(self.engine, caller, aid))
+                             connections=connections or Connections(), quotas=quotas(store, self.limits))
+        loop = lambda caller, aid: run_loop(self.engine, caller, aid)  # noqa: E731
+        self.scheduler = scheduler(self.engine, loop) if scheduler is not None else LocalScheduler(loop)
         self.engine.scheduler = self.scheduler
         self.engine.invoke = self.invoke  # a what-if replay forks and sends requests as operations
         self.engine.units.hooks.append(self._wake)
@@ -98,8 +108,11 @@ class Runtime:
                 self.scheduler.ensure(caller, name.split("/", 2)[2])
 
     async def start(self) -> int:
-        """Recover: restart the run loop of every agent committed as ``RUNNING``; start the
-        periodic garbage collection when ``gc_every`` is set. Returns how many loops."""
+        """Start hearing other processes' commits and the scheduler; recover: restart the run
+        loop of every agent committed as ``RUNNING``; start the periodic garbage collection when
+        ``gc_every`` is set. Returns how many loops were asked for."""
+        await self.notifier.start()
+        await self.scheduler.start()
         n = recover(self.engine)
         if self.gc_every is not None:
             self._gc_task = asyncio.get_running_loop().create_task(self._collect_periodically())
@@ -124,6 +137,7 @@ class Runtime:
             self._gc_task.cancel()
             await asyncio.gather(self._gc_task, return_exceptions=True)
         await self.scheduler.close()
+        await self.notifier.close()
 
     async def invoke(self, contract: Contract, inp: Any, caller: str) -> dict[str, Any]:
         """Run one operation; return its job record.
@@ -165,7 +179,7 @@ class Runtime:
                 refs, bytes, the data path) are left out, since equal values are stored once
                 and a caller could learn from them whether another caller stored a value.
         """
-        st: dict[str, Any] = {"backend": type(self.store).__name__}
+        st: dict[str, Any] = {"backend": getattr(self.store, "backend", type(self.store).__name__)}
         stats = getattr(self.store, "stats", None)
         if stats and not shared:
             st.update(stats())

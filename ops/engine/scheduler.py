@@ -8,10 +8,10 @@ replacing the agent) stops the cycle (:meth:`~Scheduler.stop`).
 
 A seam: :class:`Scheduler` is what the engine needs; :class:`LocalScheduler`
 runs every agent's loop in this process (it holds every agent's lease for
-ever). Several processes sharing a store replace it with one that takes a
-lease per agent, with expiry, before running its loop: a process that lost a
-lease can never commit, because each commit is a compare-and-swap on the
-agent's head.
+ever). Several processes sharing a store replace it with
+:class:`ops.engine.leases.LeaseScheduler`, which runs an agent's loop only while
+it holds the agent's lease (a ref with expiry); every commit of that loop carries
+a compare-and-swap on the lease, so a process that lost it can never commit.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ class Scheduler(Protocol):
     def stop(self, caller: str, agent_id: str, task_id: str | None = None) -> None:
         """Cancel the agent's cycle in flight (only if it works on ``task_id``, when given).
         The loop goes on with the agent's next state; the cancelled cycle leaves no trace."""
+        ...
+
+    async def start(self) -> None:
+        """Start the scheduler's own work (before the runtime recovers the agents' loops)."""
         ...
 
     async def close(self) -> None:
@@ -90,6 +94,9 @@ class LocalScheduler:
         cyc = self._cycles.get((caller, agent_id))
         if cyc is not None and (task_id is None or cyc[0] == task_id):
             cyc[1].cancel()
+
+    async def start(self) -> None:
+        pass
 
     async def close(self) -> None:
         self._closed = True

@@ -6,6 +6,12 @@ compare-and-swap. On a lost race the unit's function is run again on the new
 heads, so work that arrived meanwhile (a task added during an LLM call) is
 merged, never lost or duplicated. After a commit every moved ref is announced
 (:class:`~ops.engine.notify.Notifier`) and the commit hooks run.
+
+*Guards* (:attr:`Units.guards`) see each unit just before it commits and may add
+compare-and-swaps on refs the unit's function did not write (:attr:`Unit.extra`):
+a process sharing the store with others uses them to fence its agents' runs by
+their leases and to count agents across processes (:mod:`ops.engine.leases`,
+:class:`ops.engine.limits.StoreQuotas`). A guard may also refuse the unit by raising.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ class Unit:
         ts: the unit's time, Unix ms (every commit of the unit carries it).
         caller: recorded in every commit. heads: ``ref -> (digest, commit)`` as read.
         writes: ``ref -> (record, op, input)`` staged, or None for a removal.
+        extra: compare-and-swaps the guards add to the commit (refs outside ``writes``).
     """
 
-    __slots__ = ("store", "tx", "ts", "caller", "heads", "writes", "actual", "points")
+    __slots__ = ("store", "tx", "ts", "caller", "heads", "writes", "actual", "points", "extra")
 
     def __init__(self, store: Any, ts: int, caller: str, cache: ObjectCache | None = None):
         self.store, self.tx, self.ts, self.caller = store, Tx(store, cache), ts, caller
@@ -44,6 +51,7 @@ class Unit:
         self.writes: dict[str, tuple[Any, str, Any] | None] = {}
         self.actual: dict[str, bytes | None] = {}  # refs adopted onto another chain: their real head
         self.points: dict[str, bytes] = {}  # refs moved to a commit made outside a write (a squashed chain)
+        self.extra: list[RefUpdate] = []
 
     def head(self, name: str) -> tuple[bytes | None, Commit | None]:
         """``(digest, commit)`` of ``name``'s head as this unit sees it (read once)."""
@@ -122,10 +130,16 @@ class Units:
     Args:
         store: the store. cache: the shared object cache. clock: Unix ms.
         notify: called with each ref a commit moved.
+
+    Attributes:
+        guards: ``(unit, its ref updates) -> None``, called before each commit attempt; may
+            append to ``unit.extra`` (and stage objects in ``unit.tx``) or raise to refuse it.
+        hooks: ``(caller, unit) -> None``, called after each commit, in order.
     """
 
     def __init__(self, store: Any, cache: ObjectCache, clock: Callable[[], int], notify: Callable[[str], None]):
         self.store, self.cache, self.clock, self._notify = store, cache, clock, notify
+        self.guards: list[Callable[[Unit, list[RefUpdate]], None]] = []
         self.hooks: list[Callable[[str, Unit], None]] = []
 
     async def run(self, caller: str, fn: Callable[[Unit], Any]) -> Any:
@@ -150,11 +164,16 @@ class Units:
             ups = u.updates()
             if not ups:
                 return result
-            if await self.store.acommit(u.tx.objects, ups, **({} if gen is None else {"generation": gen})):
+            for guard in self.guards:
+                guard(u, ups)
+            if await self.store.acommit(u.tx.objects, ups + u.extra, **({} if gen is None else {"generation": gen})):
                 for hook in self.hooks:
                     hook(caller, u)
                 for name in [*u.writes, *u.points]:
                     self._notify(name)
+                for x in u.extra:
+                    if x.expected != x.new:
+                        self._notify(x.name)
                 return result
             await asyncio.sleep(0 if attempt < 4 else 0.001 * attempt)
         raise OpError("conflict", f"gave up after {MAX_RETRIES} lost compare-and-swap races", hint="retry the request")

@@ -23,7 +23,7 @@ import click
 
 from ..engine.runtime import Limits
 from .app import DEFAULT_MAX_BODY
-from .cli_store import AGE
+from .cli_store import AGE, connections_from_file
 
 __all__ = ["main", "DEFAULT_PORT", "DEFAULT_URL"]
 
@@ -85,6 +85,12 @@ def main() -> None:
 @main.command()
 @click.option("--data", default=DEFAULT_DATA, show_default=True, type=click.Path(file_okay=False),
               help="Directory of the embedded LMDB store (created if missing).")
+@click.option("--store", "store_spec", default=None, metavar="URL",
+              help="The store instead of --data: postgresql://user:password@host:port/db (any number of "
+                   "`lattice serve` processes may share one database), an LMDB directory, or :memory:.")
+@click.option("--lease", default=5.0, show_default=True, type=click.FloatRange(min=0.5), metavar="SECONDS",
+              help="With a PostgreSQL store: a process silent this long is taken for dead, and its agents run "
+                   "elsewhere within SECONDS + 40%.")
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Interface to bind.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--memory", is_flag=True, help="Use an in-memory store instead (nothing is kept).")
@@ -118,15 +124,18 @@ def main() -> None:
               help="With --gc-every: first drop finished jobs older than this age (e.g. 7d).")
 @click.option("--admin", "admins", multiple=True, metavar="CALLER",
               help="With --tokens: a caller allowed on the operator routes (`lattice gc`). Repeatable.")
-def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body: int, log_level: str,
-          max_agents: int, max_queued: int, tokens_file: str | None, origins: tuple[str, ...],
-          hosts: tuple[str, ...], insecure_remote: bool, models_file: str | None, gc_every: float | None,
-          retain_jobs: int | None, admins: tuple[str, ...]) -> None:
-    """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp) on an embedded store.
+def serve(data: str, store_spec: str | None, lease: float, host: str, port: int, memory: bool, no_sync: bool,
+          max_body: int, log_level: str, max_agents: int, max_queued: int, tokens_file: str | None,
+          origins: tuple[str, ...], hosts: tuple[str, ...], insecure_remote: bool, models_file: str | None,
+          gc_every: float | None, retain_jobs: int | None, admins: tuple[str, ...]) -> None:
+    """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp, the inspector at /ui) on an embedded store,
+    or on a PostgreSQL database shared with other `lattice serve` processes (--store postgresql://...).
 
     SIGTERM or Ctrl-C stops it at once: open event streams end, requests waiting on a job answer 503
     (the job's task runs again after a restart), and the process exits within about a second.
     """
+    if store_spec is not None and memory:
+        raise click.UsageError("give --store or --memory, not both")
     import ipaddress
 
     from .auth import TokenFileError, Tokens
@@ -136,7 +145,7 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
             tokens = Tokens.load(tokens_file)
         except TokenFileError as e:
             raise click.ClickException(str(e)) from None
-    connections = _connections(models_file, strict=tokens is not None)
+    connections = connections_from_file(models_file, strict=tokens is not None)
     try:
         address = None if host == "localhost" else ipaddress.ip_address(host)
     except ValueError:
@@ -153,20 +162,29 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
     from .app import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from lattice.errors import StoreError
+    seams: dict[str, Any] = {}
     if memory:
         store: Any = MemoryStore()
         where = "memory (not kept)"
+    elif store_spec is not None and _is_url(store_spec):
+        from ..engine.cached import CachedStore
+        from ..engine.leases import LeaseTimes
+        from ..engine.pg import pg_seams
+        store = CachedStore(_open(store_spec))
+        seams = pg_seams(store_spec, LeaseTimes.scaled(lease))
+        where = f"{store.url}, shared"
     else:
-        from lattice.errors import StoreError
         from lattice.lmdb import LmdbStore
+        path = data if store_spec is None else store_spec
         try:
-            store = LmdbStore(data, durable=not no_sync)
+            store = MemoryStore() if path == ":memory:" else LmdbStore(path, durable=not no_sync)
         except StoreError as e:
             hint = f"\nhint: {e.hint}" if e.hint else ""
-            raise click.ClickException(f"cannot open store at {data}: {e.message}{hint}") from None
-        where = os.path.abspath(data)
+            raise click.ClickException(f"cannot open store at {path}: {e.message}{hint}") from None
+        where = "memory (not kept)" if path == ":memory:" else os.path.abspath(path)
     app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued),
-                             connections=connections, gc_every=gc_every, retain_jobs_ms=retain_jobs),
+                             connections=connections, gc_every=gc_every, retain_jobs_ms=retain_jobs, **seams),
                      max_body=max_body, tokens=tokens, allowed_origins=frozenset(origins), admins=frozenset(admins),
                      # the bound name answers too, unless it is a wildcard (0.0.0.0, ::): then --allow-host names them
                      allowed_hosts=frozenset(hosts) | ({host} if address is None or not address.is_unspecified
@@ -176,30 +194,31 @@ def serve(data: str, host: str, port: int, memory: bool, no_sync: bool, max_body
         # at SIGTERM/SIGINT the streams end and the waits answer 503 at once, SHUTDOWN_TIMEOUT bounds the rest
         web.run_app(app, host=host, port=port, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT,
                     print=lambda *_: click.echo(
-            f"lattice serving on http://{host}:{port} (store: {where}; "
+            f"lattice serving on http://{host}:{port} (inspector: /ui; store: {where}; "
             f"{f'{len(tokens)} bearer token(s)' if tokens else 'no authentication, one local caller'}); Ctrl-C to stop"))
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    except StoreError as e:  # e.g. another process of another engine protocol shares the database
+        hint = f"\nhint: {e.hint}" if e.hint else ""
+        raise click.ClickException(f"{e.message}{hint}") from None
     finally:
         store.close()
 
 
-def _connections(path: str | None, strict: bool) -> Any:
-    """The model connections of ``--models FILE`` (none without it)."""
-    import msgspec
+def _is_url(spec: str) -> bool:
+    return "://" in spec
 
-    from ..domain.models import Connections
-    if path is None:
-        return Connections(strict=strict)
+
+def _open(spec: str, **options: Any) -> Any:
+    """Open the store ``spec`` names (:func:`lattice.open.open_store`); a clear error if it cannot."""
+    from lattice.errors import LatticeError
+    from lattice.open import open_store
     try:
-        data = json.loads(open(path, encoding="utf-8").read())
-        return Connections.parse(data, strict)
-    except OSError as e:
-        raise click.ClickException(f"cannot read --models {path}: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise click.ClickException(f"--models {path} is not JSON: {e}") from None
-    except msgspec.ValidationError as e:
-        raise click.ClickException(f"--models {path}: {e} (expected {{name: {{baseUrl, apiKeyEnv?}}}})") from None
+        return open_store(spec, **options)
+    except LatticeError as e:
+        hint = f"\nhint: {e.hint}" if getattr(e, "hint", None) else ""
+        where = getattr(e, "url", None) or (spec.split("@")[-1] if _is_url(spec) else spec)
+        raise click.ClickException(f"cannot open store {where}: {e.message}{hint}") from None
 
 
 @main.command()
@@ -369,25 +388,34 @@ def replay(agent: str, from_: int | str | None, to: int | str | None, into: str 
 
 
 @main.command()
-@click.option("--data", default=DEFAULT_DATA, show_default=True, type=click.Path(file_okay=False, exists=True),
+@click.option("--data", default=DEFAULT_DATA, show_default=True, type=click.Path(file_okay=False),
               help="Directory of the LMDB store to check.")
+@click.option("--store", "store_spec", default=None, metavar="URL",
+              help="The store instead of --data: postgresql://... or an LMDB directory.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def fsck(data: str, quiet: bool) -> None:
+def fsck(data: str, store_spec: str | None, quiet: bool) -> None:
     """Check a store: every object reachable from every ref is present and re-hashes to its digest,
     every commit chain is whole, every agent and job record is consistent.
 
     Exit 0 when clean, 1 when anything is wrong (each problem is printed). The
-    server may keep running: LMDB readers in another process see a consistent snapshot.
+    servers may keep running: LMDB readers in another process see a consistent snapshot;
+    on PostgreSQL an agent that moves while it is checked is checked as it was listed.
     """
     from lattice.errors import StoreError
     from lattice.fsck import fsck as run_fsck
     from lattice.lmdb import LmdbStore
 
     from ..domain.check import make_check_head
-    try:
-        store = LmdbStore(data, readonly=True)  # reads only: may run beside a server
-    except StoreError as e:
-        raise click.ClickException(f"cannot open store at {data}: {e.message}") from None
+    spec = data if store_spec is None else store_spec
+    if _is_url(spec):
+        store = _open(spec, pool_size=2)
+    else:
+        if not os.path.isdir(spec):
+            raise click.UsageError(f"Directory {spec!r} does not exist (no store there).")
+        try:
+            store = LmdbStore(spec, readonly=True)  # reads only: may run beside a server
+        except StoreError as e:
+            raise click.ClickException(f"cannot open store at {spec}: {e.message}") from None
     try:
         total = sum(1 for _ in store.refs(""))
         with click.progressbar(length=total, label="checking refs", file=sys.stderr,
@@ -408,11 +436,12 @@ def fsck(data: str, quiet: bool) -> None:
 
 
 from .cli_store import compact as _compact  # noqa: E402  (commands of their own module)
+from .cli_store import copy as _copy  # noqa: E402
 from .cli_store import export_cmd as _export  # noqa: E402
 from .cli_store import gc as _gc  # noqa: E402
 from .cli_store import import_cmd as _import  # noqa: E402
 
-for _command in (_gc, _compact, _export, _import):
+for _command in (_gc, _compact, _copy, _export, _import):
     main.add_command(_command)
 
 

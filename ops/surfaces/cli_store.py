@@ -1,21 +1,25 @@
 """CLI commands that look after a store and move agents: ``lattice gc``, ``lattice compact``,
-``lattice export`` and ``lattice import``.
+``lattice copy``, ``lattice export`` and ``lattice import``.
 
-Both open an LMDB data directory directly when no server holds it; ``gc`` asks the
-running server instead (``--url``) when one does (a collection is safe beside the
-server's operations, see :mod:`lattice.gc`). ``compact`` needs the directory to itself.
+``gc`` and ``compact`` open an LMDB data directory directly when no server holds it;
+``gc`` asks the running server instead (``--url``) when one does (a collection is safe
+beside the server's operations, see :mod:`lattice.gc`). ``compact`` needs the directory
+to itself. ``copy`` moves a store from one backend to another (LMDB <-> PostgreSQL).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
+from typing import Any, Callable
 
 import click
 
-__all__ = ["gc", "compact", "export_cmd", "import_cmd", "AGE", "parse_age"]
+__all__ = ["gc", "compact", "copy", "copy_store", "export_cmd", "import_cmd", "AGE", "parse_age",
+           "connections_from_file"]
 
 _AGE = re.compile(r"^(\d+)(ms|s|m|h|d)?$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -196,3 +200,141 @@ def _online(url: str, run, rejected: type) -> object:
     except rejected as e:
         click.echo(f"{e.status} {e.code}: {e.message}" + (f"\nhint: {e.hint}" if e.hint else ""), err=True)
         sys.exit(2)
+#: refs of the processes serving a store (leases, heartbeats, agent counts: see
+#: ops.engine.leases), not copied: the servers of the target rebuild them
+PROCESS_REFS = ("l/", "p/", "q/")
+#: bytes of objects per commit while copying
+COPY_BATCH_BYTES = 4 << 20
+
+
+def copy_store(src: Any, dst: Any, *, verify: bool = True,
+               progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Copy every object reachable from ``src``'s refs into ``dst``, then the refs, in one commit.
+
+    The refs are listed once (one consistent read), so a copy made beside a running
+    server holds the store as it was then. Every object is re-hashed when read from
+    ``src`` and checked against its digest when written to ``dst``; with ``verify``,
+    read back from ``dst`` (re-hashed again) once the refs are in. Objects go first,
+    refs last: an interrupted copy leaves no ref. Leases, heartbeats and agent counts
+    (:data:`PROCESS_REFS`) are not copied.
+
+    Args:
+        src: the store to copy. dst: an empty store (no ref).
+        verify: read every object back from ``dst``.
+        progress: called as ``progress(objects copied, bytes copied)`` after each batch.
+
+    Returns:
+        ``{refs, objects, bytes}`` copied.
+
+    Raises:
+        click.ClickException: ``dst`` has refs, or an object of ``src`` is missing or corrupt.
+    """
+    from lattice.errors import CorruptObject, NotFound
+    from lattice.gc import children
+    from lattice.store import RefUpdate
+
+    from ..engine.runtime import version_links
+    if next(iter(dst.refs("")), None) is not None:
+        raise click.ClickException("the target store is not empty (it has refs): copy into an empty one")
+    refs = [(n, d) for n, d in src.refs("") if not n.startswith(PROCESS_REFS)]
+
+    def get(d: bytes) -> bytes | None:
+        try:
+            return src.get(d)
+        except NotFound:
+            return None
+
+    seen: set[bytes] = set()
+    order: list[bytes] = []
+    batch: dict[bytes, bytes] = {}
+    size = total = 0
+    stack = [d for _, d in refs]
+    while stack:
+        d = stack.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        try:
+            data = src.get(d)
+        except (NotFound, CorruptObject) as e:
+            raise click.ClickException(f"source object {d.hex()}: {e.message} (run `lattice fsck` on it)") from None
+        batch[d] = data
+        order.append(d)
+        size += len(data)
+        total += len(data)
+        stack.extend(c for c in children(data, version_links, get) if c not in seen)
+        if size >= COPY_BATCH_BYTES:
+            dst.commit(batch, [])
+            batch, size = {}, 0
+            if progress is not None:
+                progress(len(order), total)
+    if not dst.commit(batch, [RefUpdate(n, None, d) for n, d in refs]):
+        raise click.ClickException("the target store gained refs during the copy: nothing was referenced")
+    if progress is not None:
+        progress(len(order), total)
+    if verify:
+        for d in order:
+            dst.get(d)  # re-hashes
+        moved = [(n, d) for n, d in dst.refs("") if not n.startswith(PROCESS_REFS)]
+        if moved != sorted(refs):
+            raise click.ClickException("the target's refs differ from the source's after the copy")
+    return {"refs": len(refs), "objects": len(order), "bytes": total}
+
+
+@click.command("copy")
+@click.option("--from", "source", required=True, metavar="SPEC",
+              help="The store to copy: an LMDB directory or postgresql://... (may be in use by a server).")
+@click.option("--to", "target", required=True, metavar="SPEC",
+              help="An empty store: an LMDB directory (created) or postgresql://... (tables created).")
+@click.option("--no-verify", is_flag=True, help="Do not read every object back from the target.")
+def copy(source: str, target: str, no_verify: bool) -> None:
+    """Copy a store to another backend: every object reachable from its refs, then the refs,
+    each object verified by its digest (e.g. --from ./.lattice --to postgresql://... and back).
+
+    The refs are those of one moment; a server may run on the source meanwhile (its later
+    commits are not copied). The target must be empty; no server may use it yet.
+    """
+    from lattice.errors import LatticeError, StoreError
+    from lattice.lmdb import LmdbStore
+    from lattice.open import open_store
+
+    def opened(spec: str, readonly: bool) -> Any:
+        try:
+            if readonly and "://" not in spec:
+                if not os.path.isdir(spec):
+                    raise click.ClickException(f"no store at {spec}")
+                return LmdbStore(spec, readonly=True)
+            return open_store(spec)
+        except (LatticeError, StoreError) as e:
+            hint = f" (hint: {e.hint})" if getattr(e, "hint", None) else ""
+            raise click.ClickException(f"cannot open {spec.split('@')[-1]}: {e.message}{hint}") from None
+    src = opened(source, True)
+    try:
+        dst = opened(target, False)
+        try:
+            r = copy_store(src, dst, verify=not no_verify,
+                           progress=lambda n, b: click.echo(f"  {n:,} objects, {_human(b)}", err=True))
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    click.echo(f"copied {r['refs']:,} refs, {r['objects']:,} objects ({_human(r['bytes'])})"
+               + ("" if no_verify else "; every object read back and verified"))
+
+
+def connections_from_file(path: str | None, strict: bool) -> Any:
+    """The model connections of ``--models FILE`` (none without it)."""
+    import msgspec
+
+    from ..domain.models import Connections
+    if path is None:
+        return Connections(strict=strict)
+    try:
+        data = json.loads(open(path, encoding="utf-8").read())
+        return Connections.parse(data, strict)
+    except OSError as e:
+        raise click.ClickException(f"cannot read --models {path}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise click.ClickException(f"--models {path} is not JSON: {e}") from None
+    except msgspec.ValidationError as e:
+        raise click.ClickException(f"--models {path}: {e} (expected {{name: {{baseUrl, apiKeyEnv?}}}})") from None
