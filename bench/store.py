@@ -62,10 +62,10 @@ class TimedStore:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    async def acommit(self, objects, updates):
+    async def acommit(self, objects, updates, **kw):
         new = [len(v) for k, v in objects.items() if not self.inner.has(k)]
         t = time.perf_counter()
-        ok = await self.inner.acommit(objects, updates)
+        ok = await self.inner.acommit(objects, updates, **kw)
         self.commit_ms.append((time.perf_counter() - t) * 1000)
         if ok:
             self.new_objects.append(new)
