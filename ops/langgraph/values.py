@@ -306,8 +306,8 @@ class ListMemo:
                 self._entries.popitem(last=False)
 
 
-def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, items: list, base: Any) -> tuple[Any, list | None]:
-    """Store list ``items`` (a channel value), appending to ``base`` when it holds a prefix of them.
+def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, seq: list, base: Any) -> tuple[Any, list | None]:
+    """Store list ``seq`` (a channel value), appending to ``base`` when it holds a prefix of it.
 
     Args:
         base: the channel's stored value in the parent checkpoint (any stored
@@ -317,9 +317,9 @@ def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, items: list, base: Any
         ``(stored, remember)``: the stored form (a ``Link(VEC)`` past 32 items)
         and the items to remember it by once committed (None: nothing to remember).
     """
-    if len(items) <= FANOUT:
-        return tx.put_value(codec.enc(items)), None
-    keep = list(items)
+    if len(seq) <= FANOUT:
+        return tx.put_value(codec.enc(seq)), None
+    keep = list(seq)
     if type(base) is Link and base.code == VEC:
         old = memo.get(bytes(base.data))
         if old is not None and len(keep) >= len(old) and all(map(operator.is_, keep, old)):
