@@ -18,7 +18,7 @@ from .nodes import BLOB, MAP, NODE, VEC, HMap, Tx, Vec, map_delete, map_set, seq
 __all__ = ["NAMESPACES", "MAX_DEPTH", "MAX_SEGMENT", "parse_path", "open_level", "kind_of", "read_path", "write_path",
            "delete_path", "Missing"]
 
-NAMESPACES = ("g", "w", "j")
+NAMESPACES = ("g", "w", "j", "t")
 #: most segments a path may have (namespace included)
 MAX_DEPTH = 64
 #: longest segment, in characters
@@ -61,7 +61,8 @@ def parse_path(path: str) -> tuple[str, list[str]]:
             raise InvalidPath(f"segment {i} of the path holds a control character")
     ns = parts[0]
     if ns not in NAMESPACES:
-        raise InvalidPath(f"unknown namespace {ns!r} in {path!r}: expected one of g, w, j", hint="paths look like g/<agentId>/..., w/... or j/<jobId>")
+        raise InvalidPath(f"unknown namespace {ns!r} in {path!r}: expected one of g, w, j, t",
+                          hint="paths look like g/<agentId>/..., w/..., j/<jobId> or t/<threadId> (LangGraph)")
     return ns, parts[1:]
 
 

@@ -1,5 +1,6 @@
 """Handlers of the lattice path operations (``covia:*``): reads anywhere in the caller's
-namespaces (at any version of an agent), writes only under ``w/``."""
+namespaces (``g/`` agents, ``j/`` jobs, ``w/`` the workspace, ``t/`` LangGraph threads; at any
+version of an agent or a thread), writes only under ``w/``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any, Callable
 import msgspec
 
 from lattice.commits import read_commit
-from lattice.errors import InvalidPath
+from lattice.errors import InvalidPath, InvalidValue, NotFound
+from lattice.history import resolve
 from lattice.nodes import HMap, Tx, Vec, map_keys, map_len
 from lattice.paths import Missing, delete_path, kind_of, open_level, parse_path, read_path, write_path
 
@@ -48,11 +50,14 @@ def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> 
     A bare ``g`` or ``j`` is a virtual map of the caller's agents or jobs."""
     ns, ref, segs = target(caller, path)
     if at is not None:
-        if ns != "g" or ref is None:
-            raise Rejected("invalid_input", "`at` reads a version of an agent: the path must be g/<agentId>/...",
-                           path="$.input.at")
-        aid = ref.split("/", 2)[2]
-        _, c = engine.at_version(tx, caller, aid, at, agent_path="$.input.path")
+        if ns not in ("g", "t") or ref is None:
+            raise Rejected("invalid_input", "`at` reads a version of an agent or a LangGraph thread: the path must "
+                                            "be g/<agentId>/... or t/<threadId>/...", path="$.input.at")
+        ident = ref.split("/", 2)[2]
+        if ns == "g":
+            _, c = engine.at_version(tx, caller, ident, at, agent_path="$.input.path")
+        else:
+            c = _thread_version(engine, tx, ref, ident, at)
         return read_path(tx, tx.raw_root(c.root), segs)
     if ref is None:
         prefix = f"{ns}/{caller}/"
@@ -67,6 +72,19 @@ def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> 
     if raw is Missing:
         return Missing
     return read_path(tx, raw, segs)
+
+
+def _thread_version(engine: Engine, tx: Tx, ref: str, thread: str, at: Any) -> Any:
+    """The commit of a LangGraph thread's checkpoint named by ``at`` (a seq: its depth; or a commit id)."""
+    head = engine.store.ref(ref)
+    if head is None:
+        raise OpError("not_found", f"no thread {thread!r}", path="$.input.path")
+    try:
+        return resolve(tx, head, at)[1]
+    except NotFound as e:
+        raise OpError("not_found", f"thread {thread!r}: {e.message}", path="$.input.at") from None
+    except InvalidValue as e:
+        raise Rejected("invalid_input", e.message, path="$.input.at") from None
 
 
 async def read(engine: Engine, caller: str, inp: O.ReadInput, job: dict) -> dict:
