@@ -25,6 +25,7 @@ from ..domain.contracts import REGISTRY, Contract, decode_input
 from ..domain.errors import Rejected
 from ..domain.jobs import CANCELLED, FAILED, TIMEOUT, public_job
 from ..engine.runtime import Runtime
+from .inputs import json_input
 from .openapi import input_json_schema, job_json_schema
 
 __all__ = ["PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND", "INVALID_PARAMS", "INTERNAL_ERROR",
@@ -152,7 +153,7 @@ async def call_tool(runtime: Runtime, caller: str, table: dict[str, Contract], p
     if args is not None and not isinstance(args, dict):
         raise McpError(INVALID_PARAMS, f"Invalid params: `arguments` must be an object, got {type(args).__name__}")
     try:
-        inp = decode_input(contract, args)
+        inp = decode_input(contract, json_input(contract, args))
         job = await runtime.invoke(contract, inp, caller)
     except Rejected as e:
         err = _rename(e.to_dict())
