@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ..domain.errors import Rejected
 from .common import RUNTIME, TOKENS, caller_of, reply
+from .inputs import integral_ints
 from .routes import Route, json_response
 
 __all__ = ["ADMINS", "gc", "ROUTES"]
@@ -25,8 +26,20 @@ __all__ = ["ADMINS", "gc", "ROUTES"]
 ADMINS = web.AppKey("admins", frozenset)
 
 
+#: the longest retention, milliseconds (a 64-bit signed integer)
+_MAX_MS = 2 ** 63 - 1
+
+
 class GcInput(msgspec.Struct, forbid_unknown_fields=True):
-    retainJobs: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType = msgspec.UNSET
+    retainJobs: Annotated[int, msgspec.Meta(ge=0, le=_MAX_MS)] | msgspec.UnsetType = msgspec.UNSET
+
+
+def _input(body: bytes) -> GcInput:
+    try:
+        raw = msgspec.json.decode(body or b"{}")
+        return msgspec.convert(integral_ints(GcInput, raw), GcInput)  # 7.0 is the integer 7, as JSON Schema says
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise Rejected("invalid_input", f"{e}", hint='send {} or {"retainJobs": <milliseconds>}') from None
 
 
 async def gc(request: web.Request) -> web.Response:
@@ -38,11 +51,7 @@ async def gc(request: web.Request) -> web.Response:
     if request.app.get(TOKENS) is not None and caller_of(request) not in request.app.get(ADMINS, frozenset()):
         raise Rejected("forbidden", "only the server's admins may collect garbage",
                        hint="the operator names them with lattice serve --admin CALLER")
-    body = await request.read()
-    try:
-        inp = msgspec.json.decode(body or b"{}", type=GcInput)
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise Rejected("invalid_input", f"{e}", hint='send {} or {"retainJobs": <milliseconds>}') from None
+    inp = _input(await request.read())
     retain = None if inp.retainJobs is msgspec.UNSET else inp.retainJobs
     report: dict[str, Any] = await request.app[RUNTIME].gc(retain_jobs_ms=retain)
     return reply(report)
@@ -58,7 +67,7 @@ ROUTES = (
           "Free every object no ref reaches (optionally after dropping finished jobs older than retainJobs ms)",
           request_body={"required": False, "content": {"application/json": {"schema": {
               "type": "object", "additionalProperties": False,
-              "properties": {"retainJobs": {"type": "integer", "minimum": 0,
+              "properties": {"retainJobs": {"type": "integer", "minimum": 0, "maximum": _MAX_MS,
                                             "description": "drop finished jobs older than this, in milliseconds"}}}}}},
           responses={"200": json_response("what the collection freed", _REPORT)},
           errors=("forbidden", "invalid_input", "not_supported"), tags=("server",)),

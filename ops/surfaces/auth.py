@@ -80,7 +80,7 @@ class Tokens:
         UTF-8 (aiohttp hands its bytes over as surrogate escapes) names no caller.
 
         >>> t = Tokens({"0123456789abcdef": "alice"})
-        >>> t.caller("Bearer 0123456789abcdef"), t.caller("Bearer \udcff\udcfe"), t.caller("Basic x")
+        >>> t.caller("Bearer 0123456789abcdef"), t.caller("Bearer \\udcff\\udcfe"), t.caller("Basic x")
         ('alice', None, None)
         """
         if not authorization:

@@ -4,15 +4,19 @@ The tools (every operation, called as ``POST /api/v1/invoke`` would for the same
 caller) are :mod:`ops.surfaces.mcp_tools`; this module is the endpoint: the
 JSON-RPC framing, the protocol versions, the sessions and the reply modes.
 
-Protocol (handshake era): ``initialize`` (versions :data:`PROTOCOL_VERSIONS`;
+Protocol, handshake era: ``initialize`` (versions :data:`PROTOCOL_VERSIONS`;
 any other requested version is answered with the newest one, as the lifecycle
 requires, and the client decides), ``notifications/initialized``, ``ping``,
-``tools/list``, ``tools/call``. Every other method is ``-32601``, including
-the 2026 ``server/discover`` probe, which tells a dual-era client to fall back
-to ``initialize``. ``initialize`` opens a session whose id comes back in
-``Mcp-Session-Id``; later requests must carry it (400 without, 404 for an
-unknown or ended session; ``DELETE /mcp`` ends one). ``GET /mcp`` (a server
-stream) is 405: this server sends no requests or notifications of its own.
+``tools/list``, ``tools/call``; every other method is ``-32601``.
+``initialize`` opens a session whose id comes back in ``Mcp-Session-Id``;
+later requests must carry it (400 without, 404 for an unknown or ended
+session; ``DELETE /mcp`` ends one). Stateless era (2026-07-28,
+:mod:`ops.surfaces.mcp_modern`): a request that names that version in its
+``MCP-Protocol-Version`` header or its ``params._meta`` is served on its own,
+without a session: ``server/discover``, ``tools/list``, ``tools/call``. A
+dual-era client's ``server/discover`` probe therefore finds the new revision.
+``GET /mcp`` (a server stream) is 405: this server sends no requests or
+notifications of its own.
 
 Bad input, each answered with the JSON-RPC error the spec defines and
 nothing in the store changed: unparseable JSON ``-32700`` (HTTP 400); a batch,
@@ -21,8 +25,9 @@ were removed from MCP in 2025-06-18); an unknown method ``-32601``; an unknown
 tool or malformed ``tools/call`` params ``-32602``. Arguments that violate a
 tool's input schema depend on the negotiated version: ``-32602`` with the
 error in ``data`` in 2025-06-18; from 2025-11-25 (SEP-1303) a tool result
-with ``isError: true`` and ``structuredContent: {"error": {code, message,
-path, hint}}``, so that a model can correct itself.
+with ``isError: true`` and the error ``{"error": {code, message, path, hint}}``
+as its text (no ``structuredContent``: it would have to be a job), so that a
+model can correct itself.
 
 Results are ``application/json`` or a ``text/event-stream`` of one
 ``message`` event, per ``app[RESPONSE_MODE]``: ``"json"``, ``"sse"``, or
@@ -52,21 +57,24 @@ from ..domain.contracts import Contract
 from .common import (HOST_HINT, MAX_BODY, RUNTIME, SHUTDOWN, ShuttingDown, caller_of, host_allowed, origin_allowed,
                      reply, unless_shutdown, wait_or_shutdown)
 from .mcp_tools import (INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
-                        SESSION_NOT_FOUND, McpError, call_tool, can_wait, list_tools, tool, tool_name, tool_table,
-                        tools)
+                        SESSION_NOT_FOUND, McpError, call_tool, can_wait, list_tools, tool, tool_name, tool_schemas,
+                        tool_table, tools)
+from .mcp_modern import (HANDSHAKE_PROTOCOL_VERSIONS, METHODS, MODERN_PROTOCOL_VERSIONS, STATUS, discover, envelope,
+                         finish, is_modern, notification_version)
 from .openapi import package_version
 from .routes import Route
 from .sse import DEFAULT_HEARTBEAT, HEARTBEAT, EventStream, accept_quality
 
-__all__ = ["PROTOCOL_VERSIONS", "LATEST_PROTOCOL_VERSION", "SESSION_HEADER", "VERSION_HEADER", "RESPONSE_MODE",
+__all__ = ["PROTOCOL_VERSIONS", "MODERN_PROTOCOL_VERSIONS", "LATEST_PROTOCOL_VERSION", "SESSION_HEADER", "VERSION_HEADER", "RESPONSE_MODE",
            "MAX_SESSIONS", "PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND",
-           "INVALID_PARAMS", "INTERNAL_ERROR", "SESSION_NOT_FOUND", "tool_name", "tool_table", "tools", "Sessions",
+           "INVALID_PARAMS", "INTERNAL_ERROR", "SESSION_NOT_FOUND", "tool_name", "tool_table", "tool_schemas", "tools",
+           "Sessions",
            "handle_post", "handle_delete", "handle_get", "ROUTES", "prepare"]
 
 log = logging.getLogger("lattice.mcp")
 
-#: protocol versions served, newest first
-PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18")
+#: handshake-era protocol versions served, newest first (2026-07-28: :mod:`ops.surfaces.mcp_modern`)
+PROTOCOL_VERSIONS = HANDSHAKE_PROTOCOL_VERSIONS
 LATEST_PROTOCOL_VERSION = PROTOCOL_VERSIONS[0]
 SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
@@ -196,6 +204,12 @@ async def _post(request: web.Request) -> web.StreamResponse:
     rid = msg.get("id") if _valid_id(msg.get("id")) else None
     if msg.get("jsonrpc") != "2.0":
         raise McpError(INVALID_REQUEST, 'Invalid Request: `jsonrpc` must be "2.0"', id=rid, http=400)
+    if is_modern(request, msg):
+        try:
+            return await _post_modern(request, msg, rid, json_ok, sse_ok)
+        except McpError as f:  # every error with the status this revision gives its code
+            f.http = STATUS.get(f.code, 200) if f.http == 200 else f.http
+            raise
     if "method" not in msg:
         if "id" in msg and ("result" in msg or "error" in msg):  # a response: we send no requests, so nothing awaits it
             _session(request, required=False)
@@ -231,11 +245,41 @@ async def _post(request: web.Request) -> web.StreamResponse:
     if header is not None and header not in PROTOCOL_VERSIONS:
         raise McpError(INVALID_REQUEST, f"Bad Request: unsupported {VERSION_HEADER} {header[:40]!r}; "
                                      f"supported: {', '.join(PROTOCOL_VERSIONS)}", id=rid, http=400)
+    return await _dispatch(request, rid, method, params, handler(request, params, version), json_ok, sse_ok)
+
+
+async def _post_modern(request: web.Request, msg: dict[str, Any], rid: Any, json_ok: bool,
+                       sse_ok: bool) -> web.StreamResponse:
+    """A message of the stateless revision (:mod:`ops.surfaces.mcp_modern`): no session, its own envelope."""
+    method = msg.get("method")
+    if not isinstance(method, str):
+        raise McpError(INVALID_REQUEST, "Invalid Request: the body must be one JSON-RPC request or notification",
+                       id=rid, http=400)
+    if "id" not in msg:  # a notification: accepted and dropped
+        notification_version(request)
+        return web.Response(status=202)
+    if not _valid_id(msg["id"]):
+        raise McpError(INVALID_REQUEST, "Invalid Request: `id` must be a string or an integer", http=400)
+    version = envelope(request, msg, rid)
+    handler = _MODERN_METHODS.get(method)
+    if handler is None:
+        hint = "; protocol 2026-07-28 has no initialize: call server/discover" if method == "initialize" else ""
+        raise McpError(METHOD_NOT_FOUND, f"Method not found: {method[:100]!r}{hint}", id=rid,
+                       data={"supported": list(METHODS)})
+    params = msg["params"]
+
+    async def work() -> dict[str, Any]:
+        return finish(method, await handler(request, params, version), _server_info())
+    return await _dispatch(request, rid, method, params, work(), json_ok, sse_ok)
+
+
+async def _dispatch(request: web.Request, rid: Any, method: str, params: dict[str, Any], work: Any, json_ok: bool,
+                    sse_ok: bool) -> web.StreamResponse:
+    """Answer a request with the result of ``work``, as JSON or as an event stream (``app[RESPONSE_MODE]``)."""
     mode = request.app.get(RESPONSE_MODE, "auto")
     contract = _call_target(request, method, params)
     stream = sse_ok and (not json_ok or mode == "sse" or (mode == "auto" and contract is not None
                                                           and can_wait(contract)))
-    work = handler(request, params, version)
     if not stream:
         try:
             result = await unless_shutdown(request, work)
@@ -265,6 +309,10 @@ async def _stream_reply(request: web.Request, rid: Any, work: Any) -> web.Stream
         task.cancel()  # the runtime is closing: its run loops end too
         raise _shutting_down(rid)
     if task.done():
+        if not task.cancelled() and isinstance(task.exception(), McpError):  # a quick error: JSON, with its status
+            err = task.exception()
+            err.id = rid
+            raise err
         return web.Response(body=b"event: message\ndata: " + _json.encode(_outcome(task, rid)) + b"\n\n",
                             content_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     stream = await EventStream(request).open()
@@ -314,6 +362,16 @@ def _session(request: web.Request, *, required: bool, rid: Any = None) -> _Sessi
     return s
 
 
+#: what a model is told about the tools (initialize, server/discover)
+INSTRUCTIONS = ("Every agent-lattice operation is a tool (agent:create is agent_create). Each call returns the "
+                "operation's job: structuredContent.output is the result; a job that ends FAILED is isError with "
+                "structuredContent.error.code. Read any state with covia_read, e.g. path g/<agentId>/timeline.")
+
+
+def _server_info() -> dict[str, Any]:
+    return {"name": "agent-lattice", "title": "agent-lattice", "version": package_version()}
+
+
 def _initialize(request: web.Request, rid: Any, params: dict[str, Any]) -> web.Response:
     requested = params.get("protocolVersion")
     if not isinstance(requested, str):
@@ -326,11 +384,8 @@ def _initialize(request: web.Request, rid: Any, params: dict[str, Any]) -> web.R
     result = {
         "protocolVersion": version,
         "capabilities": {"tools": {"listChanged": False}},
-        "serverInfo": {"name": "agent-lattice", "title": "agent-lattice", "version": package_version()},
-        "instructions": ("Every agent-lattice operation is a tool (agent:create is agent_create). Each call returns "
-                         "the operation's job: structuredContent.output is the result; a job that ends FAILED is "
-                         "isError with structuredContent.error.code. Read any state with covia_read, e.g. "
-                         "path g/<agentId>/timeline."),
+        "serverInfo": _server_info(),
+        "instructions": INSTRUCTIONS,
     }
     return reply({"jsonrpc": "2.0", "id": rid, "result": result}, headers={SESSION_HEADER: sid})
 
@@ -377,7 +432,12 @@ async def _tools_call(request: web.Request, params: dict[str, Any], version: str
     return await call_tool(request.app[RUNTIME], caller_of(request), request.app[_TOOLS]["table"], params, version)
 
 
+async def _discover(request: web.Request, params: dict[str, Any], version: str) -> dict[str, Any]:
+    return discover(INSTRUCTIONS, version)
+
+
 _METHODS = {"ping": _ping, "tools/list": _tools_list, "tools/call": _tools_call}
+_MODERN_METHODS = {"server/discover": _discover, "tools/list": _tools_list, "tools/call": _tools_call}
 
 
 def prepare(app: web.Application) -> None:

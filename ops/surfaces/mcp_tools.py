@@ -3,12 +3,17 @@
 Generated from :data:`ops.domain.contracts.REGISTRY`: each operation is a tool named
 after its key (``agent:create`` -> ``agent_create``) whose ``inputSchema`` is
 the contract's input schema and whose ``outputSchema`` is the job the
-operation returns (:func:`ops.surfaces.openapi.job_json_schema`). A ``tools/call``
+operation returns (:func:`ops.surfaces.openapi.job_json_schema`), both in the portable
+spelling (:func:`tool_schemas`). A ``tools/call``
 runs the operation exactly as ``POST /api/v1/invoke`` does, for the same
 caller (:func:`ops.surfaces.common.caller_of`), and answers with the job as
 ``structuredContent`` plus its JSON as text. A job that ends ``FAILED``,
 ``CANCELLED`` or ``TIMEOUT`` is a result with ``isError: true``; the error
-code is in ``structuredContent.error.code``.
+code is in ``structuredContent.error.code``. Arguments that violate the input
+schema (from 2025-11-25, SEP-1303) are a result with ``isError: true`` and the
+error ``{"error": {code, message, path, hint}}`` as text only: a
+``structuredContent`` must conform to the tool's ``outputSchema`` (the job), and
+no job exists.
 
 The endpoint that carries these methods is :mod:`ops.surfaces.mcp`.
 """
@@ -25,10 +30,12 @@ from ..domain.contracts import REGISTRY, Contract, decode_input
 from ..domain.errors import Rejected
 from ..domain.jobs import CANCELLED, FAILED, TIMEOUT, public_job
 from ..engine.runtime import Runtime
+from .inputs import json_input
 from .openapi import input_json_schema, job_json_schema
+from .schemas import portable
 
 __all__ = ["PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND", "INVALID_PARAMS", "INTERNAL_ERROR",
-           "SESSION_NOT_FOUND", "McpError", "tool_name", "tool_table", "tool", "tools", "can_wait", "list_tools",
+           "SESSION_NOT_FOUND", "McpError", "tool_name", "tool_table", "tool_schemas", "tool", "tools", "can_wait", "list_tools",
            "call_tool"]
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
@@ -81,12 +88,19 @@ def tool_table() -> dict[str, Contract]:
     return table
 
 
+def tool_schemas(contract: Contract) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(inputSchema, outputSchema)`` of an operation's tool: its input and its job, in the portable spelling
+    (:func:`ops.surfaces.schemas.portable`: one ``type`` per schema, nothing left unsaid), 2020-12 (MCP's
+    default dialect, so without ``$schema``)."""
+    inp, out = input_json_schema(contract), job_json_schema(contract)
+    for s in (inp, out):
+        s.pop("$schema", None)
+    return portable(inp), portable(out)
+
+
 def tool(contract: Contract) -> dict[str, Any]:
     """The ``tools/list`` entry of an operation."""
-    inp = input_json_schema(contract)
-    out = job_json_schema(contract)
-    for s in (inp, out):
-        s.pop("$schema", None)  # 2020-12 is MCP's default dialect
+    inp, out = tool_schemas(contract)
     return {"name": tool_name(contract), "title": contract.key, "description": contract.summary,
             "inputSchema": inp, "outputSchema": out,
             # an operation that emits no event changes nothing
@@ -152,12 +166,12 @@ async def call_tool(runtime: Runtime, caller: str, table: dict[str, Contract], p
     if args is not None and not isinstance(args, dict):
         raise McpError(INVALID_PARAMS, f"Invalid params: `arguments` must be an object, got {type(args).__name__}")
     try:
-        inp = decode_input(contract, args)
+        inp = decode_input(contract, json_input(contract, args))
         job = await runtime.invoke(contract, inp, caller)
     except Rejected as e:
         err = _rename(e.to_dict())
-        if version >= _TOOL_ERRORS_FROM:
-            return _tool_result({"error": err}, True)
+        if version >= _TOOL_ERRORS_FROM:  # no structuredContent: the outputSchema is the job's, and there is none
+            return {"content": [{"type": "text", "text": _json.encode({"error": err}).decode()}], "isError": True}
         raise McpError(INVALID_PARAMS, f"Invalid params: {err['message']}", data=err) from None
     pub = public_job(job)
     return _tool_result(pub, pub["status"] in _FAILED)

@@ -29,6 +29,7 @@ from ..domain.errors import HTTP_STATUS
 from ..domain.jobs import STATUSES
 from .common import ROUTE_TABLE
 from .routes import Route, json_response
+from .schemas import refine
 
 __all__ = ["JSON_SCHEMA_DIALECT", "simplify", "input_json_schema", "output_json_schema", "output_schema",
            "job_json_schema", "error_json_schema", "error_object_schema", "camel_name", "openapi_document",
@@ -73,8 +74,15 @@ def _document(schema: dict[str, Any], title: str, description: str) -> dict[str,
 
 
 def input_json_schema(contract: Contract) -> dict[str, Any]:
-    """A self-contained JSON Schema (2020-12) of the operation's ``input``; the MCP tool's ``inputSchema``."""
-    return _document(msgspec.json.schema(contract.input), f"{contract.key} input", contract.summary)
+    """A self-contained JSON Schema (2020-12) of the operation's ``input``; the MCP tool's ``inputSchema``.
+
+    With the rules the operation's handler checks beyond the Struct (:func:`ops.surfaces.schemas.refine`).
+    """
+    doc = _document(msgspec.json.schema(contract.input), f"{contract.key} input", contract.summary)
+    doc, defs = refine(contract, doc, "#/$defs/{name}")
+    if defs:
+        doc["$defs"] = {**doc.get("$defs", {}), **defs}
+    return doc
 
 
 def output_json_schema(contract: Contract) -> dict[str, Any]:
@@ -136,14 +144,22 @@ def simplify(schema: Any) -> Any:
     return out
 
 
+#: on a task or trigger job a wait returned unfinished because its agent cannot progress: why
+_STUCK = {"type": "object", "description": "the agent that cannot progress (suspended with an error, or terminated)",
+          "properties": {"agentId": {"type": "string"}, "status": {"type": "string"},
+                         "error": {"anyOf": [{"type": "object"}, {"type": "null"}]}},
+          "required": ["agentId", "status", "error"]}
+
+
 def _job(contract: Contract | None, output: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
     op = {"const": contract.key} if contract is not None else {"type": "string"}
+    waits = contract is None or "wait" in getattr(contract.input, "__struct_fields__", ())
     return {"type": "object", "properties": {
         "jobId": _JOB_ID, "operation": op,
         "status": {"enum": list(STATUSES)},
         "output": _nullable(output),
         "error": _nullable(error),
-        "created": _MS, "updated": _MS},
+        "created": _MS, "updated": _MS, **({"agent": _STUCK} if waits else {})},
         "required": ["jobId", "operation", "status", "output", "error", "created", "updated"],
         "additionalProperties": False}
 
@@ -213,9 +229,19 @@ def _schemas() -> dict[str, Any]:
     """The component schemas: every contract's input and output, its request and job; the error; the catalog."""
     per, comps = _components()
     schemas: dict[str, Any] = dict(comps)
+    refined: dict[str, Any] = {}
+    for key, refs in per.items():  # the rules each handler checks beyond its input Struct
+        name = refs["input"]["$ref"].rpartition("/")[2]
+        schema, defs = refine(REGISTRY[key], comps[name], "#/components/schemas/{name}")
+        if refined.setdefault(name, schema) != schema:
+            raise ValueError(f"operations sharing the input {name} have different rules")
+        schemas[name] = schema
+        for d, body in defs.items():
+            if schemas.setdefault(d, body) != body:
+                raise ValueError(f"component {d} defined twice")
     schemas["Error"] = error_json_schema()
     schemas["ErrorObject"] = error_object_schema()
-    requests, jobs, mapping = [], [], {}
+    requests, jobs = [], []
     for key, c in REGISTRY.items():
         name = camel_name(c)
         needs_input = _required_fields(c.input)
@@ -230,8 +256,9 @@ def _schemas() -> dict[str, Any]:
         schemas[f"{name}Job"]["description"] = f"The job of {c.key}; `output` when COMPLETE."
         requests.append({"$ref": f"#/components/schemas/{name}Request"})
         jobs.append({"$ref": f"#/components/schemas/{name}Job"})
-        mapping[c.key] = mapping[c.alias] = f"#/components/schemas/{name}Request"
-    schemas["InvokeRequest"] = {"oneOf": requests, "discriminator": {"propertyName": "operation", "mapping": mapping}}
+    # the branches' `operation` enums are disjoint: exactly one branch applies (no discriminator: its mapping
+    # would name each branch twice, by key and by alias, which fuzzers read as two different branches)
+    schemas["InvokeRequest"] = {"oneOf": requests}
     schemas["Job"] = {"oneOf": jobs}
     schemas["CatalogEntry"] = {"type": "object", "properties": {
         "operation": {"type": "string"}, "alias": {"type": "string"}, "version": {"type": "string"},
@@ -248,7 +275,7 @@ def openapi_document(routes: tuple[Route, ...], server_url: str | None = None) -
     Args:
         routes: the routes to document (those with ``documented`` set), e.g.
             :data:`ops.surfaces.app.ROUTES`.
-        server_url: the base URL to publish in ``servers`` (default: relative).
+        server_url: the base URL to publish in ``servers`` (default: ``/``, relative to the document).
 
     Raises:
         ValueError: two routes share a method and a path, or a route names an unknown rejection code.
@@ -272,11 +299,16 @@ def openapi_document(routes: tuple[Route, ...], server_url: str | None = None) -
                  "description": ("An event-sourced agent state store serving the Covia agent protocol. Generated from "
                                  "the operation contracts. The same operations are MCP tools at `/mcp` "
                                  "(JSON-RPC 2.0, streamable HTTP).")},
+        "servers": [{"url": server_url or "/", "description": "this server" if server_url else
+                     "the server that serves this document (`lattice serve` listens on http://127.0.0.1:7770)"}],
+        # a server run with --tokens wants a bearer token on every request; one without, none
+        "security": [{}, {"bearer": []}],
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": _schemas(), "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "With `lattice serve --tokens FILE`: one of the file's tokens, naming the caller. Without "
+                           "--tokens there is one local caller and no token is needed."}}},
     }
-    if server_url:
-        doc["servers"] = [{"url": server_url}]
     return doc
 
 

@@ -24,6 +24,7 @@ from ..domain.errors import OpError, Rejected
 from ..domain.jobs import public_job
 from . import sse
 from .common import RUNTIME, TOKENS, caller_of, job_reply, reply, unless_shutdown
+from .inputs import json_input
 from .openapi import output_schema
 from .routes import JOB_ID, Route, component, event_stream, json_content, json_response
 
@@ -60,7 +61,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     if not isinstance(op, str):
         raise Rejected("invalid_input", f"Expected `str`, got `{_type(op)}` - at `$.operation`", path="$.operation")
     contract = lookup(op)
-    inp = decode_input(contract, data.get("input"))
+    inp = decode_input(contract, json_input(contract, data.get("input")))
     if sse.wants_event_stream(request.headers.get("Accept")):
         return await sse.invoke_stream(request, contract, inp)
     job = await unless_shutdown(request, request.app[RUNTIME].invoke(contract, inp, caller_of(request)))

@@ -67,8 +67,9 @@ DEFAULT_HEARTBEAT = 15.0
 #: the SSE ``id:`` of an ``agent-version`` event: ``<seq>/<first 16 hex digits of its commit id>``
 EVENT_ID_PATTERN = "^[0-9]+/[0-9a-f]{16}$"
 #: a resume point the server accepts (``Last-Event-ID``, ``?since=``): an ``id:`` as sent, a bare ``<seq>``,
-#: or ``<seq>/`` and any prefix of the commit id (surrounding white space is ignored)
-RESUME_PATTERN = "^([0-9]{1,18})(?:/([0-9a-f]{0,64}))?$"
+#: or ``<seq>/`` and any prefix of the commit id; spaces and tabs around it are ignored, and an empty value
+#: is no resume point (the stream starts at the current version)
+RESUME_PATTERN = "^[ \t]*(?:([0-9]{1,18})(?:/([0-9a-f]{0,64}))?)?[ \t]*$"
 _RESUME = re.compile(RESUME_PATTERN)
 
 _json = msgspec.json.Encoder()
@@ -368,21 +369,24 @@ def parse_resume_point(value: str) -> tuple[int, str | None] | None:
 
     Source: a ``Last-Event-ID`` header or ``?since=`` (untrusted).
 
-    >>> parse_resume_point("3/00ab"), parse_resume_point("3"), parse_resume_point("3/"), parse_resume_point("-1")
+    >>> parse_resume_point("3/00ab"), parse_resume_point(" 3 "), parse_resume_point("3/"), parse_resume_point("-1")
     ((3, '00ab'), (3, None), (3, None), None)
+    >>> parse_resume_point(" ") is None  # accepted by the pattern: no resume point
+    True
     """
-    m = _RESUME.fullmatch(value.strip())
-    return None if m is None else (int(m[1]), m[2] or None)
+    m = _RESUME.fullmatch(value)
+    return None if m is None or m[1] is None else (int(m[1]), m[2] or None)
 
 
 def _last_event_id(request: web.Request) -> tuple[int | None, str | None]:
     """``Last-Event-ID`` header, else ``?since=``: ``(seq, commit id prefix | None)`` the client has.
 
-    Source: the request (untrusted): ``<seq>`` or ``<seq>/<hex>`` as sent in ``id:``; empty is absent.
+    Source: the request (untrusted): ``<seq>`` or ``<seq>/<hex>`` as sent in ``id:``, within spaces or tabs;
+    empty (or blank) is absent.
     """
     for where, value in (("Last-Event-ID header", request.headers.get("Last-Event-ID")),
                          ("since query parameter", request.query.get("since"))):
-        if value is None or value.strip() == "":
+        if value is None or value.strip(" \t") == "":
             continue
         point = parse_resume_point(value)
         if point is None:

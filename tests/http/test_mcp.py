@@ -20,6 +20,7 @@ from ops.domain.contracts import REGISTRY
 from ops.surfaces import mcp as M
 from ops.surfaces.common import RUNTIME
 from ops.surfaces.openapi import input_json_schema, job_json_schema
+from ops.surfaces.schemas import portable
 from tests.http.helpers import ECHO, HANG, assert_rejection, create, invoke, snapshot, value
 
 ACCEPT = "application/json, text/event-stream"
@@ -40,12 +41,14 @@ async def rpc(start_app):
 # ---------------------------------------------------------------- the official client
 
 
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_official_client_drives_agents(served, mode):
+@pytest.mark.parametrize("mode, version", [("auto", "2026-07-28"), ("2026-07-28", "2026-07-28"),
+                                           ("legacy", M.LATEST_PROTOCOL_VERSION)])
+async def test_official_client_drives_agents(served, mode, version):
     url = str(served.make_url("/mcp"))
     async with McpClient(url, mode=mode) as mc:
-        assert mc.protocol_version == M.LATEST_PROTOCOL_VERSION
-        assert mc.server_info.name == "agent-lattice"
+        assert mc.protocol_version == version
+        if mode != "2026-07-28":  # a pinned version asks the server nothing before its first call
+            assert mc.server_info.name == "agent-lattice"
 
         listed = (await mc.list_tools()).tools
         by_name = {t.name: t for t in listed}
@@ -53,9 +56,7 @@ async def test_official_client_drives_agents(served, mode):
         assert "agent_create" in by_name and "covia_read" in by_name
         for c in REGISTRY.values():
             t = by_name[M.tool_name(c)]
-            want = input_json_schema(c)
-            want.pop("$schema")
-            assert t.input_schema == want, c.key
+            assert t.input_schema == M.tool_schemas(c)[0], c.key
             assert t.description == c.summary
 
         r = await mc.call_tool("agent_create", {"agentId": "Alice", "config": ECHO})
@@ -80,11 +81,12 @@ async def test_official_client_drives_agents(served, mode):
         assert r.structured_content["error"]["code"] == "not_found"
         assert "not_found" in r.content[0].text
 
-        # arguments violating the schema (2025-11-25, SEP-1303): a tool error the model can read
+        # arguments violating the schema (2025-11-25, SEP-1303): a tool error the model can read, as text only
+        # (a structuredContent must be the job the outputSchema declares, and there is none)
         r = await mc.call_tool("agent_info", {"agentId": 7})
-        assert r.is_error
-        assert r.structured_content["error"]["code"] == "invalid_input"
-        assert r.structured_content["error"]["path"] == "$.arguments.agentId"
+        assert r.is_error and r.structured_content is None
+        err = json.loads(r.content[0].text)["error"]
+        assert err["code"] == "invalid_input" and err["path"] == "$.arguments.agentId"
 
         with pytest.raises(MCPError) as e:
             await mc.call_tool("agent_nope", {})
@@ -94,11 +96,12 @@ async def test_official_client_drives_agents(served, mode):
     assert await value(served, "g/Alice/status") == "SLEEPING"
 
 
-async def test_auto_mode_probe_gets_method_not_found(rpc):
+async def test_a_probe_without_the_envelope_is_a_modern_error(rpc):
+    """server/discover with the 2026 version header but no _meta: a -32602 a dual-era client recognises."""
     r = await rpc.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}},
-                       headers={"Accept": ACCEPT, "MCP-Protocol-Version": "2026-07-28"})
+                       headers={"Accept": ACCEPT, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"})
     body = await r.json()
-    assert r.status == 200 and body["error"]["code"] == M.METHOD_NOT_FOUND and body["id"] == 1
+    assert r.status == 400 and body["error"]["code"] == M.INVALID_PARAMS and body["id"] == 1
 
 
 async def test_results_conform_to_the_declared_output_schema(rpc):
@@ -120,9 +123,11 @@ async def test_tools_are_generated_from_the_registry(rpc):
     assert [t["name"] for t in tools] == [M.tool_name(c) for c in REGISTRY.values()]
     for t in tools:
         c = REGISTRY[t["title"]]
-        out = job_json_schema(c)
-        out.pop("$schema")
-        assert t["outputSchema"] == out
+        assert (t["inputSchema"], t["outputSchema"]) == M.tool_schemas(c)
+        # the portable spelling says the same as the documents' schemas (one `type` each, nothing unsaid)
+        inp, out = input_json_schema(c), job_json_schema(c)
+        assert t["inputSchema"] == portable({k: v for k, v in inp.items() if k != "$schema"})
+        assert t["outputSchema"] == portable({k: v for k, v in out.items() if k != "$schema"})
         assert t["inputSchema"]["type"] == "object" and t["outputSchema"]["type"] == "object"
         assert t["annotations"]["readOnlyHint"] is (not c.emits)
         jsonschema.Draft202012Validator.check_schema(t["inputSchema"])
@@ -310,8 +315,8 @@ async def test_schema_violations_by_version(rpc, store, tool, args, path):
     # 2025-11-25 (SEP-1303): a tool execution error with the same error object
     sid, _ = await _init(rpc, "2025-11-25")
     res = (await _call(rpc, sid, "tools/call", {"name": tool, "arguments": args}))["result"]
-    assert res["isError"] is True
-    assert res["structuredContent"]["error"] == body["error"]["data"]
+    assert res["isError"] is True and "structuredContent" not in res
+    assert json.loads(res["content"][0]["text"])["error"] == body["error"]["data"]
     assert snapshot(store) == ([], 0)
 
 
