@@ -12,7 +12,6 @@ could not be reached.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -23,53 +22,15 @@ import click
 
 from ..engine.runtime import Limits
 from .app import DEFAULT_MAX_BODY
+from .cli_common import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_URL, call, dump, url_option
 from .cli_store import AGE, connections_from_file
 
 __all__ = ["main", "DEFAULT_PORT", "DEFAULT_URL"]
 
-DEFAULT_PORT = 7770
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_DATA = "./.lattice"
-DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 #: seconds a stopping server (SIGTERM, SIGINT) gives requests still waiting before it cancels them; event
 #: streams end at once
 SHUTDOWN_TIMEOUT = 1.0
-
-_url_option = click.option("--url", envvar="LATTICE_URL", default=DEFAULT_URL, show_default=True,
-                           help="Base URL of a running `lattice serve` (env LATTICE_URL). A bearer token for a "
-                                "server run with --tokens is read from env LATTICE_TOKEN.")
-
-
-def _dump(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
-class _Unreachable(click.ClickException):
-    """The server could not be reached (exit 2, like a rejection)."""
-
-    exit_code = 2
-
-
-def _call(url: str, operation: str, input: Any) -> dict:
-    """Invoke ``operation`` through the client and return the job, as the server sent it.
-
-    Exits 2 (after printing the error) when the request is rejected or the server cannot be reached.
-    """
-    import aiohttp
-
-    from .client import Client, Rejected
-
-    async def call() -> dict:
-        async with Client(url, token=os.environ.get("LATTICE_TOKEN") or None) as client:
-            return await client.invoke_json(operation, input)
-    try:
-        return asyncio.run(call())
-    except aiohttp.ClientError as e:
-        raise _Unreachable(f"cannot reach {url}: {e} (is `lattice serve` running?)") from None
-    except Rejected as e:
-        click.echo(f"{e.status} {e.code}: {e.message}" + (f"\nhint: {e.hint}" if e.hint else ""), err=True)
-        sys.exit(2)
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="agent-lattice")
@@ -224,13 +185,16 @@ def _open(spec: str, **options: Any) -> Any:
 @main.command()
 @click.argument("operation")
 @click.argument("input_json", required=False, default="{}", metavar="[JSON]")
-@_url_option
+@url_option
 def invoke(operation: str, input_json: str, url: str) -> None:
     """Invoke OPERATION (e.g. agent:create) with the JSON input; print the job.
 
     \b
     Example:
       lattice invoke agent:request '{"agentId": "Alice", "input": "hi", "wait": true}'
+      lattice invoke agent:request '{"agentId": "Alice", "input": "hi", "wait": 5000}'
+    `wait`: true waits until the job is done, a number waits at most that many
+    milliseconds (then the job is printed as it is: `lattice job ID` follows it).
     Use - as JSON to read the input from standard input.
     """
     text = sys.stdin.read() if input_json == "-" else input_json
@@ -238,153 +202,10 @@ def invoke(operation: str, input_json: str, url: str) -> None:
         value = json.loads(text)
     except json.JSONDecodeError as e:
         raise click.BadParameter(f"not valid JSON: {e}", param_hint="JSON") from None
-    job = _call(url, operation, value)
-    _dump(job)
+    job = call(url, operation, value)
+    dump(job)
     if job.get("status") in ("FAILED", "CANCELLED", "TIMEOUT"):
         sys.exit(1)
-
-
-class _Version(click.ParamType):
-    """A version: a seq (integer) or a commit id (hex)."""
-
-    name = "VERSION"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
-        if isinstance(value, int):
-            return value
-        text = str(value)
-        return int(text) if text.isdigit() else text
-
-
-VERSION = _Version()
-
-
-def _ok(job: dict) -> Any:
-    """The job's output; exit 1 with its error when it did not complete."""
-    if job.get("status") != "COMPLETE":
-        err = job.get("error") or {}
-        click.echo(f"{err.get('code')}: {err.get('message')}", err=True)
-        if err.get("hint"):
-            click.echo(f"hint: {err['hint']}", err=True)
-        sys.exit(1)
-    return job["output"]
-
-
-@main.command()
-@click.argument("path")
-@click.option("--max-size", default=1 << 20, show_default=True, type=click.IntRange(0),
-              help="Largest value to return, bytes of JSON.")
-@click.option("--at", type=VERSION, default=None,
-              help="Read a g/<agentId>/... path as of a version (seq or commit id; see `lattice log`).")
-@_url_option
-def read(path: str, max_size: int, at: int | str | None, url: str) -> None:
-    """Print the value at a lattice PATH (g/<agentId>/..., w/..., j/<jobId>)."""
-    body: dict[str, Any] = {"path": path, "maxSize": max_size}
-    if at is not None:
-        body["at"] = at
-    job = _call(url, "covia:read", body)
-    if job.get("status") != "COMPLETE":
-        click.echo(f"{job.get('error', {}).get('code')}: {job.get('error', {}).get('message')}", err=True)
-        sys.exit(1)
-    out = job["output"]
-    if not out.get("exists"):
-        click.echo(f"nothing at {path}", err=True)
-        sys.exit(1)
-    if out.get("truncated"):
-        click.echo(f"value at {path} is {out['size']} bytes, over --max-size {max_size}", err=True)
-        sys.exit(1)
-    _dump(out["value"])
-
-
-@main.command()
-@click.argument("agent")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="Versions to show.")
-@click.option("--before", type=click.IntRange(0), default=None, help="Only versions with a smaller seq (paging).")
-@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON answer.")
-@_url_option
-def log(agent: str, limit: int, before: int | None, as_json: bool, url: str) -> None:
-    """List AGENT's versions, newest first: seq, time, operation, caller, id."""
-    body: dict[str, Any] = {"agentId": agent, "limit": limit}
-    if before is not None:
-        body["before"] = before
-    out = _ok(_call(url, "agent:history", body))
-    if as_json:
-        return _dump(out)
-    import datetime
-    for v in out["versions"]:
-        when = datetime.datetime.fromtimestamp(v["ts"] / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        click.echo(f"{v['seq']:>7}  {when}  {v['op']:<18} {v['caller']:<12} {v['id'][:16]}")
-
-
-@main.command()
-@click.argument("agent")
-@click.option("--from", "from_", type=VERSION, default=None, help="The older version (seq or id).")
-@click.option("--to", type=VERSION, default=None, help="The newer version (default: the head).")
-@click.option("--other", default=None, help="Compare with another agent's head instead.")
-@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 10_000), help="Most changes shown.")
-@_url_option
-def diff(agent: str, from_: int | str | None, to: int | str | None, other: str | None, limit: int, url: str) -> None:
-    """Show what changed in AGENT between two versions (or against another agent)."""
-    body: dict[str, Any] = {"agentId": agent, "limit": limit}
-    for key, value in (("from", from_), ("to", to), ("otherAgentId", other)):
-        if value is not None:
-            body[key] = value
-    out = _ok(_call(url, "agent:diff", body))
-    for c in out["changes"]:
-        mark = {"added": "+", "removed": "-", "changed": "~"}[c["change"]]
-        detail = {k: c[k] for k in ("before", "after", "beforeSize", "afterSize") if k in c}
-        click.echo(f"{mark} {c['path']}  {json.dumps(detail, ensure_ascii=False)}")
-    if out["truncated"]:
-        click.echo(f"... more than {limit} changes (raise --limit)", err=True)
-
-
-@main.command()
-@click.argument("agent")
-@click.option("--from", "from_", type=VERSION, default=None, help="First version to replay (default: 0).")
-@click.option("--to", type=VERSION, default=None, help="Last version to replay (default: the head).")
-@click.option("--into", default=None,
-              help="What-if: fork AGENT at --from into this new agent and re-apply its later inputs, calling the "
-                   "model live wherever a request differs from the recorded one.")
-@click.option("--config", "config_json", default=None, help="With --into: JSON config merged into the fork.")
-@click.option("--chunk", default=500, show_default=True, type=click.IntRange(1), help="Versions per request.")
-@_url_option
-def replay(agent: str, from_: int | str | None, to: int | str | None, into: str | None, config_json: str | None,
-           chunk: int, url: str) -> None:
-    """Re-run AGENT's recorded events and check that every version's root digest is reproduced.
-
-    Exit 0 when identical, 1 at the first divergence (printed).
-    """
-    if into is not None:
-        body: dict[str, Any] = {"agentId": agent, "into": into}
-        if from_ is None:
-            raise click.UsageError("--into needs --from (the version to fork at)")
-        body["from"] = from_
-        if config_json:
-            try:
-                body["config"] = json.loads(config_json)
-            except json.JSONDecodeError as e:
-                raise click.BadParameter(f"not valid JSON: {e}", param_hint="--config") from None
-        return _dump(_ok(_call(url, "agent:replay", body)))
-    if isinstance(from_, str) or isinstance(to, str):  # commit ids: one request, no progress
-        out = _ok(_call(url, "agent:replay", {"agentId": agent, **{k: v for k, v in (("from", from_), ("to", to))
-                                                                     if v is not None}}))
-        _dump(out)
-        sys.exit(0 if out["identical"] else 1)
-    head = _ok(_call(url, "agent:history", {"agentId": agent, "limit": 1}))["versions"][0]["seq"]
-    lo, hi = from_ or 0, head if to is None else to
-    if lo > hi:
-        _ok(_call(url, "agent:replay", {"agentId": agent, "from": lo, "to": hi}))  # the server explains the error
-    total, replayed = hi - lo + 1, 0
-    with click.progressbar(length=total, label=f"replaying {agent}", file=sys.stderr) as bar:
-        for start in range(lo, hi + 1, chunk):
-            end = min(start + chunk - 1, hi)
-            out = _ok(_call(url, "agent:replay", {"agentId": agent, "from": start, "to": end}))
-            replayed += out["replayed"]
-            bar.update(out["replayed"])
-            if not out["identical"]:
-                _dump({"agentId": agent, "replayed": replayed, "identical": False, "divergence": out["divergence"]})
-                sys.exit(1)
-    _dump({"agentId": agent, "replayed": replayed, "identical": True, "divergence": None})
 
 
 @main.command()
@@ -435,13 +256,11 @@ def fsck(data: str, store_spec: str | None, quiet: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
-from .cli_store import compact as _compact  # noqa: E402  (commands of their own module)
-from .cli_store import copy as _copy  # noqa: E402
-from .cli_store import export_cmd as _export  # noqa: E402
-from .cli_store import gc as _gc  # noqa: E402
-from .cli_store import import_cmd as _import  # noqa: E402
+from . import cli_jobs, cli_store, cli_versions  # noqa: E402  (commands of their own modules)
 
-for _command in (_gc, _compact, _copy, _export, _import):
+for _command in (cli_versions.read, cli_versions.log, cli_versions.diff, cli_versions.replay, cli_jobs.job,
+                 cli_jobs.cancel, cli_store.gc, cli_store.compact, cli_store.copy, cli_store.export_cmd,
+                 cli_store.import_cmd):
     main.add_command(_command)
 
 
@@ -476,7 +295,7 @@ def schema(operation: str, response: bool) -> None:
     except Rejected as e:
         click.echo(f"{e.code}: {e.message}\nhint: {e.hint}", err=True)
         sys.exit(2)
-    _dump(job_json_schema(contract) if response else input_json_schema(contract))
+    dump(job_json_schema(contract) if response else input_json_schema(contract))
 
 
 if __name__ == "__main__":  # pragma: no cover

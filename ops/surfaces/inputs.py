@@ -25,6 +25,7 @@ These belong in the contract's decoder; they live in the surface until it has th
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import msgspec
@@ -35,7 +36,7 @@ from ..domain.contracts import Contract, validation_error
 from ..domain.errors import Rejected
 from ..domain.models import PROVIDERS
 
-__all__ = ["json_input", "integral_ints", "check_config", "INT_MIN", "INT_MAX"]
+__all__ = ["json_input", "integral_ints", "check_config", "json_error", "INT_MIN", "INT_MAX"]
 
 #: the integers a stored value may hold
 INT_MIN, INT_MAX = -(2 ** 63), 2 ** 64 - 1
@@ -79,6 +80,39 @@ def check_config(config: dict[str, Any], path: str) -> None:
     if unknown is not None:
         raise Rejected("invalid_config", f"{unknown[1]} - at `{path}{unknown[0]}`", path=path + unknown[0],
                        hint=unknown[2])
+
+
+_ESCAPE = re.compile(rb"(\\+)u([dD][89abAB][0-9a-fA-F]{2})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?|(\\+)u([dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def json_error(body: bytes, err: Exception) -> str:
+    r"""What is wrong with a request body that is not JSON, and where, for a 400 ``invalid_json``.
+
+    msgspec reports a lone surrogate escape (``"\\ud800"``: half of a UTF-16 pair, which no
+    character is) as "Input data was truncated", and bytes that are not UTF-8 without their
+    place; both are named here, with their byte offset.
+
+    >>> json_error(b'{"a": "x\\ud800"}', ValueError("Input data was truncated"))
+    'lone surrogate \\ud800 at byte 8: a \\u escape of U+D800..U+DFFF must be a high one followed by a low one'
+    >>> json_error(b'{"a": "\\ud83d\\ude00"}', ValueError("x")), json_error(b'{"a": 1', ValueError("truncated"))
+    ('x', 'truncated')
+    >>> json_error(b'{"a": "\xed\xa0\x80"}', ValueError("Invalid UTF-8"))
+    'not UTF-8 at byte 7 (0xed)'
+    """
+    for m in _ESCAPE.finditer(body):
+        slashes = m.group(1) or m.group(4)
+        if len(slashes) % 2 == 0:
+            continue  # an escaped backslash, then the letters `u` ...: not an escape
+        lone = m.group(5) if m.group(4) else (None if m.group(3) else m.group(2))
+        if lone is not None:
+            at = m.start() + len(slashes) - 1
+            return (f"lone surrogate \\u{lone.decode().lower()} at byte {at}: a \\u escape of U+D800..U+DFFF must "
+                    f"be a high one followed by a low one")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"not UTF-8 at byte {e.start} (0x{body[e.start]:02x})"
+    return str(err)
 
 
 def integral_ints(t: Any, value: Any) -> Any:

@@ -61,6 +61,7 @@ from .mcp_tools import (INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_
                         tool_table, tools)
 from .mcp_modern import (HANDSHAKE_PROTOCOL_VERSIONS, METHODS, MODERN_PROTOCOL_VERSIONS, STATUS, discover, envelope,
                          finish, is_modern, notification_version)
+from .inputs import json_error
 from .openapi import package_version
 from .routes import Route
 from .sse import DEFAULT_HEARTBEAT, HEARTBEAT, EventStream, accept_quality
@@ -192,7 +193,7 @@ async def _post(request: web.Request) -> web.StreamResponse:
     try:
         msg = msgspec.json.decode(body)
     except msgspec.DecodeError as e:
-        raise McpError(PARSE_ERROR, f"Parse error: {e}", http=400) from None
+        raise McpError(PARSE_ERROR, f"Parse error: {json_error(body, e)}", http=400) from None
     except RecursionError:
         raise McpError(PARSE_ERROR, "Parse error: JSON nested too deeply", http=400) from None
     if isinstance(msg, list):

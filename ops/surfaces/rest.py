@@ -24,7 +24,7 @@ from ..domain.errors import OpError, Rejected
 from ..domain.jobs import public_job
 from . import sse
 from .common import RUNTIME, TOKENS, caller_of, job_reply, reply, unless_shutdown
-from .inputs import json_input
+from .inputs import json_error, json_input
 from .openapi import output_schema
 from .routes import JOB_ID, Route, component, event_stream, json_content, json_response
 
@@ -44,7 +44,8 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     try:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as e:
-        raise Rejected("invalid_json", f"malformed JSON: {e}", hint='send {"operation": "...", "input": {...}}') from None
+        raise Rejected("invalid_json", f"malformed JSON: {json_error(body, e)}",
+                       hint='send {"operation": "...", "input": {...}} in UTF-8') from None
     except RecursionError:
         raise Rejected("invalid_json", "JSON nested too deeply to decode", hint="flatten the value") from None
     if not isinstance(data, dict):

@@ -216,3 +216,39 @@ async def test_mcp_sessions_belong_to_their_caller(client) -> None:
     r = await client.post("/mcp", json=ping, headers={**auth(ALICE), **accept, "Mcp-Session-Id": sid,
                                                      "MCP-Protocol-Version": "2025-06-18"})
     assert r.status == 200
+
+
+async def test_no_surface_shows_a_caller_the_servers_paths(start_app, tmp_path) -> None:
+    """With tokens, nothing a caller can ask for (REST, the streams' first events, MCP in both eras, the documents,
+    errors) names the server's data directory."""
+    c = await start_app("lmdb", tokens=Tokens({ALICE: "alice", BOB: "bob"}))
+    h = {**auth(BOB), "Accept": "application/json, text/event-stream"}
+    seen: list[str] = []
+
+    async def get(path: str, **kw) -> None:
+        r = await c.get(path, headers={**auth(BOB), **kw.pop("headers", {})}, **kw)
+        seen.append(await r.text() if r.content_type != "text/event-stream" else (await r.content.readline()).decode())
+        r.close()
+
+    await invoke(c, BOB, "agent:create", agentId="B")
+    for op, inp in (("agent:info", {"agentId": "B"}), ("covia:read", {"path": "g"}), ("covia:list", {"path": "w"}),
+                    ("agent:info", {"agentId": "Nobody"}), ("covia:read", {"path": "x"}), ("agent:context",
+                                                                                           {"agentId": "B"})):
+        seen.append(json.dumps(await invoke(c, BOB, op, **inp)))
+    for path in ("/api/v1/status", "/api/v1/operations", "/api/v1/openapi.json", "/api/v1/jobs/0x" + "0" * 32):
+        await get(path)
+    await get("/api/v1/agents/B/events", headers={"Accept": "text/event-stream"})
+    r = await c.post("/mcp", headers=h, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
+    seen.append(await r.text())
+    sid = r.headers["Mcp-Session-Id"]
+    for method, params in (("tools/list", {}), ("tools/call", {"name": "agent_info", "arguments": {"agentId": 1}})):
+        r = await c.post("/mcp", headers={**h, "Mcp-Session-Id": sid},
+                         json={"jsonrpc": "2.0", "id": 2, "method": method, "params": params})
+        seen.append(await r.text())
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    r = await c.post("/mcp", headers={**h, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"},
+                     json={"jsonrpc": "2.0", "id": 3, "method": "server/discover", "params": {"_meta": meta}})
+    seen.append(await r.text())
+    text = "\n".join(seen)
+    assert str(tmp_path) not in text and "lmdb-" not in text, [s for s in seen if "lmdb-" in s or str(tmp_path) in s]

@@ -454,3 +454,30 @@ async def test_deeply_nested_value(seeded, store, depth):
         assert_rejection(status, body, 400, body["error"]["code"])
         assert body["error"]["code"] in ("invalid_json", "invalid_input", "invalid_value")
         assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    (b'{"operation": "agent:list", "input": {"x": "\\ud800"}}', "lone surrogate \\ud800 at byte 44"),
+    (b'{"operation": "agent:list", "input": {"x": "a\\uDC00b"}}', "lone surrogate \\udc00 at byte 45"),
+    (b'{"operation": "agent:list", "input": {"x": "\\ud800\\u0041"}}', "lone surrogate \\ud800 at byte 44"),
+    (b'{"operation": "agent:list", "input": {"x": "\xed\xa0\x80"}}', "not UTF-8 at byte 44 (0xed)"),
+])
+async def test_a_lone_surrogate_or_bad_utf8_is_named_with_its_place(seeded, store, raw, fragment):
+    before = snapshot(store)
+    r = await seeded.post("/api/v1/invoke", data=raw, headers={"Content-Type": "application/json"})
+    err = assert_rejection(r.status, await r.json(), 400, "invalid_json")
+    assert fragment in err["message"] and "truncated" not in err["message"], err
+    assert snapshot(store) == before
+    mcp = raw.replace(b'"operation": "agent:list", "input"', b'"jsonrpc": "2.0", "id": 1, "method": "ping", "params"')
+    r = await seeded.post("/mcp", data=mcp, headers={"Content-Type": "application/json",
+                                                     "Accept": "application/json, text/event-stream"})
+    body = await r.json()
+    assert r.status == 400 and body["error"]["code"] == -32700, body
+    assert fragment.split(" at byte")[0] in body["error"]["message"]
+
+
+async def test_an_escaped_backslash_before_u_d800_is_no_surrogate(seeded):
+    r = await seeded.post("/api/v1/invoke", data=b'{"operation": "covia:write", "input": {"path": "w/s", '
+                                                 b'"value": "\\\\ud800 \\ud83d\\ude00"}}')
+    body = await r.json()
+    assert r.status == 200 and body["status"] == "COMPLETE", body
