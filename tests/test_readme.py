@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -157,3 +159,14 @@ def test_cli_version_commands(server: int) -> None:
     assert "invalid_range" in run("diff", "A", "--from", "5", "--to", "1", code=1).stderr
     assert "version 99 does not exist" in run("read", "g/A", "--at", "99", code=1).stderr
     assert "--into needs --from" in run("replay", "A", "--into", "C", code=2).stderr
+
+
+def test_the_langgraph_example_runs_as_written(tmp_path: Path) -> None:
+    """The "Using it from LangGraph" section's Python block, run in a fresh interpreter."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Using it from LangGraph", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "you said: hello"
