@@ -1,7 +1,8 @@
 """Crash safety: a real server under load, killed with SIGKILL at random moments, loses nothing it acknowledged.
 
 The number of kills is ``LATTICE_CRASH_KILLS`` (default 6, enough for CI);
-``LATTICE_CRASH_KILLS=50 pytest tests/test_crash.py -s`` prints the figures.
+``LATTICE_CRASH_KILLS=50 pytest tests/test_crash.py -s`` prints the figures. It runs on LMDB (``--data``)
+and on PostgreSQL (``--store``, a database of the server tests/pg.py starts).
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+from tests.pg import postgres_server, postgres_url  # noqa: F401  (pytest fixtures)
 from tests.serve import BIN, free_port, serve
 
 AGENTS = [f"A{i}" for i in range(4)]
 
 
-def start(data: Path, port: int) -> subprocess.Popen:
-    return serve(port, "--data", str(data), "--log-level", "warning")
+def start(store: list[str], port: int) -> subprocess.Popen:
+    return serve(port, *store, "--log-level", "warning")
 
 
 async def invoke(s: aiohttp.ClientSession, url: str, op: str, **inp: Any) -> dict:
@@ -56,13 +59,14 @@ async def load(url: str, stop: asyncio.Event, acked_jobs: dict, acked_writes: di
     await asyncio.gather(*(client(n) for n in range(8)))
 
 
-async def scenario(data: Path, kills: int, seed: int) -> dict:
+async def scenario(store: list[str], kills: int, seed: int) -> dict:
+    """``store``: the serve options naming the store (``--data DIR`` or ``--store URL``)."""
     rnd = random.Random(seed)
     acked_jobs: dict[str, Any] = {}
     acked_writes: dict[str, Any] = {}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start(data, port)
+    proc = start(store, port)
     async with aiohttp.ClientSession() as s:
         for a in AGENTS:
             await invoke(s, url, "agent:create", agentId=a, config={"model": {"provider": "echo"}})
@@ -74,7 +78,7 @@ async def scenario(data: Path, kills: int, seed: int) -> dict:
         proc.wait()
         stop.set()
         await task
-        proc = start(data, port)
+        proc = start(store, port)
     # let recovery finish the runs that were in flight, then check everything acknowledged
     async with aiohttp.ClientSession() as s:
         deadline = time.monotonic() + 30
@@ -96,14 +100,16 @@ async def scenario(data: Path, kills: int, seed: int) -> dict:
         assert not stuck, stuck[:3]
     proc.terminate()
     proc.wait(timeout=10)
-    fsck = subprocess.run([str(BIN / "lattice"), "fsck", "--data", str(data), "--quiet"], capture_output=True,
-                          text=True)
+    fsck = subprocess.run([str(BIN / "lattice"), "fsck", *store, "--quiet"], capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     return {"kills": kills, "jobs": len(acked_jobs), "writes": len(acked_writes), "fsck": fsck.stderr.strip()}
 
 
-def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["lmdb", "postgresql"])
+def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path, backend: str, request) -> None:
     kills = int(os.environ.get("LATTICE_CRASH_KILLS", "6"))
-    figures = asyncio.run(scenario(tmp_path / "data", kills, seed=kills))
+    store = ["--data", str(tmp_path / "data")] if backend == "lmdb" else \
+        ["--store", request.getfixturevalue("postgres_url")]
+    figures = asyncio.run(scenario(store, kills, seed=kills))
     print(f"\ncrash test: {figures}")
     assert figures["jobs"] > 0 and figures["writes"] > 0
