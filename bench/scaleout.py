@@ -40,16 +40,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # bench/machine.py
 
 import aiohttp  # noqa: E402
 import psycopg  # noqa: E402
 
+from machine import cpu_model, ver  # noqa: E402
 from tests.pg import create_database, start_postgres  # noqa: E402
 from tests.serve import free_port, serve  # noqa: E402
 
@@ -60,23 +61,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
-
-
-def ver(pkg: str) -> str:
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "-"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def proc_cpu(pid: int) -> float:

@@ -64,11 +64,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+
+from machine import cpu_model, ver  # noqa: E402
 
 import aiohttp  # noqa: E402
 import blake3  # noqa: E402
@@ -162,23 +164,6 @@ async def arepeat(fn: Callable[[], Any], reps: int, budget_s: float) -> list[flo
         if time.perf_counter() - t0 > budget_s:
             break
     return out
-
-
-def ver(pkg: str) -> str:
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return "-"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 # ----------------------------------------------------------------- LangGraph side
