@@ -11,6 +11,7 @@ from lattice.memory import MemoryStore
 from lattice.nodes import HMap, Tx, Vec
 from lattice.paths import (
     MAX_DEPTH,
+    NAMESPACES,
     MAX_SEGMENT,
     Missing,
     delete_path,
@@ -88,7 +89,7 @@ def test_parse_path_raises_only_invalid_path(text):
         ns, segs = parse_path(text)
     except InvalidPath:
         return
-    assert ns in ("g", "w", "j")
+    assert ns in NAMESPACES
     assert "/".join([ns, *segs]) == text
     assert all(s and len(s) <= MAX_SEGMENT and all(ord(c) >= 32 for c in s) for s in segs)
     assert len(segs) < MAX_DEPTH
