@@ -16,7 +16,7 @@ from ..domain.contracts import validation_error
 from ..domain.errors import OpError, Rejected
 from ..domain.models import PROVIDERS, Connections
 
-__all__ = ["templates", "resolve_config", "check_state"]
+__all__ = ["templates", "resolve_config", "check_inline_config", "check_state"]
 
 
 def templates() -> dict[str, dict[str, Any]]:
@@ -78,6 +78,18 @@ def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any], conn
                           hint=unknown[2])
         _allowed(cfg, connections, path)
         return cfg
+    check_inline_config(config, path)
+    _allowed(config, connections, path)
+    return config
+
+
+def check_inline_config(config: dict[str, Any], path: str) -> None:
+    """Check a config map given inline in a request (the connection policy aside).
+
+    Raises:
+        Rejected: ``invalid_input`` (a key of the wrong shape; a bad provider, with the providers
+            as a hint), ``invalid_config`` (a key the framework does not know, with "did you mean").
+    """
     try:
         A.check_config(config)
     except msgspec.ValidationError as e:
@@ -89,8 +101,6 @@ def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any], conn
     if unknown is not None:
         raise Rejected("invalid_config", f"{unknown[1]} - at `{path}{unknown[0]}`", path=path + unknown[0],
                        hint=unknown[2])
-    _allowed(config, connections, path)
-    return config
 
 
 def _allowed(config: dict[str, Any], connections: Connections, path: str) -> None:

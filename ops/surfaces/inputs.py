@@ -28,15 +28,15 @@ import math
 import re
 from typing import Any
 
-import msgspec
+import msgspec  # noqa: F401  (the doctests use it)
 import msgspec.inspect as mi
 
 from ..domain import agent as A
-from ..domain.contracts import Contract, validation_error
+from ..domain.contracts import Contract
 from ..domain.errors import Rejected
-from ..domain.models import PROVIDERS
+from ..engine.config import check_inline_config
 
-__all__ = ["json_input", "integral_ints", "check_config", "json_error", "INT_MIN", "INT_MAX"]
+__all__ = ["json_input", "integral_ints", "json_error", "INT_MIN", "INT_MAX"]
 
 #: the integers a stored value may hold
 INT_MIN, INT_MAX = -(2 ** 63), 2 ** 64 - 1
@@ -57,29 +57,8 @@ def json_input(contract: Contract, raw: Any, where: str = "$.input") -> Any:
     raw = _walk(t, raw, where)
     if isinstance(raw, dict) and isinstance(raw.get("config"), dict):  # an inline config map: AgentConfig's types
         raw = {**raw, "config": _walk(mi.type_info(A.AgentConfig), raw["config"], f"{where}.config")}
-        check_config(raw["config"], f"{where}.config")
+        check_inline_config(raw["config"], f"{where}.config")
     return raw
-
-
-def check_config(config: dict[str, Any], path: str) -> None:
-    """Check an inline config map as the engine does (:func:`ops.engine.config.resolve_config`), short
-    of the model connection policy (a FAILED job, ``forbidden``).
-
-    Raises:
-        Rejected: ``invalid_input`` (a key of the wrong shape, a bad provider: with the providers as a
-            hint), ``invalid_config`` (a key the framework does not know, with "did you mean").
-    """
-    try:
-        A.check_config(config)
-    except msgspec.ValidationError as e:
-        rej = validation_error(e, path)
-        if rej.path and rej.path.endswith(".model.provider"):
-            rej.hint = f"providers: {', '.join(PROVIDERS)}"
-        raise rej from None
-    unknown = A.unknown_config_key(config)
-    if unknown is not None:
-        raise Rejected("invalid_config", f"{unknown[1]} - at `{path}{unknown[0]}`", path=path + unknown[0],
-                       hint=unknown[2])
 
 
 _ESCAPE = re.compile(rb"(\\+)u([dD][89abAB][0-9a-fA-F]{2})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?|(\\+)u([dD][c-fC-F][0-9a-fA-F]{2})")
