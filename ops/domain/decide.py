@@ -18,11 +18,12 @@ import msgspec
 
 from . import agent as A
 from .errors import OpError
-from .events import (Created, Forked, Messaged, Resumed, Suspended, TaskCancelled, TaskQueued, Terminated, Triggered,
-                     Updated)
+from .jobs import TERMINAL
+from .events import (Created, Forked, Messaged, Resumed, Suspended, TaskCancelled, TaskCompleted, TaskFailed,
+                     TaskQueued, Terminated, Triggered, Updated)
 
 __all__ = ["exists", "not_terminated", "room_for_work", "create", "fork", "update", "suspend", "resume", "delete",
-           "cancel_task", "request", "trigger", "message"]
+           "cancel_task", "finish_task", "request", "trigger", "message"]
 
 
 def exists(rec: dict[str, Any] | None, agent_id: str, path: str = "$.input.agentId") -> dict[str, Any]:
@@ -66,15 +67,22 @@ def create(old: dict[str, Any] | None, agent_id: str, config: dict[str, Any], st
 
 
 def fork(src: dict[str, Any], target: dict[str, Any] | None, source_id: str, agent_id: str, source: str,
-         config: dict[str, Any] | None, include_timeline: bool, at: Any) -> Forked:
-    """A fork of ``src`` (the source version, commit id ``source``) named ``agent_id``.
+         config: dict[str, Any] | None, include_timeline: bool, at: Any, overwrite: bool = False) -> Forked:
+    """A fork of ``src`` (the source version, commit id ``source``) named ``agent_id``; with
+    ``overwrite``, it may replace a ``TERMINATED`` agent of that name (its chain goes on).
 
     Raises:
-        OpError: ``conflict`` (``agent_id`` exists), ``invalid_config`` (the merged config).
+        OpError: ``conflict`` (``agent_id`` exists, and is not a ``TERMINATED`` agent ``overwrite``
+            may replace), ``invalid_config`` (the merged config).
     """
-    if target is not None:
+    if target is not None and not (overwrite and target["status"] == A.TERMINATED):
+        if overwrite:
+            raise OpError("conflict", f"agent {agent_id!r} is {target['status']}: overwrite replaces only a "
+                                      f"TERMINATED agent", path="$.input.agentId",
+                          hint="agent:delete it first, or choose another agentId")
         raise OpError("conflict", f"agent {agent_id!r} already exists", path="$.input.agentId",
-                      hint="choose another agentId or agent:delete it with remove: true")
+                      hint="choose another agentId, agent:delete it with remove: true, or (once TERMINATED) "
+                           "fork with overwrite: true")
     if config:
         _merged_config({**src["state"]["config"], **config})
     return Forked(sourceId=source_id, agentId=agent_id, source=source, config=config,
@@ -111,32 +119,62 @@ def delete(rec: dict[str, Any] | None, agent_id: str) -> Terminated:
     return Terminated(agentId=agent_id, remove=False)
 
 
-def cancel_task(rec: dict[str, Any] | None, agent_id: str, task_id: str, required: bool) -> TaskCancelled | None:
+def cancel_task(rec: dict[str, Any] | None, agent_id: str, task_id: str, required: bool,
+                reason: str | None = None) -> TaskCancelled | None:
     """Drop a pending task or trigger; None (or ``not_found`` when ``required``) if the agent has none such."""
     rec = exists(rec, agent_id)
     if not A.has_task(rec, task_id) and task_id not in rec["triggers"]:
         if required:
             raise OpError("not_found", f"agent {agent_id!r} has no pending task {task_id}", path="$.input.taskId")
         return None
-    return TaskCancelled(agentId=agent_id, taskId=task_id)
+    if reason is None:
+        return TaskCancelled(agentId=agent_id, taskId=task_id)
+    return TaskCancelled(agentId=agent_id, taskId=task_id, reason=reason)
 
 
-def request(rec: dict[str, Any] | None, agent_id: str, task_id: str, input: Any, max_queued: int) -> TaskQueued:
-    """Queue a task under its job id."""
+def finish_task(rec: dict[str, Any] | None, agent_id: str, task_id: str, job: dict[str, Any] | None, *,
+                result: Any = None, error: str | None = None) -> TaskCompleted | TaskFailed:
+    """Finish a pending task from outside a run: with ``result`` (``agent:completeTask``) or with
+    ``error`` (``agent:failTask``). ``job``: the task's job record (None if unknown).
+
+    Raises:
+        OpError: ``not_found`` (no agent; no such task of this agent), ``illegal_state`` (the
+            task is already finished: its job is terminal).
+    """
+    rec = exists(rec, agent_id)
+    if not A.has_task(rec, task_id):
+        if job is not None and job.get("agentId") == agent_id and job["status"] in TERMINAL:
+            raise OpError("illegal_state", f"task {task_id} of agent {agent_id!r} is already {job['status']}",
+                          path="$.input.taskId", hint="a finished task cannot be finished again")
+        raise OpError("not_found", f"agent {agent_id!r} has no pending task {task_id}", path="$.input.taskId",
+                      hint=f"covia:list g/{agent_id}/tasks shows its pending tasks")
+    if error is not None:
+        return TaskFailed(agentId=agent_id, taskId=task_id, error=error)
+    return TaskCompleted(agentId=agent_id, taskId=task_id, result=result)
+
+
+def request(rec: dict[str, Any] | None, agent_id: str, task_id: str, input: Any, max_queued: int,
+            options: dict[str, Any] | None = None) -> TaskQueued:
+    """Queue a task under its job id (``options``: ``responseSchema``, ``strict``, ``outputPath``,
+    only those given)."""
     rec = not_terminated(rec, agent_id, hint="fork it or create it again")
     room_for_work(rec, agent_id, max_queued)
-    return TaskQueued(taskId=task_id, input=input)
+    return TaskQueued(taskId=task_id, input=input, **(options or {}))
 
 
-def trigger(rec: dict[str, Any] | None, agent_id: str, trigger_id: str, max_queued: int) -> Triggered:
-    """Ask for a run even without work."""
+def trigger(rec: dict[str, Any] | None, agent_id: str, trigger_id: str, max_queued: int,
+            force: bool = True) -> Triggered | None:
+    """Ask for a run even without work; with ``force`` false, None when the agent has no work
+    (nothing to run for)."""
     rec = not_terminated(rec, agent_id)
+    if not force and not A.has_work(rec):
+        return None
     room_for_work(rec, agent_id, max_queued)
     return Triggered(triggerId=trigger_id)
 
 
-def message(rec: dict[str, Any] | None, agent_id: str, text: str, max_queued: int) -> Messaged:
-    """Deliver a message to the inbox (the sender is the commit's caller)."""
+def message(rec: dict[str, Any] | None, agent_id: str, text: Any, max_queued: int) -> Messaged:
+    """Deliver a message (any JSON value) to the inbox (the sender is the commit's caller)."""
     rec = not_terminated(rec, agent_id)
     room_for_work(rec, agent_id, max_queued)
     return Messaged(agentId=agent_id, message=text)

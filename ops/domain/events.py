@@ -23,13 +23,14 @@ from typing import Any, Callable, ClassVar, Union
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
-from lattice.nodes import Tx, seq_plain
+from lattice.nodes import Tx, map_get, seq_plain
 
 from . import agent as A
+from .answers import TASK_OPTIONS
 from .cycle import Outcome, rerun
 
 __all__ = ["Created", "Forked", "Updated", "Suspended", "Resumed", "Terminated", "TaskCancelled", "TaskQueued",
-           "Triggered", "Messaged", "Imported", "RunFailed", "RunCompleted", "Event", "EVENT_TYPES", "Context", "decode",
+           "TaskCompleted", "TaskFailed", "Triggered", "Messaged", "Imported", "RunFailed", "RunCompleted", "Event", "EVENT_TYPES", "Context", "decode",
            "encode", "apply", "run_work", "UnknownEvent", "needed_versions", "names_of"]
 
 
@@ -88,19 +89,46 @@ class Terminated(_Ev):
 
 
 class TaskCancelled(_Ev):
-    """``agent:cancelTask``: a pending task or trigger dropped."""
+    """``agent:cancelTask``: a pending task or trigger dropped (``reason``: the caller's, when given)."""
 
     op: ClassVar[str] = "agent:cancelTask"
     agentId: str
     taskId: str
+    reason: str | UnsetType = UNSET
 
 
 class TaskQueued(_Ev):
-    """``agent:request``: a task queued under its job id (the caller is the commit's)."""
+    """``agent:request``: a task queued under its job id (the caller is the commit's), with the
+    request's options when given: ``responseSchema``, ``strict``, ``outputPath``."""
 
     op: ClassVar[str] = "agent:request"
     taskId: str
     input: Any = None
+    responseSchema: dict[str, Any] | UnsetType = UNSET
+    strict: bool | UnsetType = UNSET
+    outputPath: str | UnsetType = UNSET
+
+    def options(self) -> dict[str, Any]:
+        """The options the task record keeps (only those given)."""
+        return {k: getattr(self, k) for k in TASK_OPTIONS if getattr(self, k) is not UNSET}
+
+
+class TaskCompleted(_Ev):
+    """``agent:completeTask``: a pending task finished by a caller with ``result`` (no run)."""
+
+    op: ClassVar[str] = "agent:completeTask"
+    agentId: str
+    taskId: str
+    result: Any = None
+
+
+class TaskFailed(_Ev):
+    """``agent:failTask``: a pending task failed by a caller with ``error`` (no run)."""
+
+    op: ClassVar[str] = "agent:failTask"
+    agentId: str
+    taskId: str
+    error: str
 
 
 class Triggered(_Ev):
@@ -114,15 +142,15 @@ class Messaged(_Ev):
 
     op: ClassVar[str] = "agent:message"
     agentId: str
-    message: str | UnsetType = UNSET
-    messages: list[str] | UnsetType = UNSET
+    message: Any = UNSET
+    messages: list[Any] | UnsetType = UNSET
     sender: str | UnsetType = msgspec.field(default=UNSET, name="from")
 
     def __post_init__(self) -> None:
         if (self.message is UNSET) == (self.messages is UNSET):
             raise ValueError("an agent:message event has `message` or `messages`, not both nor neither")
 
-    def texts(self) -> list[str]:
+    def texts(self) -> list[Any]:
         return list(self.messages) if self.messages is not UNSET else [self.message]
 
 
@@ -169,8 +197,8 @@ class RunCompleted(_Ev):
     outbox: list[list[str]] = []
 
 
-Event = Union[Created, Forked, Updated, Suspended, Resumed, Terminated, TaskCancelled, TaskQueued, Triggered,
-              Messaged, Imported, RunFailed, RunCompleted]
+Event = Union[Created, Forked, Updated, Suspended, Resumed, Terminated, TaskCancelled, TaskQueued, TaskCompleted,
+              TaskFailed, Triggered, Messaged, Imported, RunFailed, RunCompleted]
 #: every event type, each with its own ``op`` except the two ``agent:run`` outcomes
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 _BY_OP = {t.op: t for t in EVENT_TYPES if t is not RunFailed and t is not RunCompleted}
@@ -236,8 +264,16 @@ class Context(msgspec.Struct, frozen=True):
 
 
 def run_work(tx: Tx, base: dict[str, Any], event: RunCompleted) -> A.Work:
-    """The :class:`~ops.domain.agent.Work` a recorded run consumed, rebuilt from its base record."""
-    task = {"input": event.task} if event.taskId is not None else None
+    """The :class:`~ops.domain.agent.Work` a recorded run consumed, rebuilt from its base record
+    (the task's request options, such as its ``responseSchema``, come from the base's task)."""
+    task = None
+    if event.taskId is not None:
+        task = {"input": event.task}
+        try:
+            queued = tx.plain(map_get(tx, base["tasks"], event.taskId))
+        except KeyError:
+            queued = {}
+        task.update({k: queued[k] for k in TASK_OPTIONS if isinstance(queued, dict) and k in queued})
     return A.Work(event.taskId, task, seq_plain(tx, base["inbox"], 0, event.messages),
                   list(event.triggers))
 
@@ -279,7 +315,11 @@ def apply(tx: Tx, rec: dict[str, Any] | None, event: Event, ctx: Context,
                 rec = A.cancel_trigger(rec, tid, ts)
             return A.settle(rec)
         case TaskQueued(taskId=tid, input=input):
-            return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts))
+            return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts, event.options()))
+        case TaskCompleted(taskId=tid):
+            return A.settle(A.cancel_task(tx, rec, tid, ts))
+        case TaskFailed(taskId=tid):
+            return A.settle(A.cancel_task(tx, rec, tid, ts))
         case Triggered(triggerId=tid):
             return A.settle(A.add_trigger(rec, tid, ts))
         case Imported():

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Union
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .contracts import Contract, declare
 
-__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE"]
+__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE", "MAX_STEP_REPLIES"]
 
 AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}(?!\n)$",
                               description="agent identifier: 1-128 of A-Z a-z 0-9 _ . : @ + -, not starting with punctuation")]
@@ -26,8 +26,11 @@ Limit = Annotated[int, Meta(ge=1, le=10_000)]
 Offset = Annotated[int, Meta(ge=0)]
 Version = Union[Annotated[int, Meta(ge=0)], Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}(?!\n)$")]]
 """A version of an agent: its ``seq`` (0 = creation) or a commit id (64 hex digits)."""
+TaskId = Annotated[str, Meta(description="task Job ID (hex)")]
 #: default ``covia:read`` bound on a value's JSON size, in bytes
 DEFAULT_MAX_SIZE = 1 << 20
+#: most model replies one ``agent:step`` may supply
+MAX_STEP_REPLIES = 100
 
 
 class _In(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -45,6 +48,9 @@ class CreateInput(_In):
     config: dict[str, Any] | str | None = None
     state: Any = None
     overwrite: bool = False
+    definition: Annotated[str, Meta(description="an agent definition: a template name or a w/ path holding a "
+                                                "config map or the venue's legacy {agent: {operation, config}}; "
+                                                "`config` is merged on top")] | UnsetType = UNSET
 
 
 class UpdateInput(_In):
@@ -59,6 +65,8 @@ class ForkInput(_In):
     config: dict[str, Any] | str | None = None
     includeTimeline: bool = False
     at: Version | None = None
+    overwrite: Annotated[bool, Meta(description="replace an existing TERMINATED agent at agentId (default false)")] \
+        | UnsetType = UNSET
 
 
 class AgentInput(_In):
@@ -82,7 +90,20 @@ class DeleteInput(_In):
 
 class CancelTaskInput(_In):
     agentId: AgentId
-    taskId: Annotated[str, Meta(description="task Job ID (hex)")]
+    taskId: TaskId
+    reason: Annotated[str, Meta(description="why: the cancelled job's error message")] | UnsetType = UNSET
+
+
+class CompleteTaskInput(_In):
+    agentId: AgentId | UnsetType = UNSET
+    taskId: TaskId | UnsetType = UNSET
+    result: Any = None
+
+
+class FailTaskInput(_In):
+    error: Annotated[str, Meta(description="why the task failed (the job's error message)")]
+    agentId: AgentId | UnsetType = UNSET
+    taskId: TaskId | UnsetType = UNSET
 
 
 class ListInput(_In):
@@ -97,17 +118,45 @@ class ContextInput(_In):
 class TriggerInput(_In):
     agentId: AgentId
     wait: Wait = True
+    force: Annotated[bool, Meta(description="true (default): run even with no work; false: a no-op on an idle "
+                                            "agent")] | UnsetType = UNSET
 
 
 class RequestInput(_In):
     agentId: AgentId
     input: Any
-    wait: Wait = False
+    wait: Wait | UnsetType = UNSET
+    timeout: Annotated[int, Meta(ge=0, description="milliseconds to wait for the answer (0: answer at once); "
+                                                   "not with `wait`")] | UnsetType = UNSET
+    responseSchema: Annotated[dict[str, Any], Meta(description="JSON Schema of the answer")] | UnsetType = UNSET
+    strict: Annotated[bool, Meta(description="an answer that does not match responseSchema fails the task "
+                                             "(default false)")] | UnsetType = UNSET
+    outputPath: Annotated[str, Meta(description="w/ path the answer is written to when the task completes")] \
+        | UnsetType = UNSET
 
 
 class MessageInput(_In):
     agentId: AgentId
-    message: str
+    message: Annotated[Any, Meta(description="the notification: any JSON value but null")]
+
+
+class StepToolCall(_In):
+    name: str
+    arguments: dict[str, Any] = {}
+    id: str | UnsetType = UNSET
+
+
+class StepReply(_In):
+    content: str | None = None
+    toolCalls: list[StepToolCall] = []
+
+
+class StepInput(_In):
+    agentId: AgentId
+    replies: Annotated[list[StepReply], Meta(min_length=1, max_length=MAX_STEP_REPLIES,
+                                             description="the model's replies, in the order the run asks")]
+    at: Version | None = None
+    task: Any = UNSET
 
 
 class ReadInput(_In):
@@ -180,14 +229,21 @@ class CreateOutput(_Out):
 
 class StatusOutput(_Out):
     agentId: str
-    status: str | None = None
+    status: str
     removed: bool | None = None
 
 
 class ForkOutput(_Out):
     agentId: str
     status: str
+    created: bool
     forkedFrom: str
+
+
+class TaskFinishedOutput(_Out):
+    agentId: str
+    taskId: str
+    status: str
 
 
 class CancelTaskOutput(_Out):
@@ -212,8 +268,10 @@ class InfoOutput(_Out):
     status: str
     config: dict[str, Any]
     taskCount: int
+    tasks: int
     timelineLength: int
-    error: dict[str, Any] | None
+    error: str | None
+    errorCode: str | None = None
     forkedFrom: ForkOrigin | None = None
 
 
@@ -221,18 +279,26 @@ class AgentSummary(_Out):
     agentId: str
     status: str
     taskCount: int
-    error: dict[str, Any] | None
+    tasks: int
+    error: str | None
+    errorCode: str | None = None
 
 
 class ListOutput(_Out):
     agents: list[AgentSummary]
 
 
+class TaskResult(_Out):
+    taskId: str
+    status: str | None
+    output: Any = None
+
+
 class TriggerOutput(_Out):
     agentId: str
     status: str
     result: Any = None
-    taskResults: dict[str, Any] | None = None
+    taskResults: list[TaskResult] | None = None
 
 
 class ContextEntry(_Out):
@@ -250,13 +316,17 @@ class ContextOutput(_Out):
 class ReadOutput(_Out):
     exists: bool
     value: Any = None
+    valueBytes: int | None = None
     truncated: bool | None = None
     size: int | None = None
+    type: str | None = None
+    convexType: str | None = None
 
 
 class ListPathOutput(_Out):
     exists: bool
     type: str | None = None
+    convexType: str | None = None
     count: int | None = None
     keys: list[str] | None = None
     offset: int | None = None
@@ -265,6 +335,7 @@ class ListPathOutput(_Out):
 class SliceOutput(_Out):
     exists: bool
     type: str | None = None
+    convexType: str | None = None
     count: int | None = None
     values: list[Any] | None = None
     offset: int | None = None
@@ -321,14 +392,57 @@ class PruneOutput(_Out):
 
 class WrittenOutput(_Out):
     written: bool
+    existed: bool
+    pathCreated: bool | None = None
 
 
 class AppendedOutput(_Out):
     appended: bool
+    existed: bool
+    index: int
+    newSize: int
+    pathCreated: bool | None = None
 
 
 class DeletedOutput(_Out):
     deleted: bool
+
+
+class StepCall(_Out):
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    io: bool
+
+
+class StepEdit(_Out):
+    path: str
+    value: Any = None
+
+
+class StepMessage(_Out):
+    agentId: str
+    message: str
+
+
+class StepOutput(_Out):
+    agentId: str
+    seq: int
+    id: str
+    taskId: str | None
+    messages: int
+    triggers: int
+    finished: bool
+    repliesUsed: int
+    calls: list[StepCall]
+    newMessages: list[dict[str, Any]]
+    result: Any = None
+    taskResults: dict[str, Any] | None = None
+    taskError: dict[str, Any] | None = None
+    wsEdits: list[StepEdit] = []
+    outbox: list[StepMessage] = []
+    next: dict[str, Any] | None = None
 
 
 # -- declarations --------------------------------------------------------------
@@ -349,6 +463,14 @@ declare(Contract("agent:delete", _V, "Terminate an agent (remove: delete the rec
                  DeleteInput, StatusOutput, emits=("agent.terminated",)))
 declare(Contract("agent:cancelTask", _V, "Remove a pending task; its job becomes CANCELLED.",
                  CancelTaskInput, CancelTaskOutput, emits=("task.cancelled",)))
+declare(Contract("agent:completeTask", _V, "Finish a pending task with a result (agentId + taskId name it; a run's "
+                 "model uses its complete_task tool).", CompleteTaskInput, TaskFinishedOutput,
+                 emits=("task.completed",)))
+declare(Contract("agent:failTask", _V, "Fail a pending task with an error message (agentId + taskId name it; a "
+                 "run's model uses its fail_task tool).", FailTaskInput, TaskFinishedOutput, emits=("task.failed",)))
+declare(Contract("agent:step", _V, "Dry run: drive one run of the agent (at its head or a version) with supplied model "
+                 "replies; report its tool calls, messages and results. Nothing is committed.",
+                 StepInput, StepOutput))
 declare(Contract("agent:info", _V, "A lightweight summary of an agent (at a version with `at`).",
                  InfoInput, InfoOutput))
 declare(Contract("agent:list", _V, "List the caller's agents.",

@@ -33,10 +33,11 @@ from lattice.errors import LatticeError
 from lattice.digest import digest
 from lattice.codec import encode as canonical
 from lattice.nodes import seq_iter, seq_len
-from lattice.paths import write_path
+from lattice.paths import parse_path, write_path
 
 from ..domain import agent as A
 from ..domain import jobs as J
+from ..domain.answers import request_output
 from ..domain.cycle import Cycle, CycleError, Outcome
 from ..domain.errors import OpError
 from ..domain.events import Messaged, RunCompleted, RunFailed
@@ -46,7 +47,7 @@ from .context import Engine
 from .tools import io_tool
 from .unit import Unit
 
-__all__ = ["run_loop", "drive", "complete", "fail", "recover", "request_digest"]
+__all__ = ["run_loop", "drive", "complete", "fail", "recover", "request_digest", "answer_edit"]
 
 log = logging.getLogger("lattice.runtime")
 
@@ -211,17 +212,25 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
             return  # replaced or terminated meanwhile: the run is abandoned
         cancelled = work.task_id is not None and not A.has_task(cur, work.task_id)
         rec = engine.commit_event(u, caller, aid, cur, event, load=lambda h: base_rec, outcome=out)
+        edits = [] if sandboxed else list(out.ws_edits)
         if work.task_id is not None and not cancelled:
             jr = u.read(job_ref(caller, work.task_id))
             if jr is not None and jr["status"] not in J.TERMINAL:
-                u.write(job_ref(caller, work.task_id), J.finish(jr, out.task_status, u.ts, output=out.task_output,
-                                                                error=out.task_error), "job:finish")
-        if out.ws_edits and not sandboxed:
+                status, output, error = out.task_status, out.task_output, out.task_error
+                if status == J.COMPLETE:
+                    output = request_output(work.task_id, aid, output)
+                    path = work.task.get("outputPath") if work.task else None
+                    if path and not sandboxed:
+                        error = answer_edit(u, caller, edits, parse_path(path)[1], out.task_output, path)
+                        if error is not None:
+                            status, output = J.FAILED, None
+                u.write(job_ref(caller, work.task_id), J.finish(jr, status, u.ts, output=output, error=error),
+                        "job:finish")
+        if edits:
             ws = u.read(ws_ref(caller))
-            for segs, value in out.ws_edits:
+            for segs, value in edits:
                 ws = write_path(u.tx, {} if ws is None else ws, segs, value)
-            u.write(ws_ref(caller), ws, "agent:run",
-                    {"agentId": aid, "paths": ["/".join(["w", *p]) for p, _ in out.ws_edits]})
+            u.write(ws_ref(caller), ws, "agent:run", {"agentId": aid, "paths": ["/".join(["w", *p]) for p, _ in edits]})
         _deliver(engine, u, caller, aid, out.outbox, sandboxed)
         if work.triggers:
             entry = next(seq_iter(u.tx, rec["timeline"], seq_len(rec["timeline"]) - 1))
@@ -231,6 +240,21 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
                     u.write(job_ref(caller, tid), J.finish(jr, J.COMPLETE, u.ts, output=J.trigger_output(
                         aid, rec, entry["result"], entry["taskResults"])), "job:finish")
     await engine.units.run(caller, fn)
+
+
+def answer_edit(u: Unit, caller: str, edits: list[tuple[list[str], Any]], segs: list[str], answer: Any,
+                 path: str) -> dict[str, Any] | None:
+    """Add the write of a task's answer to its ``outputPath`` after the run's own ``edits``; the
+    error (``invalid_path``) that fails the task's job when it cannot be written there, else None."""
+    ws = u.read(ws_ref(caller))
+    try:
+        for p, value in [*edits, (segs, answer)]:
+            ws = write_path(u.tx, {} if ws is None else ws, p, value, where=("w",))
+    except LatticeError as e:
+        return {"code": "invalid_path", "message": f"the answer cannot be written to outputPath {path}: {e.message}",
+                "path": "$.input.outputPath"}
+    edits.append((segs, answer))
+    return None
 
 
 def _deliver(engine: Engine, u: Unit, caller: str, aid: str, outbox: list[tuple[str, str]], sandboxed: bool) -> None:

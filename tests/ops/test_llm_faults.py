@@ -14,6 +14,7 @@ from lattice.memory import MemoryStore
 from ops.domain.contracts import decode_input, lookup
 from ops.llm import make_adapter
 from ops.engine.runtime import Runtime
+from tests.ops.helpers import answer
 
 KEY = "sk-fault-test-0123456789"
 
@@ -70,7 +71,7 @@ async def test_429_then_success_completes_without_suspending(env) -> None:
     script.handlers = [lambda b: web.json_response({}, status=429, headers={"Retry-After": "0"}),
                        lambda b: web.json_response(completion("ok"))]
     job = await call("agent:request", agentId="A", input="x", wait=True)
-    assert job["status"] == "COMPLETE" and job["output"] == "ok" and len(script.bodies) == 2
+    assert job["status"] == "COMPLETE" and answer(job) == "ok" and len(script.bodies) == 2
 
 
 @pytest.mark.parametrize("fault, code, text", [
@@ -92,7 +93,7 @@ async def test_faults_suspend_readably_and_resume_recovers(env, fault, code: str
     script.handlers = [lambda b: web.json_response(completion("recovered"))]
     await call("agent:resume", agentId="A")
     await rt.idle("local", "A")
-    assert rt.get_job("local", job["jobId"])["output"] == "recovered"
+    assert answer(rt.get_job("local", job["jobId"])) == "recovered"
 
 
 async def test_timeout_suspends_and_resume_recovers(env) -> None:
@@ -118,7 +119,7 @@ async def test_bad_tool_calls_go_back_to_the_model(env) -> None:
         lambda b: web.json_response(completion(None, [("complete_task", '{"output": "fixed"}')])),
     ]
     job = await call("agent:request", agentId="A", input="x", wait=True)
-    assert job["status"] == "COMPLETE" and job["output"] == "fixed"
+    assert job["status"] == "COMPLETE" and answer(job) == "fixed"
     tool_msgs = [m for m in script.bodies[1]["messages"] if m["role"] == "tool"]
     assert tool_msgs[0]["content"] == "error: the arguments are not a JSON object"
     assert tool_msgs[1]["content"].startswith("error: unknown tool 'no_such_tool'")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from . import agents, lattice, retention, versions
+from . import agents, lattice, retention, tasks, versions
 
 __all__ = ["Handler", "HANDLERS"]
 
 Handler = Callable[[Any, str, Any, dict], Awaitable[dict]]
 
 #: operation key -> handler
-HANDLERS: dict[str, Handler] = {**agents.HANDLERS, **lattice.HANDLERS, **versions.HANDLERS, **retention.HANDLERS}
+HANDLERS: dict[str, Handler] = {**agents.HANDLERS, **lattice.HANDLERS, **versions.HANDLERS, **retention.HANDLERS,
+                                **tasks.HANDLERS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from lattice.commits import find, read_commit
 from lattice.digest import from_hex
@@ -15,24 +16,41 @@ from ...domain import agent as A
 from ...domain import decide
 from ...domain import jobs as J
 from ...domain import operations as O
+from ...domain.answers import schema_problem
 from ...domain.cycle import build_context
 from ...domain.errors import OpError, Rejected
 from ...domain.events import Messaged
 from ...domain.refs import agent_ref, job_ref, ws_ref
-from ..config import check_state, resolve_config
+from ..config import check_state, resolve_config, resolve_definition
 from ..context import Engine
 from ..unit import Unit
+from .lattice import target
 
-__all__ = ["HANDLERS", "cancel_agent_job", "deliver"]
+__all__ = ["HANDLERS", "cancel_agent_job", "deliver", "output_segments"]
 
 
 def _config(engine: Engine, caller: str, config: Any) -> dict[str, Any] | None:
     return resolve_config(config, lambda segs: engine.read_value(ws_ref(caller), segs), engine.connections)
 
 
+def _definition(engine: Engine, caller: str, inp: O.CreateInput, config: dict[str, Any]) -> dict[str, Any]:
+    """The config of ``agent:create`` with a ``definition``: the definition's config, the given
+    ``config`` merged on top, and ``definition`` recording where it came from."""
+    base = resolve_definition(inp.definition, lambda segs: engine.read_value(ws_ref(caller), segs),
+                              engine.connections)
+    merged = {**base, **config, "definition": inp.definition}
+    try:
+        A.check_config(merged)
+    except msgspec.ValidationError as e:
+        raise OpError("invalid_config", f"config merged onto the definition: {e}", path="$.input.config") from None
+    return merged
+
+
 async def create(engine: Engine, caller: str, inp: O.CreateInput, job: dict) -> dict:
     check_state(inp.state)
     config = _config(engine, caller, inp.config) or {}
+    if inp.definition is not UNSET:
+        config = _definition(engine, caller, inp, config)
     name = agent_ref(caller, inp.agentId)
 
     def fn(u: Unit) -> dict:
@@ -76,12 +94,13 @@ async def fork(engine: Engine, caller: str, inp: O.ForkInput, job: dict) -> dict
         else:
             source, c = engine.at_version(u.tx, caller, inp.sourceId, inp.at, agent_path="$.input.sourceId")
             src = A.opened(u.tx, u.tx.load_root(c.root))
-        target = u.read(agent_ref(caller, inp.agentId))
-        event = decide.fork(src, target, inp.sourceId, inp.agentId, source.hex(), override, inp.includeTimeline,
-                            inp.at)
-        engine.quotas.room_for_agent(caller)
-        rec = engine.commit_event(u, caller, inp.agentId, None, event, load=lambda h: src)
-        return {"agentId": inp.agentId, "status": rec["status"], "forkedFrom": inp.sourceId}
+        old = u.read(agent_ref(caller, inp.agentId))
+        event = decide.fork(src, old, inp.sourceId, inp.agentId, source.hex(), override, inp.includeTimeline,
+                            inp.at, inp.overwrite is True)
+        if old is None:
+            engine.quotas.room_for_agent(caller)
+        rec = engine.commit_event(u, caller, inp.agentId, old, event, load=lambda h: src)  # on a TERMINATED one's chain
+        return {"agentId": inp.agentId, "status": rec["status"], "created": True, "forkedFrom": inp.sourceId}
 
     async with engine.quotas.creating(caller):
         return await engine.sync(caller, job, fn)
@@ -116,7 +135,7 @@ async def delete(engine: Engine, caller: str, inp: O.DeleteInput, job: dict) -> 
         engine.cancel_jobs(u, caller, rec, "agent terminated")
         if inp.remove:
             u.remove(name)
-            return {"agentId": inp.agentId, "removed": True}
+            return {"agentId": inp.agentId, "status": A.TERMINATED, "removed": True}
         rec = engine.commit_event(u, caller, inp.agentId, rec, event)
         return {"agentId": inp.agentId, "status": rec["status"]}
     out = await engine.sync(caller, job, fn)
@@ -126,20 +145,21 @@ async def delete(engine: Engine, caller: str, inp: O.DeleteInput, job: dict) -> 
 
 
 async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, required: bool,
-                           job: dict | None = None) -> bool:
+                           job: dict | None = None, reason: str | None = None) -> bool:
     """Cancel a task or trigger job of an agent; whether it was waiting. With ``job`` (an
-    ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change.
+    ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change. ``reason`` (the
+    caller's) becomes the cancelled job's error message and is recorded with the event.
 
     Raises:
         OpError: ``not_found`` (no agent; no such task when ``required``).
     """
     def fn(u: Unit) -> bool:
         rec = u.read(agent_ref(caller, aid))
-        event = decide.cancel_task(rec, aid, task_id, required)
+        event = decide.cancel_task(rec, aid, task_id, required, reason)
         if event is None:
             return False
         jr = u.read(job_ref(caller, task_id))
-        done = None if jr is None else J.cancel(jr, u.ts, "cancelled by caller")
+        done = None if jr is None else J.cancel(jr, u.ts, reason or "cancelled by caller")
         if done is not None:
             u.write(job_ref(caller, task_id), done, "job:cancel")
         engine.commit_event(u, caller, aid, rec, event)
@@ -158,8 +178,16 @@ async def cancel_task(engine: Engine, caller: str, inp: O.CancelTaskInput, job: 
     if tid is None:
         raise Rejected("invalid_input", f"taskId {inp.taskId!r} is not a job id (0x + 32 hex digits)",
                        path="$.input.taskId")
-    await cancel_agent_job(engine, caller, inp.agentId, tid, required=True, job=job)
+    await cancel_agent_job(engine, caller, inp.agentId, tid, required=True, job=job,
+                           reason=None if inp.reason is UNSET else inp.reason)
     return engine.jobs.get(caller, job["jobId"])
+
+
+def _error_fields(error: Any) -> dict[str, Any]:
+    """The agent's last error as the venue gives it: ``error`` its message, ``errorCode`` its code."""
+    if not isinstance(error, dict):
+        return {"error": None if error is None else str(error), "errorCode": None}
+    return {"error": error.get("message"), "errorCode": error.get("code")}
 
 
 async def info(engine: Engine, caller: str, inp: O.InfoInput, job: dict) -> dict:
@@ -168,8 +196,9 @@ async def info(engine: Engine, caller: str, inp: O.InfoInput, job: dict) -> dict
             rec = engine.agent(u, caller, inp.agentId)
         else:
             rec = A.opened(u.tx, u.tx.load_root(engine.at_version(u.tx, caller, inp.agentId, inp.at)[1].root))
+        n = map_len(rec["tasks"])
         out = {"agentId": inp.agentId, "status": rec["status"], "config": u.tx.materialize(rec["state"]["config"]),
-               "taskCount": map_len(rec["tasks"]), "timelineLength": seq_len(rec["timeline"]), "error": rec["error"]}
+               "taskCount": n, "tasks": n, "timelineLength": seq_len(rec["timeline"]), **_error_fields(rec["error"])}
         origin = _fork_origin(engine, u, caller, inp.agentId)
         if origin is not None:  # only a fork has one
             out["forkedFrom"] = origin
@@ -203,8 +232,9 @@ async def list_agents(engine: Engine, caller: str, inp: O.ListInput, job: dict) 
             rec = u.read(name)
             if rec["status"] == A.TERMINATED and not inp.includeTerminated:
                 continue
-            agents.append({"agentId": name[len(prefix):], "status": rec["status"],
-                           "taskCount": map_len(rec["tasks"]), "error": rec["error"]})
+            n = map_len(rec["tasks"])
+            agents.append({"agentId": name[len(prefix):], "status": rec["status"], "taskCount": n, "tasks": n,
+                           **_error_fields(rec["error"])})
         return {"agents": agents}
     return await engine.sync(caller, job, fn)
 
@@ -229,33 +259,93 @@ async def context(engine: Engine, caller: str, inp: O.ContextInput, job: dict) -
     return await engine.sync(caller, job, fn)
 
 
+def output_segments(caller: str, path: str, where: str = "$.input.outputPath") -> list[str]:
+    """The segments below ``w/`` of an ``outputPath``.
+
+    Raises:
+        Rejected: ``invalid_path`` (malformed, or ``w/`` itself). OpError: ``forbidden`` (not under ``w/``).
+    """
+    try:
+        ns, _, segs = target(caller, path)
+    except Rejected as e:
+        raise Rejected(e.code, e.message, path=where, hint=e.hint) from None
+    if ns != "w":
+        raise OpError("forbidden", f"outputPath {path}: an answer can be written only to the workspace", path=where,
+                      hint="use a path under w/, e.g. w/results/latest")
+    if not segs:
+        raise Rejected("invalid_path", "outputPath needs a path below w/, e.g. w/results/latest", path=where)
+    return segs
+
+
+def _request_options(caller: str, inp: O.RequestInput) -> tuple[Any, dict[str, Any]]:
+    """``(wait, task options)`` of an ``agent:request``: ``timeout`` (ms; 0: at once) or ``wait``
+    (default: answer at once), and the options its task keeps.
+
+    Raises:
+        Rejected: ``invalid_input`` (``wait`` and ``timeout`` both; ``strict`` without a schema; a
+            schema that is not one), ``invalid_path``. OpError: ``forbidden`` (``outputPath`` not under ``w/``).
+    """
+    if inp.wait is not UNSET and inp.timeout is not UNSET:
+        raise Rejected("invalid_input", "give `wait` or `timeout`, not both - at `$.input.timeout`",
+                       path="$.input.timeout", hint="timeout: milliseconds to wait (0: answer at once)")
+    wait = (inp.timeout or False) if inp.timeout is not UNSET else (False if inp.wait is UNSET else inp.wait)
+    options: dict[str, Any] = {}
+    if inp.responseSchema is not UNSET:
+        problem = schema_problem(inp.responseSchema)
+        if problem is not None:
+            raise Rejected("invalid_input", problem, path="$.input.responseSchema")
+        options["responseSchema"] = inp.responseSchema
+    if inp.strict is True:
+        if inp.responseSchema is UNSET:
+            raise Rejected("invalid_input", "`strict` checks the answer against `responseSchema`: give one",
+                           path="$.input.strict")
+        options["strict"] = True
+    if inp.outputPath is not UNSET:  # kept canonical: the run re-reads it as a plain w/ path
+        options["outputPath"] = "/".join(["w", *output_segments(caller, inp.outputPath)])
+    return wait, options
+
+
 async def request(engine: Engine, caller: str, inp: O.RequestInput, job: dict) -> dict:
+    """Queue the task (the job is the task) and wait for its answer per ``timeout`` or ``wait``;
+    an unfinished job comes back as it is (see :func:`ops.domain.answers.request_snapshot`)."""
+    wait, options = _request_options(caller, inp)
     jid = job["jobId"]
     job = {**job, "agentId": inp.agentId}
 
     def fn(u: Unit) -> None:
         rec = u.read(agent_ref(caller, inp.agentId))
-        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued)
+        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued, options)
         u.write(job_ref(caller, jid), job, "agent:request")
         engine.commit_event(u, caller, inp.agentId, rec, event)
     await engine.units.run(caller, fn)
-    return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
+    return await engine.wait(caller, engine.jobs.get(caller, jid), wait)
 
 
 async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -> dict:
     jid = job["jobId"]
     job = {**job, "agentId": inp.agentId}
 
-    def fn(u: Unit) -> None:
+    def fn(u: Unit) -> dict | None:
         rec = u.read(agent_ref(caller, inp.agentId))
-        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued)
+        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued, inp.force is not False)
+        if event is None:  # force: false and nothing to do
+            return {"agentId": inp.agentId, "status": rec["status"], "result": None, "taskResults": []}
         u.write(job_ref(caller, jid), job, "agent:trigger")
         engine.commit_event(u, caller, inp.agentId, rec, event)
-    await engine.units.run(caller, fn)
+        return None
+    idle = await engine.units.run(caller, fn)
+    if idle is not None:
+        done = J.finish(job, J.COMPLETE, engine.clock(), output=idle)
+        engine.jobs.remember(caller, done)
+        return done
     return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
 
 
 async def message(engine: Engine, caller: str, inp: O.MessageInput, job: dict) -> dict:
+    if inp.message is None:
+        raise Rejected("invalid_input", "`message` is null: give the notification (any JSON value)",
+                       path="$.input.message")
+
     def fn(u: Unit) -> dict:
         rec = u.read(agent_ref(caller, inp.agentId))
         engine.commit_event(u, caller, inp.agentId, rec,
@@ -264,7 +354,7 @@ async def message(engine: Engine, caller: str, inp: O.MessageInput, job: dict) -
     return await engine.sync(caller, job, fn)
 
 
-async def deliver(engine: Engine, caller: str, aid: str, texts: list[str], sender: str) -> None:
+async def deliver(engine: Engine, caller: str, aid: str, texts: list[Any], sender: str) -> None:
     """Deliver messages from ``sender`` to an agent's inbox (as a what-if replays them)."""
     def fn(u: Unit) -> None:
         rec = engine.agent(u, caller, aid)

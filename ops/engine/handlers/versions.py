@@ -169,7 +169,8 @@ async def what_if(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) ->
                       hint=e.get("hint"))
     sandbox = Sandbox(recorded_replies(tx, [c for _, c in later]))
     inputs = [(c, tx.materialize(c.input)) for _, c in later]
-    cancelled = {i["taskId"] for c, i in inputs if c.op == "agent:cancelTask"}  # never completed in the source
+    cancelled = {i["taskId"] for c, i in inputs  # never completed by a run in the source
+                 if c.op in ("agent:cancelTask", "agent:completeTask", "agent:failTask")}
     engine.sandboxes[(caller, inp.into)] = sandbox
     replayed, diverged = 0, []
     try:
@@ -177,7 +178,8 @@ async def what_if(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) ->
             live = sandbox.live
             if c.op == "agent:request" and i["taskId"] not in cancelled:
                 await engine.invoke(REGISTRY["agent:request"], O.RequestInput(
-                    agentId=inp.into, input=i["input"], wait=True), caller)
+                    agentId=inp.into, input=i["input"], wait=True,
+                    **{k: i[k] for k in ("responseSchema", "strict") if k in i}), caller)
             elif c.op == "agent:message":
                 await deliver(engine, caller, inp.into, i["messages"] if "messages" in i else [i["message"]],
                               i.get("from", c.caller))
