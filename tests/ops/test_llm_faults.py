@@ -132,3 +132,20 @@ async def test_a_model_that_never_finishes_is_bounded(env) -> None:
     rec = await read(call, "g/A")
     assert rec["status"] == "SUSPENDED" and rec["error"]["code"] == "tool_loop_limit"
     assert len(script.bodies) == 4  # config.maxIterations
+
+
+async def test_a_request_with_a_response_schema_reaches_the_endpoint_as_json_schema_output(env) -> None:
+    """agent:request {responseSchema, strict}: the model is asked for json_schema output; its JSON
+    text answer is checked and kept decoded; a strict mismatch fails the task, not the agent."""
+    script, call, _ = env
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    script.handlers.append(lambda b: web.json_response(completion('{"n": 4}')))
+    job = await call("agent:request", agentId="A", input="count", responseSchema=schema, strict=True, wait=True)
+    assert job["status"] == "COMPLETE" and job["output"] == {"n": 4}
+    assert script.bodies[-1]["response_format"]["json_schema"]["schema"] == schema
+    script.handlers.append(lambda b: web.json_response(completion('{"n": "four"}')))
+    job = await call("agent:request", agentId="A", input="count", responseSchema=schema, strict=True, wait=True)
+    assert job["status"] == "FAILED" and job["error"]["code"] == "schema_mismatch"
+    assert job["error"]["schemaPath"] == "#/properties/n/type" and job["error"]["path"] == "$.n"
+    info = (await call("agent:info", agentId="A"))["output"]
+    assert info["status"] == "SLEEPING" and info["error"] is None  # the agent goes on
