@@ -137,7 +137,7 @@ class RequestInput(_In):
 
 class MessageInput(_In):
     agentId: AgentId
-    message: Annotated[Any, Meta(description="the notification: any JSON value but null")]
+    message: Any  # the notification: any JSON value but null (a plain Any: the surfaces check its integers)
 
 
 class StepToolCall(_In):

@@ -104,17 +104,17 @@ def resolve_definition(definition: str, read_workspace: Callable[[list[str]], An
     ``config`` with its ``operation``). Source of ``definition``: the caller.
 
     Raises:
-        Rejected: ``not_supported`` (an asset reference or DID URL: there is no asset store
-            here), ``invalid_path`` (a malformed ``w/`` path).
-        OpError: ``not_found`` (no such template or workspace value), ``invalid_config`` (not a
-            config map or legacy definition, or not a valid config), ``forbidden`` (a model
+        Rejected: ``invalid_path`` (a malformed ``w/`` path).
+        OpError: ``not_supported`` (an asset reference or DID URL: there is no asset store
+            here), ``not_found`` (no such template or workspace value), ``invalid_config`` (not
+            a config map or legacy definition, or not a valid config), ``forbidden`` (a model
             endpoint or key the operator did not declare).
     """
     path = "$.input.definition"
     if _ASSET_REF.fullmatch(definition):
-        raise Rejected("not_supported", f"definition {definition!r} is an asset or DID reference; this server has "
-                                        f"no asset store", path=path,
-                       hint="covia:write the definition to a w/ path and pass that path, or a template name")
+        raise OpError("not_supported", f"definition {definition!r} is an asset or DID reference; this server has "
+                                       f"no asset store", path=path,
+                      hint="covia:write the definition to a w/ path and pass that path, or a template name")
     where, value = _named(definition, read_workspace, path)
     agent = value.get("agent") if isinstance(value, dict) else None
     if isinstance(agent, dict):  # the venue's legacy nested format

@@ -41,6 +41,9 @@ VALID: dict[str, dict[str, Any]] = {
     "covia:delete": {"path": "w/x"}, "agent:history": {"agentId": "A"}, "agent:diff": {"agentId": "A", "from": 0},
     "agent:replay": {"agentId": "A", "to": 1},
     "agent:prune": {"agentId": "A", "keepLast": 1},
+    "agent:completeTask": {"agentId": "A", "taskId": "0x" + "1" * 32, "result": 1},
+    "agent:failTask": {"agentId": "A", "taskId": "0x" + "1" * 32, "error": "e"},
+    "agent:step": {"agentId": "A", "replies": [{"content": "x"}]},
 }
 
 

@@ -106,15 +106,25 @@ async def test_the_seed_default_still_answers_at_once(rt: Runtime) -> None:
 
 # -- agent:request: responseSchema, strict, outputPath ------------------------------------------
 
-@pytest.mark.parametrize("inp, path, words", [
-    ({"responseSchema": {"type": "objekt"}}, "$.input.responseSchema", "not a JSON Schema"),
-    ({"responseSchema": {"$ref": "https://example.com/s"}}, "$.input.responseSchema", "$ref"),
-    ({"strict": True}, "$.input.strict", "responseSchema"),
-])
-async def test_bad_schema_options_are_refused(rt: Runtime, inp: dict, path: str, words: str) -> None:
+async def test_strict_without_a_schema_is_refused(rt: Runtime) -> None:
     await out(rt, "agent:create", agentId="A", config=ECHO)
-    err = await rejected(rt, "agent:request", "invalid_input", path, agentId="A", input="x", **inp)
-    assert words in err.message
+    err = await rejected(rt, "agent:request", "invalid_input", "$.input.strict", agentId="A", input="x", strict=True)
+    assert "responseSchema" in err.message
+
+
+@pytest.mark.parametrize("schema, words", [
+    ({"type": "objekt"}, "not a JSON Schema"),
+    ({"properties": {"n": {"minimum": "x"}}}, "properties/n/minimum"),
+    ({"$ref": "https://example.com/s"}, "$ref"),
+])
+async def test_a_response_schema_that_is_none_fails_and_changes_nothing(rt: Runtime, schema: dict,
+                                                                         words: str) -> None:
+    """What makes a JSON Schema valid is more than the input's own schema says: a FAILED job."""
+    await out(rt, "agent:create", agentId="A", config=ECHO)
+    before = state(rt)
+    job = await failed(rt, "agent:request", "invalid_input", agentId="A", input="x", responseSchema=schema)
+    assert words in job["error"]["message"] and job["error"]["path"] == "$.input.responseSchema"
+    assert state(rt) == before
 
 
 async def test_strict_mismatch_fails_the_task_with_the_schema_path(rt: Runtime) -> None:
@@ -192,8 +202,9 @@ async def test_create_from_a_legacy_definition_in_the_workspace(rt: Runtime) -> 
 
 @pytest.mark.parametrize("definition", ["/a/" + "ab" * 32, "ab" * 32, "did:web:example.com:a:1"])
 async def test_an_asset_definition_is_not_supported(rt: Runtime, definition: str) -> None:
-    err = await rejected(rt, "agent:create", "not_supported", "$.input.definition", agentId="A", definition=definition)
-    assert err.hint
+    before = state(rt)
+    job = await failed(rt, "agent:create", "not_supported", agentId="A", definition=definition)
+    assert job["error"]["hint"] and job["error"]["path"] == "$.input.definition" and state(rt) == before
 
 
 @pytest.mark.parametrize("value, code", [
@@ -427,19 +438,27 @@ async def test_a_strict_schema_holds_for_a_result_given_from_outside(rt: Runtime
 
 
 @pytest.mark.parametrize("inp, path", [
-    ({}, "$.input.taskId"),  # no task in scope
+    ({}, "$.input.taskId"),  # no task in scope (the SDK's complete_task(result) sends only the result)
     ({"result": 1}, "$.input.taskId"),
     ({"agentId": "A"}, "$.input.taskId"),
     ({"taskId": "0x" + "1" * 32}, "$.input.agentId"),
-    ({"agentId": "A", "taskId": "42"}, "$.input.taskId"),
 ])
 async def test_complete_task_needs_a_task_in_scope(rt: Runtime, inp: dict, path: str) -> None:
     await pending_task(rt)
-    err = await rejected(rt, "agent:completeTask", "invalid_input", path, **inp)
+    before = state(rt)
+    job = await failed(rt, "agent:completeTask", "no_task_in_scope", **inp)
+    assert job["error"]["path"] == path
     if not inp or inp == {"result": 1}:
-        assert "no task in scope" in err.message and "complete_task" in err.hint
-    await rejected(rt, "agent:failTask", "invalid_input", path, error="e", **{k: v for k, v in inp.items()
-                                                                             if k != "result"})
+        assert "no task in scope" in job["error"]["message"] and "complete_task" in job["error"]["hint"]
+    job = await failed(rt, "agent:failTask", "no_task_in_scope", error="e",
+                       **{k: v for k, v in inp.items() if k != "result"})
+    assert job["error"]["path"] == path and state(rt) == before
+
+
+async def test_a_task_id_that_is_no_job_id_is_refused(rt: Runtime) -> None:
+    await pending_task(rt)
+    await rejected(rt, "agent:completeTask", "invalid_input", "$.input.taskId", agentId="A", taskId="42")
+    await rejected(rt, "agent:failTask", "invalid_input", "$.input.taskId", agentId="A", taskId="42", error="e")
 
 
 async def test_complete_task_of_no_such_task(rt: Runtime) -> None:

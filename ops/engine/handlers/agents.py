@@ -282,8 +282,10 @@ def _request_options(caller: str, inp: O.RequestInput) -> tuple[Any, dict[str, A
     (default: answer at once), and the options its task keeps.
 
     Raises:
-        Rejected: ``invalid_input`` (``wait`` and ``timeout`` both; ``strict`` without a schema; a
-            schema that is not one), ``invalid_path``. OpError: ``forbidden`` (``outputPath`` not under ``w/``).
+        Rejected: ``invalid_input`` (``wait`` and ``timeout`` both; ``strict`` without a schema),
+            ``invalid_path``. OpError: ``invalid_input`` (a ``responseSchema`` that is not a JSON
+            Schema: a FAILED job, as what makes one valid is more than the input's schema says),
+            ``forbidden`` (``outputPath`` not under ``w/``).
     """
     if inp.wait is not UNSET and inp.timeout is not UNSET:
         raise Rejected("invalid_input", "give `wait` or `timeout`, not both - at `$.input.timeout`",
@@ -293,7 +295,8 @@ def _request_options(caller: str, inp: O.RequestInput) -> tuple[Any, dict[str, A
     if inp.responseSchema is not UNSET:
         problem = schema_problem(inp.responseSchema)
         if problem is not None:
-            raise Rejected("invalid_input", problem, path="$.input.responseSchema")
+            raise OpError("invalid_input", problem, path="$.input.responseSchema",
+                          hint="a JSON Schema (2020-12 unless its $schema says), with local $refs only")
         options["responseSchema"] = inp.responseSchema
     if inp.strict is True:
         if inp.responseSchema is UNSET:

@@ -31,18 +31,20 @@ def _scope(inp: O.CompleteTaskInput | O.FailTaskInput) -> tuple[str, str]:
     """``(agentId, canonical taskId)`` of the task the caller names.
 
     Raises:
-        Rejected: ``invalid_input``: no task in scope (neither given), one of the two missing,
-            a ``taskId`` that is not a job id.
+        OpError: ``no_task_in_scope`` (a FAILED job, as the venue's): neither given (the
+            venue's tool call form, which has a run's task in scope), or one of the two missing.
+        Rejected: ``invalid_input``: a ``taskId`` that is not a job id.
     """
     if inp.agentId is UNSET and inp.taskId is UNSET:
-        raise Rejected("invalid_input", "no task in scope: name it with `agentId` and `taskId`", path="$.input.taskId",
-                       hint="inside a run, the model finishes its own task with the complete_task or fail_task tool")
+        raise OpError("no_task_in_scope", "no task in scope: name it with `agentId` and `taskId`",
+                      path="$.input.taskId",
+                      hint="inside a run, the model finishes its own task with the complete_task or fail_task tool")
     if inp.agentId is UNSET:
-        raise Rejected("invalid_input", "`taskId` names a task of an agent: give `agentId` too",
-                       path="$.input.agentId")
+        raise OpError("no_task_in_scope", "`taskId` names a task of an agent: give `agentId` too",
+                      path="$.input.agentId")
     if inp.taskId is UNSET:
-        raise Rejected("invalid_input", "give the `taskId` of the agent's task to finish", path="$.input.taskId",
-                       hint="covia:list g/<agentId>/tasks lists its pending tasks")
+        raise OpError("no_task_in_scope", "give the `taskId` of the agent's task to finish", path="$.input.taskId",
+                      hint="covia:list g/<agentId>/tasks lists its pending tasks")
     tid = J.normalize_job_id(inp.taskId)
     if tid is None:
         raise Rejected("invalid_input", f"taskId {inp.taskId!r} is not a job id (0x + 32 hex digits)",
