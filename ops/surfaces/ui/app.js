@@ -109,7 +109,7 @@ function AgentList({selected}) {
             <span class="name">${a.agentId}</span> <${Badge} status=${a.status} />
             <span class="meta">${a.taskCount} task${a.taskCount === 1 ? '' : 's'}${' '}
               · <span title="last activity">${ts ? fmtAgo(ts, now) : '…'}</span>
-              ${a.error && html` · <span class="err-code">${a.error.code}</span>`}</span>
+              ${a.error && html` · <span class="err-code" title=${a.error}>${a.errorCode || 'error'}</span>`}</span>
           </a></li>`;
       })}
     </ul>
@@ -185,7 +185,7 @@ function AgentPage({id, tab, query}) {
         <${ForkOrigin} id=${id} />
       </span>
     </header>
-    ${i?.error && html`<${ErrorBox} title="Last run failed:" error=${i.error} />`}
+    ${i?.error && html`<${ErrorBox} title="Last run failed:" error=${{code: i.errorCode, message: i.error}} />`}
     <${ErrorBox} error=${info.error} />
     <${Tabs} id=${id} tab=${tab} />
     <section class="tab-body" role="tabpanel" aria-label=${tab}>${body}</section>
