@@ -524,3 +524,36 @@ async def test_step_failures(rt: Runtime) -> None:
         {"toolCalls": [{"name": "covia_read", "arguments": {"path": "w/x"}}]}, {"content": "late"}])
     assert job["error"]["path"] == "$.input.replies[1]"
     await failed(rt, "agent:step", "not_found", agentId="A", at=99, replies=[{"content": "x"}])
+
+
+async def test_the_new_events_replay_identical(rt: Runtime) -> None:
+    """A chain holding schema-checked runs, tasks finished from outside, a cancel with a reason, a JSON
+    message and a fork over a TERMINATED agent re-runs to the same digests."""
+    await out(rt, "agent:create", agentId="A", config=ECHO)
+    await call(rt, "agent:request", agentId="A", input='{"n": "x"}', responseSchema=SCHEMA, strict=True, wait=True)
+    await call(rt, "agent:request", agentId="A", input='{"n": 1}', responseSchema=SCHEMA, outputPath="w/o", wait=True)
+    await out(rt, "agent:message", agentId="A", message=[1, {"k": "v"}])
+    await idle(rt)
+    await out(rt, "agent:suspend", agentId="A")
+    t1 = (await call(rt, "agent:request", agentId="A", input="a"))["jobId"]
+    t2 = (await call(rt, "agent:request", agentId="A", input="b"))["jobId"]
+    t3 = (await call(rt, "agent:request", agentId="A", input="c"))["jobId"]
+    await out(rt, "agent:completeTask", agentId="A", taskId=t1, result={"r": 1})
+    await out(rt, "agent:failTask", agentId="A", taskId=t2, error="no")
+    await out(rt, "agent:cancelTask", agentId="A", taskId=t3, reason="why not")
+    await out(rt, "agent:create", agentId="T", config=ECHO)
+    await out(rt, "agent:delete", agentId="T")
+    await out(rt, "agent:fork", sourceId="A", agentId="T", overwrite=True)
+    for aid in ("A", "T"):
+        r = await out(rt, "agent:replay", agentId=aid)
+        assert r["identical"] is True and r["divergence"] is None, (aid, r)
+
+
+async def test_a_what_if_replay_keeps_the_requests_schema(rt: Runtime) -> None:
+    await out(rt, "agent:create", agentId="A", config=ECHO)
+    await call(rt, "agent:request", agentId="A", input='{"n": "x"}', responseSchema=SCHEMA, strict=True, wait=True)
+    await call(rt, "agent:request", agentId="A", input='{"n": 1}', responseSchema=SCHEMA, strict=True, wait=True)
+    r = await out(rt, "agent:replay", agentId="A", **{"from": 0}, into="W")
+    assert r["replayed"] == 2 and r["diverged"] == []
+    statuses = [[x["status"] for x in e["taskResults"].values()] for e in await read(rt, "g/W/timeline")]
+    assert statuses == [["FAILED"], ["COMPLETE"]]  # strict held on the what-if agent too
