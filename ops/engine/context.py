@@ -62,6 +62,8 @@ class Engine:
             self.units.guards.append(self.quotas.guard)
         self.scheduler: Scheduler = None  # type: ignore[assignment]  # set by the runtime (it needs the run loop)
         self.sandboxes: dict[tuple[str, str], Sandbox] = {}
+        #: the venue's DID (set by the runtime): a caller's DID-qualified paths resolve against it
+        self.venue_did: str | None = None
 
     def adapter(self, model: Any) -> Any:
         """The adapter for a run's model ref, its endpoint resolved through the declared

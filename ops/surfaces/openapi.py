@@ -307,7 +307,9 @@ def openapi_document(routes: tuple[Route, ...], server_url: str | None = None) -
         "components": {"schemas": _schemas(), "securitySchemes": {"bearer": {
             "type": "http", "scheme": "bearer",
             "description": "With `lattice serve --tokens FILE`: one of the file's tokens, naming the caller. Without "
-                           "--tokens there is one local caller and no token is needed."}}},
+                           "--tokens there is one local caller and no token is needed. With --accept-did-auth: "
+                           "also a self-issued EdDSA JWT whose sub is the caller's did:key (the Covia SDK's "
+                           "Ed25519Auth); the caller is that DID."}}},
     }
     return doc
 

@@ -23,7 +23,8 @@ from ..domain.contracts import REGISTRY, catalog_entry, decode_input, lookup
 from ..domain.errors import OpError, Rejected
 from ..domain.jobs import public_job
 from . import sse
-from .common import RUNTIME, TOKENS, caller_of, job_reply, reply, unless_shutdown
+from .common import RUNTIME, caller_of, job_reply, reply, unless_shutdown
+from .identity import several_callers
 from .inputs import json_error, json_input
 from .openapi import output_schema
 from .routes import JOB_ID, Route, component, event_stream, json_content, json_response
@@ -99,7 +100,7 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     """``GET /api/v1/status``: server and store summary (agent count: the caller's own)."""
-    shared = request.app.get(TOKENS) is not None  # several callers: no whole-store figures
+    shared = several_callers(request.app)  # no whole-store figures
     return reply(request.app[RUNTIME].status(caller_of(request), shared=shared))
 
 
@@ -137,7 +138,9 @@ ROUTES = (
     Route("GET", "/api/v1/status", status, "status", "Server and store summary",
           responses={"200": json_response("the summary", {
               "type": "object", "required": ["status", "version"],
-              "properties": {"status": {"const": "ok"}, "version": {"type": "string"}}})},
+              "properties": {"status": {"const": "ok"}, "version": {"type": "string"},
+                             "did": {"type": "string", "description": "the venue's DID (its did:key)"},
+                             "name": {"type": "string"}}})},
           tags=("server",)),
     Route("GET", "/api/v1/operations", operations, "operations",
           "The operation catalog: key, summary, input and output schemas",

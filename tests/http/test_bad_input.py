@@ -273,7 +273,8 @@ async def test_config_workspace_path_malformed(seeded, store):
 # ---------------------------------------------------------------- paths
 
 
-BAD_PATHS = ["", "g//x", "/w/x", "w/x/", "x/y", "w//", "/", "W/x", "w/a\x01b"]
+# "/w/x" is w/x (a leading / as Covia paths have); tests/http/test_identity.py covers DID-qualified paths
+BAD_PATHS = ["", "g//x", "//w/x", "w/x/", "x/y", "w//", "/", "W/x", "w/a\x01b", "did:key:z6Mk!/w/x", "/did:key:z/w"]
 
 
 @pytest.mark.parametrize("op", ["covia:read", "covia:list", "covia:slice", "covia:write", "covia:append",

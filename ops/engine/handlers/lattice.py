@@ -1,6 +1,7 @@
 """Handlers of the lattice path operations (``covia:*``): reads anywhere in the caller's
 namespaces (``g/`` agents, ``j/`` jobs, ``w/`` the workspace, ``t/`` LangGraph threads; at any
-version of an agent or a thread), writes only under ``w/``."""
+version of an agent or a thread), writes only under ``w/``. A path may start with ``/`` or with
+the caller's own DID (:func:`ops.domain.address.local_path`); another caller's DID is ``not_found``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from lattice.nodes import HMap, Tx, Vec, map_keys, map_len
 from lattice.paths import Missing, delete_path, kind_of, open_level, parse_path, read_path, write_path
 
 from ...domain import operations as O
+from ...domain.address import local_path
 from ...domain.errors import OpError, Rejected
 from ...domain.jobs import normalize_job_id
 from ...domain.refs import ws_ref
@@ -25,14 +27,17 @@ from ..unit import Unit
 __all__ = ["HANDLERS", "target", "value_at"]
 
 
-def target(caller: str, path: str) -> tuple[str, str | None, list[str]]:
+def target(caller: str, path: str, venue_did: str | None = None) -> tuple[str, str | None, list[str]]:
     """Map a caller's path to ``(namespace, ref name or None for a bare namespace, segments)``.
 
+    ``path`` may start with ``/`` or with the caller's own DID (:func:`ops.domain.address.local_path`;
+    ``venue_did``: the serving venue's, for a token caller's DID).
+
     Raises:
-        Rejected: ``invalid_path`` (with a hint).
+        Rejected: ``invalid_path`` (with a hint); ``not_found``: another caller's DID.
     """
     try:
-        ns, segs = parse_path(path)
+        ns, segs = parse_path(local_path(path, caller, venue_did))
     except InvalidPath as e:
         raise Rejected("invalid_path", e.message, path="$.input.path", hint=e.hint) from None
     if ns == "w":
@@ -48,7 +53,7 @@ def target(caller: str, path: str) -> tuple[str, str | None, list[str]]:
 def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> Any:
     """The raw value at a caller's path (at version ``at`` of an agent), or ``Missing``.
     A bare ``g`` or ``j`` is a virtual map of the caller's agents or jobs."""
-    ns, ref, segs = target(caller, path)
+    ns, ref, segs = target(caller, path, engine.venue_did)
     if at is not None:
         if ns not in ("g", "t") or ref is None:
             raise Rejected("invalid_input", "`at` reads a version of an agent or a LangGraph thread: the path must "
@@ -128,8 +133,8 @@ async def slice_path(engine: Engine, caller: str, inp: O.SliceInput, job: dict) 
     return await engine.sync(caller, job, fn)
 
 
-def _write_target(caller: str, path: str) -> list[str]:
-    ns, _, segs = target(caller, path)
+def _write_target(engine: Engine, caller: str, path: str) -> list[str]:
+    ns, _, segs = target(caller, path, engine.venue_did)
     if ns != "w":
         raise OpError("forbidden", f"{path} is framework-managed: g/ and j/ are read-only", path="$.input.path",
                       hint="write under w/, e.g. w/notes; change agents with agent:* operations")
@@ -153,20 +158,20 @@ async def _ws_edit(engine: Engine, caller: str, op: str, input: Any, edit: Calla
 
 
 async def write(engine: Engine, caller: str, inp: O.WriteInput, job: dict) -> dict:
-    segs = _write_target(caller, inp.path)
+    segs = _write_target(engine, caller, inp.path)
     return await _ws_edit(engine, caller, "covia:write", msgspec.to_builtins(inp),
                           lambda tx, ws: write_path(tx, ws, segs, inp.value, where=("w",)), job, {"written": True})
 
 
 async def append(engine: Engine, caller: str, inp: O.WriteInput, job: dict) -> dict:
-    segs = _write_target(caller, inp.path)
+    segs = _write_target(engine, caller, inp.path)
     return await _ws_edit(engine, caller, "covia:append", msgspec.to_builtins(inp),
                           lambda tx, ws: write_path(tx, ws, segs, inp.value, append=True, where=("w",)), job,
                           {"appended": True})
 
 
 async def delete(engine: Engine, caller: str, inp: O.PathInput, job: dict) -> dict:
-    segs = _write_target(caller, inp.path)
+    segs = _write_target(engine, caller, inp.path)
 
     def edit(tx: Tx, ws: Any) -> Any:
         new, found = delete_path(tx, ws, segs)
