@@ -59,6 +59,16 @@ def test_operations_catalogue_lists_the_venue_names(venue: Venue) -> None:
     assert e.value.status_code == 404
 
 
+def test_adapter_catalogue_lists_an_adapters_operations(venue: Venue) -> None:
+    agent = venue.get_adapter_operations("agent")
+    assert agent["v/ops/agent/request"]["operation"]["adapter"] == "agent:request"
+    assert {"agent:chat", "agent:cancelTask", "agent:query"} <= {m["operation"]["adapter"] for m in agent.values()}
+    assert venue.get_adapter_operations("covia")["v/ops/covia/read"]["operation"]["adapter"] == "covia:read"
+    with pytest.raises(GridError) as e:
+        venue.get_adapter_operations("langchain")
+    assert (e.value.status_code, code_of(e.value)) == (404, "not_found")
+
+
 # ---------------------------------------------------------------- agents
 
 
@@ -344,10 +354,9 @@ def test_a_failing_operation_has_an_error_message_and_code(venue: Venue) -> None
     pytest.param(lambda v: v.list_secrets(), id="list_secrets"),
     pytest.param(lambda v: v.secrets.set("OPENAI_API_KEY", "sk-x"), id="secret_set"),
     pytest.param(lambda v: v.run("v/ops/covia/read", {"path": "w/x"}, ucans=["a.b.c"]), id="ucans"),
-    pytest.param(lambda v: v.get_adapter_operations("agent"), id="adapters"),
 ])
 def test_what_is_not_here_is_not_supported_not_missing(venue: Venue, call) -> None:
-    """Assets, secrets, UCANs and the adapter catalogue are the venue's, not this project's: a clear 501."""
+    """Assets, secrets and UCANs are the venue's, not this project's: a clear 501, not a 404 on an unknown route."""
     with pytest.raises(GridError) as e:
         call(venue)
     assert (e.value.status_code, code_of(e.value)) == (501, "not_supported"), e.value

@@ -6,9 +6,9 @@ They ship only in the sdist, which is fetched once into ``.cache/covia-sdist/`` 
 suite; this test does it when the file is missing) and checked against its pinned SHA-256; they are extracted into a
 temporary directory and never copied into this repository.
 
-* :data:`OURS` (status, DID document, jobs, the workspace, the caller's own DID prefix, cross-user rejection)
-  must all pass;
-* :data:`NOT_OURS` (assets, the adapter catalogue, UCAN delegation: the venue's, not this project's) must each fail
+* :data:`OURS` (status, DID document, jobs, the adapter catalogue, the workspace, the caller's own DID prefix,
+  cross-user rejection) must all pass;
+* :data:`NOT_OURS` (assets, UCAN delegation: the venue's, not this project's) must each fail
   with the server's clear 501 ``not_supported``, not a 404 on an unknown route.
 """
 
@@ -32,9 +32,9 @@ SDIST_SHA256 = "f4bfcbca78804d7e42767c821f11ed8675ca57b677aa05fbc26f2c001606705a
 
 LIVE, WORKSPACE = "tests/integration/test_venue_live.py", "tests/integration/test_workspace_live.py"
 OURS = [f"{LIVE}::test_status", f"{LIVE}::test_did_document", f"{LIVE}::test_list_jobs",
-        f"{WORKSPACE}::test_self_workspace_roundtrip", f"{WORKSPACE}::test_self_read_via_did_prefix",
-        f"{WORKSPACE}::test_cross_user_read_rejected_without_ucan"]
-NOT_OURS = [f"{LIVE}::test_list_assets", f"{LIVE}::test_adapter_operations", f"{LIVE}::test_filtered_catalogue",
+        f"{LIVE}::test_adapter_operations", f"{WORKSPACE}::test_self_workspace_roundtrip",
+        f"{WORKSPACE}::test_self_read_via_did_prefix", f"{WORKSPACE}::test_cross_user_read_rejected_without_ucan"]
+NOT_OURS = [f"{LIVE}::test_list_assets", f"{LIVE}::test_filtered_catalogue",
             f"{LIVE}::test_async_catalogue_and_asset_identity",
             f"{WORKSPACE}::test_cross_user_read_with_ucan_delegation"]
 
