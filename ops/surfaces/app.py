@@ -14,9 +14,9 @@ Two middlewares guard every route: authentication (401 without a valid bearer
 token when tokens are configured; the inspector's static files excepted, see
 :func:`ops.surfaces.ui.is_public`), the ``Host`` check without tokens and the
 browser-origin check (403 ``forbidden``: DNS rebinding protection), then the
-mapping of errors to replies: every rejection is ``{"error": {code, message,
-path?, hint?}}`` with the status from :data:`ops.domain.errors.HTTP_STATUS`, and
-changes nothing.
+mapping of errors to replies: every rejection is the Covia venue's ``{"error":
+message}`` with our ``errorCode`` (and ``path``, ``hint`` where known) beside it,
+with the status from :data:`ops.domain.errors.HTTP_STATUS`, and changes nothing.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..domain.errors import OpError, Rejected, status_code
+from ..domain.errors import OpError, Rejected, error_body, status_code
 from ..engine.runtime import Runtime
 from . import admin, bundles, mcp, openapi, rest, sse, ui
+from . import venue, venue_catalog
 from .auth import LOCAL_CALLER, Tokens
 from .common import (CALLER, HOST_HINT, HOSTS, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, SHUTDOWN, TOKENS,
                      ShuttingDown, error_reply, host_allowed, host_name, origin_allowed, reply, shutting_down_reply)
@@ -44,7 +45,9 @@ DEFAULT_MAX_BODY = 1 << 20
 
 #: every route of the application, in the order the OpenAPI document lists them
 ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *bundles.ROUTES, *openapi.ROUTES, *admin.ROUTES,
-                             *mcp.ROUTES, *ui.ROUTES)
+                             *mcp.ROUTES, *ui.ROUTES,
+                             # the Covia venue's REST surface (issue 11): run, jobs, job-free reads, catalog
+                             *venue.ROUTES, *venue_catalog.ROUTES)
 
 
 @web.middleware
@@ -54,8 +57,8 @@ async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
     if tokens is not None and not ui.is_public(request):  # the inspector's static files hold no data
         caller = tokens.caller(request.headers.get("Authorization"))
         if caller is None:
-            body = {"error": {"code": "unauthorized", "message": "missing or invalid bearer token",
-                              "hint": "send Authorization: Bearer <token> (the server's --tokens file lists them)"}}
+            body = error_body("unauthorized", "missing or invalid bearer token",
+                              hint="send Authorization: Bearer <token> (the server's --tokens file lists them)")
             return reply(body, 401, {"WWW-Authenticate": 'Bearer realm="lattice"'})
         request[CALLER] = caller
     if request.path.startswith("/mcp"):  # MCP answers in JSON-RPC itself
@@ -87,11 +90,11 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
             code = status_code(e.status)
             allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None  # RFC 9110: 405 lists them
             message = f"{e.reason}: {request.method} {request.path}"
-            return reply({"error": {"code": code, "message": message}}, e.status, allow)
+            return reply(error_body(code, message), e.status, allow)
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return reply({"error": {"code": "internal_error", "message": "internal server error"}}, 500)
+        return reply(error_body("internal_error", "internal server error"), 500)
 
 
 def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: Tokens | None = None,
