@@ -149,27 +149,30 @@ def _render(tx: Tx, raw: Any, budget: int, compact: bool, indent: str) -> str:
         return _scalar(v, budget)
     if n == 0:
         return brackets
-    summary = f"{brackets[0]}/* {n} {noun[n != 1]} */{brackets[1]}"
-    if budget < len(summary) + 8:
-        return summary
     inner = indent + "  "
     parts: list[str] = []
-    used = 2 + 24  # the brackets, and room for the note of what is left out
+    used = 2  # the brackets
+    limit = budget - (len(f"/* +{n} more */") + 2 if n > 1 else 0)  # room for the note of what is left out
     for i, (prefix, child) in enumerate(items):
-        share = max((budget - used) // max(1, min(n - i, 8)), 16)
-        room = min(share, budget - used) - len(prefix)
-        if room < 4:
+        left = limit - used
+        if left <= len(prefix) + 2:
             break
+        room = min(max(left // max(1, min(n - i, 8)), 24), left) - len(prefix)  # a fair share of what is left
         text = prefix + _render(tx, child, room, compact, inner)
-        if used + len(text) + 2 > budget and parts:
+        if parts and used + len(text) + 2 > limit:
             break
         parts.append(text)
         used += len(text) + 2
+    summary = f"{brackets[0]}/* {n} {noun[n != 1]} */{brackets[1]}"
+    if not parts:
+        return summary
     if n > len(parts):
         parts.append(f"/* +{n - len(parts)} more */")
     if compact:
-        return brackets[0] + ", ".join(parts) + brackets[1]
-    return brackets[0] + "\n" + ",\n".join(inner + p for p in parts) + "\n" + indent + brackets[1]
+        text = brackets[0] + ", ".join(parts) + brackets[1]
+    else:
+        text = brackets[0] + "\n" + ",\n".join(inner + p for p in parts) + "\n" + indent + brackets[1]
+    return summary if len(text) > budget and len(summary) < len(text) else text
 
 
 def inspect(engine: Engine, caller: str, path: str, budget: int = DEFAULT_BUDGET, compact: bool = True) -> dict[str, Any]:

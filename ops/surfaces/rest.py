@@ -174,7 +174,7 @@ async def cancel_job(request: web.Request) -> web.Response:
         Rejected: ``invalid_json``, ``invalid_input`` (a body other than ``{"reason": "..."}``).
     """
     reason = None
-    if request.can_read_body:
+    if (await request.read()).strip():  # no body, or an empty one: no reason
         data = await read_json(request, 'send {"reason": "..."} or no body')
         reason = data.get("reason", "") if isinstance(data, dict) else None
         if not isinstance(reason, str) or set(data) - {"reason"} or len(reason) > _REASON_MAX:

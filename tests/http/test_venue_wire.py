@@ -84,7 +84,7 @@ async def test_a_cancelled_job_carries_the_reason_as_its_error(client, store) ->
     assert status == 200 and done["status"] == "CANCELLED", done
     assert (done["error"], done["errorCode"]) == ("not needed", "cancelled")
     _, job2 = await invoke(client, "agent:request", {"agentId": "H", "input": "y"})
-    status, done2 = await call(client, "PUT", f"/api/v1/jobs/{job2['id']}/cancel")
+    status, done2 = await call(client, "PUT", f"/api/v1/jobs/{job2['id']}/cancel", raw=b" ")
     assert status == 200 and (done2["error"], done2["errorCode"]) == ("cancelled by caller", "cancelled")
     _, job3 = await invoke(client, "agent:request", {"agentId": "H", "input": "z"})
     before = snapshot(store)
