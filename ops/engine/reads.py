@@ -175,7 +175,8 @@ def _render(tx: Tx, raw: Any, budget: int, compact: bool, indent: str) -> str:
     return summary if len(text) > budget and len(summary) < len(text) else text
 
 
-def inspect(engine: Engine, caller: str, path: str, budget: int = DEFAULT_BUDGET, compact: bool = True) -> dict[str, Any]:
+def inspect(engine: Engine, caller: str, path: str, budget: int = DEFAULT_BUDGET,
+            compact: bool = True) -> dict[str, Any]:
     """The value at ``path`` rendered as JSON5 within about ``budget`` characters: whole when it
     fits, else with what is left out noted (``/* +15 more */``, ``/* 40 items */``).
 

@@ -4,9 +4,9 @@
   invoke, :func:`ops.surfaces.rest.envelope`): the operation's output itself as the body (200)
   once its job is COMPLETE. A job that ended otherwise answers the error body, plus the job's
   ``id``/``jobId`` and ``status``, with the status :func:`failed_status` gives its code (404
-  ``not_found``, 403, 429, 5xx as for a rejection; any other failure 409). A job still waiting when the operation returned (its own ``wait`` ran out,
-  or it was told not to wait) answers 202 with the job: the venue's snapshot ``{id, status,
-  agentId, ...}``.
+  ``not_found``, 403, 429, 5xx as for a rejection; any other failure 409). A job still waiting
+  when the operation returned (its own ``wait`` ran out, or it was told not to wait) answers
+  202 with the job: the venue's snapshot ``{id, status, agentId, ...}``.
 * ``GET /api/v1/jobs?offset&limit``: the caller's job ids, oldest first, as ``{items, total,
   offset, limit}`` (``limit`` 1..1000, default 1000).
 * ``PUT /api/v1/jobs/{jobId}/delete``: drop a finished job's record (409 ``conflict`` before it
@@ -42,8 +42,8 @@ from .openapi import input_json_schema
 from .rest import envelope, execute, read_json
 from .routes import JOB_ID, Param, Route, component, json_content, json_response
 
-__all__ = ["failed_status", "run", "list_jobs", "delete_job", "send_message", "pause_job", "resume_job", "agents", "agent",
-           "value_read", "ROUTES", "MAX_PAGE"]
+__all__ = ["failed_status", "run", "list_jobs", "delete_job", "send_message", "pause_job", "resume_job", "agents",
+           "agent", "value_read", "ROUTES", "MAX_PAGE"]
 
 #: the largest page of ``GET /api/v1/jobs``
 MAX_PAGE = 1000
@@ -69,7 +69,7 @@ def _query(request: web.Request, spec: dict[str, str], required: tuple[str, ...]
             raise Rejected("invalid_input", f"unknown query parameter `{name[:60]}` - at `{where}`", path=where,
                            hint=f"this route takes {', '.join(f'`{n}`' for n in spec) or 'no parameter'}")
         if len(q.getall(name)) > 1:
-            raise Rejected("invalid_input", f"query parameter `{name}` given more than once - at `{where}`",
+            raise Rejected("invalid_input", f"query parameter `{name[:60]}` given more than once - at `{where}`",
                            path=where)
     out: dict[str, Any] = {}
     for name, kind in spec.items():
@@ -127,8 +127,8 @@ def _sync(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
 # -- run -----------------------------------------------------------------------------
 
 def failed_status(code: str | None) -> int:
-    """The HTTP status ``/run`` answers a job that did not complete with: its code's (:func:`~ops.domain.errors.http_status`)
-    when that is 403, 404, 429 or 5xx; else 409, since an operation that fails (rather than being
+    """The HTTP status ``/run`` answers a job that did not complete with: its code's
+    (:func:`~ops.domain.errors.http_status`) when that is 403, 404, 429 or 5xx; else 409, since an operation that fails (rather than being
     refused) could not be done in the state it found (``cancelled``, ``illegal_state``, ``conflict``...).
 
     >>> [failed_status(c) for c in ("not_found", "cancelled", "invalid_range", "limit_exceeded", "internal_error")]
@@ -401,8 +401,9 @@ ROUTES = (
     _read("count", value_count, (_DEPTH,), "How many entries lie `depth` levels below a path", {
         "type": "object", "required": ["exists"],
         "properties": {"exists": {"type": "boolean"}, "count": {"type": "integer"}}}),
-    _read("aggregate", value_aggregate, (_DEPTH, Param("groupBy", "query", {"type": "string", "pattern": _GROUP_PATTERN},
-                                                       "the field (or relative path a/b) whose value groups entries")),
+    _read("aggregate", value_aggregate,
+          (_DEPTH, Param("groupBy", "query", {"type": "string", "pattern": _GROUP_PATTERN},
+                         "the field (or relative path a/b) whose value groups entries")),
           "How many entries lie `depth` levels below a path, grouped by a field", {
               "type": "object", "required": ["exists"],
               "properties": {"exists": {"type": "boolean"}, "count": {"type": "integer"},

@@ -109,7 +109,8 @@ _ENTRY = {"type": "object", "required": ["name", "asset"], "properties": {
     "alias": {"type": "string"}, "version": {"type": "string"}, "summary": {"type": "string"},
     "auth": {"type": "string"}, "emits": {"type": "array", "items": {"type": "string"}},
     "adapter": {"type": "string"}, "toolName": {"type": "string"}}}
-_NAME = Param("name", "path", {"type": "string", "pattern": "^(?:/?v/ops/[a-z]+/[a-z][a-z-]*|[a-z]+:[A-Za-z][A-Za-z-]*)$"},
+_NAME = Param("name", "path",
+              {"type": "string", "pattern": "^(?:/?v/ops/[a-z]+/[a-z][a-z-]*|[a-z]+:[A-Za-z][A-Za-z-]*)$"},
               "the operation: agent:create, v/ops/agent/cancel-task, agent:cancel-task")
 _ID = Param("id", "path", {"type": "string"})
 _SECRET = Param("name", "path", {"type": "string"})
