@@ -172,15 +172,18 @@ class Engine:
 
     async def sync(self, caller: str, job: dict[str, Any], fn: Callable[[Unit], Any]) -> dict[str, Any]:
         """Run a synchronous operation: its ``COMPLETE`` job commits with its changes (if any);
-        a job that changed nothing is kept in memory (:class:`~ops.engine.jobs_index.JobIndex`)."""
+        a job that changed nothing is kept in memory (:class:`~ops.engine.jobs_index.JobIndex`).
+        A job-free read (``jobId`` None, :func:`ops.engine.reads.job_free`) is kept nowhere and may not write."""
         def unit(u: Unit) -> dict[str, Any]:
             output = fn(u)
             done = J.finish(job, J.COMPLETE, u.ts, output=output)
             if u.writes:
+                if job["jobId"] is None:
+                    raise RuntimeError(f"{job['operation']} wrote in a job-free read")
                 u.write(job_ref(caller, job["jobId"]), done, job["operation"])
             return done
         done = await self.units.run(caller, unit)
-        if self.store.ref(job_ref(caller, done["jobId"])) is None:
+        if done["jobId"] is not None and self.store.ref(job_ref(caller, done["jobId"])) is None:
             self.jobs.remember(caller, done)
         return done
 

@@ -171,12 +171,13 @@ class Runtime:
         """The job record, or None. ``job_id`` may be in any case, with or without ``0x``."""
         return self.engine.jobs.get(caller, job_id)
 
-    async def cancel_job(self, caller: str, job_id: str) -> dict[str, Any] | None:
-        """Cancel a job (a task: removed from its agent; a trigger: dropped). None if unknown."""
+    async def cancel_job(self, caller: str, job_id: str, reason: str | None = None) -> dict[str, Any] | None:
+        """Cancel a job (a task: removed from its agent; a trigger: dropped), ``reason`` its error
+        message (default ``cancelled by caller``). None if unknown."""
         job = self.get_job(caller, job_id)
         if job is None or job["status"] in J.TERMINAL or job.get("agentId") is None:
             return job
-        await cancel_agent_job(self.engine, caller, job["agentId"], job["jobId"], required=False)
+        await cancel_agent_job(self.engine, caller, job["agentId"], job["jobId"], required=False, reason=reason)
         return self.get_job(caller, job_id)
 
     def status(self, caller: str, *, shared: bool = False) -> dict[str, Any]:

@@ -15,9 +15,9 @@ token when tokens are configured, or with a refused ``did:key`` token when those
 accepted, :mod:`ops.surfaces.identity`; the inspector's static files and the DID
 document excepted, see :func:`ops.surfaces.ui.is_public`), the ``Host`` check without tokens and the
 browser-origin check (403 ``forbidden``: DNS rebinding protection), then the
-mapping of errors to replies: every rejection is ``{"error": {code, message,
-path?, hint?}}`` with the status from :data:`ops.domain.errors.HTTP_STATUS`, and
-changes nothing.
+mapping of errors to replies: every rejection is the Covia venue's ``{"error":
+message}`` with our ``errorCode`` (and ``path``, ``hint`` where known) beside it,
+with the status from :data:`ops.domain.errors.HTTP_STATUS`, and changes nothing.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..domain.errors import OpError, Rejected, status_code
+from ..domain.errors import OpError, Rejected, error_body, status_code
 from ..engine.runtime import Runtime
 from . import admin, bundles, identity, mcp, openapi, rest, sse, ui
+from . import venue, venue_catalog
 from .auth import LOCAL_CALLER, Tokens
 from .common import (HOST_HINT, HOSTS, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, SHUTDOWN, TOKENS, ShuttingDown,
                      error_reply, host_allowed, host_name, origin_allowed, reply, shutting_down_reply)
@@ -45,7 +46,9 @@ DEFAULT_MAX_BODY = 1 << 20
 
 #: every route of the application, in the order the OpenAPI document lists them
 ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *bundles.ROUTES, *openapi.ROUTES, *admin.ROUTES,
-                             *identity.ROUTES, *mcp.ROUTES, *ui.ROUTES)
+                             *identity.ROUTES, *mcp.ROUTES, *ui.ROUTES,
+                             # the Covia venue's REST surface (issue 11): run, jobs, job-free reads, catalog
+                             *venue.ROUTES, *venue_catalog.ROUTES)
 
 
 @web.middleware
@@ -85,11 +88,11 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
             code = status_code(e.status)
             allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None  # RFC 9110: 405 lists them
             message = f"{e.reason}: {request.method} {request.path}"
-            return reply({"error": {"code": code, "message": message}}, e.status, allow)
+            return reply(error_body(code, message), e.status, allow)
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return reply({"error": {"code": "internal_error", "message": "internal server error"}}, 500)
+        return reply(error_body("internal_error", "internal server error"), 500)
 
 
 def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: Tokens | None = None,

@@ -13,7 +13,7 @@ goes through :func:`authenticate`, which sets the caller (:data:`ops.surfaces.co
 
 A bearer that is neither is refused with 401 and nothing changes (without ``--tokens`` and
 without ``--accept-did-auth``, the header is ignored: there is one local caller). The error
-codes (``{"error": {code, message, hint}}``):
+codes (the rejection body ``{"error": message, "errorCode": code, "hint"}``):
 
 =====================  =================================================================
 ``unauthorized``       no token, or a token that is not in the tokens file (nor a JWT
@@ -47,6 +47,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..domain.did import ed25519_key, multibase_key
+from ..domain.errors import error_body
 from .auth import Tokens
 from .common import CALLER, RUNTIME, TOKENS, reply
 from .routes import Route
@@ -201,9 +202,8 @@ def authenticate(request: web.Request) -> web.Response | None:
         caller = caller_of_header(request.headers.get("Authorization"), request.app.get(TOKENS),
                                   request.app.get(DID_AUTH))
     except AuthFailed as e:
-        error = {"code": e.code, "message": e.message, **({"hint": e.hint} if e.hint else {})}
         challenge = 'Bearer realm="lattice"' + ("" if e.code == "unauthorized" else ', error="invalid_token"')
-        return reply({"error": error}, 401, {"WWW-Authenticate": challenge})
+        return reply(error_body(e.code, e.message, hint=e.hint), 401, {"WWW-Authenticate": challenge})
     if caller is not None:
         request[CALLER] = caller
     return None

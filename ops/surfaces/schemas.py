@@ -119,6 +119,11 @@ def _rules(config: dict[str, Any], history: dict[str, Any], value: dict[str, Any
                          "anyOf": [{"properties": {"into": {"type": "null"}}},
                                    {"properties": {"into": {"type": "string"}, "from": _NOT_NULL},
                                     "required": ["into", "from"]}]},
+        # exactly one of `before` and `keepLast`
+        "agent:prune": {"anyOf": [{"properties": {"before": _NOT_NULL, "keepLast": {"type": "null"}},
+                                   "required": ["before"]},
+                                  {"properties": {"keepLast": _NOT_NULL, "before": {"type": "null"}},
+                                   "required": ["keepLast"]}]},
         # two versions of one agent (`from`, `to`?), or the heads of two agents (`otherAgentId`), never both
         "agent:diff": {"anyOf": [{"properties": {"otherAgentId": {"type": "null"}, "from": _NOT_NULL},
                                   "required": ["from"]},

@@ -71,7 +71,7 @@ async def test_round_trip_to_another_server_replays_identical(start_app) -> None
     assert done == "ok"
     assert (await ok(dst, "agent:replay", {"agentId": "Copy"}))["identical"] is True
     status, again = await do_import(dst, "Copy", data)
-    assert status == 409 and again["error"]["code"] == "conflict"
+    assert status == 409 and again["errorCode"] == "conflict"
 
 
 @pytest.mark.parametrize("damage, code", [
@@ -89,7 +89,7 @@ async def test_bad_bundles_write_nothing(start_app, damage, code) -> None:
     before = await refs(dst)
     status, out = await do_import(dst, "Bad", damage(data))
     assert status == 400, out
-    assert out["error"]["code"] == code if code else out["error"]["code"] in ("corrupt_object", "tampered")
+    assert out["errorCode"] == code if code else out["errorCode"] in ("corrupt_object", "tampered")
     assert await refs(dst) == before
 
 

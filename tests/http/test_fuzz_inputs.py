@@ -80,12 +80,12 @@ class Harness:
         status, reply = self.run(self.post(body))
         assert status < 500, (body, status, reply)
         if status >= 400:
-            err = reply["error"]
-            assert isinstance(err["code"], str) and err["code"] and isinstance(err["message"], str) and err["message"]
+            assert isinstance(reply["errorCode"], str) and reply["errorCode"], reply
+            assert isinstance(reply["error"], str) and reply["error"], reply
             self.run(self._quiesce())
             assert self.snapshot() == before, body
         elif reply["status"] == "FAILED":
-            assert reply["error"]["code"] and reply["error"]["message"]
+            assert reply["errorCode"] and reply["error"]
             self.run(self._quiesce())
             assert self.snapshot() == before, body
 

@@ -1,4 +1,5 @@
-"""Fuzz every request header the server reads, on every route, over raw sockets: never a 5xx.
+"""Fuzz every request header the server reads, on every route, over raw sockets: never a 5xx (but the
+501 ``not_supported`` of the routes documented to answer it).
 
 The headers: ``Authorization``, ``Accept``, ``Content-Type``, ``Origin``, ``Host``, ``Last-Event-ID``,
 ``Mcp-Session-Id``, ``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name``, each with arbitrary bytes
@@ -31,6 +32,8 @@ from ops.surfaces.app import ROUTES, create_app
 from ops.surfaces.auth import Tokens
 
 EXAMPLES = int(os.environ.get("LATTICE_HEADER_FUZZ_EXAMPLES", "200"))
+#: the routes that may answer 501 `not_supported` (documented so)
+NOT_SUPPORTED = {i for i, r in enumerate(ROUTES) if "not_supported" in r.errors}
 TOKEN = "fuzz-token-0123456789abcdef"
 HEADERS = ("Authorization", "Accept", "Content-Type", "Origin", "Host", "Last-Event-ID", "Mcp-Session-Id",
            "MCP-Protocol-Version", "Mcp-Method", "Mcp-Name")
@@ -133,7 +136,8 @@ class Harness:
         raw = self.request(server, route_index, fuzzed, body_kind)
         status = self.run(self.send(self.servers[server]["port"], raw))
         self.statuses[status] += 1
-        assert status < 500, (status, raw[:400])
+        # a 501 `not_supported` is by design on the venue routes this server does not serve (assets, secrets, ...)
+        assert status < 500 or (status == 501 and route_index in NOT_SUPPORTED), (status, raw[:400])
 
     def close(self) -> None:
         for srv in self.servers.values():

@@ -153,7 +153,7 @@ def test_serve_takes_the_key_and_did_auth_from_the_environment(tmp_path: Path) -
         req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/invoke", data=body, headers=wrong)
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=10)
-        assert e.value.code == 401 and json.loads(e.value.read())["error"]["code"] == "token_audience"
+        assert e.value.code == 401 and json.loads(e.value.read())["errorCode"] == "token_audience"
     finally:
         out = _stop(proc)
     assert did == load_key_file(key_file, create=False).did and "did:key tokens accepted" in out

@@ -126,9 +126,10 @@ async def delete(engine: Engine, caller: str, inp: O.DeleteInput, job: dict) -> 
 
 
 async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, required: bool,
-                           job: dict | None = None) -> bool:
+                           job: dict | None = None, reason: str | None = None) -> bool:
     """Cancel a task or trigger job of an agent; whether it was waiting. With ``job`` (an
-    ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change.
+    ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change. ``reason``: the
+    cancelled job's error message (default ``cancelled by caller``).
 
     Raises:
         OpError: ``not_found`` (no agent; no such task when ``required``).
@@ -139,7 +140,7 @@ async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, 
         if event is None:
             return False
         jr = u.read(job_ref(caller, task_id))
-        done = None if jr is None else J.cancel(jr, u.ts, "cancelled by caller")
+        done = None if jr is None else J.cancel(jr, u.ts, reason or "cancelled by caller")
         if done is not None:
             u.write(job_ref(caller, task_id), done, "job:cancel")
         engine.commit_event(u, caller, aid, rec, event)
