@@ -64,6 +64,8 @@ class Engine:
         self.sandboxes: dict[tuple[str, str], Sandbox] = {}
         #: the venue's DID (set by the runtime): a caller's DID-qualified paths resolve against it
         self.venue_did: str | None = None
+        #: the ``v/info`` globals a runtime sets: name, did, version, started (ms), protocols
+        self.venue_info: dict[str, Any] = {}
 
     def adapter(self, model: Any) -> Any:
         """The adapter for a run's model ref, its endpoint resolved through the declared

@@ -98,6 +98,8 @@ class Runtime:
         self.engine.invoke = self.invoke  # a what-if replay forks and sends requests as operations
         self.engine.units.hooks.append(self._wake)
         self.started_at = self.clock()
+        self.engine.venue_info = {"name": name, "did": self.identity.did, "version": _version(),
+                                  "started": self.started_at, "protocols": ["rest", "mcp", "sse"]}
         self.gc_every, self.retain_jobs_ms = gc_every, retain_jobs_ms
         self._gc_task: asyncio.Task | None = None
 

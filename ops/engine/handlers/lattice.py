@@ -1,11 +1,13 @@
 """Handlers of the lattice path operations (``covia:*``): reads anywhere in the caller's
 namespaces (``g/`` agents, ``j/`` jobs, ``w/`` the workspace, ``t/`` LangGraph threads; at any
-version of an agent or a thread), writes only under ``w/``. A path may start with ``/`` or with
+version of an agent or a thread; ``v/`` the venue's globals: :func:`venue_globals`), writes only under ``w/``. A path may start with ``/`` or with
 the caller's own DID (:func:`ops.domain.address.local_path`); another caller's DID is ``not_found``."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
+
+import re
 
 import msgspec
 
@@ -17,6 +19,7 @@ from lattice.paths import Missing, delete_path, kind_of, open_level, parse_path,
 
 from ...domain import operations as O
 from ...domain.address import local_path
+from ...domain.contracts import REGISTRY
 from ...domain.errors import OpError, Rejected
 from ...domain.jobs import normalize_job_id
 from ...domain.refs import ws_ref
@@ -24,7 +27,7 @@ from ..context import Engine
 from ..tools import describe
 from ..unit import Unit
 
-__all__ = ["HANDLERS", "target", "value_at"]
+__all__ = ["HANDLERS", "target", "value_at", "venue_globals"]
 
 
 def target(caller: str, path: str, venue_did: str | None = None) -> tuple[str, str | None, list[str]]:
@@ -42,6 +45,8 @@ def target(caller: str, path: str, venue_did: str | None = None) -> tuple[str, s
         raise Rejected("invalid_path", e.message, path="$.input.path", hint=e.hint) from None
     if ns == "w":
         return ns, ws_ref(caller), segs
+    if ns == "v":
+        return ns, None, segs
     if not segs:
         return ns, None, []
     ident = segs[0]
@@ -55,7 +60,7 @@ def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> 
     A bare ``g`` or ``j`` is a virtual map of the caller's agents or jobs."""
     ns, ref, segs = target(caller, path, engine.venue_did)
     if at is not None:
-        if ns not in ("g", "t") or ref is None:
+        if ns not in ("g", "t") or ref is None:  # v/ too: the venue's globals have no versions
             raise Rejected("invalid_input", "`at` reads a version of an agent or a LangGraph thread: the path must "
                                             "be g/<agentId>/... or t/<threadId>/...", path="$.input.at")
         ident = ref.split("/", 2)[2]
@@ -64,6 +69,8 @@ def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> 
         else:
             c = _thread_version(engine, tx, ref, ident, at)
         return read_path(tx, tx.raw_root(c.root), segs)
+    if ns == "v":
+        return _walk(venue_globals(engine), segs)
     if ref is None:
         prefix = f"{ns}/{caller}/"
         raw: Any = {}
@@ -77,6 +84,37 @@ def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> 
     if raw is Missing:
         return Missing
     return read_path(tx, raw, segs)
+
+
+def venue_globals(engine: Engine) -> dict[str, Any]:
+    """The virtual, read-only ``v/`` namespace, as the Covia venue lays it out (venue/docs/OPERATIONS.md):
+    ``v/info/{name, did, version, started (epoch ms), protocols, adapters/<adapter>: {name, description,
+    operations (a count)}}`` and ``v/ops/<adapter>/<op>``: each operation's ``{name, operation (our key),
+    summary, version}``. The same for every caller; nothing of it is stored."""
+    info = dict(engine.venue_info)
+    adapters: dict[str, Any] = {}
+    ops: dict[str, dict[str, Any]] = {}
+    for key, contract in sorted(REGISTRY.items()):
+        adapter, _, name = key.partition(":")
+        entry = adapters.setdefault(adapter, {"name": adapter, "description": f"the {adapter}:* operations",
+                                              "operations": 0})
+        entry["operations"] += 1
+        kebab = re.sub(r"(?<!^)([A-Z])", lambda m: "-" + m.group(1).lower(), name)
+        ops.setdefault(adapter, {})[kebab] = {"name": f"v/ops/{adapter}/{kebab}", "operation": key,
+                                              "summary": contract.summary, "version": contract.version}
+    info["adapters"] = adapters
+    return {"info": info, "ops": ops}
+
+
+def _walk(value: Any, segs: list[str]) -> Any:
+    for seg in segs:
+        if isinstance(value, dict) and seg in value:
+            value = value[seg]
+        elif isinstance(value, list) and seg.isdigit() and int(seg) < len(value):
+            value = value[int(seg)]
+        else:
+            return Missing
+    return value
 
 
 def _thread_version(engine: Engine, tx: Tx, ref: str, thread: str, at: Any) -> Any:
@@ -136,7 +174,8 @@ async def slice_path(engine: Engine, caller: str, inp: O.SliceInput, job: dict) 
 def _write_target(engine: Engine, caller: str, path: str) -> list[str]:
     ns, _, segs = target(caller, path, engine.venue_did)
     if ns != "w":
-        raise OpError("forbidden", f"{path} is framework-managed: g/ and j/ are read-only", path="$.input.path",
+        raise OpError("forbidden", f"{path} is framework-managed: g/, j/, t/ and v/ are read-only",
+                      path="$.input.path",
                       hint="write under w/, e.g. w/notes; change agents with agent:* operations")
     if not segs:
         raise Rejected("invalid_path", "a write needs a path below w/, e.g. w/notes", path="$.input.path")
