@@ -29,7 +29,6 @@ from langgraph.checkpoint.conformance.test_utils import (  # noqa: E402
 
 from lattice.fsck import fsck  # noqa: E402
 from ops.langgraph import AsyncLatticeSaver, ConflictError, LatticeSaver  # noqa: E402
-from tests.langgraph.helpers import spec_of  # noqa: E402
 
 OPS = 25 * (10 if os.environ.get("LATTICE_LG_SLOW") else 1)
 
@@ -44,8 +43,8 @@ def _check(saver, done: dict) -> None:
     assert fsck(saver.store).ok
 
 
-def test_threads_and_two_savers_lose_nothing(backend, tmp_path):
-    with LatticeSaver.from_conn_string(spec_of(backend, tmp_path)) as a:
+def test_threads_and_two_savers_lose_nothing(spec):
+    with LatticeSaver.from_conn_string(spec) as a:
         b = LatticeSaver(a.store)
         done: dict[str, tuple[str, str]] = {}
         errors: list[BaseException] = []
@@ -83,8 +82,8 @@ def test_threads_and_two_savers_lose_nothing(backend, tmp_path):
         _check(a, done)
 
 
-async def test_tasks_on_one_async_saver_lose_nothing(backend, tmp_path):
-    async with AsyncLatticeSaver.from_conn_string(spec_of(backend, tmp_path)) as saver:
+async def test_tasks_on_one_async_saver_lose_nothing(spec):
+    async with AsyncLatticeSaver.from_conn_string(spec) as saver:
         done: dict[str, tuple[str, str]] = {}
 
         async def worker(w: int) -> None:
