@@ -58,8 +58,9 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, TypeVar
 
 import psycopg
 
+from .digest import DIGEST_SIZE, digest
 from .errors import StoreError
-from .gc import children
+from .gc import closure_many
 from .postgres_support import GC_LOCK_SPACE, map_error
 
 __all__ = ["PostgresCollector"]
@@ -105,6 +106,23 @@ class PostgresCollector:
             for d, n in rows:
                 yield bytes(d), n
             last = bytes(rows[-1][0])
+
+    def get_many(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
+        """``{digest: bytes}`` of those of ``digests`` that are stored, in one statement (the
+        collector's mark reads a layer of the graph at a time with it).
+
+        An object whose stored bytes do not hash to its digest is left out, as if absent
+        (:func:`lattice.fsck.fsck` reports it; :meth:`get` raises ``CorruptObject``).
+
+        Raises:
+            StoreError: the store is closed or the database failed.
+        """
+        self._check_open()
+        keys = [bytes(d) for d in digests if len(d) == DIGEST_SIZE]
+        if not keys:
+            return {}
+        rows = self._run(lambda c: _fetch(c, keys), "get_many")
+        return {d: data for d, data in rows.items() if digest(data) == d}
 
     def _with_conn(self, fn: Callable[[psycopg.Connection], _T], doing: str) -> _T:
         try:
@@ -199,7 +217,7 @@ class PostgresCollector:
                     if d not in live:
                         candidates.append((d, n))
         protected = [bytes(d) for (d,) in c.execute("SELECT digest FROM lattice_gc_protected").fetchall()]
-        _close_over(c, protected, live, run.extra)  # the bulk of it, while commits go on
+        closure_many(lambda ds: _fetch(c, ds), protected, live, run.extra)  # the bulk of it, while commits go on
         with c.transaction():
             c.execute("SELECT pg_advisory_xact_lock(%s::int4, 0)", (GC_LOCK_SPACE,))
             row = c.execute("SELECT active, run FROM lattice_gc").fetchone()
@@ -208,7 +226,7 @@ class PostgresCollector:
                                  "nothing deleted", hint="its lock was lost with its connection; run it again")
             seeds = [bytes(d) for (d,) in c.execute("SELECT digest FROM lattice_gc_protected").fetchall()]
             seeds += [bytes(d) for (d,) in c.execute("SELECT digest FROM lattice_refs").fetchall()]
-            _close_over(c, seeds, live, run.extra)
+            closure_many(lambda ds: _fetch(c, ds), seeds, live, run.extra)
             dead = [(d, n) for d, n in candidates if d not in live]
             for i in range(0, len(dead), _CHUNK):
                 c.execute("DELETE FROM lattice_objects WHERE digest = ANY(%b::bytea[])",
@@ -239,28 +257,10 @@ class PostgresCollector:
         return before, self._run(lambda c: c.execute(size).fetchone()[0], "compact")
 
 
-def _close_over(c: psycopg.Connection, seeds: Iterable[bytes], live: set[bytes], extra: Any) -> None:
-    """Add to ``live`` every digest reachable from ``seeds`` (as :func:`lattice.gc.closure`),
-    reading the objects a layer at a time, :data:`_CHUNK` digests per statement."""
-    frontier = list({s for s in seeds if s not in live})
-    while frontier:
-        live.update(frontier)
-        found: dict[bytes, bytes] = {}
-        for i in range(0, len(frontier), _CHUNK):
-            rows = c.execute("SELECT digest, data FROM lattice_objects WHERE digest = ANY(%b::bytea[])",
-                             (frontier[i:i + _CHUNK],)).fetchall()
-            found.update((bytes(d), bytes(data)) for d, data in rows)
-
-        def get(d: bytes) -> bytes | None:
-            data = found.get(d)
-            if data is None:
-                row = c.execute("SELECT data FROM lattice_objects WHERE digest = %b", (d,)).fetchone()
-                data = None if row is None else bytes(row[0])
-            return data
-        nxt: set[bytes] = set()
-        for data in found.values():
-            nxt.update(x for x in children(data, extra, get) if x not in live)
-        frontier = list(nxt)
+def _fetch(c: psycopg.Connection, digests: list[bytes]) -> dict[bytes, bytes]:
+    """The stored objects of ``digests`` (one statement; no re-hash: the sweep only follows links)."""
+    rows = c.execute("SELECT digest, data FROM lattice_objects WHERE digest = ANY(%b::bytea[])", (digests,)).fetchall()
+    return {bytes(d): bytes(data) for d, data in rows}
 
 
 def _close(conn: psycopg.Connection) -> None:

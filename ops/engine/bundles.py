@@ -67,16 +67,17 @@ def export_agent(engine: Engine, caller: str, agent_id: str, from_seq: int | Non
         raise OpError("not_found", f"no agent {agent_id!r}", hint="agent:list shows your agents")
     c = read_commit(engine.store, head)
     header: dict[str, Any] = {"agentId": agent_id, "versions": c.seq + 1, "exportedAt": engine.clock()}
-    get = engine.store.get
+    get, get_many = engine.store.get, getattr(engine.store, "get_many", None)
     if from_seq is not None:
         header["from"] = from_seq
-        head, get = _from_version(engine, caller, agent_id, head, from_seq, header["exportedAt"])
-    return header, write_bundle(get, head, header, version_links)
+        head, get, get_many = _from_version(engine, caller, agent_id, head, from_seq, header["exportedAt"])
+    return header, write_bundle(get, head, header, version_links, get_many)
 
 
 def _from_version(engine: Engine, caller: str, agent_id: str, head: bytes, from_seq: int, ts: int
-                  ) -> tuple[bytes, Callable[[bytes], bytes]]:
-    """The head of the chain squashed below ``from_seq`` (in memory) and how to read its objects."""
+                  ) -> tuple[bytes, Callable[[bytes], bytes], Callable[[list[bytes]], dict[bytes, bytes]] | None]:
+    """The head of the chain squashed below ``from_seq`` (in memory) and how to read its objects
+    (``get``, and ``get_many`` when the store has it)."""
     tx = engine.tx()
     chain = list(log(tx, head))
     first, top = chain[-1][1].seq, chain[0][1].seq
@@ -86,8 +87,9 @@ def _from_version(engine: Engine, caller: str, agent_id: str, head: bytes, from_
     if from_seq < first:
         raise OpError("not_found", f"version {from_seq} was squashed into version {first} (the agent was pruned)",
                       path="$.from", hint=f"export from {first} or later")
+    store_many = getattr(engine.store, "get_many", None)
     if from_seq == first:
-        return head, engine.store.get  # the chain starts there already
+        return head, engine.store.get, store_many  # the chain starts there already
     lost = run_below(tx, chain, from_seq + 1)
     if lost is not None:
         raise OpError("conflict", f"version {lost[0]} was made by a run that started from version {lost[1]}, "
@@ -101,7 +103,11 @@ def _from_version(engine: Engine, caller: str, agent_id: str, head: bytes, from_
     def get(d: bytes) -> bytes:
         data = made.get(d)
         return data if data is not None else engine.store.get(d)
-    return new_head, get
+
+    def get_many(ds: list[bytes]) -> dict[bytes, bytes]:
+        out = {d: made[d] for d in ds if d in made}
+        return {**store_many([d for d in ds if d not in made]), **out} if store_many is not None else out
+    return new_head, get, get_many
 
 
 def _check_id(agent_id: str) -> None:

@@ -291,3 +291,38 @@ async def test_a_bundle_larger_than_the_request_body_limit_imports(start_app) ->
     status, out = await do_import(dst, "Big", data)
     assert status == 200, out
     assert (await ok(dst, "agent:replay", {"agentId": "Big"}))["identical"] is True
+
+
+def test_a_writer_reading_many_at_once_writes_the_same_bundle_content() -> None:
+    """``write_bundle(get_many=...)`` (a layer at a time, for PostgreSQL) holds the same objects as the
+    depth-first writer, reads back whole, and fails like ``get`` on an object it cannot read."""
+    from lattice.commits import write_commit
+    from lattice.errors import CorruptObject
+    from lattice.memory import MemoryStore
+    from lattice.nodes import Tx
+    from lattice.bundle import write_bundle
+    store = MemoryStore()
+    tx = Tx(store)
+    head, c = None, None
+    for i in range(40):
+        root = tx.put_root({"messages": [f"m{k} " + "y" * 50 for k in range(i * 3)], "i": i})
+        head, c = write_commit(tx, parent=head, parent_commit=c, root=root, ts=i, op="agent:request",
+                               input={"n": i}, caller="c")
+    store.commit(tx.objects, [])
+    calls = []
+
+    def get_many(ds):
+        calls.append(len(ds))
+        return {d: store.get(d) for d in ds if store.has(d)}
+    deep = read_bundle(list(write_bundle(store.get, head, {"x": 1})))
+    wide = read_bundle(list(write_bundle(store.get, head, {"x": 1}, None, get_many)))
+    assert deep[1] == wide[1] and deep[0] == wide[0] and len(wide[1]) > 100
+    assert len(calls) < len(wide[1]) / 4  # many objects per read
+    victim = next(d for d in wide[1] if d != head)
+
+    def bad_get(d):
+        if d == victim:
+            raise CorruptObject("changed on disk")
+        return store.get(d)
+    with pytest.raises(CorruptObject):
+        list(write_bundle(bad_get, head, {}, None, lambda ds: {d: store.get(d) for d in ds if d != victim}))
