@@ -146,6 +146,8 @@ async def test_gc_in_a_loop_beside_three_runtimes_on_postgres(postgres_url: str)
         assert replay["identical"] is True, (a, replay)
     freed = sum(r.freed for r in reports)
     assert len(reports) >= 3 and freed > 0, reports[-3:]
+    via = await runtimes[1].gc(retain_jobs_ms=0)  # the operator route's way: a runtime collects, jobs dropped
+    assert via["jobsRemoved"] > 0 and via["freed"] > 0, via
     generations = {s.generation for s in stores}
     for r in runtimes:
         await r.close()
