@@ -19,7 +19,8 @@ lock, so concurrent openers wait for each other); a newer version than it knows 
 refused with :class:`StoreError`.
 
 **Compare-and-swap.** A commit's transaction first takes the collection's lock shared
-(:mod:`lattice.postgres_gc`), then one transaction-scoped advisory lock per ref it names (``pg_advisory_xact_lock(space, hash(name))``, in
+(:mod:`lattice.postgres_gc`), then one transaction-scoped advisory lock per ref it names
+(``pg_advisory_xact_lock(space, hash(name))``, in
 ascending key order, so two transactions never wait on each other in a cycle). A
 lock exists whether or not the ref does, so two creators of the same new ref
 serialise like two movers of an existing one. Holding the locks, a second statement

@@ -11,8 +11,8 @@ from .digest import digest
 from .errors import InvalidValue, LatticeError, StoreError
 
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "MAX_REF_BYTES", "MAX_GROUP", "MAX_GROUP_BYTES", "INSERT_CHUNK_BYTES",
-           "REF_LOCK_SPACE", "SCHEMA_LOCK_SPACE", "GC_LOCK_SPACE", "map_error", "package_version", "lock_key", "text_ok",
-           "name_error", "redact", "connection_lost", "request_specific"]
+           "REF_LOCK_SPACE", "SCHEMA_LOCK_SPACE", "GC_LOCK_SPACE", "map_error", "package_version", "lock_key",
+           "text_ok", "name_error", "redact", "connection_lost", "request_specific"]
 
 #: The schema version this module creates and reads; see :data:`MIGRATIONS`.
 SCHEMA_VERSION = 2
