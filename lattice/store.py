@@ -113,6 +113,10 @@ class Store(Protocol):
     #   to ``live`` what the barrier protected and the current heads reach, delete every
     #   other object, turn the barrier off, bump ``generation``. ``live=None``: only turn
     #   the barrier off.
+    #
+    # A backend whose reads cross a network may also have ``get_many(digests) -> {digest:
+    # bytes}`` (those stored and whole): the collector's mark and bundle export then read a
+    # layer of objects per call (PostgreSQL).
 
     def close(self) -> None:
         """Release the backend's resources. Idempotent; other calls after it are errors."""
