@@ -1,7 +1,7 @@
 """Concurrent writers on one thread: every checkpoint and every write lands, the store stays whole.
 
-Two savers on one store (on PostgreSQL, two stores on one database) stand for two processes (no shared lock, no shared
-view of the commits in flight): they meet only through compare-and-swap, and a
+Two savers on one store (on PostgreSQL, two stores on one database) stand for
+two processes (no shared lock, no shared view of the commits in flight): they meet only through compare-and-swap, and a
 call that loses :data:`~ops.langgraph.saver.MAX_RETRIES` races in a row fails
 with :class:`~ops.langgraph.ConflictError` (two processes writing one thread
 flat out can starve one another: each keeps commits in flight that the other's
