@@ -364,14 +364,15 @@ class Client:
         """The server's OpenAPI 3.1 document."""
         return await self._get("/api/v1/openapi.json")
 
-    async def export_agent(self, agent_id: str) -> AsyncIterator[bytes]:
-        """The agent's bundle (its whole history), in pieces as they arrive.
+    async def export_agent(self, agent_id: str, from_seq: int | None = None) -> AsyncIterator[bytes]:
+        """The agent's bundle (its whole history, or from version ``from_seq`` on), in pieces as they arrive.
 
         Raises:
-            Rejected: ``not_found``.
+            Rejected: ``not_found``, ``invalid_input``, ``conflict``.
         """
+        params = None if from_seq is None else {"from": str(from_seq)}
         async with self.session.get(f"{self.url}/api/v1/agents/{quote(agent_id, safe='')}/export",
-                                    headers=self._headers) as r:
+                                    headers=self._headers, params=params) as r:
             if r.status >= 400:
                 await self._check(r)
             async for chunk in r.content.iter_chunked(1 << 16):
