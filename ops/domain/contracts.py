@@ -17,7 +17,8 @@ import msgspec
 
 from .errors import Rejected
 
-__all__ = ["MAX_NESTING", "Contract", "REGISTRY", "declare", "canonical_key", "lookup", "decode_input", "validation_error", "input_schema",
+__all__ = ["MAX_NESTING", "Contract", "REGISTRY", "VENUE_ONLY_ADAPTERS", "declare", "canonical_key", "lookup",
+           "decode_input", "validation_error", "input_schema",
            "catalog_entry"]
 
 
@@ -66,6 +67,11 @@ def declare(contract: Contract) -> Contract:
     return contract
 
 
+#: adapters of the Covia venue that this server does not run: their operations are ``not_supported`` (501),
+#: not unknown (assets, secrets and UCANs are the venue's; the others are its integrations)
+VENUE_ONLY_ADAPTERS = frozenset({"asset", "secret", "ucan", "auth", "a2a", "grid", "convex", "dlfs", "file", "json",
+                                 "jvm", "langchain", "llmagent", "mcp", "scheduler", "goaltree", "schema", "vault"})
+
 _KEBAB = re.compile(r"-([a-z0-9])")
 
 
@@ -97,12 +103,18 @@ def lookup(name: Any) -> Contract:
     ``v/ops/agent/cancel-task``, ``agent:cancel-task``.
 
     Raises:
-        Rejected: ``unknown_operation`` (with the closest known keys as a hint).
+        Rejected: ``unknown_operation`` (with the closest known keys as a hint); ``not_supported`` (501): an
+            operation of one of the venue's :data:`VENUE_ONLY_ADAPTERS` (``v/ops/secret/set``, ``asset:store``).
     """
     if isinstance(name, str):
         key = canonical_key(name)
         if key in REGISTRY:
             return REGISTRY[key]
+        adapter = key.partition(":")[0]
+        if adapter in VENUE_ONLY_ADAPTERS and ":" in key:
+            raise Rejected("not_supported", f"{name!r} is a Covia venue operation this server does not support: "
+                           f"agent-lattice serves the agent and lattice operations only ({adapter}:* is not one)",
+                           path="$.operation", hint="GET /api/v1/operations lists what this server runs")
     close = difflib.get_close_matches(str(name), list(REGISTRY), n=3)
     hint = f"did you mean {', '.join(close)}?" if close else "GET the catalog with `lattice ops`"
     raise Rejected("unknown_operation", f"unknown operation {name!r}", path="$.operation", hint=hint)

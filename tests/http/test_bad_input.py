@@ -88,6 +88,14 @@ async def test_unknown_operation(seeded, store, op):
     assert err.get("hint"), err
 
 
+@pytest.mark.parametrize("op", ["v/ops/secret/set", "v/ops/asset/pin"])
+async def test_venue_only_operation_is_not_supported(seeded, store, op):
+    with Unchanged(store):
+        status, body = await invoke(seeded, op, {"name": "k", "value": "v"})
+    err = assert_rejection(status, body, 501, "not_supported")
+    assert "does not support" in err["message"] and err.get("hint"), err
+
+
 async def test_unknown_operation_hint_suggests_close_key(seeded, store):
     status, body = await invoke(seeded, "agent:crate", {"agentId": "A"})
     err = assert_rejection(status, body, 404, "unknown_operation")

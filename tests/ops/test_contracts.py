@@ -37,6 +37,14 @@ def test_alias_and_unknown_operation() -> None:
     assert e.value.code == "unknown_operation" and "agent:create" in e.value.hint
 
 
+@pytest.mark.parametrize("name", ["v/ops/secret/set", "v/ops/asset/store", "asset:get", "v/ops/ucan/issue",
+                                  "/v/ops/a2a/send"])
+def test_venue_only_operations_are_not_supported(name: str) -> None:
+    with pytest.raises(Rejected) as e:
+        lookup(name)
+    assert e.value.code == "not_supported" and e.value.path == "$.operation" and "does not support" in e.value.message
+
+
 @pytest.mark.parametrize("op,inp,path", [
     ("agent:request", {"agentId": "A"}, "$.input.input"),
     ("agent:request", {"agentId": "A", "input": 1, "wait": "soon"}, "$.input.wait"),
