@@ -9,12 +9,13 @@ import msgspec
 from lattice.commits import find, read_commit
 from lattice.digest import from_hex
 from lattice.errors import NotFound
-from lattice.nodes import map_len, seq_len
+from lattice.nodes import map_len, seq_len, seq_plain
 
 from ...domain import agent as A
 from ...domain import decide
 from ...domain import jobs as J
 from ...domain import operations as O
+from ...domain import sessions as S
 from ...domain.cycle import build_context
 from ...domain.errors import OpError, Rejected
 from ...domain.events import Messaged
@@ -23,7 +24,13 @@ from ..config import check_state, resolve_config
 from ..context import Engine
 from ..unit import Unit
 
-__all__ = ["HANDLERS", "cancel_agent_job", "deliver"]
+__all__ = ["HANDLERS", "cancel_agent_job", "deliver", "session_id"]
+
+
+def session_id(value: Any) -> str | None:
+    """A session id from an input (already checked against its pattern), canonical; None when
+    not given (null or absent)."""
+    return S.normalize_id(value) if isinstance(value, str) else None
 
 
 def _config(engine: Engine, caller: str, config: Any) -> dict[str, Any] | None:
@@ -68,6 +75,7 @@ async def update(engine: Engine, caller: str, inp: O.UpdateInput, job: dict) -> 
 
 async def fork(engine: Engine, caller: str, inp: O.ForkInput, job: dict) -> dict:
     override = _config(engine, caller, inp.config)
+    sid = session_id(inp.sessionId)
 
     def fn(u: Unit) -> dict:
         if inp.at is None:
@@ -78,10 +86,13 @@ async def fork(engine: Engine, caller: str, inp: O.ForkInput, job: dict) -> dict
             src = A.opened(u.tx, u.tx.load_root(c.root))
         target = u.read(agent_ref(caller, inp.agentId))
         event = decide.fork(src, target, inp.sourceId, inp.agentId, source.hex(), override, inp.includeTimeline,
-                            inp.at)
+                            inp.at, u.tx, sid)
         engine.quotas.room_for_agent(caller)
         rec = engine.commit_event(u, caller, inp.agentId, None, event, load=lambda h: src)
-        return {"agentId": inp.agentId, "status": rec["status"], "forkedFrom": inp.sourceId}
+        out = {"agentId": inp.agentId, "status": rec["status"], "forkedFrom": inp.sourceId}
+        if sid is not None:
+            out["sessionId"] = sid
+        return out
 
     async with engine.quotas.creating(caller):
         return await engine.sync(caller, job, fn)
@@ -214,7 +225,14 @@ async def context(engine: Engine, caller: str, inp: O.ContextInput, job: dict) -
     def fn(u: Unit) -> dict:
         rec = engine.agent(u, caller, inp.agentId)
         work = A.pick_work(u.tx, rec)
-        if inp.task is not None:
+        sid = session_id(inp.sessionId)
+        if sid is not None:  # the next turn on that session (``task``: as a chat message sent now)
+            pending = seq_plain(u.tx, decide.session_of(u.tx, rec, inp.agentId, sid)["pending"])
+            if inp.task is not None:
+                pending.append({"id": "(simulated)", "op": "agent:chat", "message": inp.task, "caller": caller,
+                                "ts": u.ts})
+            work = A.Work(None, None, [], [], session=sid, pending=pending)
+        elif inp.task is not None:
             work = A.Work("(simulated)", {"input": inp.task}, work.messages, work.triggers)
         try:
             cfg, prefix, new, tools = build_context(u.tx, rec, work)
@@ -233,10 +251,18 @@ async def context(engine: Engine, caller: str, inp: O.ContextInput, job: dict) -
 async def request(engine: Engine, caller: str, inp: O.RequestInput, job: dict) -> dict:
     jid = job["jobId"]
     job = {**job, "agentId": inp.agentId}
+    sid, title = session_id(inp.sessionId), None
+    if isinstance(inp.session, O.NewSession):
+        if sid is not None:
+            raise Rejected("invalid_input", "give `sessionId` (a known session) or `session` (a new one), not both",
+                           path="$.input.session")
+        sid, title = engine.job_ids(engine.clock()), inp.session.title
+    if sid is not None:
+        job["sessionId"] = sid  # the job record says which session its task belongs to
 
     def fn(u: Unit) -> None:
         rec = u.read(agent_ref(caller, inp.agentId))
-        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued)
+        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued, u.tx, sid, title)
         u.write(job_ref(caller, jid), job, "agent:request")
         engine.commit_event(u, caller, inp.agentId, rec, event)
     await engine.units.run(caller, fn)
@@ -249,7 +275,7 @@ async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -
 
     def fn(u: Unit) -> None:
         rec = u.read(agent_ref(caller, inp.agentId))
-        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued)
+        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued, u.tx, session_id(inp.sessionId))
         u.write(job_ref(caller, jid), job, "agent:trigger")
         engine.commit_event(u, caller, inp.agentId, rec, event)
     await engine.units.run(caller, fn)
@@ -257,11 +283,14 @@ async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -
 
 
 async def message(engine: Engine, caller: str, inp: O.MessageInput, job: dict) -> dict:
+    sid = session_id(inp.sessionId)
+
     def fn(u: Unit) -> dict:
         rec = u.read(agent_ref(caller, inp.agentId))
-        engine.commit_event(u, caller, inp.agentId, rec,
-                            decide.message(rec, inp.agentId, inp.message, engine.limits.max_queued))
-        return {"agentId": inp.agentId, "delivered": True}
+        engine.commit_event(u, caller, inp.agentId, rec, decide.message(
+            rec, inp.agentId, inp.message, engine.limits.max_queued, u.tx, sid, job["jobId"]))
+        return {"agentId": inp.agentId, "delivered": True} if sid is None else \
+            {"agentId": inp.agentId, "delivered": True, "sessionId": sid}
     return await engine.sync(caller, job, fn)
 
 
