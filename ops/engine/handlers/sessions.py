@@ -83,19 +83,41 @@ def _latest(tx: Tx, rec: dict[str, Any]) -> str | None:
     return None if best is None else best[1]
 
 
-def _archived(engine: Engine, tx: Tx, meta: dict[str, Any], depth: int) -> list[dict[str, Any]]:
+def _archive(engine: Engine, tx: Tx, caller: str, aid: str, meta: dict[str, Any],
+             arch: dict[str, Any]) -> dict[str, Any] | None:
+    """The session holding an archive's turns: at the version it names; once that version's id
+    changed (a prune rewrites the ids of the versions it keeps, not their seq), at the same seq of
+    the agent's chain if the session there holds those turns. None: that version is gone."""
+    sid = arch.get("sessionId", meta["id"])
+    lo, hi = arch["turns"]
+    try:
+        return S.get(tx, engine.opened_at(tx, arch["id"]), sid)
+    except (LatticeError, ValueError):
+        pass
+    try:
+        _, c = engine.at_version(tx, caller, aid, arch["seq"])
+    except OpError:
+        return None
+    session = S.get(tx, A.opened(tx, tx.load_root(c.root)), sid)
+    if session is None or not (session["meta"].get("compactedTurns", 0) <= lo and session["meta"]["turnCount"] >= hi):
+        return None
+    return session
+
+
+def _archived(engine: Engine, tx: Tx, caller: str, aid: str, meta: dict[str, Any], depth: int) -> list[dict[str, Any]]:
     """The turns of the last ``depth`` compactions, oldest first, read at the versions that hold
     them (``missing``: that version was pruned and collected)."""
     out = []
     for arch in list(meta.get("archives") or [])[-depth:]:
         lo, hi = arch["turns"]
         entry: dict[str, Any] = {"turns": [lo, hi], "version": {"seq": arch["seq"], "id": arch["id"]}}
-        try:
-            history = S.get(tx, engine.opened_at(tx, arch["id"]), arch.get("sessionId", meta["id"]))["history"]
+        session = _archive(engine, tx, caller, aid, meta, arch)
+        if session is None:
+            entry["missing"] = True
+        else:
+            history = session["history"]
             msgs = seq_plain(tx, history, S.split_index(tx, history, lo))
             entry["messages"] = [m for m in msgs if lo <= m.get("turn", -1) < hi]
-        except (LatticeError, KeyError, TypeError, ValueError):
-            entry["missing"] = True
         out.append(entry)
     return out
 
@@ -115,7 +137,7 @@ async def session_read(engine: Engine, caller: str, inp: SO.SessionReadInput, jo
                "turnCount": meta["turnCount"], "compactedTurns": meta.get("compactedTurns", 0),
                "pending": seq_len(session["pending"]), "truncated": truncated}
         if inp.archiveDepth:
-            out["archived"] = _archived(engine, u.tx, meta, inp.archiveDepth)
+            out["archived"] = _archived(engine, u.tx, caller, inp.agentId, meta, inp.archiveDepth)
         return out
     return await engine.sync(caller, job, fn)
 
