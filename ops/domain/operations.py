@@ -107,18 +107,13 @@ class TriggerInput(_In):
     sessionId: MaybeSession = UNSET  # a known session, echoed (a trigger creates none)
 
 
-class NewSession(_In):
-    """``session`` on ``agent:request``: open a new session for the task."""
-
-    title: str = ""
-
-
 class RequestInput(_In):
     agentId: AgentId
     input: Any
     wait: Wait = False
     sessionId: MaybeSession = UNSET  # bind the task to this known session
-    session: NewSession | None | UnsetType = UNSET  # bind it to a new session (the output says which)
+    session: Annotated[dict[str, Any], Meta(description="open a new session for the task: {title?: string} "
+                                                        "(the job's sessionId says which)")] | None | UnsetType = UNSET
 
 
 class MessageInput(_In):

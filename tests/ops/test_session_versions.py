@@ -8,7 +8,7 @@ from covia.models import AgentCompactSessionResult, AgentSessionReadResult
 from ops.engine.handlers.sessions import SUMMARY_PROMPT
 from ops.engine.runtime import Runtime
 from tests.ops.helpers import call, out, read
-from tests.ops.test_sessions import Recorder, chat
+from tests.ops.test_session_runtime import Recorder, chat
 
 
 async def head_seq(rt: Runtime, aid: str = "A") -> int:

@@ -252,11 +252,9 @@ async def request(engine: Engine, caller: str, inp: O.RequestInput, job: dict) -
     jid = job["jobId"]
     job = {**job, "agentId": inp.agentId}
     sid, title = session_id(inp.sessionId), None
-    if isinstance(inp.session, O.NewSession):
-        if sid is not None:
-            raise Rejected("invalid_input", "give `sessionId` (a known session) or `session` (a new one), not both",
-                           path="$.input.session")
-        sid, title = engine.job_ids(engine.clock()), inp.session.title
+    if isinstance(inp.session, dict):
+        title = _new_session_title(inp.session, sid)
+        sid = engine.job_ids(engine.clock())
     if sid is not None:
         job["sessionId"] = sid  # the job record says which session its task belongs to
 
@@ -267,6 +265,26 @@ async def request(engine: Engine, caller: str, inp: O.RequestInput, job: dict) -
         engine.commit_event(u, caller, inp.agentId, rec, event)
     await engine.units.run(caller, fn)
     return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
+
+
+def _new_session_title(spec: dict[str, Any], sid: str | None) -> str:
+    """The title of the session ``agent:request``'s ``session`` opens (``{title?: string}``).
+
+    Raises:
+        Rejected: ``invalid_input`` (also given ``sessionId``; another key; a title not a string).
+    """
+    if sid is not None:
+        raise Rejected("invalid_input", "give `sessionId` (a known session) or `session` (a new one), not both",
+                       path="$.input.session")
+    for k in spec:
+        if k != "title":
+            raise Rejected("invalid_input", f"unknown field `{k}` - at `$.input.session.{k}`",
+                           path=f"$.input.session.{k}", hint="a new session takes only a `title`")
+    title = spec.get("title", "")
+    if not isinstance(title, str):
+        raise Rejected("invalid_input", f"Expected `str`, got `{type(title).__name__}` - at `$.input.session.title`",
+                       path="$.input.session.title")
+    return title
 
 
 async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -> dict:

@@ -43,6 +43,7 @@ async def chat(engine: Engine, caller: str, inp: SO.ChatInput, job: dict) -> dic
     if inp.message is None:
         raise Rejected("invalid_input", "`message` must not be null - at `$.input.message`", path="$.input.message",
                        hint="send a string or any JSON value")
+    engine.tx().put_value(inp.message)  # a value the lattice can hold, whatever happens next (InvalidValue: refused)
     jid = job["jobId"]
     sid = session_id(inp.sessionId)
     new_id = engine.job_ids(engine.clock()) if sid is None else ""
@@ -238,6 +239,7 @@ async def query(engine: Engine, caller: str, inp: SO.QueryInput, job: dict) -> d
     if inp.question is None:
         raise Rejected("invalid_input", "`question` must not be null - at `$.input.question`",
                        path="$.input.question", hint="ask with a string or any JSON value")
+    engine.tx().put_value(inp.question)  # a value the lattice can hold, as every input (InvalidValue: refused)
     sid = session_id(inp.sessionId)
     response, version, _ = await _ask(engine, caller, inp.agentId, sid, inp.at, inp.question)
     return _finish(engine, caller, job, {"agentId": inp.agentId, "sessionId": sid, "response": response,

@@ -182,7 +182,7 @@ async def what_if(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) ->
         sid = i.get("sessionId")
         if sid is None:
             return {}
-        return {key: O.NewSession(title=i.get("title", "")) if key == "session" else None} if i.get("minted") \
+        return {key: {"title": i.get("title", "")} if key == "session" else None} if i.get("minted") \
             else {"sessionId": sids.get(sid, sid)}
 
     def opened(i: dict[str, Any], done: dict[str, Any]) -> None:

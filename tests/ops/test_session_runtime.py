@@ -144,6 +144,10 @@ async def test_chat_errors(rt: Runtime) -> None:
         with pytest.raises(Exception) as e:
             await call(rt, "agent:chat", **{"agentId": "A", "message": "x", **bad})
         assert e.value.code == "invalid_input" and e.value.path == path
+    for op, kw in [("agent:chat", {"message": [2 ** 64]}), ("agent:query", {"question": {"n": 2 ** 64}})]:
+        with pytest.raises(Exception) as e:  # a value the lattice cannot hold, even where nothing is stored
+            await call(rt, op, agentId="nobody", **kw)
+        assert e.value.code == "invalid_input", op
     assert await read(rt, "g/A/sessions") is None  # nothing was stored: no sessions key at all
     await out(rt, "agent:delete", agentId="A")
     job = await call(rt, "agent:chat", agentId="A", message="x")
@@ -209,9 +213,12 @@ async def test_message_request_and_trigger_with_a_session(rt: Runtime) -> None:
     for op, kw in [("agent:message", {"message": "x"}), ("agent:request", {"input": "x"}), ("agent:trigger", {})]:
         job = await call(rt, op, agentId="A", sessionId=unknown, **kw)
         assert job["status"] == "FAILED" and job["error"]["code"] == "not_found", op
-    with pytest.raises(Exception) as e:
-        await call(rt, "agent:request", agentId="A", input="x", sessionId=sid, session={})
-    assert e.value.code == "invalid_input" and e.value.path == "$.input.session"
+    for kw, path in [({"sessionId": sid, "session": {}}, "$.input.session"),
+                     ({"session": {"titel": "x"}}, "$.input.session.titel"),
+                     ({"session": {"title": 5}}, "$.input.session.title")]:
+        with pytest.raises(Exception) as e:
+            await call(rt, "agent:request", agentId="A", input="x", **kw)
+        assert e.value.code == "invalid_input" and e.value.path == path
     assert (await out(rt, "agent:replay", agentId="A"))["identical"] is True
 
 
