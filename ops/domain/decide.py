@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from lattice.nodes import Tx
+from lattice.nodes import Tx, seq_plain
 
 from . import agent as A
 from . import sessions as S
@@ -122,9 +122,15 @@ def delete(rec: dict[str, Any] | None, agent_id: str) -> Terminated:
     return Terminated(agentId=agent_id, remove=False)
 
 
-def cancel_task(rec: dict[str, Any] | None, agent_id: str, task_id: str, required: bool) -> TaskCancelled | None:
-    """Drop a pending task or trigger; None (or ``not_found`` when ``required``) if the agent has none such."""
+def cancel_task(rec: dict[str, Any] | None, agent_id: str, task_id: str, required: bool, tx: Tx | None = None,
+                session_id: str | None = None) -> TaskCancelled | None:
+    """Drop a pending task or trigger, or with ``session_id`` a chat waiting on that session (``tx``
+    reads it); None (or ``not_found`` when ``required``) if the agent has none such."""
     rec = exists(rec, agent_id)
+    if session_id is not None:
+        session = S.get(tx, rec, session_id)
+        if session is not None and any(e["id"] == task_id for e in seq_plain(tx, session["pending"])):
+            return TaskCancelled(agentId=agent_id, taskId=task_id, sessionId=session_id)
     if not A.has_task(rec, task_id) and task_id not in rec["triggers"]:
         if required:
             raise OpError("not_found", f"agent {agent_id!r} has no pending task {task_id}", path="$.input.taskId")

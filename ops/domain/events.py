@@ -95,11 +95,13 @@ class Terminated(_Ev):
 
 
 class TaskCancelled(_Ev):
-    """``agent:cancelTask``: a pending task or trigger dropped."""
+    """``agent:cancelTask``: a pending task or trigger dropped; with ``sessionId``, a chat
+    waiting on that session (its message leaves the session's pending)."""
 
     op: ClassVar[str] = "agent:cancelTask"
     agentId: str
     taskId: str
+    sessionId: str | UnsetType = UNSET
 
 
 class TaskQueued(_Ev):
@@ -356,6 +358,8 @@ def apply(tx: Tx, rec: dict[str, Any] | None, event: Event, ctx: Context,
         case Terminated():
             return A.terminate(rec, ts, tx)
         case TaskCancelled(taskId=tid):
+            if event.sessionId is not UNSET:
+                return A.settle(S.drop_pending(tx, rec, event.sessionId, [tid], ts))
             if A.has_task(rec, tid):
                 rec = A.cancel_task(tx, rec, tid, ts)
             if tid in rec["triggers"]:

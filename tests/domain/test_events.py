@@ -76,6 +76,8 @@ ROUND_TRIP = [
     pytest.param(RunCompleted(sessionId=SID, pending=2),
                  {"taskId", "task", "messages", "triggers", "start", "base", "llm", "tools", "outbox", "sessionId",
                   "pending"}, id="RunCompleted-session"),
+    pytest.param(TaskCancelled(agentId=AID, taskId=tid(1), sessionId=SID), {"agentId", "taskId", "sessionId"},
+                 id="TaskCancelled-chat"),
     pytest.param(ChatQueued(agentId=AID, sessionId=SID, messageId=tid(3), message={"any": ["json"]}, minted=True),
                  {"agentId", "sessionId", "messageId", "message", "minted"}, id="ChatQueued"),
     pytest.param(SessionRenamed(agentId=AID, sessionId=SID, title="t"), {"agentId", "sessionId", "title"},
@@ -293,6 +295,8 @@ APPLY = [
     ("run-failed-session-keeps-messages", session_suspended, RunFailed(error=ERROR, sessionId=SID,
                                                                        dropped=[tid(102)]), None,
      After(status=P, timeline=1, error=ERROR)),
+    ("cancel-chat-sleeps", chatting, TaskCancelled(agentId=AID, taskId=tid(102), sessionId=SID), None,
+     After(status=S, timeline=1)),
     ("run-session-turn", chatting, run(sessionId=SID, pending=1), None, After(status=S, timeline=2)),
     ("terminate-drops-session-pending", chatting, Terminated(agentId=AID), None, After(status=T, timeline=1)),
 ]

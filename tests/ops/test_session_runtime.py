@@ -317,6 +317,21 @@ async def test_deleting_a_session_or_the_agent_cancels_waiting_chats(rt: Runtime
     assert (await read(rt, f"g/A/sessions/{c2['sessionId']}/pending")) == []
 
 
+async def test_a_waiting_chat_can_be_cancelled(rt: Runtime) -> None:
+    await out(rt, "agent:create", agentId="A")
+    sid = (await chat(rt, "open"))["sessionId"]
+    await out(rt, "agent:suspend", agentId="A")
+    c1 = await call(rt, "agent:chat", agentId="A", message="one", sessionId=sid, wait=False)
+    c2 = await call(rt, "agent:chat", agentId="A", message="two", sessionId=sid, wait=False)
+    assert (await rt.cancel_job(CALLER, c1["jobId"]))["status"] == "CANCELLED"  # PUT /jobs/{id}/cancel
+    cancelled = await out(rt, "agent:cancelTask", agentId="A", taskId=c2["jobId"])
+    assert cancelled["cancelled"] is True and rt.get_job(CALLER, c2["jobId"])["status"] == "CANCELLED"
+    assert await read(rt, f"g/A/sessions/{sid}/pending") == [] and await read(rt, "g/A/sessionQueue") == []
+    job = await call(rt, "agent:cancelTask", agentId="A", taskId=c2["jobId"])  # no longer waiting
+    assert job["status"] == "FAILED" and job["error"]["code"] == "not_found"
+    assert (await out(rt, "agent:replay", agentId="A"))["identical"] is True
+
+
 async def test_reload_context_is_not_supported(rt: Runtime) -> None:
     await out(rt, "agent:create", agentId="A")
     sid = (await chat(rt, "open"))["sessionId"]

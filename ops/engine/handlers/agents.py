@@ -138,7 +138,7 @@ async def delete(engine: Engine, caller: str, inp: O.DeleteInput, job: dict) -> 
 
 async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, required: bool,
                            job: dict | None = None, reason: str | None = None) -> bool:
-    """Cancel a task or trigger job of an agent; whether it was waiting. With ``job`` (an
+    """Cancel a task, trigger or chat job of an agent; whether it was waiting. With ``job`` (an
     ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change. ``reason``: the
     cancelled job's error message (default ``cancelled by caller``).
 
@@ -147,10 +147,11 @@ async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, 
     """
     def fn(u: Unit) -> bool:
         rec = u.read(agent_ref(caller, aid))
-        event = decide.cancel_task(rec, aid, task_id, required)
+        jr = u.read(job_ref(caller, task_id))
+        chat = jr.get("sessionId") if jr is not None and jr.get("operation") == "agent:chat" else None
+        event = decide.cancel_task(rec, aid, task_id, required, u.tx, chat)
         if event is None:
             return False
-        jr = u.read(job_ref(caller, task_id))
         done = None if jr is None else J.cancel(jr, u.ts, reason or "cancelled by caller")
         if done is not None:
             u.write(job_ref(caller, task_id), done, "job:cancel")
