@@ -184,7 +184,7 @@ class QueryOutput(_Out):
 class SummariseOutput(_Out):
     agentId: str
     sessionId: str | None
-    turns: int
+    messages: Annotated[int, Meta(description="the conversation messages the model was given (its history window)")]
     version: VersionRef
     summary: Any = None
 

@@ -11,7 +11,7 @@ from covia.models import (AgentChatResult, AgentDeleteSessionResult, AgentMessag
                           AgentSessionReadResult, AgentSessionsResult, AgentTriggerResult)
 
 from ops.engine.runtime import Runtime
-from ops.llm import LlmReply, make_adapter
+from ops.llm import make_adapter
 from tests.ops.helpers import CALLER, call, out, read, until
 
 ERROR_MODEL = {"model": {"provider": "error", "message": "boom"}}

@@ -153,7 +153,8 @@ async def test_query_and_summarise_commit_nothing(rt: Runtime) -> None:
     q = await out(rt, "agent:query", agentId="A", sessionId=sid, question={"q": 1}, at=at_first)
     assert q["version"]["seq"] == at_first and len(recorder.requests[-1]) == 4
     s = await out(rt, "agent:summarise", agentId="A", sessionId=sid)
-    assert s["summary"] == SUMMARY_PROMPT and s["turns"] == 2 and recorder.requests[-1][-1]["content"] == SUMMARY_PROMPT
+    assert s["summary"] == SUMMARY_PROMPT and s["messages"] == 4
+    assert recorder.requests[-1][-1]["content"] == SUMMARY_PROMPT
     own = await out(rt, "agent:query", agentId="A", question="no session")
     assert own["sessionId"] is None and recorder.requests[-1] == [
         {"role": "system", "content": "sys"}, {"role": "user", "content": "no session"}]
@@ -165,3 +166,10 @@ async def test_query_and_summarise_commit_nothing(rt: Runtime) -> None:
     job = await call(rt, "agent:summarise", agentId="A", sessionId=sid)
     assert job["status"] == "FAILED" and job["error"] == {"code": "llm_error", "message": "down"}
     assert (await read(rt, "g/A"))["status"] == "SLEEPING"
+
+    class Buggy:  # an adapter bug: its text (which could hold a secret) stays in the server log
+        async def complete(self, request):
+            raise RuntimeError("sk-secret")
+    rt.adapter_factory = lambda model: Buggy()
+    job = await call(rt, "agent:query", agentId="A", question="?")
+    assert job["status"] == "FAILED" and job["error"]["code"] == "llm_error" and "sk-secret" not in str(job)

@@ -9,6 +9,7 @@ snapshot and commit nothing.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
@@ -22,6 +23,7 @@ from ...domain import decide
 from ...domain import jobs as J
 from ...domain import session_ops as SO
 from ...domain import sessions as S
+from ...domain.agent import check_config
 from ...domain.cycle import build_context
 from ...domain.errors import OpError, Rejected
 from ...domain.models import LlmError, LlmRequest
@@ -31,6 +33,8 @@ from ..unit import Unit
 from .agents import session_id
 
 __all__ = ["HANDLERS", "SUMMARY_PROMPT", "READ_MAX_CHARS"]
+
+log = logging.getLogger("lattice.runtime")
 
 #: the question ``agent:summarise`` asks the model after the conversation
 SUMMARY_PROMPT = ("Summarise the conversation so far in a few sentences: the facts, the decisions and the open "
@@ -58,10 +62,14 @@ async def chat(engine: Engine, caller: str, inp: SO.ChatInput, job: dict) -> dic
     return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
 
 
-def _at(engine: Engine, u: Unit, caller: str, aid: str, at: Any) -> tuple[bytes, Commit, dict[str, Any]]:
-    """``(commit id, commit, opened record)`` of the agent at its head or version ``at``."""
-    d, c = engine.head_commit(u.tx, caller, aid) if at is None else engine.at_version(u.tx, caller, aid, at)
-    return d, c, A.opened(u.tx, u.tx.load_root(c.root))
+def _at(engine: Engine, tx: Tx, caller: str, aid: str, at: Any) -> tuple[bytes, Commit, dict[str, Any]]:
+    """``(commit id, commit, opened record)`` of the agent at its head or version ``at``.
+
+    Raises:
+        OpError: ``not_found`` (no such agent or version). Rejected: a malformed ``at``.
+    """
+    d, c = engine.head_commit(tx, caller, aid) if at is None else engine.at_version(tx, caller, aid, at)
+    return d, c, A.opened(tx, tx.load_root(c.root))
 
 
 async def sessions(engine: Engine, caller: str, inp: SO.SessionsInput, job: dict) -> dict:
@@ -125,7 +133,7 @@ def _archived(engine: Engine, tx: Tx, caller: str, aid: str, meta: dict[str, Any
 
 async def session_read(engine: Engine, caller: str, inp: SO.SessionReadInput, job: dict) -> dict:
     def fn(u: Unit) -> dict:
-        _, _, rec = _at(engine, u, caller, inp.agentId, inp.at)
+        _, _, rec = _at(engine, u.tx, caller, inp.agentId, inp.at)
         sid = session_id(inp.sessionId) or _latest(u.tx, rec)
         session = None if sid is None else S.get(u.tx, rec, sid)
         if session is None:
@@ -198,10 +206,14 @@ async def reload_context(engine: Engine, caller: str, inp: SO.SessionInput, job:
                        "that session)")
 
 
-def _snapshot_context(engine: Engine, tx: Tx, caller: str, aid: str, sid: str | None, rec: dict[str, Any],
+def _snapshot_context(tx: Tx, aid: str, sid: str | None, rec: dict[str, Any],
                       question: Any) -> tuple[Any, list[dict[str, Any]]]:
     """``(model ref, messages)``: the agent's context for a turn on session ``sid`` (or on its own
-    conversation) whose new message is ``question`` (any JSON, rendered as text)."""
+    conversation) whose new message is ``question`` (any JSON, rendered as text).
+
+    Raises:
+        OpError: ``not_found`` (no session ``sid``), ``invalid_config``.
+    """
     if sid is not None:
         decide.session_of(tx, rec, aid, sid)
         work = A.Work(None, None, [], [], session=sid, pending=[{"id": "(query)", "message": question}])
@@ -215,18 +227,27 @@ def _snapshot_context(engine: Engine, tx: Tx, caller: str, aid: str, sid: str | 
 
 
 async def _ask(engine: Engine, caller: str, aid: str, sid: str | None, at: Any, question: Any,
-               ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+               ) -> tuple[Any, dict[str, Any], int]:
     """Ask the model ``question`` against a snapshot (no tools, nothing written):
-    ``(reply content, version {seq, id}, the opened record)``."""
+    ``(reply content, version {seq, id}, how many conversation messages it was given)``.
+
+    Raises:
+        OpError: as :func:`_at` and :func:`_snapshot_context`; the model's failure
+            (``llm_error``, ``llm_timeout``, ``llm_config``).
+    """
     tx = engine.tx()
-    d, c = engine.head_commit(tx, caller, aid) if at is None else engine.at_version(tx, caller, aid, at)
-    rec = A.opened(tx, tx.load_root(c.root))
-    model, messages = _snapshot_context(engine, tx, caller, aid, sid, rec, question)
+    d, c, rec = _at(engine, tx, caller, aid, at)
+    model, messages = _snapshot_context(tx, aid, sid, rec, question)
     try:
         reply = await engine.adapter(model).complete(LlmRequest(model=msgspec.to_builtins(model), messages=messages))
     except LlmError as e:
         raise OpError(e.code, e.message) from None
-    return reply.content, {"seq": c.seq, "id": d.hex()}, rec
+    except Exception as e:  # an adapter bug: never let its text (which could hold a credential) out
+        log.error("LLM adapter for a question to %s/%s raised %s", caller, aid, type(e).__name__)
+        raise OpError("llm_error", f"the {msgspec.to_builtins(model).get('provider')} adapter failed "
+                                   f"({type(e).__name__})") from None
+    system = 1 if check_config(rec["state"]["config"]).systemPrompt else 0
+    return reply.content, {"seq": c.seq, "id": d.hex()}, len(messages) - system - 1
 
 
 def _finish(engine: Engine, caller: str, job: dict, output: dict[str, Any]) -> dict:
@@ -248,12 +269,9 @@ async def query(engine: Engine, caller: str, inp: SO.QueryInput, job: dict) -> d
 
 async def summarise(engine: Engine, caller: str, inp: SO.SummariseInput, job: dict) -> dict:
     sid = session_id(inp.sessionId)
-    summary, version, rec = await _ask(engine, caller, inp.agentId, sid, inp.at, SUMMARY_PROMPT)
-    tx = engine.tx()
-    turns = S.live_turns(S.get(tx, rec, sid)["meta"]) if sid is not None else \
-        sum(1 for m in seq_plain(tx, rec["state"]["history"]) if m.get("role") == "user")
+    summary, version, n = await _ask(engine, caller, inp.agentId, sid, inp.at, SUMMARY_PROMPT)
     return _finish(engine, caller, job, {"agentId": inp.agentId, "sessionId": sid, "summary": summary,
-                                         "turns": turns, "version": version})
+                                         "messages": n, "version": version})
 
 
 async def fork_session(engine: Engine, caller: str, inp: SO.ForkSessionInput, job: dict) -> dict:
@@ -261,7 +279,7 @@ async def fork_session(engine: Engine, caller: str, inp: SO.ForkSessionInput, jo
     new_id = engine.job_ids(engine.clock())
 
     def fn(u: Unit) -> dict:
-        source, c, src = _at(engine, u, caller, inp.agentId, inp.at)
+        source, c, src = _at(engine, u.tx, caller, inp.agentId, inp.at)
         rec = u.read(agent_ref(caller, inp.agentId))
         event = decide.fork_session(u.tx, src, rec, inp.agentId, sid, new_id, source.hex(), inp.at, inp.title)
         engine.commit_event(u, caller, inp.agentId, rec, event, load=lambda h: src)
