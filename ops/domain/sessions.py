@@ -160,11 +160,15 @@ def take_turn(tx: Tx, rec: dict[str, Any], sid: str, pending: list[dict[str, Any
 
 
 def drop_pending(tx: Tx, rec: dict[str, Any], sid: str, ids: list[str], ts: int) -> dict[str, Any]:
-    """Remove the pending entries ``ids`` of session ``sid`` (a failed turn's chats)."""
+    """Remove the pending entries ``ids`` of session ``sid`` (a failed turn's chats, a cancelled
+    chat); the record unchanged when none of them is there."""
     session = get(tx, rec, sid)
     if session is None or not ids:
         return rec
-    session = {**session, "pending": _without(tx, session["pending"], set(ids))}
+    pending = _without(tx, session["pending"], set(ids))
+    if len(pending) == seq_len(session["pending"]):
+        return rec  # none of them is waiting (answered, or cancelled, meanwhile)
+    session = {**session, "pending": pending}
     rec = _put(tx, rec, sid, session)
     return {**rec, "sessionQueue": _queue(rec, sid, session), "updated": ts}
 

@@ -375,6 +375,9 @@ def test_cancelled_id_that_is_task_and_trigger_drops_both() -> None:
     pytest.param(sleeping, TaskCancelled(agentId=AID, taskId=tid(9)), id="cancel-unknown"),
     pytest.param(running, TaskCancelled(agentId=AID, taskId=tid(9)), id="cancel-unknown-running"),
     pytest.param(sleeping, Messaged(agentId=AID, messages=[]), id="no-messages"),
+    pytest.param(in_session, TaskCancelled(agentId=AID, taskId=tid(9), sessionId=SID), id="cancel-chat-not-waiting"),
+    pytest.param(in_session, SessionCompacted(agentId=AID, sessionId=SID, summary="s", keepTurns=1),
+                 id="compact-nothing-older"),
 ])
 def test_no_op_events_leave_the_record_and_its_time(build, event) -> None:
     """Events that change nothing (only a replay applies them: decide returns None instead)
