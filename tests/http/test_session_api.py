@@ -48,7 +48,7 @@ async def test_session_errors(client, store):
     assert snapshot(store) == before  # a rejection changes nothing
     unknown = "0x" + "ab" * 16
     job = await failed(client, "agent:chat", {"agentId": "A", "message": "x", "sessionId": unknown}, "not_found")
-    assert job["error"]["path"] == "$.input.sessionId"
+    assert job["path"] == "$.input.sessionId"
     await failed(client, "agent:sessionRead", {"agentId": "nobody"}, "not_found")
     await failed(client, "agent:reloadContext", {"agentId": "A", "sessionId": unknown}, "not_supported")
     assert (await ok(client, "agent:sessionRead", {"agentId": "A", "sessionId": unknown})) == {
