@@ -24,6 +24,7 @@ from lattice.paths import Missing, read_path
 from ..domain import agent as A
 from ..domain import decide
 from ..domain import jobs as J
+from ..domain import sessions as S
 from ..domain.cycle import Outcome
 from ..domain.errors import OpError, Rejected
 from ..domain.events import Context, Event, apply, encode
@@ -164,8 +165,8 @@ class Engine:
         return new
 
     def cancel_jobs(self, u: Unit, caller: str, rec: dict[str, Any], message: str) -> None:
-        """Cancel every waiting task and trigger job of an agent record."""
-        for tid in J.work_job_ids(rec):
+        """Cancel every waiting task, trigger and chat job of an agent record."""
+        for tid in J.work_job_ids(rec) + S.chat_ids(u.tx, rec):
             name = job_ref(caller, tid)
             jr = u.read(name)
             done = None if jr is None else J.cancel(jr, u.ts, message)

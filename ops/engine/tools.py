@@ -49,7 +49,7 @@ def io_tool(engine: Engine, caller: str, call: Any, out: Outcome, agent_id: str 
             return f"error: no agent {target!r}"
         try:
             decide.room_for_work(snap[1], target, engine.limits.max_queued,
-                                 sum(1 for t, _ in out.outbox if t == target))
+                                 sum(1 for t, _ in out.outbox if t == target), tx=snap[0])
         except OpError as e:
             return f"error: {e.message}"
         out.outbox.append((target, args["message"]))

@@ -18,10 +18,13 @@ SEED_OPERATIONS = {
     "agent:suspend", "agent:resume", "agent:delete", "agent:cancelTask", "agent:info", "agent:list",
     "agent:context", "covia:read", "covia:write", "covia:delete", "covia:append", "covia:list", "covia:slice"}
 VERSION_OPERATIONS = {"agent:history", "agent:diff", "agent:replay", "agent:prune"}
+SESSION_OPERATIONS = {"agent:chat", "agent:sessions", "agent:sessionRead", "agent:renameSession", "agent:deleteSession",
+                      "agent:compactSession", "agent:reloadContext", "agent:query", "agent:summarise",
+                      "agent:forkSession"}
 
 
 def test_every_seed_operation_is_declared_and_served() -> None:
-    assert set(REGISTRY) == SEED_OPERATIONS | VERSION_OPERATIONS
+    assert set(REGISTRY) == SEED_OPERATIONS | VERSION_OPERATIONS | SESSION_OPERATIONS
     assert set(HANDLERS) == set(REGISTRY)  # every operation served, nothing served undeclared
     for c in REGISTRY.values():
         assert callable(HANDLERS[c.key]), c.key
