@@ -98,8 +98,8 @@ async def mcp_discovery(request: web.Request) -> web.Response:
 async def not_supported(request: web.Request) -> web.Response:
     """The venue's asset and secret routes: 501 ``not_supported``."""
     what = "assets" if request.path.startswith("/api/v1/assets") else "secrets"
-    raise OpError("not_supported", f"this server has no {what}: {request.method} {request.path[:120]} is a Covia "
-                                   "venue route it does not serve",
+    raise OpError("not_supported", f"{what} are not supported here: {request.method} {request.path[:120]} is a "
+                                   "Covia venue route this server does not serve",
                   hint="agents, jobs and lattice values are served; keep data under w/ (covia:write)")
 
 

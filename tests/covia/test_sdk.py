@@ -353,13 +353,22 @@ def test_a_failing_operation_has_an_error_message_and_code(venue: Venue) -> None
     pytest.param(lambda v: v.register({"name": "data"}), id="register"),
     pytest.param(lambda v: v.list_secrets(), id="list_secrets"),
     pytest.param(lambda v: v.secrets.set("OPENAI_API_KEY", "sk-x"), id="secret_set"),
-    pytest.param(lambda v: v.run("v/ops/covia/read", {"path": "w/x"}, ucans=["a.b.c"]), id="ucans"),
 ])
 def test_what_is_not_here_is_not_supported_not_missing(venue: Venue, call) -> None:
     """Assets, secrets and UCANs are the venue's, not this project's: a clear 501, not a 404 on an unknown route."""
     with pytest.raises(GridError) as e:
         call(venue)
     assert (e.value.status_code, code_of(e.value)) == (501, "not_supported"), e.value
+
+
+def test_ucans_are_refused_clearly(venue: Venue) -> None:
+    """A non-empty ``ucans`` list is schema-invalid here (``maxItems: 0`` in the OpenAPI document): a 400 that says
+    UCANs are not supported, and nothing runs."""
+    with pytest.raises(GridError) as e:
+        venue.run("v/ops/covia/write", {"path": "w/ucan-probe", "value": 1}, ucans=["a.b.c"])
+    assert (e.value.status_code, code_of(e.value)) == (400, "invalid_input"), e.value
+    assert "not supported" in str(e.value)
+    assert venue.workspace.read("w/ucan-probe").exists is False
 
 
 # ---------------------------------------------------------------- async API
