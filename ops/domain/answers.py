@@ -1,5 +1,6 @@
-"""A task's answer: its check against the request's ``responseSchema``, and the shapes an
-``agent:request`` job answers with (the completed output, the snapshot of an unfinished one).
+"""A task's answer: its check against the request's ``responseSchema``, and the output an
+``agent:request`` job completes with (an unfinished one is answered as its job, which carries the
+venue's snapshot fields ``{id, status, agentId}``: :func:`ops.domain.jobs.public_job`).
 
 Pure: the schema check is :mod:`jsonschema` (no remote ``$ref`` is ever fetched: the
 ``referencing`` registry it uses retrieves nothing by default).
@@ -13,7 +14,7 @@ import msgspec
 from jsonschema import exceptions, validators
 from referencing.exceptions import Unresolvable
 
-__all__ = ["TASK_OPTIONS", "schema_problem", "check_answer", "request_output", "request_snapshot"]
+__all__ = ["TASK_OPTIONS", "schema_problem", "check_answer", "request_output"]
 
 #: the ``agent:request`` options a task record keeps beside its ``input``
 TASK_OPTIONS = ("responseSchema", "strict", "outputPath")
@@ -95,10 +96,11 @@ def check_answer(schema: dict[str, Any], answer: Any) -> tuple[Any, dict[str, An
                    "schemaPath": _pointer(err.schema_path)}
 
 
-def request_output(task_id: str, agent_id: str, answer: Any) -> Any:
+def request_output(task_id: str, agent_id: str, answer: Any, session_id: str | None = None) -> Any:
     """The output of an ``agent:request`` job its agent completed: the answer itself when it is a
     map (the agent's structured response), else the answer wrapped as
-    ``{id, jobId, agentId, status: "COMPLETE", output: <answer>}`` (a request's output is an object).
+    ``{id, jobId, agentId, status: "COMPLETE", output: <answer>, sessionId?}`` (a request's output
+    is an object; ``sessionId``: the session the task belonged to, if any).
 
     >>> request_output("0x01", "A", {"answer": 42})
     {'answer': 42}
@@ -107,10 +109,5 @@ def request_output(task_id: str, agent_id: str, answer: Any) -> Any:
     """
     if isinstance(answer, dict):
         return answer
-    return {"id": task_id, "jobId": task_id, "agentId": agent_id, "status": "COMPLETE", "output": answer}
-
-
-def request_snapshot(job: dict[str, Any]) -> dict[str, Any]:
-    """What the venue answers for an ``agent:request`` (or ``agent:trigger``) job still waiting when
-    its ``timeout`` ran out: ``{id, jobId, status, agentId}`` (status ``PENDING`` or ``STARTED``)."""
-    return {"id": job["jobId"], "jobId": job["jobId"], "status": job["status"], "agentId": job.get("agentId")}
+    out = {"id": task_id, "jobId": task_id, "agentId": agent_id, "status": "COMPLETE", "output": answer}
+    return out if session_id is None else {**out, "sessionId": session_id}

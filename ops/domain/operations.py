@@ -14,7 +14,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .contracts import Contract, declare
 
-__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE", "MAX_STEP_REPLIES"]
+__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE", "SessionId", "MaybeSession", "MAX_STEP_REPLIES"]
 
 AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}(?!\n)$",
                               description="agent identifier: 1-128 of A-Z a-z 0-9 _ . : @ + -, not starting with punctuation")]
@@ -29,6 +29,11 @@ Version = Union[Annotated[int, Meta(ge=0)], Annotated[str, Meta(pattern=r"^(0x)?
 TaskId = Annotated[str, Meta(description="task Job ID (hex)")]
 #: default ``covia:read`` bound on a value's JSON size, in bytes
 DEFAULT_MAX_SIZE = 1 << 20
+SessionId = Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{32}(?!\n)$",
+                                description="a session id as the venue minted it (0x + 32 hex digits; agent:chat "
+                                            "returns it)")]
+#: an optional session (UNSET when not given: the job's recorded input is as without sessions)
+MaybeSession = SessionId | None | UnsetType
 #: most model replies one ``agent:step`` may supply
 MAX_STEP_REPLIES = 100
 
@@ -65,6 +70,7 @@ class ForkInput(_In):
     config: dict[str, Any] | str | None = None
     includeTimeline: bool = False
     at: Version | None = None
+    sessionId: MaybeSession = UNSET  # the fork gets only this session of the source
     overwrite: Annotated[bool, Meta(description="replace an existing TERMINATED agent at agentId (default false)")] \
         | UnsetType = UNSET
 
@@ -113,11 +119,13 @@ class ListInput(_In):
 class ContextInput(_In):
     agentId: AgentId
     task: Any = None
+    sessionId: MaybeSession = UNSET  # the context of the next turn on this session
 
 
 class TriggerInput(_In):
     agentId: AgentId
     wait: Wait = True
+    sessionId: MaybeSession = UNSET  # a known session, echoed (a trigger creates none)
     force: Annotated[bool, Meta(description="true (default): run even with no work; false: a no-op on an idle "
                                             "agent")] | UnsetType = UNSET
 
@@ -126,6 +134,9 @@ class RequestInput(_In):
     agentId: AgentId
     input: Any
     wait: Wait | UnsetType = UNSET
+    sessionId: MaybeSession = UNSET  # bind the task to this known session
+    session: Annotated[dict[str, Any], Meta(description="open a new session for the task: {title?: string} "
+                                                        "(the job's sessionId says which)")] | None | UnsetType = UNSET
     timeout: Annotated[int, Meta(ge=0, description="milliseconds to wait for the answer (0: answer at once); "
                                                    "not with `wait`")] | UnsetType = UNSET
     responseSchema: Annotated[dict[str, Any], Meta(description="JSON Schema of the answer")] | UnsetType = UNSET
@@ -138,6 +149,7 @@ class RequestInput(_In):
 class MessageInput(_In):
     agentId: AgentId
     message: Any  # the notification: any JSON value but null (a plain Any: the surfaces check its integers)
+    sessionId: MaybeSession = UNSET  # to this known session's pending instead of the inbox
 
 
 class StepToolCall(_In):
@@ -255,6 +267,7 @@ class CancelTaskOutput(_Out):
 class MessageOutput(_Out):
     agentId: str
     delivered: bool
+    sessionId: str | None = None
 
 
 class ForkOrigin(_Out):
@@ -299,6 +312,7 @@ class TriggerOutput(_Out):
     status: str
     result: Any = None
     taskResults: list[TaskResult] | None = None
+    sessionId: str | None = None
 
 
 class ContextEntry(_Out):

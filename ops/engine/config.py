@@ -34,7 +34,7 @@ def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any], conn
     """The config map ``config`` names, validated, and allowed by the model connection policy.
 
     Args:
-        config: None, an inline map, a template name, or a ``w/`` path. Source: the caller.
+        config: None, an inline map, a template name, or a ``w/`` (or ``/w/``) path. Source: the caller.
         read_workspace: ``segments below w/ -> value`` (``Missing`` if absent).
         connections: the declared model connections and their rule.
         path: where ``config`` is in the request (for errors).
@@ -63,9 +63,9 @@ def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any], conn
 
 def _named(ref: str, read_workspace: Callable[[list[str]], Any], path: str) -> tuple[str, Any]:
     """``(description, value)`` of a config source named by a string: a ``w/`` path or a template."""
-    if ref.startswith("w/"):
+    if ref.startswith(("w/", "/w/")):  # a leading / as Covia paths may have
         try:
-            _, segs = parse_path(ref)
+            _, segs = parse_path(ref.removeprefix("/"))
         except InvalidPath as e:
             raise Rejected("invalid_path", e.message, path=path) from None
         value = read_workspace(segs)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ops.domain import answers
-from ops.domain.answers import check_answer, request_output, request_snapshot, schema_problem
+from ops.domain.answers import check_answer, request_output, schema_problem
 
 
 @pytest.mark.parametrize("schema", [
@@ -68,9 +68,9 @@ def test_a_map_answer_is_the_output() -> None:
     assert request_output("0x01", "A", {"answer": 1}) == {"answer": 1}
 
 
-def test_snapshot() -> None:
-    job = {"jobId": "0x01", "status": "STARTED", "agentId": "A", "output": None}
-    assert request_snapshot(job) == {"id": "0x01", "jobId": "0x01", "status": "STARTED", "agentId": "A"}
+def test_a_session_tasks_wrapped_answer_says_its_session() -> None:
+    assert request_output("0x01", "A", "hi", "0x02")["sessionId"] == "0x02"
+    assert request_output("0x01", "A", {"a": 1}, "0x02") == {"a": 1}
 
 
 def test_doctests() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from covia import models as M
 
-from ops.domain.answers import request_snapshot
 from tests.http.helpers import (ECHO, HANG, answer, assert_rejection, create, failed, info, invoke, invoke_full, ok,
                                 read, snapshot, value)
 
@@ -21,8 +20,15 @@ async def test_request_timeout_over_http(client):
     await create(client, "H", HANG)
     status, job, headers = await invoke_full(client, "agent:request", {"agentId": "H", "input": "x", "timeout": 0})
     assert status == 202 and headers["Location"] == f"/api/v1/jobs/{job['jobId']}"
-    snap = M.AgentRequestResult.model_validate(request_snapshot({**job, "agentId": "H"}))
+    snap = M.AgentRequestResult.model_validate(job)  # the job carries the venue's snapshot fields
     assert (snap.id, snap.status, snap.agentId) == (job["jobId"], job["status"], "H")
+    r = await client.post("/api/v1/run", json={"operation": "v/ops/agent/request",  # the SDK's path
+                                               "input": {"agentId": "H", "input": "y", "timeout": 0}})
+    body = await r.json()
+    assert r.status == 202 and M.AgentRequestResult.model_validate(body).agentId == "H"
+    r = await client.post("/api/v1/run", json={"operation": "v/ops/agent/request",
+                                               "input": {"agentId": "A", "input": "z", "timeout": 5000}})
+    assert r.status == 200 and M.AgentRequestResult.model_validate(await r.json()).output == "z"
     status, body = await invoke(client, "agent:request", {"agentId": "A", "input": "x", "wait": False, "timeout": 10})
     assert_rejection(status, body, 400, "invalid_input", "$.input.timeout")
     status, body = await invoke(client, "agent:request", {"agentId": "A", "input": "x", "timeout": -1})

@@ -10,15 +10,16 @@ from msgspec import UNSET
 from lattice.commits import find, read_commit
 from lattice.digest import from_hex
 from lattice.errors import NotFound
-from lattice.nodes import map_len, seq_len
+from lattice.nodes import map_len, seq_len, seq_plain
 
 from ...domain import agent as A
 from ...domain import decide
 from ...domain import jobs as J
 from ...domain import operations as O
+from ...domain import sessions as S
 from ...domain.answers import schema_problem
 from ...domain.cycle import build_context
-from ...domain.errors import OpError, Rejected
+from ...domain.errors import OpError, Rejected, error_fields
 from ...domain.events import Messaged
 from ...domain.refs import agent_ref, job_ref, ws_ref
 from ..config import check_state, resolve_config, resolve_definition
@@ -26,7 +27,13 @@ from ..context import Engine
 from ..unit import Unit
 from .lattice import target
 
-__all__ = ["HANDLERS", "cancel_agent_job", "deliver", "output_segments"]
+__all__ = ["HANDLERS", "cancel_agent_job", "deliver", "session_id", "output_segments"]
+
+
+def session_id(value: Any) -> str | None:
+    """A session id from an input (already checked against its pattern), canonical; None when
+    not given (null or absent)."""
+    return S.normalize_id(value) if isinstance(value, str) else None
 
 
 def _config(engine: Engine, caller: str, config: Any) -> dict[str, Any] | None:
@@ -86,6 +93,7 @@ async def update(engine: Engine, caller: str, inp: O.UpdateInput, job: dict) -> 
 
 async def fork(engine: Engine, caller: str, inp: O.ForkInput, job: dict) -> dict:
     override = _config(engine, caller, inp.config)
+    sid = session_id(inp.sessionId)
 
     def fn(u: Unit) -> dict:
         if inp.at is None:
@@ -96,11 +104,14 @@ async def fork(engine: Engine, caller: str, inp: O.ForkInput, job: dict) -> dict
             src = A.opened(u.tx, u.tx.load_root(c.root))
         old = u.read(agent_ref(caller, inp.agentId))
         event = decide.fork(src, old, inp.sourceId, inp.agentId, source.hex(), override, inp.includeTimeline,
-                            inp.at, inp.overwrite is True)
+                            inp.at, u.tx, sid, overwrite=inp.overwrite is True)
         if old is None:
             engine.quotas.room_for_agent(caller)
         rec = engine.commit_event(u, caller, inp.agentId, old, event, load=lambda h: src)  # on a TERMINATED one's chain
-        return {"agentId": inp.agentId, "status": rec["status"], "created": True, "forkedFrom": inp.sourceId}
+        out = {"agentId": inp.agentId, "status": rec["status"], "created": True, "forkedFrom": inp.sourceId}
+        if sid is not None:
+            out["sessionId"] = sid
+        return out
 
     async with engine.quotas.creating(caller):
         return await engine.sync(caller, job, fn)
@@ -146,19 +157,20 @@ async def delete(engine: Engine, caller: str, inp: O.DeleteInput, job: dict) -> 
 
 async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, required: bool,
                            job: dict | None = None, reason: str | None = None) -> bool:
-    """Cancel a task or trigger job of an agent; whether it was waiting. With ``job`` (an
-    ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change. ``reason`` (the
-    caller's) becomes the cancelled job's error message and is recorded with the event.
+    """Cancel a task, trigger or chat job of an agent; whether it was waiting. With ``job`` (an
+    ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change. ``reason``: the
+    cancelled job's error message (default ``cancelled by caller``), recorded with the event.
 
     Raises:
         OpError: ``not_found`` (no agent; no such task when ``required``).
     """
     def fn(u: Unit) -> bool:
         rec = u.read(agent_ref(caller, aid))
-        event = decide.cancel_task(rec, aid, task_id, required, reason)
+        jr = u.read(job_ref(caller, task_id))
+        chat = jr.get("sessionId") if jr is not None and jr.get("operation") == "agent:chat" else None
+        event = decide.cancel_task(rec, aid, task_id, required, u.tx, chat, reason)
         if event is None:
             return False
-        jr = u.read(job_ref(caller, task_id))
         done = None if jr is None else J.cancel(jr, u.ts, reason or "cancelled by caller")
         if done is not None:
             u.write(job_ref(caller, task_id), done, "job:cancel")
@@ -183,13 +195,6 @@ async def cancel_task(engine: Engine, caller: str, inp: O.CancelTaskInput, job: 
     return engine.jobs.get(caller, job["jobId"])
 
 
-def _error_fields(error: Any) -> dict[str, Any]:
-    """The agent's last error as the venue gives it: ``error`` its message, ``errorCode`` its code."""
-    if not isinstance(error, dict):
-        return {"error": None if error is None else str(error), "errorCode": None}
-    return {"error": error.get("message"), "errorCode": error.get("code")}
-
-
 async def info(engine: Engine, caller: str, inp: O.InfoInput, job: dict) -> dict:
     def fn(u: Unit) -> dict:
         if inp.at is None:
@@ -198,7 +203,8 @@ async def info(engine: Engine, caller: str, inp: O.InfoInput, job: dict) -> dict
             rec = A.opened(u.tx, u.tx.load_root(engine.at_version(u.tx, caller, inp.agentId, inp.at)[1].root))
         n = map_len(rec["tasks"])
         out = {"agentId": inp.agentId, "status": rec["status"], "config": u.tx.materialize(rec["state"]["config"]),
-               "taskCount": n, "tasks": n, "timelineLength": seq_len(rec["timeline"]), **_error_fields(rec["error"])}
+               "taskCount": n, "tasks": n, "timelineLength": seq_len(rec["timeline"]),
+               **error_fields(rec["error"])}
         origin = _fork_origin(engine, u, caller, inp.agentId)
         if origin is not None:  # only a fork has one
             out["forkedFrom"] = origin
@@ -234,7 +240,7 @@ async def list_agents(engine: Engine, caller: str, inp: O.ListInput, job: dict) 
                 continue
             n = map_len(rec["tasks"])
             agents.append({"agentId": name[len(prefix):], "status": rec["status"], "taskCount": n, "tasks": n,
-                           **_error_fields(rec["error"])})
+                           **error_fields(rec["error"])})
         return {"agents": agents}
     return await engine.sync(caller, job, fn)
 
@@ -243,7 +249,14 @@ async def context(engine: Engine, caller: str, inp: O.ContextInput, job: dict) -
     def fn(u: Unit) -> dict:
         rec = engine.agent(u, caller, inp.agentId)
         work = A.pick_work(u.tx, rec)
-        if inp.task is not None:
+        sid = session_id(inp.sessionId)
+        if sid is not None:  # the next turn on that session (``task``: as a chat message sent now)
+            pending = seq_plain(u.tx, decide.session_of(u.tx, rec, inp.agentId, sid)["pending"])
+            if inp.task is not None:
+                pending.append({"id": "(simulated)", "op": "agent:chat", "message": inp.task, "caller": caller,
+                                "ts": u.ts})
+            work = A.Work(None, None, [], [], session=sid, pending=pending)
+        elif inp.task is not None:
             work = A.Work("(simulated)", {"input": inp.task}, work.messages, work.triggers)
         try:
             cfg, prefix, new, tools = build_context(u.tx, rec, work)
@@ -259,14 +272,14 @@ async def context(engine: Engine, caller: str, inp: O.ContextInput, job: dict) -
     return await engine.sync(caller, job, fn)
 
 
-def output_segments(caller: str, path: str, where: str = "$.input.outputPath") -> list[str]:
+def output_segments(engine: Engine, caller: str, path: str, where: str = "$.input.outputPath") -> list[str]:
     """The segments below ``w/`` of an ``outputPath``.
 
     Raises:
         Rejected: ``invalid_path`` (malformed, or ``w/`` itself). OpError: ``forbidden`` (not under ``w/``).
     """
     try:
-        ns, _, segs = target(caller, path)
+        ns, _, segs = target(caller, path, engine.venue_did)
     except Rejected as e:
         raise Rejected(e.code, e.message, path=where, hint=e.hint) from None
     if ns != "w":
@@ -277,7 +290,7 @@ def output_segments(caller: str, path: str, where: str = "$.input.outputPath") -
     return segs
 
 
-def _request_options(caller: str, inp: O.RequestInput) -> tuple[Any, dict[str, Any]]:
+def _request_options(engine: Engine, caller: str, inp: O.RequestInput) -> tuple[Any, dict[str, Any]]:
     """``(wait, task options)`` of an ``agent:request``: ``timeout`` (ms; 0: at once) or ``wait``
     (default: answer at once), and the options its task keeps.
 
@@ -304,24 +317,52 @@ def _request_options(caller: str, inp: O.RequestInput) -> tuple[Any, dict[str, A
                            path="$.input.strict")
         options["strict"] = True
     if inp.outputPath is not UNSET:  # kept canonical: the run re-reads it as a plain w/ path
-        options["outputPath"] = "/".join(["w", *output_segments(caller, inp.outputPath)])
+        options["outputPath"] = "/".join(["w", *output_segments(engine, caller, inp.outputPath)])
     return wait, options
 
 
 async def request(engine: Engine, caller: str, inp: O.RequestInput, job: dict) -> dict:
     """Queue the task (the job is the task) and wait for its answer per ``timeout`` or ``wait``;
-    an unfinished job comes back as it is (see :func:`ops.domain.answers.request_snapshot`)."""
-    wait, options = _request_options(caller, inp)
+    an unfinished job comes back as it is (its public view carries the venue's snapshot fields
+    ``{id, status, agentId}``: :func:`ops.domain.jobs.public_job`)."""
+    wait, options = _request_options(engine, caller, inp)
     jid = job["jobId"]
     job = {**job, "agentId": inp.agentId}
+    sid, title = session_id(inp.sessionId), None
+    if isinstance(inp.session, dict):
+        title = _new_session_title(inp.session, sid)
+        sid = engine.job_ids(engine.clock())
+    if sid is not None:
+        job["sessionId"] = sid  # the job record says which session its task belongs to
 
     def fn(u: Unit) -> None:
         rec = u.read(agent_ref(caller, inp.agentId))
-        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued, options)
+        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued, u.tx, sid, title,
+                               options)
         u.write(job_ref(caller, jid), job, "agent:request")
         engine.commit_event(u, caller, inp.agentId, rec, event)
     await engine.units.run(caller, fn)
     return await engine.wait(caller, engine.jobs.get(caller, jid), wait)
+
+
+def _new_session_title(spec: dict[str, Any], sid: str | None) -> str:
+    """The title of the session ``agent:request``'s ``session`` opens (``{title?: string}``).
+
+    Raises:
+        Rejected: ``invalid_input`` (also given ``sessionId``; another key; a title not a string).
+    """
+    if sid is not None:
+        raise Rejected("invalid_input", "give `sessionId` (a known session) or `session` (a new one), not both",
+                       path="$.input.session")
+    for k in spec:
+        if k != "title":
+            raise Rejected("invalid_input", f"unknown field `{k}` - at `$.input.session.{k}`",
+                           path=f"$.input.session.{k}", hint="a new session takes only a `title`")
+    title = spec.get("title", "")
+    if not isinstance(title, str):
+        raise Rejected("invalid_input", f"Expected `str`, got `{type(title).__name__}` - at `$.input.session.title`",
+                       path="$.input.session.title")
+    return title
 
 
 async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -> dict:
@@ -330,9 +371,11 @@ async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -
 
     def fn(u: Unit) -> dict | None:
         rec = u.read(agent_ref(caller, inp.agentId))
-        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued, inp.force is not False)
+        sid = session_id(inp.sessionId)
+        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued, u.tx, sid, inp.force is not False)
         if event is None:  # force: false and nothing to do
-            return {"agentId": inp.agentId, "status": rec["status"], "result": None, "taskResults": []}
+            idle = {"agentId": inp.agentId, "status": rec["status"], "result": None, "taskResults": []}
+            return idle if sid is None else {**idle, "sessionId": sid}
         u.write(job_ref(caller, jid), job, "agent:trigger")
         engine.commit_event(u, caller, inp.agentId, rec, event)
         return None
@@ -348,12 +391,14 @@ async def message(engine: Engine, caller: str, inp: O.MessageInput, job: dict) -
     if inp.message is None:
         raise Rejected("invalid_input", "`message` is null: give the notification (any JSON value)",
                        path="$.input.message")
+    sid = session_id(inp.sessionId)
 
     def fn(u: Unit) -> dict:
         rec = u.read(agent_ref(caller, inp.agentId))
-        engine.commit_event(u, caller, inp.agentId, rec,
-                            decide.message(rec, inp.agentId, inp.message, engine.limits.max_queued))
-        return {"agentId": inp.agentId, "delivered": True}
+        engine.commit_event(u, caller, inp.agentId, rec, decide.message(
+            rec, inp.agentId, inp.message, engine.limits.max_queued, u.tx, sid, job["jobId"]))
+        return {"agentId": inp.agentId, "delivered": True} if sid is None else \
+            {"agentId": inp.agentId, "delivered": True, "sessionId": sid}
     return await engine.sync(caller, job, fn)
 
 

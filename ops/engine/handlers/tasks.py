@@ -74,7 +74,7 @@ async def _finish(engine: Engine, caller: str, job: dict, aid: str, tid: str, *,
                     raise OpError("schema_mismatch", mismatch["message"], path="$.input.result" + mismatch["path"][1:],
                                   hint=f"the task asks for a strict responseSchema (failing at {mismatch['schemaPath']})")
             event = msgspec.structs.replace(event, result=answer)
-            status, output, err = J.COMPLETE, request_output(tid, aid, answer), None
+            status, output, err = J.COMPLETE, request_output(tid, aid, answer, task.get("sessionId")), None
             if task.get("outputPath"):
                 err = answer_edit(u, caller, edits, parse_path(task["outputPath"])[1], answer, task["outputPath"])
                 if err is not None:

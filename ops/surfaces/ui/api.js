@@ -14,6 +14,15 @@ export const token = () => sessionStorage.getItem(TOKEN_KEY);
 export const setToken = (t) => t ? sessionStorage.setItem(TOKEN_KEY, t) : sessionStorage.removeItem(TOKEN_KEY);
 export const needsToken = () => AUTH === 'token' && !token();
 
+/**
+ * The error of a rejection body or of a job, both `{error: message, errorCode, path?, hint?}` (the Covia venue's
+ * `error` with our code beside it), as `{code, message, path, hint}`; `fallback` when there is none.
+ */
+export function errorOf(body, fallback = null) {
+  if (!body || typeof body.error !== 'string') return fallback;
+  return {code: body.errorCode, message: body.error, path: body.path, hint: body.hint};
+}
+
 /** A request the server refused (HTTP 4xx/5xx), or a job that ended FAILED: `code`, `message`, `hint`, `path`. */
 export class ApiError extends Error {
   constructor(error, status = 0) {
@@ -46,7 +55,7 @@ async function request(method, path, body, signal) {
     setToken(null);
     window.dispatchEvent(new CustomEvent('lattice-unauthorized'));
   }
-  if (r.status >= 400) throw new ApiError(data.error || {message: r.statusText}, r.status);
+  if (r.status >= 400) throw new ApiError(errorOf(data, {message: r.statusText}), r.status);
   return data;
 }
 
@@ -60,7 +69,7 @@ export async function invoke(operation, input = {}, {signal} = {}) {
 /** The output of an operation; throws ApiError with the job's error when it did not complete. */
 export async function call(operation, input = {}, opts = {}) {
   const job = await invoke(operation, input, opts);
-  if (job.status !== 'COMPLETE') throw new ApiError(job.error || {code: job.status, message: `job ${job.status}`});
+  if (job.status !== 'COMPLETE') throw new ApiError(errorOf(job, {code: job.status, message: `job ${job.status}`}));
   return job.output;
 }
 
@@ -89,7 +98,7 @@ export async function* events(path, {signal, lastEventId} = {}) {
   if (lastEventId != null) h['Last-Event-ID'] = String(lastEventId);
   const r = await fetch(path, {headers: h, signal});
   if (r.status === 401) { setToken(null); window.dispatchEvent(new CustomEvent('lattice-unauthorized')); }
-  if (!r.ok) throw new ApiError((await r.json().catch(() => ({}))).error || {message: r.statusText}, r.status);
+  if (!r.ok) throw new ApiError(errorOf(await r.json().catch(() => ({})), {message: r.statusText}), r.status);
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
   let ev = {event: 'message', data: [], id: null};

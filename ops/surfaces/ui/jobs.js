@@ -2,7 +2,7 @@
 // stream (GET /api/v1/jobs/<id>/sse until it is terminal).
 
 import {useEffect, useState} from 'preact/hooks';
-import {call, cancelJob, followJob, getJob} from './api.js';
+import {call, cancelJob, errorOf, followJob, getJob} from './api.js';
 import {Badge, ErrorBox, JsonView, fmtDur, fmtTime, href, html, useAsync} from './util.js';
 
 const PAGE = 50;
@@ -96,7 +96,7 @@ export function JobView({id}) {
       <h3>Input</h3>
       ${input !== undefined ? html`<${JsonView} value=${input} label="input" />` : html`<p class="muted">${rec.loading ? '…' : 'not recorded'}</p>`}
       <h3>Output</h3><${JsonView} value=${job.output} label="output" />
-      ${job.error && html`<h3>Error</h3><${ErrorBox} error=${job.error} />`}
+      ${job.error && html`<h3>Error</h3><${ErrorBox} error=${errorOf(job)} />`}
     </div>`}
   </article>`;
 }
