@@ -64,6 +64,14 @@ def _pointer(parts: Any) -> str:
     return "#/" + "/".join(str(p) for p in parts)
 
 
+def _json_path(root: str, parts: Any) -> str:
+    """``parts`` (keys and indexes) below ``root`` as a JSON path: ``$.a[0]``-style."""
+    out = root
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
 def check_answer(schema: dict[str, Any], answer: Any) -> tuple[Any, dict[str, Any] | None]:
     """The answer as the task keeps it, and the first mismatch with ``schema`` (None when it matches).
 
@@ -71,8 +79,11 @@ def check_answer(schema: dict[str, Any], answer: Any) -> tuple[Any, dict[str, An
     output answers JSON text) is decoded first. Source of ``answer``: the model (untrusted).
 
     Returns:
-        ``(answer, error)``: ``error`` is ``{code: "schema_mismatch", message, path, schemaPath}``;
-        ``path`` points into the answer (``$`` is the answer), ``schemaPath`` into the schema.
+        ``(answer, error)``: ``error`` is ``{code: "schema_mismatch", message, path, hint,
+        schemaPath, answerPath}``: ``path`` points at the failing keyword in the request's
+        ``responseSchema`` (``$.input.responseSchema.properties.n.type``), ``schemaPath`` is the
+        same as a JSON pointer into the schema (``#/properties/n/type``), ``answerPath`` points
+        into the answer (``$`` is the answer).
     """
     validator = validators.validator_for(schema)(schema)
     value = answer
@@ -86,14 +97,17 @@ def check_answer(schema: dict[str, Any], answer: Any) -> tuple[Any, dict[str, An
             else:
                 err = exceptions.best_match(validator.iter_errors(value))
     except Unresolvable as e:  # schema_problem refuses such schemas; kept for a schema stored before it did
-        return value, {"code": "schema_mismatch", "message": f"responseSchema cannot be applied: {e}", "path": "$",
-                       "schemaPath": "#"}
+        return value, {"code": "schema_mismatch", "message": f"responseSchema cannot be applied: {e}",
+                       "path": "$.input.responseSchema", "schemaPath": "#", "answerPath": "$"}
     if err is None:
         return value, None
+    pointer = _pointer(err.schema_path)
     message = (f"the answer does not match responseSchema: {err.message} - at `{err.json_path}` of the answer "
-               f"(schema {_pointer(err.schema_path)})")
-    return value, {"code": "schema_mismatch", "message": message, "path": err.json_path,
-                   "schemaPath": _pointer(err.schema_path)}
+               f"(schema {pointer})")
+    return value, {"code": "schema_mismatch", "message": message,
+                   "path": _json_path("$.input.responseSchema", err.schema_path),
+                   "hint": f"the answer at `{err.json_path}` fails the schema's {pointer}",
+                   "schemaPath": pointer, "answerPath": err.json_path}
 
 
 def request_output(task_id: str, agent_id: str, answer: Any, session_id: str | None = None) -> Any:

@@ -117,12 +117,6 @@ def _rules(config: dict[str, Any], history: dict[str, Any], value: dict[str, Any
             "content": {"anyOf": [{"type": "string"}, {"type": "null"}]},
             "toolCalls": {"type": "array", "items": reply_call}}}}
     return {
-        "agent:request": {
-            "properties": {"outputPath": {"type": "string", "pattern": WRITE_PATH_PATTERN}},
-            # `wait` or `timeout`, not both; `strict` checks against a `responseSchema`
-            "allOf": [{"anyOf": [{"not": {"required": ["wait"]}}, {"not": {"required": ["timeout"]}}]},
-                      {"anyOf": [{"not": {"required": ["strict"]}}, {"properties": {"strict": {"const": False}}},
-                                 {"required": ["responseSchema"]}]}]},
         "agent:message": {"properties": {"message": {"allOf": [value, _NOT_NULL]}}},
         "agent:completeTask": task_scope, "agent:failTask": task_scope,
         "agent:step": {"properties": {"replies": replies}},
@@ -136,10 +130,14 @@ def _rules(config: dict[str, Any], history: dict[str, Any], value: dict[str, Any
         # sessions: a message or question is any value but null; a request binds a known session or opens one
         "agent:chat": {"properties": {"message": {"allOf": [value, _NOT_NULL]}}},
         "agent:query": {"properties": {"question": {"allOf": [value, _NOT_NULL]}}},
+        # (and `wait` or `timeout`, not both; `strict` checks against a `responseSchema`)
         "agent:request": {"properties": {"session": {"anyOf": [
             {"type": "object", "properties": {"title": {"type": "string"}}, "additionalProperties": False},
-            {"type": "null"}]}},
-            "anyOf": [{"properties": {"session": {"type": "null"}}}, {"properties": {"sessionId": {"type": "null"}}}]},
+            {"type": "null"}]}, "outputPath": {"type": "string", "pattern": WRITE_PATH_PATTERN}},
+            "anyOf": [{"properties": {"session": {"type": "null"}}}, {"properties": {"sessionId": {"type": "null"}}}],
+            "allOf": [{"anyOf": [{"not": {"required": ["wait"]}}, {"not": {"required": ["timeout"]}}]},
+                      {"anyOf": [{"not": {"required": ["strict"]}}, {"properties": {"strict": {"const": False}}},
+                                 {"required": ["responseSchema"]}]}]},
         "covia:read": read, "covia:list": read, "covia:slice": read,
         "covia:write": write, "covia:append": write, "covia:delete": write,
         # a what-if replay forks the agent at `from`: `into` (a new agent id) needs `from` (not null); its

@@ -49,7 +49,9 @@ def test_a_mismatch_points_into_the_answer_and_the_schema() -> None:
     kept, err = check_answer(schema, {"items": [1, "two"]})
     assert kept == {"items": [1, "two"]}
     assert err["code"] == "schema_mismatch"
-    assert err["path"] == "$.items[1]" and err["schemaPath"] == "#/properties/items/items/type"
+    assert err["answerPath"] == "$.items[1]" and err["schemaPath"] == "#/properties/items/items/type"
+    assert err["path"] == "$.input.responseSchema.properties.items.items.type"  # into the request, as paths are
+    assert "$.items[1]" in err["hint"]
     assert "'two' is not of type 'integer'" in err["message"]
 
 

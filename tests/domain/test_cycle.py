@@ -371,13 +371,14 @@ def test_a_strict_mismatch_fails_the_task_with_the_schema_path(answer: str, path
     out = drive(cycle(work=schema_task(strict=True)), [say(answer)])
     assert out.task_status == "FAILED" and out.task_output is None
     assert out.task_error["code"] == "schema_mismatch"
-    assert (out.task_error["path"], out.task_error["schemaPath"]) == (path, schema_path)
+    assert (out.task_error["answerPath"], out.task_error["schemaPath"]) == (path, schema_path)
+    assert out.task_error["path"] == "$.input.responseSchema" + schema_path[1:].replace("/", ".")
     assert schema_path in out.task_error["message"]
 
 
 def test_complete_task_output_is_checked_too() -> None:
     out = drive(cycle(work=schema_task(strict=True)), [say(None, call("complete_task", output={"n": 1.5}))])
-    assert out.task_status == "FAILED" and out.task_error["path"] == "$.n"
+    assert out.task_status == "FAILED" and out.task_error["answerPath"] == "$.n"
     out = drive(cycle(work=schema_task(strict=True)), [say(None, call("complete_task", output={"n": 2}))])
     assert (out.task_status, out.task_output) == ("COMPLETE", {"n": 2})
 

@@ -252,7 +252,7 @@ def test_cancel_task(build, task_id, required, expected) -> None:
 
 def test_cancel_task_records_a_reason_when_given() -> None:
     tx = new_tx()
-    assert D.cancel_task(running(tx), AID, TASK, True, "stale") == TaskCancelled(agentId=AID, taskId=TASK,
+    assert D.cancel_task(running(tx), AID, TASK, True, reason="stale") == TaskCancelled(agentId=AID, taskId=TASK,
                                                                                   reason="stale")
 
 
@@ -358,8 +358,8 @@ def test_status_is_checked_before_the_limit() -> None:
 def test_request_records_only_the_options_given() -> None:
     tx = new_tx()
     opts = {"responseSchema": {"type": "object"}, "strict": True, "outputPath": "w/out"}
-    assert D.request(sleeping(tx), AID, NEW, 1, 10, opts) == TaskQueued(taskId=NEW, input=1, **opts)
-    assert D.request(sleeping(tx), AID, NEW, 1, 10, {}) == TaskQueued(taskId=NEW, input=1)
+    assert D.request(sleeping(tx), AID, NEW, 1, 10, options=opts) == TaskQueued(taskId=NEW, input=1, **opts)
+    assert D.request(sleeping(tx), AID, NEW, 1, 10, options={}) == TaskQueued(taskId=NEW, input=1)
 
 
 @pytest.mark.parametrize("build, expected", rows(

@@ -39,7 +39,8 @@ async def test_response_schema_and_output_path_over_http(client, store):
     await create(client, "A", ECHO)
     job = await failed(client, "agent:request", {"agentId": "A", "input": '{"n": "x"}', "responseSchema": SCHEMA,
                                                  "strict": True, "wait": True}, "schema_mismatch")
-    assert job["error"]["message"] and "#/properties/n/type" in job["error"]["message"]
+    assert "#/properties/n/type" in job["error"] and job["path"] == "$.input.responseSchema.properties.n.type"
+    assert "$.n" in job["hint"]  # where in the answer
     out = await ok(client, "agent:request", {"agentId": "A", "input": '{"n": 2}', "responseSchema": SCHEMA,
                                              "strict": True, "outputPath": "w/answers/n", "wait": True})
     assert out == {"n": 2} and await value(client, "w/answers/n") == {"n": 2}
@@ -109,7 +110,7 @@ async def test_complete_and_fail_task_over_http(client, store):
     _, t2 = await invoke(client, "agent:request", {"agentId": "A", "input": "two"})
     before = snapshot(store)
     job = await failed(client, "agent:completeTask", {"result": 1}, "no_task_in_scope")  # as the SDK sends it
-    assert job["error"]["hint"]
+    assert "no task in scope" in job["error"] and job["hint"]
     status, body = await invoke(client, "agent:completeTask", {"agentId": "A", "taskId": "nope"})
     assert_rejection(status, body, 400, "invalid_input", "$.input.taskId")
     await failed(client, "agent:failTask", {"agentId": "A", "taskId": "0x" + "2" * 32, "error": "e"}, "not_found")
@@ -123,7 +124,7 @@ async def test_complete_and_fail_task_over_http(client, store):
     assert (await r.json())["output"] == {"ok": True}
     r = await client.get(f"/api/v1/jobs/{t2['jobId']}")
     j2 = await r.json()
-    assert j2["status"] == "FAILED" and j2["error"]["message"] == "not today"
+    assert j2["status"] == "FAILED" and (j2["error"], j2["errorCode"]) == ("not today", "task_failed")
     await failed(client, "agent:completeTask", {"agentId": "A", "taskId": t1["jobId"]}, "illegal_state")
 
 

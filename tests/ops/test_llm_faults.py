@@ -146,6 +146,7 @@ async def test_a_request_with_a_response_schema_reaches_the_endpoint_as_json_sch
     script.handlers.append(lambda b: web.json_response(completion('{"n": "four"}')))
     job = await call("agent:request", agentId="A", input="count", responseSchema=schema, strict=True, wait=True)
     assert job["status"] == "FAILED" and job["error"]["code"] == "schema_mismatch"
-    assert job["error"]["schemaPath"] == "#/properties/n/type" and job["error"]["path"] == "$.n"
+    assert job["error"]["schemaPath"] == "#/properties/n/type" and job["error"]["answerPath"] == "$.n"
+    assert job["error"]["path"] == "$.input.responseSchema.properties.n.type"
     info = (await call("agent:info", agentId="A"))["output"]
     assert info["status"] == "SLEEPING" and info["error"] is None  # the agent goes on

@@ -71,7 +71,8 @@ async def _finish(engine: Engine, caller: str, job: dict, aid: str, tid: str, *,
             if task.get("responseSchema") is not None:
                 answer, mismatch = check_answer(task["responseSchema"], result)
                 if mismatch is not None and task.get("strict"):
-                    raise OpError("schema_mismatch", mismatch["message"], path="$.input.result" + mismatch["path"][1:],
+                    raise OpError("schema_mismatch", mismatch["message"],
+                                  path="$.input.result" + mismatch["answerPath"][1:],
                                   hint=f"the task asks for a strict responseSchema (failing at {mismatch['schemaPath']})")
             event = msgspec.structs.replace(event, result=answer)
             status, output, err = J.COMPLETE, request_output(tid, aid, answer, task.get("sessionId")), None
