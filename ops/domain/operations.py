@@ -14,7 +14,8 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .contracts import Contract, declare
 
-__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE", "SessionId", "MaybeSession", "MAX_STEP_REPLIES"]
+__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE", "SessionId", "MaybeSession", "MAX_STEP_REPLIES",
+           "VENUE_REQUEST_TIMEOUT_MS"]
 
 AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}(?!\n)$",
                               description="agent identifier: 1-128 of A-Z a-z 0-9 _ . : @ + -, not starting with punctuation")]
@@ -36,6 +37,9 @@ SessionId = Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{32}(?!\n)$",
 MaybeSession = SessionId | None | UnsetType
 #: most model replies one ``agent:step`` may supply
 MAX_STEP_REPLIES = 100
+#: the Covia venue's wait of an ``agent:request`` that gives neither ``wait`` nor ``timeout``, ms (its own
+#: route, ``/api/v1/run``, applies it; through ``/api/v1/invoke`` such a request answers at once, as the seed's)
+VENUE_REQUEST_TIMEOUT_MS = 5000
 
 
 class _In(Struct, kw_only=True, forbid_unknown_fields=True):

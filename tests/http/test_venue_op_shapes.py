@@ -29,6 +29,13 @@ async def test_request_timeout_over_http(client):
     r = await client.post("/api/v1/run", json={"operation": "v/ops/agent/request",
                                                "input": {"agentId": "A", "input": "z", "timeout": 5000}})
     assert r.status == 200 and M.AgentRequestResult.model_validate(await r.json()).output == "z"
+    # neither wait nor timeout: through the venue's route, the venue's wait (up to 5 s); through invoke, none
+    r = await client.post("/api/v1/run", json={"operation": "v/ops/agent/request", "input": {"agentId": "A",
+                                                                                           "input": "w"}})
+    body = await r.json()
+    assert r.status == 200 and body["output"] == "w"
+    status, job = await invoke(client, "agent:request", {"agentId": "H", "input": "v"})
+    assert status == 202 and job["input"] == {"agentId": "H", "input": "v"}
     status, body = await invoke(client, "agent:request", {"agentId": "A", "input": "x", "wait": False, "timeout": 10})
     assert_rejection(status, body, 400, "invalid_input", "$.input.timeout")
     status, body = await invoke(client, "agent:request", {"agentId": "A", "input": "x", "timeout": -1})
