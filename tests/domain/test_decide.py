@@ -19,8 +19,8 @@ from ops.domain import decide as D
 from ops.domain.errors import OpError
 from ops.domain.events import (Created, Forked, Messaged, Resumed, Suspended, TaskCancelled, TaskCompleted, TaskFailed,
                                TaskQueued, Terminated, Triggered, Updated)
-from tests.domain.helpers import (AID, BUILDERS, asleep_with_work, big, busy, failed, missing, new_tx, running,
-                                  running_message, running_trigger, sleeping, suspended, suspended_with_work,
+from tests.domain.helpers import (AID, BUILDERS, SID, asleep_with_work, big, busy, failed, in_session, missing, new_tx,
+                                  running, running_message, running_trigger, sleeping, suspended, suspended_with_work,
                                   terminated, terminated_with_inbox, tid)
 
 
@@ -353,6 +353,17 @@ def test_status_is_checked_before_the_limit() -> None:
     tx = new_tx()
     check(lambda: D.request(terminated(tx), AID, NEW, 1, 0), Err("illegal_state", None, hint=True))
     check(lambda: D.message(missing(tx), AID, "x", 0), NOT_FOUND)
+
+
+def test_a_session_request_keeps_its_options_and_a_forceless_trigger_checks_the_session() -> None:
+    tx = new_tx()
+    rec = in_session(tx)
+    opts = {"responseSchema": {"type": "object"}, "strict": True}
+    assert D.request(rec, AID, NEW, 1, 10, tx, SID, options=opts) == TaskQueued(taskId=NEW, input=1, sessionId=SID,
+                                                                                   **opts)
+    assert D.trigger(rec, AID, NEW, 10, tx, SID, force=False) is None  # a known session, nothing to do
+    check(lambda: D.trigger(rec, AID, NEW, 10, tx, tid(999), force=False), Err("not_found", "$.input.sessionId",
+                                                                                 hint=True))
 
 
 def test_request_records_only_the_options_given() -> None:

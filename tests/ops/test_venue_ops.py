@@ -558,3 +558,15 @@ async def test_a_what_if_replay_keeps_the_requests_schema(rt: Runtime) -> None:
     assert r["replayed"] == 2 and r["diverged"] == []
     statuses = [[x["status"] for x in e["taskResults"].values()] for e in await read(rt, "g/W/timeline")]
     assert statuses == [["FAILED"], ["COMPLETE"]]  # strict held on the what-if agent too
+
+
+async def test_a_session_bound_request_with_a_schema_and_an_output_path(rt: Runtime) -> None:
+    await out(rt, "agent:create", agentId="A", config=ECHO)
+    first = await call(rt, "agent:request", agentId="A", input="one", session={"title": "t"}, wait=True)
+    sid = first["sessionId"]
+    assert first["output"]["sessionId"] == sid  # the wrapped text answer says its session
+    job = await call(rt, "agent:request", agentId="A", input='{"n": 3}', sessionId=sid, responseSchema=SCHEMA,
+                     strict=True, outputPath="w/s/n", wait=True)
+    assert job["status"] == "COMPLETE" and job["output"] == {"n": 3} and await read(rt, "w/s/n") == {"n": 3}
+    o = await out(rt, "agent:trigger", agentId="A", sessionId=sid, force=False)
+    assert o["sessionId"] == sid and o["taskResults"] == []
