@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from lattice.errors import InvalidValue
+from lattice.errors import GcRunning, InvalidValue
 from lattice.gc import collect
 from lattice.nodes import ObjectCache
 
@@ -137,6 +137,8 @@ class Runtime:
                          r["jobsRemoved"], r["live"])
             except asyncio.CancelledError:
                 raise
+            except GcRunning as e:  # several servers on one database: one collects, the others skip a round
+                log.info("gc skipped: %s", e.message)
             except Exception:
                 log.exception("gc failed; the next one runs in %s s", self.gc_every)
 
