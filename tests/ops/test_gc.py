@@ -214,7 +214,7 @@ class _Busy(MemoryStore):
 
 
 async def test_periodic_gc_skips_a_round_when_another_collection_runs(caplog):
-    caplog.set_level(logging.INFO, logger="ops.engine.runtime")
+    caplog.set_level(logging.INFO, logger="lattice.runtime")
     r = Runtime(_Busy(), gc_every=0.01)
     await r.start()
     try:
