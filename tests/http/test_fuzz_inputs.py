@@ -40,7 +40,7 @@ VALID: dict[str, dict[str, Any]] = {
     "covia:write": {"path": "w/x", "value": 1}, "covia:append": {"path": "w/l", "value": 1},
     "covia:delete": {"path": "w/x"}, "agent:history": {"agentId": "A"}, "agent:diff": {"agentId": "A", "from": 0},
     "agent:replay": {"agentId": "A", "to": 1},
-    "agent:prune": {"agentId": "A", "keepLast": 1},
+    "agent:prune": {"agentId": "A", "keepLast": 1}, "agent:version": {"agentId": "A", "at": 0},
 }
 
 
