@@ -47,11 +47,16 @@ def test_agent_timeline_version_state_diff_replay(alice, page_factory):
     assert "Three vendors are overdue" in body.inner_text()
     assert body.locator(".task-results .badge").inner_text() == "COMPLETE"
     body.get_by_role("button", name="Show the model exchanges").click()
-    exchanges = body.locator(".exchanges")
+    exchanges = body.locator(".exchanges[data-ready=exchanges]")
     exchanges.wait_for()
     assert "v2" in exchanges.inner_text()  # the run is version 2 (create, request, run)
-    assert exchanges.locator("li.msg").count() == 3  # the task, the complete_task call, the tool result
-    assert "complete_task" in exchanges.inner_text()
+    assert p.invoked("agent:version") == [{"agentId": "Alice", "at": 2, "maxSize": 1 << 20}]
+    (call,) = exchanges.locator("li.exchange").all()  # one model call, exactly as recorded
+    assert "✓ request verified" in call.inner_text()
+    assert "1 message of context" in call.locator("details.context summary").inner_text()  # the system prompt
+    new = call.locator("ol.messages.new li.msg")
+    assert new.count() == 1 and "What vendors are overdue?" in new.inner_text()  # the task, as the model got it
+    assert "complete_task" in call.locator("ol.reply").inner_text()  # its reply: the tool call
     p.shot("1-timeline")
 
     # versions: the graph across agents, with both forks from the versions they were taken at

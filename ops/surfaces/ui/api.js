@@ -7,8 +7,9 @@
 export const AUTH = document.documentElement.dataset.auth === 'token' ? 'token' : 'none';
 const TOKEN_KEY = 'lattice.token';
 const TERMINAL = new Set(['COMPLETE', 'FAILED', 'CANCELLED', 'TIMEOUT']);
-// Browsers open at most 6 connections per origin over HTTP/1.1: keep 2 for event streams.
-const MAX_CALLS = 4;
+// Browsers open at most 6 connections per origin over HTTP/1.1: keep 3 for event streams (the caller's, an
+// agent's, a job's).
+const MAX_CALLS = 3;
 
 export const token = () => sessionStorage.getItem(TOKEN_KEY);
 export const setToken = (t) => t ? sessionStorage.setItem(TOKEN_KEY, t) : sessionStorage.removeItem(TOKEN_KEY);
@@ -20,6 +21,25 @@ export class ApiError extends Error {
     super(error?.message || String(error));
     Object.assign(this, {code: error?.code || 'error', hint: error?.hint, path: error?.path, status});
   }
+}
+
+/**
+ * The error of a job or an agent as {code, message, hint, path}, or null: tolerant of both shapes the server
+ * has sent, `error: {code, message, ...}` and `error: "message"` with `errorCode` beside it.
+ */
+export function errorOf(x) {
+  const e = x?.error;
+  if (e == null || e === '') return null;
+  if (typeof e === 'string') return {code: x.errorCode ?? 'error', message: e};
+  return {...e, code: e.code ?? x.errorCode ?? 'error'};
+}
+
+/** How many tasks an agent has queued, from agent:list or agent:info (`taskCount`, or the venue's `tasks`). */
+export function taskCountOf(a) {
+  if (typeof a?.taskCount === 'number') return a.taskCount;
+  if (typeof a?.tasks === 'number') return a.tasks;
+  if (Array.isArray(a?.tasks)) return a.tasks.length;
+  return 0;
 }
 
 function headers(extra = {}) {
@@ -53,14 +73,14 @@ async function request(method, path, body, signal) {
 /** POST /api/v1/invoke: the job (followed to its end when the server answers 202). */
 export async function invoke(operation, input = {}, {signal} = {}) {
   let job = await request('POST', '/api/v1/invoke', {operation, input}, signal);
-  if (!TERMINAL.has(job.status)) job = await followJob(job.jobId, {signal});
+  if (!TERMINAL.has(job.status)) job = await followJob(job.jobId ?? job.id, {signal});
   return job;
 }
 
 /** The output of an operation; throws ApiError with the job's error when it did not complete. */
 export async function call(operation, input = {}, opts = {}) {
   const job = await invoke(operation, input, opts);
-  if (job.status !== 'COMPLETE') throw new ApiError(job.error || {code: job.status, message: `job ${job.status}`});
+  if (job.status !== 'COMPLETE') throw new ApiError(errorOf(job) || {code: job.status, message: `job ${job.status}`});
   return job.output;
 }
 
@@ -152,6 +172,34 @@ export function followAgent(agentId, {onVersion, onState}) {
       onState?.('retrying');
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 10000);
+    }
+  })();
+  return () => ctl.abort();
+}
+
+/**
+ * Follow the caller's agents (GET /api/v1/events), reconnecting after a drop (each connection starts with the
+ * whole list). Calls onList(agents) with the `agents` event, onEvent(event, data) with each `agent-created`,
+ * `agent-updated` and `agent-removed`, and onState('live'|'retrying'|'closed'). Returns a function that stops.
+ */
+export function followCaller({onList, onEvent, onState}) {
+  const ctl = new AbortController();
+  (async () => {
+    let delay = 1000;
+    while (!ctl.signal.aborted) {
+      try {
+        for await (const ev of events('/api/v1/events', {signal: ctl.signal})) {
+          if (ev.event === 'agents') { delay = 1000; onState?.('live'); onList(ev.data.agents || []); }
+          else if (ev.event.startsWith('agent-')) onEvent(ev.event, ev.data);
+        }
+      } catch (e) {
+        if (ctl.signal.aborted) return;
+        if (e.status === 401) { onState?.('closed'); return; }
+      }
+      if (ctl.signal.aborted) return;
+      onState?.('retrying');
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 30000);
     }
   })();
   return () => ctl.abort();
