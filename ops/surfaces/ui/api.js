@@ -7,9 +7,10 @@
 export const AUTH = document.documentElement.dataset.auth === 'token' ? 'token' : 'none';
 const TOKEN_KEY = 'lattice.token';
 const TERMINAL = new Set(['COMPLETE', 'FAILED', 'CANCELLED', 'TIMEOUT']);
-// Browsers open at most 6 connections per origin over HTTP/1.1: keep 3 for event streams (the caller's, an
-// agent's, a job's).
-const MAX_CALLS = 3;
+// Browsers open at most 6 connections per origin over HTTP/1.1. At most 3 event streams are open at once (the
+// caller's, an agent's, a job's): 4 calls at a time leave them room (a call waits for a connection, never for
+// a stream to end, as calls end on their own).
+const MAX_CALLS = 4;
 
 export const token = () => sessionStorage.getItem(TOKEN_KEY);
 export const setToken = (t) => t ? sessionStorage.setItem(TOKEN_KEY, t) : sessionStorage.removeItem(TOKEN_KEY);
