@@ -139,7 +139,7 @@ def main() -> None:
             for agent in ("Big", "Small"):
                 for view in VIEWS:
                     results[(agent, view)] = [measure(browser, port, agent, view) for _ in range(a.reps)]
-            for agent in ("Fam", "Fam-9"):
+            for agent in ("Fam", "Fam-9") if a.forks > 19 else ("Fam",):  # Fam-9 has forks from 20 on
                 results[(agent, "versions")] = [measure(browser, port, agent, "versions") for _ in range(a.reps)]
             chromium = browser.version
             browser.close()
