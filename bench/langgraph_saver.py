@@ -1,6 +1,6 @@
-"""LatticeSaver against LangGraph's SQLite checkpointer: the same chat graph, side by side, in one run.
+"""LatticeSaver against LangGraph's SQLite and PostgreSQL checkpointers: the same chat graph, side by side, in one run.
 
-Three series grow one conversation each, turn by turn, alternating (each turn
+Up to five series grow one conversation each, turn by turn, alternating (each turn
 runs on every series before the next turn starts; the order rotates), all on
 the same disk, all with ``invoke(..., durability="sync")``:
 
@@ -9,10 +9,18 @@ the same disk, all with ``invoke(..., durability="sync")``:
 * ``SQLite delta``: the same with ``messages: Annotated[list,
   DeltaChannel(_messages_delta_reducer, snapshot_frequency=50)]`` (skipped when
   this langgraph has no ``DeltaChannel``);
+* ``PostgresSaver``: the default graph on LangGraph's ``PostgresSaver``
+  (``langgraph-checkpoint-postgres``, the bench extra) on a real PostgreSQL;
+* ``Lattice (PostgreSQL)``: the default graph on ``LatticeSaver`` over a
+  ``PostgresStore`` (``LatticeSaver.from_conn_string("postgresql://...")``) on the
+  same server, a database of its own;
 * ``Lattice``: the default graph on ``LatticeSaver`` over a durable ``LmdbStore``
   (``LatticeSaver.from_conn_string(<dir>)``).
 
-PostgresSaver is out of scope: the lattice has no PostgreSQL backend yet.
+The PostgreSQL series need a server: ``--pg URL`` (a superuser URL; a database is
+created per series), else one started for the run in the temp dir with PostgreSQL's
+durable defaults (``fsync``, ``synchronous_commit`` on: tests/pg.py, the Debian
+binaries in ``/usr/lib/postgresql/*/bin``); without either they are left out, and said so.
 
 A turn is one human message of ``--chars`` characters (seeded, the same text on
 every side) and one AI reply from a deterministic fake model node (the text
@@ -21,13 +29,14 @@ every series:
 
 * step latency p50/p99 over the last ``max(10, N // 10)`` turns up to N;
 * bytes on disk: the SQLite file after ``PRAGMA wal_checkpoint(TRUNCATE)``;
-  LMDB's pages in use (``LmdbStore.stats()["used_bytes"]``);
+  LMDB's pages in use (``LmdbStore.stats()["used_bytes"]``); on PostgreSQL the
+  saver's tables with their indexes and TOAST (``pg_total_relation_size``);
 * ``graph.get_state_history`` of the whole thread (every checkpoint with its values);
 * ``graph.get_state`` of an old checkpoint (the one after turn N/2);
 * copying the thread with its whole history: ``saver.copy_thread`` on ours; on
-  SQLite, which has no ``copy_thread``, the equivalent SQL (``INSERT ... SELECT``
-  of the thread's checkpoints and writes rows in one transaction; the copy is
-  deleted afterwards, untimed).
+  SQLite and PostgresSaver, which have no ``copy_thread``, the equivalent SQL
+  (``INSERT ... SELECT`` of the thread's rows of every table in one transaction;
+  the copy is deleted afterwards, untimed).
 
 Floor, in the same run: a raw ``fsync`` of 400 bytes (the disk's cost of one
 durable commit).
@@ -77,6 +86,9 @@ except ImportError:  # pragma: no cover - an older langgraph
 from ops.langgraph import LatticeSaver  # noqa: E402
 
 THREAD = "t"
+SERIES = ["sqlite-default", "sqlite-delta", "postgres-saver", "lattice-pg", "lattice"]
+PG_SERIES = ("postgres-saver", "lattice-pg")
+PG_SAVER_TABLES = ["checkpoints", "checkpoint_blobs", "checkpoint_writes"]
 
 
 # ----------------------------------------------------------------- helpers
@@ -264,6 +276,93 @@ class LatticeSeries(Series):
         self._cm.__exit__(None, None, None)
 
 
+class PostgresSaverSeries(Series):
+    name = "PostgresSaver"
+
+    def __init__(self, root: Path, url: str) -> None:
+        from langgraph.checkpoint.postgres import PostgresSaver
+        super().__init__(root)
+        self.url = url
+        self._cm = PostgresSaver.from_conn_string(url)
+        self.saver = self._cm.__enter__()
+        self.saver.setup()
+        self.graph = build_graph(self.state_type, self.saver)
+
+    def disk(self) -> int:
+        return pg_relations_size(self.url, PG_SAVER_TABLES)
+
+    def copy_thread(self, dst: str) -> None:
+        conn = self.saver.conn
+        with self.saver.lock, conn.transaction():  # one transaction
+            conn.execute("INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
+                         "type, checkpoint, metadata) SELECT %s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
+                         "type, checkpoint, metadata FROM checkpoints WHERE thread_id = %s", (dst, THREAD))
+            conn.execute("INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob) "
+                         "SELECT %s, checkpoint_ns, channel, version, type, blob FROM checkpoint_blobs "
+                         "WHERE thread_id = %s", (dst, THREAD))
+            conn.execute("INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path,"
+                         " idx, channel, type, blob) SELECT %s, checkpoint_ns, checkpoint_id, task_id, task_path, idx,"
+                         " channel, type, blob FROM checkpoint_writes WHERE thread_id = %s", (dst, THREAD))
+
+    def drop_copy(self, dst: str) -> None:
+        self.saver.delete_thread(dst)
+
+    def close(self) -> None:
+        self._cm.__exit__(None, None, None)
+
+
+class LatticePgSeries(LatticeSeries):
+    name = "Lattice (PostgreSQL)"
+
+    def __init__(self, root: Path, url: str) -> None:
+        Series.__init__(self, root)
+        self._cm = LatticeSaver.from_conn_string(url)
+        self.saver = self._cm.__enter__()
+        self.graph = build_graph(self.state_type, self.saver)
+
+    def disk(self) -> int:
+        return self.saver.store.stats()["used_bytes"]  # lattice_objects and lattice_refs, indexes and TOAST
+
+
+def pg_relations_size(url: str, tables: list[str]) -> int:
+    import psycopg
+    with psycopg.connect(url, autocommit=True) as conn:
+        return sum(conn.execute("SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)", (t,)).fetchone()[0]
+                   for t in tables)
+
+
+class PgServer:
+    """The PostgreSQL the PostgreSQL series use: ``--pg URL``, or one started for the run; ``why`` says
+    why there is none. ``database()`` makes a fresh database (dropped at ``close()``)."""
+
+    def __init__(self, url: str | None, root: Path) -> None:
+        self.url, self.why, self._stop, self._dbs = url, "", None, []
+        if url is None:
+            try:
+                from tests.pg import start_postgres
+                self.url, self._stop = start_postgres(root, durable=True)
+            except Exception as e:  # noqa: BLE001 - no binaries, or the server would not start
+                self.why = str(e).splitlines()[0]
+
+    def database(self) -> str:
+        from tests.pg import create_database
+        db = create_database(self.url)
+        self._dbs.append(db)
+        return db
+
+    def version(self) -> str:
+        import psycopg
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute("SHOW server_version").fetchone()[0]
+
+    def close(self) -> None:
+        from tests.pg import drop_database
+        for db in self._dbs:
+            drop_database(db)
+        if self._stop is not None:
+            self._stop()
+
+
 # ----------------------------------------------------------------- the run
 def texts(n: int, chars: int, seed: int) -> list[str]:
     rnd = random.Random(seed)
@@ -276,6 +375,9 @@ def run(args: argparse.Namespace) -> None:
     load0 = os.getloadavg()
     t_start = time.perf_counter()
     floor = fsync_floor(root)
+    pg = PgServer(args.pg, root) if any(x in args.series for x in PG_SERIES) else None
+    if pg is not None and pg.url is None:
+        print(f"# no PostgreSQL: {pg.why}; the PostgreSQL series are left out (--pg URL gives one)", file=sys.stderr)
 
     def make(tag: str) -> list[Series]:
         out: list[Series] = []
@@ -283,6 +385,11 @@ def run(args: argparse.Namespace) -> None:
             out.append(SqliteSeries(root / tag / "sqlite-default", False, args.snapshot_frequency))
         if "sqlite-delta" in args.series and DeltaChannel is not None:
             out.append(SqliteSeries(root / tag / "sqlite-delta", True, args.snapshot_frequency))
+        if pg is not None and pg.url is not None:
+            if "postgres-saver" in args.series:
+                out.append(PostgresSaverSeries(root / tag / "postgres-saver", pg.database()))
+            if "lattice-pg" in args.series:
+                out.append(LatticePgSeries(root / tag / "lattice-pg", pg.database()))
         if "lattice" in args.series:
             out.append(LatticeSeries(root / tag / "lattice"))
         return out
@@ -330,19 +437,26 @@ def run(args: argparse.Namespace) -> None:
     finally:
         for s in series:
             s.close()
+        pg_note = "" if pg is None else (f"PostgreSQL {pg.version()} at {pg.url.split('@')[-1]}" if pg.url else
+                                         f"PostgreSQL series left out: {pg.why}")
+        if pg is not None:
+            pg.close()
     took = time.perf_counter() - t_start
-    report(args, rows, [s.name for s in series], ours.name, floor, load0, took, root)
+    report(args, rows, [s.name for s in series], ours.name, floor, load0, took, root, pg_note)
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
 
 
 def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, floor: list[float],
-           load0: tuple, took: float, root: Path) -> None:
-    peers = [n for n in names if n != ours]
+           load0: tuple, took: float, root: Path, pg_note: str = "") -> None:
+    pairs = [(n, ours) for n in names if n != ours]
+    if "PostgresSaver" in names and "Lattice (PostgreSQL)" in names:  # like for like on PostgreSQL
+        pairs.append(("PostgresSaver", "Lattice (PostgreSQL)"))
     print(f"# bench/langgraph_saver.py  python {platform.python_version()}  langgraph {ver('langgraph')}"
           f"  langgraph-checkpoint {ver('langgraph-checkpoint')}  langgraph-checkpoint-sqlite"
-          f" {ver('langgraph-checkpoint-sqlite')}  langchain-core {ver('langchain-core')}  ormsgpack"
-          f" {ver('ormsgpack')}  sqlite {sqlite3.sqlite_version}")
+          f" {ver('langgraph-checkpoint-sqlite')}  langgraph-checkpoint-postgres"
+          f" {ver('langgraph-checkpoint-postgres')}  langchain-core {ver('langchain-core')}  ormsgpack"
+          f" {ver('ormsgpack')}  sqlite {sqlite3.sqlite_version}  psycopg {ver('psycopg')}")
     print(f"#   ours: lmdb {ver('lmdb')}  msgspec {ver('msgspec')}  blake3 {ver('blake3')}")
     load1 = os.getloadavg()
     print(f"# machine: {platform.machine()} {os.cpu_count()} cores ({cpu_model()}), {platform.platform()};"
@@ -356,29 +470,31 @@ def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, fl
         print(f"# SQLite delta: DeltaChannel(_messages_delta_reducer, snapshot_frequency={args.snapshot_frequency})"
               " (DeltaChannel is beta; the reducer is marked experimental)")
     print(f"# floor: raw fsync of 400 B p50 {pct(floor, 50):.3f} ms, p99 {pct(floor, 99):.3f} ms (n={len(floor)})")
-    print("# PostgresSaver: out of scope (no PostgreSQL backend for the lattice yet)\n")
+    if pg_note:
+        print(f"# {pg_note} (durable: fsync and synchronous_commit on, unless --pg names a server set otherwise)")
+    print()
 
     def table(title: str, cell: Callable[[dict], str], key: str, lower_better: bool = True) -> None:
         print(f"#### {title}\n")
-        head = ["N"] + names + [f"{p} / {ours}" for p in peers]
+        head = ["N"] + names + [f"{p} / {q}" for p, q in pairs]
         print("| " + " | ".join(head) + " |")
         print("|" + "---:|" * len(head))
         for n, per in rows.items():
             cells = [f"{n:,}"] + [cell(per[x]) for x in names]
-            cells += [ratio(per[p][key], per[ours][key]) if lower_better else ratio(per[ours][key], per[p][key])
-                      for p in peers]
+            cells += [ratio(per[p][key], per[q][key]) if lower_better else ratio(per[q][key], per[p][key])
+                      for p, q in pairs]
             print("| " + " | ".join(cells) + " |")
         print()
 
     table("Step latency (ms), p50 / p99 over the last max(10, N/10) turns up to N",
           lambda r: f"{r['p50']:.2f} / {r['p99']:.2f}", "p50")
-    table("Bytes on disk (SQLite file after wal_checkpoint(TRUNCATE); LMDB pages in use)",
+    table("Bytes on disk (SQLite file after wal_checkpoint(TRUNCATE); LMDB pages in use; PostgreSQL tables)",
           lambda r: fmt_bytes(r["disk"]), "disk")
     table("get_state_history of the whole thread (3N checkpoints with values), ms, median",
           lambda r: f"{r['history']:,.1f}", "history")
     table("get_state of the checkpoint after turn N/2, ms, median",
           lambda r: f"{r['old']:.2f}", "old")
-    table("Copy the thread with its history, ms, p50 / p99 (ours: copy_thread; SQLite: INSERT ... SELECT of its rows)",
+    table("Copy the thread with its history, ms, p50 / p99 (ours: copy_thread; theirs: INSERT ... SELECT of its rows)",
           lambda r: f"{r['copy']:.3f} / {r['copy_p99']:.3f}", "copy")
 
     if ours != "Lattice" or "SQLite default" not in names:
@@ -421,9 +537,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=5, help="turns on throwaway stores before the run")
     p.add_argument("--dir", default=None, help="where the stores go (default: the temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the stores")
-    p.add_argument("--series", nargs="+", default=["sqlite-default", "sqlite-delta", "lattice"],
-                   choices=["sqlite-default", "sqlite-delta", "lattice"],
+    p.add_argument("--series", nargs="+", default=SERIES, choices=SERIES,
                    help="which series run (one alone measures it without the others' disk traffic)")
+    p.add_argument("--pg", default=None, metavar="URL",
+                   help="superuser URL of a running PostgreSQL for the PostgreSQL series (default: start one)")
     args = p.parse_args(argv)
     if args.quick:
         args.ns, args.budget = [10, 100], min(args.budget, 3.0)

@@ -138,13 +138,14 @@ def squash(tx: Tx, head: bytes, keep_from: int, *, ts: int, op: str, input: Any,
     ``tx``; returns ``(new head, {old commit id: new commit id})``.
 
     Raises:
-        InvalidValue: ``keep_from`` is not in ``1..head seq``.
+        InvalidValue: ``keep_from`` is not in ``first seq + 1 .. head seq + 1`` (``head seq + 1``:
+            the head itself becomes the base, with nothing above it).
     """
     chain = list(log(tx, head))
     chain.reverse()
     top = chain[-1][1].seq
     first = chain[0][1].seq
-    if not first < keep_from <= top:
+    if not first < keep_from <= top + 1:
         raise InvalidValue(f"versions {first}..{top}: cannot keep from {keep_from}")
     ids: dict[bytes, bytes] = {}
     base_old, base_c = chain[keep_from - 1 - first]

@@ -338,7 +338,7 @@ class LmdbStore(LmdbCollector):
         """
         if threading.current_thread() is self._thread:
             raise StoreError("LmdbStore.commit called on the store's own writer thread (would deadlock)")
-        return self._submit(objects, updates, generation).result()
+        return self.submit(objects, updates, generation=generation).result()
 
     async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = (), *,
                       generation: int | None = None) -> bool:
@@ -352,7 +352,7 @@ class LmdbStore(LmdbCollector):
             InvalidValue: as :meth:`commit`.
             StoreError: as :meth:`commit`.
         """
-        return await asyncio.wrap_future(self._submit(objects, updates, generation))
+        return await asyncio.wrap_future(self.submit(objects, updates, generation=generation))
 
     def _ref_key(self, name: str) -> bytes | None:
         """Encode a ref name; ``None`` when no stored key can equal or start with it."""
@@ -386,8 +386,18 @@ class LmdbStore(LmdbCollector):
             )
         return _Request(list(objs.items()), encoded, concurrent.futures.Future(), generation)
 
-    def _submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate],
-                generation: int | None = None) -> concurrent.futures.Future:
+    def submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = (), *,
+               generation: int | None = None) -> concurrent.futures.Future:
+        """Queue a commit for the writer thread and return at once (see :meth:`lattice.store.Store.submit`).
+
+        Requests are applied in the order they were queued, possibly several in one
+        write transaction (one fsync); the future resolves to ``True``/``False`` as
+        :meth:`commit` returns, or to the backend's error.
+
+        Raises:
+            InvalidValue: as :meth:`commit` (nothing queued).
+            StoreError: the store is closed. ReadOnly: opened read-only.
+        """
         if self._closed:
             raise StoreError(f"LmdbStore {self.path!r} is closed")
         if self.readonly:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import NotFound
 from .gc import Barrier, closure
-from .store import RefUpdate, check_object, check_ref_updates
+from .store import RefUpdate, check_object, check_ref_updates, submit_by_commit
 
 __all__ = ["MemoryStore"]
 
@@ -66,6 +67,11 @@ class MemoryStore:
     async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate], *,
                       generation: int | None = None) -> bool:
         return self.commit(objects, updates, generation=generation)
+
+    def submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate], *,
+               generation: int | None = None) -> concurrent.futures.Future[bool]:
+        """:meth:`commit`, run now; a future already resolved to its result (see :meth:`lattice.store.Store.submit`)."""
+        return submit_by_commit(self, objects, updates, generation=generation)
 
     # -- garbage collection (lattice.gc) --------------------------------------------------
     def objects(self) -> Iterator[tuple[bytes, int]]:

@@ -18,7 +18,8 @@ from .nodes import BLOB, MAP, NODE, VEC, HMap, Tx, Vec, map_delete, map_set, seq
 __all__ = ["NAMESPACES", "MAX_DEPTH", "MAX_SEGMENT", "parse_path", "open_level", "kind_of", "read_path", "write_path",
            "delete_path", "Missing"]
 
-NAMESPACES = ("g", "w", "j", "t")
+#: g/ agents, w/ workspace, j/ jobs, t/ LangGraph threads, v/ the venue's globals (read-only, virtual)
+NAMESPACES = ("g", "w", "j", "t", "v")
 #: most segments a path may have (namespace included)
 MAX_DEPTH = 64
 #: longest segment, in characters
@@ -61,8 +62,8 @@ def parse_path(path: str) -> tuple[str, list[str]]:
             raise InvalidPath(f"segment {i} of the path holds a control character")
     ns = parts[0]
     if ns not in NAMESPACES:
-        raise InvalidPath(f"unknown namespace {ns!r} in {path!r}: expected one of g, w, j, t",
-                          hint="paths look like g/<agentId>/..., w/..., j/<jobId> or t/<threadId> (LangGraph)")
+        raise InvalidPath(f"unknown namespace {ns!r} in {path!r}: expected one of g, w, j, t, v",
+                          hint="paths look like g/<agentId>/..., w/..., j/<jobId> t/<threadId> (LangGraph) or v/info/... (the venue)")
     return ns, parts[1:]
 
 

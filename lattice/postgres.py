@@ -8,20 +8,25 @@ Tables (schema version :data:`SCHEMA_VERSION`, in the connection's ``search_path
   ``"C"`` collation orders names by UTF-8 bytes, i.e. by code point, as ``sorted()``
   orders ``str``, and lets ``LIKE 'prefix%'`` use the primary key;
 * ``lattice_schema (version int PRIMARY KEY, applied_at timestamptz, applied_by text)``:
-  one row per migration applied; the schema's version is the largest.
+  one row per migration applied; the schema's version is the largest;
+* ``lattice_gc`` (one row: the collection ``generation``, whether one is ``active``) and
+  ``lattice_gc_protected (digest bytea PRIMARY KEY)``: garbage collection, see
+  :mod:`lattice.postgres_gc` (schema version 2).
 
 The first :class:`PostgresStore` to open a database creates the tables, and one that
 finds an older version it knows migrates it (in one transaction, under an advisory
 lock, so concurrent openers wait for each other); a newer version than it knows is
 refused with :class:`StoreError`.
 
-**Compare-and-swap.** A commit's transaction first takes one transaction-scoped
-advisory lock per ref it names (``pg_advisory_xact_lock(space, hash(name))``, in
+**Compare-and-swap.** A commit's transaction first takes the collection's lock shared
+(:mod:`lattice.postgres_gc`), then one transaction-scoped advisory lock per ref it names
+(``pg_advisory_xact_lock(space, hash(name))``, in
 ascending key order, so two transactions never wait on each other in a cycle). A
 lock exists whether or not the ref does, so two creators of the same new ref
 serialise like two movers of an existing one. Holding the locks, a second statement
 (a fresh READ COMMITTED snapshot, taken after the previous holder committed) reads
-the refs' current digests; the CAS is decided in Python; objects and ref writes
+the refs' current digests and the collection's state (a commit carrying another
+``generation`` is refused); the CAS is decided in Python; objects and ref writes
 follow, and ``COMMIT`` releases the locks. A lost CAS writes nothing. Every writer of
 ``lattice_refs`` must take these locks: write refs only through this class.
 
@@ -59,13 +64,16 @@ import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from .digest import DIGEST_SIZE
 from .errors import InvalidValue, LatticeError, NotFound, StoreError
-from .postgres_support import (INSERT_CHUNK_BYTES, MAX_GROUP, MAX_GROUP_BYTES, MAX_REF_BYTES, MIGRATIONS,
-                               REF_LOCK_SPACE, SCHEMA_LOCK_SPACE, SCHEMA_VERSION, lock_key, map_error, name_error,
-                               package_version, redact, text_ok)
+from .postgres_gc import PostgresCollector
+from .postgres_support import (GC_LOCK_SPACE, INSERT_CHUNK_BYTES, MAX_GROUP, MAX_GROUP_BYTES, MAX_REF_BYTES,
+                               MIGRATIONS, REF_LOCK_SPACE, SCHEMA_LOCK_SPACE, SCHEMA_VERSION)
+from .postgres_support import connection_lost as _connection_lost
+from .postgres_support import (lock_key, map_error, name_error, package_version, redact, request_specific,
+                               text_ok)
 from .store import RefUpdate, check_object, check_ref_updates
 
 __all__ = ["MAX_REF_BYTES", "SCHEMA_VERSION", "PostgresStore", "map_error"]
@@ -81,6 +89,7 @@ class _Request(NamedTuple):
     updates: list[RefUpdate]
     future: concurrent.futures.Future
     size: int
+    generation: int | None = None
 
 
 class _Ambiguous(Exception):
@@ -91,7 +100,15 @@ class _Ambiguous(Exception):
         self.cause = cause
 
 
-class PostgresStore:
+#: a commit's first statement: the collection's lock shared, then its refs' locks in key order
+_LOCK_REFS = ("WITH g AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(%s::int4, 0)) "
+              "SELECT pg_advisory_xact_lock(%s::int4, k) FROM g, unnest(%s::int4[]) AS k")
+#: its second: the collection's state and the refs' digests (a snapshot taken after the locks)
+_READ_REFS = ("SELECT g.generation, g.active, r.name, r.digest FROM lattice_gc g "
+              "LEFT JOIN lattice_refs r ON r.name = ANY(%s)")
+
+
+class PostgresStore(PostgresCollector):
     """A backend of the store port on a PostgreSQL database, shared by any number of processes.
 
     Thread-safe. Reads borrow a pooled connection on the caller's thread (one
@@ -124,12 +141,18 @@ class PostgresStore:
         self._thread: threading.Thread | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._submit_lock = threading.Lock()
+        #: bumped by every garbage-collection sweep; this store's last sight of it (see lattice.postgres_gc)
+        self.generation = 0
+        self._gc_run = None
+        self._gc_lock = threading.Lock()
         conn_kwargs = {"autocommit": True, "prepare_threshold": None, "application_name": application_name}
+        self._dsn, self._conn_kwargs = url, conn_kwargs
         try:
             # one direct connection first: its errors are the server's own (refused, no such
             # database, authentication), where a pool would only report a timeout
             with psycopg.connect(url, **conn_kwargs) as conn:
                 self.schema_version = self._migrate(conn)
+                self.generation = conn.execute("SELECT generation FROM lattice_gc").fetchone()[0]
             self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False,
                                         name=f"lattice:{self.url}", kwargs=conn_kwargs)
             self._pool.open(wait=True, timeout=timeout)
@@ -329,7 +352,8 @@ class PostgresStore:
 
     # ----------------------------------------------------------------- writes
 
-    def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = ()) -> bool:
+    def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = (), *,
+               generation: int | None = None) -> bool:
         """Store ``objects`` and apply every ref update atomically.
 
         Blocks until the writer thread has committed the group this request was part of.
@@ -337,10 +361,14 @@ class PostgresStore:
         Args:
             objects: ``{digest: bytes}``; each digest must be blake3 of its bytes.
             updates: compare-and-swaps, all applied or none.
+            generation: the store's :attr:`generation` when the writer started reading; the
+                commit is refused when a garbage collection swept since (see
+                :mod:`lattice.postgres_gc`). None: not checked.
 
         Returns:
-            ``True`` when every update's ``expected`` matched and all were applied with
-            the objects; ``False`` (and nothing written) otherwise.
+            ``True`` when every update's ``expected`` matched (and the generation, when
+            given) and all were applied with the objects; ``False`` (and nothing written)
+            otherwise.
 
         Raises:
             InvalidValue: a digest does not match its bytes, a ref name is empty,
@@ -351,9 +379,10 @@ class PostgresStore:
         """
         if threading.current_thread() is self._thread:
             raise StoreError("PostgresStore.commit called on the store's own writer thread (would deadlock)")
-        return self._submit(objects, updates).result()
+        return self.submit(objects, updates, generation=generation).result()
 
-    async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = ()) -> bool:
+    async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = (), *,
+                      generation: int | None = None) -> bool:
         """:meth:`commit` for an event loop: awaits the writer thread, never blocks the loop.
 
         Validation happens synchronously when the coroutine starts. Cancelling the
@@ -364,9 +393,10 @@ class PostgresStore:
             InvalidValue: as :meth:`commit`.
             StoreError: as :meth:`commit`.
         """
-        return await asyncio.wrap_future(self._submit(objects, updates))
+        return await asyncio.wrap_future(self.submit(objects, updates, generation=generation))
 
-    def _prepare(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> _Request:
+    def _prepare(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate],
+                 generation: int | None) -> _Request:
         # Copy first, validate the copies: what is hashed is what is written.
         objs = {bytes(d): bytes(data) for d, data in objects.items()}
         ups = check_ref_updates(objs, updates)
@@ -376,11 +406,21 @@ class PostgresStore:
                 raise InvalidValue(f"ref name {u.name[:80]!r} {problem}")
         ups = [RefUpdate(u.name, None if u.expected is None else bytes(u.expected),
                          None if u.new is None else bytes(u.new)) for u in ups]
-        return _Request(objs, ups, concurrent.futures.Future(), sum(map(len, objs.values())))
+        return _Request(objs, ups, concurrent.futures.Future(), sum(map(len, objs.values())), generation)
 
-    def _submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> concurrent.futures.Future:
+    def submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = (), *,
+               generation: int | None = None) -> concurrent.futures.Future:
+        """Queue a commit for the writer thread and return at once (see :meth:`lattice.store.Store.submit`).
+
+        Requests are applied in the order they were queued, possibly several in one
+        transaction; the future resolves to ``True``/``False`` as :meth:`commit` returns,
+        or to the backend's error.
+
+        Raises:
+            InvalidValue: as :meth:`commit` (nothing queued). StoreError: the store is closed.
+        """
         self._check_open()
-        req = self._prepare(objects, updates)
+        req = self._prepare(objects, updates, generation)
         with self._submit_lock:
             self._check_open()
             self._queue.put(req)
@@ -422,7 +462,7 @@ class PostgresStore:
         try:
             results = self._commit_group(group)
         except LatticeError as e:
-            if len(group) == 1 or not _request_specific(e):
+            if len(group) == 1 or not request_specific(e):
                 for r in group:
                     r.future.set_exception(e)
                 return
@@ -466,26 +506,34 @@ class PostgresStore:
         body_done = False
         try:
             with conn.transaction():
-                current: dict[str, bytes] = {}
+                # the collection's lock (shared) before the refs' locks, always in that order
                 if names:
-                    keys = sorted({lock_key(n) for n in names})
-                    conn.execute("SELECT pg_advisory_xact_lock(%s::int4, k) FROM unnest(%s::int4[]) AS k",
-                                 (REF_LOCK_SPACE, keys))
-                    # a new statement: its snapshot is taken after every earlier holder committed
-                    rows = conn.execute("SELECT name, digest FROM lattice_refs WHERE name = ANY(%s)",
-                                        (names,)).fetchall()
-                    current = {name: bytes(d) for name, d in rows}
+                    conn.execute(_LOCK_REFS, (GC_LOCK_SPACE, REF_LOCK_SPACE, sorted({lock_key(n) for n in names})))
+                else:
+                    conn.execute("SELECT pg_advisory_xact_lock_shared(%s::int4, 0)", (GC_LOCK_SPACE,))
+                # a new statement: its snapshot is taken after every earlier holder committed
+                rows = conn.execute(_READ_REFS, (names,)).fetchall()
+                generation, active = rows[0][0], rows[0][1]
+                self.generation = generation
+                current = {name: bytes(d) for _, _, name, d in rows if name is not None}
                 state: dict[str, bytes | None] = dict(current)
                 results: list[bool] = []
                 objects: dict[bytes, bytes] = {}
+                heads: set[bytes] = set()
                 for r in group:
-                    ok = all(state.get(u.name) == u.expected for u in r.updates)
+                    ok = (r.generation is None or r.generation == generation) and \
+                        all(state.get(u.name) == u.expected for u in r.updates)
                     results.append(ok)
                     if ok:
                         objects.update(r.objects)
                         for u in r.updates:
                             state[u.name] = u.new
+                            if u.new is not None:
+                                heads.add(u.new)
                 self._insert_objects(conn, objects)
+                if active and (objects or heads):  # a collection runs: protect what this commit reaches
+                    conn.execute("INSERT INTO lattice_gc_protected (digest) SELECT unnest(%b::bytea[]) "
+                                 "ON CONFLICT DO NOTHING", (sorted(heads.union(objects)),))
                 upserts = [(n, d) for n, d in state.items() if d is not None and current.get(n) != d]
                 deletes = [n for n, d in state.items() if d is None and n in current]
                 if upserts:
@@ -541,16 +589,3 @@ class PostgresStore:
         if pool is not None:
             pool.close()
 
-
-def _connection_lost(e: psycopg.OperationalError) -> bool:
-    """Whether ``e`` means the connection broke (a read may be retried on a new one)."""
-    if isinstance(e, (PoolTimeout, PoolClosed)):
-        return False
-    state = getattr(e, "sqlstate", None) or ""
-    return not state or state.startswith("08") or state in ("57P01", "57P02", "57P03")
-
-
-def _request_specific(e: LatticeError) -> bool:
-    """Whether a group's failure may be due to one request's data (SQLSTATE 22, 23, 54)."""
-    state = getattr(e.__cause__, "sqlstate", None) or ""
-    return state[:2] in ("22", "23", "54")

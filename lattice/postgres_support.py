@@ -5,15 +5,17 @@ from __future__ import annotations
 import importlib.metadata
 import re
 
+from psycopg_pool import PoolClosed, PoolTimeout
+
 from .digest import digest
 from .errors import InvalidValue, LatticeError, StoreError
 
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "MAX_REF_BYTES", "MAX_GROUP", "MAX_GROUP_BYTES", "INSERT_CHUNK_BYTES",
-           "REF_LOCK_SPACE", "SCHEMA_LOCK_SPACE", "map_error", "package_version", "lock_key", "text_ok",
-           "name_error", "redact"]
+           "REF_LOCK_SPACE", "SCHEMA_LOCK_SPACE", "GC_LOCK_SPACE", "map_error", "package_version", "lock_key",
+           "text_ok", "name_error", "redact", "connection_lost", "request_specific"]
 
 #: The schema version this module creates and reads; see :data:`MIGRATIONS`.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Statements that bring the schema from version ``v - 1`` to ``v``, keyed by ``v``.
 #: Append a version to change the schema; never edit a released one.
@@ -25,6 +27,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE lattice_refs (
                name text COLLATE "C" PRIMARY KEY CHECK (name <> ''),
                digest bytea NOT NULL CHECK (octet_length(digest) = 32))""",
+    ),
+    # garbage collection (lattice.postgres_gc): the collection's state, one row, and the
+    # digests the commits that landed during a collection protect from its sweep
+    2: (
+        """CREATE TABLE lattice_gc (
+               id integer PRIMARY KEY CHECK (id = 1),
+               generation bigint NOT NULL,
+               active boolean NOT NULL,
+               run bytea,
+               started_at timestamptz,
+               started_by text)""",
+        "INSERT INTO lattice_gc (id, generation, active) VALUES (1, 0, false)",
+        "CREATE TABLE lattice_gc_protected (digest bytea PRIMARY KEY)",
     ),
 }
 
@@ -40,6 +55,10 @@ INSERT_CHUNK_BYTES = 8 * 1024 * 1024
 #: First key of the two-int advisory locks on refs ("LATR"); the schema lock uses "LATS".
 REF_LOCK_SPACE = 0x4C415452
 SCHEMA_LOCK_SPACE = 0x4C415453
+#: First key of the collection's locks ("LATG"): ``(GC_LOCK_SPACE, 0)``, taken shared by every
+#: commit and exclusive by a collection's start and sweep; ``(GC_LOCK_SPACE, 1)``, held by the
+#: one collection running (see :mod:`lattice.postgres_gc`)
+GC_LOCK_SPACE = 0x4C415447
 
 #: SQLSTATE classes (first two characters) with a lattice error other than StoreError.
 _ERROR_CLASSES: dict[str, type[LatticeError]] = {"22": InvalidValue, "54": InvalidValue}
@@ -110,3 +129,15 @@ def redact(url: str) -> str:
     return re.sub(r"(password=)[^&\s]*", r"\1***", url)
 
 
+def connection_lost(e: BaseException) -> bool:
+    """Whether ``e`` means the connection broke (a read may be retried on a new one)."""
+    if isinstance(e, (PoolTimeout, PoolClosed)):
+        return False
+    state = getattr(e, "sqlstate", None) or ""
+    return not state or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
+def request_specific(e: LatticeError) -> bool:
+    """Whether a group's failure may be due to one request's data (SQLSTATE 22, 23, 54)."""
+    state = getattr(e.__cause__, "sqlstate", None) or ""
+    return state[:2] in ("22", "23", "54")

@@ -7,18 +7,20 @@ these methods as plain functions. A backend stores two things:
 * **refs**: mutable names (``str``) pointing at a digest, moved only by
   compare-and-swap inside :meth:`Store.commit`.
 
-Backends: :class:`lattice.memory.MemoryStore`, :class:`lattice.lmdb.LmdbStore`.
-Every backend runs the contract suite :class:`lattice.testing.StoreContract`.
+Backends: :class:`lattice.memory.MemoryStore`, :class:`lattice.lmdb.LmdbStore`,
+:class:`lattice.postgres.PostgresStore`. Every backend runs the contract suite
+:class:`lattice.testing.StoreContract`.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Mapping, NamedTuple, Protocol, runtime_checkable
+import concurrent.futures
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Protocol, runtime_checkable
 
 from .digest import DIGEST_SIZE, digest
 from .errors import CorruptObject, InvalidValue
 
-__all__ = ["RefUpdate", "Store", "check_object", "check_ref_updates"]
+__all__ = ["RefUpdate", "Store", "check_object", "check_ref_updates", "submit_by_commit"]
 
 
 class RefUpdate(NamedTuple):
@@ -81,20 +83,58 @@ class Store(Protocol):
     async def acommit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]) -> bool:
         """:meth:`commit` for an event loop (never blocks the loop on I/O)."""
 
-    # Garbage collection (:mod:`lattice.gc`). Backends that support it also have:
+    def submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate]
+               ) -> concurrent.futures.Future[bool]:
+        """Queue :meth:`commit` without waiting for it; the future resolves to its result.
+
+        Commits submitted one after the other from one thread are applied in that order
+        (a backend with a writer thread may apply them in one transaction), so a caller
+        may submit a change planned on top of one still in flight: if the first loses its
+        compare-and-swap, the second finds the head it expected missing and loses too.
+        Takes ``generation=`` like :meth:`commit` on a backend that collects garbage.
+
+        Raises:
+            InvalidValue: as :meth:`commit`, at once (nothing queued).
+            StoreError: the store is closed, at once; a backend failure is the future's
+                exception (a backend without a writer thread, whose commit runs inside
+                ``submit``, may raise it at once: :func:`submit_by_commit`).
+        """
+
+    # Garbage collection (:mod:`lattice.gc`). Backends that support it (all three) also have:
     #
-    # * ``generation: int``: bumped by every sweep. ``commit``/``acommit`` take a keyword
-    #   ``generation=``: when given and not the current one (a sweep happened since the
-    #   writer read), the commit is refused (``False``, nothing written).
+    # * ``generation: int``: bumped by every sweep. ``commit``/``acommit``/``submit`` take a
+    #   keyword ``generation=``: when given and not the current one (a sweep happened since
+    #   the writer read), the commit is refused (``False``, nothing written). A backend
+    #   shared by several processes (PostgreSQL) may hold an older value than the database
+    #   until its next commit: a commit with it is refused once, and the value catches up.
     # * ``objects() -> Iterator[(digest, size)]``: every stored object.
     # * ``gc_begin()``: turn the write barrier on (:class:`lattice.gc.Barrier`).
     # * ``gc_sweep(live) -> (objects freed, bytes freed)``: atomically with commits, add
     #   to ``live`` what the barrier protected and the current heads reach, delete every
     #   other object, turn the barrier off, bump ``generation``. ``live=None``: only turn
     #   the barrier off.
+    #
+    # A backend whose reads cross a network may also have ``get_many(digests) -> {digest:
+    # bytes}`` (those stored and whole): the collector's mark and bundle export then read a
+    # layer of objects per call (PostgreSQL).
 
     def close(self) -> None:
         """Release the backend's resources. Idempotent; other calls after it are errors."""
+
+
+def submit_by_commit(store: Any, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate], *,
+                     generation: int | None = None) -> concurrent.futures.Future[bool]:
+    """:meth:`Store.submit` for a backend without a writer thread: run ``store.commit`` now and
+    return a future that is already resolved to its result.
+
+    Raises:
+        InvalidValue, StoreError: whatever ``store.commit`` raises (at once).
+    """
+    kw = {} if generation is None else {"generation": generation}
+    ok = store.commit(objects, updates, **kw)
+    fut: concurrent.futures.Future[bool] = concurrent.futures.Future()
+    fut.set_result(ok)
+    return fut
 
 
 def check_object(d: bytes, data: bytes) -> bytes:

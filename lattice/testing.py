@@ -20,6 +20,7 @@ subclass. The suite needs only ``pytest`` (no pytest-asyncio: the tests of
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import random
 import threading
@@ -388,6 +389,24 @@ class StoreContract:
             for i in range(per_thread):
                 assert store.get(store.ref(f"t/{t}/{i:03}")) == f"{t}/{i}".encode()
 
+    def test_submit_queues_in_order_and_resolves_to_the_commit_result(self, store):
+        """``submit`` returns a future at once; commits submitted one after the other apply in
+        that order, so a chain planned on top of commits still in flight lands whole."""
+        d0, b0 = _obj(b"submitted 0")
+        chain = [(d0, b0)] + [_obj(f"submitted {i}".encode()) for i in range(1, 12)]
+        futures = [store.submit({d0: b0}, [RefUpdate("chain", None, d0)])]
+        for (prev, _), (d, b) in zip(chain, chain[1:]):
+            futures.append(store.submit({d: b}, [RefUpdate("chain", prev, d)]))
+        stale_d, stale_b = _obj(b"planned on a head that moved")
+        futures.append(store.submit({stale_d: stale_b}, [RefUpdate("chain", d0, stale_d)]))
+        assert all(isinstance(f, concurrent.futures.Future) for f in futures)
+        assert [f.result(10) for f in futures] == [True] * len(chain) + [False]
+        assert store.ref("chain") == chain[-1][0] and not store.has(stale_d)
+        assert all(store.get(d) == b for d, b in chain)
+        with pytest.raises(InvalidValue):  # refused at once: nothing queued
+            store.submit({digest(b"x"): b"y"}, [RefUpdate("bad", None, d0)])
+        assert store.ref("bad") is None
+
     # ------------------------------------------------- garbage collection
     # A backend that collects garbage (lattice.gc) has gc_begin, gc_sweep, objects and
     # generation; these tests are skipped for one that does not.
@@ -432,6 +451,9 @@ class StoreContract:
         assert store.ref("r") is None and not store.has(d)
         assert store.commit({d: b}, [RefUpdate("r", None, d)], generation=store.generation) is True
         assert asyncio.run(store.acommit({}, [RefUpdate("r", d, None)], generation=gen)) is False
+        assert store.submit({}, [RefUpdate("r", d, None)], generation=gen).result(10) is False
+        assert store.ref("r") == d
+        assert store.submit({}, [RefUpdate("r", d, None)], generation=store.generation).result(10) is True
 
     def test_commits_during_a_collection_are_protected(self, store):
         """What lands between the barrier and the sweep survives it, even if the mark missed it."""

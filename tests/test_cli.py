@@ -57,10 +57,14 @@ def test_job_and_cancel(port) -> None:
     job_id = json.loads(p.stdout)["jobId"]
     p = lattice(port, "job", job_id)
     assert p.returncode == 0 and json.loads(p.stdout)["status"] == "STARTED", p.stderr
+    shown = json.loads(p.stdout)  # the job as the server has it: the venue's fields, extras only where they apply
+    assert (shown["id"], shown["op"], shown["errorCode"], shown["agentId"]) == (job_id, "agent:request", None, "H")
+    assert "hint" not in shown and "agent" not in shown
     p = lattice(port, "job", job_id, "--wait", "200")  # milliseconds: the job is printed as it is then
     assert p.returncode == 0 and json.loads(p.stdout)["status"] == "STARTED", p.stderr
     p = lattice(port, "cancel", job_id)
     assert p.returncode == 1 and json.loads(p.stdout)["status"] == "CANCELLED", p.stderr
+    assert json.loads(p.stdout)["errorCode"] == "cancelled"
     p = lattice(port, "job", job_id.upper().replace("0X", "0x"), "--wait", "0")  # any case; finished: at once
     assert p.returncode == 1 and json.loads(p.stdout)["status"] == "CANCELLED"
     p = lattice(port, "job", "0x" + "0" * 32)

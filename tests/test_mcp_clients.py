@@ -84,12 +84,12 @@ def test_official_sdk_clients(server, client: str, cmd: list[str], args: list[st
     # a job that ends FAILED: a result, isError, the job (conforming to the outputSchema) with its code
     failed = report["failed"]
     assert failed.get("isError") is True and failed["structuredContent"]["status"] == "FAILED", failed
-    assert failed["structuredContent"]["error"]["code"] == "not_found"
+    assert failed["structuredContent"]["errorCode"] == "not_found"
     # arguments that violate the input schema: isError, the error as text, and no structuredContent to reject
     invalid = report["invalid"]
     assert "thrown" not in invalid and invalid["isError"] is True and invalid["structuredContent"] is None, invalid
-    err = json.loads(invalid["text"])["error"]
-    assert err["code"] == "invalid_input" and err["path"] == "$.arguments.agentId"
+    err = json.loads(invalid["text"])
+    assert err["errorCode"] == "invalid_input" and err["path"] == "$.arguments.agentId"
 
 
 def _inspector(server: str, *args: str) -> subprocess.CompletedProcess:

@@ -110,7 +110,7 @@ def test_cli_reports_errors_with_exit_codes(server: int) -> None:
     p = subprocess.run([lattice, "invoke", "agent:crate", "{}"], env=env, capture_output=True, text=True)
     assert p.returncode == 2 and "unknown_operation" in p.stderr and "agent:create" in p.stderr
     p = subprocess.run([lattice, "invoke", "agent:info", '{"agentId": "Nobody"}'], env=env, capture_output=True, text=True)
-    assert p.returncode == 1 and json.loads(p.stdout)["error"]["code"] == "not_found"
+    assert p.returncode == 1 and json.loads(p.stdout)["errorCode"] == "not_found"
     p = subprocess.run([lattice, "invoke", "agent:info", "{not json"], env=env, capture_output=True, text=True)
     assert p.returncode == 2 and "not valid JSON" in p.stderr
     p = subprocess.run([lattice, "read", "g/Nobody"], env=env, capture_output=True, text=True)

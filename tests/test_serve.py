@@ -42,7 +42,7 @@ def test_serve_answers_its_own_names_and_allowed_hosts(allow_host_server, host: 
     got, body = _status(allow_host_server, host)
     assert got == status, body
     if status == 403:
-        assert body["error"]["code"] == "forbidden" and "--allow-host" in body["error"]["hint"]
+        assert body["errorCode"] == "forbidden" and "--allow-host" in body["hint"]
 
 
 def test_serve_help_explains_allow_host() -> None:

@@ -7,5 +7,6 @@ Importing the package declares every operation (:mod:`ops.domain.operations`), s
 """
 
 from . import operations as operations  # noqa: F401  (declares every operation)
+from . import session_ops as session_ops  # noqa: F401  (declares the session operations)
 
-__all__ = ["operations"]
+__all__ = ["operations", "session_ops"]

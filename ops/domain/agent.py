@@ -12,7 +12,9 @@ The agent record (the root of ref ``g/<caller>/<agentId>``)::
      tasks: {<jobId>: {input, caller, ts}},   # job ids sort by time: FIFO
      pending: {},                               # outbound jobs (reserved)
      timeline: [<entry>],
-     triggers: [<jobId>]}                       # agent:trigger jobs waiting for a run
+     triggers: [<jobId>],                       # agent:trigger jobs waiting for a run
+     sessions?: {<sid>: {meta, history, pending}},  # conversations (:mod:`.sessions`), added
+     sessionQueue?: [<sid>]}                    # with the first one; sessions with pending turns
 
 Scheduling rule kept by :func:`settle`: work arriving at a ``SLEEPING`` agent
 makes it ``RUNNING``; a ``RUNNING`` agent without work goes back to
@@ -29,6 +31,7 @@ import msgspec
 
 from lattice.nodes import HMap, Tx, map_delete, map_keys, map_len, map_get, map_set, seq_append, seq_iter, seq_len, seq_plain
 
+from . import sessions as S
 from .models import EchoModel, ModelRef, ScriptedCall, ScriptedRule, check_key_env
 
 __all__ = [
@@ -211,8 +214,11 @@ def opened(tx: Tx, rec: dict[str, Any]) -> dict[str, Any]:
     if type(st) is HMap:
         st = {k: tx.open(v) for k, v in st.items_raw()}
     st = {**st, "config": tx.plain(st.get("config", {}))}
-    return {**rec, "state": st, "error": tx.plain(rec.get("error")), "pending": tx.plain(rec.get("pending", {})),
-            "triggers": tx.plain(rec.get("triggers", []))}
+    out = {**rec, "state": st, "error": tx.plain(rec.get("error")), "pending": tx.plain(rec.get("pending", {})),
+           "triggers": tx.plain(rec.get("triggers", []))}
+    if "sessionQueue" in rec:
+        out["sessionQueue"] = tx.plain(rec["sessionQueue"])
+    return out
 
 
 def _user_state(state: Any) -> dict[str, Any]:
@@ -244,19 +250,31 @@ def update(rec: dict[str, Any], config: dict[str, Any] | None, state: Any, ts: i
     return {**rec, "state": st, "updated": ts}
 
 
-def fork(src: dict[str, Any], config: dict[str, Any] | None, include_timeline: bool, ts: int) -> dict[str, Any]:
-    """A new ``SLEEPING`` agent from ``src``: state and history shared (O(1)), no work, no error."""
+def fork(src: dict[str, Any], config: dict[str, Any] | None, include_timeline: bool, ts: int,
+         tx: Tx | None = None, session: str | None = None) -> dict[str, Any]:
+    """A new ``SLEEPING`` agent from ``src``: state and history shared (O(1)), no work, no error.
+
+    Sessions (when ``src`` has any) are copied with their history and nothing pending; with
+    ``session``, only that one (``tx`` reads them). Raises KeyError when ``src`` has no
+    session ``session``."""
     st = dict(src["state"])
     if config:
         st["config"] = {**st["config"], **config}
-    return {"status": SLEEPING, "error": None, "created": ts, "updated": ts, "state": st,
-            "inbox": [], "tasks": {}, "pending": {}, "timeline": src["timeline"] if include_timeline else [],
-            "triggers": []}
+    out = {"status": SLEEPING, "error": None, "created": ts, "updated": ts, "state": st,
+           "inbox": [], "tasks": {}, "pending": {}, "timeline": src["timeline"] if include_timeline else [],
+           "triggers": []}
+    if session is not None or "sessions" in src:
+        out.update(S.for_fork(tx, src, session))
+    return out
 
 
-def enqueue_task(tx: Tx, rec: dict[str, Any], task_id: str, input: Any, caller: str, ts: int) -> dict[str, Any]:
-    """Add a task (its id is the request's job id)."""
-    tasks = map_set(tx, rec["tasks"], task_id, {"input": input, "caller": caller, "ts": ts})
+def enqueue_task(tx: Tx, rec: dict[str, Any], task_id: str, input: Any, caller: str, ts: int,
+                 session_id: str | None = None) -> dict[str, Any]:
+    """Add a task (its id is the request's job id), bound to session ``session_id`` if given."""
+    task = {"input": input, "caller": caller, "ts": ts}
+    if session_id is not None:
+        task["sessionId"] = session_id
+    tasks = map_set(tx, rec["tasks"], task_id, task)
     return {**rec, "tasks": tasks, "updated": ts}
 
 
@@ -287,8 +305,11 @@ def resume(rec: dict[str, Any], ts: int, auto_wake: bool = True) -> dict[str, An
     return settle(out) if auto_wake else out
 
 
-def terminate(rec: dict[str, Any], ts: int) -> dict[str, Any]:
-    """Mark ``TERMINATED``: the record and its timeline stay, pending tasks and triggers are dropped."""
+def terminate(rec: dict[str, Any], ts: int, tx: Tx | None = None) -> dict[str, Any]:
+    """Mark ``TERMINATED``: the record, its timeline and its sessions stay; pending tasks, triggers
+    and sessions' pending messages are dropped (``tx`` reads the sessions)."""
+    if rec.get("sessionQueue"):
+        rec = S.clear_pending(tx, rec)
     return {**rec, "status": TERMINATED, "tasks": {}, "triggers": [], "updated": ts}
 
 
@@ -307,14 +328,20 @@ def task_of(tx: Tx, rec: dict[str, Any], task_id: str) -> dict[str, Any] | None:
     return tx.plain(map_get(tx, rec["tasks"], task_id)) if has_task(rec, task_id) else None
 
 
-def queued(rec: dict[str, Any]) -> int:
-    """Pieces of work waiting: tasks + inbox messages + triggers."""
-    return map_len(rec["tasks"]) + seq_len(rec["inbox"]) + len(rec["triggers"])
+def queued(rec: dict[str, Any], tx: Tx | None = None) -> int:
+    """Pieces of work waiting: tasks + inbox messages + triggers + sessions' pending messages
+    (``tx`` reads the sessions; required when some have pending messages)."""
+    n = map_len(rec["tasks"]) + seq_len(rec["inbox"]) + len(rec["triggers"])
+    if rec.get("sessionQueue"):
+        if tx is None:
+            raise ValueError("counting the pending messages of sessions needs a Tx")
+        n += S.pending_count(tx, rec)
+    return n
 
 
 def has_work(rec: dict[str, Any]) -> bool:
-    """Whether the agent has a task, a message or a trigger waiting."""
-    return bool(map_len(rec["tasks"]) or seq_len(rec["inbox"]) or rec.get("triggers"))
+    """Whether the agent has a task, a message, a trigger or a session's message waiting."""
+    return bool(map_len(rec["tasks"]) or seq_len(rec["inbox"]) or rec.get("triggers") or rec.get("sessionQueue"))
 
 
 def settle(rec: dict[str, Any]) -> dict[str, Any]:
@@ -328,24 +355,53 @@ def settle(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 class Work(msgspec.Struct, frozen=True):
-    """What one run consumes: the oldest task, every inbox message, every trigger.
+    """What one run consumes: the oldest task, every inbox message, every trigger; or, for a
+    turn on a session, that session's pending messages (and the oldest task if it is bound to
+    the session) and every trigger.
 
     Plain data (no collection handles): a task input of any size goes to the
     model as JSON and into the timeline as it came.
+
+    Attributes:
+        session: the session the run takes a turn on (None: the agent's own conversation,
+            ``state.history``, and its inbox). pending: that session's pending entries it takes.
     """
 
     task_id: str | None
     task: dict[str, Any] | None
     messages: list[dict[str, Any]]
     triggers: list[str]
+    session: str | None = None
+    pending: list[dict[str, Any]] = []
+
+
+def _focus(tx: Tx, rec: dict[str, Any], task_id: str | None, task: dict[str, Any] | None) -> str | None:
+    """The session the next run takes a turn on: the first queued session when its oldest
+    pending message is older than the oldest task (ids sort by time), else the oldest task's
+    session (None: unbound, or its session was deleted)."""
+    queue = rec.get("sessionQueue")
+    if queue:
+        first = seq_plain(tx, S.get(tx, rec, queue[0])["pending"], 0, 1)[0]["id"]
+        if task_id is None or first < task_id:
+            return queue[0]
+    sid = task.get("sessionId") if task is not None else None
+    return sid if sid is not None and S.get(tx, rec, sid) is not None else None
 
 
 def pick_work(tx: Tx, rec: dict[str, Any]) -> Work:
-    """The work of the next run: the oldest task (job ids sort by time), all messages, all triggers."""
+    """The work of the next run. Without sessions: the oldest task (job ids sort by time), all
+    inbox messages, all triggers. A turn on a session (see :func:`_focus`): all its pending
+    messages, the oldest task if bound to it, all triggers; the inbox waits for an agent run."""
     tasks = rec["tasks"]
     task_id = map_keys(tasks)[0] if map_len(tasks) else None
     task = tx.plain(map_get(tx, tasks, task_id)) if task_id else None
-    return Work(task_id, task, seq_plain(tx, rec["inbox"]), list(rec.get("triggers", [])))
+    triggers = list(rec.get("triggers", []))
+    sid = _focus(tx, rec, task_id, task) if "sessions" in rec else None
+    if sid is None:
+        return Work(task_id, task, seq_plain(tx, rec["inbox"]), triggers)
+    if task is not None and task.get("sessionId") != sid:
+        task_id, task = None, None
+    return Work(task_id, task, [], triggers, session=sid, pending=seq_plain(tx, S.get(tx, rec, sid)["pending"]))
 
 
 def timeline_entry(*, start: int, end: int, op: str, work: Work, result: Any,
@@ -354,9 +410,12 @@ def timeline_entry(*, start: int, end: int, op: str, work: Work, result: Any,
     task_results = {}
     if work.task_id is not None:
         task_results[work.task_id] = {"status": task_status, "output": task_output}
-    return {"start": start, "end": end, "op": op,
-            "tasks": [work.task["input"]] if work.task is not None else [],
-            "messages": work.messages, "result": result, "taskResults": task_results}
+    entry = {"start": start, "end": end, "op": op,
+             "tasks": [work.task["input"]] if work.task is not None else [],
+             "messages": work.messages, "result": result, "taskResults": task_results}
+    if work.session is not None:
+        entry.update(sessionId=work.session, messages=work.pending)
+    return entry
 
 
 def complete_cycle(tx: Tx, rec: dict[str, Any], work: Work, *, new_history: list[dict[str, Any]],
@@ -364,8 +423,9 @@ def complete_cycle(tx: Tx, rec: dict[str, Any], work: Work, *, new_history: list
     """Apply a successful run to the *current* head (a merge: work that arrived meanwhile stays).
 
     Removes the consumed task (if still there), the first ``len(work.messages)``
-    inbox entries and the consumed triggers; appends history and the timeline
-    entry; clears ``error``; then :func:`settle`.
+    inbox entries and the consumed triggers; appends history (a session's turn: to the
+    session, :func:`ops.domain.sessions.take_turn`) and the timeline entry; clears
+    ``error``; then :func:`settle`.
     """
     tasks = rec["tasks"]
     if work.task_id is not None:
@@ -378,9 +438,12 @@ def complete_cycle(tx: Tx, rec: dict[str, Any], work: Work, *, new_history: list
         inbox = list(seq_iter(tx, inbox, len(work.messages)))
     triggers = [t for t in rec.get("triggers", []) if t not in work.triggers]
     st = dict(rec["state"])
-    st["history"] = seq_append(tx, st["history"], new_history)
+    if work.session is None:
+        st["history"] = seq_append(tx, st["history"], new_history)
     out = {**rec, "tasks": tasks, "inbox": inbox, "triggers": triggers, "state": st,
            "timeline": seq_append(tx, rec["timeline"], [entry]), "error": None, "updated": ts}
+    if work.session is not None:
+        out = S.take_turn(tx, out, work.session, work.pending, work.task_id, new_history, ts)
     return settle(out)
 
 

@@ -17,7 +17,8 @@ import msgspec
 
 from .errors import Rejected
 
-__all__ = ["MAX_NESTING", "Contract", "REGISTRY", "declare", "lookup", "decode_input", "validation_error", "input_schema",
+__all__ = ["MAX_NESTING", "Contract", "REGISTRY", "VENUE_ONLY_ADAPTERS", "declare", "canonical_key", "lookup",
+           "decode_input", "validation_error", "input_schema",
            "catalog_entry"]
 
 
@@ -45,8 +46,9 @@ class Contract:
 
     @property
     def alias(self) -> str:
-        """The Covia venue path of the operation: ``v/ops/agent/create``."""
-        return "v/ops/" + self.key.replace(":", "/")
+        """The Covia venue's name of the operation: ``v/ops/agent/create``, ``v/ops/agent/cancel-task``."""
+        adapter, _, name = self.key.partition(":")
+        return f"v/ops/{adapter}/{re.sub(r'([A-Z])', lambda m: '-' + m.group(1).lower(), name)}"
 
     @property
     def snake_name(self) -> str:
@@ -55,7 +57,6 @@ class Contract:
 
 
 REGISTRY: dict[str, Contract] = {}
-_ALIASES: dict[str, str] = {}
 
 
 def declare(contract: Contract) -> Contract:
@@ -63,20 +64,57 @@ def declare(contract: Contract) -> Contract:
     if contract.key in REGISTRY:
         raise ValueError(f"operation {contract.key} declared twice")
     REGISTRY[contract.key] = contract
-    _ALIASES[contract.alias] = contract.key
     return contract
 
 
+#: adapters of the Covia venue that this server does not run: their operations are ``not_supported`` (501),
+#: not unknown (assets, secrets and UCANs are the venue's; the others are its integrations)
+VENUE_ONLY_ADAPTERS = frozenset({"asset", "secret", "ucan", "auth", "a2a", "grid", "convex", "dlfs", "file", "json",
+                                 "jvm", "langchain", "llmagent", "mcp", "scheduler", "goaltree", "schema", "vault"})
+
+_KEBAB = re.compile(r"-([a-z0-9])")
+
+
+def canonical_key(name: str) -> str:
+    """The registry key a name of an operation stands for (the name itself when it is not an alias).
+
+    Keys are ``<adapter>:<camelCase>``. The Covia venue names an operation by its catalog path
+    ``v/ops/<adapter>/<kebab-case>`` (a leading ``/`` allowed) and the SDKs also send
+    ``<adapter>:<kebab-case>``; both map to the key, as does the camelCase path.
+
+    >>> [canonical_key(n) for n in ("v/ops/agent/cancel-task", "/v/ops/covia/read", "agent:session-read",
+    ...                              "agent:completeTask", "v/ops/agent/cancelTask", "agent:create")]
+    ['agent:cancelTask', 'covia:read', 'agent:sessionRead', 'agent:completeTask', 'agent:cancelTask', 'agent:create']
+    """
+    n = name[1:] if name.startswith("/v/ops/") else name
+    if n.startswith("v/ops/"):
+        adapter, sep, op = n[len("v/ops/"):].partition("/")
+        if not sep or "/" in op or ":" in adapter:
+            return name
+        n = f"{adapter}:{op}"
+    adapter, sep, op = n.partition(":")
+    if not sep:
+        return name
+    return f"{adapter}:{_KEBAB.sub(lambda m: m.group(1).upper(), op)}"
+
+
 def lookup(name: Any) -> Contract:
-    """Find an operation by key or ``v/ops/...`` alias.
+    """Find an operation by key or by one of its Covia names (:func:`canonical_key`): ``agent:cancelTask``,
+    ``v/ops/agent/cancel-task``, ``agent:cancel-task``.
 
     Raises:
-        Rejected: ``unknown_operation`` (with the closest known keys as a hint).
+        Rejected: ``unknown_operation`` (with the closest known keys as a hint); ``not_supported`` (501): an
+            operation of one of the venue's :data:`VENUE_ONLY_ADAPTERS` (``v/ops/secret/set``, ``asset:store``).
     """
     if isinstance(name, str):
-        key = _ALIASES.get(name, name)
+        key = canonical_key(name)
         if key in REGISTRY:
             return REGISTRY[key]
+        adapter = key.partition(":")[0]
+        if adapter in VENUE_ONLY_ADAPTERS and ":" in key:
+            raise Rejected("not_supported", f"{name!r} is a Covia venue operation this server does not support: "
+                           f"agent-lattice serves the agent and lattice operations only ({adapter}:* is not one)",
+                           path="$.operation", hint="GET /api/v1/operations lists what this server runs")
     close = difflib.get_close_matches(str(name), list(REGISTRY), n=3)
     hint = f"did you mean {', '.join(close)}?" if close else "GET the catalog with `lattice ops`"
     raise Rejected("unknown_operation", f"unknown operation {name!r}", path="$.operation", hint=hint)

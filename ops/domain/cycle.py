@@ -18,6 +18,7 @@ import msgspec
 
 from lattice.nodes import Tx, seq_len, seq_plain
 
+from . import sessions as S
 from .agent import BUILTIN_TOOLS, AgentConfig, Work, check_config
 from .models import LlmReply
 
@@ -32,6 +33,11 @@ def render_input(value: Any) -> str:
 
 
 def _cycle_user_messages(work: Work) -> list[dict[str, Any]]:
+    if work.session is not None:  # a session's turn: its messages as they came, then its task
+        out = [{"role": "user", "content": render_input(m["message"])} for m in work.pending]
+        if work.task is not None:
+            out.append({"role": "user", "content": render_input(work.task["input"])})
+        return out
     out = [{"role": "user", "content": f"[message from {m['caller']}] {m['message']}"} for m in work.messages]
     if work.task is not None:
         out.append({"role": "user", "content": render_input(work.task["input"])})
@@ -57,6 +63,11 @@ def _window(tx: Tx, history: Any, n: int) -> list[dict[str, Any]]:
 def build_context(tx: Tx, rec: dict[str, Any], work: Work) -> tuple[AgentConfig, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """The exact LLM input of the run that would consume ``work``.
 
+    A turn on a session composes the agent's config (model, system prompt, tools,
+    ``historyWindow``) with that session's own history only: its compaction summary (if
+    any, always kept), then its most recent ``historyWindow`` messages; the agent's
+    ``state.history`` and other sessions are not part of it.
+
     Returns:
         ``(config, prefix, new, tools)``: ``prefix`` is the system prompt and
         the history window, ``new`` the user messages this run adds to history.
@@ -66,7 +77,10 @@ def build_context(tx: Tx, rec: dict[str, Any], work: Work) -> tuple[AgentConfig,
     prefix = []
     if cfg.systemPrompt:
         prefix.append({"role": "system", "content": cfg.systemPrompt})
-    prefix.extend(_window(tx, rec["state"]["history"], cfg.historyWindow))
+    if work.session is not None:
+        prefix.extend(S.window(tx, S.get(tx, rec, work.session)["history"], cfg.historyWindow))
+    else:
+        prefix.extend(_window(tx, rec["state"]["history"], cfg.historyWindow))
     return cfg, prefix, _cycle_user_messages(work), tool_specs(cfg)
 
 

@@ -16,13 +16,17 @@ from typing import Any
 
 import msgspec
 
+from lattice.nodes import Tx, seq_plain
+
 from . import agent as A
+from . import sessions as S
 from .errors import OpError
-from .events import (Created, Forked, Messaged, Resumed, Suspended, TaskCancelled, TaskQueued, Terminated, Triggered,
-                     Updated)
+from .events import (ChatQueued, Created, Forked, Messaged, Resumed, SessionCompacted, SessionDeleted, SessionForked,
+                     SessionRenamed, Suspended, TaskCancelled, TaskQueued, Terminated, Triggered, Updated)
 
 __all__ = ["exists", "not_terminated", "room_for_work", "create", "fork", "update", "suspend", "resume", "delete",
-           "cancel_task", "request", "trigger", "message"]
+           "cancel_task", "request", "trigger", "message", "session_of", "chat", "rename_session", "delete_session",
+           "compact_session", "fork_session"]
 
 
 def exists(rec: dict[str, Any] | None, agent_id: str, path: str = "$.input.agentId") -> dict[str, Any]:
@@ -40,10 +44,10 @@ def not_terminated(rec: dict[str, Any] | None, agent_id: str, hint: str | None =
     return rec
 
 
-def room_for_work(rec: dict[str, Any], agent_id: str, max_queued: int, staged: int = 0) -> None:
+def room_for_work(rec: dict[str, Any], agent_id: str, max_queued: int, staged: int = 0, tx: Tx | None = None) -> None:
     """Raise ``limit_exceeded`` when the agent already has ``max_queued`` pieces of work waiting
-    (``staged``: messages a run has queued for it but not committed yet)."""
-    n = A.queued(rec) + staged
+    (``staged``: messages a run has queued for it but not committed yet; ``tx`` reads sessions)."""
+    n = A.queued(rec, tx) + staged
     if n >= max_queued:
         raise OpError("limit_exceeded", f"agent {agent_id!r} has {n} tasks, messages and triggers waiting, "
                                         f"the limit is {max_queued}",
@@ -66,17 +70,24 @@ def create(old: dict[str, Any] | None, agent_id: str, config: dict[str, Any], st
 
 
 def fork(src: dict[str, Any], target: dict[str, Any] | None, source_id: str, agent_id: str, source: str,
-         config: dict[str, Any] | None, include_timeline: bool, at: Any) -> Forked:
-    """A fork of ``src`` (the source version, commit id ``source``) named ``agent_id``.
+         config: dict[str, Any] | None, include_timeline: bool, at: Any, tx: Tx | None = None,
+         session_id: str | None = None) -> Forked:
+    """A fork of ``src`` (the source version, commit id ``source``) named ``agent_id``; with
+    ``session_id``, the fork gets only that session of the source (``tx`` reads it).
 
     Raises:
-        OpError: ``conflict`` (``agent_id`` exists), ``invalid_config`` (the merged config).
+        OpError: ``conflict`` (``agent_id`` exists), ``invalid_config`` (the merged config),
+            ``not_found`` (the source version has no session ``session_id``).
     """
     if target is not None:
         raise OpError("conflict", f"agent {agent_id!r} already exists", path="$.input.agentId",
                       hint="choose another agentId or agent:delete it with remove: true")
     if config:
         _merged_config({**src["state"]["config"], **config})
+    if session_id is not None:
+        session_of(tx, src, source_id, session_id)
+        return Forked(sourceId=source_id, agentId=agent_id, source=source, config=config,
+                      includeTimeline=include_timeline, at=at, sessionId=session_id)
     return Forked(sourceId=source_id, agentId=agent_id, source=source, config=config,
                   includeTimeline=include_timeline, at=at)
 
@@ -111,9 +122,15 @@ def delete(rec: dict[str, Any] | None, agent_id: str) -> Terminated:
     return Terminated(agentId=agent_id, remove=False)
 
 
-def cancel_task(rec: dict[str, Any] | None, agent_id: str, task_id: str, required: bool) -> TaskCancelled | None:
-    """Drop a pending task or trigger; None (or ``not_found`` when ``required``) if the agent has none such."""
+def cancel_task(rec: dict[str, Any] | None, agent_id: str, task_id: str, required: bool, tx: Tx | None = None,
+                session_id: str | None = None) -> TaskCancelled | None:
+    """Drop a pending task or trigger, or with ``session_id`` a chat waiting on that session (``tx``
+    reads it); None (or ``not_found`` when ``required``) if the agent has none such."""
     rec = exists(rec, agent_id)
+    if session_id is not None:
+        session = S.get(tx, rec, session_id)
+        if session is not None and any(e["id"] == task_id for e in seq_plain(tx, session["pending"])):
+            return TaskCancelled(agentId=agent_id, taskId=task_id, sessionId=session_id)
     if not A.has_task(rec, task_id) and task_id not in rec["triggers"]:
         if required:
             raise OpError("not_found", f"agent {agent_id!r} has no pending task {task_id}", path="$.input.taskId")
@@ -121,22 +138,111 @@ def cancel_task(rec: dict[str, Any] | None, agent_id: str, task_id: str, require
     return TaskCancelled(agentId=agent_id, taskId=task_id)
 
 
-def request(rec: dict[str, Any] | None, agent_id: str, task_id: str, input: Any, max_queued: int) -> TaskQueued:
-    """Queue a task under its job id."""
+def request(rec: dict[str, Any] | None, agent_id: str, task_id: str, input: Any, max_queued: int,
+            tx: Tx | None = None, session_id: str | None = None, new_session: str | None = None) -> TaskQueued:
+    """Queue a task under its job id: bound to the known session ``session_id``, or to a new
+    session of that id titled ``new_session`` (a str) when given, else to none.
+
+    Raises:
+        OpError: ``not_found`` (no agent; an unknown ``session_id``), ``illegal_state``
+            (terminated), ``limit_exceeded``.
+    """
     rec = not_terminated(rec, agent_id, hint="fork it or create it again")
-    room_for_work(rec, agent_id, max_queued)
-    return TaskQueued(taskId=task_id, input=input)
+    room_for_work(rec, agent_id, max_queued, tx=tx)
+    if session_id is None:
+        return TaskQueued(taskId=task_id, input=input)
+    if new_session is not None:
+        return TaskQueued(taskId=task_id, input=input, sessionId=session_id, minted=True, title=new_session)
+    session_of(tx, rec, agent_id, session_id)
+    return TaskQueued(taskId=task_id, input=input, sessionId=session_id)
 
 
-def trigger(rec: dict[str, Any] | None, agent_id: str, trigger_id: str, max_queued: int) -> Triggered:
-    """Ask for a run even without work."""
+def trigger(rec: dict[str, Any] | None, agent_id: str, trigger_id: str, max_queued: int, tx: Tx | None = None,
+            session_id: str | None = None) -> Triggered:
+    """Ask for a run even without work; a ``session_id`` must name a known session (the trigger
+    echoes it; it creates none). Raises ``not_found`` for an unknown one."""
     rec = not_terminated(rec, agent_id)
-    room_for_work(rec, agent_id, max_queued)
+    if session_id is not None:
+        session_of(tx, rec, agent_id, session_id)
+    room_for_work(rec, agent_id, max_queued, tx=tx)
     return Triggered(triggerId=trigger_id)
 
 
-def message(rec: dict[str, Any] | None, agent_id: str, text: str, max_queued: int) -> Messaged:
-    """Deliver a message to the inbox (the sender is the commit's caller)."""
+def message(rec: dict[str, Any] | None, agent_id: str, text: str, max_queued: int, tx: Tx | None = None,
+            session_id: str | None = None, message_id: str | None = None) -> Messaged:
+    """Deliver a message to the inbox (the sender is the commit's caller), or with ``session_id``
+    to that known session's pending, under ``message_id`` (its job id).
+    Raises ``not_found`` for an unknown session."""
     rec = not_terminated(rec, agent_id)
-    room_for_work(rec, agent_id, max_queued)
+    if session_id is not None:
+        session_of(tx, rec, agent_id, session_id)
+    room_for_work(rec, agent_id, max_queued, tx=tx)
+    if session_id is not None:
+        return Messaged(agentId=agent_id, message=text, sessionId=session_id, messageId=message_id)
     return Messaged(agentId=agent_id, message=text)
+
+
+# -- sessions -------------------------------------------------------------------------
+
+def session_of(tx: Tx, rec: dict[str, Any], agent_id: str, sid: str, path: str = "$.input.sessionId") -> dict[str, Any]:
+    """The opened session ``sid`` of the agent record, or ``not_found``."""
+    session = S.get(tx, rec, sid)
+    if session is None:
+        raise OpError("not_found", f"agent {agent_id!r} has no session {sid}", path=path,
+                      hint="omit sessionId to start a new session; agent:sessions lists the agent's sessions")
+    return session
+
+
+def chat(tx: Tx, rec: dict[str, Any] | None, agent_id: str, session_id: str | None, new_id: str, message_id: str,
+         message: Any, max_queued: int) -> ChatQueued:
+    """A chat message for the agent's next turn on the known session ``session_id``, or on a new
+    session ``new_id`` when ``session_id`` is None.
+
+    Raises:
+        OpError: ``not_found`` (no agent, an unknown session), ``illegal_state`` (terminated),
+            ``limit_exceeded``.
+    """
+    rec = not_terminated(rec, agent_id, hint="fork it to continue its sessions")
+    if session_id is not None:
+        session_of(tx, rec, agent_id, session_id)
+    room_for_work(rec, agent_id, max_queued, tx=tx)
+    return ChatQueued(agentId=agent_id, sessionId=session_id or new_id, messageId=message_id, message=message,
+                      minted=session_id is None)
+
+
+def rename_session(tx: Tx, rec: dict[str, Any] | None, agent_id: str, sid: str, title: str) -> SessionRenamed | None:
+    """Retitle a session; None when the title is already that."""
+    rec = not_terminated(rec, agent_id)
+    session = session_of(tx, rec, agent_id, sid)
+    return None if session["meta"].get("title") == title else SessionRenamed(agentId=agent_id, sessionId=sid,
+                                                                               title=title)
+
+
+def delete_session(tx: Tx, rec: dict[str, Any] | None, agent_id: str, sid: str) -> SessionDeleted:
+    """Remove a session from the live record (``not_found`` when there is none)."""
+    rec = not_terminated(rec, agent_id)
+    session_of(tx, rec, agent_id, sid)
+    return SessionDeleted(agentId=agent_id, sessionId=sid)
+
+
+def compact_session(tx: Tx, rec: dict[str, Any] | None, agent_id: str, sid: str, summary: str, keep_turns: int,
+                    before: str, before_seq: int) -> SessionCompacted | None:
+    """Replace the session's turns older than its last ``keep_turns`` with ``summary``; None when
+    it has no such turn. ``before``/``before_seq``: the current version (it keeps them)."""
+    rec = not_terminated(rec, agent_id)
+    meta = session_of(tx, rec, agent_id, sid)["meta"]
+    if S.live_turns(meta) <= keep_turns:
+        return None
+    return SessionCompacted(agentId=agent_id, sessionId=sid, summary=summary, keepTurns=keep_turns, before=before,
+                            beforeSeq=before_seq)
+
+
+def fork_session(tx: Tx, src: dict[str, Any], rec: dict[str, Any] | None, agent_id: str, sid: str, new_id: str,
+                 source: str, at: Any, title: str | None) -> SessionForked:
+    """Copy session ``sid`` of ``src`` (the agent at version ``source``) into a new session
+    ``new_id`` of the agent (``rec``, its head), titled ``title`` (default: the source's title).
+    ``not_found`` when that version has no such session."""
+    rec = not_terminated(rec, agent_id)
+    session = session_of(tx, src, agent_id, sid)
+    title = session["meta"].get("title", "") if title is None else title
+    return SessionForked(agentId=agent_id, sessionId=sid, newSessionId=new_id, source=source, at=at, title=title)

@@ -14,6 +14,10 @@ recorded; :func:`encode` and :func:`decode` round-trip them byte for byte
 
 Two events share ``op == "agent:run"``: :class:`RunFailed` (``{error}``) and
 :class:`RunCompleted` (the run's work, its LLM exchanges and tool results).
+
+Sessions (:mod:`ops.domain.sessions`) added fields to some events: each is UNSET (not
+recorded) unless a session is involved, so every event without one records what it did
+before sessions existed.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from msgspec import UNSET, Struct, UnsetType
 from lattice.nodes import Tx, seq_plain
 
 from . import agent as A
+from . import sessions as S
 from .cycle import Outcome, rerun
 
 __all__ = ["Created", "Forked", "Updated", "Suspended", "Resumed", "Terminated", "TaskCancelled", "TaskQueued",
-           "Triggered", "Messaged", "Imported", "RunFailed", "RunCompleted", "Event", "EVENT_TYPES", "Context", "decode",
+           "Triggered", "Messaged", "Imported", "RunFailed", "RunCompleted", "ChatQueued", "SessionRenamed",
+           "SessionDeleted", "SessionCompacted", "SessionForked", "Event", "EVENT_TYPES", "Context", "decode",
            "encode", "apply", "run_work", "UnknownEvent", "needed_versions", "names_of"]
 
 
@@ -57,6 +63,7 @@ class Forked(_Ev):
     config: Any = None
     includeTimeline: bool = False
     at: Any = None
+    sessionId: str | UnsetType = UNSET  # only this session of the source is copied
 
 
 class Updated(_Ev):
@@ -88,19 +95,25 @@ class Terminated(_Ev):
 
 
 class TaskCancelled(_Ev):
-    """``agent:cancelTask``: a pending task or trigger dropped."""
+    """``agent:cancelTask``: a pending task or trigger dropped; with ``sessionId``, a chat
+    waiting on that session (its message leaves the session's pending)."""
 
     op: ClassVar[str] = "agent:cancelTask"
     agentId: str
     taskId: str
+    sessionId: str | UnsetType = UNSET
 
 
 class TaskQueued(_Ev):
-    """``agent:request``: a task queued under its job id (the caller is the commit's)."""
+    """``agent:request``: a task queued under its job id (the caller is the commit's); bound to
+    session ``sessionId`` when given (``minted``: the request opened it, titled ``title``)."""
 
     op: ClassVar[str] = "agent:request"
     taskId: str
     input: Any = None
+    sessionId: str | UnsetType = UNSET
+    minted: bool | UnsetType = UNSET
+    title: str | UnsetType = UNSET
 
 
 class Triggered(_Ev):
@@ -110,17 +123,23 @@ class Triggered(_Ev):
 
 class Messaged(_Ev):
     """``agent:message``: ``{agentId, message}`` from the caller, or ``{agentId, messages, from}``
-    (messages a run sent, or a what-if replay re-delivers)."""
+    (messages a run sent, or a what-if replay re-delivers); with ``sessionId`` and
+    ``messageId`` (its job id), the message goes to that session's pending, not the inbox."""
 
     op: ClassVar[str] = "agent:message"
     agentId: str
     message: str | UnsetType = UNSET
     messages: list[str] | UnsetType = UNSET
     sender: str | UnsetType = msgspec.field(default=UNSET, name="from")
+    sessionId: str | UnsetType = UNSET
+    messageId: str | UnsetType = UNSET
 
     def __post_init__(self) -> None:
         if (self.message is UNSET) == (self.messages is UNSET):
             raise ValueError("an agent:message event has `message` or `messages`, not both nor neither")
+        if (self.sessionId is UNSET) != (self.messageId is UNSET) or \
+                (self.sessionId is not UNSET and self.message is UNSET):
+            raise ValueError("a session's agent:message event has `sessionId`, `messageId` and `message`")
 
     def texts(self) -> list[str]:
         return list(self.messages) if self.messages is not UNSET else [self.message]
@@ -137,10 +156,13 @@ class Imported(_Ev):
 
 
 class RunFailed(_Ev):
-    """``agent:run`` that failed: the error is recorded and the agent suspended."""
+    """``agent:run`` that failed: the error is recorded and the agent suspended. A failed turn
+    on session ``sessionId`` drops its chats ``dropped`` (their jobs fail with the error)."""
 
     op: ClassVar[str] = "agent:run"
     error: dict[str, Any]
+    sessionId: str | UnsetType = UNSET
+    dropped: list[str] | UnsetType = UNSET
 
 
 class RunCompleted(_Ev):
@@ -155,6 +177,8 @@ class RunCompleted(_Ev):
             config came from there; events may have landed before its result).
         llm: ``[{request: digest, reply}]``. tools: I/O tool results.
         outbox: ``[[agentId, message]]`` sent with ``agent_message``.
+        sessionId / pending: a turn on a session: how many of its pending messages (from
+            the start of its pending at ``base``) the run took.
     """
 
     op: ClassVar[str] = "agent:run"
@@ -167,10 +191,67 @@ class RunCompleted(_Ev):
     llm: list[dict[str, Any]] = []
     tools: list[str] = []
     outbox: list[list[str]] = []
+    sessionId: str | UnsetType = UNSET
+    pending: int | UnsetType = UNSET
+
+
+class ChatQueued(_Ev):
+    """``agent:chat``: a message (any JSON) for the agent's next turn on session ``sessionId``,
+    under its job id ``messageId``; ``minted``: the chat opened the session."""
+
+    op: ClassVar[str] = "agent:chat"
+    agentId: str
+    sessionId: str
+    messageId: str
+    message: Any = None
+    minted: bool = False
+
+
+class SessionRenamed(_Ev):
+    op: ClassVar[str] = "agent:renameSession"
+    agentId: str
+    sessionId: str
+    title: str
+
+
+class SessionDeleted(_Ev):
+    """``agent:deleteSession``: the session leaves the live record (its pending chats' jobs are
+    cancelled); earlier versions keep it."""
+
+    op: ClassVar[str] = "agent:deleteSession"
+    agentId: str
+    sessionId: str
+
+
+class SessionCompacted(_Ev):
+    """``agent:compactSession``: turns older than the last ``keepTurns`` replaced by ``summary``;
+    ``before`` (commit id, hex) and ``beforeSeq`` name the version that still holds them."""
+
+    op: ClassVar[str] = "agent:compactSession"
+    agentId: str
+    sessionId: str
+    summary: str
+    keepTurns: int = 0
+    before: str = ""
+    beforeSeq: int = 0
+
+
+class SessionForked(_Ev):
+    """``agent:forkSession``: session ``sessionId`` as it was at version ``source`` (commit id,
+    hex; ``at`` as asked) copied into a new session ``newSessionId`` of the same agent."""
+
+    op: ClassVar[str] = "agent:forkSession"
+    agentId: str
+    sessionId: str
+    newSessionId: str
+    source: str
+    at: Any = None
+    title: str = ""
 
 
 Event = Union[Created, Forked, Updated, Suspended, Resumed, Terminated, TaskCancelled, TaskQueued, Triggered,
-              Messaged, Imported, RunFailed, RunCompleted]
+              Messaged, Imported, RunFailed, RunCompleted, ChatQueued, SessionRenamed, SessionDeleted,
+              SessionCompacted, SessionForked]
 #: every event type, each with its own ``op`` except the two ``agent:run`` outcomes
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 _BY_OP = {t.op: t for t in EVENT_TYPES if t is not RunFailed and t is not RunCompleted}
@@ -185,9 +266,10 @@ def names_of(op: str, input: Any) -> str | None:
 
 
 def needed_versions(op: str, input: dict[str, Any]) -> list[str]:
-    """The commit ids (hex) of other versions an event needs to be replayed: a fork's source
-    version. (A run's ``base`` is an ancestor on its own chain.) ``input``: the recorded input."""
-    if op == Forked.op and isinstance(input, dict) and isinstance(input.get("source"), str):
+    """The commit ids (hex) of other versions an event needs to be replayed: a fork's (or a
+    session fork's) source version. (A run's ``base`` is an ancestor on its own chain.)
+    ``input``: the recorded input."""
+    if op in (Forked.op, SessionForked.op) and isinstance(input, dict) and isinstance(input.get("source"), str):
         return [input["source"]]
     return []
 
@@ -238,6 +320,9 @@ class Context(msgspec.Struct, frozen=True):
 def run_work(tx: Tx, base: dict[str, Any], event: RunCompleted) -> A.Work:
     """The :class:`~ops.domain.agent.Work` a recorded run consumed, rebuilt from its base record."""
     task = {"input": event.task} if event.taskId is not None else None
+    if event.sessionId is not UNSET:
+        pending = seq_plain(tx, S.get(tx, base, event.sessionId)["pending"], 0, event.pending or 0)
+        return A.Work(event.taskId, task, [], list(event.triggers), session=event.sessionId, pending=pending)
     return A.Work(event.taskId, task, seq_plain(tx, base["inbox"], 0, event.messages),
                   list(event.triggers))
 
@@ -262,8 +347,8 @@ def apply(tx: Tx, rec: dict[str, Any] | None, event: Event, ctx: Context,
     match event:
         case Created(config=config, state=state):
             return A.new_agent(config or {}, state, ts)
-        case Forked(source=source, config=config, includeTimeline=include):
-            return A.fork(ctx.load(source), config, include, ts)
+        case Forked(source=source, config=config, includeTimeline=include, sessionId=sid):
+            return A.fork(ctx.load(source), config, include, ts, tx, None if sid is UNSET else sid)
         case Updated(config=config, state=state):
             return A.update(rec, config, state, ts)
         case Suspended():
@@ -271,26 +356,39 @@ def apply(tx: Tx, rec: dict[str, Any] | None, event: Event, ctx: Context,
         case Resumed(autoWake=auto):
             return A.resume(rec, ts, auto)
         case Terminated():
-            return A.terminate(rec, ts)
+            return A.terminate(rec, ts, tx)
         case TaskCancelled(taskId=tid):
+            if event.sessionId is not UNSET:
+                return A.settle(S.drop_pending(tx, rec, event.sessionId, [tid], ts))
             if A.has_task(rec, tid):
                 rec = A.cancel_task(tx, rec, tid, ts)
             if tid in rec["triggers"]:
                 rec = A.cancel_trigger(rec, tid, ts)
             return A.settle(rec)
-        case TaskQueued(taskId=tid, input=input):
-            return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts))
+        case TaskQueued(taskId=tid, input=input, sessionId=sid):
+            if sid is UNSET:
+                return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts))
+            if event.minted is True:
+                rec = S.open_session(tx, rec, sid, ctx.caller, ts, event.title or "")
+            return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts, sid))
         case Triggered(triggerId=tid):
             return A.settle(A.add_trigger(rec, tid, ts))
         case Imported():
             return {**rec, "updated": ts}
         case Messaged():
+            if event.sessionId is not UNSET:  # to a session's pending, not the inbox
+                entry = {"id": event.messageId, "op": event.op, "message": event.message, "caller": ctx.caller,
+                         "ts": ts}
+                return A.settle(S.enqueue(tx, rec, event.sessionId, entry, ts))
             sender = ctx.caller if event.sender is UNSET else event.sender
             for text in event.texts():
                 rec = A.add_message(tx, rec, text, sender, ts)
             return A.settle(rec)
-        case RunFailed(error=error):
-            return A.settle(A.fail_cycle(rec, error, ts))
+        case RunFailed(error=error, sessionId=sid):
+            rec = A.fail_cycle(rec, error, ts)
+            if sid is not UNSET:
+                rec = S.drop_pending(tx, rec, sid, list(event.dropped or []), ts)
+            return A.settle(rec)
         case RunCompleted():
             base = ctx.load(event.base) if event.base else rec
             work = run_work(tx, base, event)
@@ -304,4 +402,20 @@ def apply(tx: Tx, rec: dict[str, Any] | None, event: Event, ctx: Context,
                 if target == ctx.agent_id:  # a message to itself lands in the same commit
                     rec = A.settle(A.add_message(tx, rec, text, me, ts))
             return rec
+        case ChatQueued(sessionId=sid):
+            if event.minted:
+                rec = S.open_session(tx, rec, sid, ctx.caller, ts)
+            entry = {"id": event.messageId, "op": event.op, "message": event.message, "caller": ctx.caller, "ts": ts}
+            return A.settle(S.enqueue(tx, rec, sid, entry, ts))
+        case SessionRenamed(sessionId=sid, title=title):
+            return S.rename(tx, rec, sid, title, ts)
+        case SessionDeleted(sessionId=sid):
+            return A.settle(S.delete(tx, rec, sid, ts))
+        case SessionCompacted(sessionId=sid):
+            return S.compact(tx, rec, sid, event.summary, event.keepTurns, event.before, event.beforeSeq, ts)
+        case SessionForked(sessionId=sid, source=source):
+            session = S.get(tx, ctx.load(source), sid)
+            if session is None:
+                raise KeyError(sid)
+            return S.copy_session(tx, rec, session, event.newSessionId, ctx.caller, event.title, ts)
     raise UnknownEvent(f"no transition for {type(event).__name__}")  # pragma: no cover - the union is closed

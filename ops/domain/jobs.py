@@ -8,6 +8,9 @@ The job record (stored at ``j/<jobId>`` for jobs that changed state)::
 
     {jobId, operation, status, input, output, error, created, updated, agentId?}
 
+Surfaces show it as the Covia venue does (:func:`public_job`): ``id``/``op`` beside
+``jobId``/``operation``, ``error`` the message and ``errorCode`` the code.
+
 Statuses: ``PENDING`` (accepted, waiting), ``STARTED`` (a run is working on it:
 the oldest task of a ``RUNNING`` agent), then one terminal status:
 ``COMPLETE``, ``FAILED``, ``CANCELLED``. ``TIMEOUT`` is part of the contract
@@ -22,6 +25,8 @@ import re
 from typing import Any, Callable
 
 from lattice.nodes import map_keys, map_len
+
+from .errors import error_fields
 
 __all__ = ["PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT", "STATUSES", "TERMINAL",
            "new_job_id", "JobIds", "normalize_job_id", "job_record", "public_job", "finish", "cancel", "head_task",
@@ -93,15 +98,34 @@ def finish(rec: dict[str, Any], status: str, ts: int, *, output: Any = None, err
     return {**rec, "status": status, "output": output, "error": error, "updated": ts}
 
 
-#: the fields of a job on every surface
-PUBLIC_FIELDS = ("jobId", "operation", "status", "output", "error", "created", "updated")
+#: the fields of a job on every surface: the Covia venue's record (``id``, ``op``, ``error`` the message,
+#: ``errorCode``) beside the seed's names of the same values (``jobId``, ``operation``)
+PUBLIC_FIELDS = ("id", "jobId", "op", "operation", "status", "input", "output", "error", "errorCode", "created",
+                 "updated")
 
 
 def public_job(rec: dict[str, Any]) -> dict[str, Any]:
-    """The job as the HTTP contract shows it: :data:`PUBLIC_FIELDS`, plus ``agent``
-    (``{agentId, status, error}``) on a task or trigger job that a wait returned unfinished
-    because its agent cannot progress (suspended with an error, or terminated)."""
-    out = {k: rec.get(k) for k in PUBLIC_FIELDS}
+    """The job as every surface shows it (REST, event streams, MCP): :data:`PUBLIC_FIELDS`, then
+    extras where they apply: ``path`` and ``hint`` of a recorded error, ``agentId`` of a task or
+    trigger job, and ``agent`` (``{agentId, status, error}``) on a task or trigger job that a wait
+    returned unfinished because its agent cannot progress (suspended with an error, or terminated).
+
+    The stored record (:func:`job_record`) is unchanged: ``jobId``, ``operation``, and ``error``
+    as ``{code, message, path?, hint?}``.
+
+    >>> job = finish(job_record("0x01", "agent:info", 5, input={"agentId": "A"}), FAILED, 7,
+    ...              error={"code": "not_found", "message": "no agent 'A'"})
+    >>> v = public_job(job)
+    >>> (v["id"], v["op"], v["status"], v["error"], v["errorCode"], v["input"], v["created"], v["updated"])
+    ('0x01', 'agent:info', 'FAILED', "no agent 'A'", 'not_found', {'agentId': 'A'}, 5, 7)
+    """
+    err = error_fields(rec.get("error"))
+    out = {"id": rec["jobId"], "jobId": rec["jobId"], "op": rec["operation"], "operation": rec["operation"],
+           "status": rec["status"], "input": rec.get("input"), "output": rec.get("output"),
+           "error": err.pop("error"), "errorCode": err.pop("errorCode"),
+           "created": rec.get("created"), "updated": rec.get("updated"), **err}
+    if rec.get("agentId") is not None:
+        out["agentId"] = rec["agentId"]
     if "agent" in rec:
         out["agent"] = rec["agent"]
     return out

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Union
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .contracts import Contract, declare
 
-__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE"]
+__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE", "SessionId", "MaybeSession"]
 
 AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}(?!\n)$",
                               description="agent identifier: 1-128 of A-Z a-z 0-9 _ . : @ + -, not starting with punctuation")]
@@ -28,6 +28,11 @@ Version = Union[Annotated[int, Meta(ge=0)], Annotated[str, Meta(pattern=r"^(0x)?
 """A version of an agent: its ``seq`` (0 = creation) or a commit id (64 hex digits)."""
 #: default ``covia:read`` bound on a value's JSON size, in bytes
 DEFAULT_MAX_SIZE = 1 << 20
+SessionId = Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{32}(?!\n)$",
+                                description="a session id as the venue minted it (0x + 32 hex digits; agent:chat "
+                                            "returns it)")]
+#: an optional session (UNSET when not given: the job's recorded input is as without sessions)
+MaybeSession = SessionId | None | UnsetType
 
 
 class _In(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -59,6 +64,7 @@ class ForkInput(_In):
     config: dict[str, Any] | str | None = None
     includeTimeline: bool = False
     at: Version | None = None
+    sessionId: MaybeSession = UNSET  # the fork gets only this session of the source
 
 
 class AgentInput(_In):
@@ -94,22 +100,28 @@ class ListInput(_In):
 class ContextInput(_In):
     agentId: AgentId
     task: Any = None
+    sessionId: MaybeSession = UNSET  # the context of the next turn on this session
 
 
 class TriggerInput(_In):
     agentId: AgentId
     wait: Wait = True
+    sessionId: MaybeSession = UNSET  # a known session, echoed (a trigger creates none)
 
 
 class RequestInput(_In):
     agentId: AgentId
     input: Any
     wait: Wait = False
+    sessionId: MaybeSession = UNSET  # bind the task to this known session
+    session: Annotated[dict[str, Any], Meta(description="open a new session for the task: {title?: string} "
+                                                        "(the job's sessionId says which)")] | None | UnsetType = UNSET
 
 
 class MessageInput(_In):
     agentId: AgentId
     message: str
+    sessionId: MaybeSession = UNSET  # to this known session's pending instead of the inbox
 
 
 class ReadInput(_In):
@@ -209,6 +221,7 @@ class CancelTaskOutput(_Out):
 class MessageOutput(_Out):
     agentId: str
     delivered: bool
+    sessionId: str | None = None
 
 
 class ForkOrigin(_Out):
@@ -246,6 +259,7 @@ class TriggerOutput(_Out):
     status: str
     result: Any = None
     taskResults: dict[str, Any] | None = None
+    sessionId: str | None = None
 
 
 class ContextEntry(_Out):

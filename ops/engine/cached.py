@@ -7,8 +7,10 @@ operation (about 19 reads of known objects per ``agent:request`` on PostgreSQL),
 round trip on the event loop. Refs are never cached: they move.
 
 Used in front of :class:`lattice.postgres.PostgresStore` by ``lattice serve --store
-postgresql://...``. Not for a store that collects garbage while it serves (the cache would
-outlive a sweep); PostgresStore does not collect.
+postgresql://...``. A collection (by this process or another) may delete an object still
+cached here: reading it stays right (its bytes never change, and a live object links only
+to live ones), but whether the store *has* an object is always asked of the backend, since
+a writer may rely on it to leave an object out of a commit.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class CachedStore:
         return data
 
     def has(self, d: bytes) -> bool:
-        return bytes(d) in self._objects or self.inner.has(d)
+        return self.inner.has(d)  # never from the cache: a sweep elsewhere may have deleted it
 
     def ref(self, name: str) -> bytes | None:
         return self.inner.ref(name)

@@ -33,7 +33,7 @@ def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any], conn
     """The config map ``config`` names, validated, and allowed by the model connection policy.
 
     Args:
-        config: None, an inline map, a template name, or a ``w/`` path. Source: the caller.
+        config: None, an inline map, a template name, or a ``w/`` (or ``/w/``) path. Source: the caller.
         read_workspace: ``segments below w/ -> value`` (``Missing`` if absent).
         connections: the declared model connections and their rule.
         path: where ``config`` is in the request (for errors).
@@ -50,9 +50,9 @@ def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any], conn
     if config is None:
         return None
     if isinstance(config, str):
-        if config.startswith("w/"):
+        if config.startswith(("w/", "/w/")):  # a leading / as Covia paths may have
             try:
-                _, segs = parse_path(config)
+                _, segs = parse_path(config.removeprefix("/"))
             except InvalidPath as e:
                 raise Rejected("invalid_path", e.message, path=path) from None
             value = read_workspace(segs)

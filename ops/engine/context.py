@@ -24,6 +24,7 @@ from lattice.paths import Missing, read_path
 from ..domain import agent as A
 from ..domain import decide
 from ..domain import jobs as J
+from ..domain import sessions as S
 from ..domain.cycle import Outcome
 from ..domain.errors import OpError, Rejected
 from ..domain.events import Context, Event, apply, encode
@@ -62,6 +63,10 @@ class Engine:
             self.units.guards.append(self.quotas.guard)
         self.scheduler: Scheduler = None  # type: ignore[assignment]  # set by the runtime (it needs the run loop)
         self.sandboxes: dict[tuple[str, str], Sandbox] = {}
+        #: the venue's DID (set by the runtime): a caller's DID-qualified paths resolve against it
+        self.venue_did: str | None = None
+        #: the ``v/info`` globals a runtime sets: name, did, version, started (ms), protocols
+        self.venue_info: dict[str, Any] = {}
 
     def adapter(self, model: Any) -> Any:
         """The adapter for a run's model ref, its endpoint resolved through the declared
@@ -160,8 +165,8 @@ class Engine:
         return new
 
     def cancel_jobs(self, u: Unit, caller: str, rec: dict[str, Any], message: str) -> None:
-        """Cancel every waiting task and trigger job of an agent record."""
-        for tid in J.work_job_ids(rec):
+        """Cancel every waiting task, trigger and chat job of an agent record."""
+        for tid in J.work_job_ids(rec) + S.chat_ids(u.tx, rec):
             name = job_ref(caller, tid)
             jr = u.read(name)
             done = None if jr is None else J.cancel(jr, u.ts, message)
@@ -170,15 +175,18 @@ class Engine:
 
     async def sync(self, caller: str, job: dict[str, Any], fn: Callable[[Unit], Any]) -> dict[str, Any]:
         """Run a synchronous operation: its ``COMPLETE`` job commits with its changes (if any);
-        a job that changed nothing is kept in memory (:class:`~ops.engine.jobs_index.JobIndex`)."""
+        a job that changed nothing is kept in memory (:class:`~ops.engine.jobs_index.JobIndex`).
+        A job-free read (``jobId`` None, :func:`ops.engine.reads.job_free`) is kept nowhere and may not write."""
         def unit(u: Unit) -> dict[str, Any]:
             output = fn(u)
             done = J.finish(job, J.COMPLETE, u.ts, output=output)
             if u.writes:
+                if job["jobId"] is None:
+                    raise RuntimeError(f"{job['operation']} wrote in a job-free read")
                 u.write(job_ref(caller, job["jobId"]), done, job["operation"])
             return done
         done = await self.units.run(caller, unit)
-        if self.store.ref(job_ref(caller, done["jobId"])) is None:
+        if done["jobId"] is not None and self.store.ref(job_ref(caller, done["jobId"])) is None:
             self.jobs.remember(caller, done)
         return done
 

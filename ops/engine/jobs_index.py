@@ -43,6 +43,10 @@ class JobIndex(Protocol):
         """``(jobId, job)`` of the caller's in-memory jobs, oldest first."""
         ...
 
+    def forget(self, caller: str, job_id: str) -> bool:
+        """Drop an in-memory job (``job_id`` canonical); whether there was one."""
+        ...
+
 
 class LocalJobIndex:
     """Stored jobs from the store, the others from this process's memory.
@@ -76,6 +80,9 @@ class LocalJobIndex:
 
     def unstored(self, caller: str) -> Iterator[tuple[str, dict[str, Any]]]:
         return iter(list(self._mem.get(caller, {}).items()))
+
+    def forget(self, caller: str, job_id: str) -> bool:
+        return self._mem.get(caller, {}).pop(job_id, None) is not None
 
 
 async def expire_jobs(engine: Any, before_ms: int) -> int:

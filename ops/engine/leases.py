@@ -459,8 +459,9 @@ class LeaseScheduler(LocalScheduler):
         name = beat_ref(self.owner)
         new = self._beats[self._beat_count % BEATS]
         self._beat_count += 1
-        first = self._beat_head is None
-        if await self.store.acommit(self._beat_objects if first else {}, [RefUpdate(name, self._beat_head, new)]):
+        # the beat commits every time (a few hundred bytes, stored once): the ones the ref does not
+        # point at are garbage to a collection (lattice.gc), which may sweep them between two beats
+        if await self.store.acommit(self._beat_objects, [RefUpdate(name, self._beat_head, new)]):
             self._beat_head = new
             return
         cur = self.store.ref(name)  # deleted by another process that found this one dead

@@ -13,9 +13,9 @@ __all__ = ["version_links"]
 
 
 def version_links(op: str, stored_input: Any, get: Callable[[bytes], bytes | None]) -> list[bytes]:
-    """For the collector: the other versions a commit's event needs (a fork's source version),
-    so that deleting a fork's source frees only what the fork does not need."""
-    if op != "agent:fork":
+    """For the collector: the other versions a commit's event needs (a fork's or a session
+    fork's source version), so that deleting a fork's source frees only what the fork does not need."""
+    if op not in ("agent:fork", "agent:forkSession"):
         return []
     inp = stored_input
     if isinstance(inp, Link):

@@ -9,7 +9,9 @@ with the model's replies and the I/O tools' results, and returns an
   its jobs, and the run's side effects (workspace writes, messages to other
   agents), so a run that fails or is cancelled before it has no effect at all,
   and none is ever applied twice;
-* failure (:func:`fail`): the error recorded, the agent ``SUSPENDED``, its work kept;
+* failure (:func:`fail`): the error recorded, the agent ``SUSPENDED``, its work kept (a
+  failed turn on a session fails its chats' jobs with the error and drops their messages:
+  the caller has its answer; fire-and-forget messages and tasks stay);
 * cancellation (its task cancelled, the agent replaced or terminated): nothing.
 
 Recovery after a restart: the scheduling rule (work wakes a ``SLEEPING``
@@ -37,6 +39,7 @@ from lattice.paths import write_path
 
 from ..domain import agent as A
 from ..domain import jobs as J
+from ..domain import sessions as S
 from ..domain.cycle import Cycle, CycleError, Outcome
 from ..domain.errors import OpError
 from ..domain.events import Messaged, RunCompleted, RunFailed
@@ -98,9 +101,9 @@ async def run_loop(engine: Engine, caller: str, aid: str) -> None:
                 if exc is None:
                     await complete(engine, caller, aid, base, rec, work, cycle.result(), start)
                 else:
-                    await fail(engine, caller, aid, base, exc, work.task_id)
+                    await fail(engine, caller, aid, base, exc, work.task_id, work)
             except (LatticeError, OpError) as e:  # the run's result cannot be stored (or merged)
-                await fail(engine, caller, aid, base, e, work.task_id)
+                await fail(engine, caller, aid, base, e, work.task_id, work)
     except asyncio.CancelledError:
         raise
     except Exception as e:  # a bug: say so, and do not leave the agent RUNNING
@@ -180,23 +183,35 @@ def _error_of(caller: str, aid: str, task_id: str | None, exc: BaseException) ->
 
 
 async def fail(engine: Engine, caller: str, aid: str, base: bytes | None, exc: BaseException,
-               task_id: str | None = None) -> None:
-    """Commit a failed run: ``RunFailed`` (error recorded, agent suspended, work kept)."""
+               task_id: str | None = None, work: A.Work | None = None) -> None:
+    """Commit a failed run: ``RunFailed`` (error recorded, agent suspended, work kept). A turn
+    on a session (``work``) also fails the jobs of the chats it took, and drops their messages."""
     error = _error_of(caller, aid, task_id, exc)
+    event = RunFailed(error=error)
+    if work is not None and work.session is not None:
+        chats = [e["id"] for e in work.pending if e.get("op") == "agent:chat"]
+        event = RunFailed(error=error, sessionId=work.session, dropped=chats)
 
     def fn(u: Unit) -> None:
         rec = _current(u, caller, aid, base)
         if rec is not None:
-            engine.commit_event(u, caller, aid, rec, RunFailed(error=error))
+            engine.commit_event(u, caller, aid, rec, event)
+            for jid in event.dropped or ():
+                jr = u.read(job_ref(caller, jid))
+                if jr is not None and jr["status"] not in J.TERMINAL:
+                    u.write(job_ref(caller, jid), J.finish(jr, J.FAILED, u.ts, error=error), "job:finish")
     await engine.units.run(caller, fn)
 
 
 def run_event(work: A.Work, out: Outcome, start: int, base: bytes | None) -> RunCompleted:
     """The event a successful run records: all a replay needs besides the parent version and time."""
-    return RunCompleted(taskId=work.task_id, task=work.task["input"] if work.task is not None else None,
-                        messages=len(work.messages), triggers=work.triggers, start=start,
-                        base=base.hex() if base is not None else None, llm=out.llm, tools=out.tools,
-                        outbox=[list(m) for m in out.outbox])
+    event = RunCompleted(taskId=work.task_id, task=work.task["input"] if work.task is not None else None,
+                         messages=len(work.messages), triggers=work.triggers, start=start,
+                         base=base.hex() if base is not None else None, llm=out.llm, tools=out.tools,
+                         outbox=[list(m) for m in out.outbox])
+    if work.session is not None:
+        event = msgspec.structs.replace(event, sessionId=work.session, pending=len(work.pending))
+    return event
 
 
 async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, base_rec: dict[str, Any],
@@ -223,14 +238,31 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
             u.write(ws_ref(caller), ws, "agent:run",
                     {"agentId": aid, "paths": ["/".join(["w", *p]) for p, _ in out.ws_edits]})
         _deliver(engine, u, caller, aid, out.outbox, sandboxed)
+        _answer_chats(u, caller, aid, work, out.result)
         if work.triggers:
             entry = next(seq_iter(u.tx, rec["timeline"], seq_len(rec["timeline"]) - 1))
             for tid in work.triggers:
                 jr = u.read(job_ref(caller, tid))
                 if jr is not None and jr["status"] not in J.TERMINAL:
-                    u.write(job_ref(caller, tid), J.finish(jr, J.COMPLETE, u.ts, output=J.trigger_output(
-                        aid, rec, entry["result"], entry["taskResults"])), "job:finish")
+                    output = J.trigger_output(aid, rec, entry["result"], entry["taskResults"])
+                    sid = S.normalize_id((jr.get("input") or {}).get("sessionId"))
+                    if sid is not None:
+                        output["sessionId"] = sid  # echoed, as the venue does
+                    u.write(job_ref(caller, tid), J.finish(jr, J.COMPLETE, u.ts, output=output), "job:finish")
     await engine.units.run(caller, fn)
+
+
+def _answer_chats(u: Unit, caller: str, aid: str, work: A.Work, response: Any) -> None:
+    """Complete the jobs of the chats a turn on a session took: each gets the reply and the ids
+    of every message the turn answered (chats sent together are answered together)."""
+    answered = [e["id"] for e in work.pending]
+    for e in work.pending:
+        if e.get("op") != "agent:chat":
+            continue
+        jr = u.read(job_ref(caller, e["id"]))
+        if jr is not None and jr["status"] not in J.TERMINAL:  # a deleted session cancelled it
+            u.write(job_ref(caller, e["id"]), J.finish(jr, J.COMPLETE, u.ts, output={
+                "agentId": aid, "sessionId": work.session, "response": response, "answered": answered}), "job:finish")
 
 
 def _deliver(engine: Engine, u: Unit, caller: str, aid: str, outbox: list[tuple[str, str]], sandboxed: bool) -> None:

@@ -31,6 +31,7 @@ from ..llm import make_adapter
 from .context import Engine
 from .handlers import HANDLERS
 from .handlers.agents import cancel_agent_job
+from .identity import VenueIdentity
 from .jobs_index import JobIndex, LocalJobIndex, expire_jobs
 from .limits import Limits, Quotas
 from .links import version_links
@@ -63,6 +64,10 @@ class Runtime:
         scheduler: ``(engine, run loop) -> Scheduler`` (default: a
             :class:`~ops.engine.scheduler.LocalScheduler`, every loop in this process).
         quotas: ``(store, limits) -> Quotas`` (default :class:`~ops.engine.limits.Quotas`).
+        identity: the venue's key and DID (default: a new key, kept nowhere; ``lattice serve``
+            passes the store's, :mod:`ops.engine.identity`). Paths qualified by a caller's DID
+            resolve against it (:func:`ops.domain.address.local_path`).
+        name: the venue's name, in :meth:`status`.
 
     One process per store uses the defaults. Processes sharing a store (PostgreSQL) each
     pass :func:`ops.engine.pg.pg_seams` (or :func:`ops.engine.leases.shared_seams`).
@@ -74,8 +79,10 @@ class Runtime:
                  connections: Connections | None = None, gc_every: float | None = None,
                  retain_jobs_ms: int | None = None, notifier: LocalNotifier | None = None,
                  scheduler: Callable[[Engine, Callable[[str, str], Any]], Scheduler] | None = None,
-                 quotas: Callable[[Any, Limits], Quotas] = Quotas):
+                 quotas: Callable[[Any, Limits], Quotas] = Quotas, identity: VenueIdentity | None = None,
+                 name: str = "agent-lattice"):
         self.store = store
+        self.identity, self.name = identity or VenueIdentity.generate(), name
         self.cache = ObjectCache()
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.limits = limits or Limits()
@@ -87,9 +94,12 @@ class Runtime:
         loop = lambda caller, aid: run_loop(self.engine, caller, aid)  # noqa: E731
         self.scheduler = scheduler(self.engine, loop) if scheduler is not None else LocalScheduler(loop)
         self.engine.scheduler = self.scheduler
+        self.engine.venue_did = self.identity.did
         self.engine.invoke = self.invoke  # a what-if replay forks and sends requests as operations
         self.engine.units.hooks.append(self._wake)
         self.started_at = self.clock()
+        self.engine.venue_info = {"name": name, "did": self.identity.did, "version": _version(),
+                                  "started": self.started_at, "protocols": ["rest", "mcp", "sse"]}
         self.gc_every, self.retain_jobs_ms = gc_every, retain_jobs_ms
         self._gc_task: asyncio.Task | None = None
 
@@ -163,16 +173,20 @@ class Runtime:
         """The job record, or None. ``job_id`` may be in any case, with or without ``0x``."""
         return self.engine.jobs.get(caller, job_id)
 
-    async def cancel_job(self, caller: str, job_id: str) -> dict[str, Any] | None:
-        """Cancel a job (a task: removed from its agent; a trigger: dropped). None if unknown."""
+    async def cancel_job(self, caller: str, job_id: str, reason: str | None = None) -> dict[str, Any] | None:
+        """Cancel a job (a task: removed from its agent; a trigger: dropped), ``reason`` its error
+        message (default ``cancelled by caller``). None if unknown."""
         job = self.get_job(caller, job_id)
         if job is None or job["status"] in J.TERMINAL or job.get("agentId") is None:
             return job
-        await cancel_agent_job(self.engine, caller, job["agentId"], job["jobId"], required=False)
+        await cancel_agent_job(self.engine, caller, job["agentId"], job["jobId"], required=False, reason=reason)
         return self.get_job(caller, job_id)
 
     def status(self, caller: str, *, shared: bool = False) -> dict[str, Any]:
         """Server and store summary; agent counts are the caller's own.
+
+        ``{status: "ok", did, name, version, startedAt, uptimeMs, runningLoops, agents, store}``:
+        ``did`` is the venue's DID (the Covia venue's status field), ``name`` its name.
 
         Args:
             shared: the server has several callers (tokens): whole-store figures (objects,
@@ -183,7 +197,8 @@ class Runtime:
         stats = getattr(self.store, "stats", None)
         if stats and not shared:
             st.update(stats())
-        return {"status": "ok", "version": _version(), "startedAt": self.started_at,
+        return {"status": "ok", "did": self.identity.did, "name": self.name, "version": _version(),
+                "startedAt": self.started_at,
                 "uptimeMs": self.clock() - self.started_at,
                 "runningLoops": sum(1 for c, _ in self.scheduler.running() if c == caller),
                 "agents": sum(1 for _ in self.store.refs(agent_prefix(caller))), "store": st}

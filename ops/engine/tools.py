@@ -18,6 +18,7 @@ from lattice.nodes import HMap, Tx, Vec, map_keys, seq_len
 from lattice.paths import Missing, kind_of, open_level, parse_path, read_path, write_path
 
 from ..domain import decide
+from ..domain.address import local_path
 from ..domain.cycle import Outcome
 from ..domain.errors import OpError
 from ..domain.refs import ws_ref
@@ -48,14 +49,14 @@ def io_tool(engine: Engine, caller: str, call: Any, out: Outcome, agent_id: str 
             return f"error: no agent {target!r}"
         try:
             decide.room_for_work(snap[1], target, engine.limits.max_queued,
-                                 sum(1 for t, _ in out.outbox if t == target))
+                                 sum(1 for t, _ in out.outbox if t == target), tx=snap[0])
         except OpError as e:
             return f"error: {e.message}"
         out.outbox.append((target, args["message"]))
         return f"delivered to {target} when this run completes"
     path = args["path"]
     try:
-        ns, segs = parse_path(path)
+        ns, segs = parse_path(local_path(path, caller, engine.venue_did))  # /w/x and <own DID>/w/x too
         if ns != "w":
             return "error: tools may only use the owner's workspace (paths under w/)"
         tx = engine.tx()
@@ -76,7 +77,7 @@ def io_tool(engine: Engine, caller: str, call: Any, out: Outcome, agent_id: str 
         else:
             text = msgspec.json.encode(describe(tx, v, 0, 1000)).decode()
         return text[:TOOL_TEXT_MAX]
-    except LatticeError as e:
+    except (LatticeError, OpError) as e:  # a malformed path, another caller's DID
         return f"error: {e.message}"
 
 

@@ -23,16 +23,22 @@ vain (the run ended, or LangGraph waits for those writes before its ``put``, as
 it does for ``DeltaChannel`` writes) commits alone, and that namespace stops
 lingering for the next 2, 4, ... 64 calls.
 
-This needs a store that queues a commit without waiting for it
-(:func:`submitter`); otherwise the saver commits one at a time.
+It rests on the store port's non-blocking commit, :meth:`lattice.store.Store.submit`
+(:func:`submitter`): LMDB and PostgreSQL queue it for their writer thread; the memory
+store commits at once (nothing to overlap, but lingering writes still share a commit).
+
+Garbage collection: each change carries the store's collection ``generation`` read
+before it was planned, and a batch the oldest of its changes' (see :mod:`lattice.gc`):
+a sweep between planning and committing refuses the commit, and the saver plans again.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from lattice.store import RefUpdate
+from lattice.store import RefUpdate, submit_by_commit
 
 __all__ = ["LINGER", "Pending", "OverlayStore", "Batch", "Lanes", "submitter"]
 
@@ -89,35 +95,30 @@ class OverlayStore:
         return iter(sorted(merged.items()))
 
 
-def submitter(store: Any) -> Callable[[Mapping[bytes, bytes], list], Any] | None:
-    """The store's non-blocking commit: ``submit(objects, updates) -> concurrent.futures.Future[bool]``
-    that queues the commit in call order, or None if it has none.
-
-    A store may offer ``submit``; :class:`~lattice.lmdb.LmdbStore` has it as ``_submit``
-    (the queue behind ``commit``/``acommit``) until the port publishes it.
-    """
+def submitter(store: Any) -> Callable[..., Any]:
+    """The store's non-blocking commit, :meth:`lattice.store.Store.submit`:
+    ``submit(objects, updates, *, generation=None) -> concurrent.futures.Future[bool]``, applied
+    in call order. A store without one gets :func:`lattice.store.submit_by_commit` (commits at once)."""
     fn = getattr(store, "submit", None)
-    if fn is None:
-        from lattice.lmdb import LmdbStore
-
-        if isinstance(store, LmdbStore):
-            fn = store._submit
-    return fn
+    return fn if fn is not None else functools.partial(submit_by_commit, store)
 
 
 class Batch:
     """Changes of one namespace going into the store as one commit: objects, and per ref the first
     expected value and the last new one (each change was planned on top of the ones before)."""
 
-    __slots__ = ("objects", "updates", "fut", "done")
+    __slots__ = ("objects", "updates", "fut", "done", "generation")
 
     def __init__(self, done: Any) -> None:
         self.objects: dict[bytes, bytes] = {}
         self.updates: dict[str, tuple[bytes | None, bytes | None]] = {}
         self.fut: Any = None  # the store's future, once submitted
         self.done = done  # an event set when submitted (threading.Event or asyncio.Event)
+        self.generation: int | None = None  # the oldest collection generation its changes were planned at
 
-    def add(self, objects: Mapping[bytes, bytes], updates: list) -> None:
+    def add(self, objects: Mapping[bytes, bytes], updates: list, generation: int | None = None) -> None:
+        if generation is not None:
+            self.generation = generation if self.generation is None else min(self.generation, generation)
         self.objects.update(objects)
         for u in updates:
             old = self.updates.get(u.name)
@@ -148,22 +149,24 @@ class Lanes:
         return store if p is None else OverlayStore(store, p)
 
     def enqueue(self, key: str | None, objects: Mapping[bytes, bytes], updates: list,
-                linger: bool) -> tuple[Batch, Pending | None]:
-        """Queue a planned change; return its batch (submitted unless it lingers) and its :class:`Pending`."""
+                linger: bool, generation: int | None = None) -> tuple[Batch, Pending | None]:
+        """Queue a planned change; return its batch (submitted unless it lingers) and its :class:`Pending`.
+
+        ``generation``: the store's collection generation read before the change was planned."""
         p = None
         if key is not None:
             p = self.pending.setdefault(key, Pending())
             p.add(objects, updates)
         batch = self.held.get(key) if key is not None else None
         if batch is not None:  # writes are lingering: join them
-            batch.add(objects, updates)
+            batch.add(objects, updates, generation)
             if not linger:
                 del self.held[key]
                 self._go(batch)
                 self.skip.pop(key, None)
             return batch, p
         batch = Batch(self.event())
-        batch.add(objects, updates)
+        batch.add(objects, updates, generation)
         if linger and key is not None and self._may_linger(key):
             self.held[key] = batch
         else:
@@ -196,5 +199,6 @@ class Lanes:
         return False
 
     def _go(self, batch: Batch) -> None:
-        batch.fut = self.submit(batch.objects, batch.ref_updates())
+        gen = batch.generation
+        batch.fut = self.submit(batch.objects, batch.ref_updates(), **({} if gen is None else {"generation": gen}))
         batch.done.set()

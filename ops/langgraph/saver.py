@@ -4,8 +4,8 @@ Open one like LangGraph's own savers::
 
     with LatticeSaver.from_conn_string("/var/lib/app/lg") as saver:      # an LMDB directory
         graph = builder.compile(checkpointer=saver)
-    async with AsyncLatticeSaver.from_conn_string(":memory:") as saver:
-        ...
+    async with AsyncLatticeSaver.from_conn_string("postgresql://app@db/lattice") as saver:
+        ...                                                               # or ":memory:"
 
 How a thread is laid out (refs, commits, roots) is described in
 :mod:`ops.langgraph` (the package docstring).
@@ -13,13 +13,17 @@ How a thread is laid out (refs, commits, roots) is described in
 Writers: every change to a namespace of a thread is one atomic store commit
 that moves its refs by compare-and-swap (the head ref among them, or for
 writes to a leaf, that leaf's ref). In one process, writers of the same
-namespace take turns on a lock to plan, and on LMDB plan on top of the commits
-still in flight and may share one commit (:mod:`ops.langgraph.pipeline`). A
+namespace take turns on a lock to plan, and plan on top of the commits still in
+flight and may share one commit (:mod:`ops.langgraph.pipeline`). A
 lost race (another process, or a sync and an async caller at once) re-reads
 the refs and applies the change again on what it finds, after a jittered
 backoff, as LangGraph's savers accept every put: a put whose parent is no
 longer a leaf becomes a branch, never a lost checkpoint. After
 :data:`MAX_RETRIES` lost races in a row the call fails with :class:`ConflictError`.
+
+Garbage collection (``lattice gc``) may run beside the saver, in this process or
+another: every commit carries the store's collection ``generation`` read before
+planning, so a sweep in between refuses it like a lost race (see :mod:`lattice.gc`).
 """
 
 from __future__ import annotations
@@ -72,21 +76,28 @@ def open_store(spec: str) -> Any:
     """The store a connection string names (the one place that maps a spec to a backend).
 
     Args:
-        spec: ``":memory:"`` (a :class:`~lattice.memory.MemoryStore`), or an LMDB
-            directory, as a path or ``lmdb://<path>`` (a durable
-            :class:`~lattice.lmdb.LmdbStore`, created if missing).
+        spec: ``":memory:"`` (a :class:`~lattice.memory.MemoryStore`), a
+            ``postgresql://user:password@host:port/dbname`` (or ``postgres://``) URL (a
+            :class:`~lattice.postgres.PostgresStore`: any number of processes may share the
+            database; its tables are created on first use), or an LMDB directory, as a path
+            or ``lmdb://<path>`` (a durable :class:`~lattice.lmdb.LmdbStore`, created if missing).
 
     Raises:
-        ValueError: an empty spec, or a ``postgres://``/``postgresql://`` URL (no
-            PostgreSQL backend yet).
-        StoreError: the LMDB environment could not be opened (or is open already in this process).
+        ValueError: an empty spec, or a URL of another scheme.
+        StoreError: the LMDB environment could not be opened (or is open already in this
+            process); the PostgreSQL server could not be reached or its schema is newer.
     """
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"expected ':memory:' or an LMDB directory, got {spec!r}")
+        raise ValueError(f"expected ':memory:', a postgresql:// URL or an LMDB directory, got {spec!r}")
     if spec == ":memory:":
         return MemoryStore()
-    if spec.startswith(("postgres://", "postgresql://")):
-        raise ValueError("PostgreSQL is not supported yet: use ':memory:' or an LMDB directory")
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else None
+    if scheme in ("postgres", "postgresql"):
+        from lattice.postgres import PostgresStore
+
+        return PostgresStore(scheme + spec[len(scheme):], application_name="agent-lattice-langgraph")
+    if scheme not in (None, "lmdb"):
+        raise ValueError(f"store URL scheme {scheme!r} is not supported: use ':memory:', postgresql:// or a directory")
     from lattice.lmdb import LmdbStore
 
     return LmdbStore(spec[len("lmdb://"):] if spec.startswith("lmdb://") else spec)
@@ -100,8 +111,8 @@ class LatticeSaver(BaseCheckpointSaver[int]):
 
     Args:
         store: a lattice store (:class:`~lattice.memory.MemoryStore`,
-            :class:`~lattice.lmdb.LmdbStore`); the caller closes it
-            (``from_conn_string`` does).
+            :class:`~lattice.lmdb.LmdbStore`, :class:`~lattice.postgres.PostgresStore`);
+            the caller closes it (``from_conn_string`` does).
         caller: owner of the threads: their refs are ``t/<caller>/...`` (default ``"local"``).
         serde: LangGraph serializer for values outside plain data and core
             messages (default: LangGraph's ``JsonPlusSerializer``).
@@ -124,8 +135,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         self._cache = ObjectCache()
         self._rd = CommitReader()
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
-        submit = submitter(store)
-        self._lanes = Lanes(submit, threading.Event) if submit is not None else None  # sync callers
+        self._lanes = Lanes(submitter(store), threading.Event)  # sync callers
 
     # The codec follows the serde (``with_allowlist`` sets a new one on a copy).
     @property
@@ -179,17 +189,13 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         lanes = self._lanes
         for attempt in range(MAX_RETRIES):
             with lock:
-                view = self._view(lanes.view(self.store, key) if lanes is not None else None)
+                gen = getattr(self.store, "generation", None)  # before any read (see lattice.gc)
+                view = self._view(lanes.view(self.store, key))
                 plan = planner(view)
                 if not plan.updates:
                     return self._done(plan)
                 objs = self._objects(view.tx)
-                if lanes is None:
-                    if self.store.commit(objs, plan.updates):
-                        return self._done(plan)
-                    time.sleep(_backoff(attempt))
-                    continue
-                batch, p = lanes.enqueue(key, objs, plan.updates, linger and self.linger > 0)
+                batch, p = lanes.enqueue(key, objs, plan.updates, linger and self.linger > 0, gen)
             if not batch.done.wait(self.linger):
                 with lock:
                     lanes.expire(key, batch)
@@ -347,15 +353,16 @@ class LatticeSaver(BaseCheckpointSaver[int]):
 class AsyncLatticeSaver(LatticeSaver):
     """:class:`LatticeSaver` for an event loop: writes await the store's writer thread.
 
-    Reads run inline (an LMDB read takes microseconds). Use one instance on one
-    event loop at a time; the synchronous methods work too (from other threads).
+    Reads run inline: an LMDB read takes microseconds; on PostgreSQL each object not in
+    the saver's cache is a round trip that holds the loop (a fraction of a millisecond on
+    a local server). Use one instance on one event loop at a time; the synchronous
+    methods work too (from other threads).
     """
 
     def __init__(self, store: Any, *, caller: str = "local", serde: Any = None, linger: float = LINGER) -> None:
         super().__init__(store, caller=caller, serde=serde, linger=linger)
         self._alocks = [asyncio.Lock() for _ in range(_STRIPES)]
-        submit = submitter(store)
-        self._alanes = Lanes(submit, asyncio.Event) if submit is not None else None  # callers on the loop
+        self._alanes = Lanes(submitter(store), asyncio.Event)  # callers on the loop
 
     @classmethod
     @asynccontextmanager
@@ -377,17 +384,13 @@ class AsyncLatticeSaver(LatticeSaver):
         lanes = self._alanes
         for attempt in range(MAX_RETRIES):
             async with lock:
-                view = self._view(lanes.view(self.store, key) if lanes is not None else None)
+                gen = getattr(self.store, "generation", None)  # before any read (see lattice.gc)
+                view = self._view(lanes.view(self.store, key))
                 plan = planner(view)
                 if not plan.updates:
                     return self._done(plan)
                 objs = self._objects(view.tx)
-                if lanes is None:
-                    if await self.store.acommit(objs, plan.updates):
-                        return self._done(plan)
-                    await asyncio.sleep(_backoff(attempt))
-                    continue
-                batch, p = lanes.enqueue(key, objs, plan.updates, linger and self.linger > 0)
+                batch, p = lanes.enqueue(key, objs, plan.updates, linger and self.linger > 0, gen)
             if not batch.done.is_set():
                 try:
                     await asyncio.wait_for(batch.done.wait(), self.linger)

@@ -3,9 +3,9 @@
 ``POST /api/v1/admin/gc`` with an optional ``{"retainJobs": ms}`` drops finished
 jobs older than that, then frees every object no ref reaches
 (:meth:`ops.engine.runtime.Runtime.gc`), and answers what it freed. Without
-tokens the one local caller may call it; with tokens, only the callers the
-operator named admins (``lattice serve --admin CALLER``): a collection walks the
-whole store, every caller's data included.
+tokens the one local caller may call it; an authenticated caller (a token's, or a
+``did:key`` one's), only if the operator named it an admin (``lattice serve --admin
+CALLER``): a collection walks the whole store, every caller's data included.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 
 from ..domain.errors import Rejected
-from .common import RUNTIME, TOKENS, caller_of, reply
+from .common import CALLER, RUNTIME, caller_of, reply
 from .inputs import integral_ints
 from .routes import Route, json_response
 
@@ -48,7 +48,9 @@ async def gc(request: web.Request) -> web.Response:
     Raises:
         Rejected: ``forbidden`` (not an admin), ``invalid_input`` (a body not ``{retainJobs?: ms}``).
     """
-    if request.app.get(TOKENS) is not None and caller_of(request) not in request.app.get(ADMINS, frozenset()):
+    # an authenticated caller (a token's, a DID's) must be an admin; the anonymous local caller of a server
+    # without tokens may collect
+    if request.get(CALLER) is not None and caller_of(request) not in request.app.get(ADMINS, frozenset()):
         raise Rejected("forbidden", "only the server's admins may collect garbage",
                        hint="the operator names them with lattice serve --admin CALLER")
     inp = _input(await request.read())

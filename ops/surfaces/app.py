@@ -11,12 +11,13 @@ event streams end at once and requests still waiting on a job answer 503, so
 that the server exits without waiting on its clients.
 
 Two middlewares guard every route: authentication (401 without a valid bearer
-token when tokens are configured; the inspector's static files excepted, see
-:func:`ops.surfaces.ui.is_public`), the ``Host`` check without tokens and the
+token when tokens are configured, or with a refused ``did:key`` token when those are
+accepted, :mod:`ops.surfaces.identity`; the inspector's static files and the DID
+document excepted, see :func:`ops.surfaces.ui.is_public`), the ``Host`` check without tokens and the
 browser-origin check (403 ``forbidden``: DNS rebinding protection), then the
-mapping of errors to replies: every rejection is ``{"error": {code, message,
-path?, hint?}}`` with the status from :data:`ops.domain.errors.HTTP_STATUS`, and
-changes nothing.
+mapping of errors to replies: every rejection is the Covia venue's ``{"error":
+message}`` with our ``errorCode`` (and ``path``, ``hint`` where known) beside it,
+with the status from :data:`ops.domain.errors.HTTP_STATUS`, and changes nothing.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from typing import Any
 
 from aiohttp import web
 
-from ..domain.errors import OpError, Rejected, status_code
+from ..domain.errors import OpError, Rejected, error_body, status_code
 from ..engine.runtime import Runtime
-from . import admin, bundles, caller_events, mcp, openapi, rest, sse, ui
+from . import admin, bundles, caller_events, identity, mcp, openapi, rest, sse, ui
+from . import venue, venue_catalog
 from .auth import LOCAL_CALLER, Tokens
-from .common import (CALLER, HOST_HINT, HOSTS, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, SHUTDOWN, TOKENS,
-                     ShuttingDown, error_reply, host_allowed, host_name, origin_allowed, reply, shutting_down_reply)
+from .common import (HOST_HINT, HOSTS, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, SHUTDOWN, TOKENS, ShuttingDown,
+                     error_reply, host_allowed, host_name, origin_allowed, reply, shutting_down_reply)
 from .routes import Route
 
 __all__ = ["ROUTES", "DEFAULT_MAX_BODY", "LOCAL_CALLER", "create_app"]
@@ -43,21 +45,20 @@ log = logging.getLogger("lattice.http")
 DEFAULT_MAX_BODY = 1 << 20
 
 #: every route of the application, in the order the OpenAPI document lists them
-ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *caller_events.ROUTES, *bundles.ROUTES, *openapi.ROUTES,
-                             *admin.ROUTES, *mcp.ROUTES, *ui.ROUTES)
+ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *caller_events.ROUTES, *bundles.ROUTES, *openapi.ROUTES, *admin.ROUTES,
+                             *identity.ROUTES, *mcp.ROUTES, *ui.ROUTES,
+                             # the Covia venue's REST surface (issue 11): run, jobs, job-free reads, catalog
+                             *venue.ROUTES, *venue_catalog.ROUTES)
 
 
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Authenticate the caller (401 without a valid token); refuse foreign ``Host`` names and browser origins (403)."""
-    tokens: Tokens | None = request.app.get(TOKENS)
-    if tokens is not None and not ui.is_public(request):  # the inspector's static files hold no data
-        caller = tokens.caller(request.headers.get("Authorization"))
-        if caller is None:
-            body = {"error": {"code": "unauthorized", "message": "missing or invalid bearer token",
-                              "hint": "send Authorization: Bearer <token> (the server's --tokens file lists them)"}}
-            return reply(body, 401, {"WWW-Authenticate": 'Bearer realm="lattice"'})
-        request[CALLER] = caller
+    """Authenticate the caller (401 without a valid token, :func:`ops.surfaces.identity.authenticate`); refuse
+    foreign ``Host`` names and browser origins (403)."""
+    if not ui.is_public(request) and not identity.is_public(request):  # the inspector's files, the DID document
+        refused = identity.authenticate(request)
+        if refused is not None:
+            return refused
     if request.path.startswith("/mcp"):  # MCP answers in JSON-RPC itself
         return await handler(request)
     if not host_allowed(request):
@@ -87,16 +88,16 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
             code = status_code(e.status)
             allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None  # RFC 9110: 405 lists them
             message = f"{e.reason}: {request.method} {request.path}"
-            return reply({"error": {"code": code, "message": message}}, e.status, allow)
+            return reply(error_body(code, message), e.status, allow)
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return reply({"error": {"code": "internal_error", "message": "internal server error"}}, 500)
+        return reply(error_body("internal_error", "internal server error"), 500)
 
 
 def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: Tokens | None = None,
                allowed_origins: frozenset[str] = frozenset(), admins: frozenset[str] = frozenset(),
-               allowed_hosts: frozenset[str] = frozenset()) -> web.Application:
+               allowed_hosts: frozenset[str] = frozenset(), accept_did_auth: bool = False) -> web.Application:
     """The v1 application over ``runtime`` (started on startup, closed on cleanup), serving :data:`ROUTES`.
 
     Args:
@@ -108,6 +109,8 @@ def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: To
         allowed_hosts: without tokens, the ``Host`` names (a port is ignored) answered besides
             ``localhost``, ``127.0.0.1`` and ``[::1]``; ``*`` answers any. Others get 403
             ``forbidden`` (DNS rebinding). With tokens every ``Host`` is answered.
+        accept_did_auth: accept self-issued ``did:key`` JWTs (the Covia SDK's ``Ed25519Auth``) beside the
+            tokens; such a caller is its DID (:mod:`ops.surfaces.identity`). Off by default.
 
     Raises:
         ValueError: two operations map to one MCP tool name.
@@ -116,6 +119,7 @@ def create_app(runtime: Runtime, *, max_body: int = DEFAULT_MAX_BODY, tokens: To
     app[RUNTIME] = runtime
     app[MAX_BODY] = max_body
     app[TOKENS] = tokens
+    app[identity.DID_AUTH] = identity.DidAuth(runtime.identity.did) if accept_did_auth else None
     app[ORIGINS] = frozenset(o.rstrip("/") for o in allowed_origins)
     app[HOSTS] = frozenset(host_name(h) for h in allowed_hosts)
     app[ROUTE_TABLE] = ROUTES

@@ -1,7 +1,8 @@
 """Agents as files: export an agent's whole history as a bundle, import one as a new agent.
 
-* ``GET /api/v1/agents/{agentId}/export``: the bundle (``application/vnd.lattice.bundle``,
-  streamed; :mod:`lattice.bundle` documents the format).
+* ``GET /api/v1/agents/{agentId}/export[?from=SEQ]``: the bundle (``application/vnd.lattice.bundle``,
+  streamed; :mod:`lattice.bundle` documents the format); with ``from``, only the versions from
+  ``SEQ`` on, version ``SEQ`` as a base (see :mod:`ops.engine.bundles`).
 * ``POST /api/v1/agents/{agentId}/import``: the body is a bundle; it becomes agent
   ``agentId`` (re-hashed object by object; a cut, changed or incomplete bundle is refused
   with its code and nothing is written). The answer: ``{agentId, fromAgentId, versions,
@@ -34,13 +35,19 @@ _CHUNK = 1 << 16
 
 
 async def export(request: web.Request) -> web.StreamResponse:
-    """``GET /api/v1/agents/{agentId}/export``: the agent's bundle, streamed.
+    """``GET /api/v1/agents/{agentId}/export[?from=SEQ]``: the agent's bundle, streamed.
 
     Raises:
-        OpError: ``not_found``.
+        Rejected: ``invalid_input`` (``from`` is not a version number).
+        OpError: ``not_found`` (no agent; ``from`` past the head or pruned), ``conflict``.
     """
     aid = request.match_info["agentId"]
-    header, chunks = export_agent(request.app[RUNTIME].engine, caller_of(request), aid)
+    raw = request.query.get("from")
+    if raw is not None and not re.fullmatch(r"[0-9]{1,18}", raw):
+        raise Rejected("invalid_input", f"from must be a version number (0 or more), got {raw[:40]!r}",
+                       path="$.from", hint="e.g. ?from=10: the versions from 10 on")
+    header, chunks = export_agent(request.app[RUNTIME].engine, caller_of(request), aid,
+                                  None if raw is None else int(raw))
     safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", aid)
     resp = web.StreamResponse(headers={"Content-Type": BUNDLE_TYPE,
                                        "Content-Disposition": f'attachment; filename="{safe}.lattice"',
@@ -77,15 +84,18 @@ async def import_(request: web.Request) -> web.Response:
 
 
 _AGENT = Param("agentId", "path", {"type": "string"}, "the agent's id (for an import: the new agent's)")
+_FROM = Param("from", "query", {"type": "string", "pattern": "^[0-9]{1,18}$"},
+              "the first version in the bundle (a seq; it becomes the imported agent's base); default: all")
 _BUNDLE_ERRORS = ("bad_format", "truncated", "corrupt_object", "tampered", "incomplete")
 
 #: the bundle routes
 ROUTES = (
     Route("GET", "/api/v1/agents/{agentId}/export", export, "exportAgent",
-          "The agent's whole history as one content-addressed bundle (a file)", parameters=(_AGENT,),
+          "The agent's history (all of it, or from a version on) as one content-addressed bundle (a file)",
+          parameters=(_AGENT, _FROM),
           responses={"200": {"description": "the bundle", "content": {BUNDLE_TYPE: {"schema": {
               "type": "string", "contentMediaType": BUNDLE_TYPE}}}}},
-          errors=("not_found",), tags=("agents",)),
+          errors=("not_found", "invalid_input", "conflict"), tags=("agents",)),
     Route("POST", "/api/v1/agents/{agentId}/import", import_, "importAgent",
           "Load a bundle as a new agent (re-hashed; a bad bundle writes nothing)", parameters=(_AGENT,),
           request_body={"required": True, "content": {BUNDLE_TYPE: {"schema": {

@@ -84,11 +84,22 @@ def main() -> None:
 @click.option("--retain-jobs", type=AGE, default=None,
               help="With --gc-every: first drop finished jobs older than this age (e.g. 7d).")
 @click.option("--admin", "admins", multiple=True, metavar="CALLER",
-              help="With --tokens: a caller allowed on the operator routes (`lattice gc`). Repeatable.")
+              help="A caller (a --tokens caller id, or a did:key with --accept-did-auth) allowed on the operator "
+                   "routes (`lattice gc`). Repeatable.")
+@click.option("--accept-did-auth", is_flag=True, envvar="LATTICE_ACCEPT_DID_AUTH",
+              help="Also accept self-issued did:key JWTs (the Covia SDK's Ed25519Auth: alg EdDSA, sub = the "
+                   "caller's did:key, exp required, aud = this server's DID if given); such a caller is its DID "
+                   "and sees only its own agents, jobs and workspace. Env LATTICE_ACCEPT_DID_AUTH=1.")
+@click.option("--venue-key", type=click.Path(dir_okay=False), default=None, envvar="LATTICE_VENUE_KEY",
+              help="The venue's Ed25519 key (PEM, as `openssl genpkey -algorithm ed25519` writes; created 0600 if "
+                   "missing), whose did:key is the server's DID (status `did`, /.well-known/did.json). Default: "
+                   "venue.key in the LMDB directory, a row of the PostgreSQL database, a new key per process for "
+                   "--memory. Env LATTICE_VENUE_KEY.")
 def serve(data: str, store_spec: str | None, lease: float, host: str, port: int, memory: bool, no_sync: bool,
           max_body: int, log_level: str, max_agents: int, max_queued: int, tokens_file: str | None,
           origins: tuple[str, ...], hosts: tuple[str, ...], insecure_remote: bool, models_file: str | None,
-          gc_every: float | None, retain_jobs: int | None, admins: tuple[str, ...]) -> None:
+          gc_every: float | None, retain_jobs: int | None, admins: tuple[str, ...], accept_did_auth: bool,
+          venue_key: str | None) -> None:
     """Run the HTTP API (POST /api/v1/invoke, MCP at /mcp, the inspector at /ui) on an embedded store,
     or on a PostgreSQL database shared with other `lattice serve` processes (--store postgresql://...).
 
@@ -125,6 +136,7 @@ def serve(data: str, store_spec: str | None, lease: float, host: str, port: int,
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from lattice.errors import StoreError
     seams: dict[str, Any] = {}
+    lmdb_dir = None  # where the store's venue key is kept, for an LMDB store
     if memory:
         store: Any = MemoryStore()
         where = "memory (not kept)"
@@ -144,9 +156,17 @@ def serve(data: str, store_spec: str | None, lease: float, host: str, port: int,
             hint = f"\nhint: {e.hint}" if e.hint else ""
             raise click.ClickException(f"cannot open store at {path}: {e.message}{hint}") from None
         where = "memory (not kept)" if path == ":memory:" else os.path.abspath(path)
+        lmdb_dir = None if path == ":memory:" else path
+    try:
+        identity = _identity(venue_key, store_spec if seams else None, lmdb_dir)
+    except click.ClickException:
+        store.close()
+        raise
     app = create_app(Runtime(store, limits=Limits(max_agents=max_agents, max_queued=max_queued),
-                             connections=connections, gc_every=gc_every, retain_jobs_ms=retain_jobs, **seams),
+                             connections=connections, gc_every=gc_every, retain_jobs_ms=retain_jobs,
+                             identity=identity, **seams),
                      max_body=max_body, tokens=tokens, allowed_origins=frozenset(origins), admins=frozenset(admins),
+                     accept_did_auth=accept_did_auth,
                      # the bound name answers too, unless it is a wildcard (0.0.0.0, ::): then --allow-host names them
                      allowed_hosts=frozenset(hosts) | ({host} if address is None or not address.is_unspecified
                                                       else set()))
@@ -156,7 +176,8 @@ def serve(data: str, store_spec: str | None, lease: float, host: str, port: int,
         web.run_app(app, host=host, port=port, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT,
                     print=lambda *_: click.echo(
             f"lattice serving on http://{host}:{port} (inspector: /ui; store: {where}; "
-            f"{f'{len(tokens)} bearer token(s)' if tokens else 'no authentication, one local caller'}); Ctrl-C to stop"))
+            f"{f'{len(tokens)} bearer token(s)' if tokens else 'no authentication, one local caller'}"
+            f"{'; did:key tokens accepted' if accept_did_auth else ''}; DID {identity.did}); Ctrl-C to stop"))
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     except StoreError as e:  # e.g. another process of another engine protocol shares the database
@@ -164,6 +185,22 @@ def serve(data: str, store_spec: str | None, lease: float, host: str, port: int,
         raise click.ClickException(f"{e.message}{hint}") from None
     finally:
         store.close()
+
+
+def _identity(key_file: str | None, pg_url: str | None, lmdb_dir: str | None) -> Any:
+    """The venue identity (:mod:`ops.engine.identity`): the operator's key file, else the store's key
+    (PostgreSQL row, LMDB key file), else a new one (an in-memory store)."""
+    from ..engine import identity as I
+    try:
+        if key_file is not None:
+            return I.load_key_file(key_file)
+        if pg_url is not None:
+            return I.postgres_identity(pg_url)
+        if lmdb_dir is not None:
+            return I.lmdb_identity(lmdb_dir)
+        return I.VenueIdentity.generate()
+    except I.IdentityError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _is_url(spec: str) -> bool:

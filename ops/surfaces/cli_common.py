@@ -84,8 +84,9 @@ def call(url: str, operation: str, input: Any, names: Mapping[str, str] | None =
 
 def ok(job: dict, names: Mapping[str, str] | None = None) -> Any:
     """The job's output; exit 1 with its error when it did not complete."""
-    if job.get("status") != "COMPLETE":
-        err = job.get("error") or {}
-        _say_error(err.get("code"), err.get("message"), err.get("hint"), names)
+    status = job.get("status")
+    if status != "COMPLETE":
+        _say_error(job.get("errorCode") or str(status).lower(), job.get("error") or f"the job is {status}",
+                   job.get("hint"), names)
         sys.exit(1)
     return job["output"]

@@ -22,6 +22,9 @@ _UNFINISHED = ("FAILED", "CANCELLED", "TIMEOUT")
 
 def _print(j: Any) -> None:
     out = msgspec.to_builtins(j)
+    for extra in ("path", "hint", "agentId", "agent"):  # printed where the server sent them
+        if out.get(extra) is None:
+            out.pop(extra, None)
     dump(out)
     if out.get("status") in _UNFINISHED:
         sys.exit(1)

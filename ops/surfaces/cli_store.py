@@ -4,7 +4,9 @@
 ``gc`` and ``compact`` open an LMDB data directory directly when no server holds it;
 ``gc`` asks the running server instead (``--url``) when one does (a collection is safe
 beside the server's operations, see :mod:`lattice.gc`). ``compact`` needs the directory
-to itself. ``copy`` moves a store from one backend to another (LMDB <-> PostgreSQL).
+to itself. On PostgreSQL (``--store postgresql://...``) both run from here beside the
+servers (see :mod:`lattice.postgres_gc`). ``copy`` moves a store from one backend to
+another (LMDB <-> PostgreSQL).
 """
 
 from __future__ import annotations
@@ -66,21 +68,35 @@ def _human(n: int) -> str:
 @click.command()
 @click.option("--data", default="./.lattice", show_default=True, type=click.Path(file_okay=False),
               help="The LMDB data directory (collected directly when no server is using it).")
+@click.option("--store", "store_spec", default=None, metavar="URL",
+              help="A PostgreSQL store instead (postgresql://...): collected from here, beside its servers.")
 @click.option("--url", envvar="LATTICE_URL", default=None,
               help="Ask this running server to collect (default: the one serving --data, at http://127.0.0.1:7770).")
 @click.option("--retain-jobs", type=AGE, default=None,
               help="First drop finished jobs older than this age (e.g. 7d, 12h, 30m).")
-def gc(data: str, url: str | None, retain_jobs: int | None) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def gc(data: str, store_spec: str | None, url: str | None, retain_jobs: int | None, quiet: bool) -> None:
     """Free every object no ref reaches (removed agents, dropped jobs, replaced values).
 
-    Prints what was freed. Safe beside a running server: it then collects itself, asked
-    over its API (with tokens, only callers it names with --admin may ask).
+    Prints what was freed, with a progress bar while marking. Safe beside running servers: an
+    LMDB store in use is collected by its server, asked over its API (with tokens, only callers
+    it names with --admin may ask); a PostgreSQL store (--store) is collected from here, while
+    its servers run on (one collection at a time per database).
     """
     from lattice.errors import StoreError, StoreLocked
     from lattice.lmdb import LmdbStore
 
-    from ..engine.runtime import Runtime
     from .client import Client, Rejected
+    if store_spec is not None:
+        if url is not None:
+            raise click.UsageError("give --store or --url, not both")
+        from .cli import _open
+        store = _open(store_spec, pool_size=2) if "://" in store_spec else _open_lmdb(store_spec)
+        try:
+            _report(_collect_here(store, retain_jobs, quiet))
+        finally:
+            store.close()
+        return
     if url is None:
         if not os.path.isdir(data):
             raise click.ClickException(f"no store at {data}")
@@ -93,10 +109,7 @@ def gc(data: str, url: str | None, retain_jobs: int | None) -> None:
             raise click.ClickException(f"cannot open store at {data}: {e.message}") from None
         else:
             try:
-                async def offline() -> dict:
-                    rt = Runtime(store)
-                    return await rt.gc(retain_jobs_ms=retain_jobs)
-                _report(asyncio.run(offline()))
+                _report(_collect_here(store, retain_jobs, quiet))
             finally:
                 store.close()
             return
@@ -114,6 +127,52 @@ def gc(data: str, url: str | None, retain_jobs: int | None) -> None:
         sys.exit(2)
 
 
+def _open_lmdb(path: str, busy: str = "stop the server first, or ask it to collect (--url)") -> Any:
+    from lattice.errors import StoreError, StoreLocked
+    from lattice.lmdb import LmdbStore
+    try:
+        return LmdbStore(path)
+    except StoreLocked as e:
+        raise click.ClickException(f"{e.message}: {busy}") from None
+    except StoreError as e:
+        raise click.ClickException(f"cannot open store at {path}: {e.message}") from None
+
+
+def _collect_here(store: Any, retain_jobs: int | None, quiet: bool) -> dict:
+    """Collect ``store`` in this process (see :mod:`lattice.gc`), the mark's progress on stderr."""
+    import contextlib
+
+    from lattice.errors import LatticeError
+    from lattice.gc import collect
+
+    from ..engine.jobs_index import expire_jobs
+    from ..engine.links import version_links
+    from ..engine.runtime import Runtime
+    removed = 0
+    if retain_jobs is not None:
+        rt = Runtime(store)
+        removed = asyncio.run(expire_jobs(rt.engine, rt.clock() - retain_jobs))
+    with contextlib.ExitStack() as stack:
+        bar: list[Any] = []
+
+        def progress(done: int, total: int) -> None:
+            if not bar:
+                bar.append(stack.enter_context(click.progressbar(length=total, label="marking refs", file=sys.stderr,
+                                                                 hidden=quiet)))
+            b = bar[0]
+            b.update(done - b.pos)
+            if done == total and not quiet:
+                click.echo("sweeping ...", err=True)
+        try:
+            report = collect(store, progress, version_links)
+        except LatticeError as e:
+            hint = f"\nhint: {e.hint}" if e.hint else ""
+            raise click.ClickException(f"{e.message}{hint}") from None
+    return {"refs": report.refs, "live": report.live, "freed": report.freed, "freedBytes": report.freed_bytes,
+            "jobsRemoved": removed, "markSeconds": round(report.mark_seconds, 3),
+            "sweepSeconds": round(report.sweep_seconds, 3)}
+
+
 def _report(r: dict) -> None:
     click.echo(f"freed {r['freed']:,} objects ({_human(r['freedBytes'])}); {r['live']:,} live objects under "
                f"{r['refs']:,} refs; {r['jobsRemoved']:,} finished jobs dropped "
@@ -121,37 +180,58 @@ def _report(r: dict) -> None:
 
 
 @click.command()
-@click.option("--data", default="./.lattice", show_default=True, type=click.Path(file_okay=False, exists=True),
+@click.option("--data", default="./.lattice", show_default=True, type=click.Path(file_okay=False),
               help="The LMDB data directory (no server may be using it).")
-def compact(data: str) -> None:
-    """Give the pages LMDB freed back to the file system (LMDB never shrinks a file by itself).
+@click.option("--store", "store_spec", default=None, metavar="URL",
+              help="A PostgreSQL store instead (postgresql://...): VACUUM its tables.")
+@click.option("--full", is_flag=True,
+              help="PostgreSQL: VACUUM FULL, giving every free page back to the file system; it locks the tables "
+                   "while it runs (the servers' reads and commits wait). Without it: a plain VACUUM beside them.")
+def compact(data: str, store_spec: str | None, full: bool) -> None:
+    """Give the space `lattice gc` freed back to the file system.
 
-    Writes a compacted copy beside the data file, then replaces the data file with it.
-    Run `lattice gc` first. Needs the directory to itself: stop the server.
+    LMDB never shrinks a file by itself: this writes a compacted copy beside the data file,
+    then replaces the data file with it; it needs the directory to itself (stop the server).
+    PostgreSQL (--store) reuses the space of deleted objects once vacuumed (autovacuum does it
+    too); this runs VACUUM now (only empty pages at a table's end go back), or VACUUM FULL
+    (--full). Run `lattice gc` first.
     """
-    from lattice.errors import StoreError, StoreLocked
-    from lattice.lmdb import LmdbStore
-    try:
-        store = LmdbStore(data)
-    except StoreLocked as e:
-        raise click.ClickException(f"{e.message}: stop the server first (compaction rewrites the file)") from None
-    except StoreError as e:
-        raise click.ClickException(f"cannot open store at {data}: {e.message}") from None
+    from lattice.errors import LatticeError
+    if store_spec is not None and "://" in store_spec:
+        from .cli import _open
+        store = _open(store_spec, pool_size=1)
+        try:
+            before, after = store.compact(full=full)
+        except LatticeError as e:
+            raise click.ClickException(e.message) from None
+        finally:
+            store.close()
+        click.echo(f"{store.url}: {_human(before)} -> {_human(after)} ({'VACUUM FULL' if full else 'VACUUM'})")
+        return
+    path = data if store_spec is None else store_spec
+    if full:
+        raise click.UsageError("--full is for a PostgreSQL store (LMDB compaction always rewrites the file)")
+    if not os.path.isdir(path):
+        raise click.UsageError(f"Directory {path!r} does not exist (no store there).")
+    store = _open_lmdb(path, busy="stop the server first (compaction rewrites the file)")
     try:
         before, after = store.compact()
     finally:
         store.close()
-    click.echo(f"{data}: {_human(before)} -> {_human(after)}")
+    click.echo(f"{path}: {_human(before)} -> {_human(after)}")
 
 
 @click.command("export")
 @click.argument("agent")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, writable=True),
               help="The bundle file to write (- for standard output).")
+@click.option("--from", "from_seq", type=click.IntRange(min=0), default=None, metavar="SEQ",
+              help="Only the versions from SEQ on (version SEQ becomes the imported agent's base).")
 @click.option("--url", envvar="LATTICE_URL", default="http://127.0.0.1:7770", show_default=True,
               help="Base URL of the running server (env LATTICE_URL; token from env LATTICE_TOKEN).")
-def export_cmd(agent: str, output: str, url: str) -> None:
-    """Write AGENT's whole history (every version, every object it reaches) to one bundle file."""
+def export_cmd(agent: str, output: str, from_seq: int | None, url: str) -> None:
+    """Write AGENT's history (every version, or those from --from SEQ on, and every object they reach)
+    to one bundle file."""
     from .client import Client, Rejected
 
     async def run() -> int:
@@ -159,9 +239,14 @@ def export_cmd(agent: str, output: str, url: str) -> None:
         async with Client(url, token=os.environ.get("LATTICE_TOKEN") or None) as client:
             out = sys.stdout.buffer if output == "-" else open(output + ".part", "wb")
             try:
-                async for chunk in client.export_agent(agent):
+                async for chunk in client.export_agent(agent, from_seq):
                     out.write(chunk)
                     n += len(chunk)
+            except BaseException:
+                if out is not sys.stdout.buffer:
+                    out.close()
+                    os.unlink(output + ".part")  # nothing half-written left behind
+                raise
             finally:
                 if out is not sys.stdout.buffer:
                     out.close()

@@ -20,9 +20,10 @@ Example::
         print(info.timelineLength)
 
 Errors: a request refused by the server raises :class:`Rejected` (HTTP status,
-code, message, path, hint); input that violates the contract raises it before
-sending (status 0, code ``invalid_input``); :meth:`Job.result` raises
-:class:`JobFailed` for a job that did not complete.
+code, message, path, hint: the body's ``errorCode``, ``error``, ``path``, ``hint``);
+input that violates the contract raises it before sending (status 0, code
+``invalid_input``); :meth:`Job.result` raises :class:`JobFailed` for a job that
+did not complete.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from ..domain.contracts import REGISTRY, Contract, decode_input, lookup
 from ..domain.errors import Rejected as _ServerRejected
 from ..domain.jobs import TERMINAL
 
-__all__ = ["Client", "Job", "JobError", "AgentVersion", "Rejected", "JobFailed", "method_name", "DEFAULT_URL"]
+__all__ = ["Client", "Job", "AgentVersion", "Rejected", "JobFailed", "method_name", "DEFAULT_URL"]
 
 DEFAULT_URL = "http://127.0.0.1:7770"
 
@@ -62,36 +63,39 @@ class Rejected(Exception):
         self.status, self.code, self.message, self.path, self.hint = status, code, message, path, hint
 
 
-class JobError(msgspec.Struct, kw_only=True):
-    """A job's ``error``."""
-
-    code: str
-    message: str
-    path: str | None = None
-    hint: str | None = None
-
-
 class JobFailed(Exception):
-    """:meth:`Job.result` of a job that ended FAILED, CANCELLED or TIMEOUT (or is not finished)."""
+    """:meth:`Job.result` of a job that ended FAILED, CANCELLED or TIMEOUT (or is not finished).
+
+    Attributes:
+        job: the job. code: its ``errorCode`` (or its status in lower case).
+    """
 
     def __init__(self, job: "Job"):
-        err = job.error
-        text = f"{err.code}: {err.message}" if err else f"job is {job.status}"
+        text = f"{job.errorCode}: {job.error}" if job.error else f"job is {job.status}"
         super().__init__(f"{job.operation} {job.jobId} {job.status}: {text}")
         self.job = job
-        self.code = err.code if err else job.status.lower()
+        self.code = job.errorCode or job.status.lower()
 
 
 class Job(msgspec.Struct, kw_only=True):
-    """A job, as the server returns it; ``output`` is the contract's output Struct once COMPLETE."""
+    """A job, as the server returns it (the Covia venue's record: ``id``, ``op``, ``error`` the message,
+    ``errorCode``; and ``jobId``, ``operation``); ``output`` is the contract's output Struct once COMPLETE."""
 
+    id: str
     jobId: str
+    op: str
     operation: str
     status: str
+    input: Any = None
     output: Any = None
-    error: JobError | None = None
+    error: str | None = None
+    errorCode: str | None = None
     created: int
     updated: int
+    path: str | None = None
+    hint: str | None = None
+    agentId: str | None = None
+    agent: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -206,8 +210,8 @@ class Client:
     async def _check(resp: aiohttp.ClientResponse) -> Any:
         if resp.status >= 400:
             try:
-                err = (await resp.json(content_type=None))["error"]
-                raise Rejected(resp.status, err["code"], err["message"], err.get("path"), err.get("hint"))
+                err = await resp.json(content_type=None)
+                raise Rejected(resp.status, err["errorCode"], err["error"], err.get("path"), err.get("hint"))
             except (ValueError, KeyError, TypeError, aiohttp.ContentTypeError):
                 raise Rejected(resp.status, "http_error", (await resp.text())[:500]) from None
         return await resp.json(content_type=None)
@@ -258,10 +262,29 @@ class Client:
         """``GET /api/v1/jobs/<jobId>``. Raises :class:`Rejected` (404) for an unknown job."""
         return _decode_job(await self._get(f"/api/v1/jobs/{job_id}"))
 
-    async def cancel(self, job_id: str) -> Job:
-        """Cancel a task or trigger job; the job after cancelling."""
-        async with self.session.put(f"{self.url}/api/v1/jobs/{job_id}/cancel", headers=self._headers) as r:
+    async def cancel(self, job_id: str, reason: str | None = None) -> Job:
+        """Cancel a task or trigger job (``reason``: its error message); the job after cancelling."""
+        body = None if reason is None else {"reason": reason}
+        async with self.session.put(f"{self.url}/api/v1/jobs/{job_id}/cancel", json=body,
+                                    headers=self._headers) as r:
             return _decode_job(await self._check(r))
+
+    async def run(self, operation: str, input: Any = None, *, private: bool = False) -> Any:
+        """``POST /api/v1/run``: the operation's output (as JSON); a job its operation left waiting
+        comes back as the job's JSON (HTTP 202).
+
+        Raises:
+            Rejected: the request was refused, or its job did not complete (the job's code and message).
+        """
+        body: dict[str, Any] = {"operation": operation, "input": {} if input is None else input}
+        if private:
+            body["private"] = True
+        async with self.session.post(self.url + "/api/v1/run", json=body, headers=self._headers) as r:
+            return await self._check(r)
+
+    async def jobs(self, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """A page of the caller's job ids, oldest first: ``{items, total, offset, limit}``."""
+        return await self._get(f"/api/v1/jobs?offset={offset}&limit={limit}")
 
     async def job_updates(self, job_id: str) -> AsyncIterator[Job]:
         """Yield the job now and at each change, until it is terminal (``/api/v1/jobs/<id>/sse``)."""
@@ -329,8 +352,9 @@ class Client:
             await asyncio.sleep(retry_delay)
 
     async def operations(self) -> list[dict[str, Any]]:
-        """The operation catalog: key, summary, input and output schemas."""
-        return (await self._get("/api/v1/operations"))["operations"]
+        """The operation catalog, as the Covia venue lists it: ``[{name, asset, description, input, output,
+        operation (the key), version, summary, ...}]``."""
+        return await self._get("/api/v1/operations")
 
     async def status(self) -> dict[str, Any]:
         """Server and store summary."""
@@ -340,14 +364,15 @@ class Client:
         """The server's OpenAPI 3.1 document."""
         return await self._get("/api/v1/openapi.json")
 
-    async def export_agent(self, agent_id: str) -> AsyncIterator[bytes]:
-        """The agent's bundle (its whole history), in pieces as they arrive.
+    async def export_agent(self, agent_id: str, from_seq: int | None = None) -> AsyncIterator[bytes]:
+        """The agent's bundle (its whole history, or from version ``from_seq`` on), in pieces as they arrive.
 
         Raises:
-            Rejected: ``not_found``.
+            Rejected: ``not_found``, ``invalid_input``, ``conflict``.
         """
+        params = None if from_seq is None else {"from": str(from_seq)}
         async with self.session.get(f"{self.url}/api/v1/agents/{quote(agent_id, safe='')}/export",
-                                    headers=self._headers) as r:
+                                    headers=self._headers, params=params) as r:
             if r.status >= 400:
                 await self._check(r)
             async for chunk in r.content.iter_chunked(1 << 16):

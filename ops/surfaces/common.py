@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
-from ..domain.errors import OpError, http_status
+from ..domain.errors import OpError, error_body, http_status
 from ..domain.jobs import TERMINAL, public_job
 from ..engine.runtime import Runtime
 from .auth import LOCAL_CALLER
@@ -165,8 +165,8 @@ async def unless_shutdown(request: web.Request, aw: Any) -> Any:
 
 def shutting_down_reply() -> web.Response:
     """503 ``unavailable``: the server stopped before the request's job finished."""
-    return reply({"error": {"code": "unavailable", "message": "the server is shutting down before the job finished",
-                            "hint": "retry once it is back; a task it had accepted runs again then"}},
+    return reply(error_body("unavailable", "the server is shutting down before the job finished",
+                            hint="retry once it is back; a task it had accepted runs again then"),
                  503, {"Retry-After": "5"})
 
 
@@ -182,8 +182,8 @@ def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def error_reply(err: OpError) -> web.Response:
-    """The rejection ``{"error": {code, message, path?, hint?}}`` with the status its code maps to."""
-    return reply({"error": err.to_dict()}, http_status(err.code))
+    """The rejection ``{"error": message, "errorCode": code, "path"?, "hint"?}`` with the status its code maps to."""
+    return reply(err.body(), http_status(err.code))
 
 
 def job_reply(job: dict[str, Any]) -> web.Response:

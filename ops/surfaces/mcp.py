@@ -25,7 +25,7 @@ were removed from MCP in 2025-06-18); an unknown method ``-32601``; an unknown
 tool or malformed ``tools/call`` params ``-32602``. Arguments that violate a
 tool's input schema depend on the negotiated version: ``-32602`` with the
 error in ``data`` in 2025-06-18; from 2025-11-25 (SEP-1303) a tool result
-with ``isError: true`` and the error ``{"error": {code, message, path, hint}}``
+with ``isError: true`` and the rejection body ``{"error", "errorCode", "path", "hint"?}``
 as its text (no ``structuredContent``: it would have to be a job), so that a
 model can correct itself.
 
@@ -366,7 +366,7 @@ def _session(request: web.Request, *, required: bool, rid: Any = None) -> _Sessi
 #: what a model is told about the tools (initialize, server/discover)
 INSTRUCTIONS = ("Every agent-lattice operation is a tool (agent:create is agent_create). Each call returns the "
                 "operation's job: structuredContent.output is the result; a job that ends FAILED is isError with "
-                "structuredContent.error.code. Read any state with covia_read, e.g. path g/<agentId>/timeline.")
+                "structuredContent.errorCode (and the message in error). Read any state with covia_read, e.g. path g/<agentId>/timeline.")
 
 
 def _server_info() -> dict[str, Any]:

@@ -9,9 +9,9 @@ runs the operation exactly as ``POST /api/v1/invoke`` does, for the same
 caller (:func:`ops.surfaces.common.caller_of`), and answers with the job as
 ``structuredContent`` plus its JSON as text. A job that ends ``FAILED``,
 ``CANCELLED`` or ``TIMEOUT`` is a result with ``isError: true``; the error
-code is in ``structuredContent.error.code``. Arguments that violate the input
+code is in ``structuredContent.errorCode`` (the message in ``error``). Arguments that violate the input
 schema (from 2025-11-25, SEP-1303) are a result with ``isError: true`` and the
-error ``{"error": {code, message, path, hint}}`` as text only: a
+rejection body ``{"error": message, "errorCode", "path", "hint"?}`` as text only: a
 ``structuredContent`` must conform to the tool's ``outputSchema`` (the job), and
 no job exists.
 
@@ -131,7 +131,7 @@ def list_tools(listed: list[dict[str, Any]], params: dict[str, Any]) -> dict[str
 def _rename(err: dict[str, Any]) -> dict[str, Any]:
     """Point an input error into the tool's ``arguments`` rather than the REST ``input``."""
     out = dict(err)
-    for k in ("path", "message"):
+    for k in ("path", "error"):
         if isinstance(out.get(k), str):
             out[k] = out[k].replace("$.input", "$.arguments")
     return out
@@ -169,9 +169,9 @@ async def call_tool(runtime: Runtime, caller: str, table: dict[str, Contract], p
         inp = decode_input(contract, json_input(contract, args))
         job = await runtime.invoke(contract, inp, caller)
     except Rejected as e:
-        err = _rename(e.to_dict())
+        err = _rename(e.body())
         if version >= _TOOL_ERRORS_FROM:  # no structuredContent: the outputSchema is the job's, and there is none
-            return {"content": [{"type": "text", "text": _json.encode({"error": err}).decode()}], "isError": True}
-        raise McpError(INVALID_PARAMS, f"Invalid params: {err['message']}", data=err) from None
+            return {"content": [{"type": "text", "text": _json.encode(err).decode()}], "isError": True}
+        raise McpError(INVALID_PARAMS, f"Invalid params: {err['error']}", data=err) from None
     pub = public_job(job)
     return _tool_result(pub, pub["status"] in _FAILED)

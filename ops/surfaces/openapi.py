@@ -26,9 +26,9 @@ from aiohttp import web
 from ..domain import operations as _operations  # noqa: F401  (declares every operation)
 from ..domain.contracts import REGISTRY, Contract
 from ..domain.errors import HTTP_STATUS
-from ..domain.jobs import STATUSES
+from ..domain.jobs import PUBLIC_FIELDS, STATUSES
 from .common import ROUTE_TABLE
-from .routes import Route, json_response
+from .routes import Route, json_response, openapi_path
 from .schemas import refine
 
 __all__ = ["JSON_SCHEMA_DIALECT", "simplify", "input_json_schema", "output_json_schema", "output_schema",
@@ -90,10 +90,13 @@ def output_json_schema(contract: Contract) -> dict[str, Any]:
     return _document(output_schema(contract), f"{contract.key} output", contract.summary)
 
 
+_CODE = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "description": "stable snake_case code"}
+
+
 def error_object_schema() -> dict[str, Any]:
-    """``{code, message, path?, hint?}``: a rejection's ``error``, and a FAILED job's."""
+    """``{code, message, path?, hint?}``: an error as a job record stores it (and an agent's ``error``)."""
     return {"type": "object", "properties": {
-        "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "description": "stable snake_case code"},
+        "code": _CODE,
         "message": {"type": "string", "minLength": 1, "description": "what was expected, what was found, and where"},
         "path": {"type": "string", "description": "pointer into the request, e.g. $.input.agentId"},
         "hint": {"type": "string", "description": "how to fix it"}},
@@ -101,9 +104,16 @@ def error_object_schema() -> dict[str, Any]:
 
 
 def error_json_schema() -> dict[str, Any]:
-    """The body of every rejection: ``{"error": {code, message, path?, hint?}}``."""
-    return {"type": "object", "properties": {"error": error_object_schema()}, "required": ["error"],
-            "additionalProperties": False}
+    """The body of every rejection, the Covia venue's ``{"error": message}`` with our fields beside it:
+    ``{"error", "errorCode", "path"?, "hint"?}``; ``POST /api/v1/run`` adds the failed job's ``id``, ``jobId``
+    and ``status``."""
+    return {"type": "object", "properties": {
+        "error": {"type": "string", "minLength": 1, "description": "what was expected, what was found, and where"},
+        "errorCode": _CODE,
+        "path": {"type": "string", "description": "pointer into the request, e.g. $.input.agentId"},
+        "hint": {"type": "string", "description": "how to fix it"},
+        "id": _JOB_ID, "jobId": _JOB_ID, "status": {"enum": list(STATUSES)}},
+        "required": ["error", "errorCode"], "additionalProperties": False}
 
 
 #: keywords that constrain only objects, or only annotate: a schema made of them and ``type: object``
@@ -151,37 +161,51 @@ _STUCK = {"type": "object", "description": "the agent that cannot progress (susp
           "required": ["agentId", "status", "error"]}
 
 
-def _job(contract: Contract | None, output: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:
+def _job(contract: Contract | None, output: dict[str, Any]) -> dict[str, Any]:
     op = {"const": contract.key} if contract is not None else {"type": "string"}
-    waits = contract is None or "wait" in getattr(contract.input, "__struct_fields__", ())
     return {"type": "object", "properties": {
-        "jobId": _JOB_ID, "operation": op,
+        "id": _JOB_ID, "jobId": _JOB_ID, "op": op, "operation": op,
         "status": {"enum": list(STATUSES)},
+        "input": {"description": "the operation's input, as decoded"},
         "output": _nullable(output),
-        "error": _nullable(error),
-        "created": _MS, "updated": _MS, **({"agent": _STUCK} if waits else {})},
-        "required": ["jobId", "operation", "status", "output", "error", "created", "updated"],
-        "additionalProperties": False}
+        "error": {"type": ["string", "null"], "description": "what went wrong (FAILED, CANCELLED), else null"},
+        "errorCode": {**_CODE, "type": ["string", "null"]},
+        "created": _MS, "updated": _MS,
+        "path": {"type": "string", "description": "of the error: a pointer into the request"},
+        "hint": {"type": "string", "description": "of the error: how to fix it"},
+        "agentId": {"type": "string", "description": "the agent of a task or trigger job"},
+        "agent": _STUCK},
+        "required": list(PUBLIC_FIELDS), "additionalProperties": False}
 
 
 def job_json_schema(contract: Contract) -> dict[str, Any]:
     """A self-contained JSON Schema (2020-12) of the job an invoke of ``contract`` replies with.
 
-    ``output`` is the contract's output (or null until COMPLETE); ``error`` is
-    ``{code, message}`` on FAILED/CANCELLED. This is the MCP tool's ``outputSchema``.
+    The Covia venue's job record (``id``, ``op``, ``status``, ``output``, ``error`` the message,
+    ``errorCode``, ``created``, ``updated``) beside the seed's ``jobId`` and ``operation``;
+    ``output`` is the contract's output (or null until COMPLETE). This is the MCP tool's ``outputSchema``.
     """
     out = simplify(_inline_root(output_schema(contract)))
     defs = out.pop("$defs", None)
     out.pop("title", None)
     doc = {"$schema": JSON_SCHEMA_DIALECT, "title": f"{contract.key} job",
            "description": f"The job of {contract.key}: {contract.summary}",
-           **_job(contract, out, error_object_schema())}
+           **_job(contract, out)}
     if defs:
         doc["$defs"] = defs
     return doc
 
 
 # -- OpenAPI -------------------------------------------------------------------------
+
+#: the invoke body's fields beside `operation` and `input` (the Covia venue's)
+_ENVELOPE = {
+    "wait": {"type": ["boolean", "number", "null"], "minimum": 0,
+             "description": "wait for a task or trigger job to finish: true up to 120 s, a number of milliseconds"},
+    "private": {"type": "boolean", "description": "drop the job's record once the reply carries it finished"},
+    "ucans": {"type": ["array", "null"], "maxItems": 0,
+              "description": "UCAN capability proofs: not supported (a non-empty list is refused, 400)"}}
+
 
 def _components() -> tuple[dict[str, Any], dict[str, Any]]:
     """(per-key ``{input, output}`` refs, component schemas) for every contract."""
@@ -246,13 +270,14 @@ def _schemas() -> dict[str, Any]:
         name = camel_name(c)
         needs_input = _required_fields(c.input)
         req = {"type": "object", "description": c.summary, "properties": {
-            "operation": {"enum": [c.key, c.alias], "description": f"`{c.key}` (or its alias `{c.alias}`)"},
+            "operation": {"enum": [c.key, c.alias], "description": f"`{c.key}` (or its Covia name `{c.alias}`)"},
             # an absent or null input is {}
-            "input": per[key]["input"] if needs_input else {"anyOf": [per[key]["input"], {"type": "null"}]}},
+            "input": per[key]["input"] if needs_input else {"anyOf": [per[key]["input"], {"type": "null"}]},
+            **_ENVELOPE},
             "required": ["operation", "input"] if needs_input else ["operation"],
             "additionalProperties": False}
         schemas[f"{name}Request"] = req
-        schemas[f"{name}Job"] = _job(c, per[key]["output"], {"$ref": "#/components/schemas/ErrorObject"})
+        schemas[f"{name}Job"] = _job(c, per[key]["output"])
         schemas[f"{name}Job"]["description"] = f"The job of {c.key}; `output` when COMPLETE."
         requests.append({"$ref": f"#/components/schemas/{name}Request"})
         jobs.append({"$ref": f"#/components/schemas/{name}Job"})
@@ -260,12 +285,6 @@ def _schemas() -> dict[str, Any]:
     # would name each branch twice, by key and by alias, which fuzzers read as two different branches)
     schemas["InvokeRequest"] = {"oneOf": requests}
     schemas["Job"] = {"oneOf": jobs}
-    schemas["CatalogEntry"] = {"type": "object", "properties": {
-        "operation": {"type": "string"}, "alias": {"type": "string"}, "version": {"type": "string"},
-        "summary": {"type": "string"}, "auth": {"type": "string"},
-        "emits": {"type": "array", "items": {"type": "string"}},
-        "input": {"type": "object"}, "output": {"type": "object"}},
-        "required": ["operation", "alias", "version", "summary", "input", "output"]}
     return schemas
 
 
@@ -284,7 +303,7 @@ def openapi_document(routes: tuple[Route, ...], server_url: str | None = None) -
     for route in routes:
         if not route.documented:
             continue
-        methods = paths.setdefault(route.path, {})
+        methods = paths.setdefault(openapi_path(route.path), {})
         method = route.method.lower()
         if method in methods:
             raise ValueError(f"two routes for {route.method} {route.path}")
@@ -307,7 +326,9 @@ def openapi_document(routes: tuple[Route, ...], server_url: str | None = None) -
         "components": {"schemas": _schemas(), "securitySchemes": {"bearer": {
             "type": "http", "scheme": "bearer",
             "description": "With `lattice serve --tokens FILE`: one of the file's tokens, naming the caller. Without "
-                           "--tokens there is one local caller and no token is needed."}}},
+                           "--tokens there is one local caller and no token is needed. With --accept-did-auth: "
+                           "also a self-issued EdDSA JWT whose sub is the caller's did:key (the Covia SDK's "
+                           "Ed25519Auth); the caller is that DID."}}},
     }
     return doc
 

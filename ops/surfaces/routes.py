@@ -10,7 +10,7 @@ its documentation cannot drift apart.
 The OpenAPI fragments (``responses``, ``request_body``) are plain dicts; the
 helpers below build the common ones. ``#/components/schemas/<name>`` references
 name the schemas :mod:`ops.surfaces.openapi` generates from the operation
-contracts (``Job``, ``InvokeRequest``, ``Error``, ``CatalogEntry``...).
+contracts (``Job``, ``InvokeRequest``, ``Error``...).
 
 >>> Param("jobId", "path", {"type": "string"}).openapi()
 {'name': 'jobId', 'in': 'path', 'required': True, 'schema': {'type': 'string'}}
@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Literal, Mapping
 from aiohttp import web
 
 __all__ = ["Route", "Param", "Handler", "JOB_ID", "component", "json_content", "json_response", "event_stream", "sse_event",
-           "path_params"]
+           "path_params", "openapi_path"]
 
 #: an aiohttp request handler
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,7 +65,8 @@ class Route:
     Attributes:
         method: ``GET``, ``POST``, ``PUT`` or ``DELETE`` (a ``GET`` also answers ``HEAD``).
         path: the path template, in OpenAPI syntax (``/api/v1/jobs/{jobId}``); the
-            handler reads each ``{name}`` from ``request.match_info[name]``.
+            handler reads each ``{name}`` from ``request.match_info[name]``. ``{name:regex}``
+            (aiohttp's syntax) matches ``regex`` (``.+``: slashes too); OpenAPI shows ``{name}``.
         handler: the aiohttp handler.
         operation_id: the OpenAPI ``operationId``.
         summary: one line.
@@ -106,12 +107,22 @@ JOB_ID = Param("jobId", "path", {"type": "string", "pattern": "^(0x)?[0-9a-fA-F]
 
 
 def path_params(path: str) -> set[str]:
-    """The ``{name}`` parameters of a path template.
+    """The ``{name}`` parameters of a path template (``{name:regex}``: a parameter matching ``regex``,
+    e.g. ``{name:.+}`` for one that may hold slashes).
 
-    >>> sorted(path_params("/api/v1/jobs/{jobId}/cancel"))
-    ['jobId']
+    >>> sorted(path_params("/api/v1/jobs/{jobId}/cancel")), sorted(path_params("/api/v1/operations/{name:.+}"))
+    (['jobId'], ['name'])
     """
-    return set(re.findall(r"\{([^{}/]+)\}", path))
+    return set(re.findall(r"\{([^{}/:]+)(?::[^{}]+)?\}", path))
+
+
+def openapi_path(path: str) -> str:
+    """A route's path as OpenAPI writes it: ``{name:regex}`` -> ``{name}``.
+
+    >>> openapi_path("/api/v1/operations/{name:.+}")
+    '/api/v1/operations/{name}'
+    """
+    return re.sub(r"\{([^{}/:]+):[^{}]+\}", r"{\1}", path)
 
 
 def component(name: str) -> dict[str, str]:

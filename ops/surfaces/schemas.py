@@ -111,6 +111,13 @@ def _rules(config: dict[str, Any], history: dict[str, Any], value: dict[str, Any
         "agent:update": {"properties": {"config": {"anyOf": [inline, {"type": "null"}]}, "state": state}},
         "agent:fork": {"properties": {"config": {"anyOf": [inline, named, {"type": "null"}]}}},
         "agent:cancelTask": {"properties": {"taskId": {"type": "string", "pattern": JOB_ID_PATTERN}}},
+        # sessions: a message or question is any value but null; a request binds a known session or opens one
+        "agent:chat": {"properties": {"message": {"allOf": [value, _NOT_NULL]}}},
+        "agent:query": {"properties": {"question": {"allOf": [value, _NOT_NULL]}}},
+        "agent:request": {"properties": {"session": {"anyOf": [
+            {"type": "object", "properties": {"title": {"type": "string"}}, "additionalProperties": False},
+            {"type": "null"}]}},
+            "anyOf": [{"properties": {"session": {"type": "null"}}}, {"properties": {"sessionId": {"type": "null"}}}]},
         "covia:read": read, "covia:list": read, "covia:slice": read,
         "covia:write": write, "covia:append": write, "covia:delete": write,
         # a what-if replay forks the agent at `from`: `into` (a new agent id) needs `from` (not null); its
@@ -119,6 +126,11 @@ def _rules(config: dict[str, Any], history: dict[str, Any], value: dict[str, Any
                          "anyOf": [{"properties": {"into": {"type": "null"}}},
                                    {"properties": {"into": {"type": "string"}, "from": _NOT_NULL},
                                     "required": ["into", "from"]}]},
+        # exactly one of `before` and `keepLast`
+        "agent:prune": {"anyOf": [{"properties": {"before": _NOT_NULL, "keepLast": {"type": "null"}},
+                                   "required": ["before"]},
+                                  {"properties": {"keepLast": _NOT_NULL, "before": {"type": "null"}},
+                                   "required": ["keepLast"]}]},
         # two versions of one agent (`from`, `to`?), or the heads of two agents (`otherAgentId`), never both
         "agent:diff": {"anyOf": [{"properties": {"otherAgentId": {"type": "null"}, "from": _NOT_NULL},
                                   "required": ["from"]},

@@ -48,7 +48,7 @@ from lattice.digest import to_hex
 from lattice.nodes import Tx
 
 from ..domain.contracts import Contract
-from ..domain.errors import OpError, Rejected
+from ..domain.errors import OpError, Rejected, error_body
 from ..domain.jobs import TERMINAL, normalize_job_id, public_job
 from ..domain.refs import agent_ref, job_ref
 from ..engine.runtime import Runtime
@@ -327,7 +327,7 @@ async def _pump(stream: EventStream, items: AsyncIterator[Any], send) -> None:
     except Exception:
         log_.exception("event stream %s %s failed", stream.request.method, stream.request.path)
         with contextlib.suppress(ConnectionResetError):
-            await stream.send("error", {"error": {"code": "internal_error", "message": "internal server error"}})
+            await stream.send("error", error_body("internal_error", "internal server error"))
     await stream.close()
 
 

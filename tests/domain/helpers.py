@@ -20,6 +20,7 @@ from lattice.digest import digest
 from lattice.memory import MemoryStore
 from lattice.nodes import Tx
 from ops.domain import agent as A
+from ops.domain import sessions as SS
 from ops.domain.cycle import Cycle, Outcome
 from ops.domain.events import Context
 from ops.domain.jobs import new_job_id
@@ -27,7 +28,8 @@ from ops.domain.models import LlmReply, ToolCall
 
 __all__ = ["T0", "TS", "CALLER", "AID", "new_tx", "reopen", "tid", "ctx", "Builder", "BUILDERS", "missing",
            "sleeping", "running", "running_trigger", "running_message", "suspended", "suspended_with_work",
-           "failed", "asleep_with_work", "terminated", "terminated_with_inbox", "with_tasks", "busy", "big", "call", "say", "drive"]
+           "failed", "asleep_with_work", "terminated", "terminated_with_inbox", "with_tasks", "busy", "big", "call", "say", "drive", "SID", "chat_entry",
+           "in_session", "chatting", "session_suspended"]
 
 T0 = 1_712_930_400_000  # record creation time (Unix ms)
 TS = T0 + 60_000  # the time of the event or command under test
@@ -171,6 +173,44 @@ big = busy(tasks=40, messages=40, status=A.SUSPENDED)
 BUILDERS: dict[str, Builder] = {f.__name__: f for f in (
     missing, sleeping, asleep_with_work, running, running_trigger, running_message, suspended,
     suspended_with_work, failed, terminated, terminated_with_inbox)}
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+#: the session of the session builders (session ids have the shape of job ids)
+SID = tid(100)
+
+
+def chat_entry(n: int, message: Any = "hi", op: str = "agent:chat", caller: str = CALLER) -> dict[str, Any]:
+    """Pending entry number ``n`` (its id is ``tid(n)``)."""
+    return {"id": tid(n), "op": op, "message": message, "caller": caller, "ts": T0 + n}
+
+
+def _one_turn(tx: Tx) -> dict[str, Any]:
+    rec = SS.open_session(tx, _base(), SID, CALLER, T0 + 1)
+    rec = A.settle(SS.enqueue(tx, rec, SID, chat_entry(101, "hello"), T0 + 2))
+    turn = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi there"}]
+    work = A.Work(None, None, [], [], session=SID, pending=[chat_entry(101, "hello")])
+    entry = A.timeline_entry(start=T0 + 3, end=T0 + 4, op="op", work=work, result="hi there", task_status=None,
+                             task_output=None)
+    return A.complete_cycle(tx, rec, work, new_history=turn, entry=entry, ts=T0 + 4)
+
+
+def in_session(tx: Tx) -> dict[str, Any]:
+    """``SLEEPING`` with session ``SID``: one turn (two messages, one timeline entry), nothing pending."""
+    return reopen(tx, _one_turn(tx))
+
+
+def chatting(tx: Tx) -> dict[str, Any]:
+    """``RUNNING`` with session ``SID`` (one turn) and a chat ``tid(102)`` pending on it."""
+    return reopen(tx, A.settle(SS.enqueue(tx, _one_turn(tx), SID, chat_entry(102, "again"), T0 + 5)))
+
+
+def session_suspended(tx: Tx) -> dict[str, Any]:
+    """``SUSPENDED`` with session ``SID`` (one turn), a chat ``tid(102)`` and a message ``tid(103)`` pending."""
+    rec = A.suspend(_one_turn(tx), T0 + 5)
+    rec = SS.enqueue(tx, rec, SID, chat_entry(102, "again"), T0 + 6)
+    return reopen(tx, A.settle(SS.enqueue(tx, rec, SID, chat_entry(103, "fyi", "agent:message"), T0 + 7)))
 
 
 # -- driving a Cycle by hand, as the engine does live ------------------------------------------

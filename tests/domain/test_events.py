@@ -22,11 +22,12 @@ from lattice.nodes import map_len, seq_iter, seq_len
 from ops.domain import agent as A
 from ops.domain import events as E
 from ops.domain.cycle import Cycle, CycleError, ReplayError
-from ops.domain.events import (Created, Forked, Messaged, Resumed, RunCompleted, RunFailed, Suspended, TaskCancelled,
+from ops.domain.events import (ChatQueued, Created, Forked, Messaged, Resumed, RunCompleted, RunFailed,
+                               SessionCompacted, SessionDeleted, SessionForked, SessionRenamed, Suspended, TaskCancelled,
                                TaskQueued, Terminated, Triggered, Updated)
-from tests.domain.helpers import (AID, CALLER, TS, asleep_with_work, call, ctx, drive, failed, missing, new_tx,
-                                  reopen, running, running_message, running_trigger, say, sleeping, suspended,
-                                  suspended_with_work, terminated, tid)
+from tests.domain.helpers import (AID, CALLER, SID, TS, asleep_with_work, call, chatting, ctx, drive, failed,
+                                  in_session, missing, new_tx, reopen, running, running_message, running_trigger, say,
+                                  session_suspended, sleeping, suspended, suspended_with_work, terminated, tid)
 
 DIGEST = bytes(range(32))  # stands for a recorded request digest (kept as bytes)
 ERROR = {"code": "llm_error", "message": "boom"}
@@ -61,6 +62,31 @@ ROUND_TRIP = [
                  id="RunCompleted"),
     pytest.param(RunCompleted(), {"taskId", "task", "messages", "triggers", "start", "base", "llm", "tools", "outbox"},
                  id="RunCompleted-defaults"),
+    # sessions: their fields are recorded only when a session is involved
+    pytest.param(Forked(sourceId="S", agentId=AID, source="ab" * 32, sessionId=SID),
+                 {"sourceId", "agentId", "source", "config", "includeTimeline", "at", "sessionId"}, id="Forked-session"),
+    pytest.param(TaskQueued(taskId=tid(1), input="x", sessionId=SID), {"taskId", "input", "sessionId"},
+                 id="TaskQueued-session"),
+    pytest.param(TaskQueued(taskId=tid(1), sessionId=SID, minted=True, title="t"),
+                 {"taskId", "input", "sessionId", "minted", "title"}, id="TaskQueued-new-session"),
+    pytest.param(Messaged(agentId=AID, message="hi", sessionId=SID, messageId=tid(3)),
+                 {"agentId", "message", "sessionId", "messageId"}, id="Messaged-session"),
+    pytest.param(RunFailed(error=ERROR, sessionId=SID, dropped=[tid(3)]), {"error", "sessionId", "dropped"},
+                 id="RunFailed-session"),
+    pytest.param(RunCompleted(sessionId=SID, pending=2),
+                 {"taskId", "task", "messages", "triggers", "start", "base", "llm", "tools", "outbox", "sessionId",
+                  "pending"}, id="RunCompleted-session"),
+    pytest.param(TaskCancelled(agentId=AID, taskId=tid(1), sessionId=SID), {"agentId", "taskId", "sessionId"},
+                 id="TaskCancelled-chat"),
+    pytest.param(ChatQueued(agentId=AID, sessionId=SID, messageId=tid(3), message={"any": ["json"]}, minted=True),
+                 {"agentId", "sessionId", "messageId", "message", "minted"}, id="ChatQueued"),
+    pytest.param(SessionRenamed(agentId=AID, sessionId=SID, title="t"), {"agentId", "sessionId", "title"},
+                 id="SessionRenamed"),
+    pytest.param(SessionDeleted(agentId=AID, sessionId=SID), {"agentId", "sessionId"}, id="SessionDeleted"),
+    pytest.param(SessionCompacted(agentId=AID, sessionId=SID, summary="s", keepTurns=1, before="ab" * 32, beforeSeq=4),
+                 {"agentId", "sessionId", "summary", "keepTurns", "before", "beforeSeq"}, id="SessionCompacted"),
+    pytest.param(SessionForked(agentId=AID, sessionId=SID, newSessionId=tid(4), source="ab" * 32, at=3, title="t"),
+                 {"agentId", "sessionId", "newSessionId", "source", "at", "title"}, id="SessionForked"),
 ]
 
 
@@ -90,7 +116,7 @@ def test_round_trip_table_covers_every_event_type() -> None:
 
 def test_ops_are_distinct_except_the_two_run_outcomes() -> None:
     ops = [t.op for t in E.EVENT_TYPES]
-    assert len(E.EVENT_TYPES) == 13
+    assert len(E.EVENT_TYPES) == 18
     assert sorted(t.__name__ for t in E.EVENT_TYPES if t.op == "agent:run") == ["RunCompleted", "RunFailed"]
     assert len(set(ops)) == len(ops) - 1
 
@@ -137,6 +163,12 @@ def test_decode_unknown_op(op: str) -> None:
     pytest.param("agent:run", {"llm": {}}, id="run-llm-map"),
     pytest.param("agent:run", {"outbox": [[1, 2]]}, id="run-outbox-ints"),
     pytest.param("agent:message", {"agentId": "A"}, id="message-without-text"),
+    pytest.param("agent:message", {"agentId": "A", "message": "x", "sessionId": SID}, id="message-session-no-id"),
+    pytest.param("agent:message", {"agentId": "A", "messages": ["x"], "sessionId": SID, "messageId": "m"},
+                 id="messages-session"),
+    pytest.param("agent:chat", {"agentId": "A", "messageId": "m"}, id="chat-no-session"),
+    pytest.param("agent:compactSession", {"agentId": "A", "sessionId": SID}, id="compact-no-summary"),
+    pytest.param("agent:forkSession", {"agentId": "A", "sessionId": SID, "source": "00"}, id="forkSession-no-new-id"),
 ])
 def test_decode_malformed(op: str, input: Any) -> None:
     with pytest.raises(E.UnknownEvent, match=op.split(":")[1]):
@@ -238,6 +270,35 @@ APPLY = [
     ("run-clears-error", failed, run(taskId=tid(1), task="do it"), None, After(status=P, timeline=1, history=2)),
     ("run-message-to-self", running, run(taskId=tid(1), task={"q": 1}, outbox=[[AID, "note"], ["B", "x"]]), None,
      After(status=R, inbox=1, timeline=1, history=2)),
+    # sessions (their contents: tests/domain/test_sessions.py)
+    ("chat-mints-and-wakes", sleeping, ChatQueued(agentId=AID, sessionId=tid(7), messageId=tid(5), message="hi",
+                                                  minted=True), None, After(status=R)),
+    ("chat-suspended", session_suspended, ChatQueued(agentId=AID, sessionId=SID, messageId=tid(5)), None,
+     After(status=P, timeline=1)),
+    ("session-message-wakes", in_session, Messaged(agentId=AID, message="x", sessionId=SID, messageId=tid(5)), None,
+     After(status=R, timeline=1)),
+    ("request-session", in_session, TaskQueued(taskId=tid(5), input="go", sessionId=SID), None,
+     After(status=R, tasks=1, timeline=1)),
+    ("request-new-session", sleeping, TaskQueued(taskId=tid(5), sessionId=tid(6), minted=True, title="t"), None,
+     After(status=R, tasks=1)),
+    ("fork-one-session", missing, Forked(sourceId="S", agentId=AID, source="00", sessionId=SID), chatting,
+     After(status=S)),
+    ("rename-session", in_session, SessionRenamed(agentId=AID, sessionId=SID, title="x"), None,
+     After(status=S, timeline=1)),
+    ("delete-session-sleeps", chatting, SessionDeleted(agentId=AID, sessionId=SID), None, After(status=S, timeline=1)),
+    ("compact-session", in_session, SessionCompacted(agentId=AID, sessionId=SID, summary="s", before="ab" * 32,
+                                                     beforeSeq=3), None, After(status=S, timeline=1)),
+    ("fork-session", in_session, SessionForked(agentId=AID, sessionId=SID, newSessionId=tid(7), source="00"),
+     in_session, After(status=S, timeline=1)),
+    ("run-failed-session-drops-chats", chatting, RunFailed(error=ERROR, sessionId=SID, dropped=[tid(102)]), None,
+     After(status=P, timeline=1, error=ERROR)),
+    ("run-failed-session-keeps-messages", session_suspended, RunFailed(error=ERROR, sessionId=SID,
+                                                                       dropped=[tid(102)]), None,
+     After(status=P, timeline=1, error=ERROR)),
+    ("cancel-chat-sleeps", chatting, TaskCancelled(agentId=AID, taskId=tid(102), sessionId=SID), None,
+     After(status=S, timeline=1)),
+    ("run-session-turn", chatting, run(sessionId=SID, pending=1), None, After(status=S, timeline=2)),
+    ("terminate-drops-session-pending", chatting, Terminated(agentId=AID), None, After(status=T, timeline=1)),
 ]
 
 
@@ -314,6 +375,9 @@ def test_cancelled_id_that_is_task_and_trigger_drops_both() -> None:
     pytest.param(sleeping, TaskCancelled(agentId=AID, taskId=tid(9)), id="cancel-unknown"),
     pytest.param(running, TaskCancelled(agentId=AID, taskId=tid(9)), id="cancel-unknown-running"),
     pytest.param(sleeping, Messaged(agentId=AID, messages=[]), id="no-messages"),
+    pytest.param(in_session, TaskCancelled(agentId=AID, taskId=tid(9), sessionId=SID), id="cancel-chat-not-waiting"),
+    pytest.param(in_session, SessionCompacted(agentId=AID, sessionId=SID, summary="s", keepTurns=1),
+                 id="compact-nothing-older"),
 ])
 def test_no_op_events_leave_the_record_and_its_time(build, event) -> None:
     """Events that change nothing (only a replay applies them: decide returns None instead)

@@ -43,8 +43,13 @@ def test_job_record_and_public_view() -> None:
     assert rec == {"jobId": JOB, "operation": "agent:request", "status": J.PENDING, "input": [1], "output": None,
                    "error": None, "created": T0, "updated": T0, "agentId": AID}
     assert "agentId" not in J.job_record(JOB, "covia:read", T0)
-    assert J.public_job(rec) == {k: rec[k] for k in ("jobId", "operation", "status", "output", "error", "created",
-                                                      "updated")}
+    assert J.public_job(rec) == {"id": JOB, "jobId": JOB, "op": "agent:request", "operation": "agent:request",
+                                 "status": J.PENDING, "input": [1], "output": None, "error": None, "errorCode": None,
+                                 "created": T0, "updated": T0, "agentId": AID}
+    failed = J.finish(rec, J.FAILED, T0 + 1, error={"code": "not_found", "message": "no agent", "hint": "h"})
+    view = J.public_job(failed)
+    assert (view["error"], view["errorCode"], view["hint"], view["updated"]) == ("no agent", "not_found", "h", T0 + 1)
+    assert "path" not in view and failed["error"] == {"code": "not_found", "message": "no agent", "hint": "h"}
 
 
 # -- finish / cancel / retarget --------------------------------------------------------------

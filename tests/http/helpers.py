@@ -1,8 +1,10 @@
 """Shared helpers of the HTTP tests (imported as ``tests.http.helpers``).
 
-The HTTP contract is DESIGN.md section 3: ``POST /api/v1/invoke`` replies
-with a job (200 when terminal, 202 + ``Location`` while PENDING/STARTED);
-rejections are ``{"error": {code, message, path?, hint?}}``.
+The HTTP contract is DESIGN.md section 3, in the Covia venue's shapes: ``POST
+/api/v1/invoke`` replies with a job (200 when terminal, 202 + ``Location`` while
+PENDING/STARTED): ``{id, jobId, op, operation, status, input, output, error,
+errorCode, created, updated}`` (``error`` the message, ``errorCode`` the code);
+rejections are ``{"error": message, "errorCode", "path"?, "hint"?}``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ INVOKE = "/api/v1/invoke"
 SMALL_BODY = 4096
 JOB_ID = re.compile(r"^0x[0-9a-f]{32}$")
 TERMINAL = {"COMPLETE", "FAILED", "CANCELLED", "TIMEOUT"}
-JOB_KEYS = {"jobId", "operation", "status", "output", "error", "created", "updated"}
+JOB_KEYS = {"id", "jobId", "op", "operation", "status", "input", "output", "error", "errorCode", "created", "updated"}
+#: fields a job carries where they apply: its error's pointer and hint, its agent (task and trigger jobs),
+#: and why a wait ended with its agent stuck
+JOB_EXTRAS = {"path", "hint", "agentId", "agent"}
+#: the fields of a rejection's body
+ERROR_KEYS = {"error", "errorCode", "path", "hint"}
 
 ECHO = {"model": {"provider": "echo"}}
 HANG = {"model": {"provider": "hang"}}
@@ -51,21 +58,23 @@ async def ok(client, op: str, input: Any = None) -> Any:
 
 
 async def failed(client, op: str, input: Any, code: str) -> dict:
-    """Invoke, assert a FAILED job (HTTP 200) with ``error.code == code``; return the job."""
+    """Invoke, assert a FAILED job (HTTP 200) with ``errorCode == code`` and a message in ``error``; return the job."""
     status, body = await invoke(client, op, input)
     assert status == 200, body
     assert_job_shape(body, op)
     assert body["status"] == "FAILED", body
     assert body["output"] is None, body
-    assert isinstance(body["error"], dict), body
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
+    assert body["errorCode"] == code, body
+    assert isinstance(body["error"], str) and body["error"], body
     return body
 
 
 def assert_job_shape(body: dict, op: str | None = None) -> None:
-    assert set(body) - {"agent"} == JOB_KEYS, body  # `agent`: on a wait that ended with its agent stuck
-    assert JOB_ID.match(body["jobId"]), body
+    """The job record: :data:`JOB_KEYS`, extras only from :data:`JOB_EXTRAS`, ``id`` = ``jobId``, ``op`` = ``operation``."""
+    assert set(body) - JOB_EXTRAS == JOB_KEYS, body
+    assert JOB_ID.match(body["jobId"]) and body["id"] == body["jobId"], body
+    assert body["op"] == body["operation"], body
+    assert (body["error"] is None) == (body["errorCode"] is None), body
     if op is not None:
         assert body["operation"] == op, body
     assert isinstance(body["created"], int) and isinstance(body["updated"], int), body
@@ -73,18 +82,26 @@ def assert_job_shape(body: dict, op: str | None = None) -> None:
 
 
 def assert_rejection(status: int, body: dict, http: int, code: str, path: str | None = None) -> dict:
-    """A rejection: the status, ``{"error": {code, message, path?, hint?}}``, non-empty message."""
+    """A rejection: the status, ``{"error": message, "errorCode": code, "path"?, "hint"?}``, a non-empty message.
+
+    Returns the error as ``{code, message, path?, hint?}`` (what callers check further).
+    """
     assert status == http, (status, body)
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert set(err) <= {"code", "message", "path", "hint"}, err
-    assert err["code"] == code, err
-    assert isinstance(err["message"], str) and err["message"].strip(), err
+    assert {"error", "errorCode"} <= set(body) <= ERROR_KEYS, body
+    assert body["errorCode"] == code, body
+    assert isinstance(body["error"], str) and body["error"].strip(), body
     if path is not None:
-        assert err.get("path") == path, err
-    if "hint" in err:
-        assert isinstance(err["hint"], str) and err["hint"], err
-    return err
+        assert body.get("path") == path, body
+    if "hint" in body:
+        assert isinstance(body["hint"], str) and body["hint"], body
+    return error_of(body)
+
+
+def error_of(body: dict) -> dict:
+    """A rejection body or a job's error fields as ``{code, message, path?, hint?}``."""
+    out = {"code": body["errorCode"], "message": body["error"]}
+    out.update({k: body[k] for k in ("path", "hint") if k in body})
+    return out
 
 
 async def get_job(client, job_id: str) -> tuple[int, dict]:

@@ -181,9 +181,9 @@ async def test_unknown_job_is_404(client):
     for jid in ("0x" + "ab" * 16, "nonsense"):
         st, body = await get_job(client, jid)
         assert st == 404, body
-        assert body["error"]["code"] == "not_found" and body["error"]["message"]
+        assert body["errorCode"] == "not_found" and body["error"]
     r = await client.put("/api/v1/jobs/0x" + "cd" * 16 + "/cancel")
-    assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+    assert r.status == 404 and (await r.json())["errorCode"] == "not_found"
 
 
 async def test_message_recorded_in_timeline(client):
@@ -235,7 +235,7 @@ async def test_fail_task(client):
     status, job = await invoke(client, "agent:request", {"agentId": "F", "input": "x", "wait": True})
     assert status == 200, job
     assert job["status"] == "FAILED" and job["output"] is None
-    assert job["error"]["code"] == "task_failed" and "cannot do it" in job["error"]["message"]
+    assert job["errorCode"] == "task_failed" and "cannot do it" in job["error"]
     # the run itself succeeded: agent fine, timeline entry recorded
     inf = await info(client, "F")
     assert inf["status"] == "SLEEPING" and inf["error"] is None and inf["timelineLength"] == 1

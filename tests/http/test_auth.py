@@ -45,7 +45,7 @@ async def test_every_route_needs_a_valid_token(client, store, headers, method: s
                              json={"operation": "agent:create", "input": {"agentId": "X"}} if method == "POST" else None)
     assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
     body = await r.json()
-    assert body["error"]["code"] == "unauthorized" and body["error"]["message"]
+    assert body["errorCode"] == "unauthorized" and body["error"]
     assert list(store.refs("")) == before
 
 
@@ -147,7 +147,7 @@ async def test_foreign_browser_origins_are_refused(client, origin: str, status: 
                           headers={**auth(ALICE), "Origin": origin})
     assert r.status == status
     if status == 403:
-        assert (await r.json())["error"]["code"] == "forbidden"
+        assert (await r.json())["errorCode"] == "forbidden"
 
 
 def test_token_file_validation(tmp_path: Path) -> None:

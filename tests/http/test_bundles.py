@@ -31,8 +31,8 @@ async def make_agent(client) -> None:
     await invoke(client, "agent:request", {"agentId": "Src", "input": "still pending"})  # queued work travels too
 
 
-async def export(client, aid: str) -> bytes:
-    r = await client.get(f"/api/v1/agents/{aid}/export")
+async def export(client, aid: str, from_: int | None = None) -> bytes:
+    r = await client.get(f"/api/v1/agents/{aid}/export", params=None if from_ is None else {"from": str(from_)})
     assert r.status == 200, await r.text()
     assert r.headers["Content-Type"] == "application/vnd.lattice.bundle"
     return await r.read()
@@ -71,9 +71,121 @@ async def test_round_trip_to_another_server_replays_identical(start_app) -> None
     assert done == "ok"
     assert (await ok(dst, "agent:replay", {"agentId": "Copy"}))["identical"] is True
     status, again = await do_import(dst, "Copy", data)
-    assert status == 409 and again["error"]["code"] == "conflict"
+    assert status == 409 and again["errorCode"] == "conflict"
 
 
+async def test_export_from_a_version_imports_as_an_agent_whose_history_starts_there(start_app) -> None:
+    """Every version an export can start from gives a bundle that imports as an agent whose
+    history starts at that version (a pruned base), replays identical and fsck-clean; a start
+    whose later run needs an older state is refused with conflict and its hint."""
+    from lattice.fsck import fsck
+    from ops.domain.check import make_check_head
+    from ops.surfaces.common import RUNTIME
+    src = await start_app("lmdb")
+    await make_agent(src)
+    versions = (await ok(src, "agent:history", {"agentId": "Src", "limit": 1000}))["versions"]
+    first, top = versions[-1]["seq"], versions[0]["seq"]
+    whole = await export(src, "Src")
+    head_state = await ok(src, "covia:read", {"path": "g/Src/state/history"})
+    imported = refused = 0
+    for k in range(first + 1, top + 1):
+        r = await src.get("/api/v1/agents/Src/export", params={"from": str(k)})
+        if r.status == 409:
+            err = (await r.json())["error"]
+            assert err["code"] == "conflict" and "started from version" in err["message"], err
+            assert int(err["hint"].split()[-2]) < k  # "export from N at most"
+            refused += 1
+            continue
+        assert r.status == 200, await r.text()
+        data = await r.read()
+        header, _ = read_bundle([data])
+        assert header["from"] == k and header["versions"] == top + 1
+        assert len(data) < len(whole)
+        dst = await start_app("lmdb")  # a server of its own: the agent's pending work travels with it
+        status, out = await do_import(dst, f"Tail{k}", data)
+        assert status == 200, out
+        history = (await ok(dst, "agent:history", {"agentId": f"Tail{k}", "limit": 1000}))["versions"]
+        assert [v["seq"] for v in history] == list(range(top + 1, k - 1, -1))  # its import on top
+        assert history[-1]["op"] == "agent:prune"  # the base: version k's state, taken as given
+        replay = await ok(dst, "agent:replay", {"agentId": f"Tail{k}"})
+        assert replay["identical"] is True and replay["replayed"] == top + 2 - k, replay
+        assert await ok(dst, "covia:read", {"path": f"g/Tail{k}/state/history"}) == head_state
+        at_k = await ok(src, "covia:read", {"path": "g/Src/state/history", "at": k})
+        assert await ok(dst, "covia:read", {"path": f"g/Tail{k}/state/history", "at": k}) == at_k
+        status, old = await invoke(dst, "covia:read", {"path": f"g/Tail{k}/state", "at": k - 1})
+        assert old["error"]["code"] == "not_found", old  # not in the bundle
+        store = dst.app[RUNTIME].store
+        report = fsck(store, check_head=make_check_head(store))
+        assert report.ok, report.problems[:5]
+        imported += 1
+    assert imported >= 2, (imported, refused)
+    assert await ok(src, "agent:history", {"agentId": "Src", "limit": 1000}) == {"agentId": "Src",
+                                                                              "versions": versions}  # unchanged
+
+
+async def test_export_from_inside_a_run_is_refused_with_the_version_it_needs(start_app, monkeypatch) -> None:
+    """A run that started from version a and committed at a + 2 (a message landed at a + 1
+    meanwhile): its replay needs version a, so an export from a + 1 is refused; from a it works."""
+    import asyncio
+
+    from ops.llm.deterministic import EchoAdapter
+    gate = asyncio.Event()
+    real = EchoAdapter.complete
+
+    async def slow(self, request):
+        await gate.wait()
+        return await real(self, request)
+    monkeypatch.setattr(EchoAdapter, "complete", slow)
+    src = await start_app("lmdb")
+    await ok(src, "agent:create", {"agentId": "A", "config": {"model": {"provider": "echo"}}})
+    assert (await invoke(src, "agent:request", {"agentId": "A", "input": "slow"}))[0] == 202  # accepted
+    for _ in range(200):  # until the run has started from the accepting version
+        if (await ok(src, "agent:info", {"agentId": "A"}))["status"] == "RUNNING":
+            break
+        await asyncio.sleep(0.01)
+    accepted = (await ok(src, "agent:history", {"agentId": "A", "limit": 1}))["versions"][0]["seq"]
+    await ok(src, "agent:message", {"agentId": "A", "message": "meanwhile"})
+    gate.set()
+    assert (await invoke(src, "agent:request", {"agentId": "A", "input": "after", "wait": True}))[0] == 200
+    versions = (await ok(src, "agent:history", {"agentId": "A", "limit": 100}))["versions"]
+    run = next(v for v in reversed(versions) if v["op"] == "agent:run")
+    assert run["seq"] >= accepted + 2, versions  # the message landed between its start and its end
+    r = await src.get("/api/v1/agents/A/export", params={"from": str(accepted + 1)})
+    err = (await r.json())["error"]
+    assert r.status == 409 and err["code"] == "conflict" and err["hint"] == f"export from {accepted} at most", err
+    data = await export(src, "A", accepted)
+    dst = await start_app("lmdb")
+    status, out = await do_import(dst, "B", data)
+    assert status == 200, out
+    replay = await ok(dst, "agent:replay", {"agentId": "B"})
+    assert replay["identical"] is True, replay
+
+
+@pytest.mark.parametrize("query, status, code", [
+    ("-1", 400, "invalid_input"), ("x", 400, "invalid_input"), ("1.5", 400, "invalid_input"),
+    ("999", 404, "not_found"),
+])
+async def test_export_from_a_bad_version_is_refused(start_app, query, status, code) -> None:
+    src = await start_app()
+    await ok(src, "agent:create", {"agentId": "A"})
+    r = await src.get("/api/v1/agents/A/export", params={"from": query})
+    assert r.status == status and (await r.json())["error"]["code"] == code
+
+
+async def test_export_from_a_pruned_version_is_not_found(start_app) -> None:
+    src = await start_app()
+    await ok(src, "agent:create", {"agentId": "A", "config": {"model": {"provider": "echo"}}})
+    for i in range(4):
+        await ok(src, "agent:request", {"agentId": "A", "input": f"t{i}", "wait": True})
+    pruned = await ok(src, "agent:prune", {"agentId": "A", "keepLast": 2})
+    r = await src.get("/api/v1/agents/A/export", params={"from": str(pruned["base"] - 1)})
+    body = await r.json()
+    assert r.status == 404 and "squashed" in body["error"]["message"], body
+    data = await export(src, "A", pruned["base"])  # the base itself: the chain as it is
+    assert read_bundle([data])[0]["from"] == pruned["base"]
+
+
+@pytest.mark.parametrize("from_", [None, "top"])
 @pytest.mark.parametrize("damage, code", [
     (lambda b: b[: len(b) // 2], "truncated"),
     (lambda b: b[:-3], "truncated"),
@@ -81,15 +193,16 @@ async def test_round_trip_to_another_server_replays_identical(start_app) -> None
     (lambda b: b"not a bundle at all", "bad_format"),
     (lambda b: b"", "truncated"),
 ])
-async def test_bad_bundles_write_nothing(start_app, damage, code) -> None:
+async def test_bad_bundles_write_nothing(start_app, damage, code, from_) -> None:
     src = await start_app("lmdb")
     await make_agent(src)
-    data = await export(src, "Src")
+    top = (await ok(src, "agent:history", {"agentId": "Src", "limit": 1}))["versions"][0]["seq"]
+    data = await export(src, "Src", None if from_ is None else top)
     dst = await start_app("lmdb")
     before = await refs(dst)
     status, out = await do_import(dst, "Bad", damage(data))
     assert status == 400, out
-    assert out["error"]["code"] == code if code else out["error"]["code"] in ("corrupt_object", "tampered")
+    assert out["errorCode"] == code if code else out["errorCode"] in ("corrupt_object", "tampered")
     assert await refs(dst) == before
 
 
@@ -144,6 +257,17 @@ def test_cli_export_import(tmp_path: Path) -> None:
         im = subprocess.run([str(BIN / "lattice"), "import", str(bundle), "--as", "B"], env=env, capture_output=True,
                             text=True)
         assert im.returncode == 0 and '"fromAgentId": "A"' in im.stdout, im.stderr
+        tail = tmp_path / "A-tail.lattice"
+        ex = subprocess.run([str(BIN / "lattice"), "export", "A", "--from", "2", "-o", str(tail)], env=env,
+                            capture_output=True, text=True)
+        assert ex.returncode == 0 and 0 < tail.stat().st_size < bundle.stat().st_size, ex.stderr
+        im = subprocess.run([str(BIN / "lattice"), "import", str(tail), "--as", "T"], env=env, capture_output=True,
+                            text=True)
+        assert im.returncode == 0 and '"fromAgentId": "A"' in im.stdout, im.stderr
+        far = subprocess.run([str(BIN / "lattice"), "export", "A", "--from", "99", "-o", str(tmp_path / "far")],
+                             env=env, capture_output=True, text=True)
+        assert far.returncode == 2 and "not_found" in far.stderr and not (tmp_path / "far").exists()
+        assert not (tmp_path / "far.part").exists()
         bundle.write_bytes(bundle.read_bytes()[:-10])
         bad = subprocess.run([str(BIN / "lattice"), "import", str(bundle), "--as", "C"], env=env, capture_output=True,
                              text=True)
@@ -167,3 +291,38 @@ async def test_a_bundle_larger_than_the_request_body_limit_imports(start_app) ->
     status, out = await do_import(dst, "Big", data)
     assert status == 200, out
     assert (await ok(dst, "agent:replay", {"agentId": "Big"}))["identical"] is True
+
+
+def test_a_writer_reading_many_at_once_writes_the_same_bundle_content() -> None:
+    """``write_bundle(get_many=...)`` (a layer at a time, for PostgreSQL) holds the same objects as the
+    depth-first writer, reads back whole, and fails like ``get`` on an object it cannot read."""
+    from lattice.commits import write_commit
+    from lattice.errors import CorruptObject
+    from lattice.memory import MemoryStore
+    from lattice.nodes import Tx
+    from lattice.bundle import write_bundle
+    store = MemoryStore()
+    tx = Tx(store)
+    head, c = None, None
+    for i in range(40):
+        root = tx.put_root({"messages": [f"m{k} " + "y" * 50 for k in range(i * 3)], "i": i})
+        head, c = write_commit(tx, parent=head, parent_commit=c, root=root, ts=i, op="agent:request",
+                               input={"n": i}, caller="c")
+    store.commit(tx.objects, [])
+    calls = []
+
+    def get_many(ds):
+        calls.append(len(ds))
+        return {d: store.get(d) for d in ds if store.has(d)}
+    deep = read_bundle(list(write_bundle(store.get, head, {"x": 1})))
+    wide = read_bundle(list(write_bundle(store.get, head, {"x": 1}, None, get_many)))
+    assert deep[1] == wide[1] and deep[0] == wide[0] and len(wide[1]) > 100
+    assert len(calls) < len(wide[1]) / 4  # many objects per read
+    victim = next(d for d in wide[1] if d != head)
+
+    def bad_get(d):
+        if d == victim:
+            raise CorruptObject("changed on disk")
+        return store.get(d)
+    with pytest.raises(CorruptObject):
+        list(write_bundle(bad_get, head, {}, None, lambda ds: {d: store.get(d) for d in ds if d != victim}))

@@ -60,7 +60,8 @@ async def test_operations_end_to_end(lat, store):
     assert isinstance(read, O.ReadOutput) and read.value[0]["taskResults"][job.jobId]["output"] == "hello"
 
     failed = await lat.agent_info(agentId="Nobody")
-    assert failed.status == "FAILED" and failed.error.code == "not_found"
+    assert failed.status == "FAILED" and failed.errorCode == "not_found" and "Nobody" in failed.error
+    assert failed.id == failed.jobId and failed.op == failed.operation == "agent:info"
     with pytest.raises(JobFailed) as e:
         failed.result()
     assert e.value.code == "not_found" and "Nobody" in str(e.value)
@@ -104,8 +105,9 @@ async def test_wait_stream_and_cancel(lat):
 
     follower = asyncio.create_task(follow())
     await asyncio.sleep(0.05)
-    cancelled = await lat.cancel(hung.jobId)
-    assert cancelled.status == "CANCELLED"
+    cancelled = await lat.cancel(hung.jobId, reason="no longer needed")
+    assert cancelled.status == "CANCELLED" and cancelled.errorCode == "cancelled"
+    assert cancelled.error == "no longer needed"
     await asyncio.wait_for(follower, 5)
     assert seen == ["STARTED", "CANCELLED"]
     with pytest.raises(Rejected) as e:
@@ -155,7 +157,12 @@ async def _until_removed(lat):
 async def test_catalog_status_and_openapi(lat):
     ops = await lat.operations()
     assert [o["operation"] for o in ops] == list(REGISTRY)
-    assert all("output" in o for o in ops)
+    assert [o["name"] for o in ops] == [c.alias for c in REGISTRY.values()]
+    assert all("output" in o and "input" in o and o["asset"] for o in ops)
+    await lat.run("covia:write", {"path": "w/r", "value": 1})
+    assert (await lat.run("v/ops/covia/read", {"path": "w/r"}))["value"] == 1
+    page = await lat.jobs()
+    assert page["total"] == len(page["items"]) >= 1 and page["offset"] == 0
     assert (await lat.status())["status"] == "ok"
     assert (await lat.openapi())["openapi"].startswith("3.1")
 

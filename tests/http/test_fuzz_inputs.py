@@ -29,6 +29,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 
+_SID = "0x" + "2" * 32  # a session id (of no session: its operations fail with not_found)
 #: a valid input per operation, to mutate one field at a time
 VALID: dict[str, dict[str, Any]] = {
     "agent:create": {"agentId": "N"}, "agent:update": {"agentId": "A"}, "agent:fork": {"sourceId": "A", "agentId": "F"},
@@ -41,6 +42,12 @@ VALID: dict[str, dict[str, Any]] = {
     "covia:delete": {"path": "w/x"}, "agent:history": {"agentId": "A"}, "agent:diff": {"agentId": "A", "from": 0},
     "agent:replay": {"agentId": "A", "to": 1},
     "agent:prune": {"agentId": "A", "keepLast": 1}, "agent:version": {"agentId": "A", "at": 0},
+    "agent:chat": {"agentId": "A", "message": "m", "wait": False}, "agent:sessions": {"agentId": "A"},
+    "agent:sessionRead": {"agentId": "A"}, "agent:renameSession": {"agentId": "A", "sessionId": _SID, "title": "t"},
+    "agent:deleteSession": {"agentId": "A", "sessionId": _SID},
+    "agent:compactSession": {"agentId": "A", "sessionId": _SID, "summary": "s"},
+    "agent:reloadContext": {"agentId": "A", "sessionId": _SID}, "agent:query": {"agentId": "A", "question": "q"},
+    "agent:summarise": {"agentId": "A"}, "agent:forkSession": {"agentId": "A", "sessionId": _SID},
 }
 
 
@@ -80,12 +87,12 @@ class Harness:
         status, reply = self.run(self.post(body))
         assert status < 500, (body, status, reply)
         if status >= 400:
-            err = reply["error"]
-            assert isinstance(err["code"], str) and err["code"] and isinstance(err["message"], str) and err["message"]
+            assert isinstance(reply["errorCode"], str) and reply["errorCode"], reply
+            assert isinstance(reply["error"], str) and reply["error"], reply
             self.run(self._quiesce())
             assert self.snapshot() == before, body
         elif reply["status"] == "FAILED":
-            assert reply["error"]["code"] and reply["error"]["message"]
+            assert reply["errorCode"] and reply["error"]
             self.run(self._quiesce())
             assert self.snapshot() == before, body
 

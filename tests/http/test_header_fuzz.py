@@ -1,9 +1,11 @@
-"""Fuzz every request header the server reads, on every route, over raw sockets: never a 5xx.
+"""Fuzz every request header the server reads, on every route, over raw sockets: never a 5xx (but the
+501 ``not_supported`` of the routes documented to answer it).
 
 The headers: ``Authorization``, ``Accept``, ``Content-Type``, ``Origin``, ``Host``, ``Last-Event-ID``,
 ``Mcp-Session-Id``, ``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name``, each with arbitrary bytes
 (latin-1, invalid UTF-8, encoded surrogates, control characters; never CR or LF, which would end the
-header), sent once or twice, against a server with bearer tokens and one without. aiohttp's own client
+header), sent once or twice, against a server with bearer tokens (and DID tokens), one without, and one
+with DID tokens only. aiohttp's own client
 refuses to send most of these bytes, so each request is written on a raw asyncio socket and only its
 status line is read.
 
@@ -30,6 +32,8 @@ from ops.surfaces.app import ROUTES, create_app
 from ops.surfaces.auth import Tokens
 
 EXAMPLES = int(os.environ.get("LATTICE_HEADER_FUZZ_EXAMPLES", "200"))
+#: the routes that may answer 501 `not_supported` (documented so)
+NOT_SUPPORTED = {i for i, r in enumerate(ROUTES) if "not_supported" in r.errors}
 TOKEN = "fuzz-token-0123456789abcdef"
 HEADERS = ("Authorization", "Accept", "Content-Type", "Origin", "Host", "Last-Event-ID", "Mcp-Session-Id",
            "MCP-Protocol-Version", "Mcp-Method", "Mcp-Name")
@@ -39,7 +43,9 @@ EDGES = [b"Bearer \xff\xfe", b"Bearer " + "\ud800".encode("utf-8", "surrogatepas
          b"text/event-stream;q=nan", b"text/event-stream;q=1e999, application/json;q=-1", b"*/*;q=", b"/;,",
          b"application/json; charset=\xff", b"http://[::1", b"http://127.0.0.1:99999", b"null", b"evil.example",
          b"127.0.0.1:0", b"[::1]:7770", b"[::1", b"localhost:", b"\xe2\x80\xae127.0.0.1", b"0" * 19, b"1/" + b"f" * 70,
-         b"-1", b"2026-07-28", b"2025-11-25", b"9999-99-99", b"tools/call", b"=?base64?\xff?=", b"=?base64?AA?="]
+         b"-1", b"2026-07-28", b"2025-11-25", b"9999-99-99", b"tools/call", b"=?base64?\xff?=", b"=?base64?AA?=",
+         b"Bearer a.b.c", b"Bearer ..", b"Bearer \xff.\xfe.\xfd", b"Bearer eyJhbGciOiJFZERTQSJ9.e30.",
+         b"Bearer eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJkaWQ6a2V5OnoifQ.AA", b"Bearer e30.e30.e30"]
 
 values = st.one_of(
     st.sampled_from(EDGES),
@@ -56,17 +62,18 @@ class Harness:
         self.loop = asyncio.new_event_loop()
         self.stores: list[MemoryStore] = []
         self.servers: dict[str, dict[str, Any]] = {}
-        for name, tokens in (("open", None), ("tokens", Tokens({TOKEN: "alice"}))):
-            self.servers[name] = self.run(self._start(tokens))
+        for name, tokens, did in (("open", None, False), ("tokens", Tokens({TOKEN: "alice"}), True),
+                                  ("did", None, True)):
+            self.servers[name] = self.run(self._start(tokens, did))
         self.statuses: collections.Counter[int] = collections.Counter()
 
     def run(self, coro):
         return self.loop.run_until_complete(coro)
 
-    async def _start(self, tokens: Tokens | None) -> dict[str, Any]:
+    async def _start(self, tokens: Tokens | None, did: bool) -> dict[str, Any]:
         store = MemoryStore()
         self.stores.append(store)
-        app = create_app(Runtime(store), tokens=tokens)
+        app = create_app(Runtime(store), tokens=tokens, accept_did_auth=did)
         app[sse.HEARTBEAT] = 0.05  # a stream whose client went is noticed at once
         client = TestClient(TestServer(app))
         await client.start_server()
@@ -129,7 +136,8 @@ class Harness:
         raw = self.request(server, route_index, fuzzed, body_kind)
         status = self.run(self.send(self.servers[server]["port"], raw))
         self.statuses[status] += 1
-        assert status < 500, (status, raw[:400])
+        # a 501 `not_supported` is by design on the venue routes this server does not serve (assets, secrets, ...)
+        assert status < 500 or (status == 501 and route_index in NOT_SUPPORTED), (status, raw[:400])
 
     def close(self) -> None:
         for srv in self.servers.values():
@@ -151,7 +159,7 @@ header = st.tuples(st.sampled_from(HEADERS), values)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(server=st.sampled_from(["open", "tokens"]), route=st.integers(0, len(ROUTES) - 1),
+@given(server=st.sampled_from(["open", "tokens", "did"]), route=st.integers(0, len(ROUTES) - 1),
        fuzzed=st.lists(header, min_size=1, max_size=3).flatmap(
            lambda hs: st.just(hs) | st.just(hs + hs[:1])),  # sometimes one of them twice
        body_kind=st.integers(0, 3))
@@ -160,13 +168,15 @@ def test_no_header_value_makes_a_5xx(harness: Harness, server: str, route: int, 
     harness.check(server, route, fuzzed, body_kind)
 
 
-#: the routes behind authentication (the inspector's static files hold no data: public)
-PROTECTED = [i for i, r in enumerate(ROUTES) if not r.path.startswith("/ui")]
+#: the routes behind authentication (the inspector's static files hold no data, the DID document is public)
+PROTECTED = [i for i, r in enumerate(ROUTES) if not r.path.startswith("/ui") and r.path != "/.well-known/did.json"]
 
 
 @pytest.mark.parametrize("route", PROTECTED, ids=[f"{ROUTES[i].method} {ROUTES[i].path}" for i in PROTECTED])
 @pytest.mark.parametrize("value", [b"Bearer \xff\xfe", b"Bearer " + "\ud800".encode("utf-8", "surrogatepass"),
                                    b"Bearer \xe9t\xe9"], ids=["ff-fe", "surrogate", "latin-1"])
-def test_a_non_utf8_authorization_is_401_on_every_route(harness: Harness, route: int, value: bytes) -> None:
-    raw = harness.request("tokens", route, [("Authorization", value)], 0)
-    assert harness.run(harness.send(harness.servers["tokens"]["port"], raw)) == 401
+@pytest.mark.parametrize("server", ["tokens", "did"])
+def test_a_non_utf8_authorization_is_401_on_every_route(harness: Harness, route: int, value: bytes,
+                                                        server: str) -> None:
+    raw = harness.request(server, route, [("Authorization", value)], 0)
+    assert harness.run(harness.send(harness.servers[server]["port"], raw)) == 401

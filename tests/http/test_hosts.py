@@ -48,7 +48,7 @@ async def test_a_foreign_host_is_refused_without_tokens(start_app, store, host: 
     if what == "mcp":
         assert body["error"]["code"] == -32600 and "Host" in body["error"]["message"]
     else:
-        assert body["error"]["code"] == "forbidden" and "--allow-host" in body["error"]["hint"]
+        assert body["errorCode"] == "forbidden" and "--allow-host" in body["hint"]
     assert list(store.refs("")) == before
 
 

@@ -78,15 +78,15 @@ async def test_official_client_drives_agents(served, mode, version):
         r = await mc.call_tool("agent_info", {"agentId": "Nobody"})
         assert r.is_error
         assert r.structured_content["status"] == "FAILED"
-        assert r.structured_content["error"]["code"] == "not_found"
+        assert r.structured_content["errorCode"] == "not_found"
         assert "not_found" in r.content[0].text
 
         # arguments violating the schema (2025-11-25, SEP-1303): a tool error the model can read, as text only
         # (a structuredContent must be the job the outputSchema declares, and there is none)
         r = await mc.call_tool("agent_info", {"agentId": 7})
         assert r.is_error and r.structured_content is None
-        err = json.loads(r.content[0].text)["error"]
-        assert err["code"] == "invalid_input" and err["path"] == "$.arguments.agentId"
+        err = json.loads(r.content[0].text)
+        assert err["errorCode"] == "invalid_input" and err["path"] == "$.arguments.agentId" and err["error"]
 
         with pytest.raises(MCPError) as e:
             await mc.call_tool("agent_nope", {})
@@ -311,12 +311,12 @@ async def test_schema_violations_by_version(rpc, store, tool, args, path):
     body = await _call(rpc, sid, "tools/call", {"name": tool, "arguments": args})
     assert body["error"]["code"] == M.INVALID_PARAMS, body
     assert body["error"]["data"]["path"] == path
-    assert body["error"]["data"]["code"] in ("invalid_input", "invalid_path", "invalid_config")
+    assert body["error"]["data"]["errorCode"] in ("invalid_input", "invalid_path", "invalid_config")
     # 2025-11-25 (SEP-1303): a tool execution error with the same error object
     sid, _ = await _init(rpc, "2025-11-25")
     res = (await _call(rpc, sid, "tools/call", {"name": tool, "arguments": args}))["result"]
     assert res["isError"] is True and "structuredContent" not in res
-    assert json.loads(res["content"][0]["text"])["error"] == body["error"]["data"]
+    assert json.loads(res["content"][0]["text"]) == body["error"]["data"]
     assert snapshot(store) == ([], 0)
 
 

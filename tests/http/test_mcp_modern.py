@@ -82,7 +82,7 @@ async def test_arguments_that_violate_the_schema_are_a_tool_error_as_text(rpc, s
                                   _headers("tools/call", "agent_info"))
     res = body["result"]
     assert status == 200 and res["isError"] is True and "structuredContent" not in res
-    assert json.loads(res["content"][0]["text"])["error"]["path"] == "$.arguments.agentId"
+    assert json.loads(res["content"][0]["text"])["path"] == "$.arguments.agentId"
     assert snapshot(store) == ([], 0)
 
 

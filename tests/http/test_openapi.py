@@ -128,12 +128,13 @@ async def test_served_document_and_catalog(client):
     r = await client.get("/api/v1/openapi.json")
     assert r.status == 200 and await r.json() == json.loads(json.dumps(DOC))
     r = await client.get("/api/v1/operations")
-    ops = (await r.json())["operations"]
+    ops = await r.json()  # the Covia venue's list: [{name, asset, description, input, output, ...}]
     assert [o["operation"] for o in ops] == list(REGISTRY)
     for o in ops:
         c = REGISTRY[o["operation"]]
-        assert o["input"] == input_schema(c) and o["output"] == output_schema(c)
-        assert o["summary"] == c.summary
+        assert o["name"] == o["alias"] == c.alias and o["description"] == o["summary"] == c.summary
+        assert o["input"] == input_json_schema(c) and o["output"] == output_json_schema(c)
+        assert re.fullmatch("[0-9a-f]{64}", o["asset"]) and o["toolName"] == c.snake_name
 
 
 async def test_replies_validate_against_the_document(client):
@@ -363,6 +364,8 @@ SCHEMA.config.generation.update(max_examples=40, deterministic=True)
 STREAMS = r"/(sse|events)$"
 #: binary bundles (not JSON) have their own bad-input tests (tests/http/test_bundles.py)
 BUNDLES = r"/import$"
+#: the Covia venue routes this server answers 501 `not_supported` by design (tests/http/test_venue_wire.py)
+UNSUPPORTED = r"^/api/v1/(assets|secrets)|/(pause|resume)$"
 #: (the caller's stream, /api/v1/events, takes no input to refuse: tests/http/test_caller_events.py covers it)
 FUZZED_STREAMS = SCHEMA.include(path_regex=STREAMS).exclude(path="/api/v1/events")
 #: examples per operation and phase of the schemathesis run (its coverage phase is exhaustive anyway)
@@ -377,7 +380,7 @@ def test_schemathesis_every_check_on_every_non_stream_path(live_url, tmp_path):
     another branch accepts. ``LATTICE_SCHEMATHESIS_EXAMPLES`` (default 20) and ``LATTICE_SCHEMATHESIS_SEED`` widen it.
     """
     cmd = [str(BIN / "st"), "run", f"{live_url}/api/v1/openapi.json", "--checks", "all",
-           "--exclude-checks", "negative_data_rejection", "--exclude-path-regex", f"{STREAMS}|{BUNDLES}",
+           "--exclude-checks", "negative_data_rejection", "--exclude-path-regex", f"{STREAMS}|{BUNDLES}|{UNSUPPORTED}",
            "--max-examples", str(ST_EXAMPLES), "--seed", os.environ.get("LATTICE_SCHEMATHESIS_SEED", "1"),
            "--request-timeout", "20", "--no-color"]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.http.schemathesis_hooks", "PYTHONPATH": str(ROOT)}

@@ -44,7 +44,7 @@ async def test_job_stream_sends_current_state_then_each_change_and_ends(client):
     r = await client.put(f"/api/v1/jobs/{job['jobId']}/cancel")
     assert r.status == 200
     last = await rd.next()
-    assert last["data"]["status"] == "CANCELLED" and last["data"]["error"]["code"] == "cancelled"
+    assert last["data"]["status"] == "CANCELLED" and last["data"]["errorCode"] == "cancelled"
     assert last["data"] == (await get_job(client, job["jobId"]))[1]
     assert await rd.next() is None  # ended after the terminal status
 

@@ -1,4 +1,5 @@
-"""Fixtures of the LangGraph saver tests: a saver on a fresh store of each backend (memory, LMDB).
+"""Fixtures of the LangGraph saver tests: a saver on a fresh store of each backend (memory, LMDB,
+PostgreSQL: a fresh database of a server started for the session, see tests/pg.py).
 
 Without the langgraph extra (``pip install -e '.[test]'`` brings it) the folder is not collected.
 """
@@ -10,6 +11,7 @@ import importlib.util
 import pytest
 
 from tests.langgraph.helpers import BACKENDS, spec_of
+from tests.pg import postgres_server, postgres_url  # noqa: F401 (pytest fixtures)
 
 if importlib.util.find_spec("langgraph") is None or importlib.util.find_spec("langgraph.checkpoint.conformance") is None:
     collect_ignore_glob = ["test_*.py"]
@@ -21,7 +23,12 @@ else:
         return request.param
 
     @pytest.fixture
-    def saver(backend, tmp_path):
+    def spec(backend, tmp_path, request) -> str:
+        """The connection string of a fresh store of :func:`backend`."""
+        return spec_of(backend, tmp_path, request)
+
+    @pytest.fixture
+    def saver(spec):
         """A :class:`LatticeSaver` on a fresh store of each backend."""
-        with LatticeSaver.from_conn_string(spec_of(backend, tmp_path)) as s:
+        with LatticeSaver.from_conn_string(spec) as s:
             yield s

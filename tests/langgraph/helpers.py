@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-BACKENDS = ["memory", "lmdb"]
+from typing import Any
+
+BACKENDS = ["memory", "lmdb", "postgres"]
 
 
-def spec_of(backend: str, tmp_path) -> str:
-    """The connection string of ``backend`` under ``tmp_path``."""
-    return ":memory:" if backend == "memory" else str(tmp_path / "lg")
+def spec_of(backend: str, tmp_path: Any, request: Any = None) -> str:
+    """The connection string of a fresh store of ``backend``: under ``tmp_path`` for LMDB; for
+    PostgreSQL a fresh database of the session's server (``request``: the test's pytest request,
+    which provides the ``postgres_url`` fixture of tests/pg.py)."""
+    if backend == "memory":
+        return ":memory:"
+    if backend == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return str(tmp_path / "lg")

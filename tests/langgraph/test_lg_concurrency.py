@@ -1,7 +1,7 @@
 """Concurrent writers on one thread: every checkpoint and every write lands, the store stays whole.
 
-Two savers on one store stand for two processes (no shared lock, no shared
-view of the commits in flight): they meet only through compare-and-swap, and a
+Two savers on one store (on PostgreSQL, two stores on one database) stand for
+two processes (no shared lock, no shared view of the commits in flight): they meet only through compare-and-swap, and a
 call that loses :data:`~ops.langgraph.saver.MAX_RETRIES` races in a row fails
 with :class:`~ops.langgraph.ConflictError` (two processes writing one thread
 flat out can starve one another: each keeps commits in flight that the other's
@@ -28,8 +28,7 @@ from langgraph.checkpoint.conformance.test_utils import (  # noqa: E402
 )
 
 from lattice.fsck import fsck  # noqa: E402
-from ops.langgraph import AsyncLatticeSaver, ConflictError, LatticeSaver  # noqa: E402
-from tests.langgraph.helpers import spec_of  # noqa: E402
+from ops.langgraph import AsyncLatticeSaver, ConflictError, LatticeSaver, open_store  # noqa: E402
 
 OPS = 25 * (10 if os.environ.get("LATTICE_LG_SLOW") else 1)
 
@@ -44,9 +43,10 @@ def _check(saver, done: dict) -> None:
     assert fsck(saver.store).ok
 
 
-def test_threads_and_two_savers_lose_nothing(backend, tmp_path):
-    with LatticeSaver.from_conn_string(spec_of(backend, tmp_path)) as a:
-        b = LatticeSaver(a.store)
+def test_threads_and_two_savers_lose_nothing(backend, spec):
+    with LatticeSaver.from_conn_string(spec) as a:
+        # on PostgreSQL the second saver has a store of its own: two processes on one database
+        b = LatticeSaver(a.store) if backend != "postgres" else LatticeSaver(open_store(spec))
         done: dict[str, tuple[str, str]] = {}
         errors: list[BaseException] = []
         conflicts: list[str] = []
@@ -81,10 +81,13 @@ def test_threads_and_two_savers_lose_nothing(backend, tmp_path):
         assert not errors, errors
         assert len(conflicts) <= OPS, f"{len(conflicts)} of {4 * OPS} calls gave up"
         _check(a, done)
+        if b.store is not a.store:
+            _check(b, done)
+            b.store.close()
 
 
-async def test_tasks_on_one_async_saver_lose_nothing(backend, tmp_path):
-    async with AsyncLatticeSaver.from_conn_string(spec_of(backend, tmp_path)) as saver:
+async def test_tasks_on_one_async_saver_lose_nothing(spec):
+    async with AsyncLatticeSaver.from_conn_string(spec) as saver:
         done: dict[str, tuple[str, str]] = {}
 
         async def worker(w: int) -> None:

@@ -1,7 +1,7 @@
 """Real LangGraph graphs on LatticeSaver: the state API answers as it does with InMemorySaver.
 
 No network, no LLM: nodes are plain Python. Each scenario runs once on
-LangGraph's ``InMemorySaver`` and once on ours (memory and LMDB), and the
+LangGraph's ``InMemorySaver`` and once on ours (memory, LMDB and PostgreSQL), and the
 normalized transcripts (values, next, metadata, parents, tasks, interrupts of
 ``get_state`` and ``get_state_history``; checkpoint ids replaced by their rank)
 must be equal.
@@ -29,7 +29,6 @@ from lattice.nodes import VEC, Tx  # noqa: E402
 from lattice.paths import read_path  # noqa: E402
 from ops.langgraph import AsyncLatticeSaver, LatticeSaver  # noqa: E402
 
-from tests.langgraph.helpers import spec_of  # noqa: E402
 
 
 class Chat(TypedDict):
@@ -80,8 +79,8 @@ def transcript(graph: Any, cfg: dict) -> list[dict]:
 
 
 @pytest.fixture
-def ours(backend, tmp_path):
-    with LatticeSaver.from_conn_string(spec_of(backend, tmp_path)) as s:
+def ours(spec):
+    with LatticeSaver.from_conn_string(spec) as s:
         yield s
 
 
@@ -274,7 +273,7 @@ def test_durability_modes_match_inmemory(ours, durability):
     assert mine == theirs
 
 
-async def test_async_graph_matches_inmemory(backend, tmp_path):
+async def test_async_graph_matches_inmemory(spec):
     async def scenario(saver):
         g = chat_graph(saver)
         cfg = {"configurable": {"thread_id": "a"}}
@@ -284,7 +283,7 @@ async def test_async_graph_matches_inmemory(backend, tmp_path):
         return normalize([await g.aget_state(cfg)]) + normalize(hist)
 
     theirs = await scenario(InMemorySaver())
-    async with AsyncLatticeSaver.from_conn_string(spec_of(backend, tmp_path)) as saver:
+    async with AsyncLatticeSaver.from_conn_string(spec) as saver:
         mine = await scenario(saver)
     assert mine == theirs
 

@@ -20,10 +20,12 @@ A, B, C = digest(b"a"), digest(b"b"), digest(b"c")
 class FakeSubmit:
     def __init__(self):
         self.calls = []
+        self.kws = []
 
-    def __call__(self, objects, updates):
+    def __call__(self, objects, updates, **kw):
         fut = concurrent.futures.Future()
         self.calls.append((dict(objects), list(updates), fut))
+        self.kws.append(kw)
         return fut
 
 
@@ -80,12 +82,41 @@ def test_a_lost_commit_drops_the_overlay():
     assert "k" not in lanes.pending
 
 
-def test_only_a_queueing_store_pipelines(tmp_path):
+def test_every_store_submits_through_the_port(tmp_path):
+    """The saver submits through the store port's ``submit``: queued on LMDB (the future resolves
+    later), at once on the memory store; a store without one commits at once through the helper."""
+    from lattice.digest import digest
     from lattice.lmdb import LmdbStore
 
-    assert submitter(MemoryStore()) is None
+    mem = MemoryStore()
+    assert submitter(mem) == mem.submit
     with LmdbStore(tmp_path / "s") as s:
-        assert submitter(s) is not None
+        assert submitter(s) == s.submit
+        d = digest(b"x")
+        assert submitter(s)({d: b"x"}, [RefUpdate("k", None, d)]).result(5) is True
+        assert s.ref("k") == d
+
+    class CommitOnly:  # a store with commit and no submit
+        def __init__(self):
+            self.inner = MemoryStore()
+
+        def commit(self, objects, updates, **kw):
+            return self.inner.commit(objects, updates, **kw)
+    c = CommitOnly()
+    fut = submitter(c)({A: b"a"}, [RefUpdate("k", None, A)], generation=0)
+    assert fut.done() and fut.result() is True and c.inner.ref("k") == A
+    fut = submitter(c)({}, [RefUpdate("k", None, A)], generation=0)
+    assert fut.result() is False
+
+
+def test_a_batch_carries_the_oldest_generation_of_its_changes():
+    submit = FakeSubmit()
+    lanes = Lanes(submit, threading.Event)
+    lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=True, generation=4)
+    lanes.enqueue("k", {B: b"b"}, [RefUpdate("k", A, B)], linger=False, generation=5)
+    assert len(submit.calls) == 1 and submit.kws == [{"generation": 4}]
+    lanes.enqueue("j", {C: b"c"}, [RefUpdate("j", None, C)], linger=False)
+    assert submit.kws[-1] == {}  # a store without a collector: no generation
 
 
 def test_a_graph_step_takes_three_commits_on_lmdb(tmp_path, monkeypatch):

@@ -65,14 +65,18 @@ class RacingStore:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def commit(self, objects, updates):
+    def commit(self, objects, updates, **kw):
         self.commits += 1
         if self.always_lose:
             return False
         if self.hook is not None:
             h, self.hook = self.hook, None
             h()
-        return self.inner.commit(objects, updates)
+        return self.inner.commit(objects, updates, **kw)
+
+    def submit(self, objects, updates, **kw):
+        from lattice.store import submit_by_commit
+        return submit_by_commit(self, objects, updates, **kw)
 
 
 def test_two_writers_after_the_same_parent_both_land():
@@ -256,8 +260,11 @@ def test_list_across_threads_and_namespaces(saver):
 def test_open_store_specs(tmp_path):
     from ops.langgraph import open_store
 
-    with pytest.raises(ValueError, match="PostgreSQL"):
-        open_store("postgresql://localhost/db")
+    from lattice.errors import StoreError
+    with pytest.raises(StoreError, match="PostgreSQL open of postgresql://127.0.0.1:1/db failed"):
+        open_store("postgresql://127.0.0.1:1/db")  # a PostgreSQL URL opens a PostgresStore (none listens here)
+    with pytest.raises(ValueError, match="scheme 'sqlite'"):
+        open_store("sqlite:///x.db")
     with pytest.raises(ValueError):
         open_store("")
     s = open_store(f"lmdb://{tmp_path / 'x'}")

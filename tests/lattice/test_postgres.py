@@ -70,16 +70,17 @@ class TestPostgresStore(StoreContract):
 
 def test_schema_created_with_its_version(postgres_url):
     with PostgresStore(postgres_url) as s:
-        assert s.schema_version == SCHEMA_VERSION == 1
+        assert s.schema_version == SCHEMA_VERSION == 2
+        assert s.generation == 0
     rows = sql(postgres_url, "SELECT version, applied_by FROM lattice_schema ORDER BY version")
-    assert [v for v, _ in rows] == [1]
+    assert [v for v, _ in rows] == [1, 2]
     assert rows[0][1].startswith("agent-lattice ")
     tables = {t for (t,) in sql(postgres_url, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'lattice_%'")}
-    assert tables == {"lattice_schema", "lattice_objects", "lattice_refs"}
+    assert tables == {"lattice_schema", "lattice_objects", "lattice_refs", "lattice_gc", "lattice_gc_protected"}
     # opening again neither migrates nor adds a row
     with PostgresStore(postgres_url) as s:
-        assert s.schema_version == 1
-    assert sql(postgres_url, "SELECT count(*) FROM lattice_schema") == [(1,)]
+        assert s.schema_version == 2
+    assert sql(postgres_url, "SELECT count(*) FROM lattice_schema") == [(2,)]
 
 
 def test_newer_schema_is_refused(postgres_url):
@@ -102,12 +103,12 @@ def test_older_schema_is_migrated(postgres_url, monkeypatch):
     d, b = obj(b"kept across the migration")
     with PostgresStore(postgres_url) as s:
         assert s.commit({d: b}, [RefUpdate("main", None, d)])
-    monkeypatch.setattr(pg, "MIGRATIONS", {**pg.MIGRATIONS, 2: ("CREATE TABLE lattice_extra (x int)",)})
-    monkeypatch.setattr(pg, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(pg, "MIGRATIONS", {**pg.MIGRATIONS, 3: ("CREATE TABLE lattice_extra (x int)",)})
+    monkeypatch.setattr(pg, "SCHEMA_VERSION", 3)
     with PostgresStore(postgres_url) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == 3
         assert s.get(d) == b and s.ref("main") == d
-    assert [v for (v,) in sql(postgres_url, "SELECT version FROM lattice_schema ORDER BY version")] == [1, 2]
+    assert [v for (v,) in sql(postgres_url, "SELECT version FROM lattice_schema ORDER BY version")] == [1, 2, 3]
     assert sql(postgres_url, "SELECT to_regclass('lattice_extra') IS NOT NULL") == [(True,)]
 
 
@@ -130,7 +131,7 @@ def test_concurrent_first_opens_create_the_schema_once(postgres_url):
     for s in stores:
         s.close()
     assert errors == [] and len(stores) == 6
-    assert sql(postgres_url, "SELECT version FROM lattice_schema") == [(1,)]
+    assert sql(postgres_url, "SELECT version FROM lattice_schema ORDER BY version") == [(1,), (2,)]
 
 
 # ------------------------------------------------- CAS between two stores
@@ -187,7 +188,7 @@ def test_creator_waits_for_an_uncommitted_creator(postgres_url):
                               (pgs.REF_LOCK_SPACE, pgs.lock_key("fresh")))
                 other.execute("INSERT INTO lattice_refs VALUES ('fresh', %b)", (d,))
                 other.execute("INSERT INTO lattice_objects VALUES (%b, %b)", (d, b))
-                fut = s._submit({}, [RefUpdate("fresh", None, digest(b"second"))])
+                fut = s.submit({}, [RefUpdate("fresh", None, digest(b"second"))])
                 time.sleep(0.2)
                 assert not fut.done()  # blocked on the lock, not deciding on a stale read
         assert fut.result(5) is False
@@ -212,16 +213,16 @@ def test_group_commit_keeps_each_commit_all_or_none(postgres_url, monkeypatch):
 
         monkeypatch.setattr(s, "_apply", slow_apply)
         d0, b0 = obj(b"first")
-        first = s._submit({d0: b0}, [RefUpdate("seq", None, d0)])
+        first = s.submit({d0: b0}, [RefUpdate("seq", None, d0)])
         wait_until(lambda: groups)
         # the writer is inside the first group: queue a chain, a conflicting multi-ref commit, more
         chain = [d0] + [obj(f"step {i}".encode())[0] for i in range(5)]
-        futures = [s._submit({chain[i + 1]: f"step {i}".encode()}, [RefUpdate("seq", chain[i], chain[i + 1])])
+        futures = [s.submit({chain[i + 1]: f"step {i}".encode()}, [RefUpdate("seq", chain[i], chain[i + 1])])
                    for i in range(5)]
         bad_d, bad_b = obj(b"never")
-        futures.append(s._submit({bad_d: bad_b}, [RefUpdate("other", None, bad_d), RefUpdate("seq", d0, bad_d)]))
+        futures.append(s.submit({bad_d: bad_b}, [RefUpdate("other", None, bad_d), RefUpdate("seq", d0, bad_d)]))
         ok_d, ok_b = obj(b"independent")
-        futures.append(s._submit({ok_d: ok_b}, [RefUpdate("independent", None, ok_d)]))
+        futures.append(s.submit({ok_d: ok_b}, [RefUpdate("independent", None, ok_d)]))
         release.set()
         assert first.result(5) is True
         assert [f.result(5) for f in futures] == [True] * 5 + [False, True]
@@ -246,12 +247,12 @@ def test_group_with_a_database_error_is_retried_one_by_one(postgres_url, monkeyp
 
         monkeypatch.setattr(s, "_apply", slow_apply)
         d, b = obj(b"v")
-        first = s._submit({d: b}, [RefUpdate("a", None, d)])
+        first = s.submit({d: b}, [RefUpdate("a", None, d)])
         wait_until(lambda: groups)
         huge = os.urandom(6000).hex()  # incompressible: over the B-tree entry limit
-        good1 = s._submit({}, [RefUpdate("b", None, d)])
-        bad = s._submit({}, [RefUpdate(huge, None, d)])
-        good2 = s._submit({}, [RefUpdate("c", None, d)])
+        good1 = s.submit({}, [RefUpdate("b", None, d)])
+        bad = s.submit({}, [RefUpdate(huge, None, d)])
+        good2 = s.submit({}, [RefUpdate("c", None, d)])
         release.set()
         assert first.result(5) and good1.result(5) and good2.result(5)
         with pytest.raises(InvalidValue) as info:

@@ -178,11 +178,11 @@ class TestLmdbStore(StoreContract):
             # writer is now blocked inside the first group; queue a chain of CAS moves
             chain = [d0] + [obj(f"step {i}".encode())[0] for i in range(10)]
             futures = [
-                s._submit({chain[i + 1]: f"step {i}".encode()}, [RefUpdate("seq", chain[i], chain[i + 1])])
+                s.submit({chain[i + 1]: f"step {i}".encode()}, [RefUpdate("seq", chain[i], chain[i + 1])])
                 for i in range(10)
             ]
             # plus one that conflicts with an earlier member of the same group
-            futures.append(s._submit({}, [RefUpdate("seq", d0, None)]))
+            futures.append(s.submit({}, [RefUpdate("seq", d0, None)]))
             release.set()
             first.join()
             results = [f.result(5) for f in futures]
@@ -242,7 +242,7 @@ class TestLmdbStore(StoreContract):
         path = tmp_path / "db"
         s = LmdbStore(path, durable=False)
         items = [obj(f"q{i}".encode()) for i in range(20)]
-        futures = [s._submit({d: b}, [RefUpdate(f"q/{i:02}", None, d)]) for i, (d, b) in enumerate(items)]
+        futures = [s.submit({d: b}, [RefUpdate(f"q/{i:02}", None, d)]) for i, (d, b) in enumerate(items)]
         s.close()
         assert all(f.result(5) for f in futures)
         with LmdbStore(path) as s2:

@@ -18,10 +18,13 @@ SEED_OPERATIONS = {
     "agent:suspend", "agent:resume", "agent:delete", "agent:cancelTask", "agent:info", "agent:list",
     "agent:context", "covia:read", "covia:write", "covia:delete", "covia:append", "covia:list", "covia:slice"}
 VERSION_OPERATIONS = {"agent:history", "agent:version", "agent:diff", "agent:replay", "agent:prune"}
+SESSION_OPERATIONS = {"agent:chat", "agent:sessions", "agent:sessionRead", "agent:renameSession", "agent:deleteSession",
+                      "agent:compactSession", "agent:reloadContext", "agent:query", "agent:summarise",
+                      "agent:forkSession"}
 
 
 def test_every_seed_operation_is_declared_and_served() -> None:
-    assert set(REGISTRY) == SEED_OPERATIONS | VERSION_OPERATIONS
+    assert set(REGISTRY) == SEED_OPERATIONS | VERSION_OPERATIONS | SESSION_OPERATIONS
     assert set(HANDLERS) == set(REGISTRY)  # every operation served, nothing served undeclared
     for c in REGISTRY.values():
         assert callable(HANDLERS[c.key]), c.key
@@ -35,6 +38,14 @@ def test_alias_and_unknown_operation() -> None:
     with pytest.raises(Rejected) as e:
         lookup("agent:crate")
     assert e.value.code == "unknown_operation" and "agent:create" in e.value.hint
+
+
+@pytest.mark.parametrize("name", ["v/ops/secret/set", "v/ops/asset/store", "asset:get", "v/ops/ucan/issue",
+                                  "/v/ops/a2a/send"])
+def test_venue_only_operations_are_not_supported(name: str) -> None:
+    with pytest.raises(Rejected) as e:
+        lookup(name)
+    assert e.value.code == "not_supported" and e.value.path == "$.operation" and "does not support" in e.value.message
 
 
 @pytest.mark.parametrize("op,inp,path", [

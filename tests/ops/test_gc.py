@@ -187,7 +187,7 @@ async def test_the_operator_route_is_for_admins_only() -> None:
     app = create_app(Runtime(MemoryStore()), tokens=tokens, admins=frozenset({"root"}))
     async with TestClient(TestServer(app)) as c:
         r = await c.post("/api/v1/admin/gc", json={}, headers={"Authorization": "Bearer alice-token-0123456789"})
-        assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
+        assert r.status == 403 and (await r.json())["errorCode"] == "forbidden"
         r = await c.post("/api/v1/admin/gc", json={"retainJobs": 0},
                          headers={"Authorization": "Bearer root-token-0123456789a"})
         assert r.status == 200 and {"freed", "freedBytes", "live", "jobsRemoved"} <= set(await r.json())

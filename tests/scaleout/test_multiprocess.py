@@ -124,7 +124,7 @@ async def test_two_processes_share_the_agents(nodes, postgres_url: str) -> None:
         creates = await asyncio.gather(*(invoke(s, (a, b)[i % 2], "agent:create", agentId=f"L{i}", config=ECHO)
                                          for i in range(6)))
         assert sum(c["status"] == "COMPLETE" for c in creates) == 2  # X and H exist
-        assert {c["error"]["code"] for c in creates if c["status"] == "FAILED"} == {"limit_exceeded"}
+        assert {c["errorCode"] for c in creates if c["status"] == "FAILED"} == {"limit_exceeded"}
         # a read-only operation's job lives in the memory of the process that ran it
         read = await invoke(s, a, "covia:read", path="g/X/status")
         assert (await get_job(s, a, read["jobId"]))[0] == 200

@@ -77,3 +77,49 @@ def test_fsck_store_url_finds_a_corrupt_object(postgres_url: str) -> None:
     assert bad.returncode == 1 and "corrupt" in bad.stdout, bad.stdout + bad.stderr
     unreachable = lattice("fsck", "--store", "postgresql://nobody@127.0.0.1:1/none")
     assert unreachable.returncode == 1 and "cannot open store" in unreachable.stderr
+
+
+def test_gc_and_compact_with_a_postgres_url_beside_a_server(postgres_url: str) -> None:
+    """`lattice gc --store URL` collects from the command line while a `lattice serve` on the same
+    database keeps working; `lattice compact --store URL [--full]` vacuums; fsck stays clean."""
+    from tests.serve import free_port, serve
+    with PostgresStore(postgres_url, pool_size=1) as s:
+        asyncio.run(fill(s))  # "gone" was removed: its objects are garbage
+        objects = s.stats()["objects"]
+    port = free_port()
+    server = serve(port, "--store", postgres_url)
+    try:
+        import json
+        import urllib.request
+
+        def invoke(op: str, body: dict) -> dict:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/invoke", method="POST",
+                                         data=json.dumps({"operation": op, "input": body}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return json.load(r)
+        out = lattice("gc", "--store", postgres_url, "--retain-jobs", "0s")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("freed ") and "finished jobs dropped" in out.stdout, out.stdout
+        freed = int(out.stdout.split()[1].replace(",", ""))
+        assert freed > 0 and "marking refs" in out.stderr and "sweeping" in out.stderr, out.stderr
+        # the server goes on, on the collected store
+        job = invoke("agent:request", {"agentId": "A", "input": "after the collection", "wait": True})
+        assert job["status"] == "COMPLETE", job
+        assert invoke("agent:replay", {"agentId": "A"})["output"]["identical"] is True
+        again = lattice("gc", "--store", postgres_url, "--quiet")
+        assert again.returncode == 0 and again.stderr == "", again.stderr
+        vacuum = lattice("compact", "--store", postgres_url)
+        assert vacuum.returncode == 0 and " -> " in vacuum.stdout and "(VACUUM)" in vacuum.stdout, vacuum.stderr
+    finally:
+        server.terminate()
+        server.wait(10)
+    full = lattice("compact", "--store", postgres_url, "--full")
+    assert full.returncode == 0 and "(VACUUM FULL)" in full.stdout, full.stderr
+    assert lattice("fsck", "--store", postgres_url, "--quiet").returncode == 0
+    with PostgresStore(postgres_url, pool_size=1) as s:
+        assert s.stats()["objects"] < objects + 20
+    bad = lattice("gc", "--store", postgres_url, "--url", "http://127.0.0.1:1")
+    assert bad.returncode == 2 and "not both" in bad.stderr
+    lmdb_full = lattice("compact", "--data", "/nonexistent", "--full")
+    assert lmdb_full.returncode == 2 and "--full is for a PostgreSQL store" in lmdb_full.stderr

@@ -184,6 +184,7 @@ def test_a_job_and_its_live_stream(alice, page_factory):
     expect(page.locator(".job .json pre").first).to_contain_text('"second"')
     page.get_by_role("button", name="Cancel").click()
     page.locator(".job .badge", has_text="CANCELLED").wait_for()
+    expect(page.locator(".job .error code")).to_have_text("cancelled")  # the job's error (its code), as sent
     assert api(alice, "covia:read", {"path": f"j/{second['jobId']}"})["output"]["value"]["status"] == "CANCELLED"
     p.shot("8-job")
     assert p.errors == []

@@ -33,7 +33,7 @@ def test_the_page_and_its_files_load_without_a_token_and_the_api_does_not(token_
     assert get(token_server, "/ui/app.js")[1]["Content-Type"].startswith("text/javascript")
     for path in ("/api/v1/status", "/api/v1/agents/Alice/events", "/api/v1/openapi.json"):
         status, _, body = get(token_server, path)
-        assert status == 401 and json.loads(body)["error"]["code"] == "unauthorized", path
+        assert status == 401 and json.loads(body)["errorCode"] == "unauthorized", path
     assert get(token_server, "/api/v1/status", {"Authorization": f"Bearer {TOKEN_A}"})[0] == 200
 
 
@@ -46,7 +46,7 @@ def test_only_the_shipped_files_are_served(server):
                  "/ui/..%2fui.py", "/ui/vendor/..%2f..%2fui.py", "/ui/.hidden.js"):
         status, _, body = get(server, path)
         assert status == 404, path
-        assert json.loads(body)["error"]["code"] == "not_found"
+        assert json.loads(body)["errorCode"] == "not_found"
 
 
 def test_every_file_is_served_with_a_strict_policy_and_an_etag(server):
@@ -61,7 +61,7 @@ def test_every_file_is_served_with_a_strict_policy_and_an_etag(server):
 
 def test_other_origins_are_refused_as_for_the_api(server):
     status, _, body = get(server, "/ui", {"Origin": "http://evil.example"})
-    assert status == 403 and json.loads(body)["error"]["code"] == "forbidden"
+    assert status == 403 and json.loads(body)["errorCode"] == "forbidden"
     assert get(server, "/ui/app.js", {"Origin": f"http://127.0.0.1:{server}"})[0] == 200
 
 

@@ -1,4 +1,4 @@
-"""Operation handlers, grouped by family: agents, lattice paths, versions.
+"""Operation handlers, grouped by family: agents, sessions, lattice paths, versions.
 
 A handler is ``async (engine, caller, input, job) -> job``: it reads, decides
 and applies a domain transition, and commits (see :mod:`ops.engine.context`).
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from . import agents, lattice, retention, versions
+from . import agents, lattice, retention, sessions, versions
 
 __all__ = ["Handler", "HANDLERS"]
 
 Handler = Callable[[Any, str, Any, dict], Awaitable[dict]]
 
 #: operation key -> handler
-HANDLERS: dict[str, Handler] = {**agents.HANDLERS, **lattice.HANDLERS, **versions.HANDLERS, **retention.HANDLERS}
+HANDLERS: dict[str, Handler] = {**agents.HANDLERS, **lattice.HANDLERS, **versions.HANDLERS, **retention.HANDLERS,
+                                **sessions.HANDLERS}

@@ -9,12 +9,13 @@ import msgspec
 from lattice.commits import find, read_commit
 from lattice.digest import from_hex
 from lattice.errors import NotFound
-from lattice.nodes import Tx, map_len, seq_len
+from lattice.nodes import Tx, map_len, seq_len, seq_plain
 
 from ...domain import agent as A
 from ...domain import decide
 from ...domain import jobs as J
 from ...domain import operations as O
+from ...domain import sessions as S
 from ...domain.cycle import build_context
 from ...domain.errors import OpError, Rejected
 from ...domain.events import Messaged
@@ -23,7 +24,13 @@ from ..config import check_state, resolve_config
 from ..context import Engine
 from ..unit import Unit
 
-__all__ = ["HANDLERS", "cancel_agent_job", "deliver", "fork_origin", "summary"]
+__all__ = ["HANDLERS", "cancel_agent_job", "deliver", "fork_origin", "session_id", "summary"]
+
+
+def session_id(value: Any) -> str | None:
+    """A session id from an input (already checked against its pattern), canonical; None when
+    not given (null or absent)."""
+    return S.normalize_id(value) if isinstance(value, str) else None
 
 
 def _config(engine: Engine, caller: str, config: Any) -> dict[str, Any] | None:
@@ -68,6 +75,7 @@ async def update(engine: Engine, caller: str, inp: O.UpdateInput, job: dict) -> 
 
 async def fork(engine: Engine, caller: str, inp: O.ForkInput, job: dict) -> dict:
     override = _config(engine, caller, inp.config)
+    sid = session_id(inp.sessionId)
 
     def fn(u: Unit) -> dict:
         if inp.at is None:
@@ -78,10 +86,13 @@ async def fork(engine: Engine, caller: str, inp: O.ForkInput, job: dict) -> dict
             src = A.opened(u.tx, u.tx.load_root(c.root))
         target = u.read(agent_ref(caller, inp.agentId))
         event = decide.fork(src, target, inp.sourceId, inp.agentId, source.hex(), override, inp.includeTimeline,
-                            inp.at)
+                            inp.at, u.tx, sid)
         engine.quotas.room_for_agent(caller)
         rec = engine.commit_event(u, caller, inp.agentId, None, event, load=lambda h: src)
-        return {"agentId": inp.agentId, "status": rec["status"], "forkedFrom": inp.sourceId}
+        out = {"agentId": inp.agentId, "status": rec["status"], "forkedFrom": inp.sourceId}
+        if sid is not None:
+            out["sessionId"] = sid
+        return out
 
     async with engine.quotas.creating(caller):
         return await engine.sync(caller, job, fn)
@@ -126,20 +137,22 @@ async def delete(engine: Engine, caller: str, inp: O.DeleteInput, job: dict) -> 
 
 
 async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, required: bool,
-                           job: dict | None = None) -> bool:
-    """Cancel a task or trigger job of an agent; whether it was waiting. With ``job`` (an
-    ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change.
+                           job: dict | None = None, reason: str | None = None) -> bool:
+    """Cancel a task, trigger or chat job of an agent; whether it was waiting. With ``job`` (an
+    ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change. ``reason``: the
+    cancelled job's error message (default ``cancelled by caller``).
 
     Raises:
         OpError: ``not_found`` (no agent; no such task when ``required``).
     """
     def fn(u: Unit) -> bool:
         rec = u.read(agent_ref(caller, aid))
-        event = decide.cancel_task(rec, aid, task_id, required)
+        jr = u.read(job_ref(caller, task_id))
+        chat = jr.get("sessionId") if jr is not None and jr.get("operation") == "agent:chat" else None
+        event = decide.cancel_task(rec, aid, task_id, required, u.tx, chat)
         if event is None:
             return False
-        jr = u.read(job_ref(caller, task_id))
-        done = None if jr is None else J.cancel(jr, u.ts, "cancelled by caller")
+        done = None if jr is None else J.cancel(jr, u.ts, reason or "cancelled by caller")
         if done is not None:
             u.write(job_ref(caller, task_id), done, "job:cancel")
         engine.commit_event(u, caller, aid, rec, event)
@@ -227,7 +240,14 @@ async def context(engine: Engine, caller: str, inp: O.ContextInput, job: dict) -
     def fn(u: Unit) -> dict:
         rec = engine.agent(u, caller, inp.agentId)
         work = A.pick_work(u.tx, rec)
-        if inp.task is not None:
+        sid = session_id(inp.sessionId)
+        if sid is not None:  # the next turn on that session (``task``: as a chat message sent now)
+            pending = seq_plain(u.tx, decide.session_of(u.tx, rec, inp.agentId, sid)["pending"])
+            if inp.task is not None:
+                pending.append({"id": "(simulated)", "op": "agent:chat", "message": inp.task, "caller": caller,
+                                "ts": u.ts})
+            work = A.Work(None, None, [], [], session=sid, pending=pending)
+        elif inp.task is not None:
             work = A.Work("(simulated)", {"input": inp.task}, work.messages, work.triggers)
         try:
             cfg, prefix, new, tools = build_context(u.tx, rec, work)
@@ -246,14 +266,40 @@ async def context(engine: Engine, caller: str, inp: O.ContextInput, job: dict) -
 async def request(engine: Engine, caller: str, inp: O.RequestInput, job: dict) -> dict:
     jid = job["jobId"]
     job = {**job, "agentId": inp.agentId}
+    sid, title = session_id(inp.sessionId), None
+    if isinstance(inp.session, dict):
+        title = _new_session_title(inp.session, sid)
+        sid = engine.job_ids(engine.clock())
+    if sid is not None:
+        job["sessionId"] = sid  # the job record says which session its task belongs to
 
     def fn(u: Unit) -> None:
         rec = u.read(agent_ref(caller, inp.agentId))
-        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued)
+        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued, u.tx, sid, title)
         u.write(job_ref(caller, jid), job, "agent:request")
         engine.commit_event(u, caller, inp.agentId, rec, event)
     await engine.units.run(caller, fn)
     return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
+
+
+def _new_session_title(spec: dict[str, Any], sid: str | None) -> str:
+    """The title of the session ``agent:request``'s ``session`` opens (``{title?: string}``).
+
+    Raises:
+        Rejected: ``invalid_input`` (also given ``sessionId``; another key; a title not a string).
+    """
+    if sid is not None:
+        raise Rejected("invalid_input", "give `sessionId` (a known session) or `session` (a new one), not both",
+                       path="$.input.session")
+    for k in spec:
+        if k != "title":
+            raise Rejected("invalid_input", f"unknown field `{k}` - at `$.input.session.{k}`",
+                           path=f"$.input.session.{k}", hint="a new session takes only a `title`")
+    title = spec.get("title", "")
+    if not isinstance(title, str):
+        raise Rejected("invalid_input", f"Expected `str`, got `{type(title).__name__}` - at `$.input.session.title`",
+                       path="$.input.session.title")
+    return title
 
 
 async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -> dict:
@@ -262,7 +308,7 @@ async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -
 
     def fn(u: Unit) -> None:
         rec = u.read(agent_ref(caller, inp.agentId))
-        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued)
+        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued, u.tx, session_id(inp.sessionId))
         u.write(job_ref(caller, jid), job, "agent:trigger")
         engine.commit_event(u, caller, inp.agentId, rec, event)
     await engine.units.run(caller, fn)
@@ -270,11 +316,14 @@ async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -
 
 
 async def message(engine: Engine, caller: str, inp: O.MessageInput, job: dict) -> dict:
+    sid = session_id(inp.sessionId)
+
     def fn(u: Unit) -> dict:
         rec = u.read(agent_ref(caller, inp.agentId))
-        engine.commit_event(u, caller, inp.agentId, rec,
-                            decide.message(rec, inp.agentId, inp.message, engine.limits.max_queued))
-        return {"agentId": inp.agentId, "delivered": True}
+        engine.commit_event(u, caller, inp.agentId, rec, decide.message(
+            rec, inp.agentId, inp.message, engine.limits.max_queued, u.tx, sid, job["jobId"]))
+        return {"agentId": inp.agentId, "delivered": True} if sid is None else \
+            {"agentId": inp.agentId, "delivered": True, "sessionId": sid}
     return await engine.sync(caller, job, fn)
 
 

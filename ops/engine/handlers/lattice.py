@@ -1,10 +1,13 @@
 """Handlers of the lattice path operations (``covia:*``): reads anywhere in the caller's
 namespaces (``g/`` agents, ``j/`` jobs, ``w/`` the workspace, ``t/`` LangGraph threads; at any
-version of an agent or a thread), writes only under ``w/``."""
+version of an agent or a thread; ``v/`` the venue's globals: :func:`venue_globals`), writes only under ``w/``. A path may start with ``/`` or with
+the caller's own DID (:func:`ops.domain.address.local_path`); another caller's DID is ``not_found``."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
+
+import re
 
 import msgspec
 
@@ -15,6 +18,8 @@ from lattice.nodes import HMap, Tx, Vec, map_keys, map_len
 from lattice.paths import Missing, delete_path, kind_of, open_level, parse_path, read_path, write_path
 
 from ...domain import operations as O
+from ...domain.address import local_path
+from ...domain.contracts import REGISTRY
 from ...domain.errors import OpError, Rejected
 from ...domain.jobs import normalize_job_id
 from ...domain.refs import ws_ref
@@ -22,21 +27,26 @@ from ..context import Engine
 from ..tools import describe
 from ..unit import Unit
 
-__all__ = ["HANDLERS", "target", "value_at"]
+__all__ = ["HANDLERS", "target", "value_at", "venue_globals"]
 
 
-def target(caller: str, path: str) -> tuple[str, str | None, list[str]]:
+def target(caller: str, path: str, venue_did: str | None = None) -> tuple[str, str | None, list[str]]:
     """Map a caller's path to ``(namespace, ref name or None for a bare namespace, segments)``.
 
+    ``path`` may start with ``/`` or with the caller's own DID (:func:`ops.domain.address.local_path`;
+    ``venue_did``: the serving venue's, for a token caller's DID).
+
     Raises:
-        Rejected: ``invalid_path`` (with a hint).
+        Rejected: ``invalid_path`` (with a hint); ``not_found``: another caller's DID.
     """
     try:
-        ns, segs = parse_path(path)
+        ns, segs = parse_path(local_path(path, caller, venue_did))
     except InvalidPath as e:
         raise Rejected("invalid_path", e.message, path="$.input.path", hint=e.hint) from None
     if ns == "w":
         return ns, ws_ref(caller), segs
+    if ns == "v":
+        return ns, None, segs
     if not segs:
         return ns, None, []
     ident = segs[0]
@@ -48,9 +58,9 @@ def target(caller: str, path: str) -> tuple[str, str | None, list[str]]:
 def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> Any:
     """The raw value at a caller's path (at version ``at`` of an agent), or ``Missing``.
     A bare ``g`` or ``j`` is a virtual map of the caller's agents or jobs."""
-    ns, ref, segs = target(caller, path)
+    ns, ref, segs = target(caller, path, engine.venue_did)
     if at is not None:
-        if ns not in ("g", "t") or ref is None:
+        if ns not in ("g", "t") or ref is None:  # v/ too: the venue's globals have no versions
             raise Rejected("invalid_input", "`at` reads a version of an agent or a LangGraph thread: the path must "
                                             "be g/<agentId>/... or t/<threadId>/...", path="$.input.at")
         ident = ref.split("/", 2)[2]
@@ -59,6 +69,8 @@ def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> 
         else:
             c = _thread_version(engine, tx, ref, ident, at)
         return read_path(tx, tx.raw_root(c.root), segs)
+    if ns == "v":
+        return _walk(venue_globals(engine), segs)
     if ref is None:
         prefix = f"{ns}/{caller}/"
         raw: Any = {}
@@ -72,6 +84,37 @@ def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> 
     if raw is Missing:
         return Missing
     return read_path(tx, raw, segs)
+
+
+def venue_globals(engine: Engine) -> dict[str, Any]:
+    """The virtual, read-only ``v/`` namespace, as the Covia venue lays it out (venue/docs/OPERATIONS.md):
+    ``v/info/{name, did, version, started (epoch ms), protocols, adapters/<adapter>: {name, description,
+    operations (a count)}}`` and ``v/ops/<adapter>/<op>``: each operation's ``{name, operation (our key),
+    summary, version}``. The same for every caller; nothing of it is stored."""
+    info = dict(engine.venue_info)
+    adapters: dict[str, Any] = {}
+    ops: dict[str, dict[str, Any]] = {}
+    for key, contract in sorted(REGISTRY.items()):
+        adapter, _, name = key.partition(":")
+        entry = adapters.setdefault(adapter, {"name": adapter, "description": f"the {adapter}:* operations",
+                                              "operations": 0})
+        entry["operations"] += 1
+        kebab = re.sub(r"(?<!^)([A-Z])", lambda m: "-" + m.group(1).lower(), name)
+        ops.setdefault(adapter, {})[kebab] = {"name": f"v/ops/{adapter}/{kebab}", "operation": key,
+                                              "summary": contract.summary, "version": contract.version}
+    info["adapters"] = adapters
+    return {"info": info, "ops": ops}
+
+
+def _walk(value: Any, segs: list[str]) -> Any:
+    for seg in segs:
+        if isinstance(value, dict) and seg in value:
+            value = value[seg]
+        elif isinstance(value, list) and seg.isdigit() and int(seg) < len(value):
+            value = value[int(seg)]
+        else:
+            return Missing
+    return value
 
 
 def _thread_version(engine: Engine, tx: Tx, ref: str, thread: str, at: Any) -> Any:
@@ -128,10 +171,11 @@ async def slice_path(engine: Engine, caller: str, inp: O.SliceInput, job: dict) 
     return await engine.sync(caller, job, fn)
 
 
-def _write_target(caller: str, path: str) -> list[str]:
-    ns, _, segs = target(caller, path)
+def _write_target(engine: Engine, caller: str, path: str) -> list[str]:
+    ns, _, segs = target(caller, path, engine.venue_did)
     if ns != "w":
-        raise OpError("forbidden", f"{path} is framework-managed: g/ and j/ are read-only", path="$.input.path",
+        raise OpError("forbidden", f"{path} is framework-managed: g/, j/, t/ and v/ are read-only",
+                      path="$.input.path",
                       hint="write under w/, e.g. w/notes; change agents with agent:* operations")
     if not segs:
         raise Rejected("invalid_path", "a write needs a path below w/, e.g. w/notes", path="$.input.path")
@@ -153,20 +197,20 @@ async def _ws_edit(engine: Engine, caller: str, op: str, input: Any, edit: Calla
 
 
 async def write(engine: Engine, caller: str, inp: O.WriteInput, job: dict) -> dict:
-    segs = _write_target(caller, inp.path)
+    segs = _write_target(engine, caller, inp.path)
     return await _ws_edit(engine, caller, "covia:write", msgspec.to_builtins(inp),
                           lambda tx, ws: write_path(tx, ws, segs, inp.value, where=("w",)), job, {"written": True})
 
 
 async def append(engine: Engine, caller: str, inp: O.WriteInput, job: dict) -> dict:
-    segs = _write_target(caller, inp.path)
+    segs = _write_target(engine, caller, inp.path)
     return await _ws_edit(engine, caller, "covia:append", msgspec.to_builtins(inp),
                           lambda tx, ws: write_path(tx, ws, segs, inp.value, append=True, where=("w",)), job,
                           {"appended": True})
 
 
 async def delete(engine: Engine, caller: str, inp: O.PathInput, job: dict) -> dict:
-    segs = _write_target(caller, inp.path)
+    segs = _write_target(engine, caller, inp.path)
 
     def edit(tx: Tx, ws: Any) -> Any:
         new, found = delete_path(tx, ws, segs)

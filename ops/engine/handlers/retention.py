@@ -14,15 +14,17 @@ diffable, replayable: a replay takes the base as given); lost, the versions befo
 Refused, with ``conflict``: an agent a run is working on (``RUNNING``: its run started
 from a version that the squash would rewrite; wait, or suspend it); a point below a
 version another agent was forked from (the fork needs it); a point above the version a
-later run started from (its replay needs that state).
+later run started from, or a later ``agent:forkSession`` copied its session from (their
+replays need that state).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from lattice.commits import log, squash
+from lattice.commits import Commit, log, squash
 from lattice.digest import from_hex
+from lattice.nodes import Tx
 
 from ...domain import agent as A
 from ...domain import operations as O
@@ -31,7 +33,10 @@ from ...domain.refs import agent_prefix, agent_ref
 from ..context import Engine
 from ..unit import Unit
 
-__all__ = ["HANDLERS", "prune_point"]
+__all__ = ["HANDLERS", "prune_point", "run_below", "run_base_remap"]
+
+#: events that name an earlier version of their own chain, and the field naming it (commit id, hex)
+_FROM = {"agent:run": "base", "agent:forkSession": "source"}
 
 
 def prune_point(first: int, top: int, before: int | None, keep_last: int | None) -> int:
@@ -65,28 +70,48 @@ async def prune(engine: Engine, caller: str, inp: O.PruneInput, job: dict) -> di
         chain = list(log(u.tx, head))
         by_id = {d: c.seq for d, c in chain}
         p = prune_point(chain[-1][1].seq, hc.seq, inp.before, inp.keepLast)
-        for d, c in chain:  # a later run's replay needs the state it started from
-            if c.seq >= p and c.op == "agent:run":
-                base = u.tx.materialize(c.input).get("base")
-                seq = by_id.get(from_hex(base)) if isinstance(base, str) else None
-                if seq is not None and seq < p - 1:
-                    raise OpError("conflict", f"version {c.seq} was made by a run that started from version {seq}",
-                                  path="$.input.before", hint=f"prune before {seq + 1} at most")
+        lost = run_below(u.tx, chain, p)  # a later run's replay needs the state it started from
+        if lost is not None:
+            raise OpError("conflict", f"version {lost[0]} was made by a run that started from version {lost[1]}"
+                                      if lost[2] == "agent:run" else
+                                      f"version {lost[0]} was made by {lost[2]} from version {lost[1]}",
+                          path="$.input.before", hint=f"prune before {lost[1] + 1} at most")
         _check_forks(engine, u, caller, inp.agentId, by_id, p)
-
-        def remap(op: str, stored: Any, ids: dict[bytes, bytes]) -> Any:
-            if op != "agent:run":
-                return stored
-            value = u.tx.materialize(stored)
-            base = value.get("base") if isinstance(value, dict) else None
-            if not isinstance(base, str) or from_hex(base) not in ids:
-                return stored
-            return u.tx.put_value({**value, "base": ids[from_hex(base)].hex()})
-        new_head, _ = squash(u.tx, head, p, ts=u.ts, op="agent:prune", caller=caller, remap=remap,
+        new_head, _ = squash(u.tx, head, p, ts=u.ts, op="agent:prune", caller=caller, remap=run_base_remap(u.tx),
                              input={"agentId": inp.agentId, "before": p, "squashed": p - chain[-1][1].seq})
         u.point(name, new_head)
         return {"agentId": inp.agentId, "squashed": p - chain[-1][1].seq, "base": p - 1, "head": hc.seq}
     return await engine.sync(caller, job, fn)
+
+
+def run_below(tx: Tx, chain: list[tuple[bytes, Commit]], p: int) -> tuple[int, int, str] | None:
+    """``(seq of a run, seq of the version it started from, op)`` for the first run (or session fork,
+    ``op``: ``agent:forkSession``, from the version it copied) at or above ``p`` (in ``chain``, newest
+    first) that started below ``p - 1``, the base a squash at ``p`` keeps; None when there is none
+    (every later run can be replayed from what the squash keeps)."""
+    by_id = {d: c.seq for d, c in chain}
+    for _, c in chain:
+        if c.seq >= p and c.op in _FROM:
+            base = tx.materialize(c.input).get(_FROM[c.op])
+            seq = by_id.get(from_hex(base)) if isinstance(base, str) else None
+            if seq is not None and seq < p - 1:
+                return c.seq, seq, c.op
+    return None
+
+
+def run_base_remap(tx: Tx) -> Callable[[str, Any, dict[bytes, bytes]], Any]:
+    """The ``remap`` of :func:`lattice.commits.squash` for agent chains: a run's recorded ``base``
+    (the commit id it started from), and a session fork's ``source``, follow the squash to their
+    new commit ids."""
+    def remap(op: str, stored: Any, ids: dict[bytes, bytes]) -> Any:
+        if op not in _FROM:
+            return stored
+        value = tx.materialize(stored)
+        base = value.get(_FROM[op]) if isinstance(value, dict) else None
+        if not isinstance(base, str) or from_hex(base) not in ids:
+            return stored
+        return tx.put_value({**value, _FROM[op]: ids[from_hex(base)].hex()})
+    return remap
 
 
 def _check_forks(engine: Engine, u: Unit, caller: str, aid: str, by_id: dict[bytes, int], p: int) -> None:

@@ -26,6 +26,7 @@ from lattice.nodes import Tx
 
 from ...domain import agent as A
 from ...domain import operations as O
+from ...domain import session_ops as SO
 from ...domain.contracts import REGISTRY
 from ...domain.cycle import Cycle, CycleError, ReplayError
 from ...domain.errors import OpError, Rejected
@@ -222,8 +223,10 @@ async def replay(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) -> 
 
 async def what_if(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) -> dict:
     """Fork the agent at ``from`` into ``into`` (config merged) and re-apply the recorded
-    tasks, messages and triggers after ``from`` in order, each run to its end; the model
-    is called live except where a request is byte-identical to a recorded one."""
+    tasks, messages, chats and triggers after ``from`` in order, each run to its end; the model
+    is called live except where a request is byte-identical to a recorded one. A session the
+    source opened after ``from`` is opened anew on ``into`` (a new id) and its later inputs go
+    there; the caller's edits of sessions (rename, delete, compact, fork) are not re-applied."""
     if inp.from_ is None:
         raise Rejected("invalid_input", "`from` is required with `into`", path="$.input.from",
                        hint="the new agent is forked at `from`")
@@ -241,12 +244,32 @@ async def what_if(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) ->
     cancelled = {i["taskId"] for c, i in inputs if c.op == "agent:cancelTask"}  # never completed in the source
     engine.sandboxes[(caller, inp.into)] = sandbox
     replayed, diverged = 0, []
+    sids: dict[str, str] = {}  # a session the source opened after `from` -> the one opened on `into`
+
+    def session(i: dict[str, Any], key: str) -> dict[str, Any]:
+        """The session inputs re-applying ``i`` needs (``key``: the field of a new session)."""
+        sid = i.get("sessionId")
+        if sid is None:
+            return {}
+        return {key: {"title": i.get("title", "")} if key == "session" else None} if i.get("minted") \
+            else {"sessionId": sids.get(sid, sid)}
+
+    def opened(i: dict[str, Any], done: dict[str, Any]) -> None:
+        if i.get("minted") and done.get("sessionId"):
+            sids[i["sessionId"]] = done["sessionId"]
     try:
         for c, i in inputs:
             live = sandbox.live
             if c.op == "agent:request" and i["taskId"] not in cancelled:
-                await engine.invoke(REGISTRY["agent:request"], O.RequestInput(
-                    agentId=inp.into, input=i["input"], wait=True), caller)
+                opened(i, await engine.invoke(REGISTRY["agent:request"], O.RequestInput(
+                    agentId=inp.into, input=i["input"], wait=True, **session(i, "session")), caller))
+            elif c.op == "agent:chat":
+                opened(i, await engine.invoke(REGISTRY["agent:chat"], SO.ChatInput(
+                    agentId=inp.into, message=i.get("message"), wait=True, **session(i, "sessionId")), caller))
+            elif c.op == "agent:message" and "sessionId" in i:
+                await engine.invoke(REGISTRY["agent:message"], O.MessageInput(
+                    agentId=inp.into, message=i["message"], sessionId=sids.get(i["sessionId"], i["sessionId"])),
+                    caller)
             elif c.op == "agent:message":
                 await deliver(engine, caller, inp.into, i["messages"] if "messages" in i else [i["message"]],
                               i.get("from", c.caller))

@@ -25,14 +25,15 @@ export class ApiError extends Error {
 }
 
 /**
- * The error of a job or an agent as {code, message, hint, path}, or null: tolerant of both shapes the server
- * has sent, `error: {code, message, ...}` and `error: "message"` with `errorCode` beside it.
+ * The error of a reply, a job or an agent as {code, message, hint, path}, else `fallback`: tolerant of both
+ * shapes the server has sent, the venue's `error: "message"` with `errorCode`, `path` and `hint` beside it, and
+ * the earlier `error: {code, message, path?, hint?}`.
  */
-export function errorOf(x) {
+export function errorOf(x, fallback = null) {
   const e = x?.error;
-  if (e == null || e === '') return null;
-  if (typeof e === 'string') return {code: x.errorCode ?? 'error', message: e};
-  return {...e, code: e.code ?? x.errorCode ?? 'error'};
+  if (typeof e === 'string' && e) return {code: x.errorCode ?? 'error', message: e, path: x.path, hint: x.hint};
+  if (e && typeof e === 'object') return {...e, code: e.code ?? x.errorCode ?? 'error'};
+  return fallback;
 }
 
 /** How many tasks an agent has queued, from agent:list or agent:info (`taskCount`, or the venue's `tasks`). */
@@ -67,7 +68,7 @@ async function request(method, path, body, signal) {
     setToken(null);
     window.dispatchEvent(new CustomEvent('lattice-unauthorized'));
   }
-  if (r.status >= 400) throw new ApiError(data.error || {message: r.statusText}, r.status);
+  if (r.status >= 400) throw new ApiError(errorOf(data, {message: r.statusText}), r.status);
   return data;
 }
 
@@ -81,7 +82,7 @@ export async function invoke(operation, input = {}, {signal} = {}) {
 /** The output of an operation; throws ApiError with the job's error when it did not complete. */
 export async function call(operation, input = {}, opts = {}) {
   const job = await invoke(operation, input, opts);
-  if (job.status !== 'COMPLETE') throw new ApiError(errorOf(job) || {code: job.status, message: `job ${job.status}`});
+  if (job.status !== 'COMPLETE') throw new ApiError(errorOf(job, {code: job.status, message: `job ${job.status}`}));
   return job.output;
 }
 
@@ -110,7 +111,7 @@ export async function* events(path, {signal, lastEventId} = {}) {
   if (lastEventId != null) h['Last-Event-ID'] = String(lastEventId);
   const r = await fetch(path, {headers: h, signal});
   if (r.status === 401) { setToken(null); window.dispatchEvent(new CustomEvent('lattice-unauthorized')); }
-  if (!r.ok) throw new ApiError((await r.json().catch(() => ({}))).error || {message: r.statusText}, r.status);
+  if (!r.ok) throw new ApiError(errorOf(await r.json().catch(() => ({})), {message: r.statusText}), r.status);
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
   let ev = {event: 'message', data: [], id: null};
