@@ -45,8 +45,8 @@ log = logging.getLogger("lattice.http")
 DEFAULT_MAX_BODY = 1 << 20
 
 #: every route of the application, in the order the OpenAPI document lists them
-ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *caller_events.ROUTES, *bundles.ROUTES, *openapi.ROUTES, *admin.ROUTES,
-                             *identity.ROUTES, *mcp.ROUTES, *ui.ROUTES,
+ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *caller_events.ROUTES, *bundles.ROUTES, *openapi.ROUTES,
+                             *admin.ROUTES, *identity.ROUTES, *mcp.ROUTES, *ui.ROUTES,
                              # the Covia venue's REST surface (issue 11): run, jobs, job-free reads, catalog
                              *venue.ROUTES, *venue_catalog.ROUTES)
 
