@@ -79,7 +79,9 @@ def test_walkthrough_runs_as_written(server: int) -> None:
     assert out["agent:fork"]["output"] == {"agentId": "Alice-v2", "status": "SLEEPING", "forkedFrom": "Alice"}
     info = out["agent:info"]["output"]
     assert (info["status"], info["taskCount"], info["timelineLength"], info["error"]) == ("SLEEPING", 0, 2, None)
-    assert out["agent:list"]["output"]["agents"] == [
+    agents = out["agent:list"]["output"]["agents"]
+    assert all(isinstance(a.pop("updated"), int) for a in agents)  # last activity, Unix ms
+    assert agents == [
         {"agentId": "Alice", "status": "SLEEPING", "taskCount": 0, "error": None},
         {"agentId": "Alice-v2", "status": "SLEEPING", "taskCount": 0, "error": None}]
     assert out["lattice read g/Alice-v2/state/history/0"] == {

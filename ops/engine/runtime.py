@@ -214,6 +214,10 @@ class Runtime:
         """The refs somebody waits on now."""
         return self.notifier.watched()
 
+    def subscribe(self, prefix: str) -> Any:
+        """A :class:`~ops.engine.notify.Subscription` to the refs under ``prefix`` (close it when done)."""
+        return self.notifier.subscribe(prefix)
+
     def running(self) -> list[tuple[str, str]]:
         """``(caller, agent id)`` of every run loop running in this process."""
         return self.scheduler.running()
