@@ -5,7 +5,9 @@ A real ``lattice serve`` (durable LMDB in a temporary directory) holds two agent
 * ``Big``: created with ``--messages`` history messages (default 100,000), then ``--versions``
   versions (default 3,000: each ``agent:request`` with ``wait: true`` answered by ``echo`` adds a
   task version and a run version, so half as many runs, each appending two messages);
-* ``Small`` (the peer in the same run): 10 versions, 5 history messages.
+* ``Small`` (the peer in the same run): 10 versions, 5 history messages;
+* ``Fam``: a fork family of ``--forks`` agents (default 300): ``Fam`` (40 versions) with a fork at
+  every 4th of its versions in turn, and every tenth fork forked again (its version graph).
 
 Debian's Chromium, headless under Playwright, opens each agent's views in a fresh browser context
 (nothing cached) ``--reps`` times. *First paint* is from the start of navigation to the view showing
@@ -13,7 +15,10 @@ its data (the timeline's newest runs; the version graph laid out; the first page
 ``state/history``), read in the page with ``performance.now()`` when the element appears, plus
 Chromium's own first-contentful-paint. The target (issue 15): the timeline of ``Big`` under 1 s.
 
-Run: ``python bench/ui_first_paint.py`` (``--quick``: 10,000 messages, 600 versions, 3 reps).
+The version graph is measured for ``Big``, ``Small``, ``Fam`` (the family's root) and ``Fam-9`` (a
+fork with forks of its own).
+
+Run: ``python bench/ui_first_paint.py`` (``--quick``: 10,000 messages, 600 versions, 100 forks, 3 reps).
 Needs the test extra (``playwright``) and ``/usr/bin/chromium`` (``tests/ui/install_chromium.sh``).
 """
 
@@ -63,6 +68,19 @@ def make_agent(port: int, name: str, messages: int, versions: int) -> None:
         invoke(port, "agent:request", {"agentId": name, "input": f"task {i}", "wait": True})
 
 
+def make_family(port: int, forks: int) -> int:
+    """``Fam`` and ``forks`` agents forked from it (every tenth forked again); the family's size."""
+    make_agent(port, "Fam", 5, 40)
+    made = 1
+    for i in range(forks):
+        if i % 10 == 9 and i > 9:
+            invoke(port, "agent:fork", {"sourceId": f"Fam-{i - 10}", "agentId": f"Fam-{i}", "at": 0})
+        else:
+            invoke(port, "agent:fork", {"sourceId": "Fam", "agentId": f"Fam-{i}", "at": (i * 4) % 40})
+        made += 1
+    return made
+
+
 def measure(browser, port: int, agent: str, view: str) -> tuple[float, float]:
     """(ms to the view's data, ms to first contentful paint) in a fresh context."""
     hash_, selector = VIEWS[view]
@@ -92,11 +110,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--versions", type=int, default=3_000)
+    ap.add_argument("--forks", type=int, default=300)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     if a.quick:
-        a.messages, a.versions, a.reps = 10_000, 600, 3
+        a.messages, a.versions, a.forks, a.reps = 10_000, 600, 100, 3
     if not os.path.exists(CHROMIUM):
         sys.exit(f"Chromium not found at {CHROMIUM}: bash tests/ui/install_chromium.sh")
     from playwright.sync_api import sync_playwright
@@ -109,6 +128,7 @@ def main() -> None:
         t = time.perf_counter()
         make_agent(port, "Big", a.messages, a.versions)
         make_agent(port, "Small", 5, 10)
+        family = make_family(port, a.forks)
         built = time.perf_counter() - t
         head = invoke(port, "agent:history", {"agentId": "Big", "limit": 1})["versions"][0]["seq"]
         count = invoke(port, "covia:list", {"path": "g/Big/state/history", "limit": 1})["count"]
@@ -119,6 +139,8 @@ def main() -> None:
             for agent in ("Big", "Small"):
                 for view in VIEWS:
                     results[(agent, view)] = [measure(browser, port, agent, view) for _ in range(a.reps)]
+            for agent in ("Fam", "Fam-9") if a.forks > 19 else ("Fam",):  # Fam-9 has forks from 20 on
+                results[(agent, "versions")] = [measure(browser, port, agent, "versions") for _ in range(a.reps)]
             chromium = browser.version
             browser.close()
     finally:
@@ -128,7 +150,8 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"# inspector first paint: Big = {head + 1:,} versions, {count:,} history messages "
-          f"(built in {built:.0f} s); Small = 10 versions; {a.reps} fresh contexts each")
+          f"(built in {built:.0f} s); Small = 10 versions; Fam = a fork family of {family} agents; "
+          f"{a.reps} fresh contexts each")
     print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"Chromium {chromium}, playwright {version('playwright')}, aiohttp {version('aiohttp')}, "
           f"lmdb {version('lmdb')}; preact 11.2.0, htm 3.1.1, dagre 3.1.3 (vendored)")

@@ -12,7 +12,7 @@ __all__ = [
     "CorruptObject",
     "InvalidPath",
     "InvalidValue",
-    "StoreError", "StoreLocked", "ReadOnly",
+    "StoreError", "StoreLocked", "ReadOnly", "GcRunning",
 ]
 
 
@@ -74,3 +74,9 @@ class ReadOnly(StoreError):
     """A write to a store opened read-only."""
 
     code = "read_only"
+
+
+class GcRunning(StoreError):
+    """A garbage collection was asked for while another one runs on the same store (one at a time)."""
+
+    code = "gc_running"

@@ -59,7 +59,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, TypeVar
 import psycopg
 
 from .digest import DIGEST_SIZE, digest
-from .errors import StoreError
+from .errors import GcRunning, StoreError
 from .gc import closure_many
 from .postgres_support import GC_LOCK_SPACE, map_error
 
@@ -135,13 +135,13 @@ class PostgresCollector:
         """Start a collection: take the database's collection lock, turn the barrier on.
 
         Raises:
-            StoreError: another collection is running on this database (or in this
-                process), or the database failed.
+            GcRunning: another collection is running on this database (or in this process).
+            StoreError: the database failed.
         """
         self._check_open()
         with self._gc_lock:
             if self._gc_run is not None:
-                raise StoreError(f"a garbage collection is already running on {self.url} in this process")
+                raise GcRunning(f"a garbage collection is already running on {self.url} in this process")
             try:
                 owner = psycopg.connect(self._dsn, **{**self._conn_kwargs, "autocommit": False})
             except psycopg.Error as e:
@@ -150,7 +150,7 @@ class PostgresCollector:
                 owner.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
                 got = owner.execute("SELECT pg_try_advisory_xact_lock(%s::int4, 1)", (GC_LOCK_SPACE,)).fetchone()[0]
                 if not got:
-                    raise StoreError(f"another garbage collection is running on {self.url}",
+                    raise GcRunning(f"another garbage collection is running on {self.url}",
                                      hint="wait until it is done (one collection at a time per database)")
                 token = os.urandom(16)
 

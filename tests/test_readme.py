@@ -81,7 +81,9 @@ def test_walkthrough_runs_as_written(server: int) -> None:
     info = out["agent:info"]["output"]
     assert (info["status"], info["taskCount"], info["tasks"], info["timelineLength"], info["error"],
             info["errorCode"]) == ("SLEEPING", 0, 0, 2, None, None)
-    assert out["agent:list"]["output"]["agents"] == [
+    agents = out["agent:list"]["output"]["agents"]
+    assert all(isinstance(a.pop("updated"), int) for a in agents)  # last activity, Unix ms
+    assert agents == [
         {"agentId": "Alice", "status": "SLEEPING", "taskCount": 0, "tasks": 0, "error": None, "errorCode": None},
         {"agentId": "Alice-v2", "status": "SLEEPING", "taskCount": 0, "tasks": 0, "error": None, "errorCode": None}]
     assert out["lattice read g/Alice-v2/state/history/0"] == {

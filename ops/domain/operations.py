@@ -118,6 +118,8 @@ class FailTaskInput(_In):
 
 class ListInput(_In):
     includeTerminated: bool = False
+    includeForks: Annotated[bool, Meta(description="also give each agent's `headSeq` and, for a fork, `forkedFrom` "
+                                                   "(O(log n) reads per agent)")] = False
 
 
 class ContextInput(_In):
@@ -210,6 +212,14 @@ class HistoryInput(_In):
     before: Offset | None = None
 
 
+class VersionInput(_In):
+    agentId: AgentId
+    at: Version
+    maxSize: Annotated[int, Meta(ge=0, description="bound, in bytes of JSON, on `input` and on the exchanges' "
+                                                   "requests; what is over it is left out (`truncated`)")] \
+        = DEFAULT_MAX_SIZE
+
+
 class DiffInput(_In):
     agentId: AgentId
     from_: Version | None = msgspec.field(default=None, name="from")
@@ -298,7 +308,10 @@ class AgentSummary(_Out):
     taskCount: int
     tasks: int
     error: str | None
+    updated: Annotated[int, Meta(description="the agent's last change (Unix ms)")]
     errorCode: str | None = None
+    headSeq: Annotated[int, Meta(description="with includeForks: the seq of its head version")] | None = None
+    forkedFrom: ForkOrigin | None = None
 
 
 class ListOutput(_Out):
@@ -365,6 +378,30 @@ class VersionEntry(_Out):
     op: str
     ts: int
     caller: str
+
+
+class Exchange(_Out):
+    digest: Annotated[str, Meta(description="the recorded digest of the canonical request (hex)")]
+    reply: dict[str, Any]
+    verified: Annotated[bool, Meta(description="the rebuilt request has the recorded digest")]
+    request: Annotated[dict[str, Any] | None, Meta(description="the request `{model, messages, tools}`, rebuilt "
+                                                               "from the run's base version (null: over maxSize, "
+                                                               "or it cannot be rebuilt)")] = None
+
+
+class VersionOutput(_Out):
+    agentId: str
+    seq: int
+    id: str
+    op: str
+    ts: int
+    caller: str
+    parent: str | None
+    input: Annotated[Any, Meta(description="the recorded event input (digests as hex); null when over maxSize")]
+    inputSize: Annotated[int, Meta(description="bytes of JSON of the recorded input")]
+    exchanges: Annotated[list[Exchange] | None, Meta(description="a completed run's model exchanges, in call "
+                                                                 "order (null for any other version)")] = None
+    truncated: bool = False
 
 
 class HistoryOutput(_Out):
@@ -515,6 +552,9 @@ declare(Contract("covia:delete", _V, "Delete the value at a workspace path (w/ o
                  PathInput, DeletedOutput, emits=("workspace.written",)))
 declare(Contract("agent:history", _V, "List an agent's versions, newest first (page back with `before`).",
                  HistoryInput, HistoryOutput))
+declare(Contract("agent:version", _V, "One version of an agent: its commit (op, caller, time, recorded input) "
+                 "and, for a completed run, the model exchanges it recorded, each request rebuilt and checked "
+                 "against its recorded digest.", VersionInput, VersionOutput))
 declare(Contract("agent:diff", _V, "What changed between two versions of an agent, or two agents' heads.",
                  DiffInput, DiffOutput))
 declare(Contract("agent:replay", _V, "Re-run an agent's recorded events and check every root digest; "

@@ -214,8 +214,8 @@ declare(Contract("agent:deleteSession", _V, "Remove a session from the agent (ea
 declare(Contract("agent:compactSession", _V, "Replace a session's older turns with a summary in the live "
                  "history; the replaced turns stay readable at the version named by `archivedAt`.",
                  CompactSessionInput, CompactSessionOutput, emits=("session.updated",)))
-declare(Contract("agent:reloadContext", _V, "Not supported here: a turn's context is rebuilt from the lattice "
-                 "on every run, there are no context frames to reload.", SessionInput, ReloadContextOutput))
+declare(Contract("agent:reloadContext", _V, "Check a session for the venue's context reload: a turn's context is "
+                 "rebuilt from the lattice on every run here, so nothing is cached (reloaded: true, frames: 0).", SessionInput, ReloadContextOutput))
 declare(Contract("agent:query", _V, "Ask the agent's model a question against a snapshot of a session (or of "
                  "the agent's own conversation) at its head or a version; no tools, nothing is written.",
                  QueryInput, QueryOutput))

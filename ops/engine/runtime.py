@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from lattice.errors import InvalidValue
+from lattice.errors import GcRunning, InvalidValue
 from lattice.gc import collect
 from lattice.nodes import ObjectCache
 
@@ -137,6 +137,8 @@ class Runtime:
                          r["jobsRemoved"], r["live"])
             except asyncio.CancelledError:
                 raise
+            except GcRunning as e:  # several servers on one database: one collects, the others skip a round
+                log.info("gc skipped: %s", e.message)
             except Exception:
                 log.exception("gc failed; the next one runs in %s s", self.gc_every)
 
@@ -211,6 +213,10 @@ class Runtime:
     def watched(self) -> list[str]:
         """The refs somebody waits on now."""
         return self.notifier.watched()
+
+    def subscribe(self, prefix: str) -> Any:
+        """A :class:`~ops.engine.notify.Subscription` to the refs under ``prefix`` (close it when done)."""
+        return self.notifier.subscribe(prefix)
 
     def running(self) -> list[tuple[str, str]]:
         """``(caller, agent id)`` of every run loop running in this process."""

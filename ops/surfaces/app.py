@@ -2,7 +2,7 @@
 
 ``create_app(runtime)`` returns a :class:`aiohttp.web.Application` serving every
 route of :data:`ROUTES`: the REST routes (:mod:`ops.surfaces.rest`), the event
-streams (:mod:`ops.surfaces.sse`), the OpenAPI document generated from the same
+streams (:mod:`ops.surfaces.sse`, :mod:`ops.surfaces.caller_events`), the OpenAPI document generated from the same
 table (:mod:`ops.surfaces.openapi`), MCP at ``/mcp`` (:mod:`ops.surfaces.mcp`) and
 the web inspector's static files at ``/ui`` (:mod:`ops.surfaces.ui`).
 The runtime is started and closed with the application. When the application
@@ -30,7 +30,7 @@ from aiohttp import web
 
 from ..domain.errors import OpError, Rejected, error_body, status_code
 from ..engine.runtime import Runtime
-from . import admin, bundles, identity, mcp, openapi, rest, sse, ui
+from . import admin, bundles, caller_events, identity, mcp, openapi, rest, sse, ui
 from . import venue, venue_catalog
 from .auth import LOCAL_CALLER, Tokens
 from .common import (HOST_HINT, HOSTS, MAX_BODY, ORIGINS, ROUTE_TABLE, RUNTIME, SHUTDOWN, TOKENS, ShuttingDown,
@@ -45,8 +45,8 @@ log = logging.getLogger("lattice.http")
 DEFAULT_MAX_BODY = 1 << 20
 
 #: every route of the application, in the order the OpenAPI document lists them
-ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *bundles.ROUTES, *openapi.ROUTES, *admin.ROUTES,
-                             *identity.ROUTES, *mcp.ROUTES, *ui.ROUTES,
+ROUTES: tuple[Route, ...] = (*rest.ROUTES, *sse.ROUTES, *caller_events.ROUTES, *bundles.ROUTES, *openapi.ROUTES,
+                             *admin.ROUTES, *identity.ROUTES, *mcp.ROUTES, *ui.ROUTES,
                              # the Covia venue's REST surface (issue 11): run, jobs, job-free reads, catalog
                              *venue.ROUTES, *venue_catalog.ROUTES)
 

@@ -197,7 +197,8 @@ async def status(request: web.Request) -> web.Response:
 # -- routes --------------------------------------------------------------------------
 
 _JOB = json_content(component("Job"))
-_INVOKE_ERRORS = ("invalid_json", "invalid_input", "invalid_path", "invalid_config", "unknown_operation", "too_large")
+_INVOKE_ERRORS = ("invalid_json", "invalid_input", "invalid_path", "invalid_config", "unknown_operation", "too_large",
+                  "not_supported")
 _REASON_MAX = 1000
 _CANCEL_BODY = {"type": "object", "properties": {"reason": {"type": "string", "maxLength": _REASON_MAX}},
                 "additionalProperties": False}

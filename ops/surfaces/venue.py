@@ -328,7 +328,7 @@ async def value_inspect(request: web.Request) -> web.Response:
 _ANY = {"description": "any JSON value"}
 _JOB = json_content(component("Job"))
 _ERRORS = ("invalid_json", "invalid_input", "invalid_path", "invalid_config", "unknown_operation", "too_large",
-           "not_found", "conflict", "forbidden", "limit_exceeded")
+           "not_found", "conflict", "forbidden", "limit_exceeded", "not_supported")
 _READ_ERRORS = ("invalid_input", "invalid_path", "not_found")
 
 

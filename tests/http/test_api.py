@@ -409,10 +409,11 @@ async def test_info_and_list(client):
     assert inf == {"agentId": "I", "status": "SLEEPING", "config": cfg, "taskCount": 0, "tasks": 0, "timelineLength": 0,
                    "error": None, "errorCode": None}
     listed = await ok(client, "agent:list", {})
+    assert await ok(client, "agent:list") == listed  # input may be omitted
+    assert all(isinstance(a.pop("updated"), int) for a in listed["agents"])  # last activity, Unix ms
     assert listed == {"agents": [
         {"agentId": "I", "status": "SLEEPING", "taskCount": 0, "tasks": 0, "error": None, "errorCode": None},
         {"agentId": "J", "status": "RUNNING", "taskCount": 1, "tasks": 1, "error": None, "errorCode": None}]}
-    assert await ok(client, "agent:list") == listed  # input may be omitted
     r = await client.put(f"/api/v1/jobs/{job['jobId']}/cancel")
     assert (await r.json())["status"] == "CANCELLED"
 

@@ -41,7 +41,7 @@ VALID: dict[str, dict[str, Any]] = {
     "covia:write": {"path": "w/x", "value": 1}, "covia:append": {"path": "w/l", "value": 1},
     "covia:delete": {"path": "w/x"}, "agent:history": {"agentId": "A"}, "agent:diff": {"agentId": "A", "from": 0},
     "agent:replay": {"agentId": "A", "to": 1},
-    "agent:prune": {"agentId": "A", "keepLast": 1},
+    "agent:prune": {"agentId": "A", "keepLast": 1}, "agent:version": {"agentId": "A", "at": 0},
     "agent:chat": {"agentId": "A", "message": "m", "wait": False}, "agent:sessions": {"agentId": "A"},
     "agent:sessionRead": {"agentId": "A"}, "agent:renameSession": {"agentId": "A", "sessionId": _SID, "title": "t"},
     "agent:deleteSession": {"agentId": "A", "sessionId": _SID},

@@ -50,6 +50,6 @@ async def test_session_errors(client, store):
     job = await failed(client, "agent:chat", {"agentId": "A", "message": "x", "sessionId": unknown}, "not_found")
     assert job["path"] == "$.input.sessionId"
     await failed(client, "agent:sessionRead", {"agentId": "nobody"}, "not_found")
-    await failed(client, "agent:reloadContext", {"agentId": "A", "sessionId": unknown}, "not_supported")
+    await failed(client, "agent:reloadContext", {"agentId": "A", "sessionId": unknown}, "not_found")
     assert (await ok(client, "agent:sessionRead", {"agentId": "A", "sessionId": unknown})) == {
         "found": False, "agentId": "A"}

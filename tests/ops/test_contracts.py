@@ -17,7 +17,7 @@ SEED_OPERATIONS = {
     "agent:trigger", "agent:request", "agent:message", "agent:create", "agent:update", "agent:fork",
     "agent:suspend", "agent:resume", "agent:delete", "agent:cancelTask", "agent:info", "agent:list",
     "agent:context", "covia:read", "covia:write", "covia:delete", "covia:append", "covia:list", "covia:slice"}
-VERSION_OPERATIONS = {"agent:history", "agent:diff", "agent:replay", "agent:prune"}
+VERSION_OPERATIONS = {"agent:history", "agent:version", "agent:diff", "agent:replay", "agent:prune"}
 SESSION_OPERATIONS = {"agent:chat", "agent:sessions", "agent:sessionRead", "agent:renameSession", "agent:deleteSession",
                       "agent:compactSession", "agent:reloadContext", "agent:query", "agent:summarise",
                       "agent:forkSession"}

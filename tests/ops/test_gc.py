@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lattice.errors import GcRunning
 from lattice.fsck import fsck
 from lattice.gc import collect
 from lattice.lmdb import LmdbStore
@@ -202,3 +204,23 @@ def test_collect_on_a_store_without_a_collector_is_refused() -> None:
     assert not callable(NoGc().gc_sweep)
     with pytest.raises(TypeError):
         collect(NoGc())
+
+
+class _Busy(MemoryStore):
+    """A store on which another process is always collecting (as several servers on one database see it)."""
+
+    def gc_begin(self, extra=None):
+        raise GcRunning("another garbage collection is running on the test store")
+
+
+async def test_periodic_gc_skips_a_round_when_another_collection_runs(caplog):
+    caplog.set_level(logging.INFO, logger="lattice.runtime")
+    r = Runtime(_Busy(), gc_every=0.01)
+    await r.start()
+    try:
+        await asyncio.sleep(0.1)
+    finally:
+        await r.close()
+    skipped = [rec for rec in caplog.records if "gc skipped" in rec.getMessage()]
+    assert skipped and all(rec.levelno == logging.INFO for rec in skipped)
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]

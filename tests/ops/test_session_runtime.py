@@ -333,11 +333,17 @@ async def test_a_waiting_chat_can_be_cancelled(rt: Runtime) -> None:
     assert (await out(rt, "agent:replay", agentId="A"))["identical"] is True
 
 
-async def test_reload_context_is_not_supported(rt: Runtime) -> None:
+async def test_reload_context_checks_the_session_and_reloads_nothing(rt: Runtime) -> None:
     await out(rt, "agent:create", agentId="A")
     sid = (await chat(rt, "open"))["sessionId"]
-    job = await call(rt, "agent:reloadContext", agentId="A", sessionId=sid)
-    assert job["status"] == "FAILED" and job["error"]["code"] == "not_supported" and "agent:context" in job["error"]["hint"]
+    versions = (await out(rt, "agent:history", agentId="A"))["versions"]
+    assert await out(rt, "agent:reloadContext", agentId="A", sessionId=sid) == {
+        "agentId": "A", "sessionId": sid, "reloaded": True, "frames": 0}
+    job = await call(rt, "agent:reloadContext", agentId="A", sessionId="0x" + "ab" * 16)
+    assert job["status"] == "FAILED" and job["error"]["code"] == "not_found" and job["error"]["path"] == "$.input.sessionId"
+    job = await call(rt, "agent:reloadContext", agentId="B", sessionId=sid)
+    assert job["status"] == "FAILED" and job["error"]["code"] == "not_found"
+    assert (await out(rt, "agent:history", agentId="A"))["versions"] == versions  # nothing committed
 
 
 async def test_context_of_the_next_turn_on_a_session(rt: Runtime) -> None:

@@ -133,6 +133,25 @@ async def test_two_processes_share_the_agents(nodes, postgres_url: str) -> None:
         assert lease_owner(store, "local", "H") is None and lease_owner(store, "local", "X") is None
 
 
+async def test_the_callers_event_stream_hears_the_other_process(nodes) -> None:
+    """GET /api/v1/events on one process: agents created, run and removed through the other (PgNotifier)."""
+    a, b = nodes(2)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        await invoke(s, a, "agent:create", agentId="Before", config=ECHO)
+        async with s.get(f"{b.url}/api/v1/events") as events:
+            rd = Reader(events)
+            first = await rd.next()
+            assert first["event"] == "agents" and [x["agentId"] for x in first["data"]["agents"]] == ["Before"]
+            await invoke(s, a, "agent:create", agentId="New", config=ECHO)
+            assert await rd.next() == {"event": "agent-created", "data": (await invoke(
+                s, a, "agent:list"))["output"]["agents"][1]}
+            await invoke(s, a, "agent:request", agentId="New", input="hi", wait=True)
+            while (ev := await rd.next())["data"]["status"] != "SLEEPING" or ev["data"]["taskCount"]:
+                assert ev["event"] == "agent-updated" and ev["data"]["agentId"] == "New"
+            await invoke(s, a, "agent:delete", agentId="Before", remove=True)
+            assert await rd.next() == {"event": "agent-removed", "data": {"agentId": "Before"}}
+
+
 async def test_a_killed_process_is_taken_over_within_the_bound(nodes, postgres_url: str) -> None:
     a, b = nodes(2)
     store = PostgresStore(postgres_url, pool_size=1)

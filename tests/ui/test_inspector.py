@@ -47,11 +47,16 @@ def test_agent_timeline_version_state_diff_replay(alice, page_factory):
     assert "Three vendors are overdue" in body.inner_text()
     assert body.locator(".task-results .badge").inner_text() == "COMPLETE"
     body.get_by_role("button", name="Show the model exchanges").click()
-    exchanges = body.locator(".exchanges")
+    exchanges = body.locator(".exchanges[data-ready=exchanges]")
     exchanges.wait_for()
     assert "v2" in exchanges.inner_text()  # the run is version 2 (create, request, run)
-    assert exchanges.locator("li.msg").count() == 3  # the task, the complete_task call, the tool result
-    assert "complete_task" in exchanges.inner_text()
+    assert p.invoked("agent:version") == [{"agentId": "Alice", "at": 2, "maxSize": 1 << 20}]
+    (call,) = exchanges.locator("li.exchange").all()  # one model call, exactly as recorded
+    assert "✓ request verified" in call.inner_text()
+    assert "1 message of context" in call.locator("details.context summary").inner_text()  # the system prompt
+    new = call.locator("ol.messages.new li.msg")
+    assert new.count() == 1 and "What vendors are overdue?" in new.inner_text()  # the task, as the model got it
+    assert "complete_task" in call.locator("ol.reply").inner_text()  # its reply: the tool call
     p.shot("1-timeline")
 
     # versions: the graph across agents, with both forks from the versions they were taken at
@@ -179,6 +184,7 @@ def test_a_job_and_its_live_stream(alice, page_factory):
     expect(page.locator(".job .json pre").first).to_contain_text('"second"')
     page.get_by_role("button", name="Cancel").click()
     page.locator(".job .badge", has_text="CANCELLED").wait_for()
+    expect(page.locator(".job .error code")).to_have_text("cancelled")  # the job's error (its code), as sent
     assert api(alice, "covia:read", {"path": f"j/{second['jobId']}"})["output"]["value"]["status"] == "CANCELLED"
     p.shot("8-job")
     assert p.errors == []

@@ -200,10 +200,22 @@ async def compact_session(engine: Engine, caller: str, inp: SO.CompactSessionInp
 
 
 async def reload_context(engine: Engine, caller: str, inp: SO.SessionInput, job: dict) -> dict:
-    raise OpError("not_supported", "agent:reloadContext: a turn's context is rebuilt from the lattice on every run "
-                                   "here; there are no context frames to reload",
-                  hint="agent:context shows the exact input of the next run (with sessionId: of the next turn on "
-                       "that session)")
+    """The venue reloads a session's cached context frames. Here a turn's context is rebuilt from the lattice on
+    every run (config, the session's history), so there is nothing stale to reload: the session is checked and
+    ``reloaded: true, frames: 0`` answered; ``agent:context`` with ``sessionId`` shows the next turn's input.
+
+    Raises:
+        OpError: ``not_found`` (no such agent or session).
+    """
+    sid = session_id(inp.sessionId)
+
+    def fn(u: Unit) -> dict:
+        rec = engine.agent(u, caller, inp.agentId)
+        if sid is None or S.get(u.tx, rec, sid) is None:
+            raise OpError("not_found", f"agent {inp.agentId!r} has no session {inp.sessionId!r}",
+                          path="$.input.sessionId", hint="agent:sessions lists the agent's sessions")
+        return {"agentId": inp.agentId, "sessionId": sid, "reloaded": True, "frames": 0}
+    return await engine.sync(caller, job, fn)
 
 
 def _snapshot_context(tx: Tx, aid: str, sid: str | None, rec: dict[str, Any],

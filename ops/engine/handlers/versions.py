@@ -1,10 +1,14 @@
-"""Handlers of the version operations: ``agent:history``, ``agent:diff`` and ``agent:replay``.
+"""Handlers of the version operations: ``agent:history``, ``agent:version``, ``agent:diff`` and ``agent:replay``.
 
 A verified replay re-derives every version of an agent from its parent through
 :func:`ops.domain.events.decode` and :func:`ops.domain.events.apply`, the same
 transition the live handlers commit with, and compares root digests. A
 what-if replay (``into``) forks the agent at ``from`` and re-applies the later
 inputs to the fork, reusing recorded model replies for byte-identical requests.
+``agent:version`` shows one commit's event and, for a run, its model exchanges: a
+run records each request by its digest only, so the requests are rebuilt by
+driving the run's :class:`~ops.domain.cycle.Cycle` from its base version with the
+recorded replies (as a replay does), and each is checked against its digest.
 """
 
 from __future__ import annotations
@@ -24,14 +28,18 @@ from ...domain import agent as A
 from ...domain import operations as O
 from ...domain import session_ops as SO
 from ...domain.contracts import REGISTRY
-from ...domain.cycle import CycleError, ReplayError
+from ...domain.cycle import Cycle, CycleError, ReplayError
 from ...domain.errors import OpError, Rejected
-from ...domain.events import Context, UnknownEvent, apply, decode, names_of
+from ...domain.events import Context, RunCompleted, UnknownEvent, apply, decode, names_of, run_work
 from ...domain.jobs import COMPLETE, finish
+from ...domain.models import LlmReply
 from ..context import Engine, Sandbox
+from ..runs import request_digest
 from .agents import deliver
 
-__all__ = ["HANDLERS", "recorded_replies"]
+__all__ = ["HANDLERS", "recorded_replies", "run_requests"]
+
+_json = msgspec.json.Encoder()
 
 
 async def history(engine: Engine, caller: str, inp: O.HistoryInput, job: dict) -> dict:
@@ -40,6 +48,67 @@ async def history(engine: Engine, caller: str, inp: O.HistoryInput, job: dict) -
         return {"agentId": inp.agentId, "versions": [
             {"seq": c.seq, "id": d.hex(), "op": c.op, "ts": c.ts, "caller": c.caller}
             for d, c in versions(u.tx, head, inp.limit, inp.before)]}
+    return await engine.sync(caller, job, fn)
+
+
+def _hexed(value: Any) -> Any:
+    """``value`` with every digest (bytes) as hex, for JSON."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _hexed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_hexed(v) for v in value]
+    return value
+
+
+def run_requests(engine: Engine, tx: Tx, c: Commit, event: RunCompleted) -> list[dict[str, Any] | None]:
+    """The LLM requests of a completed run (commit ``c``), rebuilt in call order: its cycle
+    driven from its base version with the recorded replies and tool results. Where that stops
+    short (the base is gone, the record does not fit), the rest are None."""
+    out: list[dict[str, Any] | None] = []
+    try:
+        parent = None if c.parent is None else A.opened(tx, tx.load_root(read_commit(tx, c.parent).root))
+        base = engine.opened_at(tx, event.base) if event.base else parent
+        cycle = Cycle(tx, base, run_work(tx, base, event))
+        results = iter(event.tools)
+        while len(out) < len(event.llm) and (request := cycle.request()) is not None:
+            out.append(request)
+            reply = msgspec.convert(event.llm[len(out) - 1]["reply"], LlmReply)
+            for call in cycle.reply(reply.content, reply.toolCalls):
+                text = cycle.pure(call)
+                cycle.tool_result(call, next(results) if text is None else text)
+    except (StopIteration, CycleError, LatticeError, msgspec.ValidationError, KeyError, TypeError, ValueError):
+        pass
+    return out + [None] * (len(event.llm) - len(out))
+
+
+async def version(engine: Engine, caller: str, inp: O.VersionInput, job: dict) -> dict:
+    def fn(u: Any) -> dict:
+        tx = u.tx
+        d, c = engine.at_version(tx, caller, inp.agentId, inp.at)
+        recorded = tx.materialize(c.input)
+        shown = _hexed(recorded)
+        size = len(_json.encode(shown))
+        out = {"agentId": inp.agentId, "seq": c.seq, "id": d.hex(), "op": c.op, "ts": c.ts, "caller": c.caller,
+               "parent": None if c.parent is None else c.parent.hex(), "input": shown if size <= inp.maxSize else None,
+               "inputSize": size, "exchanges": None, "truncated": size > inp.maxSize}
+        try:
+            event = decode(c.op, recorded) if c.op == "agent:run" else None
+        except UnknownEvent:
+            event = None
+        if isinstance(event, RunCompleted):
+            room = inp.maxSize
+            out["exchanges"] = exchanges = []
+            for ex, request in zip(event.llm, run_requests(engine, tx, c, event)):
+                verified = request is not None and request_digest(request) == ex["request"]
+                n = 0 if request is None else len(_json.encode(request))
+                if n > room:
+                    request, out["truncated"] = None, True
+                room -= n if request is not None else 0
+                exchanges.append({"digest": _hexed(ex["request"]), "request": request, "reply": ex["reply"],
+                                  "verified": verified})
+        return out
     return await engine.sync(caller, job, fn)
 
 
@@ -224,4 +293,4 @@ async def what_if(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) ->
     return done
 
 
-HANDLERS = {"agent:history": history, "agent:diff": diff, "agent:replay": replay}
+HANDLERS = {"agent:history": history, "agent:version": version, "agent:diff": diff, "agent:replay": replay}

@@ -7,21 +7,14 @@
 export const AUTH = document.documentElement.dataset.auth === 'token' ? 'token' : 'none';
 const TOKEN_KEY = 'lattice.token';
 const TERMINAL = new Set(['COMPLETE', 'FAILED', 'CANCELLED', 'TIMEOUT']);
-// Browsers open at most 6 connections per origin over HTTP/1.1: keep 2 for event streams.
+// Browsers open at most 6 connections per origin over HTTP/1.1. At most 3 event streams are open at once (the
+// caller's, an agent's, a job's): 4 calls at a time leave them room (a call waits for a connection, never for
+// a stream to end, as calls end on their own).
 const MAX_CALLS = 4;
 
 export const token = () => sessionStorage.getItem(TOKEN_KEY);
 export const setToken = (t) => t ? sessionStorage.setItem(TOKEN_KEY, t) : sessionStorage.removeItem(TOKEN_KEY);
 export const needsToken = () => AUTH === 'token' && !token();
-
-/**
- * The error of a rejection body or of a job, both `{error: message, errorCode, path?, hint?}` (the Covia venue's
- * `error` with our code beside it), as `{code, message, path, hint}`; `fallback` when there is none.
- */
-export function errorOf(body, fallback = null) {
-  if (!body || typeof body.error !== 'string') return fallback;
-  return {code: body.errorCode, message: body.error, path: body.path, hint: body.hint};
-}
 
 /** A request the server refused (HTTP 4xx/5xx), or a job that ended FAILED: `code`, `message`, `hint`, `path`. */
 export class ApiError extends Error {
@@ -29,6 +22,26 @@ export class ApiError extends Error {
     super(error?.message || String(error));
     Object.assign(this, {code: error?.code || 'error', hint: error?.hint, path: error?.path, status});
   }
+}
+
+/**
+ * The error of a reply, a job or an agent as {code, message, hint, path}, else `fallback`: tolerant of both
+ * shapes the server has sent, the venue's `error: "message"` with `errorCode`, `path` and `hint` beside it, and
+ * the earlier `error: {code, message, path?, hint?}`.
+ */
+export function errorOf(x, fallback = null) {
+  const e = x?.error;
+  if (typeof e === 'string' && e) return {code: x.errorCode ?? 'error', message: e, path: x.path, hint: x.hint};
+  if (e && typeof e === 'object') return {...e, code: e.code ?? x.errorCode ?? 'error'};
+  return fallback;
+}
+
+/** How many tasks an agent has queued, from agent:list or agent:info (`taskCount`, or the venue's `tasks`). */
+export function taskCountOf(a) {
+  if (typeof a?.taskCount === 'number') return a.taskCount;
+  if (typeof a?.tasks === 'number') return a.tasks;
+  if (Array.isArray(a?.tasks)) return a.tasks.length;
+  return 0;
 }
 
 function headers(extra = {}) {
@@ -62,7 +75,7 @@ async function request(method, path, body, signal) {
 /** POST /api/v1/invoke: the job (followed to its end when the server answers 202). */
 export async function invoke(operation, input = {}, {signal} = {}) {
   let job = await request('POST', '/api/v1/invoke', {operation, input}, signal);
-  if (!TERMINAL.has(job.status)) job = await followJob(job.jobId, {signal});
+  if (!TERMINAL.has(job.status)) job = await followJob(job.jobId ?? job.id, {signal});
   return job;
 }
 
@@ -161,6 +174,34 @@ export function followAgent(agentId, {onVersion, onState}) {
       onState?.('retrying');
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 10000);
+    }
+  })();
+  return () => ctl.abort();
+}
+
+/**
+ * Follow the caller's agents (GET /api/v1/events), reconnecting after a drop (each connection starts with the
+ * whole list). Calls onList(agents) with the `agents` event, onEvent(event, data) with each `agent-created`,
+ * `agent-updated` and `agent-removed`, and onState('live'|'retrying'|'closed'). Returns a function that stops.
+ */
+export function followCaller({onList, onEvent, onState}) {
+  const ctl = new AbortController();
+  (async () => {
+    let delay = 1000;
+    while (!ctl.signal.aborted) {
+      try {
+        for await (const ev of events('/api/v1/events', {signal: ctl.signal})) {
+          if (ev.event === 'agents') { delay = 1000; onState?.('live'); onList(ev.data.agents || []); }
+          else if (ev.event.startsWith('agent-')) onEvent(ev.event, ev.data);
+        }
+      } catch (e) {
+        if (ctl.signal.aborted) return;
+        if (e.status === 401) { onState?.('closed'); return; }
+      }
+      if (ctl.signal.aborted) return;
+      onState?.('retrying');
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 30000);
     }
   })();
   return () => ctl.abort();

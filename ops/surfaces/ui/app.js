@@ -4,9 +4,8 @@
 
 import {render} from 'preact';
 import {useEffect, useRef, useState} from 'preact/hooks';
-import {AUTH, call, followAgent, mapLimit, needsToken, setToken, status} from './api.js';
-import {gpath, forkOrigin, versionAt} from './model.js';
-import {Badge, ErrorBox, emit, fmtAgo, href, html, useAsync, useBus, useHash} from './util.js';
+import {AUTH, call, errorOf, followAgent, followCaller, needsToken, setToken, status, taskCountOf} from './api.js';
+import {Badge, ErrorBox, fmtAgo, href, html, useAsync, useHash} from './util.js';
 import {TimelineTab} from './timeline.js';
 import {StateTab} from './state.js';
 import {DiffTab} from './diff.js';
@@ -47,42 +46,50 @@ function TokenPrompt({reason, onDone}) {
 }
 
 // -- the agents list -------------------------------------------------------------------
+//
+// The list comes from the caller's event stream (GET /api/v1/events): the whole list when it connects, then
+// each agent created, changed or removed. While the stream is down (it reconnects by itself), agent:list is
+// polled slowly instead.
 
-const updatedCache = new Map();  // agentId -> {key, updated}
+const POLL_MS = 30000;
 
 function AgentList({selected}) {
   const [filter, setFilter] = useState('');
-  const [tick, setTick] = useState(0);
-  const [activity, setActivity] = useState({});
-  const list = useAsync(() => call('agent:list', {includeTerminated: true}), [tick]);
-  useEffect(() => {  // the list itself is polled; the selected agent's versions arrive over SSE
-    const t = setInterval(() => document.visibilityState === 'visible' && setTick((x) => x + 1), 10000);
+  const [agents, setAgents] = useState(null);  // Map agentId -> agent:list entry
+  const [live, setLive] = useState('connecting');
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    const stop = followCaller({
+      onList: (list) => { setError(null); setAgents(new Map(list.map((a) => [a.agentId, a]))); },
+      onEvent: (event, a) => setAgents((m) => {
+        const next = new Map(m || []);
+        if (event === 'agent-removed') next.delete(a.agentId); else next.set(a.agentId, a);
+        return next;
+      }),
+      onState: setLive,
+    });
+    return stop;
+  }, []);
+  useEffect(() => {  // the fallback: poll while the stream is down
+    if (live === 'live') return;
+    let stop = false;
+    const poll = () => document.visibilityState === 'visible' && call('agent:list', {includeTerminated: true}).then(
+      (out) => { if (!stop) { setError(null); setAgents(new Map(out.agents.map((a) => [a.agentId, a]))); } },
+      (e) => { if (!stop) setError(e); });
+    const first = setTimeout(poll, live === 'connecting' ? 3000 : 0);  // a stream that connects needs no poll
+    const t = setInterval(poll, POLL_MS);
+    return () => { stop = true; clearTimeout(first); clearInterval(t); };
+  }, [live]);
+  const [, setNow] = useState(0);
+  useEffect(() => {  // "n s ago" moves on
+    const t = setInterval(() => document.visibilityState === 'visible' && setNow(Date.now()), 10000);
     return () => clearInterval(t);
   }, []);
-  useBus('agents-changed', () => setTick((x) => x + 1));
-  const pending = useRef(null);
-  useBus('version', (v) => {
-    setActivity((a) => ({...a, [v.agentId]: v.ts}));
-    clearTimeout(pending.current);
-    pending.current = setTimeout(() => setTick((x) => x + 1), 400);
-  });
-  const agents = list.value?.agents || [];
+  const all = agents ? [...agents.values()].sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0)) : [];
   const f = filter.trim().toLowerCase();
-  const shown = agents.filter((a) => !f || a.agentId.toLowerCase().includes(f) || a.status.toLowerCase() === f ||
-    (f === 'error' && a.error));
+  const shown = all.filter((a) => !f || a.agentId.toLowerCase().includes(f) || a.status.toLowerCase() === f ||
+    (f === 'error' && errorOf(a)));
   const visible = shown.slice(0, 500);
-  // last activity: each agent's `updated`, read again only when its summary changed
-  useEffect(() => {
-    let stop = false;
-    const todo = visible.slice(0, 200).filter((a) => updatedCache.get(a.agentId)?.key !== JSON.stringify(a));
-    if (!todo.length) return;
-    const t = setTimeout(() => mapLimit(todo, 2, async (a) => {
-      if (stop) return;
-      const out = await call('covia:read', {path: gpath(a.agentId, 'updated')}).catch(() => null);
-      updatedCache.set(a.agentId, {key: JSON.stringify(a), updated: out?.value ?? null});
-    }).then(() => !stop && setActivity((x) => ({...x}))), 300);
-    return () => { stop = true; clearTimeout(t); };
-  }, [list.value, filter]);
   const onKey = (e) => {  // arrow keys move between agents
     if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
     const links = [...e.currentTarget.querySelectorAll('a.agent')];
@@ -91,25 +98,29 @@ function AgentList({selected}) {
     if (next) { e.preventDefault(); next.focus(); }
   };
   const now = Date.now();
-  return html`<section class="agents" aria-labelledby="agents-h">
+  return html`<section class="agents" aria-labelledby="agents-h" data-live=${live}>
     <div class="row between"><h2 id="agents-h">Agents</h2>
-      <span class="muted" aria-live="polite">${list.value ? `${shown.length} of ${agents.length}` : ''}</span></div>
+      <span class="muted" aria-live="polite">${agents ? `${shown.length} of ${all.length}` : ''}
+        <span class=${'stream is-' + live} title=${live === 'live' ? 'live: the list follows your event stream'
+          : 'the event stream is down: reconnecting (the list is read every 30 s meanwhile)'}>${
+          live === 'live' ? ' ●' : live === 'connecting' ? '' : ' ○'}</span></span></div>
     <label class="sr" for="agent-filter">Filter agents</label>
     <input id="agent-filter" type="search" placeholder="filter: name, status (SLEEPING…), error"
       value=${filter} onInput=${(e) => setFilter(e.target.value)} />
-    <${ErrorBox} error=${list.error} />
-    ${list.value && !agents.length && html`<p class="muted">No agents yet. Create one with
+    <${ErrorBox} error=${error} />
+    ${agents && !all.length && html`<p class="muted">No agents yet. Create one with
       <code>lattice invoke agent:create '{"agentId": "Alice", "config": "vendor-assistant"}'</code>.</p>`}
     <ul class="agent-list" onKeyDown=${onKey}>
       ${visible.map((a) => {
-        const ts = activity[a.agentId] ?? updatedCache.get(a.agentId)?.updated;
+        const n = taskCountOf(a);
+        const err = errorOf(a);
         return html`<li key=${a.agentId}>
           <a class=${'agent' + (a.agentId === selected ? ' selected' : '')} href=${href('agent', a.agentId, 'timeline')}
             aria-current=${a.agentId === selected ? 'page' : undefined} data-agent=${a.agentId}>
             <span class="name">${a.agentId}</span> <${Badge} status=${a.status} />
-            <span class="meta">${a.taskCount} task${a.taskCount === 1 ? '' : 's'}${' '}
-              · <span title="last activity">${ts ? fmtAgo(ts, now) : '…'}</span>
-              ${a.error && html` · <span class="err-code" title=${a.error}>${a.errorCode || 'error'}</span>`}</span>
+            <span class="meta">${n} task${n === 1 ? '' : 's'}${' '}
+              · <span title="last activity">${a.updated ? fmtAgo(a.updated, now) : '—'}</span>
+              ${err && html` · <span class="err-code" title=${err.message}>${err.code}</span>`}</span>
           </a></li>`;
       })}
     </ul>
@@ -119,11 +130,9 @@ function AgentList({selected}) {
 
 // -- an agent's page ----------------------------------------------------------------------
 
-function ForkOrigin({id}) {
-  const o = useAsync(async (signal) => forkOrigin(id, await versionAt(id, 0, {signal}), {signal}), [id]);
-  if (!o.value) return null;
-  const {sourceId, seq, approx} = o.value;
-  return html`<span class="fork-origin">forked from <a href=${href('agent', sourceId, 'versions')}>${sourceId}</a>${' '}at <a href=${href('agent', sourceId, 'state', {at: seq})}>v${seq}</a>${approx ? ' (≈)' : ''}</span>`;
+function ForkOrigin({origin}) {
+  if (!origin?.agentId) return null;
+  return html`<span class="fork-origin">forked from <a href=${href('agent', origin.agentId, 'versions')}>${origin.agentId}</a>${' '}at <a href=${href('agent', origin.agentId, 'state', {at: origin.seq})}>v${origin.seq}</a></span>`;
 }
 
 function Tabs({id, tab}) {
@@ -152,7 +161,6 @@ function AgentPage({id, tab, query}) {
     const stop = followAgent(id, {
       onVersion: (v) => {
         setHead(v);
-        emit('version', v);
         clearTimeout(timer.current);
         timer.current = setTimeout(() => setRev((r) => r + 1), 300);
       },
@@ -178,14 +186,14 @@ function AgentPage({id, tab, query}) {
       ${i && html`<${Badge} status=${head?.status || i.status} />`}
       <span class="facts">
         ${headSeq != null && html`<span>version <a href=${href('agent', id, 'state', {at: headSeq})}>v${headSeq}</a></span>`}
-        ${i && html`<span>${i.taskCount} queued task${i.taskCount === 1 ? '' : 's'}</span>
+        ${i && html`<span>${taskCountOf(i)} queued task${taskCountOf(i) === 1 ? '' : 's'}</span>
           <span>${i.timelineLength} run${i.timelineLength === 1 ? '' : 's'}</span>`}
         <span class=${'live ' + live} title="versions arrive over the agent's event stream">${
           live === 'live' ? '● live' : live === 'retrying' ? '○ reconnecting' : live === 'removed' ? 'removed' : '○'}</span>
-        <${ForkOrigin} id=${id} />
+        <${ForkOrigin} origin=${i?.forkedFrom} />
       </span>
     </header>
-    ${i?.error && html`<${ErrorBox} title="Last run failed:" error=${{code: i.errorCode, message: i.error}} />`}
+    ${errorOf(i) && html`<${ErrorBox} title="Last run failed:" error=${errorOf(i)} />`}
     <${ErrorBox} error=${info.error} />
     <${Tabs} id=${id} tab=${tab} />
     <section class="tab-body" role="tabpanel" aria-label=${tab}>${body}</section>

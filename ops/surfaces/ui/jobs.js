@@ -9,7 +9,7 @@ const PAGE = 50;
 const TERMINAL = new Set(['COMPLETE', 'FAILED', 'CANCELLED', 'TIMEOUT']);
 // operations that only read: hidden by default (the inspector itself makes many of them)
 const READS = new Set(['covia:read', 'covia:list', 'covia:slice', 'agent:info', 'agent:list', 'agent:history',
-  'agent:diff', 'agent:context']);
+  'agent:diff', 'agent:context', 'agent:version']);
 
 export function JobsList({query}) {
   const [want, setWant] = useState(PAGE);
@@ -26,7 +26,7 @@ export function JobsList({query}) {
       const offset = Math.max(0, end - 100);
       const out = await call('covia:slice', {path: 'j', offset, limit: end - offset}, {signal});
       for (const {key, value} of (out.values || []).reverse()) {
-        if (jobs.length < want && (reads || !READS.has(value?.operation))) jobs.push({key, ...value});
+        if (jobs.length < want && (reads || !READS.has(value?.operation ?? value?.op))) jobs.push({key, ...value});
       }
       end = offset;
     }
@@ -42,8 +42,8 @@ export function JobsList({query}) {
     <div class="table-scroll"><table class="job-table" data-ready=${q.value ? 'jobs' : undefined}>
       <thead><tr><th scope="col">created</th><th scope="col">operation</th><th scope="col">agent</th><th scope="col">status</th><th scope="col">duration</th></tr></thead>
       <tbody>${jobs.map((j) => html`<tr key=${j.key}>
-        <td><a href=${href('job', j.jobId || j.key)}>${fmtTime(j.created)}</a></td>
-        <td><code>${j.operation}</code></td>
+        <td><a href=${href('job', j.jobId || j.id || j.key)}>${fmtTime(j.created)}</a></td>
+        <td><code>${j.operation ?? j.op}</code></td>
         <td>${j.input?.agentId && html`<a href=${href('agent', j.input.agentId, 'timeline')}>${j.input.agentId}</a>`}</td>
         <td><${Badge} status=${j.status} /></td>
         <td>${TERMINAL.has(j.status) ? fmtDur(j.updated - j.created) : '…'}</td></tr>`)}</tbody>
@@ -84,7 +84,7 @@ export function JobView({id}) {
     <h2 id="job-h">Job <code>${id}</code></h2>
     <${ErrorBox} error=${error} />
     ${job && html`<div data-ready="job">
-      <p class="row wrap"><${Badge} status=${job.status} /> <code>${job.operation}</code>
+      <p class="row wrap"><${Badge} status=${job.status} /> <code>${job.operation ?? job.op}</code>
         ${live && html`<span class="live live" role="status">● following its event stream</span>`}
         ${!TERMINAL.has(job.status) && html`<button type="button" onClick=${cancel}>Cancel</button>`}</p>
       <${ErrorBox} error=${cancelError} />
@@ -96,7 +96,7 @@ export function JobView({id}) {
       <h3>Input</h3>
       ${input !== undefined ? html`<${JsonView} value=${input} label="input" />` : html`<p class="muted">${rec.loading ? '…' : 'not recorded'}</p>`}
       <h3>Output</h3><${JsonView} value=${job.output} label="output" />
-      ${job.error && html`<h3>Error</h3><${ErrorBox} error=${errorOf(job)} />`}
+      ${errorOf(job) && html`<h3>Error</h3><${ErrorBox} error=${errorOf(job)} />`}
     </div>`}
   </article>`;
 }

@@ -1,10 +1,11 @@
 // The timeline of an agent: each successful run (newest first, paged from g/<id>/timeline) with its tasks,
-// messages, result, task results and duration; the conversation messages each run added (found on demand);
-// and the failed runs among the latest versions.
+// messages, result, task results and duration; the model exchanges each run recorded (on demand: the run's
+// version is found, then agent:version gives its requests, rebuilt and checked against the recorded digests,
+// and the replies); and the failed runs among the latest versions.
 
 import {useState} from 'preact/hooks';
 import {call} from './api.js';
-import {gpath, headVersion, recentFailedRuns, runMessages, runVersionOf} from './model.js';
+import {gpath, headVersion, recentFailedRuns, runVersionOf} from './model.js';
 import {Badge, ErrorBox, Expandable, JsonView, fmtDur, fmtTime, href, html, preview, useAsync} from './util.js';
 
 const PAGE = 20;
@@ -17,6 +18,45 @@ function Message({m}) {
   </li>`;
 }
 
+/** The messages of a request the model had already seen in the previous one (or, for the first, its context). */
+function contextLength(request, prev) {
+  const msgs = request.messages || [];
+  if (prev?.messages) return Math.min(prev.messages.length, msgs.length);
+  let n = msgs.length;
+  while (n > 0 && msgs[n - 1].role === 'user') n--;  // the first call: what the run added is its user messages
+  return n;
+}
+
+const MAX_SIZE = 1 << 20;
+
+/** One model call: the exact request (its new messages shown, the rest folded), the reply, the digest check. */
+function Exchange({ex, k, prev, n, truncated}) {
+  const req = ex.request;
+  const msgs = req?.messages || [];
+  const ctx = req ? contextLength(req, prev) : 0;
+  const reply = ex.reply || {};
+  const model = req?.model ? [req.model.provider, req.model.model].filter(Boolean).join(' · ') : '';
+  return html`<li class="exchange" data-exchange=${k}>
+    <div class="row wrap between"><strong>Call ${k + 1} of ${n}</strong>
+      <span class="muted">${model}${' '}
+        ${ex.verified ? html`<span class="ok" title=${`the rebuilt request hashes to the recorded digest ${ex.digest}`}>✓ request verified</span>`
+          : html`<span class="warn" title=${`recorded digest ${ex.digest}`}>${req ? '✗ request differs from the recorded digest' : 'request not shown'}</span>`}</span></div>
+    ${req ? html`
+      <h5>Request <span class="muted">${msgs.length} message${msgs.length === 1 ? '' : 's'}${req.tools?.length ? `, ${req.tools.length} tools offered` : ''}</span></h5>
+      ${ctx > 0 && html`<details class="context"><summary class="muted">${k === 0
+        ? `${ctx} message${ctx === 1 ? '' : 's'} of context (system prompt and history window)`
+        : `the ${ctx} message${ctx === 1 ? '' : 's'} of call ${k}`}</summary>
+        <ol class="messages">${msgs.slice(0, ctx).map((m) => html`<${Message} m=${m} />`)}</ol></details>`}
+      <ol class="messages new">${msgs.slice(ctx).map((m) => html`<${Message} m=${m} />`)}</ol>
+      ${req.tools?.length > 0 && html`<p class="muted tools-offered">tools: ${req.tools.map((t) => t.name).join(', ')}</p>`}`
+    : html`<p class="muted">The request is not shown: ${truncated ? 'it is over the size bound, or it'
+        : 'it'} could not be rebuilt from the run's base version (gone, or pruned).</p>`}
+    <h5>Reply</h5>
+    <ol class="messages reply"><${Message} m=${{role: 'assistant', content: reply.content, toolCalls: reply.toolCalls}} /></ol>
+    ${req && html`<${Expandable} value=${req} label="the exact request" n=${60} />`}
+  </li>`;
+}
+
 function Exchanges({id, index, headSeq}) {
   const [open, setOpen] = useState(false);
   const q = useAsync(async (signal) => {
@@ -24,21 +64,22 @@ function Exchanges({id, index, headSeq}) {
     const top = headSeq ?? (await headVersion(id, {signal})).seq;
     const seq = await runVersionOf(id, index, top, {signal});
     if (seq === 0) return {seq, inherited: true};
-    return {seq, ...await runMessages(id, seq, 200, {signal})};
+    return call('agent:version', {agentId: id, at: seq, maxSize: MAX_SIZE}, {signal});
   }, [open, id, index]);
   if (!open) {
     return html`<button type="button" class="small" onClick=${() => setOpen(true)}>Show the model exchanges</button>`;
   }
   if (q.error) return html`<${ErrorBox} error=${q.error} />`;
   if (!q.value) return html`<p class="muted">Finding the run's version…</p>`;
-  const {seq, inherited, from, to, messages} = q.value;
-  if (inherited) return html`<p class="muted">This entry came with the fork (version 0): its run is in the source agent.</p>`;
-  return html`<div class="exchanges">
-    <p class="muted">Recorded by version <a href=${href('agent', id, 'state', {at: seq, path: 'state/history'})}>v${seq}</a>:${' '}
-      history messages ${from}–${to - 1} (<a href=${href('agent', id, 'diff', {from: seq - 1, to: seq})}>diff v${seq - 1} → v${seq}</a>).</p>
-    ${messages.length ? html`<ol class="messages">${messages.map((m) => html`<${Message} m=${m} />`)}</ol>`
-      : html`<p class="muted">This run added no message to the history.</p>`}
-    ${to - from > messages.length && html`<p class="muted">${to - from - messages.length} more in the state view.</p>`}
+  const v = q.value;
+  if (v.inherited) return html`<p class="muted">This entry came with the fork (version 0): its run is in the source agent.</p>`;
+  const list = v.exchanges || [];
+  return html`<div class="exchanges" data-ready="exchanges">
+    <p class="muted">Recorded by version <a href=${href('agent', id, 'state', {at: v.seq, path: 'state/history'})}>v${v.seq}</a>${' '}
+      (<code>${v.op}</code>, ${fmtTime(v.ts)}; <a href=${href('agent', id, 'diff', {from: v.seq - 1, to: v.seq})}>diff v${v.seq - 1} → v${v.seq}</a>):${' '}
+      ${v.exchanges == null ? 'no model exchange is recorded for it.' : `${list.length} model call${list.length === 1 ? '' : 's'}, as the model got them.`}</p>
+    ${list.length > 0 && html`<ol class="exchange-list">${list.map((ex, k) => html`<${Exchange} ex=${ex} k=${k} n=${list.length} truncated=${v.truncated} prev=${k ? list[k - 1].request : null} />`)}</ol>`}
+    ${v.truncated && html`<p class="muted">Some of it is over ${MAX_SIZE.toLocaleString()} bytes and is left out.</p>`}
   </div>`;
 }
 

@@ -131,7 +131,7 @@ export function parseVersion(text) {
   throw new Error(`expected a version number (seq) or a 64-digit commit id, got ${JSON.stringify(t.slice(0, 70))}`);
 }
 
-/** Events between views: `version` (detail: an agent-version event), `agents-changed`. */
+/** Events between views: `agents-changed` (a view made or changed agents). */
 export const bus = new EventTarget();
 export const emit = (type, detail) => bus.dispatchEvent(new CustomEvent(type, {detail}));
 export function useBus(type, fn, deps = []) {
