@@ -73,7 +73,7 @@ def test_job_and_cancel(port) -> None:
     done = json.loads(lattice(port, "invoke", "agent:request", json.dumps({"agentId": "E", "input": "hi",
                                                                            "wait": True})).stdout)
     p = lattice(port, "job", done["jobId"])
-    assert p.returncode == 0 and json.loads(p.stdout)["output"] == "hi"
+    assert p.returncode == 0 and json.loads(p.stdout)["output"]["output"] == "hi"  # a text answer, wrapped
 
 
 def test_wait_is_said_to_be_milliseconds() -> None:

@@ -80,7 +80,7 @@ def test_official_sdk_clients(server, client: str, cmd: list[str], args: list[st
         assert report["server"] == "agent-lattice"
     create, request = report["create"], report["request"]
     assert create.get("isError") is False and create["structuredContent"]["output"]["created"] is True, create
-    assert request.get("isError") is False and request["structuredContent"]["output"] == "hello", request
+    assert request.get("isError") is False and request["structuredContent"]["output"]["output"] == "hello", request
     # a job that ends FAILED: a result, isError, the job (conforming to the outputSchema) with its code
     failed = report["failed"]
     assert failed.get("isError") is True and failed["structuredContent"]["status"] == "FAILED", failed

@@ -76,18 +76,20 @@ def test_walkthrough_runs_as_written(server: int) -> None:
     assert timeline[0]["taskResults"] == {req["jobId"]: {"status": "COMPLETE", "output": req["output"]}}
     assert timeline[1]["messages"][0]["message"] == "New invoice uploaded to w/invoices/INV-2026-042"
     assert timeline[1]["result"] == "Noted: I will include the new invoice in the next review."
-    assert out["agent:fork"]["output"] == {"agentId": "Alice-v2", "status": "SLEEPING", "forkedFrom": "Alice"}
+    assert out["agent:fork"]["output"] == {"agentId": "Alice-v2", "status": "SLEEPING", "created": True,
+                                           "forkedFrom": "Alice"}
     info = out["agent:info"]["output"]
-    assert (info["status"], info["taskCount"], info["timelineLength"], info["error"]) == ("SLEEPING", 0, 2, None)
+    assert (info["status"], info["taskCount"], info["tasks"], info["timelineLength"], info["error"],
+            info["errorCode"]) == ("SLEEPING", 0, 0, 2, None, None)
     agents = out["agent:list"]["output"]["agents"]
     assert all(isinstance(a.pop("updated"), int) for a in agents)  # last activity, Unix ms
     assert agents == [
-        {"agentId": "Alice", "status": "SLEEPING", "taskCount": 0, "error": None},
-        {"agentId": "Alice-v2", "status": "SLEEPING", "taskCount": 0, "error": None}]
+        {"agentId": "Alice", "status": "SLEEPING", "taskCount": 0, "tasks": 0, "error": None, "errorCode": None},
+        {"agentId": "Alice-v2", "status": "SLEEPING", "taskCount": 0, "tasks": 0, "error": None, "errorCode": None}]
     assert out["lattice read g/Alice-v2/state/history/0"] == {
         "role": "user", "content": '{"question":"What vendors are overdue?"}'}
     curl = out["curl -s localhost:7770/api/v1/invoke"]
-    assert curl["status"] == "COMPLETE" and curl["output"] == {"exists": True, "value": "SLEEPING"}
+    assert curl["status"] == "COMPLETE" and curl["output"] == {"exists": True, "value": "SLEEPING", "valueBytes": 10}
 
     # the Versions section continues from there
     cmds = section_commands("Versions")

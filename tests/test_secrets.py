@@ -54,7 +54,7 @@ async def scenario(tmp: Path) -> str:
                 assert ok["status"] == "COMPLETE", ok
                 failed = await call("agent:request", agentId="A", input="again", wait=True)  # the 401 echoing the key
                 info = await call("agent:info", agentId="A")
-                assert info["output"]["status"] == "SUSPENDED" and "[REDACTED]" in info["output"]["error"]["message"]
+                assert info["output"]["status"] == "SUSPENDED" and "[REDACTED]" in info["output"]["error"]
                 dump = json.dumps([ok, failed, info, await call("covia:read", path="g/A", maxSize=1 << 30),
                                    await call("covia:read", path="j", maxSize=1 << 30),
                                    await call("agent:history", agentId="A")])

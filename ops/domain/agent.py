@@ -119,8 +119,9 @@ def check_config(config: dict[str, Any]) -> AgentConfig:
     return cfg
 
 
-#: config keys besides the framework's: free-form, kept as given
-FREE_CONFIG_KEYS = ("description", "metadata")
+#: config keys besides the framework's: free-form, kept as given (``definition``: where the
+#: config came from, set by ``agent:create {definition}``)
+FREE_CONFIG_KEYS = ("description", "metadata", "definition")
 _MODEL_KEYS = {t.__struct_config__.tag: frozenset(t.__struct_fields__) | {"provider"} for t in ModelRef.__args__}
 _RULE_KEYS = frozenset(ScriptedRule.__struct_fields__)
 _CALL_KEYS = frozenset(ScriptedCall.__struct_fields__)
@@ -269,17 +270,19 @@ def fork(src: dict[str, Any], config: dict[str, Any] | None, include_timeline: b
 
 
 def enqueue_task(tx: Tx, rec: dict[str, Any], task_id: str, input: Any, caller: str, ts: int,
-                 session_id: str | None = None) -> dict[str, Any]:
-    """Add a task (its id is the request's job id), bound to session ``session_id`` if given."""
+                 session_id: str | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Add a task ``{input, caller, ts, sessionId?, ...options}`` (its id is the request's job id),
+    bound to session ``session_id`` if given; ``options``: the request's ``responseSchema``,
+    ``strict``, ``outputPath`` when given."""
     task = {"input": input, "caller": caller, "ts": ts}
     if session_id is not None:
         task["sessionId"] = session_id
-    tasks = map_set(tx, rec["tasks"], task_id, task)
+    tasks = map_set(tx, rec["tasks"], task_id, {**task, **(options or {})})
     return {**rec, "tasks": tasks, "updated": ts}
 
 
-def add_message(tx: Tx, rec: dict[str, Any], message: str, caller: str, ts: int) -> dict[str, Any]:
-    """Append a message to the inbox."""
+def add_message(tx: Tx, rec: dict[str, Any], message: Any, caller: str, ts: int) -> dict[str, Any]:
+    """Append a message (any JSON value) to the inbox."""
     return {**rec, "inbox": seq_append(tx, rec["inbox"], [{"message": message, "caller": caller, "ts": ts}]),
             "updated": ts}
 
@@ -290,7 +293,8 @@ def add_trigger(rec: dict[str, Any], job_id: str, ts: int) -> dict[str, Any]:
 
 
 def cancel_task(tx: Tx, rec: dict[str, Any], task_id: str, ts: int) -> dict[str, Any]:
-    """Remove a pending task. Raises KeyError when the agent has no such task."""
+    """Remove a pending task (cancelled, or finished by ``agent:completeTask``/``failTask``).
+    Raises KeyError when the agent has no such task."""
     return {**rec, "tasks": map_delete(tx, rec["tasks"], task_id), "updated": ts}
 
 

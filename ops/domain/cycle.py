@@ -20,6 +20,7 @@ from lattice.nodes import Tx, seq_len, seq_plain
 
 from . import sessions as S
 from .agent import BUILTIN_TOOLS, AgentConfig, Work, check_config
+from .answers import check_answer
 from .models import LlmReply
 
 __all__ = ["render_input", "tool_specs", "build_context", "CycleError", "Cycle", "Outcome", "ReplayError", "rerun"]
@@ -38,7 +39,8 @@ def _cycle_user_messages(work: Work) -> list[dict[str, Any]]:
         if work.task is not None:
             out.append({"role": "user", "content": render_input(work.task["input"])})
         return out
-    out = [{"role": "user", "content": f"[message from {m['caller']}] {m['message']}"} for m in work.messages]
+    out = [{"role": "user", "content": f"[message from {m['caller']}] {render_input(m['message'])}"}
+           for m in work.messages]
     if work.task is not None:
         out.append({"role": "user", "content": render_input(work.task["input"])})
     if not out:
@@ -121,9 +123,13 @@ class Cycle:
         self.task_status = "COMPLETE"
         self.task_output: Any = None
         self.task_error: dict[str, Any] | None = None
+        task = work.task or {}
+        self.schema: dict[str, Any] | None = task.get("responseSchema")
+        self.strict = bool(task.get("strict"))
 
     def request(self) -> dict[str, Any] | None:
-        """The next LLM request ``{model, messages, tools}``, or None when the run is over.
+        """The next LLM request ``{model, messages, tools}`` (plus ``responseFormat: {name, schema}``
+        when the task asks for a ``responseSchema``), or None when the run is over.
 
         Raises:
             CycleError: ``tool_loop_limit`` after ``config.maxIterations`` calls.
@@ -134,7 +140,21 @@ class Cycle:
             raise CycleError("tool_loop_limit", f"no final answer after {self.cfg.maxIterations} LLM calls "
                                                 f"(config.maxIterations)")
         self.calls += 1
-        return {"model": self.model, "messages": self.prefix + self.new, "tools": self.tools}
+        request = {"model": self.model, "messages": self.prefix + self.new, "tools": self.tools}
+        if self.schema is not None:
+            request["responseFormat"] = {"name": "response", "schema": self.schema}
+        return request
+
+    def _answer(self, answer: Any) -> Any:
+        """The task's output for the model's answer: checked against the task's ``responseSchema``
+        (a JSON text decoded); with ``strict``, a mismatch fails the task with ``schema_mismatch``."""
+        if self.schema is None:
+            return answer
+        shaped, error = check_answer(self.schema, answer)
+        if error is not None and self.strict:
+            self.task_status, self.task_error = "FAILED", error
+            return None
+        return shaped
 
     def reply(self, content: str | None, calls: list[Any]) -> list[Any]:
         """Take the model's reply; return its tool calls (to resolve in order). Source: the model."""
@@ -143,7 +163,8 @@ class Cycle:
             msg["toolCalls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
         self.new.append(msg)
         if not calls:
-            self.result = self.task_output = content
+            self.result = content
+            self.task_output = self._answer(content)
             self.finished = True
         return list(calls)
 
@@ -173,7 +194,8 @@ class Cycle:
             return
         if call.name == "complete_task":
             self.finished = True
-            self.result = self.task_output = call.arguments.get("output")
+            self.result = call.arguments.get("output")
+            self.task_output = self._answer(self.result)
         elif call.name == "fail_task":
             self.finished = True
             message = str(call.arguments.get("error", "failed"))

@@ -22,11 +22,13 @@ from . import agent as A
 from . import sessions as S
 from .errors import OpError
 from .events import (ChatQueued, Created, Forked, Messaged, Resumed, SessionCompacted, SessionDeleted, SessionForked,
-                     SessionRenamed, Suspended, TaskCancelled, TaskQueued, Terminated, Triggered, Updated)
+                     SessionRenamed, Suspended, TaskCancelled, TaskCompleted, TaskFailed, TaskQueued, Terminated,
+                     Triggered, Updated)
+from .jobs import TERMINAL
 
 __all__ = ["exists", "not_terminated", "room_for_work", "create", "fork", "update", "suspend", "resume", "delete",
-           "cancel_task", "request", "trigger", "message", "session_of", "chat", "rename_session", "delete_session",
-           "compact_session", "fork_session"]
+           "cancel_task", "finish_task", "request", "trigger", "message", "session_of", "chat", "rename_session",
+           "delete_session", "compact_session", "fork_session"]
 
 
 def exists(rec: dict[str, Any] | None, agent_id: str, path: str = "$.input.agentId") -> dict[str, Any]:
@@ -71,17 +73,24 @@ def create(old: dict[str, Any] | None, agent_id: str, config: dict[str, Any], st
 
 def fork(src: dict[str, Any], target: dict[str, Any] | None, source_id: str, agent_id: str, source: str,
          config: dict[str, Any] | None, include_timeline: bool, at: Any, tx: Tx | None = None,
-         session_id: str | None = None) -> Forked:
+         session_id: str | None = None, overwrite: bool = False) -> Forked:
     """A fork of ``src`` (the source version, commit id ``source``) named ``agent_id``; with
-    ``session_id``, the fork gets only that session of the source (``tx`` reads it).
+    ``session_id``, the fork gets only that session of the source (``tx`` reads it); with
+    ``overwrite``, it may replace a ``TERMINATED`` agent of that name (its chain goes on).
 
     Raises:
-        OpError: ``conflict`` (``agent_id`` exists), ``invalid_config`` (the merged config),
-            ``not_found`` (the source version has no session ``session_id``).
+        OpError: ``conflict`` (``agent_id`` exists, and is not a ``TERMINATED`` agent ``overwrite``
+            may replace), ``invalid_config`` (the merged config), ``not_found`` (the source
+            version has no session ``session_id``).
     """
-    if target is not None:
+    if target is not None and not (overwrite and target["status"] == A.TERMINATED):
+        if overwrite:
+            raise OpError("conflict", f"agent {agent_id!r} is {target['status']}: overwrite replaces only a "
+                                      f"TERMINATED agent", path="$.input.agentId",
+                          hint="agent:delete it first, or choose another agentId")
         raise OpError("conflict", f"agent {agent_id!r} already exists", path="$.input.agentId",
-                      hint="choose another agentId or agent:delete it with remove: true")
+                      hint="choose another agentId, agent:delete it with remove: true, or (once TERMINATED) "
+                           "fork with overwrite: true")
     if config:
         _merged_config({**src["state"]["config"], **config})
     if session_id is not None:
@@ -123,25 +132,52 @@ def delete(rec: dict[str, Any] | None, agent_id: str) -> Terminated:
 
 
 def cancel_task(rec: dict[str, Any] | None, agent_id: str, task_id: str, required: bool, tx: Tx | None = None,
-                session_id: str | None = None) -> TaskCancelled | None:
+                session_id: str | None = None, reason: str | None = None) -> TaskCancelled | None:
     """Drop a pending task or trigger, or with ``session_id`` a chat waiting on that session (``tx``
-    reads it); None (or ``not_found`` when ``required``) if the agent has none such."""
+    reads it); None (or ``not_found`` when ``required``) if the agent has none such. ``reason``:
+    the caller's, recorded with the event when given."""
     rec = exists(rec, agent_id)
     if session_id is not None:
         session = S.get(tx, rec, session_id)
         if session is not None and any(e["id"] == task_id for e in seq_plain(tx, session["pending"])):
-            return TaskCancelled(agentId=agent_id, taskId=task_id, sessionId=session_id)
+            return TaskCancelled(agentId=agent_id, taskId=task_id, sessionId=session_id,
+                                 **({} if reason is None else {"reason": reason}))
     if not A.has_task(rec, task_id) and task_id not in rec["triggers"]:
         if required:
             raise OpError("not_found", f"agent {agent_id!r} has no pending task {task_id}", path="$.input.taskId")
         return None
-    return TaskCancelled(agentId=agent_id, taskId=task_id)
+    if reason is None:
+        return TaskCancelled(agentId=agent_id, taskId=task_id)
+    return TaskCancelled(agentId=agent_id, taskId=task_id, reason=reason)
+
+
+def finish_task(rec: dict[str, Any] | None, agent_id: str, task_id: str, job: dict[str, Any] | None, *,
+                result: Any = None, error: str | None = None) -> TaskCompleted | TaskFailed:
+    """Finish a pending task from outside a run: with ``result`` (``agent:completeTask``) or with
+    ``error`` (``agent:failTask``). ``job``: the task's job record (None if unknown).
+
+    Raises:
+        OpError: ``not_found`` (no agent; no such task of this agent), ``illegal_state`` (the
+            task is already finished: its job is terminal).
+    """
+    rec = exists(rec, agent_id)
+    if not A.has_task(rec, task_id):
+        if job is not None and job.get("agentId") == agent_id and job["status"] in TERMINAL:
+            raise OpError("illegal_state", f"task {task_id} of agent {agent_id!r} is already {job['status']}",
+                          path="$.input.taskId", hint="a finished task cannot be finished again")
+        raise OpError("not_found", f"agent {agent_id!r} has no pending task {task_id}", path="$.input.taskId",
+                      hint=f"covia:list g/{agent_id}/tasks shows its pending tasks")
+    if error is not None:
+        return TaskFailed(agentId=agent_id, taskId=task_id, error=error)
+    return TaskCompleted(agentId=agent_id, taskId=task_id, result=result)
 
 
 def request(rec: dict[str, Any] | None, agent_id: str, task_id: str, input: Any, max_queued: int,
-            tx: Tx | None = None, session_id: str | None = None, new_session: str | None = None) -> TaskQueued:
+            tx: Tx | None = None, session_id: str | None = None, new_session: str | None = None,
+            options: dict[str, Any] | None = None) -> TaskQueued:
     """Queue a task under its job id: bound to the known session ``session_id``, or to a new
-    session of that id titled ``new_session`` (a str) when given, else to none.
+    session of that id titled ``new_session`` (a str) when given, else to none. ``options``: the
+    request's ``responseSchema``, ``strict``, ``outputPath`` (only those given).
 
     Raises:
         OpError: ``not_found`` (no agent; an unknown ``session_id``), ``illegal_state``
@@ -149,29 +185,33 @@ def request(rec: dict[str, Any] | None, agent_id: str, task_id: str, input: Any,
     """
     rec = not_terminated(rec, agent_id, hint="fork it or create it again")
     room_for_work(rec, agent_id, max_queued, tx=tx)
+    opts = options or {}
     if session_id is None:
-        return TaskQueued(taskId=task_id, input=input)
+        return TaskQueued(taskId=task_id, input=input, **opts)
     if new_session is not None:
-        return TaskQueued(taskId=task_id, input=input, sessionId=session_id, minted=True, title=new_session)
+        return TaskQueued(taskId=task_id, input=input, sessionId=session_id, minted=True, title=new_session, **opts)
     session_of(tx, rec, agent_id, session_id)
-    return TaskQueued(taskId=task_id, input=input, sessionId=session_id)
+    return TaskQueued(taskId=task_id, input=input, sessionId=session_id, **opts)
 
 
 def trigger(rec: dict[str, Any] | None, agent_id: str, trigger_id: str, max_queued: int, tx: Tx | None = None,
-            session_id: str | None = None) -> Triggered:
+            session_id: str | None = None, force: bool = True) -> Triggered | None:
     """Ask for a run even without work; a ``session_id`` must name a known session (the trigger
-    echoes it; it creates none). Raises ``not_found`` for an unknown one."""
+    echoes it; it creates none). With ``force`` false, None when the agent has no work (nothing
+    to run for). Raises ``not_found`` for an unknown session."""
     rec = not_terminated(rec, agent_id)
     if session_id is not None:
         session_of(tx, rec, agent_id, session_id)
+    if not force and not A.has_work(rec):
+        return None
     room_for_work(rec, agent_id, max_queued, tx=tx)
     return Triggered(triggerId=trigger_id)
 
 
-def message(rec: dict[str, Any] | None, agent_id: str, text: str, max_queued: int, tx: Tx | None = None,
+def message(rec: dict[str, Any] | None, agent_id: str, text: Any, max_queued: int, tx: Tx | None = None,
             session_id: str | None = None, message_id: str | None = None) -> Messaged:
-    """Deliver a message to the inbox (the sender is the commit's caller), or with ``session_id``
-    to that known session's pending, under ``message_id`` (its job id).
+    """Deliver a message (any JSON value) to the inbox (the sender is the commit's caller), or with
+    ``session_id`` to that known session's pending, under ``message_id`` (its job id).
     Raises ``not_found`` for an unknown session."""
     rec = not_terminated(rec, agent_id)
     if session_id is not None:

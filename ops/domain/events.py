@@ -27,15 +27,17 @@ from typing import Any, Callable, ClassVar, Union
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
-from lattice.nodes import Tx, seq_plain
+from lattice.nodes import Tx, map_get, seq_plain
 
 from . import agent as A
 from . import sessions as S
+from .answers import TASK_OPTIONS
 from .cycle import Outcome, rerun
 
 __all__ = ["Created", "Forked", "Updated", "Suspended", "Resumed", "Terminated", "TaskCancelled", "TaskQueued",
-           "Triggered", "Messaged", "Imported", "RunFailed", "RunCompleted", "ChatQueued", "SessionRenamed",
-           "SessionDeleted", "SessionCompacted", "SessionForked", "Event", "EVENT_TYPES", "Context", "decode",
+           "TaskCompleted", "TaskFailed", "Triggered", "Messaged", "Imported", "RunFailed", "RunCompleted",
+           "ChatQueued", "SessionRenamed", "SessionDeleted", "SessionCompacted", "SessionForked", "Event",
+           "EVENT_TYPES", "Context", "decode",
            "encode", "apply", "run_work", "UnknownEvent", "needed_versions", "names_of"]
 
 
@@ -96,17 +98,20 @@ class Terminated(_Ev):
 
 class TaskCancelled(_Ev):
     """``agent:cancelTask``: a pending task or trigger dropped; with ``sessionId``, a chat
-    waiting on that session (its message leaves the session's pending)."""
+    waiting on that session (its message leaves the session's pending). ``reason``: the
+    caller's, when given."""
 
     op: ClassVar[str] = "agent:cancelTask"
     agentId: str
     taskId: str
     sessionId: str | UnsetType = UNSET
+    reason: str | UnsetType = UNSET
 
 
 class TaskQueued(_Ev):
     """``agent:request``: a task queued under its job id (the caller is the commit's); bound to
-    session ``sessionId`` when given (``minted``: the request opened it, titled ``title``)."""
+    session ``sessionId`` when given (``minted``: the request opened it, titled ``title``); with
+    the request's options when given: ``responseSchema``, ``strict``, ``outputPath``."""
 
     op: ClassVar[str] = "agent:request"
     taskId: str
@@ -114,6 +119,31 @@ class TaskQueued(_Ev):
     sessionId: str | UnsetType = UNSET
     minted: bool | UnsetType = UNSET
     title: str | UnsetType = UNSET
+    responseSchema: dict[str, Any] | UnsetType = UNSET
+    strict: bool | UnsetType = UNSET
+    outputPath: str | UnsetType = UNSET
+
+    def options(self) -> dict[str, Any]:
+        """The options the task record keeps (only those given)."""
+        return {k: getattr(self, k) for k in TASK_OPTIONS if getattr(self, k) is not UNSET}
+
+
+class TaskCompleted(_Ev):
+    """``agent:completeTask``: a pending task finished by a caller with ``result`` (no run)."""
+
+    op: ClassVar[str] = "agent:completeTask"
+    agentId: str
+    taskId: str
+    result: Any = None
+
+
+class TaskFailed(_Ev):
+    """``agent:failTask``: a pending task failed by a caller with ``error`` (no run)."""
+
+    op: ClassVar[str] = "agent:failTask"
+    agentId: str
+    taskId: str
+    error: str
 
 
 class Triggered(_Ev):
@@ -128,8 +158,8 @@ class Messaged(_Ev):
 
     op: ClassVar[str] = "agent:message"
     agentId: str
-    message: str | UnsetType = UNSET
-    messages: list[str] | UnsetType = UNSET
+    message: Any = UNSET
+    messages: list[Any] | UnsetType = UNSET
     sender: str | UnsetType = msgspec.field(default=UNSET, name="from")
     sessionId: str | UnsetType = UNSET
     messageId: str | UnsetType = UNSET
@@ -141,7 +171,7 @@ class Messaged(_Ev):
                 (self.sessionId is not UNSET and self.message is UNSET):
             raise ValueError("a session's agent:message event has `sessionId`, `messageId` and `message`")
 
-    def texts(self) -> list[str]:
+    def texts(self) -> list[Any]:
         return list(self.messages) if self.messages is not UNSET else [self.message]
 
 
@@ -249,9 +279,9 @@ class SessionForked(_Ev):
     title: str = ""
 
 
-Event = Union[Created, Forked, Updated, Suspended, Resumed, Terminated, TaskCancelled, TaskQueued, Triggered,
-              Messaged, Imported, RunFailed, RunCompleted, ChatQueued, SessionRenamed, SessionDeleted,
-              SessionCompacted, SessionForked]
+Event = Union[Created, Forked, Updated, Suspended, Resumed, Terminated, TaskCancelled, TaskQueued, TaskCompleted,
+              TaskFailed, Triggered, Messaged, Imported, RunFailed, RunCompleted, ChatQueued, SessionRenamed,
+              SessionDeleted, SessionCompacted, SessionForked]
 #: every event type, each with its own ``op`` except the two ``agent:run`` outcomes
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 _BY_OP = {t.op: t for t in EVENT_TYPES if t is not RunFailed and t is not RunCompleted}
@@ -318,8 +348,16 @@ class Context(msgspec.Struct, frozen=True):
 
 
 def run_work(tx: Tx, base: dict[str, Any], event: RunCompleted) -> A.Work:
-    """The :class:`~ops.domain.agent.Work` a recorded run consumed, rebuilt from its base record."""
-    task = {"input": event.task} if event.taskId is not None else None
+    """The :class:`~ops.domain.agent.Work` a recorded run consumed, rebuilt from its base record
+    (the task's request options, such as its ``responseSchema``, come from the base's task)."""
+    task = None
+    if event.taskId is not None:
+        task = {"input": event.task}
+        try:
+            queued = tx.plain(map_get(tx, base["tasks"], event.taskId))
+        except KeyError:
+            queued = {}
+        task.update({k: queued[k] for k in TASK_OPTIONS if isinstance(queued, dict) and k in queued})
     if event.sessionId is not UNSET:
         pending = seq_plain(tx, S.get(tx, base, event.sessionId)["pending"], 0, event.pending or 0)
         return A.Work(event.taskId, task, [], list(event.triggers), session=event.sessionId, pending=pending)
@@ -367,10 +405,14 @@ def apply(tx: Tx, rec: dict[str, Any] | None, event: Event, ctx: Context,
             return A.settle(rec)
         case TaskQueued(taskId=tid, input=input, sessionId=sid):
             if sid is UNSET:
-                return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts))
+                return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts, options=event.options()))
             if event.minted is True:
                 rec = S.open_session(tx, rec, sid, ctx.caller, ts, event.title or "")
-            return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts, sid))
+            return A.settle(A.enqueue_task(tx, rec, tid, input, ctx.caller, ts, sid, options=event.options()))
+        case TaskCompleted(taskId=tid):
+            return A.settle(A.cancel_task(tx, rec, tid, ts))
+        case TaskFailed(taskId=tid):
+            return A.settle(A.cancel_task(tx, rec, tid, ts))
         case Triggered(triggerId=tid):
             return A.settle(A.add_trigger(rec, tid, ts))
         case Imported():

@@ -165,5 +165,8 @@ def work_job_ids(agent: dict[str, Any]) -> list[str]:
 
 
 def trigger_output(agent_id: str, agent: dict[str, Any], result: Any, task_results: Any) -> dict[str, Any]:
-    """The output of an ``agent:trigger`` job completed by a run."""
-    return {"agentId": agent_id, "status": agent["status"], "result": result, "taskResults": task_results}
+    """The output of an ``agent:trigger`` job completed by a run: ``{agentId, status, result,
+    taskResults: [{taskId, status, output}]}`` (the venue's list; the run's timeline entry keeps
+    the seed's ``{<taskId>: {status, output}}`` map)."""
+    listed = [{"taskId": tid, **r} for tid, r in (task_results or {}).items()]
+    return {"agentId": agent_id, "status": agent["status"], "result": result, "taskResults": listed}

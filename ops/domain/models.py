@@ -45,11 +45,13 @@ class ToolCall(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class LlmRequest(msgspec.Struct, frozen=True):
-    """What an adapter is asked: the model ref (no secrets), messages and tools."""
+    """What an adapter is asked: the model ref (no secrets), messages and tools, and (when the
+    task asks for structured output) ``responseFormat: {name, schema}`` with its JSON Schema."""
 
     model: dict[str, Any]
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] = []
+    responseFormat: dict[str, Any] | None = None
 
 
 class LlmReply(msgspec.Struct, frozen=True, omit_defaults=True):

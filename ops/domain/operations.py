@@ -14,7 +14,8 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .contracts import Contract, declare
 
-__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE", "SessionId", "MaybeSession"]
+__all__ = ["AgentId", "Wait", "DEFAULT_MAX_SIZE", "SessionId", "MaybeSession", "MAX_STEP_REPLIES",
+           "VENUE_REQUEST_TIMEOUT_MS"]
 
 AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,127}(?!\n)$",
                               description="agent identifier: 1-128 of A-Z a-z 0-9 _ . : @ + -, not starting with punctuation")]
@@ -26,6 +27,7 @@ Limit = Annotated[int, Meta(ge=1, le=10_000)]
 Offset = Annotated[int, Meta(ge=0)]
 Version = Union[Annotated[int, Meta(ge=0)], Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}(?!\n)$")]]
 """A version of an agent: its ``seq`` (0 = creation) or a commit id (64 hex digits)."""
+TaskId = Annotated[str, Meta(description="task Job ID (hex)")]
 #: default ``covia:read`` bound on a value's JSON size, in bytes
 DEFAULT_MAX_SIZE = 1 << 20
 SessionId = Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{32}(?!\n)$",
@@ -33,6 +35,11 @@ SessionId = Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{32}(?!\n)$",
                                             "returns it)")]
 #: an optional session (UNSET when not given: the job's recorded input is as without sessions)
 MaybeSession = SessionId | None | UnsetType
+#: most model replies one ``agent:step`` may supply
+MAX_STEP_REPLIES = 100
+#: the Covia venue's wait of an ``agent:request`` that gives neither ``wait`` nor ``timeout``, ms (its own
+#: route, ``/api/v1/run``, applies it; through ``/api/v1/invoke`` such a request answers at once, as the seed's)
+VENUE_REQUEST_TIMEOUT_MS = 5000
 
 
 class _In(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -50,6 +57,9 @@ class CreateInput(_In):
     config: dict[str, Any] | str | None = None
     state: Any = None
     overwrite: bool = False
+    definition: Annotated[str, Meta(description="an agent definition: a template name or a w/ path holding a "
+                                                "config map or the venue's legacy {agent: {operation, config}}; "
+                                                "`config` is merged on top")] | UnsetType = UNSET
 
 
 class UpdateInput(_In):
@@ -65,6 +75,8 @@ class ForkInput(_In):
     includeTimeline: bool = False
     at: Version | None = None
     sessionId: MaybeSession = UNSET  # the fork gets only this session of the source
+    overwrite: Annotated[bool, Meta(description="replace an existing TERMINATED agent at agentId (default false)")] \
+        | UnsetType = UNSET
 
 
 class AgentInput(_In):
@@ -88,7 +100,20 @@ class DeleteInput(_In):
 
 class CancelTaskInput(_In):
     agentId: AgentId
-    taskId: Annotated[str, Meta(description="task Job ID (hex)")]
+    taskId: TaskId
+    reason: Annotated[str, Meta(description="why: the cancelled job's error message")] | UnsetType = UNSET
+
+
+class CompleteTaskInput(_In):
+    agentId: AgentId | UnsetType = UNSET
+    taskId: TaskId | UnsetType = UNSET
+    result: Any = None
+
+
+class FailTaskInput(_In):
+    error: Annotated[str, Meta(description="why the task failed (the job's error message)")]
+    agentId: AgentId | UnsetType = UNSET
+    taskId: TaskId | UnsetType = UNSET
 
 
 class ListInput(_In):
@@ -107,21 +132,49 @@ class TriggerInput(_In):
     agentId: AgentId
     wait: Wait = True
     sessionId: MaybeSession = UNSET  # a known session, echoed (a trigger creates none)
+    force: Annotated[bool, Meta(description="true (default): run even with no work; false: a no-op on an idle "
+                                            "agent")] | UnsetType = UNSET
 
 
 class RequestInput(_In):
     agentId: AgentId
     input: Any
-    wait: Wait = False
+    wait: Wait | UnsetType = UNSET
     sessionId: MaybeSession = UNSET  # bind the task to this known session
     session: Annotated[dict[str, Any], Meta(description="open a new session for the task: {title?: string} "
                                                         "(the job's sessionId says which)")] | None | UnsetType = UNSET
+    timeout: Annotated[int, Meta(ge=0, description="milliseconds to wait for the answer (0: answer at once); "
+                                                   "not with `wait`")] | UnsetType = UNSET
+    responseSchema: Annotated[dict[str, Any], Meta(description="JSON Schema of the answer")] | UnsetType = UNSET
+    strict: Annotated[bool, Meta(description="an answer that does not match responseSchema fails the task "
+                                             "(default false)")] | UnsetType = UNSET
+    outputPath: Annotated[str, Meta(description="w/ path the answer is written to when the task completes")] \
+        | UnsetType = UNSET
 
 
 class MessageInput(_In):
     agentId: AgentId
-    message: str
+    message: Any  # the notification: any JSON value but null (a plain Any: the surfaces check its integers)
     sessionId: MaybeSession = UNSET  # to this known session's pending instead of the inbox
+
+
+class StepToolCall(_In):
+    name: str
+    arguments: dict[str, Any] = {}
+    id: str | UnsetType = UNSET
+
+
+class StepReply(_In):
+    content: str | None = None
+    toolCalls: list[StepToolCall] = []
+
+
+class StepInput(_In):
+    agentId: AgentId
+    replies: Annotated[list[StepReply], Meta(min_length=1, max_length=MAX_STEP_REPLIES,
+                                             description="the model's replies, in the order the run asks")]
+    at: Version | None = None
+    task: Any = UNSET
 
 
 class ReadInput(_In):
@@ -202,14 +255,21 @@ class CreateOutput(_Out):
 
 class StatusOutput(_Out):
     agentId: str
-    status: str | None = None
+    status: str
     removed: bool | None = None
 
 
 class ForkOutput(_Out):
     agentId: str
     status: str
+    created: bool
     forkedFrom: str
+
+
+class TaskFinishedOutput(_Out):
+    agentId: str
+    taskId: str
+    status: str
 
 
 class CancelTaskOutput(_Out):
@@ -235,8 +295,10 @@ class InfoOutput(_Out):
     status: str
     config: dict[str, Any]
     taskCount: int
+    tasks: int
     timelineLength: int
-    error: dict[str, Any] | None
+    error: str | None
+    errorCode: str | None = None
     forkedFrom: ForkOrigin | None = None
 
 
@@ -244,8 +306,10 @@ class AgentSummary(_Out):
     agentId: str
     status: str
     taskCount: int
-    error: dict[str, Any] | None
+    tasks: int
+    error: str | None
     updated: Annotated[int, Meta(description="the agent's last change (Unix ms)")]
+    errorCode: str | None = None
     headSeq: Annotated[int, Meta(description="with includeForks: the seq of its head version")] | None = None
     forkedFrom: ForkOrigin | None = None
 
@@ -254,11 +318,17 @@ class ListOutput(_Out):
     agents: list[AgentSummary]
 
 
+class TaskResult(_Out):
+    taskId: str
+    status: str | None
+    output: Any = None
+
+
 class TriggerOutput(_Out):
     agentId: str
     status: str
     result: Any = None
-    taskResults: dict[str, Any] | None = None
+    taskResults: list[TaskResult] | None = None
     sessionId: str | None = None
 
 
@@ -277,13 +347,17 @@ class ContextOutput(_Out):
 class ReadOutput(_Out):
     exists: bool
     value: Any = None
+    valueBytes: int | None = None
     truncated: bool | None = None
     size: int | None = None
+    type: str | None = None
+    convexType: str | None = None
 
 
 class ListPathOutput(_Out):
     exists: bool
     type: str | None = None
+    convexType: str | None = None
     count: int | None = None
     keys: list[str] | None = None
     offset: int | None = None
@@ -292,6 +366,7 @@ class ListPathOutput(_Out):
 class SliceOutput(_Out):
     exists: bool
     type: str | None = None
+    convexType: str | None = None
     count: int | None = None
     values: list[Any] | None = None
     offset: int | None = None
@@ -372,14 +447,57 @@ class PruneOutput(_Out):
 
 class WrittenOutput(_Out):
     written: bool
+    existed: bool
+    pathCreated: bool | None = None
 
 
 class AppendedOutput(_Out):
     appended: bool
+    existed: bool
+    index: int
+    newSize: int
+    pathCreated: bool | None = None
 
 
 class DeletedOutput(_Out):
     deleted: bool
+
+
+class StepCall(_Out):
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    io: bool
+
+
+class StepEdit(_Out):
+    path: str
+    value: Any = None
+
+
+class StepMessage(_Out):
+    agentId: str
+    message: str
+
+
+class StepOutput(_Out):
+    agentId: str
+    seq: int
+    id: str
+    taskId: str | None
+    messages: int
+    triggers: int
+    finished: bool
+    repliesUsed: int
+    calls: list[StepCall]
+    newMessages: list[dict[str, Any]]
+    result: Any = None
+    taskResults: dict[str, Any] | None = None
+    taskError: dict[str, Any] | None = None
+    wsEdits: list[StepEdit] = []
+    outbox: list[StepMessage] = []
+    next: dict[str, Any] | None = None
 
 
 # -- declarations --------------------------------------------------------------
@@ -400,6 +518,14 @@ declare(Contract("agent:delete", _V, "Terminate an agent (remove: delete the rec
                  DeleteInput, StatusOutput, emits=("agent.terminated",)))
 declare(Contract("agent:cancelTask", _V, "Remove a pending task; its job becomes CANCELLED.",
                  CancelTaskInput, CancelTaskOutput, emits=("task.cancelled",)))
+declare(Contract("agent:completeTask", _V, "Finish a pending task with a result (agentId + taskId name it; a run's "
+                 "model uses its complete_task tool).", CompleteTaskInput, TaskFinishedOutput,
+                 emits=("task.completed",)))
+declare(Contract("agent:failTask", _V, "Fail a pending task with an error message (agentId + taskId name it; a "
+                 "run's model uses its fail_task tool).", FailTaskInput, TaskFinishedOutput, emits=("task.failed",)))
+declare(Contract("agent:step", _V, "Dry run: drive one run of the agent (at its head or a version) with supplied model "
+                 "replies; report its tool calls, messages and results. Nothing is committed.",
+                 StepInput, StepOutput))
 declare(Contract("agent:info", _V, "A lightweight summary of an agent (at a version with `at`).",
                  InfoInput, InfoOutput))
 declare(Contract("agent:list", _V, "List the caller's agents.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import re
 from typing import Any, Callable
 
 import msgspec
@@ -16,7 +17,7 @@ from ..domain.contracts import validation_error
 from ..domain.errors import OpError, Rejected
 from ..domain.models import PROVIDERS, Connections
 
-__all__ = ["templates", "resolve_config", "check_inline_config", "check_state"]
+__all__ = ["templates", "resolve_config", "resolve_definition", "check_inline_config", "check_state"]
 
 
 def templates() -> dict[str, dict[str, Any]]:
@@ -50,37 +51,82 @@ def resolve_config(config: Any, read_workspace: Callable[[list[str]], Any], conn
     if config is None:
         return None
     if isinstance(config, str):
-        if config.startswith(("w/", "/w/")):  # a leading / as Covia paths may have
-            try:
-                _, segs = parse_path(config.removeprefix("/"))
-            except InvalidPath as e:
-                raise Rejected("invalid_path", e.message, path=path) from None
-            value = read_workspace(segs)
-            if value is Missing:
-                raise OpError("not_found", f"no config at {config}", path=path)
-            if not isinstance(value, dict):
-                raise OpError("invalid_config", f"{config} holds a {type(value).__name__}, expected a config map",
-                              path=path)
-            where, cfg = config, value
-        else:
-            tpl = templates()
-            if config not in tpl:
-                raise OpError("not_found", f"no config template {config!r}", path=path,
-                              hint=f"templates: {', '.join(sorted(tpl))}; or pass an inline map or a w/ path")
-            where, cfg = f"template {config}", tpl[config]
-        try:
-            A.check_config(cfg)
-        except msgspec.ValidationError as e:
-            raise OpError("invalid_config", f"{where}: {e}", path=path) from None
-        unknown = A.unknown_config_key(cfg)
-        if unknown is not None:
-            raise OpError("invalid_config", f"{where}: {unknown[1]} - at `{path}{unknown[0]}`", path=path + unknown[0],
-                          hint=unknown[2])
-        _allowed(cfg, connections, path)
-        return cfg
+        where, value = _named(config, read_workspace, path)
+        if not isinstance(value, dict):
+            raise OpError("invalid_config", f"{config} holds a {type(value).__name__}, expected a config map",
+                          path=path)
+        return _checked(where, value, connections, path)
     check_inline_config(config, path)
     _allowed(config, connections, path)
     return config
+
+
+def _named(ref: str, read_workspace: Callable[[list[str]], Any], path: str) -> tuple[str, Any]:
+    """``(description, value)`` of a config source named by a string: a ``w/`` path or a template."""
+    if ref.startswith(("w/", "/w/")):  # a leading / as Covia paths may have
+        try:
+            _, segs = parse_path(ref.removeprefix("/"))
+        except InvalidPath as e:
+            raise Rejected("invalid_path", e.message, path=path) from None
+        value = read_workspace(segs)
+        if value is Missing:
+            raise OpError("not_found", f"no config at {ref}", path=path)
+        return ref, value
+    tpl = templates()
+    if ref not in tpl:
+        raise OpError("not_found", f"no config template {ref!r}", path=path,
+                      hint=f"templates: {', '.join(sorted(tpl))}; or pass an inline map or a w/ path")
+    return f"template {ref}", tpl[ref]
+
+
+def _checked(where: str, cfg: dict[str, Any], connections: Connections, path: str) -> dict[str, Any]:
+    """``cfg`` (read from ``where``) once it is a valid, allowed config."""
+    try:
+        A.check_config(cfg)
+    except msgspec.ValidationError as e:
+        raise OpError("invalid_config", f"{where}: {e}", path=path) from None
+    unknown = A.unknown_config_key(cfg)
+    if unknown is not None:
+        raise OpError("invalid_config", f"{where}: {unknown[1]} - at `{path}{unknown[0]}`", path=path + unknown[0],
+                      hint=unknown[2])
+    _allowed(cfg, connections, path)
+    return cfg
+
+
+#: an asset reference (``/a/<hash>``, a bare hash) or a DID URL: not config sources here
+_ASSET_REF = re.compile(r"(/?a/)?(0x)?[0-9a-fA-F]{64}|did:.*", re.DOTALL)
+
+
+def resolve_definition(definition: str, read_workspace: Callable[[list[str]], Any],
+                       connections: Connections) -> dict[str, Any]:
+    """The config an ``agent:create {definition}`` names: a template name or a ``w/`` path holding
+    a config map, or the venue's legacy definition ``{agent: {operation?, config?}}`` (its
+    ``config`` with its ``operation``). Source of ``definition``: the caller.
+
+    Raises:
+        Rejected: ``invalid_path`` (a malformed ``w/`` path).
+        OpError: ``not_supported`` (an asset reference or DID URL: there is no asset store
+            here), ``not_found`` (no such template or workspace value), ``invalid_config`` (not
+            a config map or legacy definition, or not a valid config), ``forbidden`` (a model
+            endpoint or key the operator did not declare).
+    """
+    path = "$.input.definition"
+    if _ASSET_REF.fullmatch(definition):
+        raise OpError("not_supported", f"definition {definition!r} is an asset or DID reference; this server has "
+                                       f"no asset store", path=path,
+                      hint="covia:write the definition to a w/ path and pass that path, or a template name")
+    where, value = _named(definition, read_workspace, path)
+    agent = value.get("agent") if isinstance(value, dict) else None
+    if isinstance(agent, dict):  # the venue's legacy nested format
+        cfg = agent.get("config") if agent.get("config") is not None else {}
+        if not isinstance(cfg, dict):
+            raise OpError("invalid_config", f"{where}: agent.config is a {type(cfg).__name__}, expected a map",
+                          path=path)
+        value = {**cfg, **({"operation": agent["operation"]} if "operation" in agent else {})}
+    if not isinstance(value, dict):
+        raise OpError("invalid_config", f"{where} holds a {type(value).__name__}, expected a config map or "
+                                        f"{{agent: {{operation, config}}}}", path=path)
+    return _checked(f"definition {where}", value, connections, path)
 
 
 def check_inline_config(config: dict[str, Any], path: str) -> None:

@@ -35,11 +35,12 @@ from lattice.errors import LatticeError
 from lattice.digest import digest
 from lattice.codec import encode as canonical
 from lattice.nodes import seq_iter, seq_len
-from lattice.paths import write_path
+from lattice.paths import parse_path, write_path
 
 from ..domain import agent as A
 from ..domain import jobs as J
 from ..domain import sessions as S
+from ..domain.answers import request_output
 from ..domain.cycle import Cycle, CycleError, Outcome
 from ..domain.errors import OpError
 from ..domain.events import Messaged, RunCompleted, RunFailed
@@ -49,7 +50,7 @@ from .context import Engine
 from .tools import io_tool
 from .unit import Unit
 
-__all__ = ["run_loop", "drive", "complete", "fail", "recover", "request_digest"]
+__all__ = ["run_loop", "drive", "complete", "fail", "recover", "request_digest", "answer_edit"]
 
 log = logging.getLogger("lattice.runtime")
 
@@ -226,17 +227,26 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
             return  # replaced or terminated meanwhile: the run is abandoned
         cancelled = work.task_id is not None and not A.has_task(cur, work.task_id)
         rec = engine.commit_event(u, caller, aid, cur, event, load=lambda h: base_rec, outcome=out)
+        edits = [] if sandboxed else list(out.ws_edits)
         if work.task_id is not None and not cancelled:
             jr = u.read(job_ref(caller, work.task_id))
             if jr is not None and jr["status"] not in J.TERMINAL:
-                u.write(job_ref(caller, work.task_id), J.finish(jr, out.task_status, u.ts, output=out.task_output,
-                                                                error=out.task_error), "job:finish")
-        if out.ws_edits and not sandboxed:
+                status, output, error = out.task_status, out.task_output, out.task_error
+                if status == J.COMPLETE:
+                    output = request_output(work.task_id, aid, output,
+                                            work.task.get("sessionId") if work.task else None)
+                    path = work.task.get("outputPath") if work.task else None
+                    if path and not sandboxed:
+                        error = answer_edit(u, caller, edits, parse_path(path)[1], out.task_output, path)
+                        if error is not None:
+                            status, output = J.FAILED, None
+                u.write(job_ref(caller, work.task_id), J.finish(jr, status, u.ts, output=output, error=error),
+                        "job:finish")
+        if edits:
             ws = u.read(ws_ref(caller))
-            for segs, value in out.ws_edits:
+            for segs, value in edits:
                 ws = write_path(u.tx, {} if ws is None else ws, segs, value)
-            u.write(ws_ref(caller), ws, "agent:run",
-                    {"agentId": aid, "paths": ["/".join(["w", *p]) for p, _ in out.ws_edits]})
+            u.write(ws_ref(caller), ws, "agent:run", {"agentId": aid, "paths": ["/".join(["w", *p]) for p, _ in edits]})
         _deliver(engine, u, caller, aid, out.outbox, sandboxed)
         _answer_chats(u, caller, aid, work, out.result)
         if work.triggers:
@@ -250,6 +260,21 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
                         output["sessionId"] = sid  # echoed, as the venue does
                     u.write(job_ref(caller, tid), J.finish(jr, J.COMPLETE, u.ts, output=output), "job:finish")
     await engine.units.run(caller, fn)
+
+
+def answer_edit(u: Unit, caller: str, edits: list[tuple[list[str], Any]], segs: list[str], answer: Any,
+                 path: str) -> dict[str, Any] | None:
+    """Add the write of a task's answer to its ``outputPath`` after the run's own ``edits``; the
+    error (``invalid_path``) that fails the task's job when it cannot be written there, else None."""
+    ws = u.read(ws_ref(caller))
+    try:
+        for p, value in [*edits, (segs, answer)]:
+            ws = write_path(u.tx, {} if ws is None else ws, p, value, where=("w",))
+    except LatticeError as e:
+        return {"code": "invalid_path", "message": f"the answer cannot be written to outputPath {path}: {e.message}",
+                "path": "$.input.outputPath"}
+    edits.append((segs, answer))
+    return None
 
 
 def _answer_chats(u: Unit, caller: str, aid: str, work: A.Work, response: Any) -> None:

@@ -167,6 +167,10 @@ class OpenAIAdapter:
                 }
                 for t in request.tools
             ]
+        if request.responseFormat is not None:  # structured output; our own check enforces `strict`
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": request.responseFormat.get("name", "response"),
+                "schema": request.responseFormat.get("schema", {}), "strict": False}}
         if self.model.temperature is not None:
             body["temperature"] = self.model.temperature
         if self.model.maxTokens is not None:

@@ -108,14 +108,22 @@ def integral_ints(t: Any, value: Any) -> Any:
     return _walk(mi.type_info(t), value, "$")
 
 
+def _bare(t: Any) -> Any:
+    """The type under its ``Annotated`` metadata (a description, constraints)."""
+    while isinstance(t, mi.Metadata):
+        t = t.type
+    return t
+
+
 def _wants_int(t: Any) -> bool:
     if isinstance(t, mi.IntType):
         return True
-    return isinstance(t, mi.UnionType) and any(isinstance(x, mi.IntType) for x in t.types) and \
-        not any(isinstance(x, mi.FloatType) for x in t.types)
+    types = [_bare(x) for x in t.types] if isinstance(t, mi.UnionType) else []
+    return any(isinstance(x, mi.IntType) for x in types) and not any(isinstance(x, mi.FloatType) for x in types)
 
 
 def _walk(t: Any, v: Any, path: str) -> Any:
+    t = _bare(t)
     if isinstance(t, mi.AnyType):
         _storable(v, path)
         return v

@@ -28,6 +28,7 @@ from lattice.paths import MAX_DEPTH, MAX_SEGMENT
 
 from ..domain.agent import BUILTIN_TOOLS, FREE_CONFIG_KEYS, MANAGED_STATE_KEYS, AgentConfig, HistoryMessage
 from ..domain.contracts import Contract
+from ..domain.operations import MAX_STEP_REPLIES
 from ..domain.models import KEY_ENV, MAX_RETRY_WAIT, PROVIDERS, ScriptedCall, ScriptedRule
 
 __all__ = ["PATH_PATTERN", "WRITE_PATH_PATTERN", "AGENT_PATH_PATTERN", "JOB_ID_PATTERN", "ANY", "JSON_VALUE",
@@ -106,18 +107,37 @@ def _rules(config: dict[str, Any], history: dict[str, Any], value: dict[str, Any
             "anyOf": [{"properties": {"at": {"type": "null"}}},
                       {"properties": {"at": _NOT_NULL, "path": {"pattern": AGENT_PATH_PATTERN}}, "required": ["at"]}]}
     write = {"properties": {"path": {"type": "string", "pattern": WRITE_PATH_PATTERN}}}
+    task_scope = {"properties": {"taskId": {"type": "string", "pattern": JOB_ID_PATTERN}}}  # (both, or it fails)
+    # a supplied model reply, inline: its tool calls' arguments are free-form values (64-bit integers)
+    reply_call = {"type": "object", "properties": {"name": {"type": "string"}, "id": {"type": "string"},
+                                                   "arguments": {"type": "object", "additionalProperties": value}},
+                  "required": ["name"], "additionalProperties": False}
+    replies = {"type": "array", "minItems": 1, "maxItems": MAX_STEP_REPLIES, "items": {
+        "type": "object", "additionalProperties": False, "properties": {
+            "content": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "toolCalls": {"type": "array", "items": reply_call}}}}
     return {
-        "agent:create": {"properties": {"config": {"anyOf": [inline, named, {"type": "null"}]}, "state": state}},
+        "agent:message": {"properties": {"message": {"allOf": [value, _NOT_NULL]}}},
+        "agent:completeTask": task_scope, "agent:failTask": task_scope,
+        "agent:step": {"properties": {"replies": replies}},
+        "agent:create": {"properties": {"config": {"anyOf": [inline, named, {"type": "null"}]}, "state": state,
+                                        "definition": {**named, "description": "a template name or a w/ path "
+                                                       "holding a config map or {agent: {operation, config}} (an "
+                                                       "asset or DID reference fails: not_supported)"}}},
         "agent:update": {"properties": {"config": {"anyOf": [inline, {"type": "null"}]}, "state": state}},
         "agent:fork": {"properties": {"config": {"anyOf": [inline, named, {"type": "null"}]}}},
         "agent:cancelTask": {"properties": {"taskId": {"type": "string", "pattern": JOB_ID_PATTERN}}},
         # sessions: a message or question is any value but null; a request binds a known session or opens one
         "agent:chat": {"properties": {"message": {"allOf": [value, _NOT_NULL]}}},
         "agent:query": {"properties": {"question": {"allOf": [value, _NOT_NULL]}}},
+        # (and `wait` or `timeout`, not both; `strict` checks against a `responseSchema`)
         "agent:request": {"properties": {"session": {"anyOf": [
             {"type": "object", "properties": {"title": {"type": "string"}}, "additionalProperties": False},
-            {"type": "null"}]}},
-            "anyOf": [{"properties": {"session": {"type": "null"}}}, {"properties": {"sessionId": {"type": "null"}}}]},
+            {"type": "null"}]}, "outputPath": {"type": "string", "pattern": WRITE_PATH_PATTERN}},
+            "anyOf": [{"properties": {"session": {"type": "null"}}}, {"properties": {"sessionId": {"type": "null"}}}],
+            "allOf": [{"anyOf": [{"not": {"required": ["wait"]}}, {"not": {"required": ["timeout"]}}]},
+                      {"anyOf": [{"not": {"required": ["strict"]}}, {"properties": {"strict": {"const": False}}},
+                                 {"required": ["responseSchema"]}]}]},
         "covia:read": read, "covia:list": read, "covia:slice": read,
         "covia:write": write, "covia:append": write, "covia:delete": write,
         # a what-if replay forks the agent at `from`: `into` (a new agent id) needs `from` (not null); its

@@ -6,7 +6,9 @@
   ``id``/``jobId`` and ``status``, with the status :func:`failed_status` gives its code (404
   ``not_found``, 403, 429, 5xx as for a rejection; any other failure 409). A job still waiting
   when the operation returned (its own ``wait`` ran out, or it was told not to wait) answers
-  202 with the job: the venue's snapshot ``{id, status, agentId, ...}``.
+  202 with the job: the venue's snapshot ``{id, status, agentId, ...}``. An ``agent:request`` that
+  says neither ``wait`` nor ``timeout`` waits as the venue's does, up to 5 s (through invoke it
+  answers at once, as the seed's).
 * ``GET /api/v1/jobs?offset&limit``: the caller's job ids, oldest first, as ``{items, total,
   offset, limit}`` (``limit`` 1..1000, default 1000).
 * ``PUT /api/v1/jobs/{jobId}/delete``: drop a finished job's record (409 ``conflict`` before it
@@ -25,6 +27,7 @@ Query parameters are checked like inputs: an unknown one, a repeated one or a ba
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Awaitable, Callable
 
@@ -35,11 +38,12 @@ from ..domain import agent as A
 from ..domain.contracts import decode_input, lookup
 from ..domain.errors import OpError, Rejected, error_fields, http_status
 from ..domain.jobs import COMPLETE, TERMINAL, normalize_job_id, public_job
+from ..domain.operations import VENUE_REQUEST_TIMEOUT_MS
 from ..engine import reads
 from .common import RUNTIME, caller_of, reply
 from .inputs import json_input
 from .openapi import input_json_schema
-from .rest import envelope, execute, read_json
+from .rest import Envelope, envelope, execute, read_json
 from .routes import JOB_ID, Param, Route, component, json_content, json_response
 
 __all__ = ["failed_status", "run", "list_jobs", "delete_job", "send_message", "pause_job", "resume_job", "agents",
@@ -139,6 +143,17 @@ def failed_status(code: str | None) -> int:
 
 
 
+def venue_request_wait(env: Envelope) -> Envelope:
+    """``env`` with the venue's wait for an ``agent:request`` that says neither ``wait`` nor
+    ``timeout`` (nor a body ``wait``): ``timeout`` :data:`~ops.domain.operations.VENUE_REQUEST_TIMEOUT_MS`,
+    as the venue's ``/run`` answers (its reply is the answer, or the snapshot once the time is up)."""
+    inp = env.input
+    if env.contract.key != "agent:request" or env.wait is not None or inp.wait is not msgspec.UNSET \
+            or inp.timeout is not msgspec.UNSET:
+        return env
+    return dataclasses.replace(env, input=msgspec.structs.replace(inp, timeout=VENUE_REQUEST_TIMEOUT_MS))
+
+
 async def run(request: web.Request) -> web.Response:
     """``POST /api/v1/run``: the operation's output as the body (see the module doc).
 
@@ -147,7 +162,7 @@ async def run(request: web.Request) -> web.Response:
     Raises:
         Rejected: as ``POST /api/v1/invoke`` does.
     """
-    env = envelope(await read_json(request, 'send {"operation": "...", "input": {...}} in UTF-8'))
+    env = venue_request_wait(envelope(await read_json(request, 'send {"operation": "...", "input": {...}} in UTF-8')))
     job = await execute(request, env)
     status = job["status"]
     if status == COMPLETE:

@@ -332,3 +332,64 @@ def test_rerun_gives_the_live_outcome() -> None:
     assert (again.new_history, again.result, again.task_status, again.task_output, again.task_error) == (
         live.new_history, live.result, live.task_status, live.task_output, live.task_error)
     assert again.task_output == {"ok": True} and again.tools == ["io:covia_read", "io:agent_message"]
+
+
+# -- a task's responseSchema (agent:request responseSchema / strict) -------------------------------
+
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+def schema_task(strict: bool = False, schema: dict[str, Any] = SCHEMA) -> A.Work:
+    return A.Work(tid(1), {"input": "q", "caller": CALLER, "ts": T0, "responseSchema": schema,
+                           **({"strict": True} if strict else {})}, [], [])
+
+
+def test_a_schema_asks_the_model_for_structured_output() -> None:
+    c = cycle(work=schema_task())
+    assert c.request()["responseFormat"] == {"name": "response", "schema": SCHEMA}
+    assert "responseFormat" not in cycle().request()  # without a schema the request is as before
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_json_answer_that_matches_is_kept_decoded(strict: bool) -> None:
+    out = drive(cycle(work=schema_task(strict)), [say('{"n": 3}')])
+    assert (out.task_status, out.task_output, out.task_error) == ("COMPLETE", {"n": 3}, None)
+    assert out.result == '{"n": 3}'  # the run's result is what the model said
+
+
+def test_a_mismatch_without_strict_completes_with_the_answer() -> None:
+    out = drive(cycle(work=schema_task()), [say('{"n": "three"}')])
+    assert (out.task_status, out.task_output, out.task_error) == ("COMPLETE", {"n": "three"}, None)
+
+
+@pytest.mark.parametrize("answer, path, schema_path", [
+    ('{"n": "three"}', "$.n", "#/properties/n/type"),
+    ("not json", "$", "#/type"),
+    ("{}", "$", "#/required"),
+])
+def test_a_strict_mismatch_fails_the_task_with_the_schema_path(answer: str, path: str, schema_path: str) -> None:
+    out = drive(cycle(work=schema_task(strict=True)), [say(answer)])
+    assert out.task_status == "FAILED" and out.task_output is None
+    assert out.task_error["code"] == "schema_mismatch"
+    assert (out.task_error["answerPath"], out.task_error["schemaPath"]) == (path, schema_path)
+    assert out.task_error["path"] == "$.input.responseSchema" + schema_path[1:].replace("/", ".")
+    assert schema_path in out.task_error["message"]
+
+
+def test_complete_task_output_is_checked_too() -> None:
+    out = drive(cycle(work=schema_task(strict=True)), [say(None, call("complete_task", output={"n": 1.5}))])
+    assert out.task_status == "FAILED" and out.task_error["answerPath"] == "$.n"
+    out = drive(cycle(work=schema_task(strict=True)), [say(None, call("complete_task", output={"n": 2}))])
+    assert (out.task_status, out.task_output) == ("COMPLETE", {"n": 2})
+
+
+def test_a_string_schema_keeps_a_numeric_looking_answer_as_text() -> None:
+    out = drive(cycle(work=schema_task(strict=True, schema={"type": "string"})), [say("42")])
+    assert (out.task_status, out.task_output) == ("COMPLETE", "42")
+
+
+def test_messages_of_any_json_value_are_rendered_as_json() -> None:
+    work = A.Work(None, None, [{"message": {"b": 1, "a": [2]}, "caller": "bob", "ts": T0},
+                               {"message": "plain", "caller": "bob", "ts": T0}], [])
+    new = cycle(work=work).new
+    assert [m["content"] for m in new] == ['[message from bob] {"a":[2],"b":1}', "[message from bob] plain"]

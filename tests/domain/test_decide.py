@@ -17,10 +17,10 @@ import pytest
 from ops.domain import agent as A
 from ops.domain import decide as D
 from ops.domain.errors import OpError
-from ops.domain.events import (Created, Forked, Messaged, Resumed, Suspended, TaskCancelled, TaskQueued, Terminated,
-                               Triggered, Updated)
-from tests.domain.helpers import (AID, BUILDERS, asleep_with_work, big, busy, failed, missing, new_tx, running,
-                                  running_message, running_trigger, sleeping, suspended, suspended_with_work,
+from ops.domain.events import (Created, Forked, Messaged, Resumed, Suspended, TaskCancelled, TaskCompleted, TaskFailed,
+                               TaskQueued, Terminated, Triggered, Updated)
+from tests.domain.helpers import (AID, BUILDERS, SID, asleep_with_work, big, busy, failed, in_session, missing, new_tx,
+                                  running, running_message, running_trigger, sleeping, suspended, suspended_with_work,
                                   terminated, terminated_with_inbox, tid)
 
 
@@ -108,6 +108,25 @@ def test_fork(target, config, include, at, expected) -> None:
     tx = new_tx()
     src = suspended_with_work(tx)
     check(lambda: D.fork(src, target(tx), "S", AID, "ab" * 32, config, include, at), expected)
+
+
+@pytest.mark.parametrize("target, expected", rows(
+    ("overwrite", missing, forked()),
+    ("overwrite", terminated, forked()),
+    ("overwrite", terminated_with_inbox, forked()),
+    *[("overwrite", b, Err("conflict", "$.input.agentId", hint=True)) for b in LIVE],
+))
+def test_fork_overwrite_replaces_only_a_terminated_agent(target, expected) -> None:
+    tx = new_tx()
+    src = suspended_with_work(tx)
+    check(lambda: D.fork(src, target(tx), "S", AID, "ab" * 32, None, False, None, overwrite=True), expected)
+
+
+def test_fork_overwrite_says_why() -> None:
+    tx = new_tx()
+    with pytest.raises(OpError) as e:
+        D.fork(sleeping(tx), running(tx), "S", AID, "00", None, False, None, overwrite=True)
+    assert "RUNNING" in e.value.message and "TERMINATED" in e.value.message
 
 
 def test_fork_checks_the_config_merged_over_the_source() -> None:
@@ -231,6 +250,43 @@ def test_cancel_task(build, task_id, required, expected) -> None:
     check(lambda: D.cancel_task(build(tx), AID, task_id, required), expected)
 
 
+def test_cancel_task_records_a_reason_when_given() -> None:
+    tx = new_tx()
+    assert D.cancel_task(running(tx), AID, TASK, True, reason="stale") == TaskCancelled(agentId=AID, taskId=TASK,
+                                                                                  reason="stale")
+
+
+# -- finish_task (agent:completeTask / agent:failTask) -----------------------------------------
+
+def _job(status: str, agent: str = AID) -> dict:
+    return {"jobId": TASK, "status": status, "agentId": agent}
+
+
+FINISH = rows(
+    ("done", running, TASK, _job("STARTED"), TaskCompleted(agentId=AID, taskId=TASK, result=7)),
+    ("done", suspended_with_work, TASK, _job("PENDING"), TaskCompleted(agentId=AID, taskId=TASK, result=7)),
+    ("done", asleep_with_work, TASK, None, TaskCompleted(agentId=AID, taskId=TASK, result=7)),
+    ("no-agent", missing, TASK, None, NOT_FOUND),
+    ("unknown-task", running, UNKNOWN, None, Err("not_found", "$.input.taskId", hint=True)),
+    ("a-trigger-is-no-task", running_trigger, TRIGGER, _job("PENDING"), Err("not_found", "$.input.taskId", hint=True)),
+    *[(f"already-{st}", sleeping, TASK, _job(st), Err("illegal_state", "$.input.taskId", hint=True))
+      for st in ("COMPLETE", "FAILED", "CANCELLED")],
+    ("dropped-by-terminate", terminated, TASK, _job("CANCELLED"), Err("illegal_state", "$.input.taskId", hint=True)),
+    ("another-agents-task", sleeping, TASK, _job("COMPLETE", "B"), Err("not_found", "$.input.taskId", hint=True)),
+)
+
+
+@pytest.mark.parametrize("build, task_id, job, expected", FINISH)
+def test_finish_task(build, task_id, job, expected) -> None:
+    tx = new_tx()
+    check(lambda: D.finish_task(build(tx), AID, task_id, job, result=7), expected)
+
+
+def test_fail_task_decides_a_failure() -> None:
+    tx = new_tx()
+    assert D.finish_task(running(tx), AID, TASK, None, error="no") == TaskFailed(agentId=AID, taskId=TASK, error="no")
+
+
 # -- request / trigger / message and the work limit ------------------------------------------
 
 LIMIT = Err("limit_exceeded", None, hint=True)
@@ -299,6 +355,44 @@ def test_status_is_checked_before_the_limit() -> None:
     check(lambda: D.message(missing(tx), AID, "x", 0), NOT_FOUND)
 
 
+def test_a_session_request_keeps_its_options_and_a_forceless_trigger_checks_the_session() -> None:
+    tx = new_tx()
+    rec = in_session(tx)
+    opts = {"responseSchema": {"type": "object"}, "strict": True}
+    assert D.request(rec, AID, NEW, 1, 10, tx, SID, options=opts) == TaskQueued(taskId=NEW, input=1, sessionId=SID,
+                                                                                   **opts)
+    assert D.trigger(rec, AID, NEW, 10, tx, SID, force=False) is None  # a known session, nothing to do
+    check(lambda: D.trigger(rec, AID, NEW, 10, tx, tid(999), force=False), Err("not_found", "$.input.sessionId",
+                                                                                 hint=True))
+
+
+def test_request_records_only_the_options_given() -> None:
+    tx = new_tx()
+    opts = {"responseSchema": {"type": "object"}, "strict": True, "outputPath": "w/out"}
+    assert D.request(sleeping(tx), AID, NEW, 1, 10, options=opts) == TaskQueued(taskId=NEW, input=1, **opts)
+    assert D.request(sleeping(tx), AID, NEW, 1, 10, options={}) == TaskQueued(taskId=NEW, input=1)
+
+
+@pytest.mark.parametrize("build, expected", rows(
+    ("idle", sleeping, None),
+    ("idle", suspended, None),
+    ("idle", failed, Triggered(triggerId=NEW)),  # it has a task waiting
+    ("work", running, Triggered(triggerId=NEW)),
+    ("work", asleep_with_work, Triggered(triggerId=NEW)),
+    ("work", suspended_with_work, Triggered(triggerId=NEW)),
+    ("", missing, NOT_FOUND),
+    ("", terminated, Err("illegal_state", None)),
+))
+def test_trigger_without_force_runs_only_for_work(build, expected) -> None:
+    tx = new_tx()
+    check(lambda: D.trigger(build(tx), AID, NEW, 10, force=False), expected)
+
+
+def test_message_takes_any_json_value() -> None:
+    tx = new_tx()
+    assert D.message(sleeping(tx), AID, {"alert": [1, 2]}, 10) == Messaged(agentId=AID, message={"alert": [1, 2]})
+
+
 def test_room_for_work_counts_staged_messages() -> None:
     tx = new_tx()
     rec = busy(tasks=1)(tx)
@@ -345,8 +439,10 @@ def test_commands_do_not_change_the_record(name) -> None:
         lambda: D.resume(rec, AID, True),
         lambda: D.delete(rec, AID),
         lambda: D.cancel_task(rec, AID, TASK, True),
+        lambda: D.finish_task(rec, AID, TASK, None, result=1),
         lambda: D.request(rec, AID, NEW, 1, 10),
         lambda: D.trigger(rec, AID, NEW, 10),
+        lambda: D.trigger(rec, AID, NEW, 10, force=False),
         lambda: D.message(rec, AID, "m", 10),
     ]
     outcomes = []

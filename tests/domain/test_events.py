@@ -24,7 +24,7 @@ from ops.domain import events as E
 from ops.domain.cycle import Cycle, CycleError, ReplayError
 from ops.domain.events import (ChatQueued, Created, Forked, Messaged, Resumed, RunCompleted, RunFailed,
                                SessionCompacted, SessionDeleted, SessionForked, SessionRenamed, Suspended, TaskCancelled,
-                               TaskQueued, Terminated, Triggered, Updated)
+                               TaskCompleted, TaskFailed, TaskQueued, Terminated, Triggered, Updated)
 from tests.domain.helpers import (AID, CALLER, SID, TS, asleep_with_work, call, chatting, ctx, drive, failed,
                                   in_session, missing, new_tx, reopen, running, running_message, running_trigger, say,
                                   session_suspended, sleeping, suspended, suspended_with_work, terminated, tid)
@@ -46,9 +46,18 @@ ROUND_TRIP = [
     pytest.param(Resumed(agentId=AID, autoWake=False), {"agentId", "autoWake"}, id="Resumed"),
     pytest.param(Terminated(agentId=AID), {"agentId", "remove"}, id="Terminated"),
     pytest.param(TaskCancelled(agentId=AID, taskId=tid(1)), {"agentId", "taskId"}, id="TaskCancelled"),
+    pytest.param(TaskCancelled(agentId=AID, taskId=tid(1), reason="stale"), {"agentId", "taskId", "reason"},
+                 id="TaskCancelled-reason"),
     pytest.param(TaskQueued(taskId=tid(1), input={"q": [1, None, "x"]}), {"taskId", "input"}, id="TaskQueued"),
+    pytest.param(TaskQueued(taskId=tid(1), input="q", responseSchema={"type": "object"}, strict=True,
+                            outputPath="w/out"), {"taskId", "input", "responseSchema", "strict", "outputPath"},
+                 id="TaskQueued-options"),
+    pytest.param(TaskCompleted(agentId=AID, taskId=tid(1), result={"a": 1}), {"agentId", "taskId", "result"},
+                 id="TaskCompleted"),
+    pytest.param(TaskFailed(agentId=AID, taskId=tid(1), error="no"), {"agentId", "taskId", "error"}, id="TaskFailed"),
     pytest.param(Triggered(triggerId=tid(2)), {"triggerId"}, id="Triggered"),
     pytest.param(Messaged(agentId=AID, message="hi"), {"agentId", "message"}, id="Messaged-message"),
+    pytest.param(Messaged(agentId=AID, message={"alert": [1, 2]}), {"agentId", "message"}, id="Messaged-json"),
     pytest.param(E.Imported(agentId=AID, fromAgentId="Old", bundle="ab" * 32), {"agentId", "fromAgentId", "bundle"},
                  id="Imported"),
     pytest.param(Messaged(agentId=AID, messages=["a", "b"], sender="agent:B"), {"agentId", "messages", "from"},
@@ -116,7 +125,7 @@ def test_round_trip_table_covers_every_event_type() -> None:
 
 def test_ops_are_distinct_except_the_two_run_outcomes() -> None:
     ops = [t.op for t in E.EVENT_TYPES]
-    assert len(E.EVENT_TYPES) == 18
+    assert len(E.EVENT_TYPES) == 20
     assert sorted(t.__name__ for t in E.EVENT_TYPES if t.op == "agent:run") == ["RunCompleted", "RunFailed"]
     assert len(set(ops)) == len(ops) - 1
 
@@ -153,7 +162,10 @@ def test_decode_unknown_op(op: str) -> None:
     pytest.param("agent:cancelTask", {"agentId": "A"}, id="cancelTask-no-taskId"),
     pytest.param("agent:request", {"input": 1}, id="request-no-taskId"),
     pytest.param("agent:trigger", {"triggerId": None}, id="trigger-null-id"),
-    pytest.param("agent:message", {"agentId": "A", "message": 3}, id="message-int"),
+    pytest.param("agent:message", {"agentId": "A", "message": 3, "messages": [3]}, id="message-and-messages"),
+    pytest.param("agent:completeTask", {"agentId": "A"}, id="completeTask-no-taskId"),
+    pytest.param("agent:failTask", {"agentId": "A", "taskId": tid(1)}, id="failTask-no-error"),
+    pytest.param("agent:request", {"taskId": tid(1), "strict": "yes"}, id="request-strict-str"),
     pytest.param("agent:message", {"agentId": "A", "messages": "hi"}, id="messages-str"),
     pytest.param("agent:message", {"agentId": "A", "messages": ["a"], "from": 1}, id="from-int"),
     pytest.param("agent:run", {"error": "boom"}, id="run-error-str"),
@@ -250,6 +262,12 @@ APPLY = [
     ("request-suspended", suspended, TaskQueued(taskId=tid(5)), None, After(status=P, tasks=1)),
     ("request-failed", failed, TaskQueued(taskId=tid(5)), None, After(status=P, tasks=2, error=ERROR)),
     ("request-asleep-wakes", asleep_with_work, TaskQueued(taskId=tid(5)), None, After(status=R, tasks=2)),
+    ("complete-last-task", running, TaskCompleted(agentId=AID, taskId=tid(1), result=1), None, After(status=S)),
+    ("complete-task-suspended", suspended_with_work, TaskCompleted(agentId=AID, taskId=tid(1)), None,
+     After(status=P, inbox=1, triggers=1)),
+    ("fail-last-task", running, TaskFailed(agentId=AID, taskId=tid(1), error="x"), None, After(status=S)),
+    ("fail-task-keeps-other-work", suspended_with_work, TaskFailed(agentId=AID, taskId=tid(1), error="x"), None,
+     After(status=P, inbox=1, triggers=1)),
     ("trigger-wakes", sleeping, Triggered(triggerId=tid(5)), None, After(status=R, triggers=1)),
     ("trigger-suspended", suspended, Triggered(triggerId=tid(5)), None, After(status=P, triggers=1)),
     ("message-wakes", sleeping, Messaged(agentId=AID, message="hi"), None, After(status=R, inbox=1)),
@@ -362,6 +380,28 @@ def test_queued_task_and_messages_record_their_callers() -> None:
     rec = E.apply(tx, rec, Messaged(agentId=AID, message="a"), ctx(caller="dave"))
     rec = E.apply(tx, rec, Messaged(agentId=AID, messages=["b"], sender="agent:B"), ctx(caller="dave"))
     assert [(m["message"], m["caller"]) for m in seq_iter(tx, rec["inbox"])] == [("a", "dave"), ("b", "agent:B")]
+
+
+def test_queued_task_keeps_its_options() -> None:
+    tx = new_tx()
+    ev = TaskQueued(taskId=tid(5), input="q", responseSchema={"type": "integer"}, strict=True, outputPath="w/a")
+    rec = E.apply(tx, sleeping(tx), ev, ctx(caller="carol"))
+    assert rec["tasks"][tid(5)] == {"input": "q", "caller": "carol", "ts": TS, "responseSchema": {"type": "integer"},
+                                    "strict": True, "outputPath": "w/a"}
+    assert TaskQueued(taskId=tid(5), input="q").options() == {}
+
+
+def test_a_replayed_run_uses_the_tasks_schema() -> None:
+    """The work a recorded run rebuilds for a replay carries its task's responseSchema and strict."""
+    tx = new_tx()
+    rec = E.apply(tx, sleeping(tx), TaskQueued(taskId=tid(5), input="q", responseSchema={"type": "integer"},
+                                               strict=True), ctx())
+    work = E.run_work(tx, reopen(tx, rec), RunCompleted(taskId=tid(5), task="q"))
+    assert work.task == {"input": "q", "responseSchema": {"type": "integer"}, "strict": True}
+    out = E.apply(tx, rec, RunCompleted(taskId=tid(5), task="q", base=None, start=TS - 1,
+                                        llm=[{"request": DIGEST, "reply": {"content": "seven"}}]), ctx())
+    entry = next(seq_iter(tx, out["timeline"]))
+    assert entry["taskResults"] == {tid(5): {"status": "FAILED", "output": None}}  # strict: "seven" is no integer
 
 
 def test_cancelled_id_that_is_task_and_trigger_drops_both() -> None:

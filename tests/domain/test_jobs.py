@@ -141,7 +141,8 @@ def test_trigger_output() -> None:
     tx = new_tx()
     out = J.trigger_output(AID, running(tx), "r", {tid(1): {"status": "COMPLETE", "output": 1}})
     assert out == {"agentId": AID, "status": A.RUNNING, "result": "r",
-                   "taskResults": {tid(1): {"status": "COMPLETE", "output": 1}}}
+                   "taskResults": [{"taskId": tid(1), "status": "COMPLETE", "output": 1}]}  # the venue's list
+    assert J.trigger_output(AID, running(tx), None, None)["taskResults"] == []
 
 
 # -- job ids ------------------------------------------------------------------------------

@@ -204,3 +204,12 @@ async def open_stream(client, path: str, headers: dict | None = None, raw: bool 
     assert r.content_type == "text/event-stream"
     assert r.headers["Cache-Control"] == "no-cache"
     return Reader(r, raw)
+
+
+def answer(job: dict) -> Any:
+    """The agent's answer in a completed ``agent:request`` job: its output, or (an answer that is
+    not a map is wrapped, :func:`ops.domain.answers.request_output`) the wrapper's ``output``."""
+    o = job["output"]
+    if isinstance(o, dict) and o.get("jobId") == job["jobId"] and o.get("status") == "COMPLETE" and "output" in o:
+        return o["output"]
+    return o

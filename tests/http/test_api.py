@@ -9,7 +9,7 @@ import time
 import pytest
 
 from ops.engine.config import templates
-from tests.http.helpers import (ECHO, HANG, JOB_ID, assert_job_shape, create, failed, get_job, info, invoke,
+from tests.http.helpers import (ECHO, HANG, JOB_ID, answer, assert_job_shape, create, failed, get_job, info, invoke,
                                 invoke_full, ok, read, until, value, wait_job)
 
 
@@ -31,12 +31,14 @@ async def test_main_flow_on_each_backend(any_client):
     status, job = await invoke(c, "agent:request", {"agentId": "Alice", "input": "hello", "wait": True})
     assert status == 200, job
     assert_job_shape(job, "agent:request")
-    assert job["status"] == "COMPLETE" and job["output"] == "hello" and job["error"] is None
+    assert job["status"] == "COMPLETE" and answer(job) == "hello" and job["error"] is None
     tid = job["jobId"]
+    # a string answer is wrapped: a request's output is an object, as the venue's
+    assert job["output"] == {"id": tid, "jobId": tid, "agentId": "Alice", "status": "COMPLETE", "output": "hello"}
 
     # the job is stored at j/<jobId>
     stored = await value(c, f"j/{tid}")
-    assert stored["jobId"] == tid and stored["status"] == "COMPLETE" and stored["output"] == "hello"
+    assert stored["jobId"] == tid and stored["status"] == "COMPLETE" and answer(stored) == "hello"
     assert stored["operation"] == "agent:request"
 
     # one timeline entry, the seed's shape
@@ -56,11 +58,11 @@ async def test_main_flow_on_each_backend(any_client):
     assert job["status"] in ("PENDING", "STARTED")
     assert headers["Location"] == f"/api/v1/jobs/{job['jobId']}"
     done = await wait_job(c, job["jobId"])
-    assert done["status"] == "COMPLETE" and json.loads(done["output"]) == {"q": 1}  # the input rendered as text
+    assert done["status"] == "COMPLETE" and json.loads(answer(done)) == {"q": 1}  # the input rendered as text
 
     # fork copies the history
     out = await ok(c, "agent:fork", {"sourceId": "Alice", "agentId": "Bob"})
-    assert out == {"agentId": "Bob", "status": "SLEEPING", "forkedFrom": "Alice"}
+    assert out == {"agentId": "Bob", "status": "SLEEPING", "created": True, "forkedFrom": "Alice"}
     assert await value(c, "g/Bob/state/history") == await value(c, "g/Alice/state/history")
 
     inf = await info(c, "Alice")
@@ -69,7 +71,7 @@ async def test_main_flow_on_each_backend(any_client):
     assert [a["agentId"] for a in listed["agents"]] == ["Alice", "Bob"]
 
     out = await ok(c, "agent:delete", {"agentId": "Bob", "remove": True})
-    assert out == {"agentId": "Bob", "removed": True}
+    assert out == {"agentId": "Bob", "status": "TERMINATED", "removed": True}
     assert (await read(c, "g/Bob"))["exists"] is False
 
 
@@ -105,7 +107,7 @@ async def test_create_from_template(client):
 
 async def test_create_from_workspace_path(client):
     cfg = {"model": {"provider": "echo"}, "systemPrompt": "from the workspace"}
-    assert await ok(client, "covia:write", {"path": "w/configs/a", "value": cfg}) == {"written": True}
+    assert (await ok(client, "covia:write", {"path": "w/configs/a", "value": cfg}))["written"] is True
     out = await create(client, "W", "w/configs/a")
     assert out == {"agentId": "W", "status": "SLEEPING", "created": True, "updated": False}
     assert await value(client, "g/W/state/config") == cfg
@@ -261,7 +263,7 @@ async def test_llm_error_suspends_then_update_and_resume(client):
 
     inf = await info(client, "E")
     assert inf["status"] == "SUSPENDED"
-    assert inf["error"]["code"] == "llm_error" and "boom" in inf["error"]["message"]
+    assert inf["errorCode"] == "llm_error" and "boom" in inf["error"]
     assert inf["timelineLength"] == 1 and inf["taskCount"] == 1
     assert tid in await value(client, "g/E/tasks")
     assert (await get_job(client, tid))[1]["status"] == "PENDING"
@@ -272,7 +274,7 @@ async def test_llm_error_suspends_then_update_and_resume(client):
     out = await ok(client, "agent:resume", {"agentId": "E"})
     assert out["agentId"] == "E" and out["status"] in ("RUNNING", "SLEEPING")
     done = await wait_job(client, tid)
-    assert done["status"] == "COMPLETE" and done["output"] == "second"
+    assert done["status"] == "COMPLETE" and answer(done) == "second"
     inf = await info(client, "E")
     assert inf["error"] is None and inf["timelineLength"] == 2 and inf["taskCount"] == 0
 
@@ -284,7 +286,7 @@ async def test_fork(client):
     await create(client, "S", {"model": {"provider": "echo"}, "systemPrompt": "orig", "description": "kept"}, state={"mem": "x"})
     await ok(client, "agent:request", {"agentId": "S", "input": "one", "wait": True})
     out = await ok(client, "agent:fork", {"sourceId": "S", "agentId": "S2", "config": {"systemPrompt": "new"}})
-    assert out == {"agentId": "S2", "status": "SLEEPING", "forkedFrom": "S"}
+    assert out == {"agentId": "S2", "status": "SLEEPING", "created": True, "forkedFrom": "S"}
     assert await value(client, "g/S2/state/history") == await value(client, "g/S/state/history")
     assert len(await value(client, "g/S2/state/history")) == 2
     assert await value(client, "g/S2/state/config") == {"model": {"provider": "echo"}, "systemPrompt": "new", "description": "kept"}
@@ -324,8 +326,8 @@ async def test_suspend_queues_then_resume_autowake(client):
 
     out = await ok(client, "agent:resume", {"agentId": "Q", "autoWake": True})
     assert out == {"agentId": "Q", "status": "RUNNING"}
-    assert (await wait_job(client, job["jobId"]))["output"] == "queued"
-    assert (await wait_job(client, job2["jobId"]))["output"] == "queued2"
+    assert answer(await wait_job(client, job["jobId"])) == "queued"
+    assert answer(await wait_job(client, job2["jobId"])) == "queued2"
     await until(lambda: _status_is(client, "Q", "SLEEPING"), what="SLEEPING")
     tl = await timeline(client, "Q")
     assert [e["tasks"] for e in tl] == [["queued"], ["queued2"]]  # FIFO
@@ -341,7 +343,7 @@ async def test_resume_without_autowake(client):
     # the next piece of work wakes it and the queued task runs first
     status, job2 = await invoke(client, "agent:request", {"agentId": "R", "input": "now", "wait": True})
     assert job2["status"] == "COMPLETE"
-    assert (await wait_job(client, job["jobId"]))["output"] == "later"
+    assert answer(await wait_job(client, job["jobId"])) == "later"
 
 
 async def test_delete_terminates_and_remove_frees_name(client):
@@ -357,7 +359,8 @@ async def test_delete_terminates_and_remove_frees_name(client):
     out = await create(client, "D", ECHO)
     assert out == {"agentId": "D", "status": "TERMINATED", "created": False, "updated": False}
 
-    assert await ok(client, "agent:delete", {"agentId": "D", "remove": True}) == {"agentId": "D", "removed": True}
+    assert await ok(client, "agent:delete", {"agentId": "D", "remove": True}) == {"agentId": "D", "status": "TERMINATED",
+                                                                                  "removed": True}
     assert await read(client, "g/D") == {"exists": False, "value": None}
     listed = await ok(client, "agent:list", {"includeTerminated": True})
     assert [a["agentId"] for a in listed["agents"]] == ["K"]
@@ -403,14 +406,14 @@ async def test_info_and_list(client):
     _, job = await invoke(client, "agent:request", {"agentId": "J", "input": "x"})
     await until(lambda: _status_is(client, "J", "RUNNING"), what="RUNNING")
     inf = await info(client, "I")
-    assert inf == {"agentId": "I", "status": "SLEEPING", "config": cfg, "taskCount": 0, "timelineLength": 0,
-                   "error": None}
+    assert inf == {"agentId": "I", "status": "SLEEPING", "config": cfg, "taskCount": 0, "tasks": 0, "timelineLength": 0,
+                   "error": None, "errorCode": None}
     listed = await ok(client, "agent:list", {})
     assert await ok(client, "agent:list") == listed  # input may be omitted
     assert all(isinstance(a.pop("updated"), int) for a in listed["agents"])  # last activity, Unix ms
     assert listed == {"agents": [
-        {"agentId": "I", "status": "SLEEPING", "taskCount": 0, "error": None},
-        {"agentId": "J", "status": "RUNNING", "taskCount": 1, "error": None}]}
+        {"agentId": "I", "status": "SLEEPING", "taskCount": 0, "tasks": 0, "error": None, "errorCode": None},
+        {"agentId": "J", "status": "RUNNING", "taskCount": 1, "tasks": 1, "error": None, "errorCode": None}]}
     r = await client.put(f"/api/v1/jobs/{job['jobId']}/cancel")
     assert (await r.json())["status"] == "CANCELLED"
 
@@ -454,7 +457,7 @@ async def test_trigger_wait(client):
     assert set(out) == {"agentId", "status", "result", "taskResults"}
     assert out["agentId"] == "T" and out["status"] == "SLEEPING"
     assert isinstance(out["result"], str) and out["result"]
-    assert out["taskResults"] == {}
+    assert out["taskResults"] == []
     inf = await info(client, "T")
     assert inf["timelineLength"] == 1 and inf["status"] == "SLEEPING"
     # default wait for a trigger is true
@@ -478,9 +481,10 @@ async def test_trigger_no_wait(client):
 async def test_read_bounded_and_indexed(client):
     await ok(client, "covia:write", {"path": "w/big", "value": "x" * 100})
     out = await read(client, "w/big", maxSize=10)
-    assert out == {"exists": True, "value": None, "truncated": True, "size": 102}
+    assert out == {"exists": True, "value": None, "truncated": True, "size": 102, "valueBytes": 102, "type": "string",
+                   "convexType": "String"}
     out = await read(client, "w/big", maxSize=102)
-    assert out == {"exists": True, "value": "x" * 100}
+    assert out == {"exists": True, "value": "x" * 100, "valueBytes": 102}
     assert await read(client, "w/nothing") == {"exists": False, "value": None}
 
     await create(client, "G", ECHO)
@@ -499,19 +503,20 @@ async def test_read_bounded_and_indexed(client):
 async def test_list_and_slice(client):
     await ok(client, "covia:write", {"path": "w/m", "value": {"d": 4, "b": 2, "a": 1, "c": 3}})
     out = await ok(client, "covia:list", {"path": "w/m"})
-    assert out == {"exists": True, "type": "map", "count": 4, "keys": ["a", "b", "c", "d"], "offset": 0}
+    assert out == {"exists": True, "type": "map", "convexType": "Map", "count": 4, "keys": ["a", "b", "c", "d"],
+                   "offset": 0}
     out = await ok(client, "covia:list", {"path": "w/m", "offset": 1, "limit": 2})
-    assert out == {"exists": True, "type": "map", "count": 4, "keys": ["b", "c"], "offset": 1}
+    assert out == {"exists": True, "type": "map", "convexType": "Map", "count": 4, "keys": ["b", "c"], "offset": 1}
     out = await ok(client, "covia:list", {"path": "w/m", "offset": 10})
     assert out["keys"] == [] and out["count"] == 4
 
     await ok(client, "covia:write", {"path": "w/l", "value": [10, 20, 30, 40]})
     out = await ok(client, "covia:list", {"path": "w/l"})
     assert out["exists"] is True and out["type"] == "list" and out["count"] == 4
-    assert await ok(client, "covia:list", {"path": "w/none"}) == {"exists": False}
+    assert await ok(client, "covia:list", {"path": "w/none"}) == {"exists": False, "type": "null", "convexType": "Nil"}
 
     out = await ok(client, "covia:slice", {"path": "w/l", "offset": 1, "limit": 2})
-    assert out == {"exists": True, "type": "list", "count": 4, "values": [20, 30], "offset": 1}
+    assert out == {"exists": True, "type": "list", "convexType": "Vector", "count": 4, "values": [20, 30], "offset": 1}
     out = await ok(client, "covia:slice", {"path": "w/l"})
     assert out["values"] == [10, 20, 30, 40] and out["offset"] == 0
     out = await ok(client, "covia:slice", {"path": "w/l", "offset": 9})
@@ -533,15 +538,19 @@ async def test_list_and_slice(client):
 
 
 async def test_write_append_delete(client):
-    assert await ok(client, "covia:write", {"path": "w/notes/today", "value": {"t": "hi"}}) == {"written": True}
+    assert await ok(client, "covia:write", {"path": "w/notes/today", "value": {"t": "hi"}}) == {
+        "written": True, "existed": False, "pathCreated": True}
     assert await value(client, "w/notes") == {"today": {"t": "hi"}}
-    assert await ok(client, "covia:write", {"path": "w/notes/today/t", "value": "bye"}) == {"written": True}
+    assert await ok(client, "covia:write", {"path": "w/notes/today/t", "value": "bye"}) == {"written": True,
+                                                                                          "existed": True}
     assert await value(client, "w/notes/today/t") == "bye"
 
-    assert await ok(client, "covia:append", {"path": "w/log", "value": 1}) == {"appended": True}
-    assert await ok(client, "covia:append", {"path": "w/log", "value": {"two": 2}}) == {"appended": True}
+    assert await ok(client, "covia:append", {"path": "w/log", "value": 1}) == {"appended": True, "existed": False,
+                                                                               "index": 0, "newSize": 1}
+    assert await ok(client, "covia:append", {"path": "w/log", "value": {"two": 2}}) == {
+        "appended": True, "existed": True, "index": 1, "newSize": 2}
     assert await value(client, "w/log") == [1, {"two": 2}]
-    assert await ok(client, "covia:write", {"path": "w/log/0", "value": "one"}) == {"written": True}
+    assert await ok(client, "covia:write", {"path": "w/log/0", "value": "one"}) == {"written": True, "existed": True}
     assert await value(client, "w/log") == ["one", {"two": 2}]
 
     assert await ok(client, "covia:delete", {"path": "w/notes/today"}) == {"deleted": True}
@@ -549,6 +558,7 @@ async def test_write_append_delete(client):
     assert await value(client, "w/notes") == {}
     assert await ok(client, "covia:delete", {"path": "w/log/0"}) == {"deleted": True}
     assert await value(client, "w/log") == [{"two": 2}]
+    assert await ok(client, "covia:delete", {"path": "w/log/5"}) == {"deleted": False}  # nothing there: a no-op
     ws = await value(client, "w")
     assert ws == {"notes": {}, "log": [{"two": 2}]}
 
@@ -558,11 +568,11 @@ async def test_read_job_record(client):
     _, job = await invoke(client, "agent:request", {"agentId": "A", "input": {"n": 1}, "wait": True})
     rec = await value(client, f"j/{job['jobId']}")
     assert rec["jobId"] == job["jobId"] and rec["status"] == "COMPLETE" and rec["operation"] == "agent:request"
-    assert json.loads(rec["output"]) == {"n": 1} and rec["error"] is None
+    assert json.loads(answer(rec)) == {"n": 1} and rec["error"] is None
     assert await value(client, f"j/{job['jobId']}/status") == "COMPLETE"
     # the mutating operation's job is recorded too
     _, wjob = await invoke(client, "covia:write", {"path": "w/a", "value": 1})
-    assert (await value(client, f"j/{wjob['jobId']}"))["output"] == {"written": True}
+    assert (await value(client, f"j/{wjob['jobId']}"))["output"] == {"written": True, "existed": False}
     assert JOB_ID.match(job["jobId"])
 
 
@@ -577,7 +587,7 @@ async def test_concurrent_work_on_each_backend(any_client):
         *[invoke(c, "agent:message", {"agentId": "A", "message": f"note{i}"}) for i in range(5)],
         *[invoke(c, "covia:append", {"path": "w/log", "value": i}) for i in range(10)])
     for i, (status, job) in enumerate(res[:20]):
-        assert status == 200 and job["status"] == "COMPLETE" and job["output"] == f"m{i}", job
+        assert status == 200 and job["status"] == "COMPLETE" and answer(job) == f"m{i}", job
     assert all(s == 200 and j["status"] == "COMPLETE" for s, j in res[20:])
     await until(lambda: _status_is(c, "A", "SLEEPING"), what="SLEEPING")
     tl = await timeline(c, "A")
@@ -591,11 +601,12 @@ async def test_remove_running_agent_then_recreate(client):
     await create(client, "K", HANG)
     status, job = await invoke(client, "agent:request", {"agentId": "K", "input": "x", "wait": 30})
     assert status == 202 and job["status"] == "STARTED"
-    assert await ok(client, "agent:delete", {"agentId": "K", "remove": True}) == {"agentId": "K", "removed": True}
+    assert await ok(client, "agent:delete", {"agentId": "K", "remove": True}) == {"agentId": "K", "status": "TERMINATED",
+                                                                                  "removed": True}
     assert (await wait_job(client, job["jobId"]))["status"] == "CANCELLED"
     await create(client, "K", ECHO)
     status, job2 = await invoke(client, "agent:request", {"agentId": "K", "input": "y", "wait": 2000})
-    assert status == 200 and job2["status"] == "COMPLETE" and job2["output"] == "y", job2
+    assert status == 200 and job2["status"] == "COMPLETE" and answer(job2) == "y", job2
 
 
 @pytest.mark.parametrize("terminate_first", [False, True], ids=["overwrite", "delete-then-overwrite"])
@@ -609,4 +620,4 @@ async def test_recreate_agent_with_run_in_flight(client, terminate_first):
     assert out["updated"] is True
     assert (await wait_job(client, job["jobId"]))["status"] == "CANCELLED"
     status, job2 = await invoke(client, "agent:request", {"agentId": "H", "input": "y", "wait": 500})
-    assert status == 200 and job2["status"] == "COMPLETE" and job2["output"] == "y", job2
+    assert status == 200 and job2["status"] == "COMPLETE" and answer(job2) == "y", job2

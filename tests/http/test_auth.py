@@ -54,12 +54,12 @@ async def test_two_callers_each_have_their_own_alice(client) -> None:
         status, job = await invoke(client, token, "agent:create", agentId="Alice", state={"owner": token[:3]})
         assert status == 200 and job["output"]["created"] is True
     _, a_job = await invoke(client, ALICE, "agent:request", agentId="Alice", input="alice's secret", wait=True)
-    assert a_job["output"] == "alice's secret"
+    assert a_job["output"]["output"] == "alice's secret"  # a string answer is wrapped
     await invoke(client, ALICE, "covia:write", path="w/notes", value="alice only")
 
     # bob sees his own Alice, and nothing of alice's
     _, read = await invoke(client, BOB, "covia:read", path="g/Alice/state/owner")
-    assert read["output"] == {"exists": True, "value": "bob"}
+    assert read["output"] == {"exists": True, "value": "bob", "valueBytes": 5}
     _, tl = await invoke(client, BOB, "covia:read", path="g/Alice/timeline")
     assert tl["output"]["value"] == []
     _, listing = await invoke(client, BOB, "agent:list")

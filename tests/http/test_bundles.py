@@ -68,7 +68,7 @@ async def test_round_trip_to_another_server_replays_identical(start_app) -> None
     assert info["taskCount"] == 1
     await ok(dst, "agent:resume", {"agentId": "Copy"})  # its pending task runs on the new server
     done = await ok(dst, "agent:request", {"agentId": "Copy", "input": "after", "wait": True})
-    assert done == "ok"
+    assert done["output"] == "ok"  # a string answer is wrapped
     assert (await ok(dst, "agent:replay", {"agentId": "Copy"}))["identical"] is True
     status, again = await do_import(dst, "Copy", data)
     assert status == 409 and again["errorCode"] == "conflict"

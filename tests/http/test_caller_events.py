@@ -52,8 +52,8 @@ async def test_the_stream_lists_the_agents_then_follows_their_changes(start_app)
     await create(client, "New", ECHO)
     created = await next_about(rd, "New")
     assert created["event"] == "agent-created"
-    assert created["data"] == {"agentId": "New", "status": "SLEEPING", "taskCount": 0, "error": None,
-                               "updated": created["data"]["updated"]}
+    assert created["data"] == {"agentId": "New", "status": "SLEEPING", "taskCount": 0, "tasks": 0, "error": None,
+                               "errorCode": None, "updated": created["data"]["updated"]}
     # it runs a task: updates, the last one SLEEPING again with a later `updated`
     await invoke(client, "agent:request", {"agentId": "New", "input": "hi", "wait": True})
     seen = []
@@ -80,7 +80,7 @@ async def test_a_failed_run_is_an_update_with_its_error(client):
     await invoke(client, "agent:request", {"agentId": "F", "input": "x"})
     while (ev := await next_about(rd, "F", "agent-updated"))["data"]["status"] != "SUSPENDED":
         pass
-    assert ev["data"]["error"]["message"] == "boom"
+    assert (ev["data"]["error"], ev["data"]["errorCode"]) == ("boom", "llm_error")
     rd.resp.close()
 
 

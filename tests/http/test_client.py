@@ -51,7 +51,7 @@ async def test_operations_end_to_end(lat, store):
     assert isinstance(out, O.CreateOutput) and out.created is True and out.status == "SLEEPING"
 
     job = await lat.agent_request(agentId="Alice", input="hello", wait=True)
-    assert job.done and job.status == "COMPLETE" and job.output == "hello"
+    assert job.done and job.status == "COMPLETE" and job.output["output"] == "hello"  # a text answer, wrapped
 
     info = (await lat.agent_info(agentId="Alice")).result()
     assert isinstance(info, O.InfoOutput) and info.timelineLength == 1
@@ -87,11 +87,11 @@ async def test_wait_stream_and_cancel(lat):
     await lat.agent_create(agentId="E", config=ECHO)
     job = await lat.agent_request(agentId="E", input="later")
     done = await lat.wait(job)
-    assert done.status == "COMPLETE" and done.output == "later"
+    assert done.status == "COMPLETE" and done.output["output"] == "later"
     assert (await lat.job(job.jobId)) == done
 
     updates = [j async for j in lat.stream("agent:request", {"agentId": "E", "input": "s"})]
-    assert updates[-1].status == "COMPLETE" and updates[-1].output == "s"
+    assert updates[-1].status == "COMPLETE" and updates[-1].output["output"] == "s"
 
     await lat.agent_create(agentId="H", config=HANG)
     hung = await lat.agent_request(agentId="H", input="x")

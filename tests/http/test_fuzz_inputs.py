@@ -48,6 +48,9 @@ VALID: dict[str, dict[str, Any]] = {
     "agent:compactSession": {"agentId": "A", "sessionId": _SID, "summary": "s"},
     "agent:reloadContext": {"agentId": "A", "sessionId": _SID}, "agent:query": {"agentId": "A", "question": "q"},
     "agent:summarise": {"agentId": "A"}, "agent:forkSession": {"agentId": "A", "sessionId": _SID},
+    "agent:completeTask": {"agentId": "A", "taskId": "0x" + "1" * 32, "result": 1},
+    "agent:failTask": {"agentId": "A", "taskId": "0x" + "1" * 32, "error": "e"},
+    "agent:step": {"agentId": "A", "replies": [{"content": "x"}]},
 }
 
 

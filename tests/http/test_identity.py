@@ -131,7 +131,7 @@ async def test_a_did_caller_is_its_did_and_is_isolated(did_client, store) -> Non
     agents = (await output(c, sdk_headers(me, c), "agent:list"))["agents"]
     assert [a["agentId"] for a in agents] == ["A"]
     # a token without aud is a plain self-issued identity: the same caller
-    assert await output(c, sdk_headers(me), "covia:read", path="w/notes") == {"exists": True, "value": "mine"}
+    assert (await output(c, sdk_headers(me), "covia:read", path="w/notes"))["value"] == "mine"
 
 
 async def test_bearer_tokens_and_did_tokens_side_by_side(mixed_client, store) -> None:
@@ -139,8 +139,8 @@ async def test_bearer_tokens_and_did_tokens_side_by_side(mixed_client, store) ->
     me = Ed25519Auth.generate()
     await output(c, bearer(ALICE), "covia:write", path="w/who", value="alice")
     await output(c, sdk_headers(me, c), "covia:write", path="w/who", value="did")
-    assert await output(c, bearer(ALICE), "covia:read", path="w/who") == {"exists": True, "value": "alice"}
-    assert await output(c, sdk_headers(me, c), "covia:read", path="w/who") == {"exists": True, "value": "did"}
+    assert (await output(c, bearer(ALICE), "covia:read", path="w/who"))["value"] == "alice"
+    assert (await output(c, sdk_headers(me, c), "covia:read", path="w/who"))["value"] == "did"
     status, body = await call(c, None, "covia:read", path="w/who")
     assert status == 401 and error_code(body) == "unauthorized" and "Ed25519Auth" in body["hint"]
 
@@ -274,7 +274,7 @@ async def test_the_good_variants_pass(did_client) -> None:
         assert status == 200 and job["status"] == "COMPLETE", (jwt.decode(token, options={"verify_signature": False}),
                                                                 job)
     kid_less = jwt.encode({"sub": did, "exp": now + 60}, key, algorithm="EdDSA")
-    assert (await call(c, bearer(kid_less), "covia:read", path="w/n"))[1]["output"] == {"exists": True, "value": 1}
+    assert (await call(c, bearer(kid_less), "covia:read", path="w/n"))[1]["output"]["value"] == 1
 
 
 # -- paths: a leading /, the caller's own DID, another DID ------------------------------------------
@@ -323,8 +323,8 @@ async def test_at_reads_take_both_forms(did_client) -> None:
     await output(c, h, "agent:create", agentId="A", state={"v": 1})
     await output(c, h, "agent:update", agentId="A", state={"v": 2})
     for path in ("g/A/state/v", "/g/A/state/v", f"{me.did}/g/A/state/v"):
-        assert await output(c, h, "covia:read", path=path, at=0) == {"exists": True, "value": 1}, path
-        assert await output(c, h, "covia:read", path=path) == {"exists": True, "value": 2}, path
+        assert (await output(c, h, "covia:read", path=path, at=0))["value"] == 1, path
+        assert (await output(c, h, "covia:read", path=path))["value"] == 2, path
 
 
 @pytest.mark.parametrize("op", ["covia:read", "covia:list", "covia:slice", "covia:write", "covia:append",
@@ -372,7 +372,7 @@ async def test_the_own_did_alone_or_with_a_doubled_slash_is_invalid_path(did_cli
 async def test_a_config_path_may_start_with_a_slash(client) -> None:
     await output(client, None, "covia:write", path="/w/cfg", value={"model": {"provider": "echo"}})
     assert (await output(client, None, "agent:create", agentId="E", config="/w/cfg"))["created"]
-    assert await output(client, None, "agent:request", agentId="E", input="hi", wait=True) == "hi"
+    assert (await output(client, None, "agent:request", agentId="E", input="hi", wait=True))["output"] == "hi"
     status, body = await call(client, None, "agent:create", agentId="F", config="/w//cfg")
     assert status == 400 and error_code(body) == "invalid_path" and body["path"] == "$.input.config"
 
@@ -391,7 +391,7 @@ async def test_the_agents_covia_tools_take_both_forms(did_client) -> None:
     await output(c, h, "agent:create", agentId="T", config={"model": {"provider": "scripted", "rules": rules}})
     job = await output(c, h, "agent:request", agentId="T", input="start", wait=True)
     assert job in ("done", {"output": "done"}) or job.get("output") == "done", job
-    assert await output(c, h, "covia:read", path="w/n") == {"exists": True, "value": 7}
+    assert (await output(c, h, "covia:read", path="w/n"))["value"] == 7
     record = json.dumps((await output(c, h, "covia:read", path="g/T"))["value"])
     assert "error: nothing reachable at" in record  # the other DID's listing was refused as not found
 

@@ -67,7 +67,7 @@ async def test_official_client_drives_agents(served, mode, version):
         assert r.content[0].type == "text" and '"agentId":"Alice"' in r.content[0].text
 
         r = await mc.call_tool("agent_request", {"agentId": "Alice", "input": "hello", "wait": True})
-        assert not r.is_error and r.structured_content["output"] == "hello"
+        assert not r.is_error and r.structured_content["output"]["output"] == "hello"  # a text answer, wrapped
         task_id = r.structured_content["jobId"]
 
         r = await mc.call_tool("covia_read", {"path": "g/Alice/timeline"})
@@ -340,7 +340,7 @@ async def test_json_only_and_sse_only_clients(rpc):
     await create(rpc, "A", ECHO)
     call = {"name": "agent_request", "arguments": {"agentId": "A", "input": "hi", "wait": True}}
     body = await _call(rpc, sid, "tools/call", call, accept="application/json")
-    assert body["result"]["structuredContent"]["output"] == "hi"
+    assert body["result"]["structuredContent"]["output"]["output"] == "hi"
     r, text = await _post(rpc, {"jsonrpc": "2.0", "id": 5, "method": "tools/list"}, sid=sid,
                           headers={"Accept": "text/event-stream"})
     assert r.content_type == "text/event-stream" and text.startswith("event: message\ndata: {")

@@ -73,7 +73,7 @@ async def test_a_call_that_waits_streams_and_its_result_is_stamped(rpc):
     args = {"agentId": "A", "input": "hi", "wait": True}
     status, body, ctype = await _post(rpc, _request("tools/call", {"name": "agent_request", "arguments": args}),
                                       _headers("tools/call", "agent_request"))
-    assert status == 200 and body["result"]["structuredContent"]["output"] == "hi"
+    assert status == 200 and body["result"]["structuredContent"]["output"]["output"] == "hi"
     assert body["result"]["resultType"] == "complete" and N.SERVER_INFO_KEY in body["result"]["_meta"]
 
 

@@ -61,7 +61,8 @@ def test_document_is_generated_from_every_contract():
         inp = req["properties"]["input"]
         ref = (inp["$ref"] if "$ref" in inp else inp["anyOf"][0]["$ref"]).rsplit("/", 1)[1]
         own = msgspec.json.schema_components([c.input], ref_template=template)[1][ref]
-        assert own == input_schema(c)["$defs"][ref]
+        defs = json.loads(json.dumps(input_schema(c)["$defs"][ref]).replace('"#/$defs/', '"#/components/schemas/'))
+        assert own == defs  # (a nested input Struct's refs point at its own component)
         assert schemas[ref] == refine(c, own, template)[0]
     for s in schemas.values():
         jsonschema.Draft202012Validator.check_schema(s)
@@ -151,7 +152,13 @@ async def test_replies_validate_against_the_document(client):
              ("agent:update", {"agentId": "B", "state": {"k": 1}}), ("agent:suspend", {"agentId": "B"}),
              ("agent:resume", {"agentId": "B"}), ("agent:delete", {"agentId": "B"}),
              ("agent:delete", {"agentId": "B", "remove": True}), ("agent:info", {"agentId": "Nobody"}),
-             ("agent:cancelTask", {"agentId": "A", "taskId": "0x" + "0" * 32})]
+             ("agent:cancelTask", {"agentId": "A", "taskId": "0x" + "0" * 32}),
+             ("agent:step", {"agentId": "A", "replies": [{"toolCalls": [{"name": "covia_write", "arguments": {
+                 "path": "w/s", "value": 1}}]}, {"content": "done"}]}),
+             ("agent:trigger", {"agentId": "A", "force": False}),
+             ("agent:completeTask", {"agentId": "A", "taskId": "0x" + "0" * 32, "result": 1}),
+             ("agent:request", {"agentId": "A", "input": '{"n": 1}', "timeout": 5000, "outputPath": "w/o",
+                                "responseSchema": {"type": "object"}, "strict": True})]
     for op, inp in calls:
         status, body = await invoke(client, op, inp)
         assert status in (200, 202), body

@@ -92,7 +92,7 @@ async def test_invoke_with_accept_event_stream_streams_the_job(client):
     events = await Reader(r).rest()
     assert all(e["event"] == "job-update" for e in events)
     statuses = [e["data"]["status"] for e in events]
-    assert statuses[-1] == "COMPLETE" and events[-1]["data"]["output"] == "hi"
+    assert statuses[-1] == "COMPLETE" and events[-1]["data"]["output"]["output"] == "hi"
     assert len(set(statuses)) == len(statuses)  # one event per change
     assert set(statuses) <= {"PENDING", "STARTED", "COMPLETE"}
 

@@ -74,7 +74,7 @@ async def test_the_job_record_has_the_venue_fields(client) -> None:
     status, again = await call(client, "GET", f"/api/v1/jobs/{failed['id']}")
     assert status == 200 and again == failed
     _, task = await invoke(client, "agent:request", {"agentId": "A", "input": "hi", "wait": True})
-    assert task["agentId"] == "A" and task["output"] == "hi"
+    assert task["agentId"] == "A" and task["output"]["output"] == "hi"  # a text answer, wrapped
 
 
 async def test_a_cancelled_job_carries_the_reason_as_its_error(client, store) -> None:
@@ -113,7 +113,7 @@ async def test_invoke_wait_blocks_for_a_task(client) -> None:
     r = await client.post("/api/v1/invoke", json={"operation": "agent:request", "input": {"agentId": "A",
                                                                                          "input": "q"}, "wait": True})
     job = await r.json()
-    assert r.status == 200 and job["status"] == "COMPLETE" and job["output"] == "q"
+    assert r.status == 200 and job["status"] == "COMPLETE" and job["output"]["output"] == "q"
     await create(client, "H", HANG)
     r = await client.post("/api/v1/invoke", json={"operation": "agent:request", "input": {"agentId": "H",
                                                                                          "input": "q"}, "wait": 30})
@@ -155,7 +155,7 @@ async def test_a_private_job_leaves_no_record(client, store) -> None:
     before = set(await job_ids(client))
     status, job = await call(client, "POST", "/api/v1/invoke", {"operation": "agent:request", "private": True,
                                                                 "input": {"agentId": "A", "input": "p"}})
-    assert status == 200 and job["output"] == "p" and set(await job_ids(client)) == before
+    assert status == 200 and job["output"]["output"] == "p" and set(await job_ids(client)) == before
     r = await client.post("/api/v1/invoke", json={"operation": "agent:list", "private": True},
                           headers={"Accept": "text/event-stream"})
     assert_rejection(r.status, await r.json(), 400, "invalid_input", "$.private")
@@ -169,7 +169,7 @@ async def test_run_answers_the_output_itself(client) -> None:
     assert status == 200 and out["agentId"] == "A" and out["created"] is True
     status, out = await call(client, "POST", "/api/v1/run", {"operation": "agent:request",
                                                              "input": {"agentId": "A", "input": "hi", "wait": True}})
-    assert (status, out) == (200, "hi")
+    assert (status, out["output"]) == (200, "hi")
     status, body = await call(client, "POST", "/api/v1/run", {"operation": "agent:info", "input": {"agentId": "B"}})
     assert status == 404 and body["errorCode"] == "not_found" and "'B'" in body["error"] and body["status"] == "FAILED"
     assert body["id"] == body["jobId"] and body["path"] == "$.input.agentId"
@@ -211,7 +211,7 @@ async def test_a_private_run_is_forgotten(client) -> None:
     before = await job_ids(client)
     status, out = await call(client, "POST", "/api/v1/run", {"operation": "agent:request", "private": True,
                                                              "input": {"agentId": "A", "input": "secret"}})
-    assert (status, out) == (200, "secret") and await job_ids(client) == before
+    assert (status, out["output"]) == (200, "secret") and await job_ids(client) == before
 
 
 # ---------------------------------------------------------------- jobs
@@ -456,9 +456,9 @@ def test_the_covia_sdk_drives_a_real_server(tmp_path) -> None:
             created = v.run("v/ops/agent/create", {"agentId": "A", "config": ECHO})
             assert created["created"] is True
             job = v.invoke("v/ops/agent/request", {"agentId": "A", "input": "hello"})
-            assert job.id is not None and job.result(timeout=10) == "hello"
+            assert job.id is not None and job.result(timeout=10)["output"] == "hello"
             got = v.get_job(job.id)
-            assert got.is_complete and got.data.op == "agent:request" and got.output == "hello"
+            assert got.is_complete and got.data.op == "agent:request" and got.output["output"] == "hello"
             v.run("agent:create", {"agentId": "H", "config": HANG})
             hung = v.invoke("agent:request", {"agentId": "H", "input": "x"})
             cancelled = v.cancel_job(hung.id, reason="enough")

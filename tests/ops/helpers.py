@@ -9,7 +9,7 @@ from typing import Any
 from ops.domain.contracts import decode_input, lookup
 from ops.engine.runtime import Runtime
 
-__all__ = ["CALLER", "call", "out", "read", "until", "scripted"]
+__all__ = ["CALLER", "call", "out", "read", "until", "scripted", "answer"]
 
 #: the caller of every request when no tokens are configured
 CALLER = "local"
@@ -26,6 +26,15 @@ async def out(rt: Runtime, op: str, **inp: Any) -> Any:
     job = await call(rt, op, **inp)
     assert job["status"] == "COMPLETE", job
     return job["output"]
+
+
+def answer(job: dict) -> Any:
+    """The agent's answer in a completed ``agent:request`` job: its output, or (an answer that is
+    not a map is wrapped, :func:`ops.domain.answers.request_output`) the wrapper's ``output``."""
+    o = job["output"]
+    if isinstance(o, dict) and o.get("jobId") == job["jobId"] and o.get("status") == "COMPLETE" and "output" in o:
+        return o["output"]
+    return o
 
 
 async def read(rt: Runtime, path: str) -> Any:

@@ -28,7 +28,7 @@ async def _run_version(rt: Runtime, aid: str) -> int:
 async def test_a_runs_exchanges_are_rebuilt_exactly(rt: Runtime) -> None:
     await out(rt, "covia:write", path="w/notes", value="remember the milk")
     await out(rt, "agent:create", agentId="A", config={**TOOLS, "systemPrompt": "Be useful."})
-    assert await out(rt, "agent:request", agentId="A", input="look at the notes", wait=True) == "done"
+    assert (await out(rt, "agent:request", agentId="A", input="look at the notes", wait=True))["output"] == "done"
     seq = await _run_version(rt, "A")
     v = await out(rt, "agent:version", agentId="A", at=seq)
     head = (await out(rt, "agent:history", agentId="A", limit=1))["versions"][0]
@@ -135,7 +135,7 @@ async def test_list_gives_updated_and_with_include_forks_the_lineage(rt: Runtime
     await out(rt, "agent:fork", sourceId="R", agentId="R2", at=1)
     await out(rt, "agent:fork", sourceId="R2", agentId="R3")
     plain = {a["agentId"]: a for a in (await out(rt, "agent:list"))["agents"]}
-    assert set(plain["R"]) == {"agentId", "status", "taskCount", "error", "updated"}
+    assert set(plain["R"]) == {"agentId", "status", "taskCount", "tasks", "error", "errorCode", "updated"}
     for aid in ("R", "R2", "R3"):
         head = (await out(rt, "agent:history", agentId=aid, limit=1))["versions"][0]
         assert plain[aid]["updated"] == head["ts"]

@@ -160,6 +160,6 @@ async def test_an_agent_made_before_tokens_were_on_cannot_reach_an_undeclared_en
     job = await call(rt, "agent:request", agentId="A", input="hi", wait=True)
     info = await out(rt, "agent:info", agentId="A")
     assert job["status"] == "PENDING" and info["status"] == "SUSPENDED"
-    assert info["error"]["code"] == "llm_config" and "declared" in info["error"]["message"]
+    assert info["errorCode"] == "llm_config" and "declared" in info["error"]
     assert rec.models == []  # no adapter was even made for it
     await rt.close()

@@ -21,10 +21,12 @@ VERSION_OPERATIONS = {"agent:history", "agent:version", "agent:diff", "agent:rep
 SESSION_OPERATIONS = {"agent:chat", "agent:sessions", "agent:sessionRead", "agent:renameSession", "agent:deleteSession",
                       "agent:compactSession", "agent:reloadContext", "agent:query", "agent:summarise",
                       "agent:forkSession"}
+#: the venue's task operations and the dry run
+VENUE_OPERATIONS = {"agent:completeTask", "agent:failTask", "agent:step"}
 
 
 def test_every_seed_operation_is_declared_and_served() -> None:
-    assert set(REGISTRY) == SEED_OPERATIONS | VERSION_OPERATIONS | SESSION_OPERATIONS
+    assert set(REGISTRY) == SEED_OPERATIONS | VERSION_OPERATIONS | SESSION_OPERATIONS | VENUE_OPERATIONS
     assert set(HANDLERS) == set(REGISTRY)  # every operation served, nothing served undeclared
     for c in REGISTRY.values():
         assert callable(HANDLERS[c.key]), c.key
@@ -66,6 +68,35 @@ def test_wait_accepts_bool_and_milliseconds() -> None:
     assert decode_input(lookup("agent:trigger"), {"agentId": "A"}).wait is True
 
 
+@pytest.mark.parametrize("op,inp,path", [
+    ("agent:request", {"agentId": "A", "input": 1, "timeout": -1}, "$.input.timeout"),
+    ("agent:request", {"agentId": "A", "input": 1, "timeout": 1.5}, "$.input.timeout"),
+    ("agent:request", {"agentId": "A", "input": 1, "responseSchema": "object"}, "$.input.responseSchema"),
+    ("agent:request", {"agentId": "A", "input": 1, "strict": "yes"}, "$.input.strict"),
+    ("agent:request", {"agentId": "A", "input": 1, "outputPath": 5}, "$.input.outputPath"),
+    ("agent:create", {"agentId": "A", "definition": {"agent": {}}}, "$.input.definition"),
+    ("agent:fork", {"sourceId": "A", "agentId": "B", "overwrite": 1}, "$.input.overwrite"),
+    ("agent:trigger", {"agentId": "A", "force": "no"}, "$.input.force"),
+    ("agent:cancelTask", {"agentId": "A", "taskId": "0x" + "1" * 32, "reason": 3}, "$.input.reason"),
+    ("agent:message", {"agentId": "A"}, "$.input.message"),
+    ("agent:failTask", {"agentId": "A", "taskId": "0x" + "1" * 32}, "$.input.error"),
+    ("agent:completeTask", {"agentId": "A/B"}, "$.input.agentId"),
+    ("agent:step", {"agentId": "A", "replies": []}, "$.input.replies"),
+    ("agent:step", {"agentId": "A"}, "$.input.replies"),
+    ("agent:step", {"agentId": "A", "replies": [{"toolCalls": [{"arguments": {}}]}]}, "$.input.replies[0].toolCalls[0].name"),
+    ("agent:step", {"agentId": "A", "replies": [{"contnet": "x"}]}, "$.input.replies[0].contnet"),
+])
+def test_venue_input_errors_carry_paths(op: str, inp: dict, path: str) -> None:
+    with pytest.raises(Rejected) as e:
+        decode_input(lookup(op), inp)
+    assert e.value.code == "invalid_input" and e.value.path == path and e.value.message
+
+
+def test_message_takes_any_json_value() -> None:
+    for message in ("text", 3, {"a": [1]}, [1, "x"], True):
+        assert decode_input(lookup("agent:message"), {"agentId": "A", "message": message}).message == message
+
+
 def test_job_ids_are_monotonic_within_a_millisecond() -> None:
     ids = JobIds()
     seq = [ids(1_000) for _ in range(1000)] + [ids(999)]  # clock stepping back stays monotonic
@@ -76,7 +107,8 @@ def test_job_ids_are_monotonic_within_a_millisecond() -> None:
 
 
 def test_output_shapes_decode() -> None:
-    out = {"agentId": "A", "status": "SLEEPING", "config": {}, "taskCount": 0, "timelineLength": 0, "error": None}
+    out = {"agentId": "A", "status": "SLEEPING", "config": {}, "taskCount": 0, "tasks": 0, "timelineLength": 0,
+           "error": None}
     assert msgspec.convert(out, REGISTRY["agent:info"].output).agentId == "A"
 
 

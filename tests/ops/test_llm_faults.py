@@ -14,6 +14,7 @@ from lattice.memory import MemoryStore
 from ops.domain.contracts import decode_input, lookup
 from ops.llm import make_adapter
 from ops.engine.runtime import Runtime
+from tests.ops.helpers import answer
 
 KEY = "sk-fault-test-0123456789"
 
@@ -70,7 +71,7 @@ async def test_429_then_success_completes_without_suspending(env) -> None:
     script.handlers = [lambda b: web.json_response({}, status=429, headers={"Retry-After": "0"}),
                        lambda b: web.json_response(completion("ok"))]
     job = await call("agent:request", agentId="A", input="x", wait=True)
-    assert job["status"] == "COMPLETE" and job["output"] == "ok" and len(script.bodies) == 2
+    assert job["status"] == "COMPLETE" and answer(job) == "ok" and len(script.bodies) == 2
 
 
 @pytest.mark.parametrize("fault, code, text", [
@@ -92,7 +93,7 @@ async def test_faults_suspend_readably_and_resume_recovers(env, fault, code: str
     script.handlers = [lambda b: web.json_response(completion("recovered"))]
     await call("agent:resume", agentId="A")
     await rt.idle("local", "A")
-    assert rt.get_job("local", job["jobId"])["output"] == "recovered"
+    assert answer(rt.get_job("local", job["jobId"])) == "recovered"
 
 
 async def test_timeout_suspends_and_resume_recovers(env) -> None:
@@ -118,7 +119,7 @@ async def test_bad_tool_calls_go_back_to_the_model(env) -> None:
         lambda b: web.json_response(completion(None, [("complete_task", '{"output": "fixed"}')])),
     ]
     job = await call("agent:request", agentId="A", input="x", wait=True)
-    assert job["status"] == "COMPLETE" and job["output"] == "fixed"
+    assert job["status"] == "COMPLETE" and answer(job) == "fixed"
     tool_msgs = [m for m in script.bodies[1]["messages"] if m["role"] == "tool"]
     assert tool_msgs[0]["content"] == "error: the arguments are not a JSON object"
     assert tool_msgs[1]["content"].startswith("error: unknown tool 'no_such_tool'")
@@ -131,3 +132,21 @@ async def test_a_model_that_never_finishes_is_bounded(env) -> None:
     rec = await read(call, "g/A")
     assert rec["status"] == "SUSPENDED" and rec["error"]["code"] == "tool_loop_limit"
     assert len(script.bodies) == 4  # config.maxIterations
+
+
+async def test_a_request_with_a_response_schema_reaches_the_endpoint_as_json_schema_output(env) -> None:
+    """agent:request {responseSchema, strict}: the model is asked for json_schema output; its JSON
+    text answer is checked and kept decoded; a strict mismatch fails the task, not the agent."""
+    script, call, _ = env
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    script.handlers.append(lambda b: web.json_response(completion('{"n": 4}')))
+    job = await call("agent:request", agentId="A", input="count", responseSchema=schema, strict=True, wait=True)
+    assert job["status"] == "COMPLETE" and job["output"] == {"n": 4}
+    assert script.bodies[-1]["response_format"]["json_schema"]["schema"] == schema
+    script.handlers.append(lambda b: web.json_response(completion('{"n": "four"}')))
+    job = await call("agent:request", agentId="A", input="count", responseSchema=schema, strict=True, wait=True)
+    assert job["status"] == "FAILED" and job["error"]["code"] == "schema_mismatch"
+    assert job["error"]["schemaPath"] == "#/properties/n/type" and job["error"]["answerPath"] == "$.n"
+    assert job["error"]["path"] == "$.input.responseSchema.properties.n.type"
+    info = (await call("agent:info", agentId="A"))["output"]
+    assert info["status"] == "SLEEPING" and info["error"] is None  # the agent goes on

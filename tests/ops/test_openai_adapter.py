@@ -153,6 +153,24 @@ async def test_plain_text_reply(fake: FakeServer) -> None:
     }
 
 
+async def test_a_response_schema_asks_for_json_schema_output(fake: FakeServer) -> None:
+    fake.reply_json(completion('{"n": 1}'))
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    request = LlmRequest(model={"provider": "openai", "model": "gpt-test"}, messages=HELLO,
+                         responseFormat={"name": "response", "schema": schema})
+
+    reply = await make_adapter(fake).complete(request)
+
+    assert reply.content == '{"n": 1}'
+    [seen] = fake.requests
+    assert seen["body"]["response_format"] == {
+        "type": "json_schema", "json_schema": {"name": "response", "schema": schema, "strict": False}}
+    # without one, no response_format is sent
+    fake.reply_json(completion("x"))
+    await make_adapter(fake).complete(req(HELLO))
+    assert "response_format" not in fake.requests[-1]["body"]
+
+
 async def test_optional_fields_omitted_and_trailing_slash(fake: FakeServer) -> None:
     fake.reply_json(completion("ok"))
     adapter = make_adapter(fake, baseUrl=fake.base_url() + "/")

@@ -14,7 +14,7 @@ from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
 from ops.llm import LlmReply, make_adapter
 from ops.engine.runtime import Runtime
-from tests.ops.helpers import CALLER, call, read, until
+from tests.ops.helpers import CALLER, answer, call, read, until
 
 
 class Gate:
@@ -55,8 +55,8 @@ async def test_work_arriving_during_llm_call_is_merged_not_lost(rt: Runtime) -> 
     async def idle():
         return (await read(rt, "g/A/status")) == "SLEEPING"
     await until(idle)
-    assert rt.get_job(CALLER, first["jobId"])["output"] == "one"
-    assert rt.get_job(CALLER, second["jobId"])["output"] == "two"
+    assert answer(rt.get_job(CALLER, first["jobId"])) == "one"
+    assert answer(rt.get_job(CALLER, second["jobId"])) == "two"
     timeline = await read(rt, "g/A/timeline")
     # run 1: task one; run 2: task two plus both messages (consumed once, in order)
     assert [e["tasks"] for e in timeline] == [["one"], ["two"]]
@@ -131,7 +131,7 @@ async def test_tool_errors_go_back_to_the_model(rt: Runtime) -> None:
         {"toolCalls": [{"name": "no_such_tool", "arguments": {}}]}]}}
     await call(rt, "agent:create", agentId="A", config=cfg)
     job = await call(rt, "agent:request", agentId="A", input="go", wait=True)
-    assert job["status"] == "COMPLETE" and job["output"] == "recovered"
+    assert job["status"] == "COMPLETE" and answer(job) == "recovered"
     history = await read(rt, "g/A/state/history")
     tool_msgs = [m for m in history if m["role"] == "tool"]
     assert tool_msgs[0]["content"].startswith("error: unknown tool 'no_such_tool'")
@@ -212,7 +212,7 @@ async def test_recovery_after_restart_resumes_running_agents(tmp_path: Path) -> 
         async def done():
             return tx_rt.get_job(CALLER, job["jobId"])["status"] == "COMPLETE"
         await until(done)
-        assert tx_rt.get_job(CALLER, job["jobId"])["output"] == "survive"
+        assert answer(tx_rt.get_job(CALLER, job["jobId"])) == "survive"
         assert (await read(tx_rt, "g/A/status")) == "SLEEPING"
         await tx_rt.close()
     finally:
@@ -363,7 +363,7 @@ async def test_large_state_config_and_triggers_stay_usable(rt: Runtime) -> None:
     assert (await read(rt, "g/B/state/k0")) == "new" and (await read(rt, "g/B/state/config/description")) == "z"
     assert (await read(rt, "g/B/state/config/metadata/x0")) == "y"
     job = await call(rt, "agent:request", agentId="A", input="hi", wait=True)
-    assert job["status"] == "COMPLETE" and job["output"] == "hi"
+    assert job["status"] == "COMPLETE" and answer(job) == "hi"
     await call(rt, "agent:suspend", agentId="A")
     triggers = [await call(rt, "agent:trigger", agentId="A", wait=False) for _ in range(40)]
     assert len(await read(rt, "g/A/triggers")) == 40
@@ -423,7 +423,7 @@ async def test_tool_reads_see_the_runs_own_writes(rt: Runtime) -> None:
         {"when": "7", "toolCalls": [{"name": "complete_task", "arguments": {"output": "saw 7"}}]}]}}
     await call(rt, "agent:create", agentId="A", config=cfg)
     job = await call(rt, "agent:request", agentId="A", input="start", wait=True)
-    assert job["output"] == "saw 7" and await read(rt, "w/n") == 7
+    assert answer(job) == "saw 7" and await read(rt, "w/n") == 7
 
 
 async def test_stale_run_is_not_merged_into_a_recreated_agent(rt: Runtime) -> None:
@@ -506,7 +506,7 @@ async def test_wait_follows_an_in_flight_run_through_a_suspend(rt: Runtime) -> N
     assert not waiting.done()  # the in-flight run still completes
     gate.release.set()
     job = await asyncio.wait_for(waiting, 2)
-    assert job["status"] == "COMPLETE" and job["output"] == "x"
+    assert job["status"] == "COMPLETE" and answer(job) == "x"
 
 
 async def test_limits_fail_with_a_stable_code_and_change_nothing() -> None:

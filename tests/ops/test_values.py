@@ -22,7 +22,7 @@ from lattice.memory import MemoryStore
 from ops.domain.contracts import MAX_NESTING
 from ops.domain.cycle import render_input
 from ops.engine.runtime import Runtime
-from tests.ops.helpers import call, out, read, scripted
+from tests.ops.helpers import answer, call, out, read, scripted
 
 EXAMPLES = int(os.environ.get("LATTICE_VALUE_EXAMPLES", "25"))
 I64 = st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1)
@@ -67,7 +67,7 @@ def test_any_value_as_task_input(model: str, value: Any) -> None:
         await out(rt, "agent:create", agentId="A", config=CONFIGS[model])
         job = await call(rt, "agent:request", agentId="A", input=value, wait=True)
         assert job["status"] == "COMPLETE", job
-        assert job["output"] == (render_input(value) if model == "echo" else "ok")
+        assert answer(job) == (render_input(value) if model == "echo" else "ok")
         timeline = await read(rt, "g/A/timeline")
         assert timeline[-1]["tasks"] == [value]
         if value is not None:  # (a null task means "no simulated task")
@@ -93,7 +93,7 @@ def test_any_value_as_state_workspace_and_tool_result(value: Any) -> None:
         await out(rt, "covia:write", path="w/big", value=value)
         assert await read(rt, "w/big") == value
         job = await call(rt, "agent:request", agentId="A", input="READ-THE-BIG-VALUE", wait=True)
-        assert job["status"] == "COMPLETE" and job["output"] == "ok", job
+        assert job["status"] == "COMPLETE" and answer(job) == "ok", job
         tool = [m for m in await read(rt, "g/A/state/history") if m["role"] == "tool"][-1]
         assert tool["content"] == msgspec.json.encode(value, order="sorted").decode()[:16_384]
         assert (await out(rt, "agent:replay", agentId="A"))["identical"] is True

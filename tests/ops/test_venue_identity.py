@@ -193,7 +193,8 @@ def test_the_covia_sdk_signs_in_with_its_did_and_reads_the_venue_did(tmp_path: P
                 Grid.connect(f"http://127.0.0.1:{port}", auth=other) as theirs:
             assert venue.did == venue.status().did and venue.did.startswith("did:key:")
             assert venue.invoke("covia:write", {"path": f"{me.did}/w/x", "value": 5}).data.output["written"]
-            assert venue.invoke("covia:read", {"path": "/w/x"}).data.output == {"exists": True, "value": 5}
+            assert venue.invoke("covia:read", {"path": "/w/x"}).data.output == {"exists": True, "value": 5,
+                                                                                 "valueBytes": 1}
             assert theirs.invoke("covia:read", {"path": "/w/x"}).data.output == {"exists": False, "value": None}
             with pytest.raises(GridError) as e:
                 theirs.invoke("covia:read", {"path": f"{me.did}/w/x"})

@@ -74,7 +74,8 @@ def test_with_tokens_the_stream_sends_the_callers_agents_only(token_server, page
 def test_a_runs_model_exchanges_exactly(server, page_factory):
     ok(server, "covia:write", {"path": "w/notes", "value": "buy milk"})
     ok(server, "agent:create", {"agentId": "Reader", "config": TWO_CALLS})
-    assert ok(server, "agent:request", {"agentId": "Reader", "input": "look at the notes", "wait": True}) == "noted"
+    done = ok(server, "agent:request", {"agentId": "Reader", "input": "look at the notes", "wait": True})
+    assert done["output"] == "noted"  # a text answer, wrapped
     p = page_factory(server)
     page = p.open("#/agent/Reader/timeline")
     run = page.locator("li.run").first

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from . import agents, lattice, retention, sessions, versions
+from . import agents, lattice, retention, sessions, tasks, versions
 
 __all__ = ["Handler", "HANDLERS"]
 
@@ -18,4 +18,4 @@ Handler = Callable[[Any, str, Any, dict], Awaitable[dict]]
 
 #: operation key -> handler
 HANDLERS: dict[str, Handler] = {**agents.HANDLERS, **lattice.HANDLERS, **versions.HANDLERS, **retention.HANDLERS,
-                                **sessions.HANDLERS}
+                                **sessions.HANDLERS, **tasks.HANDLERS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from lattice.commits import find, read_commit
 from lattice.digest import from_hex
@@ -16,15 +17,17 @@ from ...domain import decide
 from ...domain import jobs as J
 from ...domain import operations as O
 from ...domain import sessions as S
+from ...domain.answers import schema_problem
 from ...domain.cycle import build_context
-from ...domain.errors import OpError, Rejected
+from ...domain.errors import OpError, Rejected, error_fields
 from ...domain.events import Messaged
 from ...domain.refs import agent_prefix, agent_ref, job_ref, split_ref, ws_ref
-from ..config import check_state, resolve_config
+from ..config import check_state, resolve_config, resolve_definition
 from ..context import Engine
 from ..unit import Unit
+from .lattice import target
 
-__all__ = ["HANDLERS", "cancel_agent_job", "deliver", "fork_origin", "session_id", "summary"]
+__all__ = ["HANDLERS", "cancel_agent_job", "deliver", "fork_origin", "session_id", "summary", "output_segments"]
 
 
 def session_id(value: Any) -> str | None:
@@ -37,9 +40,24 @@ def _config(engine: Engine, caller: str, config: Any) -> dict[str, Any] | None:
     return resolve_config(config, lambda segs: engine.read_value(ws_ref(caller), segs), engine.connections)
 
 
+def _definition(engine: Engine, caller: str, inp: O.CreateInput, config: dict[str, Any]) -> dict[str, Any]:
+    """The config of ``agent:create`` with a ``definition``: the definition's config, the given
+    ``config`` merged on top, and ``definition`` recording where it came from."""
+    base = resolve_definition(inp.definition, lambda segs: engine.read_value(ws_ref(caller), segs),
+                              engine.connections)
+    merged = {**base, **config, "definition": inp.definition}
+    try:
+        A.check_config(merged)
+    except msgspec.ValidationError as e:
+        raise OpError("invalid_config", f"config merged onto the definition: {e}", path="$.input.config") from None
+    return merged
+
+
 async def create(engine: Engine, caller: str, inp: O.CreateInput, job: dict) -> dict:
     check_state(inp.state)
     config = _config(engine, caller, inp.config) or {}
+    if inp.definition is not UNSET:
+        config = _definition(engine, caller, inp, config)
     name = agent_ref(caller, inp.agentId)
 
     def fn(u: Unit) -> dict:
@@ -84,12 +102,13 @@ async def fork(engine: Engine, caller: str, inp: O.ForkInput, job: dict) -> dict
         else:
             source, c = engine.at_version(u.tx, caller, inp.sourceId, inp.at, agent_path="$.input.sourceId")
             src = A.opened(u.tx, u.tx.load_root(c.root))
-        target = u.read(agent_ref(caller, inp.agentId))
-        event = decide.fork(src, target, inp.sourceId, inp.agentId, source.hex(), override, inp.includeTimeline,
-                            inp.at, u.tx, sid)
-        engine.quotas.room_for_agent(caller)
-        rec = engine.commit_event(u, caller, inp.agentId, None, event, load=lambda h: src)
-        out = {"agentId": inp.agentId, "status": rec["status"], "forkedFrom": inp.sourceId}
+        old = u.read(agent_ref(caller, inp.agentId))
+        event = decide.fork(src, old, inp.sourceId, inp.agentId, source.hex(), override, inp.includeTimeline,
+                            inp.at, u.tx, sid, overwrite=inp.overwrite is True)
+        if old is None:
+            engine.quotas.room_for_agent(caller)
+        rec = engine.commit_event(u, caller, inp.agentId, old, event, load=lambda h: src)  # on a TERMINATED one's chain
+        out = {"agentId": inp.agentId, "status": rec["status"], "created": True, "forkedFrom": inp.sourceId}
         if sid is not None:
             out["sessionId"] = sid
         return out
@@ -127,7 +146,7 @@ async def delete(engine: Engine, caller: str, inp: O.DeleteInput, job: dict) -> 
         engine.cancel_jobs(u, caller, rec, "agent terminated")
         if inp.remove:
             u.remove(name)
-            return {"agentId": inp.agentId, "removed": True}
+            return {"agentId": inp.agentId, "status": A.TERMINATED, "removed": True}
         rec = engine.commit_event(u, caller, inp.agentId, rec, event)
         return {"agentId": inp.agentId, "status": rec["status"]}
     out = await engine.sync(caller, job, fn)
@@ -140,7 +159,7 @@ async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, 
                            job: dict | None = None, reason: str | None = None) -> bool:
     """Cancel a task, trigger or chat job of an agent; whether it was waiting. With ``job`` (an
     ``agent:cancelTask`` job), that job commits ``COMPLETE`` with the change. ``reason``: the
-    cancelled job's error message (default ``cancelled by caller``).
+    cancelled job's error message (default ``cancelled by caller``), recorded with the event.
 
     Raises:
         OpError: ``not_found`` (no agent; no such task when ``required``).
@@ -149,7 +168,7 @@ async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, 
         rec = u.read(agent_ref(caller, aid))
         jr = u.read(job_ref(caller, task_id))
         chat = jr.get("sessionId") if jr is not None and jr.get("operation") == "agent:chat" else None
-        event = decide.cancel_task(rec, aid, task_id, required, u.tx, chat)
+        event = decide.cancel_task(rec, aid, task_id, required, u.tx, chat, reason)
         if event is None:
             return False
         done = None if jr is None else J.cancel(jr, u.ts, reason or "cancelled by caller")
@@ -171,7 +190,8 @@ async def cancel_task(engine: Engine, caller: str, inp: O.CancelTaskInput, job: 
     if tid is None:
         raise Rejected("invalid_input", f"taskId {inp.taskId!r} is not a job id (0x + 32 hex digits)",
                        path="$.input.taskId")
-    await cancel_agent_job(engine, caller, inp.agentId, tid, required=True, job=job)
+    await cancel_agent_job(engine, caller, inp.agentId, tid, required=True, job=job,
+                           reason=None if inp.reason is UNSET else inp.reason)
     return engine.jobs.get(caller, job["jobId"])
 
 
@@ -181,8 +201,10 @@ async def info(engine: Engine, caller: str, inp: O.InfoInput, job: dict) -> dict
             rec = engine.agent(u, caller, inp.agentId)
         else:
             rec = A.opened(u.tx, u.tx.load_root(engine.at_version(u.tx, caller, inp.agentId, inp.at)[1].root))
+        n = map_len(rec["tasks"])
         out = {"agentId": inp.agentId, "status": rec["status"], "config": u.tx.materialize(rec["state"]["config"]),
-               "taskCount": map_len(rec["tasks"]), "timelineLength": seq_len(rec["timeline"]), "error": rec["error"]}
+               "taskCount": n, "tasks": n, "timelineLength": seq_len(rec["timeline"]),
+               **error_fields(rec["error"])}
         origin = fork_origin(u.tx, engine.store.ref(agent_ref(caller, inp.agentId)))
         if origin is not None:  # only a fork has one
             out["forkedFrom"] = origin
@@ -209,13 +231,16 @@ def fork_origin(tx: Tx, head: bytes) -> dict[str, Any] | None:
 
 def summary(tx: Tx, name: str, head: bytes, forks: bool = False) -> dict[str, Any]:
     """The ``agent:list`` entry of the agent at ref ``name`` whose head commit is ``head``:
-    ``{agentId, status, taskCount, error, updated}`` (``updated``: its last change, Unix ms);
+    ``{agentId, status, taskCount, tasks, error, errorCode, updated}`` (``tasks``: the venue's name of
+    ``taskCount``; ``error``: the last error's message, ``errorCode`` its code; ``updated``: its last
+    change, Unix ms);
     with ``forks``, also ``headSeq`` (its head's seq) and, for a fork, ``forkedFrom``
     (:func:`fork_origin`). O(1) reads, O(log n) with ``forks``."""
     c = read_commit(tx, head)
     rec = A.opened(tx, tx.load_root(c.root))
-    out = {"agentId": split_ref(name)[2], "status": rec["status"], "taskCount": map_len(rec["tasks"]),
-           "error": rec["error"], "updated": rec["updated"]}
+    n = map_len(rec["tasks"])
+    out = {"agentId": split_ref(name)[2], "status": rec["status"], "taskCount": n, "tasks": n,
+           **error_fields(rec["error"]), "updated": rec["updated"]}
     if forks:
         out["headSeq"] = c.seq
         origin = fork_origin(tx, head)
@@ -263,7 +288,60 @@ async def context(engine: Engine, caller: str, inp: O.ContextInput, job: dict) -
     return await engine.sync(caller, job, fn)
 
 
+def output_segments(engine: Engine, caller: str, path: str, where: str = "$.input.outputPath") -> list[str]:
+    """The segments below ``w/`` of an ``outputPath``.
+
+    Raises:
+        Rejected: ``invalid_path`` (malformed, or ``w/`` itself). OpError: ``forbidden`` (not under ``w/``).
+    """
+    try:
+        ns, _, segs = target(caller, path, engine.venue_did)
+    except Rejected as e:
+        raise Rejected(e.code, e.message, path=where, hint=e.hint) from None
+    if ns != "w":
+        raise OpError("forbidden", f"outputPath {path}: an answer can be written only to the workspace", path=where,
+                      hint="use a path under w/, e.g. w/results/latest")
+    if not segs:
+        raise Rejected("invalid_path", "outputPath needs a path below w/, e.g. w/results/latest", path=where)
+    return segs
+
+
+def _request_options(engine: Engine, caller: str, inp: O.RequestInput) -> tuple[Any, dict[str, Any]]:
+    """``(wait, task options)`` of an ``agent:request``: ``timeout`` (ms; 0: at once) or ``wait``
+    (default: answer at once), and the options its task keeps.
+
+    Raises:
+        Rejected: ``invalid_input`` (``wait`` and ``timeout`` both; ``strict`` without a schema),
+            ``invalid_path``. OpError: ``invalid_input`` (a ``responseSchema`` that is not a JSON
+            Schema: a FAILED job, as what makes one valid is more than the input's schema says),
+            ``forbidden`` (``outputPath`` not under ``w/``).
+    """
+    if inp.wait is not UNSET and inp.timeout is not UNSET:
+        raise Rejected("invalid_input", "give `wait` or `timeout`, not both - at `$.input.timeout`",
+                       path="$.input.timeout", hint="timeout: milliseconds to wait (0: answer at once)")
+    wait = (inp.timeout or False) if inp.timeout is not UNSET else (False if inp.wait is UNSET else inp.wait)
+    options: dict[str, Any] = {}
+    if inp.responseSchema is not UNSET:
+        problem = schema_problem(inp.responseSchema)
+        if problem is not None:
+            raise OpError("invalid_input", problem, path="$.input.responseSchema",
+                          hint="a JSON Schema (2020-12 unless its $schema says), with local $refs only")
+        options["responseSchema"] = inp.responseSchema
+    if inp.strict is True:
+        if inp.responseSchema is UNSET:
+            raise Rejected("invalid_input", "`strict` checks the answer against `responseSchema`: give one",
+                           path="$.input.strict")
+        options["strict"] = True
+    if inp.outputPath is not UNSET:  # kept canonical: the run re-reads it as a plain w/ path
+        options["outputPath"] = "/".join(["w", *output_segments(engine, caller, inp.outputPath)])
+    return wait, options
+
+
 async def request(engine: Engine, caller: str, inp: O.RequestInput, job: dict) -> dict:
+    """Queue the task (the job is the task) and wait for its answer per ``timeout`` or ``wait``;
+    an unfinished job comes back as it is (its public view carries the venue's snapshot fields
+    ``{id, status, agentId}``: :func:`ops.domain.jobs.public_job`)."""
+    wait, options = _request_options(engine, caller, inp)
     jid = job["jobId"]
     job = {**job, "agentId": inp.agentId}
     sid, title = session_id(inp.sessionId), None
@@ -275,11 +353,12 @@ async def request(engine: Engine, caller: str, inp: O.RequestInput, job: dict) -
 
     def fn(u: Unit) -> None:
         rec = u.read(agent_ref(caller, inp.agentId))
-        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued, u.tx, sid, title)
+        event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued, u.tx, sid, title,
+                               options)
         u.write(job_ref(caller, jid), job, "agent:request")
         engine.commit_event(u, caller, inp.agentId, rec, event)
     await engine.units.run(caller, fn)
-    return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
+    return await engine.wait(caller, engine.jobs.get(caller, jid), wait)
 
 
 def _new_session_title(spec: dict[str, Any], sid: str | None) -> str:
@@ -306,16 +385,28 @@ async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -
     jid = job["jobId"]
     job = {**job, "agentId": inp.agentId}
 
-    def fn(u: Unit) -> None:
+    def fn(u: Unit) -> dict | None:
         rec = u.read(agent_ref(caller, inp.agentId))
-        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued, u.tx, session_id(inp.sessionId))
+        sid = session_id(inp.sessionId)
+        event = decide.trigger(rec, inp.agentId, jid, engine.limits.max_queued, u.tx, sid, inp.force is not False)
+        if event is None:  # force: false and nothing to do
+            idle = {"agentId": inp.agentId, "status": rec["status"], "result": None, "taskResults": []}
+            return idle if sid is None else {**idle, "sessionId": sid}
         u.write(job_ref(caller, jid), job, "agent:trigger")
         engine.commit_event(u, caller, inp.agentId, rec, event)
-    await engine.units.run(caller, fn)
+        return None
+    idle = await engine.units.run(caller, fn)
+    if idle is not None:
+        done = J.finish(job, J.COMPLETE, engine.clock(), output=idle)
+        engine.jobs.remember(caller, done)
+        return done
     return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
 
 
 async def message(engine: Engine, caller: str, inp: O.MessageInput, job: dict) -> dict:
+    if inp.message is None:
+        raise Rejected("invalid_input", "`message` is null: give the notification (any JSON value)",
+                       path="$.input.message")
     sid = session_id(inp.sessionId)
 
     def fn(u: Unit) -> dict:
@@ -327,7 +418,7 @@ async def message(engine: Engine, caller: str, inp: O.MessageInput, job: dict) -
     return await engine.sync(caller, job, fn)
 
 
-async def deliver(engine: Engine, caller: str, aid: str, texts: list[str], sender: str) -> None:
+async def deliver(engine: Engine, caller: str, aid: str, texts: list[Any], sender: str) -> None:
     """Deliver messages from ``sender`` to an agent's inbox (as a what-if replays them)."""
     def fn(u: Unit) -> None:
         rec = engine.agent(u, caller, aid)

@@ -14,7 +14,7 @@ import msgspec
 from lattice.commits import read_commit
 from lattice.errors import InvalidPath, InvalidValue, NotFound
 from lattice.history import resolve
-from lattice.nodes import HMap, Tx, Vec, map_keys, map_len
+from lattice.nodes import HMap, Tx, Vec, map_keys, map_len, seq_len
 from lattice.paths import Missing, delete_path, kind_of, open_level, parse_path, read_path, write_path
 
 from ...domain import operations as O
@@ -27,7 +27,16 @@ from ..context import Engine
 from ..tools import describe
 from ..unit import Unit
 
-__all__ = ["HANDLERS", "target", "value_at", "venue_globals"]
+__all__ = ["HANDLERS", "CONVEX_TYPES", "target", "value_at", "venue_globals"]
+
+#: our value type names (``type``) and the venue's Convex type names (``convexType``) for them
+CONVEX_TYPES = {"map": "Map", "list": "Vector", "string": "String", "integer": "Long", "number": "Double",
+                "boolean": "Boolean", "bytes": "Blob", "null": "Nil"}
+
+
+def _typed(kind: str) -> dict[str, str]:
+    """``{type, convexType}`` of a value of kind ``kind`` (:func:`lattice.paths.kind_of`)."""
+    return {"type": kind, "convexType": CONVEX_TYPES.get(kind, kind)}
 
 
 def target(caller: str, path: str, venue_did: str | None = None) -> tuple[str, str | None, list[str]]:
@@ -131,20 +140,27 @@ def _thread_version(engine: Engine, tx: Tx, ref: str, thread: str, at: Any) -> A
 
 
 async def read(engine: Engine, caller: str, inp: O.ReadInput, job: dict) -> dict:
+    """``{exists, value, valueBytes}`` (``valueBytes``: the value's JSON size); over ``maxSize``:
+    ``{exists: true, value: null, truncated: true, size, valueBytes, type, convexType}``."""
     def fn(u: Unit) -> dict:
         v = value_at(engine, u.tx, caller, inp.path, inp.at)
         if v is Missing:
             return {"exists": False, "value": None}
         size = u.tx.json_size(v)  # without building the value: a huge read costs no memory
         if size > inp.maxSize:
-            return {"exists": True, "value": None, "truncated": True, "size": size}
-        return {"exists": True, "value": u.tx.materialize(v)}
+            return {"exists": True, "value": None, "truncated": True, "size": size, "valueBytes": size,
+                    **_typed(kind_of(open_level(u.tx, v)))}
+        return {"exists": True, "value": u.tx.materialize(v), "valueBytes": size}
     return await engine.sync(caller, job, fn)
 
 
 async def list_path(engine: Engine, caller: str, inp: O.ListPathInput, job: dict) -> dict:
-    return await engine.sync(caller, job, lambda u: describe(
-        u.tx, value_at(engine, u.tx, caller, inp.path, inp.at), inp.offset, inp.limit))
+    """:func:`ops.engine.tools.describe` with the venue's ``convexType``; a missing path is
+    ``{exists: false, type: "null", convexType: "Nil"}``."""
+    def fn(u: Unit) -> dict:
+        d = describe(u.tx, value_at(engine, u.tx, caller, inp.path, inp.at), inp.offset, inp.limit)
+        return {**d, **_typed(d["type"] if d["exists"] else "null")}
+    return await engine.sync(caller, job, fn)
 
 
 async def slice_path(engine: Engine, caller: str, inp: O.SliceInput, job: dict) -> dict:
@@ -157,17 +173,17 @@ async def slice_path(engine: Engine, caller: str, inp: O.SliceInput, job: dict) 
         t = type(v)
         end = inp.offset + inp.limit
         if t is list:
-            return {"exists": True, "type": "list", "count": len(v), "offset": inp.offset,
+            return {"exists": True, **_typed("list"), "count": len(v), "offset": inp.offset,
                     "values": [tx.materialize(x) for x in v[inp.offset:end]]}
         if t is Vec:
-            return {"exists": True, "type": "list", "count": v.count, "offset": inp.offset,
+            return {"exists": True, **_typed("list"), "count": v.count, "offset": inp.offset,
                     "values": [tx.materialize(x) for x in v.iter_raw(inp.offset, end)]}
         if t is dict or t is HMap:
             keys = map_keys(v)[inp.offset:end]  # only the slice's values are loaded
-            return {"exists": True, "type": "map", "count": map_len(v), "offset": inp.offset,
+            return {"exists": True, **_typed("map"), "count": map_len(v), "offset": inp.offset,
                     "values": [{"key": k, "value": tx.materialize(v[k] if t is dict else v.get_raw(k))}
                                for k in keys]}
-        return {"exists": True, "type": kind_of(v)}
+        return {"exists": True, **_typed(kind_of(v))}
     return await engine.sync(caller, job, fn)
 
 
@@ -182,42 +198,64 @@ def _write_target(engine: Engine, caller: str, path: str) -> list[str]:
     return segs
 
 
-async def _ws_edit(engine: Engine, caller: str, op: str, input: Any, edit: Callable[[Tx, Any], Any], job: dict,
-                   output: Any) -> dict:
+async def _ws_edit(engine: Engine, caller: str, op: str, input: Any,
+                   edit: Callable[[Tx, Any], tuple[Any, dict[str, Any]]], job: dict) -> dict:
+    """Apply ``edit`` (``(tx, workspace) -> (new workspace, output)``; new ``None``: nothing to
+    change) to the caller's workspace; the job's output is ``edit``'s."""
     def fn(u: Unit) -> Any:
         name = ws_ref(caller)
         cur = u.read(name)
         try:
-            new = edit(u.tx, {} if cur is None else cur)
+            new, output = edit(u.tx, {} if cur is None else cur)
         except InvalidPath as e:
             raise OpError("invalid_path", e.message, path="$.input.path") from None
-        u.write(name, {} if new is Missing else new, op, input)
+        if new is not None:
+            u.write(name, {} if new is Missing else new, op, input)
         return output
     return await engine.sync(caller, job, fn)
 
 
+def _presence(tx: Tx, ws: Any, segs: list[str]) -> tuple[Any, dict[str, Any]]:
+    """``(value at segs or Missing, {pathCreated: true} when its parent is missing)``: a write
+    there builds the missing maps above it."""
+    parent_missing = len(segs) > 1 and read_path(tx, ws, segs[:-1]) is Missing
+    return read_path(tx, ws, segs), ({"pathCreated": True} if parent_missing else {})
+
+
 async def write(engine: Engine, caller: str, inp: O.WriteInput, job: dict) -> dict:
+    """``{written: true, existed, pathCreated?}``: ``existed`` whether a value was replaced."""
     segs = _write_target(engine, caller, inp.path)
-    return await _ws_edit(engine, caller, "covia:write", msgspec.to_builtins(inp),
-                          lambda tx, ws: write_path(tx, ws, segs, inp.value, where=("w",)), job, {"written": True})
+
+    def edit(tx: Tx, ws: Any) -> tuple[Any, dict[str, Any]]:
+        old, created = _presence(tx, ws, segs)
+        new = write_path(tx, ws, segs, inp.value, where=("w",))
+        return new, {"written": True, "existed": old is not Missing, **created}
+    return await _ws_edit(engine, caller, "covia:write", msgspec.to_builtins(inp), edit, job)
 
 
 async def append(engine: Engine, caller: str, inp: O.WriteInput, job: dict) -> dict:
+    """``{appended: true, existed, index, newSize, pathCreated?}``: ``existed`` whether the list
+    was there, ``index`` where the value landed, ``newSize`` the list's length after."""
     segs = _write_target(engine, caller, inp.path)
-    return await _ws_edit(engine, caller, "covia:append", msgspec.to_builtins(inp),
-                          lambda tx, ws: write_path(tx, ws, segs, inp.value, append=True, where=("w",)), job,
-                          {"appended": True})
+
+    def edit(tx: Tx, ws: Any) -> tuple[Any, dict[str, Any]]:
+        old, created = _presence(tx, ws, segs)
+        new = write_path(tx, ws, segs, inp.value, append=True, where=("w",))
+        cur = None if old is Missing else open_level(tx, old)
+        existed = type(cur) in (list, Vec)  # else a new list (over nothing, or a stored null)
+        n = seq_len(cur) if existed else 0
+        return new, {"appended": True, "existed": existed, "index": n, "newSize": n + 1, **created}
+    return await _ws_edit(engine, caller, "covia:append", msgspec.to_builtins(inp), edit, job)
 
 
 async def delete(engine: Engine, caller: str, inp: O.PathInput, job: dict) -> dict:
+    """``{deleted: true}``, or ``{deleted: false}`` when nothing was there (nothing changes)."""
     segs = _write_target(engine, caller, inp.path)
 
-    def edit(tx: Tx, ws: Any) -> Any:
+    def edit(tx: Tx, ws: Any) -> tuple[Any, dict[str, Any]]:
         new, found = delete_path(tx, ws, segs)
-        if not found:
-            raise OpError("not_found", f"nothing at {inp.path}", path="$.input.path")
-        return new
-    return await _ws_edit(engine, caller, "covia:delete", msgspec.to_builtins(inp), edit, job, {"deleted": True})
+        return (new if found else None), {"deleted": found}
+    return await _ws_edit(engine, caller, "covia:delete", msgspec.to_builtins(inp), edit, job)
 
 
 HANDLERS = {"covia:read": read, "covia:list": list_path, "covia:slice": slice_path, "covia:write": write,

@@ -241,7 +241,8 @@ async def what_if(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) ->
                       hint=e.get("hint"))
     sandbox = Sandbox(recorded_replies(tx, [c for _, c in later]))
     inputs = [(c, tx.materialize(c.input)) for _, c in later]
-    cancelled = {i["taskId"] for c, i in inputs if c.op == "agent:cancelTask"}  # never completed in the source
+    cancelled = {i["taskId"] for c, i in inputs  # never completed by a run in the source
+                 if c.op in ("agent:cancelTask", "agent:completeTask", "agent:failTask")}
     engine.sandboxes[(caller, inp.into)] = sandbox
     replayed, diverged = 0, []
     sids: dict[str, str] = {}  # a session the source opened after `from` -> the one opened on `into`
@@ -262,7 +263,8 @@ async def what_if(engine: Engine, caller: str, inp: O.ReplayInput, job: dict) ->
             live = sandbox.live
             if c.op == "agent:request" and i["taskId"] not in cancelled:
                 opened(i, await engine.invoke(REGISTRY["agent:request"], O.RequestInput(
-                    agentId=inp.into, input=i["input"], wait=True, **session(i, "session")), caller))
+                    agentId=inp.into, input=i["input"], wait=True, **session(i, "session"),
+                    **{k: i[k] for k in ("responseSchema", "strict") if k in i}), caller))
             elif c.op == "agent:chat":
                 opened(i, await engine.invoke(REGISTRY["agent:chat"], SO.ChatInput(
                     agentId=inp.into, message=i.get("message"), wait=True, **session(i, "sessionId")), caller))
