@@ -113,7 +113,7 @@ async def test_export_from_a_version_imports_as_an_agent_whose_history_starts_th
         at_k = await ok(src, "covia:read", {"path": "g/Src/state/history", "at": k})
         assert await ok(dst, "covia:read", {"path": f"g/Tail{k}/state/history", "at": k}) == at_k
         status, old = await invoke(dst, "covia:read", {"path": f"g/Tail{k}/state", "at": k - 1})
-        assert old["error"]["code"] == "not_found", old  # not in the bundle
+        assert old["errorCode"] == "not_found", old  # not in the bundle
         store = dst.app[RUNTIME].store
         report = fsck(store, check_head=make_check_head(store))
         assert report.ok, report.problems[:5]
@@ -151,8 +151,8 @@ async def test_export_from_inside_a_run_is_refused_with_the_version_it_needs(sta
     run = next(v for v in reversed(versions) if v["op"] == "agent:run")
     assert run["seq"] >= accepted + 2, versions  # the message landed between its start and its end
     r = await src.get("/api/v1/agents/A/export", params={"from": str(accepted + 1)})
-    err = (await r.json())["error"]
-    assert r.status == 409 and err["code"] == "conflict" and err["hint"] == f"export from {accepted} at most", err
+    err = await r.json()
+    assert r.status == 409 and err["errorCode"] == "conflict" and err["hint"] == f"export from {accepted} at most", err
     data = await export(src, "A", accepted)
     dst = await start_app("lmdb")
     status, out = await do_import(dst, "B", data)
@@ -169,7 +169,7 @@ async def test_export_from_a_bad_version_is_refused(start_app, query, status, co
     src = await start_app()
     await ok(src, "agent:create", {"agentId": "A"})
     r = await src.get("/api/v1/agents/A/export", params={"from": query})
-    assert r.status == status and (await r.json())["error"]["code"] == code
+    assert r.status == status and (await r.json())["errorCode"] == code
 
 
 async def test_export_from_a_pruned_version_is_not_found(start_app) -> None:
@@ -180,7 +180,7 @@ async def test_export_from_a_pruned_version_is_not_found(start_app) -> None:
     pruned = await ok(src, "agent:prune", {"agentId": "A", "keepLast": 2})
     r = await src.get("/api/v1/agents/A/export", params={"from": str(pruned["base"] - 1)})
     body = await r.json()
-    assert r.status == 404 and "squashed" in body["error"]["message"], body
+    assert r.status == 404 and "squashed" in body["error"], body
     data = await export(src, "A", pruned["base"])  # the base itself: the chain as it is
     assert read_bundle([data])[0]["from"] == pruned["base"]
 
