@@ -25,6 +25,7 @@ from ops.engine.cached import CachedStore
 from ops.engine.links import version_links
 from ops.engine.pg import pg_seams
 from ops.engine.runtime import Runtime
+from tests.ops.helpers import answer
 from tests.scaleout.helpers import FAST, call
 
 CALLER = "local"
@@ -131,7 +132,7 @@ async def test_gc_in_a_loop_beside_three_runtimes_on_postgres(postgres_url: str)
         job = rt.get_job(CALLER, jid)
         completions = [e for e in timelines[a] if e["taskResults"].get(jid, {}).get("status") == "COMPLETE"]
         if job["status"] == "COMPLETE":
-            assert job["output"] == text and len(completions) == 1, (job, completions)
+            assert answer(job) == text and len(completions) == 1, (job, completions)
         else:
             assert job["status"] == "CANCELLED" and not completions, (job, completions)
     for text, a in messages.items():  # no message lost or duplicated
