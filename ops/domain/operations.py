@@ -206,8 +206,16 @@ class SliceInput(_In):
     at: Version | None = None
 
 
+ThreadId = Annotated[str, Meta(min_length=1, max_length=400,
+                               description="a LangGraph thread's `thread_id` (its checkpoints are versions: ops.langgraph)")]
+CheckpointNs = Annotated[str, Meta(max_length=400, description="the thread's checkpoint namespace (a subgraph's "
+                                                               "`checkpoint_ns`; default \"\": the root graph)")]
+
+
 class HistoryInput(_In):
-    agentId: AgentId
+    agentId: AgentId | UnsetType = UNSET
+    threadId: ThreadId | UnsetType = UNSET
+    ns: CheckpointNs | UnsetType = UNSET
     limit: Annotated[int, Meta(ge=1, le=10_000)] = 50
     before: Offset | None = None
 
@@ -221,7 +229,9 @@ class VersionInput(_In):
 
 
 class DiffInput(_In):
-    agentId: AgentId
+    agentId: AgentId | UnsetType = UNSET
+    threadId: ThreadId | UnsetType = UNSET
+    ns: CheckpointNs | UnsetType = UNSET
     from_: Version | None = msgspec.field(default=None, name="from")
     to: Version | None = None
     otherAgentId: AgentId | None = None
@@ -378,6 +388,7 @@ class VersionEntry(_Out):
     op: str
     ts: int
     caller: str
+    checkpointId: Annotated[str | None, Meta(description="a thread's version: LangGraph's checkpoint id")] = None
 
 
 class Exchange(_Out):
@@ -405,8 +416,10 @@ class VersionOutput(_Out):
 
 
 class HistoryOutput(_Out):
-    agentId: str
     versions: list[VersionEntry]
+    agentId: Annotated[str | None, Meta(description="the agent's (absent for a thread)")] = None
+    threadId: Annotated[str | None, Meta(description="the thread's (absent for an agent)")] = None
+    ns: Annotated[str | None, Meta(description="the thread's checkpoint namespace")] = None
 
 
 class DiffChange(_Out):
@@ -550,12 +563,14 @@ declare(Contract("covia:append", _V, "Append a value to the list at a workspace 
                  WriteInput, AppendedOutput, emits=("workspace.written",)))
 declare(Contract("covia:delete", _V, "Delete the value at a workspace path (w/ only).",
                  PathInput, DeletedOutput, emits=("workspace.written",)))
-declare(Contract("agent:history", _V, "List an agent's versions, newest first (page back with `before`).",
+declare(Contract("agent:history", _V, "List an agent's versions, newest first (page back with `before`); with "
+                 "`threadId` instead of `agentId`, a LangGraph thread's checkpoints.",
                  HistoryInput, HistoryOutput))
 declare(Contract("agent:version", _V, "One version of an agent: its commit (op, caller, time, recorded input) "
                  "and, for a completed run, the model exchanges it recorded, each request rebuilt and checked "
                  "against its recorded digest.", VersionInput, VersionOutput))
-declare(Contract("agent:diff", _V, "What changed between two versions of an agent, or two agents' heads.",
+declare(Contract("agent:diff", _V, "What changed between two versions of an agent, or two agents' heads; with "
+                 "`threadId` instead of `agentId`, between two checkpoints of a LangGraph thread.",
                  DiffInput, DiffOutput))
 declare(Contract("agent:replay", _V, "Re-run an agent's recorded events and check every root digest; "
                  "with `into`, re-apply its inputs to a new agent forked at `from` (what-if).",

@@ -1,7 +1,7 @@
 """LangGraph checkpointers on the lattice: ``from ops.langgraph import LatticeSaver, AsyncLatticeSaver``.
 
 Needs the ``langgraph`` extra (``pip install 'agent-lattice[langgraph]'``); the
-core install does not import this package.
+core install imports only :mod:`ops.langgraph.naming` (the savers load on first use).
 
 How a thread is stored
 ----------------------
@@ -54,6 +54,15 @@ a lost race is planned again on the new refs, so concurrent puts after the same
 parent become branches, as LangGraph's own savers keep them.
 """
 
-from .saver import AsyncLatticeSaver, ConflictError, LatticeSaver, open_store
+from typing import Any
 
 __all__ = ["LatticeSaver", "AsyncLatticeSaver", "ConflictError", "open_store"]
+
+
+def __getattr__(name: str) -> Any:
+    """The savers, imported on first use: :mod:`ops.langgraph.naming` imports without the extra
+    (the engine names threads with it for ``agent:history`` and ``agent:diff``)."""
+    if name in __all__:
+        from . import saver
+        return getattr(saver, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

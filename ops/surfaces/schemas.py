@@ -116,6 +116,8 @@ def _rules(config: dict[str, Any], history: dict[str, Any], value: dict[str, Any
         "type": "object", "additionalProperties": False, "properties": {
             "content": {"anyOf": [{"type": "string"}, {"type": "null"}]},
             "toolCalls": {"type": "array", "items": reply_call}}}}
+    no_thread = {"anyOf": [{"required": ["threadId"]}, {"required": ["ns"]}]}
+    thread = {"required": ["threadId"], "not": {"required": ["agentId"]}}
     return {
         "agent:message": {"properties": {"message": {"allOf": [value, _NOT_NULL]}}},
         "agent:completeTask": task_scope, "agent:failTask": task_scope,
@@ -151,11 +153,17 @@ def _rules(config: dict[str, Any], history: dict[str, Any], value: dict[str, Any
                                    "required": ["before"]},
                                   {"properties": {"keepLast": _NOT_NULL, "before": {"type": "null"}},
                                    "required": ["keepLast"]}]},
-        # two versions of one agent (`from`, `to`?), or the heads of two agents (`otherAgentId`), never both
+        # an agent (`agentId`) or a LangGraph thread (`threadId`, `ns`?), never both
+        "agent:history": {"anyOf": [{"required": ["agentId"], "not": no_thread}, thread]},
+        # two versions of one agent (`from`, `to`?), or the heads of two agents (`otherAgentId`), never both;
+        # or two checkpoints of a thread (`from`, `to`?)
         "agent:diff": {"anyOf": [{"properties": {"otherAgentId": {"type": "null"}, "from": _NOT_NULL},
-                                  "required": ["from"]},
+                                  "required": ["agentId", "from"], "not": no_thread},
                                  {"properties": {"otherAgentId": {"type": "string"}, "from": {"type": "null"},
-                                                 "to": {"type": "null"}}, "required": ["otherAgentId"]}]},
+                                                 "to": {"type": "null"}}, "required": ["agentId", "otherAgentId"],
+                                  "not": no_thread},
+                                 {**thread, "properties": {"otherAgentId": {"type": "null"}, "from": _NOT_NULL},
+                                  "required": ["threadId", "from"]}]},
     }
 
 

@@ -1,5 +1,9 @@
 """Handlers of the version operations: ``agent:history``, ``agent:version``, ``agent:diff`` and ``agent:replay``.
 
+``agent:history`` and ``agent:diff`` also take a LangGraph thread (``threadId``, and
+``ns`` its checkpoint namespace) instead of an agent: its checkpoints are the commits of
+its head ref (:mod:`ops.langgraph`), listed and compared like an agent's versions.
+
 A verified replay re-derives every version of an agent from its parent through
 :func:`ops.domain.events.decode` and :func:`ops.domain.events.apply`, the same
 transition the live handlers commit with, and compares root digests. A
@@ -17,11 +21,12 @@ import asyncio
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from lattice.commits import Commit, read_commit
-from lattice.errors import LatticeError
+from lattice.errors import InvalidValue, LatticeError, NotFound
 from lattice.history import diff as tree_diff
-from lattice.history import versions
+from lattice.history import resolve, versions
 from lattice.nodes import Tx
 
 from ...domain import agent as A
@@ -33,6 +38,7 @@ from ...domain.errors import OpError, Rejected
 from ...domain.events import Context, RunCompleted, UnknownEvent, apply, decode, names_of, run_work
 from ...domain.jobs import COMPLETE, finish
 from ...domain.models import LlmReply
+from ...langgraph.naming import head_ref
 from ..context import Engine, Sandbox
 from ..runs import request_digest
 from .agents import deliver
@@ -42,12 +48,68 @@ __all__ = ["HANDLERS", "recorded_replies", "run_requests"]
 _json = msgspec.json.Encoder()
 
 
+def _subject(inp: O.HistoryInput | O.DiffInput) -> None:
+    """Exactly one of ``agentId`` and ``threadId``; ``ns`` only with ``threadId``.
+
+    Raises:
+        Rejected: ``invalid_input``.
+    """
+    if (inp.agentId is UNSET) == (inp.threadId is UNSET):
+        both = inp.agentId is not UNSET
+        raise Rejected("invalid_input", "give either `agentId` or `threadId`" + (", not both" if both else ""),
+                       path="$.input.threadId" if both else "$.input.agentId",
+                       hint="`agentId` names an agent, `threadId` a LangGraph thread (covia:list t lists them)")
+    if inp.ns is not UNSET and inp.threadId is UNSET:
+        raise Rejected("invalid_input", "`ns` is a checkpoint namespace of a LangGraph thread: it needs `threadId`",
+                       path="$.input.ns")
+
+
+def _thread_head(engine: Engine, tx: Tx, caller: str, inp: O.HistoryInput | O.DiffInput) -> tuple[bytes, Commit]:
+    """``(digest, commit)`` of the newest checkpoint of the thread's namespace (its head ref, see
+    :mod:`ops.langgraph.naming`); ``not_found`` without one, ``invalid_input`` for a name too long."""
+    ns = "" if inp.ns is UNSET else inp.ns
+    try:
+        name = head_ref(caller, inp.threadId, ns)
+    except ValueError as e:
+        raise Rejected("invalid_input", str(e), path="$.input.threadId") from None
+    head = engine.store.ref(name)
+    if head is None:
+        where = f" (checkpoint namespace {ns!r})" if ns else ""
+        raise OpError("not_found", f"no thread {inp.threadId!r}{where}", path="$.input.threadId",
+                      hint="covia:list t lists your LangGraph threads")
+    return head, read_commit(tx, head)
+
+
+def _thread_at(tx: Tx, inp: O.DiffInput, head: bytes, at: Any, path: str) -> Commit:
+    """The thread's checkpoint commit named by ``at`` (its depth ``seq``, or a commit id)."""
+    try:
+        return resolve(tx, head, at)[1]
+    except NotFound as e:
+        raise OpError("not_found", f"thread {inp.threadId!r}: {e.message}", path=path,
+                      hint="agent:history with `threadId` lists the thread's checkpoints") from None
+    except InvalidValue as e:
+        raise Rejected("invalid_input", e.message, path=path) from None
+
+
 async def history(engine: Engine, caller: str, inp: O.HistoryInput, job: dict) -> dict:
+    """``{agentId, versions}``, or ``{threadId, ns, versions}`` for a LangGraph thread (each version
+    with its ``checkpointId``); ``versions`` newest first."""
+    _subject(inp)
+
     def fn(u: Any) -> dict:
-        head, _ = engine.head_commit(u.tx, caller, inp.agentId)
-        return {"agentId": inp.agentId, "versions": [
-            {"seq": c.seq, "id": d.hex(), "op": c.op, "ts": c.ts, "caller": c.caller}
-            for d, c in versions(u.tx, head, inp.limit, inp.before)]}
+        if inp.agentId is not UNSET:
+            head, _ = engine.head_commit(u.tx, caller, inp.agentId)
+            return {"agentId": inp.agentId, "versions": [
+                {"seq": c.seq, "id": d.hex(), "op": c.op, "ts": c.ts, "caller": c.caller}
+                for d, c in versions(u.tx, head, inp.limit, inp.before)]}
+        head, _ = _thread_head(engine, u.tx, caller, inp)
+        entries = []
+        for d, c in versions(u.tx, head, inp.limit, inp.before):
+            recorded = u.tx.materialize(c.input)
+            cid = recorded.get("id") if isinstance(recorded, dict) else None
+            entries.append({"seq": c.seq, "id": d.hex(), "op": c.op, "ts": c.ts, "caller": c.caller,
+                            "checkpointId": cid if isinstance(cid, str) else None})
+        return {"threadId": inp.threadId, "ns": "" if inp.ns is UNSET else inp.ns, "versions": entries}
     return await engine.sync(caller, job, fn)
 
 
@@ -113,9 +175,24 @@ async def version(engine: Engine, caller: str, inp: O.VersionInput, job: dict) -
 
 
 async def diff(engine: Engine, caller: str, inp: O.DiffInput, job: dict) -> dict:
+    _subject(inp)
+
     def fn(u: Any) -> dict:
         tx = u.tx
-        if inp.otherAgentId is None:
+        if inp.threadId is not UNSET:
+            if inp.otherAgentId is not None:
+                raise Rejected("invalid_input", "`otherAgentId` compares two agents: it cannot be combined with "
+                                                "`threadId`", path="$.input.otherAgentId")
+            if inp.from_ is None:
+                raise Rejected("invalid_input", "`from` is required to compare two checkpoints of a thread",
+                               path="$.input.from", hint="give `from` (a seq or id from agent:history)")
+            head, head_c = _thread_head(engine, tx, caller, inp)
+            a = _thread_at(tx, inp, head, inp.from_, "$.input.from")
+            b = head_c if inp.to is None else _thread_at(tx, inp, head, inp.to, "$.input.to")
+            if a.seq > b.seq:
+                raise OpError("invalid_range", f"`from` (checkpoint {a.seq}) is after `to` (checkpoint {b.seq})",
+                              path="$.input.from", hint="swap them, or omit `to` to compare with the newest")
+        elif inp.otherAgentId is None:
             if inp.from_ is None:
                 raise Rejected("invalid_input", "`from` is required to compare two versions of one agent",
                                path="$.input.from", hint="give `from` (a seq or id), or `otherAgentId`")

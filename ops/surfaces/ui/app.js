@@ -1,6 +1,7 @@
 // The inspector's shell: the token prompt, the agents list, an agent's page with its tabs, and the routes.
 //
-// Routes (location.hash): #/agents, #/agent/<id>/<tab>?..., #/jobs, #/job/<jobId>.
+// Routes (location.hash): #/agents, #/agent/<id>/<tab>?..., #/jobs, #/job/<jobId>, #/threads,
+// #/thread/<threadId>?ns=&from=&to= (a LangGraph thread: threads.js).
 
 import {render} from 'preact';
 import {useEffect, useRef, useState} from 'preact/hooks';
@@ -11,6 +12,7 @@ import {StateTab} from './state.js';
 import {DiffTab} from './diff.js';
 import {ReplayTab} from './replay.js';
 import {JobView, JobsList} from './jobs.js';
+import {ThreadPage, ThreadsList} from './threads.js';
 
 const TABS = [['timeline', 'Timeline'], ['versions', 'Versions'], ['state', 'State'], ['diff', 'Diff'], ['replay', 'Replay']];
 
@@ -213,7 +215,8 @@ function Home() {
     <p>Pick an agent to see its <strong>timeline</strong> of runs, its <strong>versions</strong> and forks as a
       graph, its <strong>state</strong> at any version, a <strong>diff</strong> between two versions or two
       agents, and <strong>replay</strong> (verify, what-if, fork from a version). <a href="#/jobs">Jobs</a>
-      lists recent jobs with their live streams.</p>
+      lists recent jobs with their live streams; <a href="#/threads">Threads</a> your LangGraph threads, their
+      checkpoints and a diff between two.</p>
     <p class="muted">Keys: Tab moves between controls; ↑/↓ move in the agents list, ←/→ between an agent's tabs;
       <kbd>/</kbd> focuses the agent filter.</p>
   </section>`;
@@ -242,6 +245,8 @@ function App() {
     content = html`<${AgentPage} key=${id} id=${id} tab=${TABS.some(([k]) => k === tab) ? tab : 'timeline'} query=${route.query} />`;
   } else if (kind === 'jobs') content = html`<${JobsList} query=${route.query} />`;
   else if (kind === 'job' && id) content = html`<${JobView} key=${id} id=${id} />`;
+  else if (kind === 'threads') content = html`<${ThreadsList} />`;
+  else if (kind === 'thread' && id) content = html`<${ThreadPage} key=${id} id=${id} query=${route.query} />`;
   else content = html`<${Home} />`;
   const signOut = () => { setToken(null); setReason(null); setAuthed(false); };
   return html`<div class="shell">
@@ -249,7 +254,8 @@ function App() {
     <header class="top">
       <a class="brand" href="#/agents">lattice <span>inspector</span></a>
       <nav aria-label="sections"><a href="#/agents" aria-current=${kind === 'agent' || !kind || kind === 'agents' ? 'page' : undefined}>Agents</a>
-        <a href="#/jobs" aria-current=${kind === 'jobs' || kind === 'job' ? 'page' : undefined}>Jobs</a></nav>
+        <a href="#/jobs" aria-current=${kind === 'jobs' || kind === 'job' ? 'page' : undefined}>Jobs</a>
+        <a href="#/threads" aria-current=${kind === 'threads' || kind === 'thread' ? 'page' : undefined}>Threads</a></nav>
       ${AUTH === 'token' && html`<button type="button" class="link" onClick=${signOut}>Forget token</button>`}
     </header>
     <div class="layout">

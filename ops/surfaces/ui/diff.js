@@ -6,7 +6,8 @@ import {call} from './api.js';
 import {gpath} from './model.js';
 import {ErrorBox, Expandable, href, html, parseVersion, useAsync} from './util.js';
 
-function Big({size, path, at}) {
+/** A value over 1 KiB, sent as its size: read on demand (covia:read `path` at version `at`). */
+export function Big({size, path, at}) {
   const [q, setQ] = useState(null);
   const load = async () => {
     try { setQ({value: (await call('covia:read', {path, at, maxSize: Math.max(size * 2, 1 << 20)})).value}); }
