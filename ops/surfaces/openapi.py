@@ -221,6 +221,13 @@ def _required_fields(t: type) -> bool:
     return any(f.required for f in getattr(info, "fields", ()))
 
 
+def _needs_input(contract: Any, refined: dict[str, Any]) -> bool:
+    """Whether ``{}`` (an absent or null input) fails ``contract``'s input: a required field, or refined rules
+    whose every ``anyOf`` branch requires one (``agent:history``: ``agentId`` or ``threadId``)."""
+    branches = refined.get("anyOf")
+    return _required_fields(contract.input) or bool(branches) and all(b.get("required") for b in branches)
+
+
 def _error_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -268,7 +275,7 @@ def _schemas() -> dict[str, Any]:
     requests, jobs = [], []
     for key, c in REGISTRY.items():
         name = camel_name(c)
-        needs_input = _required_fields(c.input)
+        needs_input = _needs_input(c, schemas[per[key]["input"]["$ref"].rpartition("/")[2]])
         req = {"type": "object", "description": c.summary, "properties": {
             "operation": {"enum": [c.key, c.alias], "description": f"`{c.key}` (or its Covia name `{c.alias}`)"},
             # an absent or null input is {}
