@@ -37,24 +37,13 @@ from lattice.nodes import Tx
 from ..domain.refs import agent_prefix, split_ref
 from ..engine.handlers.agents import summary
 from ..engine.runtime import Runtime
-from .common import RUNTIME, SHUTDOWN, caller_of, wait_or_shutdown
+from .common import RUNTIME, SHUTDOWN, caller_of
 from .routes import Route, component, event_stream, sse_event
-from .sse import DEFAULT_HEARTBEAT, HEARTBEAT, EventStream
+from .sse import DEFAULT_HEARTBEAT, HEARTBEAT, EventStream, wait_changed
 
 __all__ = ["follow_caller", "caller_events", "ROUTES"]
 
 log = logging.getLogger("lattice.sse")
-
-
-async def _fired(ev: asyncio.Event, heartbeat: float, stop: asyncio.Event | None) -> bool | None:
-    """Wait for ``ev`` up to ``heartbeat`` seconds: whether it fired; None if ``stop`` was set."""
-    waiter = asyncio.ensure_future(ev.wait())
-    try:
-        if not await wait_or_shutdown({waiter}, heartbeat, stop):
-            return None
-    finally:
-        waiter.cancel()
-    return ev.is_set()
 
 
 async def follow_caller(runtime: Runtime, caller: str, heartbeat: float = DEFAULT_HEARTBEAT,
@@ -76,7 +65,7 @@ async def follow_caller(runtime: Runtime, caller: str, heartbeat: float = DEFAUL
         shown = {name: summary(tx, name, d) for name, d in heads.items()}
         yield "agents", {"agents": list(shown.values())}
         while True:
-            fired = await _fired(sub.changed, heartbeat, stop)
+            fired = await wait_changed(sub.changed, heartbeat, stop)
             if fired is None:
                 return
             if not fired:

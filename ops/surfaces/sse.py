@@ -57,7 +57,7 @@ from .routes import JOB_ID, Param, Route, component, event_stream, sse_event
 
 __all__ = ["HEARTBEAT", "DEFAULT_HEARTBEAT", "EVENT_ID_PATTERN", "RESUME_PATTERN", "EventStream", "wants_event_stream",
            "accept_quality", "follow_job", "follow_agent", "event_id", "parse_resume_point", "invoke_stream",
-           "job_stream", "agent_events", "JOB_EVENTS", "JOB_STREAM_DOC", "ROUTES", "prepare"]
+           "job_stream", "agent_events", "JOB_EVENTS", "JOB_STREAM_DOC", "ROUTES", "prepare", "wait_changed"]
 
 log_ = logging.getLogger("lattice.sse")
 
@@ -197,7 +197,7 @@ class EventStream:
 
 # -- following the store -------------------------------------------------------------
 
-async def _changed(ev: asyncio.Event, heartbeat: float, stop: asyncio.Event | None = None) -> bool | None:
+async def wait_changed(ev: asyncio.Event, heartbeat: float, stop: asyncio.Event | None = None) -> bool | None:
     """Wait for ``ev`` up to ``heartbeat`` seconds: True if it fired, False if not, None if ``stop`` was set."""
     fired = asyncio.ensure_future(ev.wait())
     try:
@@ -238,7 +238,7 @@ async def follow_job(runtime: Runtime, caller: str, job_id: str, heartbeat: floa
             yield job
         if job["status"] in TERMINAL:
             return
-        changed = await _changed(ev, heartbeat, stop)
+        changed = await wait_changed(ev, heartbeat, stop)
         if changed is None:
             return
         if not changed:
@@ -303,7 +303,7 @@ async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int 
         for dd, c in reversed(batch):
             last, last_id = c.seq, dd.hex()
             yield "agent-version", _version(runtime, agent_id, dd, c)
-        changed = await _changed(ev, heartbeat, stop)
+        changed = await wait_changed(ev, heartbeat, stop)
         if changed is None:
             return
         if not changed:

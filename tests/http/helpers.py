@@ -15,6 +15,8 @@ import re
 import time
 from typing import Any, Awaitable, Callable
 
+from tests.ops.helpers import answer  # noqa: F401  (the HTTP tests import it from here)
+
 INVOKE = "/api/v1/invoke"
 #: max_body of the `small_client` fixture
 SMALL_BODY = 4096
@@ -204,12 +206,3 @@ async def open_stream(client, path: str, headers: dict | None = None, raw: bool 
     assert r.content_type == "text/event-stream"
     assert r.headers["Cache-Control"] == "no-cache"
     return Reader(r, raw)
-
-
-def answer(job: dict) -> Any:
-    """The agent's answer in a completed ``agent:request`` job: its output, or (an answer that is
-    not a map is wrapped, :func:`ops.domain.answers.request_output`) the wrapper's ``output``."""
-    o = job["output"]
-    if isinstance(o, dict) and o.get("jobId") == job["jobId"] and o.get("status") == "COMPLETE" and "output" in o:
-        return o["output"]
-    return o
