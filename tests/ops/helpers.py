@@ -4,12 +4,12 @@ operation on a :class:`Runtime` in process, read a path, wait for a condition.""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ops.domain.contracts import decode_input, lookup
 from ops.engine.runtime import Runtime
 
-__all__ = ["CALLER", "call", "out", "read", "until", "scripted", "answer"]
+__all__ = ["CALLER", "call", "out", "read", "until", "scripted", "answer", "check_work"]
 
 #: the caller of every request when no tokens are configured
 CALLER = "local"
@@ -55,3 +55,30 @@ async def until(pred, timeout: float = 5.0) -> None:
 def scripted(*rules: dict) -> dict:
     """An agent config with a ``scripted`` model of ``rules``."""
     return {"model": {"provider": "scripted", "rules": list(rules)}}
+
+
+async def check_work(value: Callable[[str], Awaitable[Any]], job_of: Callable[[str], dict],
+                     requests: dict[str, tuple[str, str]], messages: dict[str, str], caller: str = CALLER) -> int:
+    """The stress tests' invariants on settled agents (echo model); the number of checks made.
+
+    Each task (``requests``: job id -> (agent, text)) completed exactly once with its own answer, or was
+    cancelled and never completed; each delivered message (``messages``: text -> agent) is once in its agent's
+    history and once in its timeline. ``value(path)`` reads a lattice path, ``job_of(id)`` gets a job.
+    """
+    agents = set(messages.values()) | {a for a, _ in requests.values()}
+    timelines = {a: await value(f"g/{a}/timeline") for a in agents}
+    histories = {a: await value(f"g/{a}/state/history") for a in agents}
+    for jid, (a, text) in requests.items():
+        job = job_of(jid)
+        completions = [e for e in timelines[a] if e["taskResults"].get(jid, {}).get("status") == "COMPLETE"]
+        if job["status"] == "COMPLETE":
+            assert answer(job) == text and len(completions) == 1, (job, completions)
+            assert completions[0]["taskResults"][jid]["output"] == text, completions
+        else:
+            assert job["status"] == "CANCELLED" and not completions, (job, completions)
+    for text, a in messages.items():
+        in_history = sum(1 for m in histories[a]
+                         if m["role"] == "user" and m.get("content") == f"[message from {caller}] {text}")
+        in_timeline = sum(1 for e in timelines[a] for m in e["messages"] if m["message"] == text)
+        assert in_history == 1 and in_timeline == 1, (text, a, in_history, in_timeline)
+    return len(requests) + len(messages)

@@ -8,6 +8,7 @@ loop, as a notification would) and tells their schedulers which refs moved.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from lattice.commits import read_commit
@@ -16,7 +17,7 @@ from ops.engine.leases import LeaseTimes, shared_seams
 from ops.engine.notify import LocalNotifier
 from ops.engine.runtime import Runtime
 
-__all__ = ["Bus", "BusNotifier", "FAST", "Gate", "call", "kill", "lease_owner", "shared_runtime", "stall"]
+__all__ = ["Bus", "BusNotifier", "FAST", "Gate", "call", "kill", "lease_owner", "settle", "shared_runtime", "stall"]
 
 #: lease timing for tests: a dead runtime's agents move within 0.3 + 2 x 0.06 s
 FAST = LeaseTimes(lease=0.3, renew=0.09, scan=0.06)
@@ -106,3 +107,20 @@ class Gate:
 
     def open(self) -> None:
         self.opened.set()
+
+
+async def settle(rt: Runtime, agents: list[str], timeout: float) -> None:
+    """Resume every agent (work on a suspended one waits for a resume), then wait until none is RUNNING.
+
+    Raises:
+        AssertionError: some agent still RUNNING after ``timeout`` seconds.
+    """
+    for a in agents:
+        await call(rt, "agent:resume", agentId=a)
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = [(await call(rt, "agent:info", agentId=a))["output"]["status"] for a in agents]
+        if "RUNNING" not in statuses:
+            return
+        assert time.monotonic() < deadline, statuses
+        await asyncio.sleep(0.05)

@@ -25,8 +25,8 @@ from ops.engine.cached import CachedStore
 from ops.engine.links import version_links
 from ops.engine.pg import pg_seams
 from ops.engine.runtime import Runtime
-from tests.ops.helpers import answer
-from tests.scaleout.helpers import FAST, call
+from tests.ops.helpers import check_work
+from tests.scaleout.helpers import FAST, call, settle
 
 CALLER = "local"
 
@@ -113,33 +113,12 @@ async def test_gc_in_a_loop_beside_three_runtimes_on_postgres(postgres_url: str)
         await asyncio.to_thread(gc_thread.join)
     assert not errors, errors
     rt = runtimes[0]
-    for a in agents:
-        await call(rt, "agent:resume", agentId=a)
-    deadline = time.monotonic() + 20
-    while True:
-        statuses = [(await call(rt, "agent:info", agentId=a))["output"]["status"] for a in agents]
-        if "RUNNING" not in statuses:
-            break
-        assert time.monotonic() < deadline, statuses
-        await asyncio.sleep(0.05)
+    await settle(rt, agents, 20)
     elapsed = time.monotonic() - t0
 
     async def value(path: str) -> Any:
         return (await call(rt, "covia:read", path=path, maxSize=1 << 30))["output"]["value"]
-    timelines = {a: await value(f"g/{a}/timeline") for a in agents}
-    histories = {a: await value(f"g/{a}/state/history") for a in agents}
-    for jid, (a, text) in requests.items():  # each task completed exactly once, or cancelled and never completed
-        job = rt.get_job(CALLER, jid)
-        completions = [e for e in timelines[a] if e["taskResults"].get(jid, {}).get("status") == "COMPLETE"]
-        if job["status"] == "COMPLETE":
-            assert answer(job) == text and len(completions) == 1, (job, completions)
-        else:
-            assert job["status"] == "CANCELLED" and not completions, (job, completions)
-    for text, a in messages.items():  # no message lost or duplicated
-        in_history = sum(1 for m in histories[a]
-                         if m["role"] == "user" and m.get("content") == f"[message from {CALLER}] {text}")
-        in_timeline = sum(1 for e in timelines[a] for m in e["messages"] if m["message"] == text)
-        assert in_history == 1 and in_timeline == 1, (text, a, in_history, in_timeline)
+    await check_work(value, lambda jid: rt.get_job(CALLER, jid), requests, messages)
     for path, v in writes.items():  # every acknowledged write readable
         assert await value(path) == v, path
     for a in agents:  # nothing a version needs was freed: every agent replays identical

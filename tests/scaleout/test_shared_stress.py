@@ -23,8 +23,8 @@ from lattice.postgres import PostgresStore
 from ops.domain.check import make_check_head
 from ops.engine.pg import pg_seams
 from ops.engine.runtime import Runtime
-from tests.ops.helpers import answer
-from tests.scaleout.helpers import FAST, Bus, call, kill, shared_runtime
+from tests.ops.helpers import check_work
+from tests.scaleout.helpers import FAST, Bus, call, kill, settle, shared_runtime
 
 CALLER = "local"
 
@@ -152,33 +152,12 @@ async def test_stress_across_runtimes(cluster: Cluster) -> None:
     t0 = time.monotonic()
     await asyncio.gather(killer(), *(client(n) for n in range(12)))
     rt = cluster.live[0]
-    for a in agents:  # work on a suspended agent waits for a resume; then everything settles
-        await call(rt, "agent:resume", agentId=a)
-    deadline = time.monotonic() + FAST.bound + 10
-    while True:
-        statuses = [(await call(rt, "agent:info", agentId=a))["output"]["status"] for a in agents]
-        if "RUNNING" not in statuses:
-            break
-        assert time.monotonic() < deadline, statuses
-        await asyncio.sleep(0.05)
+    await settle(rt, agents, FAST.bound + 10)
     elapsed = time.monotonic() - t0
 
     async def value(path: str) -> Any:
         return (await call(rt, "covia:read", path=path, maxSize=1 << 30))["output"]["value"]
-    timelines = {a: await value(f"g/{a}/timeline") for a in agents}
-    histories = {a: await value(f"g/{a}/state/history") for a in agents}
-    for jid, (a, text) in requests.items():  # each task completed exactly once, or cancelled and never completed
-        job = rt.get_job(CALLER, jid)
-        completions = [e for e in timelines[a] if e["taskResults"].get(jid, {}).get("status") == "COMPLETE"]
-        if job["status"] == "COMPLETE":
-            assert answer(job) == text and len(completions) == 1, (job, completions)
-        else:
-            assert job["status"] == "CANCELLED" and not completions, (job, completions)
-    for text, a in messages.items():  # no message lost or duplicated
-        in_history = sum(1 for m in histories[a]
-                         if m["role"] == "user" and m.get("content") == f"[message from {CALLER}] {text}")
-        in_timeline = sum(1 for e in timelines[a] for m in e["messages"] if m["message"] == text)
-        assert in_history == 1 and in_timeline == 1, (text, a, in_history, in_timeline)
+    await check_work(value, lambda jid: rt.get_job(CALLER, jid), requests, messages)
     for path, v in writes.items():
         got = await value(path)
         assert got is not None and got.split(".")[0] == v.split(".")[0], (path, got, v)
