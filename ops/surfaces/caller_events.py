@@ -26,8 +26,6 @@ poll, every agent is read again). Idle streams carry a comment every
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -39,11 +37,9 @@ from ..engine.handlers.agents import summary
 from ..engine.runtime import Runtime
 from .common import RUNTIME, SHUTDOWN, caller_of
 from .routes import Route, component, event_stream, sse_event
-from .sse import DEFAULT_HEARTBEAT, HEARTBEAT, EventStream, wait_changed
+from .sse import DEFAULT_HEARTBEAT, HEARTBEAT, EventStream, pump, wait_changed
 
 __all__ = ["follow_caller", "caller_events", "ROUTES"]
-
-log = logging.getLogger("lattice.sse")
 
 
 async def follow_caller(runtime: Runtime, caller: str, heartbeat: float = DEFAULT_HEARTBEAT,
@@ -103,21 +99,7 @@ async def caller_events(request: web.Request) -> web.StreamResponse:
     stream = await EventStream(request).open()
     items = follow_caller(request.app[RUNTIME], caller, request.app.get(HEARTBEAT, DEFAULT_HEARTBEAT),
                           request.app.get(SHUTDOWN))
-    try:
-        async with contextlib.aclosing(items):
-            async for item in items:
-                if item is None:
-                    await stream.comment()
-                else:
-                    await stream.send(*item)
-    except ConnectionResetError:
-        log.debug("event stream client went away: GET %s", request.path)
-        return stream.response
-    except Exception:
-        log.exception("event stream GET %s failed", request.path)
-        with contextlib.suppress(ConnectionResetError):
-            await stream.send("error", {"error": {"code": "internal_error", "message": "internal server error"}})
-    await stream.close()
+    await pump(stream, items, lambda item: stream.send(*item))
     return stream.response
 
 

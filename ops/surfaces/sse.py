@@ -57,7 +57,7 @@ from .routes import JOB_ID, Param, Route, component, event_stream, sse_event
 
 __all__ = ["HEARTBEAT", "DEFAULT_HEARTBEAT", "EVENT_ID_PATTERN", "RESUME_PATTERN", "EventStream", "wants_event_stream",
            "accept_quality", "follow_job", "follow_agent", "event_id", "parse_resume_point", "invoke_stream",
-           "job_stream", "agent_events", "JOB_EVENTS", "JOB_STREAM_DOC", "ROUTES", "prepare", "wait_changed"]
+           "job_stream", "agent_events", "JOB_EVENTS", "JOB_STREAM_DOC", "ROUTES", "prepare", "wait_changed", "pump"]
 
 log_ = logging.getLogger("lattice.sse")
 
@@ -312,8 +312,9 @@ async def follow_agent(runtime: Runtime, caller: str, agent_id: str, after: int 
 
 # -- handlers ------------------------------------------------------------------------
 
-async def _pump(stream: EventStream, items: AsyncIterator[Any], send) -> None:
-    """Send every item of ``items`` (None: a heartbeat) until it ends or the client goes."""
+async def pump(stream: EventStream, items: AsyncIterator[Any], send) -> None:
+    """Send every item of ``items`` with ``send`` (None: a heartbeat comment) until it ends or the client goes;
+    a failure is logged and sent as an ``error`` event; then the stream is closed."""
     try:
         async with contextlib.aclosing(items):
             async for item in items:
@@ -340,7 +341,7 @@ async def _stream_job(request: web.Request, caller: str, job: dict[str, Any]) ->
     items = follow_job(request.app[RUNTIME], caller, job["jobId"], _heartbeat(request), first=job,
                        stop=request.app.get(SHUTDOWN))
     # the final update carries an id (its status): sent back on a reconnect, it gets 204 (job_stream)
-    await _pump(stream, items, lambda j: stream.send("job-update", j, j["status"] if j["status"] in TERMINAL else None))
+    await pump(stream, items, lambda j: stream.send("job-update", j, j["status"] if j["status"] in TERMINAL else None))
     return stream.response
 
 
@@ -411,7 +412,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
         raise OpError("not_found", f"no agent {aid!r}", hint="agent:list shows your agents")
     stream = await EventStream(request).open()
     items = follow_agent(runtime, caller, aid, after, _heartbeat(request), after_id, request.app.get(SHUTDOWN))
-    await _pump(stream, items, lambda item: stream.send(
+    await pump(stream, items, lambda item: stream.send(
         item[0], item[1], event_id(item[1]["seq"], bytes.fromhex(item[1]["id"])) if item[0] == "agent-version" else None))
     return stream.response
 
