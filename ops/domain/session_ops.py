@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from msgspec import Meta, Struct
+from msgspec import Meta
 
 from .contracts import Contract, declare
 from .operations import AgentId, SessionId, Version, Wait
+from .operations import _In, _Out  # the operations' input and output bases
 
 __all__ = ["ChatInput", "ChatOutput", "SessionsInput", "SessionSummary", "SessionsOutput", "SessionReadInput",
            "SessionReadOutput", "RenameSessionInput", "RenameSessionOutput", "SessionInput", "DeleteSessionOutput",
@@ -22,14 +23,6 @@ __all__ = ["ChatInput", "ChatOutput", "SessionsInput", "SessionSummary", "Sessio
            "SummariseInput", "SummariseOutput", "ForkSessionInput", "ForkSessionOutput", "VersionRef"]
 
 _Count = Annotated[int, Meta(ge=0)]
-
-
-class _In(Struct, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class _Out(Struct, kw_only=True):
-    pass
 
 
 class VersionRef(_Out):

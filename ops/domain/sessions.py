@@ -70,6 +70,14 @@ def get(tx: Tx, rec: dict[str, Any], sid: str) -> dict[str, Any] | None:
         return None
 
 
+def _existing(tx: Tx, rec: dict[str, Any], sid: str) -> dict[str, Any]:
+    """The opened session ``sid``. Raises KeyError when there is no such session."""
+    session = get(tx, rec, sid)
+    if session is None:
+        raise KeyError(sid)
+    return session
+
+
 def _put(tx: Tx, rec: dict[str, Any], sid: str, session: dict[str, Any]) -> dict[str, Any]:
     return {**rec, "sessions": map_set(tx, rec.get("sessions") or {}, sid, session)}
 
@@ -104,9 +112,7 @@ def enqueue(tx: Tx, rec: dict[str, Any], sid: str, entry: dict[str, Any], ts: in
     Raises:
         KeyError: no such session.
     """
-    session = get(tx, rec, sid)
-    if session is None:
-        raise KeyError(sid)
+    session = _existing(tx, rec, sid)
     meta = dict(session["meta"])
     if entry["caller"] not in meta["parties"]:
         meta["parties"] = list(meta["parties"]) + [entry["caller"]]
@@ -184,9 +190,7 @@ def clear_pending(tx: Tx, rec: dict[str, Any]) -> dict[str, Any]:
 
 def rename(tx: Tx, rec: dict[str, Any], sid: str, title: str, ts: int) -> dict[str, Any]:
     """Set session ``sid``'s title. Raises KeyError when there is no such session."""
-    session = get(tx, rec, sid)
-    if session is None:
-        raise KeyError(sid)
+    session = _existing(tx, rec, sid)
     rec = _put(tx, rec, sid, {**session, "meta": {**session["meta"], "title": title}})
     return {**rec, "updated": ts}
 
@@ -228,9 +232,7 @@ def compact(tx: Tx, rec: dict[str, Any], sid: str, summary: str, keep_turns: int
     Raises:
         KeyError: no such session.
     """
-    session = get(tx, rec, sid)
-    if session is None:
-        raise KeyError(sid)
+    session = _existing(tx, rec, sid)
     meta = dict(session["meta"])
     lo, hi = meta.get("compactedTurns", 0), meta["turnCount"] - keep_turns
     if hi <= lo:
