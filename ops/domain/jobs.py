@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from lattice.nodes import map_keys, map_len
 
+from .answers import request_output
 from .errors import error_fields
 
 __all__ = ["PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT", "STATUSES", "TERMINAL",
@@ -104,14 +105,23 @@ PUBLIC_FIELDS = ("id", "jobId", "op", "operation", "status", "input", "output", 
                  "updated")
 
 
+def _output(rec: dict[str, Any]) -> Any:
+    """A job's output as shown: a completed ``agent:request``'s answer as the venue's request result."""
+    if rec["operation"] != "agent:request" or rec["status"] != COMPLETE:
+        return rec.get("output")
+    agent_id = rec.get("agentId") or (rec.get("input") or {}).get("agentId")
+    return request_output(rec["jobId"], agent_id, rec.get("output"), rec.get("sessionId"))
+
+
 def public_job(rec: dict[str, Any]) -> dict[str, Any]:
     """The job as every surface shows it (REST, event streams, MCP): :data:`PUBLIC_FIELDS`, then
     extras where they apply: ``path`` and ``hint`` of a recorded error, ``agentId`` of a task or
     trigger job, and ``agent`` (``{agentId, status, error}``) on a task or trigger job that a wait
     returned unfinished because its agent cannot progress (suspended with an error, or terminated).
 
-    The stored record (:func:`job_record`) is unchanged: ``jobId``, ``operation``, and ``error``
-    as ``{code, message, path?, hint?}``.
+    The stored record (:func:`job_record`) is unchanged: ``jobId``, ``operation``, ``error``
+    as ``{code, message, path?, hint?}``, and a completed request's answer as it is (the view wraps
+    an answer that is not a map: :func:`ops.domain.answers.request_output`).
 
     >>> job = finish(job_record("0x01", "agent:info", 5, input={"agentId": "A"}), FAILED, 7,
     ...              error={"code": "not_found", "message": "no agent 'A'"})
@@ -121,7 +131,7 @@ def public_job(rec: dict[str, Any]) -> dict[str, Any]:
     """
     err = error_fields(rec.get("error"))
     out = {"id": rec["jobId"], "jobId": rec["jobId"], "op": rec["operation"], "operation": rec["operation"],
-           "status": rec["status"], "input": rec.get("input"), "output": rec.get("output"),
+           "status": rec["status"], "input": rec.get("input"), "output": _output(rec),
            "error": err.pop("error"), "errorCode": err.pop("errorCode"),
            "created": rec.get("created"), "updated": rec.get("updated"), **err}
     if rec.get("agentId") is not None:

@@ -40,7 +40,6 @@ from lattice.paths import parse_path, write_path
 from ..domain import agent as A
 from ..domain import jobs as J
 from ..domain import sessions as S
-from ..domain.answers import request_output
 from ..domain.cycle import Cycle, CycleError, Outcome
 from ..domain.errors import OpError
 from ..domain.events import Messaged, RunCompleted, RunFailed
@@ -233,8 +232,6 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
             if jr is not None and jr["status"] not in J.TERMINAL:
                 status, output, error = out.task_status, out.task_output, out.task_error
                 if status == J.COMPLETE:
-                    output = request_output(work.task_id, aid, output,
-                                            work.task.get("sessionId") if work.task else None)
                     path = work.task.get("outputPath") if work.task else None
                     if path and not sandboxed:
                         error = answer_edit(u, caller, edits, parse_path(path)[1], out.task_output, path)

@@ -166,7 +166,7 @@ async def run(request: web.Request) -> web.Response:
     job = await execute(request, env)
     status = job["status"]
     if status == COMPLETE:
-        return reply(job.get("output"))
+        return reply(public_job(job)["output"])
     if status in TERMINAL:
         err = job.get("error") or {"code": status.lower(), "message": f"the job ended {status}"}
         body = {**error_fields(err), "id": job["jobId"], "jobId": job["jobId"], "status": status}

@@ -28,7 +28,7 @@ async def _run_version(rt: Runtime, aid: str) -> int:
 async def test_a_runs_exchanges_are_rebuilt_exactly(rt: Runtime) -> None:
     await out(rt, "covia:write", path="w/notes", value="remember the milk")
     await out(rt, "agent:create", agentId="A", config={**TOOLS, "systemPrompt": "Be useful."})
-    assert (await out(rt, "agent:request", agentId="A", input="look at the notes", wait=True))["output"] == "done"
+    assert (await out(rt, "agent:request", agentId="A", input="look at the notes", wait=True)) == "done"
     seq = await _run_version(rt, "A")
     v = await out(rt, "agent:version", agentId="A", at=seq)
     head = (await out(rt, "agent:history", agentId="A", limit=1))["versions"][0]

@@ -10,6 +10,7 @@ import pytest
 from covia.models import (AgentChatResult, AgentDeleteSessionResult, AgentMessageResult, AgentRenameSessionResult,
                           AgentSessionReadResult, AgentSessionsResult, AgentTriggerResult)
 
+from ops.domain.jobs import public_job
 from ops.engine.runtime import Runtime
 from ops.llm import make_adapter
 from tests.ops.helpers import CALLER, answer, call, out, read, until
@@ -195,7 +196,7 @@ async def test_message_request_and_trigger_with_a_session(rt: Runtime) -> None:
     # agent:request bound to the session: its turn goes to the session's history
     job = await call(rt, "agent:request", agentId="A", input={"q": 1}, sessionId=sid, wait=True)
     assert job["status"] == "COMPLETE" and answer(job) == '{"q":1}' and job["sessionId"] == sid
-    assert job["output"]["sessionId"] == sid  # the wrapped text answer says its session
+    assert public_job(job)["output"]["sessionId"] == sid  # the wrapped text answer says its session
     turn = (await read(rt, f"g/A/sessions/{sid}/history"))[-2:]
     assert turn[0]["taskId"] == job["jobId"] and turn[0]["content"] == '{"q":1}' and turn[1]["role"] == "assistant"
     assert (await read(rt, f"j/{job['jobId']}"))["sessionId"] == sid

@@ -59,15 +59,15 @@ def commit_of(rt: Runtime, ref: str):
 async def test_a_string_answer_is_wrapped_and_a_map_answer_is_the_output(rt: Runtime) -> None:
     await out(rt, "agent:create", agentId="A", config=ECHO)
     job = await call(rt, "agent:request", agentId="A", input="hi", timeout=5000)
-    assert job["status"] == "COMPLETE"
-    assert job["output"] == {"id": job["jobId"], "jobId": job["jobId"], "agentId": "A", "status": "COMPLETE",
-                             "output": "hi"}
-    r = M.AgentRequestResult.model_validate(job["output"])
+    assert job["status"] == "COMPLETE" and job["output"] == "hi"  # stored as the agent answered
+    shown = public_job(job)["output"]  # every surface shows the venue's request result
+    assert shown == {"id": job["jobId"], "jobId": job["jobId"], "agentId": "A", "status": "COMPLETE", "output": "hi"}
+    r = M.AgentRequestResult.model_validate(shown)
     assert (r.id, r.agentId, r.output) == (job["jobId"], "A", "hi")
     await out(rt, "agent:create", agentId="S", config=scripted(
         {"toolCalls": [{"name": "complete_task", "arguments": {"output": {"answer": 42}}}]}))
     job = await call(rt, "agent:request", agentId="S", input="q", timeout=5000)
-    assert job["output"] == {"answer": 42}  # the agent's structured response itself
+    assert job["output"] == public_job(job)["output"] == {"answer": 42}  # the agent's structured response itself
     assert M.AgentRequestResult.model_validate(job["output"]).model_dump()["answer"] == 42
 
 
@@ -564,7 +564,7 @@ async def test_a_session_bound_request_with_a_schema_and_an_output_path(rt: Runt
     await out(rt, "agent:create", agentId="A", config=ECHO)
     first = await call(rt, "agent:request", agentId="A", input="one", session={"title": "t"}, wait=True)
     sid = first["sessionId"]
-    assert first["output"]["sessionId"] == sid  # the wrapped text answer says its session
+    assert public_job(first)["output"]["sessionId"] == sid  # the wrapped text answer says its session
     job = await call(rt, "agent:request", agentId="A", input='{"n": 3}', sessionId=sid, responseSchema=SCHEMA,
                      strict=True, outputPath="w/s/n", wait=True)
     assert job["status"] == "COMPLETE" and job["output"] == {"n": 3} and await read(rt, "w/s/n") == {"n": 3}

@@ -14,7 +14,7 @@ from ...domain import agent as A
 from ...domain import decide
 from ...domain import jobs as J
 from ...domain import operations as O
-from ...domain.answers import check_answer, request_output
+from ...domain.answers import check_answer
 from ...domain.cycle import Cycle, CycleError, Outcome
 from ...domain.errors import OpError, Rejected
 from ...domain.models import LlmReply, ToolCall
@@ -75,7 +75,7 @@ async def _finish(engine: Engine, caller: str, job: dict, aid: str, tid: str, *,
                                   path="$.input.result" + mismatch["answerPath"][1:],
                                   hint=f"the task asks for a strict responseSchema (failing at {mismatch['schemaPath']})")
             event = msgspec.structs.replace(event, result=answer)
-            status, output, err = J.COMPLETE, request_output(tid, aid, answer, task.get("sessionId")), None
+            status, output, err = J.COMPLETE, answer, None
             if task.get("outputPath"):
                 err = answer_edit(u, caller, edits, parse_path(task["outputPath"])[1], answer, task["outputPath"])
                 if err is not None:
