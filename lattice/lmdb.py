@@ -1,9 +1,12 @@
 """LMDB backend of the store port.
 
-Layout: one LMDB environment (a directory) with two named sub-databases:
+Layout: one LMDB environment (a directory) with named sub-databases:
 
-* ``objects``: key = 32-byte blake3 digest, value = the object's bytes;
-* ``refs``: key = the ref name encoded as UTF-8, value = a 32-byte digest.
+* ``log`` and ``index``: the objects, in an append-ordered log with an index by digest
+  prefix (:mod:`lattice.lmdb_layout`: why, the stored encoding, and how a store written
+  by an earlier version is read and moved over);
+* ``refs``: key = the ref name encoded as UTF-8, value = a 32-byte digest;
+* ``meta``: the layout version.
 
 LMDB orders keys bytewise, and UTF-8 byte order equals code point order, so
 ``refs(prefix)`` yields names in the same order as ``sorted()`` on ``str``.
@@ -41,10 +44,10 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
 
 import lmdb
 
-from .digest import DIGEST_SIZE
 from .errors import InvalidValue, NotFound, ReadOnly, StoreError
 from .gc import Barrier
 from .lmdb_gc import LmdbCollector
+from .lmdb_layout import MAX_DBS, Layout, Packer, migrate
 from .lmdb_support import Gate, store_error, writer_lock
 from .store import RefUpdate, check_object, check_ref_updates
 
@@ -55,8 +58,6 @@ DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 #: Most commit requests applied in one write transaction.
 MAX_GROUP = 256
 
-_OBJECTS_DB = b"objects"
-_REFS_DB = b"refs"
 
 # Realpaths of environments open in this process (LMDB forbids opening one twice).
 _open_paths: set[str] = set()
@@ -159,14 +160,17 @@ class LmdbStore(LmdbCollector):
             self._env = lmdb.open(
                 self.path,
                 map_size=map_size,
-                max_dbs=2,
+                max_dbs=MAX_DBS,
                 max_readers=max_readers,
                 sync=durable,
                 metasync=durable,
                 readonly=readonly,
             )
-            self._objects = self._env.open_db(_OBJECTS_DB)
-            self._refs = self._env.open_db(_REFS_DB)
+            self._layout = Layout(self._env, readonly)
+            self._refs = self._layout.refs
+            self._packer = Packer()
+            if not readonly:
+                migrate(self._env, self._layout, self._packer)
             self._max_key = self._env.max_key_size()
         except BaseException as e:
             if self._env is not None:
@@ -233,19 +237,19 @@ class LmdbStore(LmdbCollector):
             StoreError: the store is closed or LMDB failed.
         """
         key = bytes(d)
-        data = self._read(self._objects, lambda txn: txn.get(key) if len(key) == DIGEST_SIZE else None)
+        data, ok = self._read(None, lambda txn: self._layout.find(txn, key))
         if data is None:
             raise NotFound(f"no object {key.hex()}")
-        return check_object(key, data)
+        return data if ok else check_object(key, data)
 
     def has(self, d: bytes) -> bool:
-        """Return whether an object with digest ``d`` is stored (no re-hash, no copy).
+        """Return whether an object with digest ``d`` is stored (whole or damaged: :meth:`get` tells).
 
         Raises:
             StoreError: the store is closed or LMDB failed.
         """
         key = bytes(d)
-        return self._read(self._objects, lambda txn: len(key) == DIGEST_SIZE and txn.cursor().set_key(key))
+        return self._read(None, lambda txn: self._layout.find(txn, key)[0] is not None)
 
     def ref(self, name: str) -> bytes | None:
         """Return the digest ``name`` points at, or ``None``.
@@ -254,6 +258,8 @@ class LmdbStore(LmdbCollector):
             StoreError: the store is closed or LMDB failed.
         """
         key = self._ref_key(name)
+        if self._refs is None:
+            return None
         return self._read(self._refs, lambda txn: None if key is None else txn.get(key))
 
     def refs(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
@@ -270,7 +276,7 @@ class LmdbStore(LmdbCollector):
 
         def scan(txn: lmdb.Transaction) -> list[tuple[str, bytes]]:
             items: list[tuple[str, bytes]] = []
-            if pfx is None:
+            if pfx is None or self._refs is None:
                 return items
             cur = txn.cursor()
             if cur.set_range(pfx):
@@ -303,12 +309,12 @@ class LmdbStore(LmdbCollector):
                 "path": self.path,
                 "map_size": info["map_size"],
                 "used_bytes": (info["last_pgno"] + 1) * self._env.stat()["psize"],
-                "objects": txn.stat(self._objects)["entries"],
-                "refs": txn.stat(self._refs)["entries"],
+                "objects": self._layout.count(txn),
+                "refs": txn.stat(self._refs)["entries"] if self._refs is not None else 0,
                 "durable": self.durable,
             }
 
-        return self._read(self._objects, collect)
+        return self._read(None, collect)
 
     # ----------------------------------------------------------------- writes
 
@@ -491,9 +497,10 @@ class LmdbStore(LmdbCollector):
     def _apply(self, group: list[_Request]) -> list[bool]:
         """Apply each request's CAS + writes in one write transaction; return per-request results."""
         results = []
-        objects_db, refs_db = self._objects, self._refs
+        layout, refs_db, packer = self._layout, self._refs, self._packer
         txn = self._env.begin(write=True)
         try:
+            layout.begin(txn)
             for req in group:
                 ok = (req.generation is None or req.generation == self.generation) and \
                     all(txn.get(key, db=refs_db) == expected for key, expected, _ in req.updates)
@@ -502,9 +509,9 @@ class LmdbStore(LmdbCollector):
                     continue
                 if self._barrier.active:
                     self._barrier.record(dict(req.objects), (new for _, _, new in req.updates),
-                                         lambda d: txn.get(d, db=objects_db))
+                                         lambda d: layout.get(txn, d))
                 for d, data in req.objects:
-                    txn.put(d, data, db=objects_db, overwrite=False)
+                    layout.put(txn, packer, d, data)
                 for key, _, new in req.updates:
                     if new is None:
                         txn.delete(key, db=refs_db)

@@ -17,7 +17,9 @@ from typing import Any, Callable, Iterator, TypeVar
 import lmdb
 
 from .errors import ReadOnly, StoreError
+from .digest import digest
 from .gc import closure
+from .lmdb_layout import MAX_DBS, Layout, index_key, object_size, seq_key, seq_of
 
 __all__ = ["LmdbCollector"]
 
@@ -29,7 +31,7 @@ class LmdbCollector:
     writer queue and gate)."""
 
     _env: Any
-    _objects: Any
+    _layout: Layout
     _refs: Any
     _closed: bool
     _thread: threading.Thread | None
@@ -39,27 +41,35 @@ class LmdbCollector:
     generation: int
 
     def objects(self) -> Iterator[tuple[bytes, int]]:
-        """``(digest, size)`` of every stored object (a snapshot, read in pages)."""
-        last: bytes | None = None
+        """``(digest, size)`` of every stored object, ``size`` its own bytes (a snapshot, read in
+        pages of the log; a store not yet moved to layout 2 lists its old database too)."""
+        layout = self._layout
+        after = 0
         while True:
-            def page(txn: lmdb.Transaction, after: bytes | None = last) -> list[tuple[bytes, int]]:
-                cur = txn.cursor()
-                if after is None:
-                    found = cur.first()
-                else:
-                    found = cur.set_range(after)
-                    if found and cur.key() == after:
-                        found = cur.next()
-                out = []
-                while found and len(out) < 4096:
-                    out.append((bytes(cur.key()), len(cur.value())))
-                    found = cur.next()
-                return out
-            items = self._read(self._objects, page)
+            items = self._read(None, lambda txn, after=after: layout.entries(txn, after))
             if not items:
-                return
-            yield from items
-            last = items[-1][0]
+                break
+            for _, data in items:
+                yield digest(data), len(data)
+            after = items[-1][0]
+        if layout.legacy is not None:
+            last: bytes | None = None
+            while True:
+                def page(txn: lmdb.Transaction, after: bytes | None = last) -> list[tuple[bytes, int]]:
+                    cur = txn.cursor(db=layout.legacy)
+                    found = cur.first() if after is None else cur.set_range(after)
+                    if found and after is not None and cur.key() == after:
+                        found = cur.next()
+                    out = []
+                    while found and len(out) < 4096:
+                        out.append((bytes(cur.key()), len(cur.value())))
+                        found = cur.next()
+                    return out
+                legacy = self._read(None, page)
+                if not legacy:
+                    return
+                yield from legacy
+                last = legacy[-1][0]
 
     def _control(self, run: Callable[[], _T]) -> _T:
         if self._closed:
@@ -89,15 +99,22 @@ class LmdbCollector:
         protected = self._barrier.stop()
         if live is None:
             return 0, 0
-        objects_db, refs_db = self._objects, self._refs
+        layout, refs_db = self._layout, self._refs
         txn = self._env.begin(write=True)
         try:
             heads = [bytes(v) for _, v in txn.cursor(db=refs_db)]
-            closure(lambda d: txn.get(d, db=objects_db), [*protected, *heads], live, extra)
-            dead = [(bytes(k), len(v)) for k, v in txn.cursor(db=objects_db) if bytes(k) not in live]
-            for k, _ in dead:
-                txn.delete(k, db=objects_db)
-            freed, nbytes = len(dead), sum(n for _, n in dead)
+            closure(lambda d: layout.get(txn, d), [*protected, *heads], live, extra)
+            # An index entry whose prefix no live digest has is dead. One that shares a live
+            # digest's prefix is kept without hashing it: an unreachable object kept that way
+            # (a 64-bit prefix collision with a live one) is only garbage left, never a loss.
+            prefixes = {index_key(d) for d in live}
+            dead = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=layout.index) if bytes(k) not in prefixes]
+            freed, nbytes = len(dead), 0
+            for k, v in dead:
+                raw = txn.get(seq_key(seq_of(v)), db=layout.log)
+                if raw is not None:
+                    nbytes += object_size(raw)
+                layout.delete(txn, k, seq_of(v))
         except BaseException:
             with self._gate.exclusive():
                 txn.abort()
@@ -132,10 +149,10 @@ class LmdbCollector:
                 self._env.close()
                 os.replace(os.path.join(tmp, "data.mdb"), data)
                 shutil.rmtree(tmp, ignore_errors=True)
-                self._env = lmdb.open(self.path, map_size=info["map_size"], max_dbs=2,
+                self._env = lmdb.open(self.path, map_size=info["map_size"], max_dbs=MAX_DBS,
                                       max_readers=self._env_readers, sync=self.durable, metasync=self.durable)
-                self._objects = self._env.open_db(b"objects")
-                self._refs = self._env.open_db(b"refs")
+                self._layout = Layout(self._env, False)
+                self._refs = self._layout.refs
             return os.path.getsize(data)
         return before, self._control(run)
 

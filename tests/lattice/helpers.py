@@ -34,3 +34,25 @@ def value_strategy(width: int = 6, leaves: int = 25, small: int = 20, keys: int 
     """Nested lattice values; ``width`` above 32 makes vectors and maps."""
     return st.recursive(scalar_strategy(small), lambda c: st.lists(c, max_size=width)
                         | st.dictionaries(st.text(max_size=keys), c, max_size=width), max_leaves=leaves)
+
+
+def tamper_lmdb(path: Any, d: bytes, data: bytes) -> None:
+    """Replace, on disk, the bytes of the object with digest ``d`` in the closed LMDB store at ``path``
+    by ``data`` (stored raw), or store ``data`` under ``d`` if it is absent: what a damaged disk does."""
+    import lmdb
+
+    from lattice.lmdb_layout import MAX_DBS, RAW, Layout, index_key, seq_key, seq_of, seq_value
+
+    env = lmdb.open(str(path), max_dbs=MAX_DBS)
+    try:
+        layout = Layout(env, False)
+        with env.begin(write=True) as txn:
+            layout.begin(txn)
+            cur = txn.cursor(db=layout.index)
+            seq = seq_of(cur.value()) if cur.set_key(index_key(d)) else None
+            if seq is None:
+                seq = layout.next_seq
+                txn.put(index_key(d), seq_value(seq), db=layout.index, dupdata=True)
+            txn.put(seq_key(seq), bytes((RAW,)) + data, db=layout.log)
+    finally:
+        env.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
 from lattice.store import RefUpdate
 from lattice.testing import StoreContract
+from tests.lattice.helpers import tamper_lmdb
 
 
 def obj(data: bytes) -> tuple[bytes, bytes]:
@@ -25,15 +27,17 @@ def obj(data: bytes) -> tuple[bytes, bytes]:
 
 
 _GROW_ELSEWHERE = """
-import sys, lmdb
+import random, sys, lmdb
 from blake3 import blake3
-env = lmdb.open(sys.argv[1], max_dbs=2, map_size=64 << 20)
-objects, refs = env.open_db(b"objects"), env.open_db(b"refs")
+from lattice.lmdb_layout import MAX_DBS, Layout, Packer
+env = lmdb.open(sys.argv[1], max_dbs=MAX_DBS, map_size=64 << 20)
+layout, packer = Layout(env, False), Packer()
 with env.begin(write=True) as txn:
+    layout.begin(txn)
     for i in range(8):
-        data = bytes([i]) * (256 * 1024)
-        txn.put(blake3(data).digest(), data, db=objects)
-    txn.put(b"other/process", blake3(data).digest(), db=refs)
+        data = random.Random(i).randbytes(256 * 1024)  # incompressible: the map must grow
+        layout.put(txn, packer, blake3(data).digest(), data)
+    txn.put(b"other/process", blake3(data).digest(), db=layout.refs)
 env.close()
 """
 
@@ -60,13 +64,7 @@ class TestLmdbStore(StoreContract):
 
     def corrupt_object(self, store, path, d, data):
         store.close()  # LMDB forbids a second environment on the path in one process
-        env = lmdb.open(str(path), max_dbs=2)
-        try:
-            objects = env.open_db(b"objects")  # before begin(): open_db inside a write txn self-deadlocks
-            with env.begin(write=True) as txn:
-                txn.put(d, data, db=objects)
-        finally:
-            env.close()
+        tamper_lmdb(path, d, data)
         return LmdbStore(path)
 
     # ---------------------------------------------------------- LMDB specific
@@ -137,7 +135,7 @@ class TestLmdbStore(StoreContract):
             d, b = obj(b"mine")
             s.commit({d: b}, [])
             subprocess.run([sys.executable, "-c", _GROW_ELSEWHERE, str(path)], check=True, timeout=30)
-            last = bytes([7]) * (256 * 1024)
+            last = random.Random(7).randbytes(256 * 1024)
             assert s.ref("other/process") == digest(last)  # read first: needs the writer to adopt
             assert s.get(digest(last)) == last
             assert s.get(d) == b

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import lmdb
 import pytest
 
 from lattice.commits import read_commit, write_commit
 from lattice.fsck import fsck
 from lattice.lmdb import LmdbStore
+from tests.lattice.helpers import tamper_lmdb
 from lattice.memory import MemoryStore
 from lattice.nodes import Tx
 from ops.domain.check import make_check_head
@@ -95,12 +95,9 @@ async def test_cli_fsck(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "0 problem(s)" in ok.stderr
     # corrupt one object on disk
-    env = lmdb.open(str(data), max_dbs=4)
-    db = env.open_db(b"objects")
-    with env.begin(write=True, db=db) as txn:
-        key, value = next((k, v) for k, v in txn.cursor() if len(v) > 300)
-        txn.put(key, value[:-1] + b"?")
-    env.close()
+    with LmdbStore(data) as s:
+        key, value = next((d, s.get(d)) for d, n in s.objects() if n > 300)
+    tamper_lmdb(data, key, value[:-1] + b"?")
     bad = subprocess.run([str(BIN / "lattice"), "fsck", "--data", str(data), "--quiet"], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "corrupt" in bad.stdout and key.hex() in bad.stdout

@@ -1,0 +1,310 @@
+"""On-disk layout of the LMDB backend: an append-ordered object log with a short digest index.
+
+Layout 2 (this module) keeps objects in two sub-databases instead of one keyed by digest:
+
+* ``log``: key = 8-byte big-endian sequence number, given in commit order, value = one
+  stored object (:func:`pack`: a codec byte, then the object's bytes, compressed when that
+  makes them smaller). Keys only ever grow, so LMDB appends and keeps the log's pages full;
+* ``index`` (sorted duplicates): key = the first :data:`PREFIX` bytes of the object's blake3
+  digest, value = its 6-byte sequence number. Two objects whose digests share a prefix are
+  two duplicates of one key; a read tells them apart by hashing (every read re-hashes
+  anyway: :func:`lattice.store.check_object`).
+
+Why: under random 32-byte keys LMDB splits pages at random places and leaves them about
+two thirds full, so the old layout (layout 1: one ``objects`` database, digest -> bytes)
+spent about 1.45 bytes of disk per byte stored. The log fills its pages; only the small
+index entries pay for random keys.
+
+Codecs (the first byte of a log value): ``0`` the object as it is; ``1`` a zstd frame
+(``zstandard``, level 3, without its magic number, checksum or dictionary id, with the
+content size) compressed with the dictionary ``lattice/dictionaries/v1.zdict``. Most objects
+are small msgpack maps whose keys and constants (``caller``, ``format``, ``agentId``,
+``status``, ``COMPLETE``, ...) repeat from object to object but not inside one, which is
+what a dictionary is for: on the ``bench/vs_langgraph.py`` workload, which it was not
+trained on, one turn's objects take 3.7 KB with it and 4.4 KB with zstd alone (4.9 KB
+raw). ``scripts/build_zstd_dictionary.py`` says how it was built; it is part of the format
+and never changes (a better one would be codec ``2``). An object is stored compressed only
+when that saves at least :data:`MIN_SAVING` bytes. The digest is always of the object's own
+bytes, so compression is invisible above the backend: what is hashed, exported and
+compared is unchanged.
+
+``meta`` holds ``layout`` (``b"2"``). A store in layout 1 is read as it is (a read that
+misses the index looks in its ``objects`` database) and moved to layout 2 by the first
+writer that opens it (:func:`migrate`), in batches that each move and delete together, so
+a crash in between leaves every object readable.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+
+import lmdb
+import zstandard
+
+from .digest import DIGEST_SIZE, digest
+
+__all__ = ["LAYOUT", "MAX_DBS", "PREFIX", "MIN_SAVING", "LOG_DB", "INDEX_DB", "META_DB", "LEGACY_DB", "REFS_DB",
+           "pack", "unpack", "object_size", "index_key", "seq_key", "Layout", "migrate"]
+
+#: the layout this module writes (``meta["layout"]``)
+LAYOUT = 2
+#: bytes of the digest the index is keyed by
+PREFIX = 8
+#: an object is stored compressed only when that saves at least this many bytes
+MIN_SAVING = 4
+#: smallest object worth trying to compress
+_MIN_COMPRESS = 24
+
+LOG_DB, INDEX_DB, META_DB, LEGACY_DB, REFS_DB = b"log", b"index", b"meta", b"objects", b"refs"
+#: named databases of an environment: layout 2's four and layout 1's ``objects``
+MAX_DBS = 5
+RAW, ZSTD = 0, 1
+
+_SEQ = struct.Struct(">Q")
+_local = threading.local()
+_DICT_V1 = zstandard.ZstdCompressionDict(
+    (Path(__file__).resolve().parent / "dictionaries" / "v1.zdict").read_bytes())
+_FORMAT = zstandard.FORMAT_ZSTD1_MAGICLESS
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_local, "zd", None)
+    if d is None:
+        d = _local.zd = zstandard.ZstdDecompressor(dict_data=_DICT_V1, format=_FORMAT)
+    return d
+
+
+class Packer:
+    """Encodes objects for the log (one per writer thread: a zstd compressor is not thread-safe)."""
+
+    def __init__(self) -> None:
+        params = zstandard.ZstdCompressionParameters.from_level(
+            3, format=_FORMAT, write_checksum=False, write_dict_id=False, write_content_size=True)
+        self._zc = zstandard.ZstdCompressor(dict_data=_DICT_V1, compression_params=params)
+
+    def pack(self, data: bytes) -> bytes:
+        """The log value of ``data``: the codec byte, then the bytes (compressed when worth it)."""
+        if len(data) >= _MIN_COMPRESS:
+            z = self._zc.compress(data)
+            if len(z) + MIN_SAVING <= len(data):
+                return bytes((ZSTD,)) + z
+        return bytes((RAW,)) + data
+
+
+def pack(data: bytes) -> bytes:
+    """:meth:`Packer.pack` with a compressor of the calling thread."""
+    p = getattr(_local, "packer", None)
+    if p is None:
+        p = _local.packer = Packer()
+    return p.pack(data)
+
+
+def unpack(value: bytes) -> bytes:
+    """The object's bytes from a log value.
+
+    Raises:
+        ValueError: an unknown codec byte or a damaged zstd frame.
+    """
+    if not value:
+        raise ValueError("empty log value")
+    codec = value[0]
+    if codec == RAW:
+        return bytes(value[1:])
+    if codec == ZSTD:
+        try:
+            return _decompressor().decompress(bytes(value[1:]))
+        except zstandard.ZstdError as e:
+            raise ValueError(f"damaged zstd frame: {e}") from e
+    raise ValueError(f"unknown codec byte {codec}")
+
+
+def object_size(value: bytes) -> int:
+    """The size of the object a log value holds (its own bytes, before compression)."""
+    if value and value[0] == ZSTD:
+        try:
+            return len(unpack(value))
+        except ValueError:
+            pass
+    return max(len(value) - 1, 0)
+
+
+def index_key(d: bytes) -> bytes:
+    return bytes(d[:PREFIX])
+
+
+def seq_key(seq: int) -> bytes:
+    return _SEQ.pack(seq)
+
+
+def seq_value(seq: int) -> bytes:
+    """The 6-byte index value of a sequence number (a log of 2**48 objects is out of reach)."""
+    return _SEQ.pack(seq)[2:]
+
+
+def seq_of(value: bytes) -> int:
+    return _SEQ.unpack(b"\0\0" + bytes(value))[0]
+
+
+class Layout:
+    """The sub-databases of one environment and the reads and writes of objects inside a transaction.
+
+    Attributes:
+        log, index, meta, refs: LMDB database handles. legacy: layout 1's ``objects``
+            database while it still holds objects (read as a fallback), else None.
+        next_seq: the next log sequence number (read by :meth:`begin` in each write transaction).
+    """
+
+    def __init__(self, env: lmdb.Environment, readonly: bool) -> None:
+        create = not readonly
+        self.refs = env.open_db(REFS_DB, create=create) if create or _has_db(env, REFS_DB) else None
+        self.log = env.open_db(LOG_DB, create=True) if create else _maybe_db(env, LOG_DB)
+        self.index = (env.open_db(INDEX_DB, create=True, dupsort=True) if create
+                      else _maybe_db(env, INDEX_DB, dupsort=True))
+        self.meta = env.open_db(META_DB, create=True) if create else _maybe_db(env, META_DB)
+        self.legacy = _maybe_db(env, LEGACY_DB)
+        self.next_seq = 1
+        with env.begin() as txn:
+            if self.log is not None:
+                self.begin(txn)
+            if self.legacy is not None and not txn.stat(self.legacy)["entries"] and create:
+                self.legacy = None
+        if create:
+            with env.begin(write=True) as txn:
+                if txn.get(b"layout", db=self.meta) is None:
+                    txn.put(b"layout", str(LAYOUT).encode(), db=self.meta)
+
+    # ------------------------------------------------------------- reads, inside a transaction
+
+    def candidates(self, txn: lmdb.Transaction, d: bytes) -> Iterator[tuple[int, bytes]]:
+        """``(seq, object bytes)`` of every stored object whose digest shares ``d``'s prefix."""
+        if self.index is None:
+            return
+        cur = txn.cursor(db=self.index)
+        if not cur.set_key(index_key(d)):
+            return
+        for v in cur.iternext_dup():
+            seq = seq_of(v)
+            raw = txn.get(seq_key(seq), db=self.log)
+            if raw is not None:
+                try:
+                    yield seq, unpack(raw)
+                except ValueError:  # damaged: its bytes will not hash to any digest
+                    yield seq, bytes(raw)
+
+    def find(self, txn: lmdb.Transaction, d: bytes) -> tuple[bytes | None, bool]:
+        """``(bytes, True)`` of the object with digest ``d``; ``(None, False)`` when absent;
+        ``(bytes, False)`` when only an object that does not hash to ``d`` sits under its
+        prefix (a damaged object: the caller reports it as corrupt)."""
+        if len(d) != DIGEST_SIZE:
+            return None, False
+        other = None
+        for _, data in self.candidates(txn, d):
+            if digest(data) == d:
+                return data, True
+            other = data
+        if self.legacy is not None:
+            data = txn.get(bytes(d), db=self.legacy)
+            if data is not None:
+                return bytes(data), digest(data) == d
+        return other, False
+
+    def get(self, txn: lmdb.Transaction, d: bytes) -> bytes | None:
+        """The object with digest ``d``, or None (what the collector and the barrier read)."""
+        data, ok = self.find(txn, d)
+        return data if ok else None
+
+    def entries(self, txn: lmdb.Transaction, after: int = 0, limit: int = 4096) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` ``(seq, object bytes)`` of the log after ``after``, in log order."""
+        out: list[tuple[int, bytes]] = []
+        if self.log is None:
+            return out
+        cur = txn.cursor(db=self.log)
+        found = cur.set_range(seq_key(after + 1))
+        while found and len(out) < limit:
+            try:
+                data = unpack(cur.value())
+            except ValueError:
+                data = bytes(cur.value())
+            out.append((_SEQ.unpack(cur.key())[0], data))
+            found = cur.next()
+        return out
+
+    # ------------------------------------------------------------- writes (the writer thread)
+
+    def begin(self, txn: lmdb.Transaction) -> None:
+        """Start writing in ``txn``: the next sequence number follows the log's last (read in the
+        transaction, so it holds whatever wrote last, this process or another)."""
+        cur = txn.cursor(db=self.log)
+        self.next_seq = _SEQ.unpack(cur.key())[0] + 1 if cur.last() else 1
+
+    def put(self, txn: lmdb.Transaction, packer: Packer, d: bytes, data: bytes) -> bool:
+        """Store ``data`` under digest ``d`` unless it is stored; return whether it was new."""
+        if any(stored == data for _, stored in self.candidates(txn, d)):
+            return False
+        if self.legacy is not None and txn.get(d, db=self.legacy) is not None:
+            return False
+        seq = self.next_seq
+        txn.put(seq_key(seq), packer.pack(data), db=self.log, append=True)
+        txn.put(index_key(d), seq_value(seq), db=self.index, dupdata=True)
+        self.next_seq = seq + 1
+        return True
+
+    def delete(self, txn: lmdb.Transaction, d: bytes, seq: int) -> None:
+        """Remove the object at log position ``seq`` (whose digest is ``d``)."""
+        txn.delete(seq_key(seq), db=self.log)
+        txn.delete(index_key(d), seq_value(seq), db=self.index)
+
+    def count(self, txn: lmdb.Transaction) -> int:
+        n = txn.stat(self.index)["entries"] if self.index is not None else 0
+        return n + (txn.stat(self.legacy)["entries"] if self.legacy is not None else 0)
+
+
+def _has_db(env: lmdb.Environment, name: bytes) -> bool:
+    with env.begin() as txn:
+        return txn.get(name) is not None  # named databases are keys of the main database
+
+
+def _maybe_db(env: lmdb.Environment, name: bytes, **kw) -> object | None:
+    if not _has_db(env, name):
+        return None
+    return env.open_db(name, create=False, **kw)
+
+
+def migrate(env: lmdb.Environment, layout: Layout, packer: Packer, batch: int = 10_000,
+            progress: Callable[[int], None] | None = None) -> int:
+    """Move every object of layout 1's ``objects`` database into the log; return how many.
+
+    Each batch of ``batch`` objects is moved and deleted in one write transaction, so a crash
+    between batches leaves each object in exactly one of the two places (reads look in both).
+    The emptied database is dropped at the end.
+    """
+    if layout.legacy is None:
+        return 0
+    moved = 0
+    while True:
+        with env.begin(write=True) as txn:
+            layout.begin(txn)
+            cur = txn.cursor(db=layout.legacy)
+            items = []
+            found = cur.first()
+            while found and len(items) < batch:
+                items.append((bytes(cur.key()), bytes(cur.value())))
+                found = cur.next()
+            if not items:
+                txn.drop(layout.legacy, delete=True)
+                break
+            for d, data in items:
+                txn.delete(d, db=layout.legacy)
+                if not any(stored == data for _, stored in layout.candidates(txn, d)):
+                    seq = layout.next_seq
+                    txn.put(seq_key(seq), packer.pack(data), db=layout.log, append=True)
+                    txn.put(index_key(d), seq_value(seq), db=layout.index, dupdata=True)
+                    layout.next_seq = seq + 1
+            moved += len(items)
+        if progress is not None:
+            progress(moved)
+    layout.legacy = None
+    return moved

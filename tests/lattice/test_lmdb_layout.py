@@ -1,0 +1,187 @@
+"""LMDB's on-disk layout (:mod:`lattice.lmdb_layout`): the object log and its prefix index,
+compression, prefix collisions, damaged values, and stores written in layout 1."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import lmdb
+import pytest
+
+from lattice import lmdb_layout
+from lattice.digest import digest
+from lattice.errors import CorruptObject, NotFound, ReadOnly
+from lattice.gc import collect
+from lattice.lmdb import LmdbStore
+from lattice.lmdb_layout import LEGACY_DB, MAX_DBS, REFS_DB, ZSTD, seq_key
+from lattice.store import RefUpdate
+from tests.lattice.helpers import tamper_lmdb
+
+
+def obj(data: bytes) -> tuple[bytes, bytes]:
+    return digest(data), data
+
+
+def raw_log(path) -> list[bytes]:
+    """The log's stored values, in order."""
+    env = lmdb.open(str(path), max_dbs=MAX_DBS, readonly=True)
+    try:
+        log = env.open_db(b"log", create=False)
+        with env.begin(db=log) as txn:
+            return [bytes(v) for _, v in txn.cursor()]
+    finally:
+        env.close()
+
+
+def write_layout1(path, objects: dict[bytes, bytes], refs: dict[str, bytes]) -> None:
+    """A store as layout 1 wrote it: one ``objects`` database keyed by digest, and ``refs``."""
+    os.makedirs(path, exist_ok=True)
+    env = lmdb.open(str(path), max_dbs=2)
+    try:
+        odb, rdb = env.open_db(LEGACY_DB), env.open_db(REFS_DB)
+        with env.begin(write=True) as txn:
+            for d, b in objects.items():
+                txn.put(d, b, db=odb)
+            for name, d in refs.items():
+                txn.put(name.encode(), d, db=rdb)
+    finally:
+        env.close()
+
+
+def test_log_is_in_commit_order_and_compresses_what_shrinks(tmp_path):
+    big = b"the same sentence, again and again. " * 200
+    small = b"tiny"
+    noise = random.Random(1).randbytes(4000)
+    with LmdbStore(tmp_path / "db", durable=False) as s:
+        for data in (big, small, noise):
+            assert s.commit(dict([obj(data)]), [])
+        assert s.commit(dict([obj(big)]), [])  # stored once
+        assert [s.get(digest(x)) for x in (big, small, noise)] == [big, small, noise]
+        assert sorted(n for _, n in s.objects()) == sorted(map(len, (big, small, noise)))
+        assert s.stats()["objects"] == 3
+    values = raw_log(tmp_path / "db")
+    assert len(values) == 3
+    assert values[0][0] == ZSTD and len(values[0]) < len(big) // 10
+    assert values[1] == b"\0" + small and values[2] == b"\0" + noise  # not worth compressing
+
+
+def test_prefix_collisions_are_told_apart(tmp_path, monkeypatch):
+    """With a 1-byte prefix (256 buckets) 600 objects collide often: reads, dedup and gc stay exact."""
+    monkeypatch.setattr(lmdb_layout, "PREFIX", 1)
+    pool = [obj(f"object {i}".encode() * 5) for i in range(600)]
+    with LmdbStore(tmp_path / "db", durable=False) as s:
+        assert s.commit(dict(pool[:300]), [])
+        assert s.commit(dict(pool), [])  # the first 300 again: deduplicated
+        assert s.stats()["objects"] == 600
+        for d, b in pool:
+            assert s.get(d) == b and s.has(d)
+        absent = digest(b"never stored")
+        assert not s.has(absent)
+        with pytest.raises(NotFound):
+            s.get(absent)
+        keep = pool[0][0]
+        assert s.commit({}, [RefUpdate("keep", None, keep)])
+        report = collect(s)
+        # every object sharing keep's 1-byte prefix is kept (garbage left, never a loss); the rest freed
+        same_bucket = sum(1 for d, _ in pool if d[:1] == keep[:1])
+        assert report.freed == 600 - same_bucket
+        assert s.get(keep) == pool[0][1]
+        assert s.stats()["objects"] == same_bucket
+
+
+def test_damaged_compressed_value_is_corrupt(tmp_path):
+    big = b"compressible " * 100
+    d = digest(big)
+    path = tmp_path / "db"
+    with LmdbStore(path, durable=False) as s:
+        assert s.commit({d: big}, [])
+    env = lmdb.open(str(path), max_dbs=MAX_DBS)
+    try:
+        log = env.open_db(b"log", create=False)
+        with env.begin(write=True, db=log) as txn:
+            v = txn.get(seq_key(1))
+            assert v[0] == ZSTD
+            txn.put(seq_key(1), v[:-3])  # a truncated zstd frame
+    finally:
+        env.close()
+    with LmdbStore(path, durable=False) as s:
+        assert s.has(d)
+        with pytest.raises(CorruptObject):
+            s.get(d)
+
+
+def test_tampered_raw_value_is_corrupt(tmp_path):
+    d, b = obj(b"precious")
+    path = tmp_path / "db"
+    with LmdbStore(path, durable=False) as s:
+        assert s.commit({d: b}, [])
+    tamper_lmdb(path, d, b"tampered")
+    with LmdbStore(path, durable=False) as s:
+        with pytest.raises(CorruptObject):
+            s.get(d)
+
+
+def test_layout1_store_is_read_as_is_then_moved_by_a_writer(tmp_path):
+    path = tmp_path / "old"
+    pool = dict(obj(f"old object {i}".encode() * 20) for i in range(25))
+    head = next(iter(pool))
+    write_layout1(path, pool, {"g/x/A": head})
+    # read-only: served from the old database, nothing moved
+    with LmdbStore(path, readonly=True) as ro:
+        assert ro.ref("g/x/A") == head
+        assert all(ro.get(d) == b for d, b in pool.items())
+        assert dict(ro.objects()) == {d: len(b) for d, b in pool.items()}
+        assert ro.stats()["objects"] == 25
+        with pytest.raises(ReadOnly):
+            ro.commit({}, [])
+    assert raw_log_missing(path)
+    # a writer moves every object into the log and drops the old database
+    with LmdbStore(path, durable=False) as s:
+        assert s.stats()["objects"] == 25
+        assert all(s.get(d) == b for d, b in pool.items())
+        nd, nb = obj(b"written after the move")
+        assert s.commit({nd: nb, **dict([next(iter(pool.items()))])}, [RefUpdate("g/x/A", head, nd)])
+        assert s.stats()["objects"] == 26
+        assert collect(s).freed == 25  # nothing else is reachable from the moved ref
+    env = lmdb.open(str(path), max_dbs=MAX_DBS, readonly=True)
+    try:
+        with env.begin() as txn:
+            assert txn.get(LEGACY_DB) is None  # dropped
+    finally:
+        env.close()
+    assert raw_log(path) == [b"\0written after the move"]  # the moved objects were freed by the gc
+
+
+def raw_log_missing(path) -> bool:
+    env = lmdb.open(str(path), max_dbs=MAX_DBS, readonly=True)
+    try:
+        with env.begin() as txn:
+            return txn.get(b"log") is None
+    finally:
+        env.close()
+
+
+def test_an_interrupted_move_leaves_every_object_readable(tmp_path, monkeypatch):
+    """The move runs in batches; a crash between two (here: an error after the first) loses nothing."""
+    path = tmp_path / "old"
+    pool = dict(obj(f"old object {i}".encode()) for i in range(30))
+    write_layout1(path, pool, {})
+    calls = []
+
+    def boom(n):
+        calls.append(n)
+        raise RuntimeError("crash")
+    real = lmdb_layout.migrate
+    monkeypatch.setattr("lattice.lmdb.migrate", lambda env, layout, packer: real(env, layout, packer, 10, boom))
+    with pytest.raises(RuntimeError):
+        LmdbStore(path, durable=False)
+    assert calls == [10]
+    monkeypatch.setattr("lattice.lmdb.migrate", real)
+    with LmdbStore(path, readonly=True) as ro:  # 10 moved, 20 not yet: all readable
+        assert all(ro.get(d) == b for d, b in pool.items())
+        assert ro.stats()["objects"] == 30
+    with LmdbStore(path, durable=False) as s:
+        assert all(s.get(d) == b for d, b in pool.items())
+        assert s.stats()["objects"] == 30
+    assert len(raw_log(path)) == 30
