@@ -28,7 +28,7 @@ __all__ = ["Link", "encode", "decode", "links", "FORMAT_VERSION"]
 #: whenever the canonical bytes of any value change: the golden tests
 #: (``tests/lattice/test_golden.py``) pin the digests of version N and fail
 #: loudly on any change that would re-hash existing stores.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: A link to another object: ``Link(kind, digest)``.
 Link = msgspec.msgpack.Ext

@@ -135,31 +135,33 @@ class _Differ:
 
     def vec(self, a: Vec, b: Vec, path: str) -> None:
         common_tree = min(a.count - len(a.tail), b.count - len(b.tail))
+        if a.lb != b.lb:  # one side still in format 1: its tree has other leaves, compare items
+            common_tree = 0
         if common_tree > 0:
             ra, rb, sa, sb = a.root, b.root, a.shift, b.shift
             while sa < sb:  # the larger tree's leftmost spine covers the smaller tree's range
                 rb, sb = self.tx.load(rb)[0], sb - BITS
             while sb < sa:
                 ra, sa = self.tx.load(ra)[0], sa - BITS
-            self.walk(ra, rb, sa, 0, common_tree, path)
+            self.walk(a, ra, rb, sa, 0, common_tree, path)
         rest_a = list(a.iter_raw(common_tree))  # at most a tail's worth, plus what only one side has
         rest_b = list(b.iter_raw(common_tree))
         self.items(rest_a, rest_b, common_tree, path)
 
-    def walk(self, a: Link, b: Link, shift: int, lo: int, end: int, path: str) -> None:
-        """Compare two vector nodes covering the same indices, below ``end``."""
+    def walk(self, v: Vec, a: Link, b: Link, shift: int, lo: int, end: int, path: str) -> None:
+        """Compare two nodes of vectors of ``v``'s geometry covering the same indices, below ``end``."""
         if a == b:
             return
         ca, cb = self.tx.load(a), self.tx.load(b)
         if shift == 0:
-            n = min(FANOUT, end - lo)
+            n = min(v.leaf, end - lo)
             return self.items(ca[:n], cb[:n], lo, path)
         step = 1 << shift
         for j in range(FANOUT):
             sub = lo + j * step
             if sub >= end:
                 break
-            self.walk(ca[j], cb[j], shift - BITS, sub, end, path)
+            self.walk(v, ca[j], cb[j], v.child_level(shift), sub, end, path)
 
 
 def diff(tx: Tx, a: Any, b: Any, *, limit: int = 1000, value_max: int = 1024) -> tuple[list[Change], bool]:

@@ -1,11 +1,22 @@
-"""The persistent vector: a radix tree of fan-out 32 with a tail (as in Clojure).
+"""The persistent vector: a radix tree with a tail (as in Clojure), small leaves under wide nodes.
 
 A list of more than ``FANOUT`` items is stored as a ``VEC`` object
 ``[count, shift, root, tail]``: ``root`` links a tree of ``VNODE`` objects
-(interior nodes hold links, leaves hold 32 items each), ``tail`` holds the last
-1..32 items inline. Append and index rewrite O(log32 n) nodes; the tail is
+(interior nodes hold up to 32 links, leaves hold 8 items each), ``tail`` holds
+the last 1..8 items inline. Append and index rewrite O(log n) nodes; the tail is
 rewritten in place. :meth:`Vec.build` gives the same tree as any sequence of
 appends, so the digest depends only on the items.
+
+Why leaves of 8 under nodes of 32 (format 2): every append rewrites the ``VEC``
+object with its tail, so the tail's size is paid on every step of a growing
+history; with 32-item leaves that was 16 items on average (a chat history's
+message maps: about 700 bytes a turn). Eight-item leaves cut it to 4, at the price
+of rewriting the bottom interior node every 8 appends instead of every 32.
+
+``shift`` is the bit position of the root's index digit: a root whose children
+are leaves has ``shift = LEAF_BITS``, each level above adds ``BITS``. A vector
+stored in format 1 (32-item leaves: ``shift`` a multiple of ``BITS``) is read as
+it is; editing one rebuilds it in format 2 (once, O(n)).
 
 The ``seq_*`` helpers work on either form of an opened list: a plain ``list``
 or a :class:`Vec` handle. Handles are re-exported by :mod:`lattice.nodes`.
@@ -16,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .codec import Link
-from .layout import BITS, FANOUT, MASK, VEC, VNODE
+from .layout import BITS, FANOUT, LEAF_BITS, MASK, VEC, VNODE
 
 if TYPE_CHECKING:
     from .nodes import Tx
@@ -29,21 +40,32 @@ class Vec:
 
     Items are held in normalized (stored) form; use :func:`seq_get` /
     :func:`seq_append` for plain values. ``root`` is a ``Link(VNODE)`` or
-    ``None``; ``tail`` holds the last 1..32 items.
+    ``None``; ``tail`` holds the last 1..``leaf`` items. ``lb``: bits of index a
+    leaf takes (:data:`LEAF_BITS`, or ``BITS`` for a vector stored in format 1).
     """
 
-    __slots__ = ("tx", "count", "shift", "root", "tail", "link")
+    __slots__ = ("tx", "count", "shift", "root", "tail", "link", "lb")
 
     def __init__(self, tx: Tx, count: int, shift: int, root: Link | None, tail: list,
                  link: Link | None = None) -> None:
         self.tx, self.count, self.shift, self.root, self.tail = tx, count, shift, root, tail
         self.link = link  # where this exact vector is stored, if it is
+        self.lb = BITS if shift % BITS == 0 else LEAF_BITS
 
     def __len__(self) -> int:
         return self.count
 
     def __repr__(self) -> str:
         return f"Vec(count={self.count})"
+
+    @property
+    def leaf(self) -> int:
+        """Items per leaf (and most items of the tail)."""
+        return 1 << self.lb
+
+    def child_level(self, level: int) -> int:
+        """The level of the children of an interior node at ``level`` (0: they are leaves)."""
+        return level - BITS if level > self.lb else 0
 
     @classmethod
     def open(cls, tx: Tx, link: Link) -> "Vec":
@@ -54,12 +76,13 @@ class Vec:
     @classmethod
     def build(cls, tx: Tx, items: list) -> "Vec":
         """Build the canonical vector of normalized ``items`` bottom-up (no garbage nodes)."""
-        n = len(items)
+        n, lb = len(items), LEAF_BITS
         if n == 0:
-            return cls(tx, 0, BITS, None, [])
-        tailoff = ((n - 1) >> BITS) << BITS
-        nodes = [tx.put_obj(VNODE, items[i:i + FANOUT]) for i in range(0, tailoff, FANOUT)]
-        shift, root = BITS, None
+            return cls(tx, 0, lb, None, [])
+        size = 1 << lb
+        tailoff = ((n - 1) >> lb) << lb
+        nodes = [tx.put_obj(VNODE, items[i:i + size]) for i in range(0, tailoff, size)]
+        shift, root = lb, None
         while nodes:
             parents = [tx.put_obj(VNODE, nodes[i:i + FANOUT]) for i in range(0, len(nodes), FANOUT)]
             if len(parents) == 1:
@@ -79,10 +102,10 @@ class Vec:
         return self.count - len(self.tail)
 
     def _leaf(self, i: int) -> list:
-        node, level, load = self.root, self.shift, self.tx.load
+        node, level, load, lb = self.root, self.shift, self.tx.load, self.lb
         while level > 0:
             node = load(node)[(i >> level) & MASK]
-            level -= BITS
+            level = level - BITS if level > lb else 0
         return load(node)
 
     def get_raw(self, i: int) -> Any:
@@ -92,33 +115,43 @@ class Vec:
         off = self._tailoff()
         if i >= off:
             return self.tail[i - off]
-        return self._leaf(i)[i & MASK]
+        return self._leaf(i)[i & (self.leaf - 1)]
 
     def iter_raw(self, start: int = 0, stop: int | None = None) -> Iterator[Any]:
-        """Yield stored items ``start <= i < stop``, one leaf read per 32 items."""
+        """Yield stored items ``start <= i < stop``, one leaf read per leaf."""
         stop = self.count if stop is None else min(stop, self.count)
         off = self._tailoff()
+        size = self.leaf
         i = max(start, 0)
         while i < stop and i < off:
             leaf = self._leaf(i)
-            j = i & MASK
-            end = min(FANOUT, j + (stop - i))
+            j = i & (size - 1)
+            end = min(size, j + (stop - i))
             yield from leaf[j:end]
             i += end - j
         while i < stop:
             yield self.tail[i - off]
             i += 1
 
+    def _current(self) -> "Vec":
+        """This vector in the current format (a format 1 vector is rebuilt)."""
+        if self.lb == LEAF_BITS:
+            return self
+        return Vec.build(self.tx, list(self.iter_raw()))
+
     def append_raw(self, item: Any) -> "Vec":
         """Return a vector with the stored-form ``item`` appended."""
-        if len(self.tail) < FANOUT:
+        if self.lb != LEAF_BITS:
+            return self._current().append_raw(item)
+        lb = self.lb
+        if len(self.tail) < (1 << lb):
             return Vec(self.tx, self.count + 1, self.shift, self.root, self.tail + [item])
         tx = self.tx
         leaf = tx.put_obj(VNODE, self.tail)
         cnt = self.count  # items including the full tail
         if self.root is None:
-            return Vec(tx, cnt + 1, BITS, tx.put_obj(VNODE, [leaf]), [item])
-        if (cnt >> BITS) > (1 << self.shift):
+            return Vec(tx, cnt + 1, lb, tx.put_obj(VNODE, [leaf]), [item])
+        if (cnt >> lb) > (1 << (self.shift - lb + BITS)):  # the root is full: grow a level
             root = tx.put_obj(VNODE, [self.root, self._new_path(self.shift, leaf)])
             return Vec(tx, cnt + 1, self.shift + BITS, root, [item])
         return Vec(tx, cnt + 1, self.shift, self._push(self.shift, self.root, leaf, cnt), [item])
@@ -126,7 +159,7 @@ class Vec:
     def _push(self, level: int, parent: Link, leaf: Link, cnt: int) -> Link:
         children = list(self.tx.load(parent))
         sub = ((cnt - 1) >> level) & MASK
-        if level == BITS:
+        if level == self.lb:
             insert = leaf
         elif sub < len(children):
             insert = self._push(level - BITS, children[sub], leaf, cnt)
@@ -139,7 +172,7 @@ class Vec:
         return self.tx.put_obj(VNODE, children)
 
     def _new_path(self, level: int, node: Link) -> Link:
-        while level > 0:
+        while level >= self.lb:
             node = self.tx.put_obj(VNODE, [node])
             level -= BITS
         return node
@@ -148,6 +181,8 @@ class Vec:
         """Return a vector with item ``i`` replaced (stored form). Raises IndexError."""
         if i < 0 or i >= self.count:
             raise IndexError(i)
+        if self.lb != LEAF_BITS:
+            return self._current().set_raw(i, item)
         off = self._tailoff()
         if i >= off:
             tail = list(self.tail)
@@ -158,10 +193,10 @@ class Vec:
     def _set(self, level: int, node: Link, i: int, item: Any) -> Link:
         children = list(self.tx.load(node))
         if level == 0:
-            children[i & MASK] = item
+            children[i & (self.leaf - 1)] = item
         else:
             sub = (i >> level) & MASK
-            children[sub] = self._set(level - BITS, children[sub], i, item)
+            children[sub] = self._set(self.child_level(level), children[sub], i, item)
         return self.tx.put_obj(VNODE, children)
 
 

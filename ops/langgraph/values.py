@@ -200,7 +200,7 @@ def _leaf_links(tx: Tx, vec: Vec) -> Any:
         if level == 0:
             yield node
         else:
-            stack.extend((child, level - BITS) for child in reversed(tx.load(node)))
+            stack.extend((child, vec.child_level(level)) for child in reversed(tx.load(node)))
 
 
 _getdict = operator.attrgetter("__dict__")

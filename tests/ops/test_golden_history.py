@@ -18,6 +18,12 @@ changed: the ``agent:trigger`` job (``taskResults`` a list), 2 ``agent:fork`` jo
 ``covia:append`` (``existed``, ``index``, ``newSize``) and ``agent:delete {remove}``
 (``status``). No job's recorded input changed, and no commit of an agent chain. A request's
 answer is stored as it is: the view wraps one that is not a map (``ops.domain.jobs.public_job``).
+
+Re-pinned on purpose for format 2 (issue 13, a smaller step): every commit says ``format: 2``
+and vectors have 8-item leaves (``lattice.vector``), so every head changed. Format 1's pins are
+kept: the same history under format 1's two settings still gives them
+(:func:`test_format1_pins_hold_under_format1_settings`), so format 2 changed nothing else.
+Stores of format 1 are read as they are (``tests/lattice/test_golden.py::test_format1_vectors``).
 """
 
 from __future__ import annotations
@@ -44,6 +50,20 @@ SCRIPT = {"provider": "scripted", "rules": [
 
 #: head commit digest of each agent and of the workspace
 HEADS = {
+    "g/local/A": "999b9381cdf57324fa9a161f66c611714ea8bd2f993b0f9c72268db36df2729a",
+    "g/local/B": "6d96f0e8c8a23d1c0dcd0fd2cbf21f82643fe997df0505cfc1145eaa94e8e516",
+    "g/local/E": "77599961fb0ac22b134ab3d509019455c4ad424a36f758cebf02fbc6186ef2c9",
+    "g/local/F": "aca099df86fb7e0e133cea1868d95bffb46f7b66a6502f23283d5653cd66a05e",
+    "g/local/G": "6a1055cceb34e7cad101d9950202ccfb9aacd37d5cd1c21878932513037ee13c",
+    "g/local/S": "6a3cfa7078e8d9ee12f3d5097b4f3073ef2754cefd41f3dbafdce16cb8da1520",
+    "w/local": "42c64939adb912d8b2230a0d03830da6e04564c2b03ec3099676212500d1a90d",
+}
+#: 29 stored job records: blake3 over their sorted "ref=head" lines
+JOBS = ("j/local/", 29, "e6fdca948eb005bc9d883b867cd7202f450490eae310daeae9120b25cf8b12ea")
+
+#: the pins of format 1 (before format 2's re-pin): the same history under format 1's two settings
+#: (``format: 1`` in commits, 32-item vector leaves) still gives them, so format 2 changed exactly those
+HEADS_FORMAT1 = {
     "g/local/A": "97d70d7faf5bd4b06e0b9397623bc8e7262b271984f8b0ac7dc2859a005071d9",
     "g/local/B": "09ad3d780d96905672f07c6af982359917cf1bc8ae47bef6e5121fd7c5f0ae50",
     "g/local/E": "2cdafe38616fe1a5c3a26f757f07276de5b7a61e55a9bb504746c61a4810df96",
@@ -52,8 +72,7 @@ HEADS = {
     "g/local/S": "1abfae96489b31d90a95b3e7ca0c3ea25a20ac1db9e228900e50607d8e98bff8",
     "w/local": "8fab82932c08c1d578a1bb5c92431670377b243e94aa31b0b1261a8bc87decc1",
 }
-#: 29 stored job records: blake3 over their sorted "ref=head" lines
-JOBS = ("j/local/", 29, "ebad94bb4f955644a70236fbd18367ebdbb834a32ab0db1eaadc7ec349534f2c")
+JOBS_FORMAT1 = ("j/local/", 29, "ebad94bb4f955644a70236fbd18367ebdbb834a32ab0db1eaadc7ec349534f2c")
 
 
 async def build() -> Runtime:
@@ -114,6 +133,18 @@ async def test_a_fixed_history_has_pinned_digests() -> None:
     await rt.close()
     assert {n: d for n, d in refs.items() if not n.startswith("j/")} == HEADS
     assert jobs_digest(refs) == JOBS
+
+
+async def test_format1_pins_hold_under_format1_settings(monkeypatch) -> None:
+    import lattice.commits
+    import lattice.vector
+    monkeypatch.setattr(lattice.commits, "FORMAT_VERSION", 1)
+    monkeypatch.setattr(lattice.vector, "LEAF_BITS", 5)
+    rt = await build()
+    refs = {name: d.hex() for name, d in rt.store.refs("")}
+    await rt.close()
+    assert {n: d for n, d in refs.items() if not n.startswith("j/")} == HEADS_FORMAT1
+    assert jobs_digest(refs) == JOBS_FORMAT1
 
 
 async def test_the_fixed_history_replays_identical() -> None:
