@@ -35,7 +35,7 @@ __all__ = ["Plan", "NOTHING", "View", "conf_of"]
 
 class Plan(NamedTuple):
     """A change: ref updates (the objects are in the view's tx), the call's result, and
-    ``(vector link, its items)`` to remember once committed."""
+    ``(list link, (its items, their snapshot))`` to remember once committed."""
 
     updates: list
     result: Any = None

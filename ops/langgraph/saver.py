@@ -179,7 +179,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
 
     def _done(self, plan: Plan) -> Any:
         for link, held in plan.remember:
-            self._memo.put(bytes(link.data), held)
+            self._memo.put(bytes(link.data), *held)
         return plan.result
 
     def _run(self, key: str | None, planner: Callable[[View], Plan], linger: bool = False) -> Any:
