@@ -5,9 +5,10 @@
 #   py-mcp1/        a venv with the Python MCP SDK 1.x (the project's own venv has 2.x, from the test extra)
 # Idempotent; .ci/run runs it. Without these, the tests skip (unless LATTICE_REQUIRE_MCP_CLIENTS=1).
 #
-# Not `npm ci`: it refuses this lock because vite (a dependency of the inspector) names an optional
-# dependency the registry does not have (napi-windows-process-start-time, Windows only). `npm install`
-# with the committed lock installs exactly the locked versions; the lock must come out unchanged.
+# Not `npm ci`: vite (a dependency of the inspector) names a Windows-only optional dependency
+# (napi-windows-process-start-time) that the registry did not have when the lock was made; it has it
+# now and the lock records it (2026-12), but `npm install` with the committed lock, which installs
+# exactly the locked versions and must leave the lock unchanged, stays the check either way.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY_MCP1="1.30.0"
