@@ -8,9 +8,11 @@ Measures, in one run, on a fresh durable ``LmdbStore`` per history length:
 * commit latency: each ``Store.acommit`` inside those steps, p50/p99;
 * ``agent:fork`` latency (a durable commit) at that history length;
 * bytes on disk added per step (LMDB pages in use), and the new objects per step;
-* the floors, in the same run: a raw LMDB durable single-put commit (400
-  bytes), and the disk raw LMDB needs for exactly the step's new objects
-  (same sizes, random 32-byte keys, one durable transaction per commit).
+* in the same run: the floor, a raw LMDB durable single-put commit (400 bytes);
+  and the peer layout, what one LMDB B-tree under random 32-byte keys (the
+  backend's layout 1, before the object log of :mod:`lattice.lmdb_layout`) needs
+  for exactly the step's new objects (same sizes, uncompressed, one durable
+  transaction per commit).
 
 Run: ``python bench/store.py`` (``--quick`` for a short run). Prints a table.
 """
@@ -120,8 +122,8 @@ async def one_length(root: Path, length: int, steps: int, forks: int, rng: rando
 
 
 def raw_disk(path: Path, commits: list[list[int]]) -> float:
-    """On-disk bytes LMDB itself needs for the same objects: one durable txn per commit,
-    random 32-byte keys (like digests), the same value sizes."""
+    """On-disk bytes of layout 1 for the same objects: one B-tree, one durable txn per commit,
+    random 32-byte keys (like digests), the same value sizes, uncompressed."""
     env = lmdb.open(str(path), map_size=1 << 30, sync=True, metasync=True)
     try:
         def used() -> int:
@@ -179,7 +181,7 @@ def main() -> None:
     print()
     print("| history (msgs) | step p50 ms | step p99 ms | step p50 / raw put | commit p50 ms | commit p99 ms "
           "| commit p50 / raw put | fork p50 ms | fork p99 ms | disk B/step | new objects/step (B) "
-          "| raw LMDB disk B/step, same objects | disk / raw |")
+          "| layout 1 B/step (one B-tree, random keys, same objects) | disk / layout 1 |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         s50, s99 = pct(r["step_ms"], 50), pct(r["step_ms"], 99)
