@@ -185,3 +185,15 @@ def test_an_interrupted_move_leaves_every_object_readable(tmp_path, monkeypatch)
         assert all(s.get(d) == b for d, b in pool.items())
         assert s.stats()["objects"] == 30
     assert len(raw_log(path)) == 30
+
+
+#: blake3 of lattice/dictionaries/v1.zdict: stores compressed with it need exactly these bytes back
+DICT_V1 = "3ba5ea4cf488e629940831254a9f0f69105f7904df46ec344f0897ece4275307"
+
+
+def test_the_dictionary_is_pinned():
+    """The zstd dictionary is part of the stored format (codec 1): never rebuilt in place."""
+    from pathlib import Path
+
+    data = (Path(lmdb_layout.__file__).parent / "dictionaries" / "v1.zdict").read_bytes()
+    assert digest(data).hex() == DICT_V1, "v1.zdict changed: stores written with it would not read back"
