@@ -47,7 +47,7 @@ import lmdb
 from .errors import InvalidValue, NotFound, ReadOnly, StoreError
 from .gc import Barrier
 from .lmdb_gc import LmdbCollector
-from .lmdb_layout import MAX_DBS, Layout, Packer, migrate
+from .lmdb_layout import MAX_DBS, Layout, Packer, migrate, pack
 from .lmdb_support import Gate, store_error, writer_lock
 from .store import RefUpdate, check_object, check_ref_updates
 
@@ -70,7 +70,7 @@ _T = TypeVar("_T")
 class _Request(NamedTuple):
     """One queued commit: objects and encoded ref updates, ready to write."""
 
-    objects: list[tuple[bytes, bytes]]
+    objects: list[tuple[bytes, bytes, bytes]]  # (digest, bytes, log value)
     updates: list[tuple[bytes, bytes | None, bytes | None]]
     future: concurrent.futures.Future
     generation: int | None = None
@@ -390,7 +390,9 @@ class LmdbStore(LmdbCollector):
                     None if u.new is None else bytes(u.new),
                 )
             )
-        return _Request(list(objs.items()), encoded, concurrent.futures.Future(), generation)
+        # packed (compressed) here, on the caller's thread, so the writer's serial path stays short
+        return _Request([(d, data, pack(data)) for d, data in objs.items()], encoded, concurrent.futures.Future(),
+                        generation)
 
     def submit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = (), *,
                generation: int | None = None) -> concurrent.futures.Future:
@@ -497,7 +499,7 @@ class LmdbStore(LmdbCollector):
     def _apply(self, group: list[_Request]) -> list[bool]:
         """Apply each request's CAS + writes in one write transaction; return per-request results."""
         results = []
-        layout, refs_db, packer = self._layout, self._refs, self._packer
+        layout, refs_db = self._layout, self._refs
         txn = self._env.begin(write=True)
         try:
             layout.begin(txn)
@@ -508,10 +510,10 @@ class LmdbStore(LmdbCollector):
                 if not ok:
                     continue
                 if self._barrier.active:
-                    self._barrier.record(dict(req.objects), (new for _, _, new in req.updates),
+                    self._barrier.record({d: data for d, data, _ in req.objects}, (new for _, _, new in req.updates),
                                          lambda d: layout.get(txn, d))
-                for d, data in req.objects:
-                    layout.put(txn, packer, d, data)
+                for d, data, packed in req.objects:
+                    layout.put(txn, d, data, packed)
                 for key, _, new in req.updates:
                     if new is None:
                         txn.delete(key, db=refs_db)

@@ -201,10 +201,21 @@ class Layout:
         if len(d) != DIGEST_SIZE:
             return None, False
         other = None
-        for _, data in self.candidates(txn, d):
-            if digest(data) == d:
-                return data, True
-            other = data
+        first = txn.get(index_key(d), db=self.index) if self.index is not None else None
+        if first is not None:  # the usual case, one object under the prefix: no cursor
+            raw = txn.get(seq_key(seq_of(first)), db=self.log)
+            if raw is not None:
+                try:
+                    data = unpack(raw)
+                except ValueError:
+                    data = bytes(raw)
+                if digest(data) == d:
+                    return data, True
+                other = data
+            for _, data in self.candidates(txn, d):
+                if digest(data) == d:
+                    return data, True
+                other = data
         if self.legacy is not None:
             data = txn.get(bytes(d), db=self.legacy)
             if data is not None:
@@ -240,15 +251,17 @@ class Layout:
         cur = txn.cursor(db=self.log)
         self.next_seq = _SEQ.unpack(cur.key())[0] + 1 if cur.last() else 1
 
-    def put(self, txn: lmdb.Transaction, packer: Packer, d: bytes, data: bytes) -> bool:
-        """Store ``data`` under digest ``d`` unless it is stored; return whether it was new."""
-        if any(stored == data for _, stored in self.candidates(txn, d)):
+    def put(self, txn: lmdb.Transaction, d: bytes, data: bytes, packed: bytes | None = None) -> bool:
+        """Store ``data`` under digest ``d`` unless it is stored; return whether it was new.
+        ``packed``: its log value (:func:`pack`) if already made (else made here)."""
+        key = index_key(d)
+        if txn.get(key, db=self.index) is not None and any(stored == data for _, stored in self.candidates(txn, d)):
             return False
         if self.legacy is not None and txn.get(d, db=self.legacy) is not None:
             return False
         seq = self.next_seq
-        txn.put(seq_key(seq), packer.pack(data), db=self.log, append=True)
-        txn.put(index_key(d), seq_value(seq), db=self.index, dupdata=True)
+        txn.put(seq_key(seq), pack(data) if packed is None else packed, db=self.log, append=True)
+        txn.put(key, seq_value(seq), db=self.index, dupdata=True)
         self.next_seq = seq + 1
         return True
 

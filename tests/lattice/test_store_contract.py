@@ -29,14 +29,14 @@ def obj(data: bytes) -> tuple[bytes, bytes]:
 _GROW_ELSEWHERE = """
 import random, sys, lmdb
 from blake3 import blake3
-from lattice.lmdb_layout import MAX_DBS, Layout, Packer
+from lattice.lmdb_layout import MAX_DBS, Layout
 env = lmdb.open(sys.argv[1], max_dbs=MAX_DBS, map_size=64 << 20)
-layout, packer = Layout(env, False), Packer()
+layout = Layout(env, False)
 with env.begin(write=True) as txn:
     layout.begin(txn)
     for i in range(8):
         data = random.Random(i).randbytes(256 * 1024)  # incompressible: the map must grow
-        layout.put(txn, packer, blake3(data).digest(), data)
+        layout.put(txn, blake3(data).digest(), data)
     txn.put(b"other/process", blake3(data).digest(), db=layout.refs)
 env.close()
 """
