@@ -6,6 +6,13 @@ operations and of failed requests changed nothing: a stored record would make
 every read a durable write, so they are kept in memory only (the newest
 :data:`MEMORY_JOBS` per caller) and are gone after a restart.
 
+A task, trigger or chat job is folded into the agent commit that accepted it until its
+first change (:mod:`ops.domain.jobs`): its ref points at that commit. :func:`resolve_job`
+is the one reader of a job ref's head, either form; a folded request's or trigger's
+commit does not name its agent, so it is found among the caller's agents (the agent
+whose head is that commit, else the one whose head still holds the job as work) and
+remembered (:class:`AgentsOfJobs`).
+
 A seam: :class:`JobIndex` is what the engine needs; :class:`LocalJobIndex`
 keeps the in-memory jobs of one process. Several processes sharing a store
 replace it with one that says where an in-memory job lives.
@@ -14,25 +21,125 @@ replace it with one that says where an in-memory job lives.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
-from lattice.commits import read_commit
+from lattice.commits import Commit, read_commit
+from lattice.errors import LatticeError
 from lattice.nodes import ObjectCache, Tx
 
 from lattice.store import RefUpdate
 
+from ..domain import jobs as J
 from ..domain.jobs import TERMINAL, normalize_job_id
-from ..domain.refs import job_ref
+from ..domain.refs import agent_prefix, agent_ref, job_ref, split_ref
 
-__all__ = ["JobIndex", "LocalJobIndex", "MEMORY_JOBS", "expire_jobs"]
+__all__ = ["JobIndex", "LocalJobIndex", "MEMORY_JOBS", "expire_jobs", "resolve_job", "AgentsOfJobs"]
 
 #: in-memory jobs kept per caller (the oldest are dropped)
 MEMORY_JOBS = 10_000
+#: folded jobs whose agent :class:`AgentsOfJobs` remembers (the oldest are dropped)
+MEMORY_AGENTS = 100_000
+
+Head = Callable[[str], tuple[bytes | None, Commit | None]]
+
+
+class AgentsOfJobs:
+    """Which agent a folded job belongs to, as found: ``(caller, jobId) -> agentId``, bounded
+    (:data:`MEMORY_AGENTS`). A job's agent never changes, so an entry never goes stale."""
+
+    def __init__(self, size: int = MEMORY_AGENTS):
+        self.size, self._m = size, OrderedDict()
+
+    def get(self, caller: str, job_id: str) -> str | None:
+        return self._m.get((caller, job_id))
+
+    def put(self, caller: str, job_id: str, agent_id: str) -> None:
+        self._m[(caller, job_id)] = agent_id
+        while len(self._m) > self.size:
+            self._m.popitem(last=False)
+
+
+def _holds(tx: Tx, head: Head, caller: str, agent_id: str, job_id: str, d: bytes, c: Commit) -> bool:
+    """Whether agent ``agent_id`` accepted the folded job at commit ``d``: its head is ``d``, or
+    still holds the job as work (a folded job is waiting: its agent holds it until it changes)."""
+    hd, hc = head(agent_ref(caller, agent_id))
+    if hd is None:
+        return False
+    if hd == d:
+        return True
+    try:
+        return J.holds_work(tx, tx.load_root(hc.root), c.op, job_id)
+    except (LatticeError, KeyError, TypeError):
+        return False
+
+
+def _store_head(store: Any, tx: Tx) -> Head:
+    def head(name: str) -> tuple[bytes | None, Commit | None]:
+        d = store.ref(name)
+        return d, None if d is None else read_commit(tx, d)
+    return head
+
+
+def resolve_job(store: Any, tx: Tx, name: str, d: bytes, c: Commit, agent_id: str | None = None,
+                head: Head | None = None, agents: AgentsOfJobs | None = None) -> dict[str, Any] | None:
+    """The job record at job ref ``name`` whose head is commit ``d`` (``c`` decoded): the stored
+    record, or the one derived from the agent commit it is folded into (:func:`ops.domain.jobs.read_job`).
+
+    A folded request or trigger needs its agent: ``agent_id`` when the reader knows it (checked:
+    the agent's head is ``d`` or still holds the job), else remembered in ``agents``, else found
+    among the caller's agents (one pass over their head refs, then over their heads' work: O(agents)
+    reads, once per job and process). None when ``d`` is neither a job record nor an agent commit
+    that accepted this job; an agentless record (``agentId`` absent) when no agent holds it.
+
+    Args:
+        head: ``ref -> (digest, commit)`` as the reader sees heads (a unit's :meth:`Unit.head`);
+            default: the store's.
+    """
+    _, caller, jid = split_ref(name)
+    rec = tx.load_root(c.root)
+    if J.is_job_record(rec):
+        return tx.materialize(tx.raw_root(c.root))
+    if c.op not in J.FOLDED_OPS:
+        return None
+    if c.op == "agent:chat":  # its event names its agent
+        return J.folded_job(tx, c, jid, None)
+    head = head or _store_head(store, tx)
+    aid = None
+    for guess in (agent_id, None if agents is None else agents.get(caller, jid)):
+        if guess is not None and _holds(tx, head, caller, guess, jid, d, c):
+            aid = guess
+            break
+    if aid is None:
+        aid = _find_agent(store, tx, caller, jid, d, c)
+    if aid is not None and agents is not None:
+        agents.put(caller, jid, aid)
+    return J.folded_job(tx, c, jid, aid)
+
+
+def _find_agent(store: Any, tx: Tx, caller: str, jid: str, d: bytes, c: Commit) -> str | None:
+    prefix = agent_prefix(caller)
+    heads = list(store.refs(prefix))
+    for ref, hd in heads:
+        if hd == d:
+            return ref[len(prefix):]
+    for ref, hd in heads:
+        try:
+            if J.holds_work(tx, tx.load_root(read_commit(tx, hd).root), c.op, jid):
+                return ref[len(prefix):]
+        except (LatticeError, KeyError, TypeError):
+            continue
+    return None
 
 
 class JobIndex(Protocol):
-    def get(self, caller: str, job_id: str) -> dict[str, Any] | None:
-        """The job record (``job_id`` in any case, with or without ``0x``), or None."""
+    def get(self, caller: str, job_id: str, agent_id: str | None = None) -> dict[str, Any] | None:
+        """The job record (``job_id`` in any case, with or without ``0x``), or None; ``agent_id``:
+        the agent a task or trigger job belongs to, when the reader knows it (:func:`resolve_job`)."""
+        ...
+
+    def resolve(self, tx: Tx, name: str, d: bytes, c: Commit, agent_id: str | None = None,
+                head: Head | None = None) -> dict[str, Any] | None:
+        """The job record at job ref ``name``'s head ``d`` (:func:`resolve_job`)."""
         ...
 
     def remember(self, caller: str, job: dict[str, Any]) -> None:
@@ -59,16 +166,22 @@ class LocalJobIndex:
     def __init__(self, store: Any, cache: ObjectCache | None = None, per_caller: int = MEMORY_JOBS):
         self.store, self.cache, self.per_caller = store, cache, per_caller
         self._mem: dict[str, OrderedDict[str, dict[str, Any]]] = {}
+        self.agents = AgentsOfJobs()
 
-    def get(self, caller: str, job_id: str) -> dict[str, Any] | None:
+    def get(self, caller: str, job_id: str, agent_id: str | None = None) -> dict[str, Any] | None:
         jid = normalize_job_id(job_id)
         if jid is None:
             return None
-        d = self.store.ref(job_ref(caller, jid))
+        name = job_ref(caller, jid)
+        d = self.store.ref(name)
         if d is not None:
             tx = Tx(self.store, self.cache)
-            return tx.materialize(tx.raw_root(read_commit(tx, d).root))
+            return self.resolve(tx, name, d, read_commit(tx, d), agent_id)
         return self._mem.get(caller, {}).get(jid)
+
+    def resolve(self, tx: Tx, name: str, d: bytes, c: Commit, agent_id: str | None = None,
+                head: Head | None = None) -> dict[str, Any] | None:
+        return resolve_job(self.store, tx, name, d, c, agent_id, head, self.agents)
 
     def remember(self, caller: str, job: dict[str, Any]) -> None:
         mine = self._mem.get(caller)
@@ -96,6 +209,8 @@ async def expire_jobs(engine: Any, before_ms: int) -> int:
     old = []
     for name, d in engine.store.refs("j/"):
         rec = tx.load_root(read_commit(tx, d).root)
+        if not J.is_job_record(rec):
+            continue  # folded into its agent's commit: waiting, never finished
         if rec.get("status") in TERMINAL and rec.get("updated", before_ms) < before_ms:
             old.append((name, d))
     removed = 0
