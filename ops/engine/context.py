@@ -213,7 +213,7 @@ class Engine:
         trigger job; return it as it is then. A suspended or terminated agent ends the wait:
         the job then carries ``agent: {agentId, status, error}`` (not stored) saying why it is
         not done."""
-        if wait is False:
+        if wait is False or job.get("agentId") is None:
             return job
         timeout = None if wait is True else float(wait) / 1000.0
         loop = asyncio.get_running_loop()

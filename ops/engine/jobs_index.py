@@ -174,9 +174,17 @@ class LocalJobIndex:
             return None
         name = job_ref(caller, jid)
         d = self.store.ref(name)
-        if d is not None:
+        while d is not None:
             tx = Tx(self.store, self.cache)
-            return self.resolve(tx, name, d, read_commit(tx, d), agent_id)
+            rec = self.resolve(tx, name, d, read_commit(tx, d), agent_id)
+            if rec is None or "agentId" in rec:
+                return rec
+            # a folded job no agent holds: it may have changed between reading its ref and its
+            # agent's (its record is then on its own chain); read again until its ref stands still
+            again = self.store.ref(name)
+            if again == d:
+                return rec
+            d = again
         return self._mem.get(caller, {}).get(jid)
 
     def resolve(self, tx: Tx, name: str, d: bytes, c: Commit, agent_id: str | None = None,
