@@ -252,3 +252,18 @@ async def test_a_folded_job_finished_while_its_agent_is_looked_up_is_read_again(
             return getattr(self.inner, k)
     got = LocalJobIndex(Late(rt.store)).get("local", job["jobId"])
     assert got == rt.get_job("local", job["jobId"]) and got["status"] == J.COMPLETE
+
+
+async def test_a_folded_request_keeps_its_session_and_options(rt: Runtime) -> None:
+    await out(rt, "agent:create", agentId="A", config=ECHO)
+    await out(rt, "agent:suspend", agentId="A")
+    opened = await call(rt, "agent:request", agentId="A", input="one", session={"title": "T"}, wait=False)
+    sid = opened["sessionId"]
+    assert opened == accepted(opened["jobId"], "A", {"input": "one", "session": {"title": "T"}}, sessionId=sid)
+    schema = {"type": "object"}
+    bound = await call(rt, "agent:request", agentId="A", input="two", sessionId=sid, responseSchema=schema,
+                       strict=True, outputPath="w/answers/two", timeout=0)
+    assert bound == accepted(bound["jobId"], "A", {"input": "two", "sessionId": sid, "responseSchema": schema,
+                                                   "strict": True, "outputPath": "w/answers/two"}, sessionId=sid)
+    for j in (opened, bound):
+        assert rt.get_job("local", j["jobId"]) == j
