@@ -194,8 +194,9 @@ def trigger_output(agent_id: str, agent: dict[str, Any], result: Any, task_resul
 # -- folded jobs ---------------------------------------------------------------------
 #
 # A task, trigger or chat job is accepted by one agent commit whose event names it (``TaskQueued``'s
-# ``taskId``, ``Triggered``'s ``triggerId``, ``ChatQueued``'s ``messageId``); until its first change
-# its ref points at that commit and its record is derived from it (see the module doc).
+# ``taskId``, ``Triggered``'s ``triggerId``, ``ChatQueued``'s ``messageId``) and its agent (``agentId``:
+# a chat's always, a request's or trigger's from format 2 on); until its first change its ref points
+# at that commit and its record is derived from it (see the module doc).
 
 #: the operations whose jobs are folded into the agent commit that accepts them, and the field of
 #: that commit's event naming the job
@@ -253,12 +254,14 @@ def folded_job(tx: Tx, commit: Commit, job_id: str, agent_id: str | None) -> dic
     not recorded.
 
     Args:
-        agent_id: the agent that accepted it (a request's or trigger's commit does not name it;
-            a chat's does and wins).
+        agent_id: the agent that accepted it, when the commit's event does not name it (a
+            request's or trigger's commit written before format 2); the
+            event's ``agentId`` wins. None and not named: the record has no ``agentId``.
     """
     ev = _event(tx, commit, job_id)
     if ev is None:
         return None
+    agent_id = ev["agentId"] if isinstance(ev.get("agentId"), str) else agent_id
     op, created = commit.op, job_time(job_id)
     status, updated = PENDING, created
     extra: dict[str, Any] = {}
@@ -279,7 +282,6 @@ def folded_job(tx: Tx, commit: Commit, job_id: str, agent_id: str | None) -> dic
         if "sessionId" in ev:
             inp["sessionId"] = ev["sessionId"]
     else:
-        agent_id = ev.get("agentId", agent_id)
         inp = {"agentId": agent_id, "message": ev.get("message"),
                "sessionId": None if ev.get("minted") else ev.get("sessionId")}
         extra["sessionId"] = ev.get("sessionId")

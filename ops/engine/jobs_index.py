@@ -8,10 +8,8 @@ every read a durable write, so they are kept in memory only (the newest
 
 A task, trigger or chat job is folded into the agent commit that accepted it until its
 first change (:mod:`ops.domain.jobs`): its ref points at that commit. :func:`resolve_job`
-is the one reader of a job ref's head, either form; a folded request's or trigger's
-commit does not name its agent, so it is found among the caller's agents (the agent
-whose head is that commit, else the one whose head still holds the job as work) and
-remembered (:class:`AgentsOfJobs`).
+is the one reader of a job ref's head, either form; the accepting commit's event names
+the agent (format 2), so reading a folded job reads that one commit and nothing else.
 
 A seam: :class:`JobIndex` is what the engine needs; :class:`LocalJobIndex`
 keeps the in-memory jobs of one process. Several processes sharing a store
@@ -31,32 +29,14 @@ from lattice.store import RefUpdate
 
 from ..domain import jobs as J
 from ..domain.jobs import TERMINAL, normalize_job_id
-from ..domain.refs import agent_prefix, agent_ref, job_ref, split_ref
+from ..domain.refs import agent_ref, job_ref, split_ref
 
-__all__ = ["JobIndex", "LocalJobIndex", "MEMORY_JOBS", "expire_jobs", "resolve_job", "AgentsOfJobs"]
+__all__ = ["JobIndex", "LocalJobIndex", "MEMORY_JOBS", "expire_jobs", "resolve_job"]
 
 #: in-memory jobs kept per caller (the oldest are dropped)
 MEMORY_JOBS = 10_000
-#: folded jobs whose agent :class:`AgentsOfJobs` remembers (the oldest are dropped)
-MEMORY_AGENTS = 100_000
 
 Head = Callable[[str], tuple[bytes | None, Commit | None]]
-
-
-class AgentsOfJobs:
-    """Which agent a folded job belongs to, as found: ``(caller, jobId) -> agentId``, bounded
-    (:data:`MEMORY_AGENTS`). A job's agent never changes, so an entry never goes stale."""
-
-    def __init__(self, size: int = MEMORY_AGENTS):
-        self.size, self._m = size, OrderedDict()
-
-    def get(self, caller: str, job_id: str) -> str | None:
-        return self._m.get((caller, job_id))
-
-    def put(self, caller: str, job_id: str, agent_id: str) -> None:
-        self._m[(caller, job_id)] = agent_id
-        while len(self._m) > self.size:
-            self._m.popitem(last=False)
 
 
 def _holds(tx: Tx, head: Head, caller: str, agent_id: str, job_id: str, d: bytes, c: Commit) -> bool:
@@ -81,54 +61,30 @@ def _store_head(store: Any, tx: Tx) -> Head:
 
 
 def resolve_job(store: Any, tx: Tx, name: str, d: bytes, c: Commit, agent_id: str | None = None,
-                head: Head | None = None, agents: AgentsOfJobs | None = None) -> dict[str, Any] | None:
+                head: Head | None = None) -> dict[str, Any] | None:
     """The job record at job ref ``name`` whose head is commit ``d`` (``c`` decoded): the stored
-    record, or the one derived from the agent commit it is folded into (:func:`ops.domain.jobs.read_job`).
+    record, or the one derived from the agent commit it is folded into (:func:`ops.domain.jobs.read_job`),
+    named with the agent the commit's event names (no other read: the record is that commit's
+    state, which the job keeps until its first change moves its ref).
 
-    A folded request or trigger needs its agent: ``agent_id`` when the reader knows it (checked:
-    the agent's head is ``d`` or still holds the job), else remembered in ``agents``, else found
-    among the caller's agents (one pass over their head refs, then over their heads' work: O(agents)
-    reads, once per job and process). None when ``d`` is neither a job record nor an agent commit
-    that accepted this job; an agentless record (``agentId`` absent) when no agent holds it.
+    A request or trigger accepted by a commit written before format 2 names no agent: then
+    ``agent_id``, when the reader knows it, checked (the agent's head is ``d`` or still holds
+    the job as work); else the record has no ``agentId``. None when ``d`` is neither a job
+    record nor an agent commit that accepted this job.
 
     Args:
-        head: ``ref -> (digest, commit)`` as the reader sees heads (a unit's :meth:`Unit.head`);
-            default: the store's.
+        store: read for the agent's head (only that check). head: ``ref -> (digest, commit)`` as
+            the reader sees heads (a unit's :meth:`Unit.head`); default: the store's.
     """
     _, caller, jid = split_ref(name)
-    rec = tx.load_root(c.root)
-    if J.is_job_record(rec):
+    if J.is_job_record(tx.load_root(c.root)):
         return tx.materialize(tx.raw_root(c.root))
-    if c.op not in J.FOLDED_OPS:
-        return None
-    if c.op == "agent:chat":  # its event names its agent
-        return J.folded_job(tx, c, jid, None)
-    head = head or _store_head(store, tx)
-    aid = None
-    for guess in (agent_id, None if agents is None else agents.get(caller, jid)):
-        if guess is not None and _holds(tx, head, caller, guess, jid, d, c):
-            aid = guess
-            break
-    if aid is None:
-        aid = _find_agent(store, tx, caller, jid, d, c)
-    if aid is not None and agents is not None:
-        agents.put(caller, jid, aid)
-    return J.folded_job(tx, c, jid, aid)
-
-
-def _find_agent(store: Any, tx: Tx, caller: str, jid: str, d: bytes, c: Commit) -> str | None:
-    prefix = agent_prefix(caller)
-    heads = list(store.refs(prefix))
-    for ref, hd in heads:
-        if hd == d:
-            return ref[len(prefix):]
-    for ref, hd in heads:
-        try:
-            if J.holds_work(tx, tx.load_root(read_commit(tx, hd).root), c.op, jid):
-                return ref[len(prefix):]
-        except (LatticeError, KeyError, TypeError):
-            continue
-    return None
+    rec = J.folded_job(tx, c, jid, None)
+    if rec is None or "agentId" in rec or agent_id is None:
+        return rec
+    if _holds(tx, head or _store_head(store, tx), caller, agent_id, jid, d, c):
+        return J.folded_job(tx, c, jid, agent_id)
+    return rec
 
 
 class JobIndex(Protocol):
@@ -166,7 +122,6 @@ class LocalJobIndex:
     def __init__(self, store: Any, cache: ObjectCache | None = None, per_caller: int = MEMORY_JOBS):
         self.store, self.cache, self.per_caller = store, cache, per_caller
         self._mem: dict[str, OrderedDict[str, dict[str, Any]]] = {}
-        self.agents = AgentsOfJobs()
 
     def get(self, caller: str, job_id: str, agent_id: str | None = None) -> dict[str, Any] | None:
         jid = normalize_job_id(job_id)
@@ -179,8 +134,9 @@ class LocalJobIndex:
             rec = self.resolve(tx, name, d, read_commit(tx, d), agent_id)
             if rec is None or "agentId" in rec:
                 return rec
-            # a folded job no agent holds: it may have changed between reading its ref and its
-            # agent's (its record is then on its own chain); read again until its ref stands still
+            # folded before format 2 and its agent not confirmed: it may have changed between
+            # reading its ref and its agent's (its record is then on its own chain); read again
+            # until its ref stands still
             again = self.store.ref(name)
             if again == d:
                 return rec
@@ -189,7 +145,7 @@ class LocalJobIndex:
 
     def resolve(self, tx: Tx, name: str, d: bytes, c: Commit, agent_id: str | None = None,
                 head: Head | None = None) -> dict[str, Any] | None:
-        return resolve_job(self.store, tx, name, d, c, agent_id, head, self.agents)
+        return resolve_job(self.store, tx, name, d, c, agent_id, head)
 
     def remember(self, caller: str, job: dict[str, Any]) -> None:
         mine = self._mem.get(caller)

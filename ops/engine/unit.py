@@ -74,7 +74,8 @@ class Unit:
         """The record at ``name`` as staged in this unit, else at its head; None if absent.
         Agent records (``g/``) come opened (:func:`ops.domain.agent.opened`). A job (``j/``)
         folded into an agent commit comes derived from it (:func:`ops.domain.jobs.folded_job`;
-        ``agent_id``: the agent it belongs to when known, checked against that agent's head);
+        the commit names its agent; ``agent_id``, the agent it belongs to when known, serves a
+        commit written before format 2, checked against that agent's head);
         one this unit points at the commit it makes (:meth:`follow`) is None: its state is its
         agent's."""
         if name in self.writes:

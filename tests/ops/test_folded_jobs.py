@@ -48,7 +48,7 @@ async def test_a_pending_request_points_at_its_agent_commit_and_reads_as_before(
     assert rt.get_job("local", jid) == want
     assert await read(rt, f"j/{jid}") == want  # covia:read
     assert (await out(rt, "covia:read", path="j"))["value"][jid] == want  # the virtual map of jobs
-    fresh = LocalJobIndex(rt.store)  # another process: finds the agent among the caller's
+    fresh = LocalJobIndex(rt.store)  # another process: the commit names the agent
     await out(rt, "agent:message", agentId="A", message="moves the head on")
     assert fresh.get("local", jid) == want
     assert fsck(rt.store, check_head=make_check_head(rt.store)).ok
@@ -221,37 +221,154 @@ async def test_an_untrue_agent_hint_is_not_believed(rt: Runtime) -> None:
     await out(rt, "agent:create", agentId="B", config=ECHO)
     await out(rt, "agent:suspend", agentId="A")
     job = await call(rt, "agent:request", agentId="A", input="mine")
-    assert rt.engine.jobs.get("local", job["jobId"], "B")["agentId"] == "A"
+    assert rt.engine.jobs.get("local", job["jobId"], "B")["agentId"] == "A"  # the commit names it
     bad = await call(rt, "agent:cancelTask", agentId="B", taskId=job["jobId"])
     assert bad["status"] == J.FAILED and bad["error"]["code"] == "not_found"
     assert rt.get_job("local", job["jobId"])["status"] == J.PENDING
 
 
-async def test_a_folded_job_finished_while_its_agent_is_looked_up_is_read_again(rt: Runtime) -> None:
-    """A reader that saw the job's ref at its agent's commit, then finds no agent holding it (a run
-    finished it meanwhile), reads the ref again: the job's own record."""
+class Counting:
+    """The store, counting what is read: refs by name, scans by prefix, objects."""
+
+    def __init__(self, inner):
+        self.inner, self.names, self.scans, self.objects = inner, [], [], 0
+
+    def ref(self, n):
+        self.names.append(n)
+        return self.inner.ref(n)
+
+    def refs(self, prefix=""):
+        self.scans.append(prefix)
+        return self.inner.refs(prefix)
+
+    def get(self, d):
+        self.objects += 1
+        return self.inner.get(d)
+
+    def __getattr__(self, k):
+        return getattr(self.inner, k)
+
+
+@pytest.mark.parametrize("op", ["agent:request", "agent:trigger", "agent:chat"])
+async def test_a_folded_job_read_by_id_in_a_fresh_process_reads_no_agent(rt: Runtime, op: str) -> None:
+    """The accepting commit names its agent (format 2): a reader with no hint and no memory reads the
+    job's ref and that commit, never another agent's ref nor a scan of them."""
+    for i in range(30):
+        await out(rt, "agent:create", agentId=f"X{i}", config=ECHO)
+        await out(rt, "agent:suspend", agentId=f"X{i}")
+    inp = {"input": "q"} if op == "agent:request" else {"message": "m"} if op == "agent:chat" else {}
+    job = await call(rt, op, agentId="X17", wait=False, **inp)
+    jid = job["jobId"]
+    ev = rt.engine.tx().materialize(pointed(rt, jid)[1].input)
+    assert ev["agentId"] == "X17"
+    for i in range(30):  # every agent moves on: the job's commit is no agent's head
+        await out(rt, "agent:message", agentId=f"X{i}", message="later")
+    counting = Counting(rt.store)
+    got = LocalJobIndex(counting).get("local", jid)
+    assert got == job and got["agentId"] == "X17" and got["status"] == J.PENDING
+    assert counting.names == [f"j/local/{jid}"] and counting.scans == []
+    few = counting.objects
+    counting = Counting(rt.store)  # the same read with one agent: as many object reads
+    await out(rt, "agent:create", agentId="Y", config=ECHO)
+    await out(rt, "agent:suspend", agentId="Y")
+    one = await call(rt, op, agentId="Y", wait=False, **inp)
+    assert LocalJobIndex(counting).get("local", one["jobId"])["agentId"] == "Y"
+    assert counting.objects == few and counting.scans == []
+
+
+async def test_a_reader_that_saw_the_ref_before_the_job_finished_gets_it_as_it_was(rt: Runtime) -> None:
+    """A job's ref read at its agent's commit, then the job finished: the reader gets the job as it
+    was when it read the ref (PENDING, with its agent), a later read its own record."""
     await out(rt, "agent:create", agentId="A", config=ECHO)
     await out(rt, "agent:suspend", agentId="A")
     job = await call(rt, "agent:request", agentId="A", input="race")
     name = f"j/local/{job['jobId']}"
     folded = rt.store.ref(name)
     await out(rt, "agent:completeTask", agentId="A", taskId=job["jobId"], result="done")
+    got = LocalJobIndex(Late(rt.store, name, folded)).get("local", job["jobId"])
+    assert got == job and got["agentId"] == "A"
+    assert LocalJobIndex(rt.store).get("local", job["jobId"])["status"] == J.COMPLETE
 
-    class Late:
-        """The store, but the first read of the job's ref is from before it finished."""
-        def __init__(self, inner):
-            self.inner, self.stale = inner, True
 
-        def ref(self, n):
-            if n == name and self.stale:
-                self.stale = False
-                return folded
-            return self.inner.ref(n)
+class Late:
+    """The store, but the first read of ref ``name`` gives ``stale``."""
 
-        def __getattr__(self, k):
-            return getattr(self.inner, k)
-    got = LocalJobIndex(Late(rt.store)).get("local", job["jobId"])
-    assert got == rt.get_job("local", job["jobId"]) and got["status"] == J.COMPLETE
+    def __init__(self, inner, name, stale):
+        self.inner, self.name, self.stale = inner, name, stale
+
+    def ref(self, n):
+        if n == self.name and self.stale is not None:
+            d, self.stale = self.stale, None
+            return d
+        return self.inner.ref(n)
+
+    def __getattr__(self, k):
+        return getattr(self.inner, k)
+
+
+def format1(monkeypatch) -> None:
+    """Format 1's settings (``tests/ops/test_golden_history.py``): accept events name no agent."""
+    import lattice.commits
+    import lattice.vector
+    monkeypatch.setattr(lattice.commits, "FORMAT_VERSION", 1)
+    monkeypatch.setattr(lattice.vector, "LEAF_BITS", 5)
+
+
+async def test_a_folded_job_whose_commit_names_no_agent(monkeypatch) -> None:
+    """A request or trigger accepted before format 2 names no agent: a reader that knows it is
+    believed when that agent holds the job; one that does not gets the record without ``agentId``;
+    one whose read raced with the job finishing reads again. Such a chain replays, shows its
+    versions, and exports and imports into a store that names agents."""
+    from lattice.bundle import BundleReader
+    from ops.engine.bundles import export_agent, import_agent
+    format1(monkeypatch)
+    rt = Runtime(MemoryStore())
+    await rt.start()
+    try:
+        await out(rt, "agent:create", agentId="A", config=ECHO)
+        await out(rt, "agent:create", agentId="B", config=ECHO)
+        await out(rt, "agent:suspend", agentId="A")
+        job = await call(rt, "agent:request", agentId="A", input="old")
+        jid, name = job["jobId"], f"j/local/{job['jobId']}"
+        assert "agentId" not in rt.engine.tx().materialize(pointed(rt, jid)[1].input)
+        assert job == accepted(jid, "A", {"input": "old"})
+        assert rt.engine.jobs.get("local", jid, "A") == job
+        nameless = rt.engine.jobs.get("local", jid)
+        assert "agentId" not in nameless and nameless["input"]["agentId"] is None
+        assert "agentId" not in rt.engine.jobs.get("local", jid, "B")  # B does not hold it
+        folded = rt.store.ref(name)
+        await out(rt, "agent:completeTask", agentId="A", taskId=jid, result="done")
+        got = LocalJobIndex(Late(rt.store, name, folded)).get("local", jid, "A")  # A no longer holds it
+        assert got == rt.get_job("local", jid) and got["status"] == J.COMPLETE
+        trig = await call(rt, "agent:trigger", agentId="A", wait=False)
+        assert "agentId" not in rt.engine.tx().materialize(pointed(rt, trig["jobId"])[1].input)
+        assert rt.engine.jobs.get("local", trig["jobId"], "A")["agentId"] == "A"
+        assert (await out(rt, "agent:replay", agentId="A"))["identical"] is True
+        v = await out(rt, "agent:version", agentId="A", at=2)
+        assert v["op"] == "agent:request" and v["input"] == {"taskId": jid, "input": "old"}
+        _, chunks = export_agent(rt.engine, "local", "A")
+        data = b"".join(chunks)
+    finally:
+        await rt.close()
+    monkeypatch.undo()  # format 2 from here on: a new request names its agent
+    rt = Runtime(MemoryStore())
+    await rt.start()
+    try:
+        reader = BundleReader()
+        reader.feed(data)
+        assert (await import_agent(rt.engine, "local", "C", reader))["fromAgentId"] == "A"
+        assert rt.get_job("local", trig["jobId"])["agentId"] == "C"  # imported work keeps a record
+        assert (await out(rt, "agent:replay", agentId="C"))["identical"] is True
+        await out(rt, "agent:suspend", agentId="C")
+        new = await call(rt, "agent:request", agentId="C", input="new")
+        assert rt.engine.tx().materialize(pointed(rt, new["jobId"])[1].input)["agentId"] == "C"
+        assert LocalJobIndex(rt.store).get("local", new["jobId"])["agentId"] == "C"
+        await out(rt, "agent:resume", agentId="C")
+        await rt.idle("local", "C")
+        assert rt.get_job("local", new["jobId"])["status"] == J.COMPLETE
+        assert (await out(rt, "agent:replay", agentId="C"))["identical"] is True
+    finally:
+        await rt.close()
 
 
 async def test_a_folded_request_keeps_its_session_and_options(rt: Runtime) -> None:
