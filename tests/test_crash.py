@@ -113,3 +113,46 @@ def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path, backend: 
     figures = asyncio.run(scenario(store, kills, seed=kills))
     print(f"\ncrash test: {figures}")
     assert figures["jobs"] > 0 and figures["writes"] > 0
+
+
+async def folded_scenario(store: list[str]) -> None:
+    """A pending task's job (folded into its agent's commit) and a started one survive SIGKILL as they
+    were, then finish and cancel as any job."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(store, port)
+    async with aiohttp.ClientSession() as s:
+        await invoke(s, url, "agent:create", agentId="S", config={"model": {"provider": "echo"}})
+        await invoke(s, url, "agent:suspend", agentId="S")
+        waiting = await invoke(s, url, "agent:request", agentId="S", input="after the crash")
+        await invoke(s, url, "agent:create", agentId="H", config={"model": {"provider": "hang"}})
+        started = await invoke(s, url, "agent:request", agentId="H", input="in flight")
+        assert (waiting["status"], started["status"]) == ("PENDING", "STARTED")
+    proc.kill()
+    proc.wait()
+    proc = start(store, port)
+    try:
+        async with aiohttp.ClientSession() as s:
+            for job in (waiting, started):
+                async with s.get(f"{url}/api/v1/jobs/{job['jobId']}") as r:
+                    assert await r.json() == job  # as it was acknowledged
+            await invoke(s, url, "agent:resume", agentId="S")
+            async with s.put(f"{url}/api/v1/jobs/{started['jobId']}/cancel") as r:
+                assert (await r.json())["status"] == "CANCELLED"
+            deadline = time.monotonic() + 10
+            while True:
+                async with s.get(f"{url}/api/v1/jobs/{waiting['jobId']}") as r:
+                    job = await r.json()
+                if job["status"] == "COMPLETE":
+                    break
+                assert time.monotonic() < deadline, job
+                await asyncio.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    fsck = subprocess.run([str(BIN / "lattice"), "fsck", *store, "--quiet"], capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def test_sigkill_keeps_folded_jobs(tmp_path: Path) -> None:
+    asyncio.run(folded_scenario(["--data", str(tmp_path / "data")]))

@@ -4,7 +4,8 @@
 lattice's own checks (every object present and intact, every chain whole), it
 checks what the runtime promises of the records at each head:
 
-* a job record has every field, a known status, and its own id;
+* a job record has every field, a known status, and its own id; a job folded into an agent
+  commit (:mod:`ops.domain.jobs`) points at the commit that accepted it;
 * an agent record has a known status; a ``RUNNING`` agent has work; every
   queued task's job exists and is ``PENDING``, except the oldest task of a
   ``RUNNING`` agent, which is ``STARTED``; no task is recorded by two runs of the
@@ -23,7 +24,7 @@ from lattice.commits import read_commit
 from lattice.nodes import Tx, map_keys, seq_iter
 
 from . import agent as A
-from .jobs import PENDING, STARTED, STATUSES
+from .jobs import PENDING, STARTED, STATUSES, is_job_record, read_job
 from .refs import job_ref
 
 __all__ = ["make_check_head"]
@@ -54,6 +55,14 @@ def make_check_head(store: Any):
         ns, caller, ident = (ref.split("/", 2) + ["", ""])[:3]
         tx = Tx(store)
         if ns == "j":
+            top = tx.load_root(root)
+            if isinstance(top, dict) and not is_job_record(top) and "tasks" in top:  # folded: see ops.domain.jobs
+                head = store.ref(ref)
+                if head is None or read_commit(tx, head).root != root:
+                    return  # moved on since the refs were listed
+                if read_job(tx, read_commit(tx, head), ident) is None:
+                    yield "job ref points at an agent commit that did not accept this job"
+                return
             rec = tx.materialize(tx.raw_root(root))
             if not isinstance(rec, dict):
                 yield "job record is not a map"
@@ -82,7 +91,7 @@ def make_check_head(store: Any):
                 if d is None:
                     problems.append(f"task {tid} has no job record")
                     continue
-                job = tx.materialize(tx.raw_root(read_commit(tx, d).root))
+                job = read_job(tx, read_commit(tx, d), tid, ident) or {}
                 want = STARTED if (i == 0 and status == A.RUNNING) else PENDING
                 if job.get("status") != want:
                     problems.append(f"task {tid}: job is {job.get('status')}, expected {want}")

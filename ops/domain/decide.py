@@ -23,7 +23,7 @@ from . import sessions as S
 from .errors import OpError
 from .events import (ChatQueued, Created, Forked, Messaged, Resumed, SessionCompacted, SessionDeleted, SessionForked,
                      SessionRenamed, Suspended, TaskCancelled, TaskCompleted, TaskFailed, TaskQueued, Terminated,
-                     Triggered, Updated)
+                     Triggered, Updated, records_agent)
 from .jobs import TERMINAL
 
 __all__ = ["exists", "not_terminated", "room_for_work", "create", "fork", "update", "suspend", "resume", "delete",
@@ -185,7 +185,7 @@ def request(rec: dict[str, Any] | None, agent_id: str, task_id: str, input: Any,
     """
     rec = not_terminated(rec, agent_id, hint="fork it or create it again")
     room_for_work(rec, agent_id, max_queued, tx=tx)
-    opts = options or {}
+    opts = {**(options or {}), **({"agentId": agent_id} if records_agent() else {})}
     if session_id is None:
         return TaskQueued(taskId=task_id, input=input, **opts)
     if new_session is not None:
@@ -205,7 +205,7 @@ def trigger(rec: dict[str, Any] | None, agent_id: str, trigger_id: str, max_queu
     if not force and not A.has_work(rec):
         return None
     room_for_work(rec, agent_id, max_queued, tx=tx)
-    return Triggered(triggerId=trigger_id)
+    return Triggered(triggerId=trigger_id, **({"agentId": agent_id} if records_agent() else {}))
 
 
 def message(rec: dict[str, Any] | None, agent_id: str, text: Any, max_queued: int, tx: Tx | None = None,

@@ -15,6 +15,11 @@ recorded; :func:`encode` and :func:`decode` round-trip them byte for byte
 Two events share ``op == "agent:run"``: :class:`RunFailed` (``{error}``) and
 :class:`RunCompleted` (the run's work, its LLM exchanges and tool results).
 
+Format 2 (:data:`lattice.codec.FORMAT_VERSION`) added ``agentId`` to the events that accept a
+job folded into the agent's commit (:class:`TaskQueued`, :class:`Triggered`; :class:`ChatQueued`
+always named it), so the job's reader knows its agent (:mod:`ops.domain.jobs`). Events recorded
+without it decode and apply as before (:func:`records_agent`).
+
 Sessions (:mod:`ops.domain.sessions`) added fields to some events: each is UNSET (not
 recorded) unless a session is involved, so every event without one records what it did
 before sessions existed.
@@ -27,6 +32,7 @@ from typing import Any, Callable, ClassVar, Union
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+import lattice.commits
 from lattice.nodes import Tx, map_get, seq_plain
 
 from . import agent as A
@@ -38,7 +44,7 @@ __all__ = ["Created", "Forked", "Updated", "Suspended", "Resumed", "Terminated",
            "TaskCompleted", "TaskFailed", "Triggered", "Messaged", "Imported", "RunFailed", "RunCompleted",
            "ChatQueued", "SessionRenamed", "SessionDeleted", "SessionCompacted", "SessionForked", "Event",
            "EVENT_TYPES", "Context", "decode",
-           "encode", "apply", "run_work", "UnknownEvent", "needed_versions", "names_of"]
+           "encode", "apply", "run_work", "UnknownEvent", "needed_versions", "names_of", "records_agent"]
 
 
 class _Ev(Struct, frozen=True, kw_only=True):
@@ -111,10 +117,12 @@ class TaskCancelled(_Ev):
 class TaskQueued(_Ev):
     """``agent:request``: a task queued under its job id (the caller is the commit's); bound to
     session ``sessionId`` when given (``minted``: the request opened it, titled ``title``); with
-    the request's options when given: ``responseSchema``, ``strict``, ``outputPath``."""
+    the request's options when given: ``responseSchema``, ``strict``, ``outputPath``. ``agentId``:
+    the agent that accepted it (format 2, :func:`records_agent`; UNSET in commits written before)."""
 
     op: ClassVar[str] = "agent:request"
     taskId: str
+    agentId: str | UnsetType = UNSET
     input: Any = None
     sessionId: str | UnsetType = UNSET
     minted: bool | UnsetType = UNSET
@@ -147,8 +155,12 @@ class TaskFailed(_Ev):
 
 
 class Triggered(_Ev):
+    """``agent:trigger``: a run asked for under the trigger's job id; ``agentId``: the agent that
+    accepted it (format 2, :func:`records_agent`; UNSET in commits written before)."""
+
     op: ClassVar[str] = "agent:trigger"
     triggerId: str
+    agentId: str | UnsetType = UNSET
 
 
 class Messaged(_Ev):
@@ -285,6 +297,13 @@ Event = Union[Created, Forked, Updated, Suspended, Resumed, Terminated, TaskCanc
 #: every event type, each with its own ``op`` except the two ``agent:run`` outcomes
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 _BY_OP = {t.op: t for t in EVENT_TYPES if t is not RunFailed and t is not RunCompleted}
+
+
+def records_agent() -> bool:
+    """Whether the events that accept a request or a trigger record their agent's id: from format
+    2 on (read at each call from :data:`lattice.commits.FORMAT_VERSION`, the version commits are
+    written in, so a store written under format 1's settings records what format 1 did)."""
+    return lattice.commits.FORMAT_VERSION >= 2
 
 
 def names_of(op: str, input: Any) -> str | None:

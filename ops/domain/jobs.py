@@ -4,9 +4,16 @@ A job id is 16 bytes, time-ordered: 6 bytes of Unix milliseconds then 10
 random bytes, written ``0x`` + 32 lowercase hex digits, so ids sort by
 creation time (the agent's ``tasks`` map therefore iterates FIFO).
 
-The job record (stored at ``j/<jobId>`` for jobs that changed state)::
+The job record (stored at ``j/<caller>/<jobId>`` for jobs that changed state)::
 
-    {jobId, operation, status, input, output, error, created, updated, agentId?}
+    {jobId, operation, status, input, output, error, created, updated, agentId?, sessionId?}
+
+*Folded jobs.* A job of :data:`FOLDED_OPS` (a task, trigger or chat: its state moves only in
+the commits of its agent) stores no record when it is accepted: its ref points at the agent
+commit that accepted it, whose event names the job, and :func:`folded_job` derives the record
+from that commit. Its first change (``STARTED``/``PENDING``, finished, cancelled, failed)
+stores a record on a chain of its own that starts there (no parent: a job chain never holds an
+agent's versions alive). :func:`read_job` reads either form.
 
 Surfaces show it as the Covia venue does (:func:`public_job`): ``id``/``op`` beside
 ``jobId``/``operation``, ``error`` the message and ``errorCode`` the code.
@@ -24,14 +31,16 @@ import os
 import re
 from typing import Any, Callable
 
-from lattice.nodes import map_keys, map_len
+from lattice.commits import Commit
+from lattice.nodes import Tx, map_get, map_keys, map_len
 
 from .answers import request_output
 from .errors import error_fields
 
 __all__ = ["PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT", "STATUSES", "TERMINAL",
            "new_job_id", "JobIds", "normalize_job_id", "job_record", "public_job", "finish", "cancel", "head_task",
-           "retarget", "work_job_ids", "trigger_output", "PUBLIC_FIELDS"]
+           "retarget", "work_job_ids", "trigger_output", "PUBLIC_FIELDS", "FOLDED_OPS", "is_job_record",
+           "folded_job", "read_job", "holds_work", "job_time"]
 
 PENDING, STARTED, COMPLETE, FAILED, CANCELLED, TIMEOUT = (
     "PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT")
@@ -180,3 +189,114 @@ def trigger_output(agent_id: str, agent: dict[str, Any], result: Any, task_resul
     the seed's ``{<taskId>: {status, output}}`` map)."""
     listed = [{"taskId": tid, **r} for tid, r in (task_results or {}).items()]
     return {"agentId": agent_id, "status": agent["status"], "result": result, "taskResults": listed}
+
+
+# -- folded jobs ---------------------------------------------------------------------
+#
+# A task, trigger or chat job is accepted by one agent commit whose event names it (``TaskQueued``'s
+# ``taskId``, ``Triggered``'s ``triggerId``, ``ChatQueued``'s ``messageId``) and its agent (``agentId``:
+# a chat's always, a request's or trigger's from format 2 on); until its first change its ref points
+# at that commit and its record is derived from it (see the module doc).
+
+#: the operations whose jobs are folded into the agent commit that accepts them, and the field of
+#: that commit's event naming the job
+FOLDED_OPS = {"agent:request": "taskId", "agent:trigger": "triggerId", "agent:chat": "messageId"}
+
+
+def is_job_record(rec: Any) -> bool:
+    """Whether a loaded root is a job record (an agent record has no ``jobId``)."""
+    return isinstance(rec, dict) and "jobId" in rec
+
+
+def job_time(job_id: str) -> int:
+    """The Unix ms a job id was minted at (:func:`new_job_id`'s first 6 bytes).
+
+    >>> job_time('0x018ed29ba70000000000000000000000')
+    1712930400000
+    """
+    return int(job_id[2:14], 16)
+
+
+def _event(tx: Tx, commit: Commit, job_id: str) -> dict[str, Any] | None:
+    """The event of ``commit`` when it accepted job ``job_id``, else None."""
+    field = FOLDED_OPS.get(commit.op)
+    if field is None:
+        return None
+    ev = tx.materialize(commit.input)
+    return ev if isinstance(ev, dict) and ev.get(field) == job_id else None
+
+
+def holds_work(tx: Tx, agent: dict[str, Any], op: str, job_id: str) -> bool:
+    """Whether the (loaded) agent record still holds job ``job_id`` of operation ``op`` as
+    work: a task (``agent:request``) or a trigger (``agent:trigger``); chats name their agent."""
+    if op == "agent:request":
+        if not map_len(agent["tasks"]):
+            return False
+        try:
+            map_get(tx, agent["tasks"], job_id)
+        except KeyError:
+            return False
+        return True
+    return op == "agent:trigger" and job_id in tx.plain(agent.get("triggers") or [])
+
+
+def folded_job(tx: Tx, commit: Commit, job_id: str, agent_id: str | None) -> dict[str, Any] | None:
+    """The record of a folded job (see the module doc) whose ref points at agent commit ``commit``;
+    None when that commit did not accept ``job_id``.
+
+    The record is the one accepting the job wrote before jobs were folded, field by field:
+    ``created`` the job id's time; ``status`` ``STARTED`` for the oldest task of an agent
+    ``RUNNING`` at ``commit`` (then ``updated`` is the commit's time), else ``PENDING``. The
+    ``input`` is rebuilt from the event: the request's ``agentId``, ``input``, ``sessionId`` (or
+    ``session: {title?}`` for a session it opened), ``responseSchema``, ``strict``, ``outputPath``
+    (canonical), a trigger's ``agentId``, ``sessionId``, a chat's ``agentId``, ``message``,
+    ``sessionId``; how the caller waited (``wait``, ``timeout``) and a trigger's ``force`` are
+    not recorded.
+
+    Args:
+        agent_id: the agent that accepted it, when the commit's event does not name it (a
+            request's or trigger's commit written before format 2); the
+            event's ``agentId`` wins. None and not named: the record has no ``agentId``.
+    """
+    ev = _event(tx, commit, job_id)
+    if ev is None:
+        return None
+    agent_id = ev["agentId"] if isinstance(ev.get("agentId"), str) else agent_id
+    op, created = commit.op, job_time(job_id)
+    status, updated = PENDING, created
+    extra: dict[str, Any] = {}
+    if op == "agent:request":
+        inp: dict[str, Any] = {"agentId": agent_id, "input": ev.get("input")}
+        if ev.get("minted"):
+            inp["session"] = {"title": ev["title"]} if ev.get("title") else {}
+        elif "sessionId" in ev:
+            inp["sessionId"] = ev["sessionId"]
+        inp.update({k: ev[k] for k in ("responseSchema", "strict", "outputPath") if k in ev})
+        if "sessionId" in ev:
+            extra["sessionId"] = ev["sessionId"]
+        rec = tx.load_root(commit.root)
+        if rec.get("status") == "RUNNING" and map_len(rec["tasks"]) and map_keys(rec["tasks"])[0] == job_id:
+            status, updated = STARTED, commit.ts
+    elif op == "agent:trigger":
+        inp = {"agentId": agent_id}
+        if "sessionId" in ev:
+            inp["sessionId"] = ev["sessionId"]
+    else:
+        inp = {"agentId": agent_id, "message": ev.get("message"),
+               "sessionId": None if ev.get("minted") else ev.get("sessionId")}
+        extra["sessionId"] = ev.get("sessionId")
+    out = job_record(job_id, op, created, input=inp, status=status, agent_id=agent_id)
+    out["updated"] = updated
+    if agent_id is None:
+        out.pop("agentId", None)
+    return {**out, **extra}
+
+
+def read_job(tx: Tx, commit: Commit, job_id: str, agent_id: str | None = None) -> dict[str, Any] | None:
+    """The record of job ``job_id`` whose ref's head is ``commit``: its stored record, or one
+    derived from the agent commit that accepted it (:func:`folded_job`); None when ``commit``
+    is neither."""
+    rec = tx.load_root(commit.root)
+    if is_job_record(rec):
+        return tx.materialize(tx.raw_root(commit.root))
+    return folded_job(tx, commit, job_id, agent_id)

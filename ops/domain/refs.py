@@ -3,7 +3,9 @@
 Every ref is in its caller's namespace::
 
     g/<caller>/<agentId>   an agent record (see ops.domain.agent)
-    j/<caller>/<jobId>     a job record (jobs that changed state; see ops.domain.jobs)
+    j/<caller>/<jobId>     a job record (jobs that changed state), or, for a waiting task,
+                           trigger or chat job, the agent commit that accepted it (folded
+                           jobs; see ops.domain.jobs)
     w/<caller>             the caller's workspace (a map)
 
 >>> agent_ref("alice", "Bob")

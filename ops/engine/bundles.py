@@ -173,7 +173,7 @@ async def import_agent(engine: Engine, caller: str, agent_id: str, reader: Bundl
             op = "agent:request" if task is not None else "agent:trigger"
             job = J.job_record(tid, op, u.ts, input=None if task is None else task.get("input"), agent_id=agent_id)
             u.write(job_ref(caller, tid), job, op)
-        engine.sync_jobs(u, caller, rec)
+        engine.sync_jobs(u, caller, rec, agent_id)
         return {"agentId": agent_id, "fromAgentId": old_id, "versions": u.heads[name][1].seq + 2,
                 "objects": len(objects), "status": rec["status"]}
     async with engine.quotas.creating(caller):

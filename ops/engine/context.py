@@ -57,7 +57,7 @@ class Engine:
         self.connections = connections
         self.job_ids, self.notifier, self.jobs, self.cache = job_ids, notifier, jobs, cache
         self.quotas = quotas or Quotas(store, limits)
-        self.units = Units(store, cache, clock, notifier.notify)
+        self.units = Units(store, cache, clock, notifier.notify, getattr(jobs, "resolve", None))
         self.units.hooks.append(self.quotas.on_commit)
         if hasattr(self.quotas, "guard"):
             self.units.guards.append(self.quotas.guard)
@@ -121,13 +121,14 @@ class Engine:
             raise Rejected("invalid_input", e.message, path=path) from None
 
     def raw_root(self, tx: Tx, ref: str) -> Any:
-        """The raw root value at ``ref``'s head (an in-memory job for ``j/``), or ``Missing``."""
+        """The raw root value at ``ref``'s head (for ``j/``, the job record: stored, folded into
+        its agent's commit, or in memory), or ``Missing``."""
+        if ref.startswith("j/"):
+            _, caller, jid = ref.split("/", 2)
+            job = self.jobs.get(caller, jid)
+            return Missing if job is None else job
         d = self.store.ref(ref)
         if d is None:
-            if ref.startswith("j/"):
-                _, caller, jid = ref.split("/", 2)
-                job = self.jobs.get(caller, jid)
-                return Missing if job is None else job
             return Missing
         return tx.raw_root(read_commit(tx, d).root)
 
@@ -141,13 +142,14 @@ class Engine:
         return Missing if v is Missing else tx.materialize(v)
 
     # -- writing ----------------------------------------------------------------
-    def sync_jobs(self, u: Unit, caller: str, rec: dict[str, Any]) -> None:
-        """Keep the job state machine in step with a settled agent record: the oldest task's
-        job is ``STARTED`` while the agent is ``RUNNING``, else ``PENDING``."""
+    def sync_jobs(self, u: Unit, caller: str, rec: dict[str, Any], agent_id: str | None = None) -> None:
+        """Keep the job state machine in step with a settled agent record (of ``agent_id``): the
+        oldest task's job is ``STARTED`` while the agent is ``RUNNING``, else ``PENDING`` (a job
+        this unit folds into the agent's commit has that status by construction)."""
         head = J.head_task(rec)
         if head is not None:
             name = job_ref(caller, head[0])
-            jr = u.read(name)
+            jr = u.read(name, agent_id)
             moved = None if jr is None else J.retarget(jr, head[1], u.ts)
             if moved is not None:
                 u.write(name, moved, "job:status")
@@ -159,16 +161,17 @@ class Engine:
         event as its commit's record, and keep its jobs in step; return the new record."""
         ctx = Context(ts=u.ts, caller=u.caller, agent_id=agent_id, load=load or (lambda h: self.opened_at(u.tx, h)))
         new = apply(u.tx, rec, event, ctx, outcome)
-        self.sync_jobs(u, caller, new)
+        self.sync_jobs(u, caller, new, agent_id)
         op, inp = encode(event)
         u.write(agent_ref(caller, agent_id), new, op, inp)
         return new
 
-    def cancel_jobs(self, u: Unit, caller: str, rec: dict[str, Any], message: str) -> None:
-        """Cancel every waiting task, trigger and chat job of an agent record."""
+    def cancel_jobs(self, u: Unit, caller: str, rec: dict[str, Any], message: str,
+                    agent_id: str | None = None) -> None:
+        """Cancel every waiting task, trigger and chat job of an agent record (of ``agent_id``)."""
         for tid in J.work_job_ids(rec) + S.chat_ids(u.tx, rec):
             name = job_ref(caller, tid)
-            jr = u.read(name)
+            jr = u.read(name, agent_id)
             done = None if jr is None else J.cancel(jr, u.ts, message)
             if done is not None:
                 u.write(name, done, "job:cancel")
@@ -210,14 +213,14 @@ class Engine:
         trigger job; return it as it is then. A suspended or terminated agent ends the wait:
         the job then carries ``agent: {agentId, status, error}`` (not stored) saying why it is
         not done."""
-        if wait is False:
+        if wait is False or job.get("agentId") is None:
             return job
         timeout = None if wait is True else float(wait) / 1000.0
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         name = agent_ref(caller, job["agentId"])
         while True:
-            cur = self.jobs.get(caller, job["jobId"]) or job
+            cur = self.jobs.get(caller, job["jobId"], job["agentId"]) or job
             if cur["status"] in J.TERMINAL:
                 return cur
             ev = self.notifier.watch(name)

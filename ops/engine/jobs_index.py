@@ -6,6 +6,11 @@ operations and of failed requests changed nothing: a stored record would make
 every read a durable write, so they are kept in memory only (the newest
 :data:`MEMORY_JOBS` per caller) and are gone after a restart.
 
+A task, trigger or chat job is folded into the agent commit that accepted it until its
+first change (:mod:`ops.domain.jobs`): its ref points at that commit. :func:`resolve_job`
+is the one reader of a job ref's head, either form; the accepting commit's event names
+the agent (format 2), so reading a folded job reads that one commit and nothing else.
+
 A seam: :class:`JobIndex` is what the engine needs; :class:`LocalJobIndex`
 keeps the in-memory jobs of one process. Several processes sharing a store
 replace it with one that says where an in-memory job lives.
@@ -14,25 +19,83 @@ replace it with one that says where an in-memory job lives.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
-from lattice.commits import read_commit
+from lattice.commits import Commit, read_commit
+from lattice.errors import LatticeError
 from lattice.nodes import ObjectCache, Tx
 
 from lattice.store import RefUpdate
 
+from ..domain import jobs as J
 from ..domain.jobs import TERMINAL, normalize_job_id
-from ..domain.refs import job_ref
+from ..domain.refs import agent_ref, job_ref, split_ref
 
-__all__ = ["JobIndex", "LocalJobIndex", "MEMORY_JOBS", "expire_jobs"]
+__all__ = ["JobIndex", "LocalJobIndex", "MEMORY_JOBS", "expire_jobs", "resolve_job"]
 
 #: in-memory jobs kept per caller (the oldest are dropped)
 MEMORY_JOBS = 10_000
 
+Head = Callable[[str], tuple[bytes | None, Commit | None]]
+
+
+def _holds(tx: Tx, head: Head, caller: str, agent_id: str, job_id: str, d: bytes, c: Commit) -> bool:
+    """Whether agent ``agent_id`` accepted the folded job at commit ``d``: its head is ``d``, or
+    still holds the job as work (a folded job is waiting: its agent holds it until it changes)."""
+    hd, hc = head(agent_ref(caller, agent_id))
+    if hd is None:
+        return False
+    if hd == d:
+        return True
+    try:
+        return J.holds_work(tx, tx.load_root(hc.root), c.op, job_id)
+    except (LatticeError, KeyError, TypeError):
+        return False
+
+
+def _store_head(store: Any, tx: Tx) -> Head:
+    def head(name: str) -> tuple[bytes | None, Commit | None]:
+        d = store.ref(name)
+        return d, None if d is None else read_commit(tx, d)
+    return head
+
+
+def resolve_job(store: Any, tx: Tx, name: str, d: bytes, c: Commit, agent_id: str | None = None,
+                head: Head | None = None) -> dict[str, Any] | None:
+    """The job record at job ref ``name`` whose head is commit ``d`` (``c`` decoded): the stored
+    record, or the one derived from the agent commit it is folded into (:func:`ops.domain.jobs.read_job`),
+    named with the agent the commit's event names (no other read: the record is that commit's
+    state, which the job keeps until its first change moves its ref).
+
+    A request or trigger accepted by a commit written before format 2 names no agent: then
+    ``agent_id``, when the reader knows it, checked (the agent's head is ``d`` or still holds
+    the job as work); else the record has no ``agentId``. None when ``d`` is neither a job
+    record nor an agent commit that accepted this job.
+
+    Args:
+        store: read for the agent's head (only that check). head: ``ref -> (digest, commit)`` as
+            the reader sees heads (a unit's :meth:`Unit.head`); default: the store's.
+    """
+    _, caller, jid = split_ref(name)
+    if J.is_job_record(tx.load_root(c.root)):
+        return tx.materialize(tx.raw_root(c.root))
+    rec = J.folded_job(tx, c, jid, None)
+    if rec is None or "agentId" in rec or agent_id is None:
+        return rec
+    if _holds(tx, head or _store_head(store, tx), caller, agent_id, jid, d, c):
+        return J.folded_job(tx, c, jid, agent_id)
+    return rec
+
 
 class JobIndex(Protocol):
-    def get(self, caller: str, job_id: str) -> dict[str, Any] | None:
-        """The job record (``job_id`` in any case, with or without ``0x``), or None."""
+    def get(self, caller: str, job_id: str, agent_id: str | None = None) -> dict[str, Any] | None:
+        """The job record (``job_id`` in any case, with or without ``0x``), or None; ``agent_id``:
+        the agent a task or trigger job belongs to, when the reader knows it (:func:`resolve_job`)."""
+        ...
+
+    def resolve(self, tx: Tx, name: str, d: bytes, c: Commit, agent_id: str | None = None,
+                head: Head | None = None) -> dict[str, Any] | None:
+        """The job record at job ref ``name``'s head ``d`` (:func:`resolve_job`)."""
         ...
 
     def remember(self, caller: str, job: dict[str, Any]) -> None:
@@ -60,15 +123,29 @@ class LocalJobIndex:
         self.store, self.cache, self.per_caller = store, cache, per_caller
         self._mem: dict[str, OrderedDict[str, dict[str, Any]]] = {}
 
-    def get(self, caller: str, job_id: str) -> dict[str, Any] | None:
+    def get(self, caller: str, job_id: str, agent_id: str | None = None) -> dict[str, Any] | None:
         jid = normalize_job_id(job_id)
         if jid is None:
             return None
-        d = self.store.ref(job_ref(caller, jid))
-        if d is not None:
+        name = job_ref(caller, jid)
+        d = self.store.ref(name)
+        while d is not None:
             tx = Tx(self.store, self.cache)
-            return tx.materialize(tx.raw_root(read_commit(tx, d).root))
+            rec = self.resolve(tx, name, d, read_commit(tx, d), agent_id)
+            if rec is None or "agentId" in rec:
+                return rec
+            # folded before format 2 and its agent not confirmed: it may have changed between
+            # reading its ref and its agent's (its record is then on its own chain); read again
+            # until its ref stands still
+            again = self.store.ref(name)
+            if again == d:
+                return rec
+            d = again
         return self._mem.get(caller, {}).get(jid)
+
+    def resolve(self, tx: Tx, name: str, d: bytes, c: Commit, agent_id: str | None = None,
+                head: Head | None = None) -> dict[str, Any] | None:
+        return resolve_job(self.store, tx, name, d, c, agent_id, head)
 
     def remember(self, caller: str, job: dict[str, Any]) -> None:
         mine = self._mem.get(caller)
@@ -96,6 +173,8 @@ async def expire_jobs(engine: Any, before_ms: int) -> int:
     old = []
     for name, d in engine.store.refs("j/"):
         rec = tx.load_root(read_commit(tx, d).root)
+        if not J.is_job_record(rec):
+            continue  # folded into its agent's commit: waiting, never finished
         if rec.get("status") in TERMINAL and rec.get("updated", before_ms) < before_ms:
             old.append((name, d))
     removed = 0

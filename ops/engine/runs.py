@@ -197,7 +197,7 @@ async def fail(engine: Engine, caller: str, aid: str, base: bytes | None, exc: B
         if rec is not None:
             engine.commit_event(u, caller, aid, rec, event)
             for jid in event.dropped or ():
-                jr = u.read(job_ref(caller, jid))
+                jr = u.read(job_ref(caller, jid), aid)
                 if jr is not None and jr["status"] not in J.TERMINAL:
                     u.write(job_ref(caller, jid), J.finish(jr, J.FAILED, u.ts, error=error), "job:finish")
     await engine.units.run(caller, fn)
@@ -228,7 +228,7 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
         rec = engine.commit_event(u, caller, aid, cur, event, load=lambda h: base_rec, outcome=out)
         edits = [] if sandboxed else list(out.ws_edits)
         if work.task_id is not None and not cancelled:
-            jr = u.read(job_ref(caller, work.task_id))
+            jr = u.read(job_ref(caller, work.task_id), aid)
             if jr is not None and jr["status"] not in J.TERMINAL:
                 status, output, error = out.task_status, out.task_output, out.task_error
                 if status == J.COMPLETE:
@@ -249,7 +249,7 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
         if work.triggers:
             entry = next(seq_iter(u.tx, rec["timeline"], seq_len(rec["timeline"]) - 1))
             for tid in work.triggers:
-                jr = u.read(job_ref(caller, tid))
+                jr = u.read(job_ref(caller, tid), aid)
                 if jr is not None and jr["status"] not in J.TERMINAL:
                     output = J.trigger_output(aid, rec, entry["result"], entry["taskResults"])
                     sid = S.normalize_id((jr.get("input") or {}).get("sessionId"))
@@ -281,7 +281,7 @@ def _answer_chats(u: Unit, caller: str, aid: str, work: A.Work, response: Any) -
     for e in work.pending:
         if e.get("op") != "agent:chat":
             continue
-        jr = u.read(job_ref(caller, e["id"]))
+        jr = u.read(job_ref(caller, e["id"]), aid)
         if jr is not None and jr["status"] not in J.TERMINAL:  # a deleted session cancelled it
             u.write(job_ref(caller, e["id"]), J.finish(jr, J.COMPLETE, u.ts, output={
                 "agentId": aid, "sessionId": work.session, "response": response, "answered": answered}), "job:finish")

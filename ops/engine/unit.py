@@ -24,6 +24,7 @@ from lattice.nodes import ObjectCache, Tx
 from lattice.store import RefUpdate
 
 from ..domain import agent as A
+from ..domain import jobs as J
 from ..domain.errors import OpError
 
 __all__ = ["Unit", "Units", "MAX_RETRIES"]
@@ -40,18 +41,25 @@ class Unit:
         ts: the unit's time, Unix ms (every commit of the unit carries it).
         caller: recorded in every commit. heads: ``ref -> (digest, commit)`` as read.
         writes: ``ref -> (record, op, input)`` staged, or None for a removal.
+        follows: ``ref -> ref`` whose commit in this unit it is moved to (:meth:`follow`).
         extra: compare-and-swaps the guards add to the commit (refs outside ``writes``).
+        resolve: reads a job's record at its head (:func:`ops.engine.jobs_index.resolve_job`'s
+            signature); set by :class:`Units`.
     """
 
-    __slots__ = ("store", "tx", "ts", "caller", "heads", "writes", "actual", "points", "extra")
+    __slots__ = ("store", "tx", "ts", "caller", "heads", "writes", "actual", "points", "follows", "extra",
+                 "resolve")
 
-    def __init__(self, store: Any, ts: int, caller: str, cache: ObjectCache | None = None):
+    def __init__(self, store: Any, ts: int, caller: str, cache: ObjectCache | None = None,
+                 resolve: Callable[..., Any] | None = None):
         self.store, self.tx, self.ts, self.caller = store, Tx(store, cache), ts, caller
         self.heads: dict[str, tuple[bytes | None, Commit | None]] = {}
         self.writes: dict[str, tuple[Any, str, Any] | None] = {}
         self.actual: dict[str, bytes | None] = {}  # refs adopted onto another chain: their real head
         self.points: dict[str, bytes] = {}  # refs moved to a commit made outside a write (a squashed chain)
+        self.follows: dict[str, str] = {}  # refs moved to the commit another ref's write makes here
         self.extra: list[RefUpdate] = []
+        self.resolve = resolve
 
     def head(self, name: str) -> tuple[bytes | None, Commit | None]:
         """``(digest, commit)`` of ``name``'s head as this unit sees it (read once)."""
@@ -62,15 +70,26 @@ class Unit:
             self.heads[name] = h
         return h
 
-    def read(self, name: str) -> Any:
+    def read(self, name: str, agent_id: str | None = None) -> Any:
         """The record at ``name`` as staged in this unit, else at its head; None if absent.
-        Agent records (``g/``) come opened (:func:`ops.domain.agent.opened`)."""
+        Agent records (``g/``) come opened (:func:`ops.domain.agent.opened`). A job (``j/``)
+        folded into an agent commit comes derived from it (:func:`ops.domain.jobs.folded_job`;
+        the commit names its agent; ``agent_id``, the agent it belongs to when known, serves a
+        commit written before format 2, checked against that agent's head);
+        one this unit points at the commit it makes (:meth:`follow`) is None: its state is its
+        agent's."""
         if name in self.writes:
             w = self.writes[name]
             return None if w is None else w[0]
-        _, c = self.head(name)
+        if name in self.follows:
+            return None
+        d, c = self.head(name)
         if c is None:
             return None
+        if name.startswith("j/"):
+            if self.resolve is None:
+                return J.read_job(self.tx, c, name.split("/", 2)[2], agent_id)
+            return self.resolve(self.tx, name, d, c, agent_id, self.head)
         rec = self.tx.load_root(c.root)
         return A.opened(self.tx, rec) if name.startswith("g/") else rec
 
@@ -78,6 +97,7 @@ class Unit:
         """Stage ``record`` at ``name``; the commit records the event (op, input) of the
         *first* write to ``name`` in this unit (later writes are part of that event)."""
         self.head(name)
+        self.follows.pop(name, None)
         prev = self.writes.get(name)
         if prev is not None:
             op, input = prev[1], prev[2]
@@ -94,6 +114,17 @@ class Unit:
         self.actual[name] = d
         self.heads[name] = (head, read_commit(self.tx, head))
 
+    def follow(self, name: str, source: str) -> None:
+        """Move ref ``name`` to the commit this unit's write to ref ``source`` makes (a task's job
+        to the agent commit that accepts it: :mod:`ops.domain.jobs`, folded jobs); compare-and-swap
+        against the head this unit read. A later :meth:`write` to ``name`` replaces this.
+
+        Raises (at commit, from :meth:`updates`): RuntimeError when the unit commits no write to
+        ``source``."""
+        self.head(name)
+        self.writes.pop(name, None)
+        self.follows[name] = source
+
     def point(self, name: str, commit: bytes) -> None:
         """Move ref ``name`` to ``commit`` (buffered in this unit's tx), e.g. the head of a
         rewritten chain; compare-and-swap against the head this unit read."""
@@ -106,8 +137,11 @@ class Unit:
         self.writes[name] = None
 
     def updates(self) -> list[RefUpdate]:
-        """The ref updates to commit (a record equal to its head's is not committed again)."""
+        """The ref updates to commit (a record equal to its head's is not committed again). A
+        job ref whose head is the agent commit it was folded into gets a chain of its own: its
+        first record's commit has no parent (the job's ref expects that agent commit)."""
         ups = [RefUpdate(name, self.heads[name][0], d) for name, d in self.points.items()]
+        made: dict[str, bytes] = {}
         for name, w in self.writes.items():
             d, c = self.heads[name]
             if w is None:
@@ -118,9 +152,18 @@ class Unit:
             root = self.tx.put_root(record)
             if c is not None and c.root == root:
                 continue
-            cd, _ = write_commit(self.tx, parent=d, parent_commit=c, root=root, ts=self.ts,
+            parent, parent_commit = d, c
+            if c is not None and name.startswith("j/") and not J.is_job_record(self.tx.load_root(c.root)):
+                parent, parent_commit = None, None  # a folded job's first record: never on its agent's chain
+            cd, _ = write_commit(self.tx, parent=parent, parent_commit=parent_commit, root=root, ts=self.ts,
                                  op=op, input=input, caller=self.caller)
+            made[name] = cd
             ups.append(RefUpdate(name, self.actual.get(name, d), cd))
+        for name, source in self.follows.items():
+            cd = made.get(source)
+            if cd is None:
+                raise RuntimeError(f"ref {name} follows {source}, which this unit commits nothing to")
+            ups.append(RefUpdate(name, self.heads[name][0], cd))
         return ups
 
 
@@ -130,6 +173,7 @@ class Units:
     Args:
         store: the store. cache: the shared object cache. clock: Unix ms.
         notify: called with each ref a commit moved.
+        resolve: reads a job at its head in a unit (:attr:`Unit.resolve`; None: no agent lookup).
 
     Attributes:
         guards: ``(unit, its ref updates) -> None``, called before each commit attempt; may
@@ -137,8 +181,10 @@ class Units:
         hooks: ``(caller, unit) -> None``, called after each commit, in order.
     """
 
-    def __init__(self, store: Any, cache: ObjectCache, clock: Callable[[], int], notify: Callable[[str], None]):
+    def __init__(self, store: Any, cache: ObjectCache, clock: Callable[[], int], notify: Callable[[str], None],
+                 resolve: Callable[..., Any] | None = None):
         self.store, self.cache, self.clock, self._notify = store, cache, clock, notify
+        self.resolve = resolve
         self.guards: list[Callable[[Unit, list[RefUpdate]], None]] = []
         self.hooks: list[Callable[[str, Unit], None]] = []
 
@@ -159,7 +205,7 @@ class Units:
             # the store's collection generation before any read: a sweep in between refuses the
             # commit like a lost race, and the unit reads again (see lattice.gc)
             gen = getattr(self.store, "generation", None)
-            u = Unit(self.store, self.clock(), caller, self.cache)
+            u = Unit(self.store, self.clock(), caller, self.cache, self.resolve)
             result = fn(u)
             ups = u.updates()
             if not ups:
@@ -169,7 +215,7 @@ class Units:
             if await self.store.acommit(u.tx.objects, ups + u.extra, **({} if gen is None else {"generation": gen})):
                 for hook in self.hooks:
                     hook(caller, u)
-                for name in [*u.writes, *u.points]:
+                for name in [*u.writes, *u.points, *u.follows]:
                     self._notify(name)
                 for x in u.extra:
                     if x.expected != x.new:

@@ -324,8 +324,8 @@ def _commands(rec: Any, max_queued: int) -> dict[str, Callable[[], Any]]:
 
 
 EXPECTED_EVENT = {
-    "request": TaskQueued(taskId=NEW, input={"q": "why"}),
-    "trigger": Triggered(triggerId=NEW),
+    "request": TaskQueued(taskId=NEW, agentId=AID, input={"q": "why"}),
+    "trigger": Triggered(triggerId=NEW, agentId=AID),
     "message": Messaged(agentId=AID, message="hello"),
 }
 
@@ -359,8 +359,8 @@ def test_a_session_request_keeps_its_options_and_a_forceless_trigger_checks_the_
     tx = new_tx()
     rec = in_session(tx)
     opts = {"responseSchema": {"type": "object"}, "strict": True}
-    assert D.request(rec, AID, NEW, 1, 10, tx, SID, options=opts) == TaskQueued(taskId=NEW, input=1, sessionId=SID,
-                                                                                   **opts)
+    assert D.request(rec, AID, NEW, 1, 10, tx, SID, options=opts) == TaskQueued(taskId=NEW, agentId=AID, input=1,
+                                                                                   sessionId=SID, **opts)
     assert D.trigger(rec, AID, NEW, 10, tx, SID, force=False) is None  # a known session, nothing to do
     check(lambda: D.trigger(rec, AID, NEW, 10, tx, tid(999), force=False), Err("not_found", "$.input.sessionId",
                                                                                  hint=True))
@@ -369,17 +369,30 @@ def test_a_session_request_keeps_its_options_and_a_forceless_trigger_checks_the_
 def test_request_records_only_the_options_given() -> None:
     tx = new_tx()
     opts = {"responseSchema": {"type": "object"}, "strict": True, "outputPath": "w/out"}
-    assert D.request(sleeping(tx), AID, NEW, 1, 10, options=opts) == TaskQueued(taskId=NEW, input=1, **opts)
-    assert D.request(sleeping(tx), AID, NEW, 1, 10, options={}) == TaskQueued(taskId=NEW, input=1)
+    assert D.request(sleeping(tx), AID, NEW, 1, 10, options=opts) == TaskQueued(taskId=NEW, agentId=AID, input=1,
+                                                                                **opts)
+    assert D.request(sleeping(tx), AID, NEW, 1, 10, options={}) == TaskQueued(taskId=NEW, agentId=AID, input=1)
+
+
+def test_accept_events_name_their_agent_from_format_2_on(monkeypatch) -> None:
+    """Format 2 records the agent in a request's and a trigger's event; under format 1's setting
+    the events are as format 1 recorded them."""
+    import lattice.commits
+    tx = new_tx()
+    assert D.request(sleeping(tx), AID, NEW, 1, 10).agentId == AID
+    assert D.trigger(sleeping(tx), AID, NEW, 10).agentId == AID
+    monkeypatch.setattr(lattice.commits, "FORMAT_VERSION", 1)
+    assert D.request(sleeping(tx), AID, NEW, 1, 10) == TaskQueued(taskId=NEW, input=1)
+    assert D.trigger(sleeping(tx), AID, NEW, 10) == Triggered(triggerId=NEW)
 
 
 @pytest.mark.parametrize("build, expected", rows(
     ("idle", sleeping, None),
     ("idle", suspended, None),
-    ("idle", failed, Triggered(triggerId=NEW)),  # it has a task waiting
-    ("work", running, Triggered(triggerId=NEW)),
-    ("work", asleep_with_work, Triggered(triggerId=NEW)),
-    ("work", suspended_with_work, Triggered(triggerId=NEW)),
+    ("idle", failed, Triggered(triggerId=NEW, agentId=AID)),  # it has a task waiting
+    ("work", running, Triggered(triggerId=NEW, agentId=AID)),
+    ("work", asleep_with_work, Triggered(triggerId=NEW, agentId=AID)),
+    ("work", suspended_with_work, Triggered(triggerId=NEW, agentId=AID)),
     ("", missing, NOT_FOUND),
     ("", terminated, Err("illegal_state", None)),
 ))

@@ -56,6 +56,10 @@ ROUND_TRIP = [
                  id="TaskCompleted"),
     pytest.param(TaskFailed(agentId=AID, taskId=tid(1), error="no"), {"agentId", "taskId", "error"}, id="TaskFailed"),
     pytest.param(Triggered(triggerId=tid(2)), {"triggerId"}, id="Triggered"),
+    # format 2: the accept events of requests and triggers name their agent
+    pytest.param(TaskQueued(taskId=tid(1), agentId=AID, input="q"), {"taskId", "agentId", "input"},
+                 id="TaskQueued-agent"),
+    pytest.param(Triggered(triggerId=tid(2), agentId=AID), {"triggerId", "agentId"}, id="Triggered-agent"),
     pytest.param(Messaged(agentId=AID, message="hi"), {"agentId", "message"}, id="Messaged-message"),
     pytest.param(Messaged(agentId=AID, message={"alert": [1, 2]}), {"agentId", "message"}, id="Messaged-json"),
     pytest.param(E.Imported(agentId=AID, fromAgentId="Old", bundle="ab" * 32), {"agentId", "fromAgentId", "bundle"},

@@ -72,7 +72,7 @@ async def test_other_versions_give_their_event_and_no_exchanges(rt: Runtime) -> 
     assert v0["op"] == "agent:create" and v0["parent"] is None and v0["exchanges"] is None
     assert v0["input"]["agentId"] == "B" and v0["input"]["state"] == {"k": 1}
     v1 = await out(rt, "agent:version", agentId="B", at=1)
-    assert v1["op"] == "agent:request" and v1["input"] == {"taskId": job["jobId"], "input": {"q": 1}}
+    assert v1["op"] == "agent:request" and v1["input"] == {"agentId": "B", "taskId": job["jobId"], "input": {"q": 1}}
     assert v1["parent"] == v0["id"] and v1["exchanges"] is None
     by_id = await out(rt, "agent:version", agentId="B", at="0x" + v1["id"].upper())
     assert by_id == v1

@@ -24,6 +24,26 @@ and vectors have 8-item leaves (``lattice.vector``), so every head changed. Form
 kept: the same history under format 1's two settings still gives them
 (:func:`test_format1_pins_hold_under_format1_settings`), so format 2 changed nothing else.
 Stores of format 1 are read as they are (``tests/lattice/test_golden.py::test_format1_vectors``).
+
+Re-pinned on purpose for folded jobs (issue 13, a smaller step; ``JOBS`` and ``JOBS_FORMAT1``
+only: every agent and workspace head is as it was). A task, trigger or chat job stores no
+record when it is accepted: its ref points at the agent commit that accepted it, and its
+record is derived from that commit (``ops.domain.jobs.folded_job``). Its first change
+(``job:status``, ``job:finish``, ``job:cancel``) starts a chain of its own (no parent, seq 0).
+So the 9 jobs of ``agent:request`` (8) and ``agent:trigger`` (1) here lost their first commit (the
+accept commit, op ``agent:request``/``agent:trigger``, and its record), and their record's
+``input`` lost ``wait`` (how the caller waited is not in the agent's commit); every other field
+of every job record is as it was (compared field by field), and the 20 other jobs did not change.
+
+Re-pinned on purpose once more for format 2 (unreleased, the same version): format 2 also records
+the agent id in the events that accept a request (``agent:request``: ``{agentId, input, taskId}``)
+and a trigger (``agent:trigger``: ``{agentId, triggerId}``), as ``agent:chat``'s already did, so a
+folded job's reader knows its agent from the commit (``ops.engine.jobs_index.resolve_job``). Every
+agent commit from an agent's first request or trigger on changed, so ``HEADS`` of A, B, E, S and
+of F and G (forked from A's versions) changed; ``w/local`` did not, nor ``JOBS`` (every job here
+changed after it was accepted, and its record's chain starts on its own). Under format 1's settings
+the events record no ``agentId`` (``ops.domain.events.records_agent`` reads
+``lattice.commits.FORMAT_VERSION``), so ``HEADS_FORMAT1`` and ``JOBS_FORMAT1`` still hold.
 """
 
 from __future__ import annotations
@@ -50,16 +70,16 @@ SCRIPT = {"provider": "scripted", "rules": [
 
 #: head commit digest of each agent and of the workspace
 HEADS = {
-    "g/local/A": "999b9381cdf57324fa9a161f66c611714ea8bd2f993b0f9c72268db36df2729a",
-    "g/local/B": "6d96f0e8c8a23d1c0dcd0fd2cbf21f82643fe997df0505cfc1145eaa94e8e516",
-    "g/local/E": "77599961fb0ac22b134ab3d509019455c4ad424a36f758cebf02fbc6186ef2c9",
-    "g/local/F": "aca099df86fb7e0e133cea1868d95bffb46f7b66a6502f23283d5653cd66a05e",
-    "g/local/G": "6a1055cceb34e7cad101d9950202ccfb9aacd37d5cd1c21878932513037ee13c",
-    "g/local/S": "6a3cfa7078e8d9ee12f3d5097b4f3073ef2754cefd41f3dbafdce16cb8da1520",
+    "g/local/A": "811f1052d0580c27417e5698054253792b91bd1b86c7db44a6d49ab014b140d0",
+    "g/local/B": "35f6b6b8e5d12a3548552e0b86898ec385be397f4eeccb45e4a7d932417c267e",
+    "g/local/E": "658078a1a25b7c5136b98f361c481cba4bb2cce50bc3cab5c5753e4b2f57f9c6",
+    "g/local/F": "b2ae28c7598e427bc6f0b7c2e4623d3c8d770cb5adbd2ea296de8335d4e4103b",
+    "g/local/G": "fb703ac8938ec88c5efa11e15cfd8cd649a0766968da2d2e94b4e3ee992f7564",
+    "g/local/S": "32c657497deb99a768e0a4d8977dd676783254329a4554c4e460392897c27995",
     "w/local": "42c64939adb912d8b2230a0d03830da6e04564c2b03ec3099676212500d1a90d",
 }
 #: 29 stored job records: blake3 over their sorted "ref=head" lines
-JOBS = ("j/local/", 29, "e6fdca948eb005bc9d883b867cd7202f450490eae310daeae9120b25cf8b12ea")
+JOBS = ("j/local/", 29, "88b05245f2e5ecce930c5443dde8c017bae9840b492cf20deacd2437e73468cd")
 
 #: the pins of format 1 (before format 2's re-pin): the same history under format 1's two settings
 #: (``format: 1`` in commits, 32-item vector leaves) still gives them, so format 2 changed exactly those
@@ -72,7 +92,7 @@ HEADS_FORMAT1 = {
     "g/local/S": "1abfae96489b31d90a95b3e7ca0c3ea25a20ac1db9e228900e50607d8e98bff8",
     "w/local": "8fab82932c08c1d578a1bb5c92431670377b243e94aa31b0b1261a8bc87decc1",
 }
-JOBS_FORMAT1 = ("j/local/", 29, "ebad94bb4f955644a70236fbd18367ebdbb834a32ab0db1eaadc7ec349534f2c")
+JOBS_FORMAT1 = ("j/local/", 29, "1df19dd59760997126acce454375d051257dc6f0c677204c6a65c2862d4ca1cc")
 
 
 async def build() -> Runtime:

@@ -68,7 +68,7 @@ async def create(engine: Engine, caller: str, inp: O.CreateInput, job: dict) -> 
         if old is None:
             engine.quotas.room_for_agent(caller)
         else:
-            engine.cancel_jobs(u, caller, old, "agent terminated")
+            engine.cancel_jobs(u, caller, old, "agent terminated", inp.agentId)
         rec = engine.commit_event(u, caller, inp.agentId, old, event)
         return {"agentId": inp.agentId, "status": rec["status"], "created": old is None, "updated": old is not None}
 
@@ -143,7 +143,7 @@ async def delete(engine: Engine, caller: str, inp: O.DeleteInput, job: dict) -> 
     def fn(u: Unit) -> dict:
         rec = u.read(name)
         event = decide.delete(rec, inp.agentId)
-        engine.cancel_jobs(u, caller, rec, "agent terminated")
+        engine.cancel_jobs(u, caller, rec, "agent terminated", inp.agentId)
         if inp.remove:
             u.remove(name)
             return {"agentId": inp.agentId, "status": A.TERMINATED, "removed": True}
@@ -166,7 +166,7 @@ async def cancel_agent_job(engine: Engine, caller: str, aid: str, task_id: str, 
     """
     def fn(u: Unit) -> bool:
         rec = u.read(agent_ref(caller, aid))
-        jr = u.read(job_ref(caller, task_id))
+        jr = u.read(job_ref(caller, task_id), aid)
         chat = jr.get("sessionId") if jr is not None and jr.get("operation") == "agent:chat" else None
         event = decide.cancel_task(rec, aid, task_id, required, u.tx, chat, reason)
         if event is None:
@@ -355,10 +355,10 @@ async def request(engine: Engine, caller: str, inp: O.RequestInput, job: dict) -
         rec = u.read(agent_ref(caller, inp.agentId))
         event = decide.request(rec, inp.agentId, jid, inp.input, engine.limits.max_queued, u.tx, sid, title,
                                options)
-        u.write(job_ref(caller, jid), job, "agent:request")
         engine.commit_event(u, caller, inp.agentId, rec, event)
+        u.follow(job_ref(caller, jid), agent_ref(caller, inp.agentId))  # the job is folded into that commit
     await engine.units.run(caller, fn)
-    return await engine.wait(caller, engine.jobs.get(caller, jid), wait)
+    return await engine.wait(caller, engine.jobs.get(caller, jid, inp.agentId), wait)
 
 
 def _new_session_title(spec: dict[str, Any], sid: str | None) -> str:
@@ -392,15 +392,18 @@ async def trigger(engine: Engine, caller: str, inp: O.TriggerInput, job: dict) -
         if event is None:  # force: false and nothing to do
             idle = {"agentId": inp.agentId, "status": rec["status"], "result": None, "taskResults": []}
             return idle if sid is None else {**idle, "sessionId": sid}
-        u.write(job_ref(caller, jid), job, "agent:trigger")
         engine.commit_event(u, caller, inp.agentId, rec, event)
+        if sid is None:
+            u.follow(job_ref(caller, jid), agent_ref(caller, inp.agentId))  # the job is folded into that commit
+        else:  # the session it echoes is not in the agent's commit: the job keeps its record
+            u.write(job_ref(caller, jid), job, "agent:trigger")
         return None
     idle = await engine.units.run(caller, fn)
     if idle is not None:
         done = J.finish(job, J.COMPLETE, engine.clock(), output=idle)
         engine.jobs.remember(caller, done)
         return done
-    return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
+    return await engine.wait(caller, engine.jobs.get(caller, jid, inp.agentId), inp.wait)
 
 
 async def message(engine: Engine, caller: str, inp: O.MessageInput, job: dict) -> dict:

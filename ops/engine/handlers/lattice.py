@@ -21,7 +21,7 @@ from ...domain import operations as O
 from ...domain.address import local_path
 from ...domain.contracts import REGISTRY
 from ...domain.errors import OpError, Rejected
-from ...domain.jobs import normalize_job_id
+from ...domain.jobs import is_job_record, normalize_job_id
 from ...domain.refs import ws_ref
 from ..context import Engine
 from ..tools import describe
@@ -84,7 +84,10 @@ def value_at(engine: Engine, tx: Tx, caller: str, path: str, at: Any = None) -> 
         prefix = f"{ns}/{caller}/"
         raw: Any = {}
         for name, d in engine.store.refs(prefix):
-            raw[name[len(prefix):]] = read_commit(tx, d).root
+            c = read_commit(tx, d)
+            raw[name[len(prefix):]] = c.root
+            if ns == "j" and not is_job_record(tx.load_root(c.root)):  # folded into its agent's commit
+                raw[name[len(prefix):]] = engine.jobs.resolve(tx, name, d, c)
         if ns == "j":
             for jid, job in engine.jobs.unstored(caller):
                 raw.setdefault(jid, job)

@@ -16,6 +16,10 @@ from a version that the squash would rewrite; wait, or suspend it); a point belo
 version another agent was forked from (the fork needs it); a point above the version a
 later run started from, or a later ``agent:forkSession`` copied its session from (their
 replays need that state).
+
+A waiting job folded into a commit of the chain (:mod:`ops.domain.jobs`) gets its record in
+the same unit, on a chain of its own: no job ref keeps a squashed version alive (or points
+at a commit that is no longer its agent's).
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from lattice.digest import from_hex
 from lattice.nodes import Tx
 
 from ...domain import agent as A
+from ...domain import jobs as J
 from ...domain import operations as O
+from ...domain import sessions as S
 from ...domain.errors import OpError, Rejected
-from ...domain.refs import agent_prefix, agent_ref
+from ...domain.refs import agent_prefix, agent_ref, job_ref
 from ..context import Engine
 from ..unit import Unit
 
@@ -80,8 +86,20 @@ async def prune(engine: Engine, caller: str, inp: O.PruneInput, job: dict) -> di
         new_head, _ = squash(u.tx, head, p, ts=u.ts, op="agent:prune", caller=caller, remap=run_base_remap(u.tx),
                              input={"agentId": inp.agentId, "before": p, "squashed": p - chain[-1][1].seq})
         u.point(name, new_head)
+        _materialize(u, caller, inp.agentId, rec, by_id)
         return {"agentId": inp.agentId, "squashed": p - chain[-1][1].seq, "base": p - 1, "head": hc.seq}
     return await engine.sync(caller, job, fn)
+
+
+def _materialize(u: Unit, caller: str, aid: str, rec: dict[str, Any], chain: dict[bytes, int]) -> None:
+    """Give every waiting job of the agent folded into a commit of ``chain`` its own record."""
+    for jid in J.work_job_ids(rec) + S.chat_ids(u.tx, rec):
+        name = job_ref(caller, jid)
+        d, _ = u.head(name)
+        if d in chain:
+            jr = u.read(name, aid)
+            if jr is not None:
+                u.write(name, jr, jr["operation"])
 
 
 def run_below(tx: Tx, chain: list[tuple[bytes, Commit]], p: int) -> tuple[int, int, str] | None:

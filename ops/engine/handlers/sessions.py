@@ -56,10 +56,10 @@ async def chat(engine: Engine, caller: str, inp: SO.ChatInput, job: dict) -> dic
     def fn(u: Unit) -> None:
         rec = u.read(agent_ref(caller, inp.agentId))
         event = decide.chat(u.tx, rec, inp.agentId, sid, new_id, jid, inp.message, engine.limits.max_queued)
-        u.write(job_ref(caller, jid), job, "agent:chat")
         engine.commit_event(u, caller, inp.agentId, rec, event)
+        u.follow(job_ref(caller, jid), agent_ref(caller, inp.agentId))  # the job is folded into that commit
     await engine.units.run(caller, fn)
-    return await engine.wait(caller, engine.jobs.get(caller, jid), inp.wait)
+    return await engine.wait(caller, engine.jobs.get(caller, jid, inp.agentId), inp.wait)
 
 
 def _at(engine: Engine, tx: Tx, caller: str, aid: str, at: Any) -> tuple[bytes, Commit, dict[str, Any]]:
@@ -170,7 +170,7 @@ async def delete_session(engine: Engine, caller: str, inp: SO.SessionInput, job:
         rec = u.read(agent_ref(caller, inp.agentId))
         event = decide.delete_session(u.tx, rec, inp.agentId, sid)
         for e in seq_plain(u.tx, S.get(u.tx, rec, sid)["pending"]):
-            jr = u.read(job_ref(caller, e["id"])) if e.get("op") == "agent:chat" else None
+            jr = u.read(job_ref(caller, e["id"]), inp.agentId) if e.get("op") == "agent:chat" else None
             done = None if jr is None else J.cancel(jr, u.ts, f"session {sid} deleted")
             if done is not None:
                 u.write(job_ref(caller, e["id"]), done, "job:cancel")

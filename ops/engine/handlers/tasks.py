@@ -60,7 +60,7 @@ async def _finish(engine: Engine, caller: str, job: dict, aid: str, tid: str, *,
     ``COMPLETE`` with ``{agentId, taskId, status}``. A run working on the task is stopped."""
     def fn(u: Unit) -> None:
         rec = u.read(agent_ref(caller, aid))
-        task_job = u.read(job_ref(caller, tid))
+        task_job = u.read(job_ref(caller, tid), aid)
         event = decide.finish_task(rec, aid, tid, task_job, result=result, error=error)
         task = A.task_of(u.tx, rec, tid) or {}
         edits: list[tuple[list[str], Any]] = []
