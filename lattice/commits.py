@@ -89,14 +89,30 @@ def _jump_for(tx: Any, p: bytes, pc: Commit) -> tuple[bytes, int]:
 def read_commit(store_or_tx: Any, d: bytes) -> Commit:
     """Return the commit stored under ``d``.
 
+    Read through a :class:`~lattice.nodes.Tx`, the decoded commit is kept in its object cache
+    (commits are immutable; a run reads the same heads several times).
+
     Raises:
         NotFound: no such object. InvalidValue: the object is not a commit.
     """
+    cache = getattr(store_or_tx, "_cache", None)
+    key = (_COMMIT, bytes(d))
+    if cache is not None:
+        c = cache.get(key)
+        if c is not None:
+            return c
     obj = decode(store_or_tx.get(d))
     if type(obj) is not dict or not _is_commit(obj):
         raise InvalidValue(f"object {d.hex()} is not a commit")
-    return Commit(obj["parent"], obj["root"], obj["seq"], obj["ts"], obj["op"], obj["input"], obj["caller"],
-                  obj["format"], obj.get("skip"), obj.get("skipSeq", 0))
+    c = Commit(obj["parent"], obj["root"], obj["seq"], obj["ts"], obj["op"], obj["input"], obj["caller"],
+               obj["format"], obj.get("skip"), obj.get("skipSeq", 0))
+    if cache is not None:
+        cache[key] = c
+    return c
+
+
+#: the key of a decoded commit in a transaction's object cache (beside decoded objects, keyed by digest)
+_COMMIT = "commit"
 
 
 _ABSENT = object()

@@ -12,7 +12,7 @@ import concurrent.futures
 import os
 import shutil
 import threading
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import lmdb
 
@@ -70,6 +70,28 @@ class LmdbCollector:
                     return
                 yield from legacy
                 last = legacy[-1][0]
+
+    def get_many(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
+        """``{digest: bytes}`` of those of ``digests`` that are stored, read in one transaction (the
+        collector's mark and bundle export read a layer of the graph at a time with it).
+
+        An object whose stored bytes do not hash to its digest is left out, as if absent
+        (:func:`lattice.fsck.fsck` reports it; :meth:`get` raises ``CorruptObject``).
+
+        Raises:
+            StoreError: the store is closed or LMDB failed.
+        """
+        keys = [bytes(d) for d in digests]
+        layout = self._layout
+
+        def read(txn: lmdb.Transaction) -> dict[bytes, bytes]:
+            out = {}
+            for d in keys:
+                data, ok = layout.find(txn, d)
+                if ok:
+                    out[d] = data
+            return out
+        return self._read(None, read) if keys else {}
 
     def _control(self, run: Callable[[], _T]) -> _T:
         if self._closed:

@@ -118,20 +118,35 @@ class Vec:
         return self._leaf(i)[i & (self.leaf - 1)]
 
     def iter_raw(self, start: int = 0, stop: int | None = None) -> Iterator[Any]:
-        """Yield stored items ``start <= i < stop``, one leaf read per leaf."""
+        """Yield stored items ``start <= i < stop``: one walk down the tree, then one read per leaf."""
         stop = self.count if stop is None else min(stop, self.count)
         off = self._tailoff()
-        size = self.leaf
         i = max(start, 0)
-        while i < stop and i < off:
-            leaf = self._leaf(i)
-            j = i & (size - 1)
-            end = min(size, j + (stop - i))
-            yield from leaf[j:end]
-            i += end - j
+        if i < stop and i < off:
+            yield from self._iter_tree(i, min(stop, off))
+            i = off
         while i < stop:
             yield self.tail[i - off]
             i += 1
+
+    def _iter_tree(self, start: int, stop: int) -> Iterator[Any]:
+        """Items ``start <= i < stop`` of the tree part, depth first, visiting only the nodes
+        that hold some of them."""
+        load, lb, size = self.tx.load, self.lb, self.leaf
+        stack = [(self.root, self.shift, 0)]  # (node, its level, index of its first item)
+        while stack:
+            node, level, base = stack.pop()
+            if level == 0:
+                leaf = load(node)
+                yield from leaf[max(start - base, 0):min(stop - base, size)]
+                continue
+            span = 1 << level  # items under each child
+            first = max((start - base) >> level, 0)
+            last = min((stop - 1 - base) >> level, MASK)
+            children = load(node)
+            child = level - BITS if level > lb else 0
+            for j in range(min(last, len(children) - 1), first - 1, -1):
+                stack.append((children[j], child, base + j * span))
 
     def _current(self) -> "Vec":
         """This vector in the current format (a format 1 vector is rebuilt)."""

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, Protocol
 
+import msgspec
+
 from lattice.commits import Commit, read_commit
 from lattice.errors import LatticeError
 from lattice.nodes import ObjectCache, Tx
@@ -77,14 +79,28 @@ def resolve_job(store: Any, tx: Tx, name: str, d: bytes, c: Commit, agent_id: st
             the reader sees heads (a unit's :meth:`Unit.head`); default: the store's.
     """
     _, caller, jid = split_ref(name)
+    cache = getattr(tx, "_cache", None)
+    key = (_RESOLVED, bytes(d), jid)
+    hit = cache.get(key) if cache is not None else None
+    if hit is not None:  # a copy: callers may edit what they get
+        return _decode(hit)
     if J.is_job_record(tx.load_root(c.root)):
-        return tx.materialize(tx.raw_root(c.root))
-    rec = J.folded_job(tx, c, jid, None)
-    if rec is None or "agentId" in rec or agent_id is None:
-        return rec
-    if _holds(tx, head or _store_head(store, tx), caller, agent_id, jid, d, c):
-        return J.folded_job(tx, c, jid, agent_id)
+        rec = tx.materialize(tx.raw_root(c.root))
+    else:
+        rec = J.folded_job(tx, c, jid, None)
+        if rec is not None and "agentId" not in rec and agent_id is not None:
+            if _holds(tx, head or _store_head(store, tx), caller, agent_id, jid, d, c):
+                return J.folded_job(tx, c, jid, agent_id)
+            return rec
+    if rec is not None and cache is not None:  # it depends on (d, jid) only: commits never change
+        cache[key] = _encode(rec)
     return rec
+
+
+#: the key of a resolved job record in a transaction's object cache: (_RESOLVED, commit, job id)
+_RESOLVED = "job"
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
 
 
 class JobIndex(Protocol):

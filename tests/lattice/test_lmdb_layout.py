@@ -197,3 +197,17 @@ def test_the_dictionary_is_pinned():
 
     data = (Path(lmdb_layout.__file__).parent / "dictionaries" / "v1.zdict").read_bytes()
     assert digest(data).hex() == DICT_V1, "v1.zdict changed: stores written with it would not read back"
+
+
+def test_get_many_reads_present_and_whole_objects(tmp_path):
+    good = [obj(f"object {i}".encode() * 9) for i in range(5)]
+    bad_d, bad = obj(b"will be damaged")
+    path = tmp_path / "db"
+    with LmdbStore(path, durable=False) as s:
+        assert s.commit(dict(good + [(bad_d, bad)]), [])
+    tamper_lmdb(path, bad_d, b"damaged")
+    with LmdbStore(path, durable=False) as s:
+        absent = digest(b"never stored")
+        got = s.get_many([d for d, _ in good] + [bad_d, absent, b"short"])
+        assert got == dict(good)  # the damaged, the absent and the malformed are left out
+        assert s.get_many([]) == {}
