@@ -18,15 +18,15 @@ from langgraph.checkpoint.base import (
     ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple, get_checkpoint_id, get_checkpoint_metadata,
 )
 
-from lattice.commits import Commit
+from lattice.commits import Commit, write_commit
 from lattice.nodes import Tx
 from lattice.store import RefUpdate
 
 from .naming import caller_prefix, head_ref, is_thread_ref, parked_ref, parse_ref, thread_base
 from .records import Records
 from .tree import (
-    OP_CHECKPOINT, OP_WRITES, CommitReader, Forest, cid_of, commit_input, find, leaf_updates, new_commit,
-    newest_first, rebuild, write_like,
+    OP_CHECKPOINT, OP_WRITES, CommitReader, Forest, cid_of, commit_input, find, leaf_updates, newest_first,
+    rebuild, write_like,
 )
 from .values import entries
 
@@ -35,7 +35,7 @@ __all__ = ["Plan", "NOTHING", "View", "conf_of"]
 
 class Plan(NamedTuple):
     """A change: ref updates (the objects are in the view's tx), the call's result, and
-    ``(list link, (its items, their snapshot))`` to remember once committed."""
+    ``(vector link, its items)`` to remember once committed."""
 
     updates: list
     result: Any = None
@@ -190,8 +190,8 @@ class View:
         else:
             pd, pc = parent if parent is not None else (None, None)
             info = {k: md[k] for k in ("source", "step") if type(md.get(k)) in (str, int)}
-            d, _ = new_commit(tx, rd, parent=pd, parent_commit=pc, root=root, ts=_ms(checkpoint.get("ts")),
-                              op=OP_CHECKPOINT, input=commit_input(cid, pc, info), caller=self.caller)
+            d, _ = write_commit(tx, parent=pd, parent_commit=pc, root=root, ts=_ms(checkpoint.get("ts")),
+                                op=OP_CHECKPOINT, input=commit_input(cid, pc, info), caller=self.caller)
             leaves = {i: x for i, x in forest.leaf_ids(tx, rd).items() if x != pd}
             leaves[cid] = d
         result = {"configurable": {"thread_id": tid, "checkpoint_ns": ns, "checkpoint_id": cid}}
@@ -225,8 +225,8 @@ class View:
         new = rec.merge_writes(tx, old_writes, writes, task_id, task_path)
         if new is None:
             return NOTHING
-        d, _ = new_commit(tx, rd, parent=None, parent_commit=None, root=tx.put_root({"pending_writes": new}),
-                          ts=int(time.time() * 1000), op=OP_WRITES, input={"id": cid}, caller=self.caller)
+        d, _ = write_commit(tx, parent=None, parent_commit=None, root=tx.put_root({"pending_writes": new}),
+                            ts=int(time.time() * 1000), op=OP_WRITES, input={"id": cid}, caller=self.caller)
         return Plan([RefUpdate(forest.head_name, forest.head, forest.head),
                      RefUpdate(parked_ref(forest.head_name, cid), old[1] if old else None, d)])
 

@@ -26,7 +26,7 @@ from typing import Any
 from langgraph.checkpoint.base import WRITES_IDX_MAP, writes_sort_key
 
 from lattice.codec import Link
-from lattice.nodes import NODE, VEC, Tx
+from lattice.nodes import VEC, Tx
 
 from .values import ListMemo, ValueCodec, entries, items, store_list
 
@@ -50,8 +50,7 @@ class Records:
     # -- writing -------------------------------------------------------------
     def build(self, tx: Tx, checkpoint: dict, metadata: dict, new_versions: dict, parent_root: dict | None,
               parent_id: str | None, writes: Any = None) -> tuple[Link, list]:
-        """Buffer the root of a checkpoint; return ``(root link, [(list link, (its items, snapshot))...])``
-        to :meth:`ListMemo.put` once committed.
+        """Buffer the root of a checkpoint; return ``(root link, [(vector link, its items)...])``.
 
         Args:
             parent_root: the stored root of the parent checkpoint (its values are
@@ -76,7 +75,7 @@ class Records:
                 v = values[k]
                 if type(v) is list:
                     s, held = store_list(self.codec, self.memo, tx, v, p_values.get(k))
-                    if held is not None and type(s) is Link:
+                    if held is not None and type(s) is Link and s.code == VEC:
                         remember.append((s, held))
                     stored[k] = s
                 else:
@@ -132,15 +131,10 @@ class Records:
         dec = self.codec.dec
         out = {k: dec(tx, v) for k, v in root.items() if k not in SPECIAL_KEYS and k != "channel_values"}
         values = {}
-        memo = self.memo
         for k, v in entries(tx, root.get("channel_values", {})).items():
-            if type(v) is Link and (v.code == VEC or (v.code == NODE and type(tx.load(v)) is list)):
-                d = bytes(v.data)
-                x = memo.current(d)  # a list this process stored or read, still as stored
-                if x is None:
-                    x, fields = self.codec.dec_list(tx, v)
-                    memo.put(d, list(x), fields)
-                values[k] = x
+            if type(v) is Link and v.code == VEC:
+                values[k] = x = self.codec.dec_vector(tx, v)
+                self.memo.put(bytes(v.data), list(x))
             else:
                 values[k] = dec(tx, v)
         out["channel_values"] = values

@@ -49,7 +49,7 @@ from .naming import caller_prefix, head_ref
 from .pipeline import LINGER, Lanes, submitter
 from .plans import Plan, View, conf_of
 from .records import Records
-from .tree import CommitBytes, CommitReader
+from .tree import CommitReader
 from .values import LeafCache, ListMemo, ValueCodec
 
 __all__ = ["LatticeSaver", "AsyncLatticeSaver", "ConflictError", "open_store", "MAX_RETRIES"]
@@ -167,7 +167,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
 
     # ------------------------------------------------------------------ driving
     def _view(self, store: Any = None) -> View:
-        store = CommitBytes(self.store if store is None else store, self._rd)
+        store = self.store if store is None else store
         return View(store, self.caller, self._rd, self._records, Tx(store, self._cache))
 
     def _objects(self, tx: Tx) -> dict:
@@ -179,7 +179,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
 
     def _done(self, plan: Plan) -> Any:
         for link, held in plan.remember:
-            self._memo.put(bytes(link.data), *held)
+            self._memo.put(bytes(link.data), held)
         return plan.result
 
     def _run(self, key: str | None, planner: Callable[[View], Plan], linger: bool = False) -> Any:

@@ -34,8 +34,8 @@ from lattice.store import RefUpdate
 
 from .naming import parse_ref, tip_ref
 
-__all__ = ["OP_CHECKPOINT", "OP_WRITES", "CommitReader", "CommitBytes", "Forest", "cid_of", "commit_input", "find",
-           "seek_below", "newest_first", "leaf_updates", "new_commit", "rebuild", "write_like"]
+__all__ = ["OP_CHECKPOINT", "OP_WRITES", "CommitReader", "Forest", "cid_of", "commit_input", "find",
+           "seek_below", "newest_first", "leaf_updates", "rebuild", "write_like"]
 
 #: ``op`` of a checkpoint commit.
 OP_CHECKPOINT = "langgraph:checkpoint"
@@ -61,82 +61,27 @@ def commit_input(cid: str, parent: Commit | None, extra: dict | None = None) -> 
 
 
 class CommitReader:
-    """Decoded commits by digest, and the bytes of recent small objects (bounded LRUs; objects are
-    immutable, so one reader serves every store).
+    """Decoded commits by digest (bounded LRU; commits are immutable, so one reader serves every store).
 
     Args:
-        capacity: commits kept, and small objects' bytes kept.
+        capacity: commits kept.
     """
 
     def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
         self._cache: OrderedDict[bytes, Commit] = OrderedDict()
-        self._raw: OrderedDict[bytes, bytes] = OrderedDict()
 
     def __call__(self, tx: Tx, d: bytes) -> Commit:
         c = self._cache.get(d)
         if c is None:
             c = read_commit(tx, d)
-            self._keep(self._cache, d, c)
+            self._cache[d] = c
+            if len(self._cache) > self.capacity:
+                try:
+                    self._cache.popitem(last=False)
+                except KeyError:  # emptied by another thread meanwhile
+                    pass
         return c
-
-    def wrote(self, tx: Tx, d: bytes, c: Commit) -> None:
-        """Remember commit ``d`` just buffered in ``tx`` (decoded, and its bytes for :class:`CommitBytes`)."""
-        self._keep(self._cache, d, c)
-        data = tx.objects.get(d)
-        if data is not None:
-            self._keep(self._raw, d, data)
-
-    def raw(self, d: bytes) -> bytes | None:
-        """The bytes of object ``d`` if kept, else None."""
-        return self._raw.get(d)
-
-    def _keep(self, cache: OrderedDict, d: bytes, v: Any) -> None:
-        cache[d] = v
-        if len(cache) > self.capacity:
-            try:
-                cache.popitem(last=False)
-            except KeyError:  # emptied by another thread meanwhile
-                pass
-
-
-class CommitBytes:
-    """``store`` for planning: ``get`` answers from the bytes :class:`CommitReader` keeps (commits this
-    process wrote, small objects it read), so writing a commit after one just written reads nothing
-    from the store (its jump target). Every other method is the store's."""
-
-    __slots__ = ("store", "rd")
-
-    #: objects up to this many bytes read through :meth:`get` are kept
-    SMALL = 512
-
-    def __init__(self, store: Any, rd: CommitReader) -> None:
-        self.store, self.rd = store, rd
-
-    def get(self, d: bytes) -> bytes:
-        d = bytes(d)
-        data = self.rd.raw(d)
-        if data is None:
-            data = self.store.get(d)
-            if len(data) <= self.SMALL:
-                self.rd._keep(self.rd._raw, d, data)
-        return data
-
-    def has(self, d: bytes) -> bool:
-        return self.store.has(d)
-
-    def ref(self, name: str) -> bytes | None:
-        return self.store.ref(name)
-
-    def refs(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
-        return self.store.refs(prefix)
-
-
-def new_commit(tx: Tx, rd: CommitReader, **fields: Any) -> tuple[bytes, Commit]:
-    """:func:`lattice.commits.write_commit` (same arguments), the commit remembered by ``rd``."""
-    d, c = write_commit(tx, **fields)
-    rd.wrote(tx, d, c)
-    return d, c
 
 
 class Forest:
@@ -287,8 +232,8 @@ def write_like(tx: Tx, rd: CommitReader, c: Commit, parent: bytes | None, root: 
     """Buffer a copy of checkpoint commit ``c`` with another parent and/or root."""
     pc = rd(tx, parent) if parent is not None else None
     extra = {k: v for k, v in c.input.items() if k not in ("id", "dis")}
-    return new_commit(tx, rd, parent=parent, parent_commit=pc, root=root, ts=c.ts, op=c.op,
-                      input=commit_input(cid_of(c), pc, extra), caller=c.caller)
+    return write_commit(tx, parent=parent, parent_commit=pc, root=root, ts=c.ts, op=c.op,
+                        input=commit_input(cid_of(c), pc, extra), caller=c.caller)
 
 
 def rebuild(tx: Tx, rd: CommitReader, forest: Forest, changes: dict[bytes, tuple[int, Link | None]]

@@ -23,10 +23,9 @@ over 256 bytes is a blob of its own, shared by every checkpoint, write and
 thread that holds the same text.
 
 A list channel that grows by appending (a ``messages`` channel under
-``add_messages``) reuses the previous checkpoint's list: :class:`ListMemo`
-remembers which Python objects a stored list (a vector, or a small list node)
-holds, so the next checkpoint encodes only the new items (O(log n) new objects
-per turn). An item counts as
+``add_messages``) reuses the previous checkpoint's vector: :class:`ListMemo`
+remembers which Python objects a stored vector holds, so the next checkpoint
+appends only the new items (O(log n) new objects per turn). An item counts as
 unchanged while it is the *same object*: LangGraph's reducers return new
 objects for what they change (``add_messages`` replaces a message by id), and,
 as with LangGraph's ``DeltaChannel``, an old item mutated in place is not seen.
@@ -34,15 +33,10 @@ Without a memo hit (another process, a list changed in the middle) every item
 is encoded again; unchanged sub-trees come out with the same digests, so the
 store still shares them and only the CPU cost is O(n).
 
-Reading, a list the memo knows is not decoded at all: its items are handed
-out again (in a new list) while each is still as stored, and :class:`LeafCache`
-keeps the decoded items of vector leaves, so the next checkpoint of a growing
-chat decodes its tail, not its history. Such shared items are immutable scalars
-or core messages only, each with a snapshot of its fields (dicts and lists in
-them copied, see :func:`snapshot`) taken when it was encoded or decoded; a
-shared message whose fields no longer equal the snapshot (a caller changed
-it, in place or deep inside) is decoded afresh. Other objects inside a field
-(a model in ``additional_kwargs``) are compared with ``==`` only.
+Reading, :class:`LeafCache` keeps the decoded items of vector leaves, so the
+next checkpoint of a growing chat decodes its tail, not its history. Those
+objects are shared between reads; a shared message whose fields no longer
+equal what was decoded (a caller changed it) is decoded afresh.
 """
 
 from __future__ import annotations
@@ -61,8 +55,7 @@ from langchain_core.messages import (
 from lattice.codec import Link, encode
 from lattice.nodes import BITS, BLOB, FANOUT, MAP, NODE, VEC, HMap, Tx, Vec
 
-__all__ = ["RESERVED", "UNKNOWN", "ValueCodec", "ListMemo", "LeafCache", "snapshot", "store_list", "entries",
-           "items"]
+__all__ = ["RESERVED", "ValueCodec", "ListMemo", "LeafCache", "store_list", "entries", "items"]
 
 RESERVED = frozenset({"$lc", "$serde", "$dict"})
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
@@ -166,36 +159,21 @@ class ValueCodec:
 
     def dec_vector(self, tx: Tx, link: Link) -> list:
         """Decode a stored vector, reusing the leaves in :attr:`leaves` that are still as decoded."""
-        return self.dec_list(tx, link)[0]
-
-    def dec_list(self, tx: Tx, v: Any) -> tuple[list, Any]:
-        """Decode a stored list (any layout; vector leaves reused as :meth:`dec_vector` does).
-
-        Returns:
-            ``(items, fields)``: ``fields`` is :func:`snapshot` of the items, taken as they were
-            decoded (:data:`UNKNOWN` when they are not all immutable scalars or core messages).
-        """
-        if type(v) is not Link or v.code != VEC:
-            out = [self.dec(tx, x) for x in items(tx, v)]
-            return out, snapshot(out)
-        vec = Vec.open(tx, v)
+        vec = Vec.open(tx, link)
         out: list = []
-        parts = []
         cache = self.leaves
         for leaf in _leaf_links(tx, vec):
             d = bytes(leaf.data)
             hit = cache.get(d) if cache is not None else None
-            if hit is None or not _still(hit):
-                leaf_items = [self.dec(tx, x) for x in tx.load(leaf)]
-                hit = (leaf_items, snapshot(leaf_items))
-                if cache is not None:
-                    cache.put(d, *hit)
-            out += hit[0]
-            parts.append((len(hit[0]), hit[1]))
-        tail = [self.dec(tx, x) for x in vec.tail]
-        out += tail
-        parts.append((len(tail), snapshot(tail)))
-        return out, _join(parts)
+            if hit is not None and _still(hit):
+                out += hit[0]
+                continue
+            items = [self.dec(tx, x) for x in tx.load(leaf)]
+            if cache is not None:
+                cache.put(d, items)
+            out += items
+        out += [self.dec(tx, x) for x in vec.tail]
+        return out
 
     def _dec_map(self, tx: Tx, m: dict) -> Any:
         if "$lc" in m:
@@ -230,60 +208,18 @@ _MESSAGE_TYPES = frozenset(_CLASS_TYPE)
 _IMMUTABLE = frozenset({type(None), str, int, float, bool, bytes})
 
 
-class _Unknown:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNKNOWN"
-
-
-#: :func:`snapshot` of items that cannot be shared (or whose snapshot was not taken).
-UNKNOWN: Any = _Unknown()
-
-
-def _copy(v: Any) -> Any:
-    t = type(v)
-    if t is dict:
-        return {k: _copy(x) for k, x in v.items()}
-    if t is list:
-        return [_copy(x) for x in v]
-    return v
-
-
-def snapshot(seq: list) -> Any:
-    """What tells later whether items are still as now: None if all are immutable scalars, the
-    fields of each if all are core messages (``__dict__`` with the dicts and lists in it copied),
-    else :data:`UNKNOWN` (such items are never shared)."""
-    kinds = set(map(type, seq))
-    if kinds <= _IMMUTABLE:
-        return None
-    if kinds <= _MESSAGE_TYPES:
-        return [{k: _copy(x) for k, x in m.__dict__.items()} for m in seq]
-    return UNKNOWN
-
-
-def _join(parts: list[tuple[int, Any]]) -> Any:
-    """The snapshot of consecutive runs of items from ``(how many, their snapshot)`` of each run."""
-    kinds = {UNKNOWN if f is UNKNOWN else type(f) for n, f in parts if n}
-    if not kinds or kinds == {type(None)}:
-        return None
-    if kinds != {list}:
-        return UNKNOWN  # some cannot be shared, or scalars and messages mixed
-    return [x for n, f in parts if n for x in f]
-
-
 def _still(entry: tuple) -> bool:
-    """Whether shared items are as their snapshot says (checked in C loops: this runs over a
+    """Whether the cached items of a leaf are as decoded (checked in C loops: this runs over a
     whole chat history at every read)."""
-    seq, fields = entry
-    return fields is None or (fields is not UNKNOWN and list(map(_getdict, seq)) == fields)
+    items, fields = entry
+    return fields is None or list(map(_getdict, items)) == fields
 
 
 class LeafCache:
     """Decoded items of vector leaves by leaf digest (bounded LRU, thread-safe).
 
-    Only leaves of immutable scalars or core messages are kept, with their
-    :func:`snapshot`, to tell that a caller has changed one.
+    Only leaves of immutable scalars or core messages are kept; for messages,
+    a copy of each one's fields, to tell that a caller has changed it.
 
     Args:
         capacity: leaves kept (each up to 32 items).
@@ -295,25 +231,24 @@ class LeafCache:
         self._lock = threading.Lock()
 
     def get(self, d: bytes) -> tuple[list, list | None] | None:
-        """``(items, snapshot)`` of leaf ``d``, or None."""
+        """``(items, fields or None)`` of leaf ``d``, or None."""
         with self._lock:
             e = self._entries.get(d)
             if e is not None:
                 self._entries.move_to_end(d)
             return e
 
-    def put(self, d: bytes, items: list, fields: Any = UNKNOWN) -> None:
-        """Remember the decoded items of leaf ``d`` (if they are scalars or core messages).
-
-        Args:
-            fields: their :func:`snapshot` if taken already (taken here if :data:`UNKNOWN`).
-        """
-        if fields is UNKNOWN:
-            fields = snapshot(items)
-            if fields is UNKNOWN:
-                return
+    def put(self, d: bytes, items: list) -> None:
+        """Remember the decoded items of leaf ``d`` (if they are scalars or core messages)."""
+        kinds = set(map(type, items))
+        if kinds <= _IMMUTABLE:
+            entry = (items, None)
+        elif kinds <= _MESSAGE_TYPES:
+            entry = (items, [dict(x.__dict__) for x in items])
+        else:
+            return
         with self._lock:
-            self._entries[d] = (items, fields)
+            self._entries[d] = entry
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
 
@@ -343,52 +278,35 @@ def items(tx: Tx, v: Any) -> list:
 
 
 class ListMemo:
-    """The items (Python objects) each recently stored list holds, by the digest of its vector or
-    node, with their :func:`snapshot`. Bounded LRU; thread-safe.
+    """The items (Python objects) each recently stored vector holds, by digest. Bounded LRU; thread-safe.
 
     Args:
-        capacity: lists remembered.
+        capacity: vectors remembered.
     """
 
     def __init__(self, capacity: int = 256) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[bytes, tuple[list, Any]] = OrderedDict()
+        self._entries: OrderedDict[bytes, list] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, d: bytes) -> list | None:
-        """The items of list ``d`` (to compare by identity, not to hand out), or ``None``."""
-        e = self.entry(d)
-        return None if e is None else e[0]
-
-    def entry(self, d: bytes) -> tuple[list, Any] | None:
-        """``(items, snapshot)`` of list ``d``, or ``None``."""
+        """The items of vector ``d``, or ``None``."""
         with self._lock:
             e = self._entries.get(d)
             if e is not None:
                 self._entries.move_to_end(d)
             return e
 
-    def current(self, d: bytes) -> list | None:
-        """A new list of the items of list ``d`` if they may be handed out (immutable scalars, or core
-        messages whose fields still equal their snapshot), else ``None``."""
-        e = self.entry(d)
-        return list(e[0]) if e is not None and _still(e) else None
-
-    def put(self, d: bytes, items: list, fields: Any = UNKNOWN) -> None:
-        """Remember that list ``d`` holds ``items`` (not copied: pass a list nobody changes).
-
-        Args:
-            fields: their :func:`snapshot` taken when they were encoded or decoded
-                (:data:`UNKNOWN`: never handed out by :meth:`current`).
-        """
+    def put(self, d: bytes, items: list) -> None:
+        """Remember that vector ``d`` holds ``items`` (the list is not copied: pass one nobody changes)."""
         with self._lock:
-            self._entries[d] = (items, fields)
+            self._entries[d] = items
             self._entries.move_to_end(d)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
 
 
-def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, seq: list, base: Any) -> tuple[Any, tuple | None]:
+def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, seq: list, base: Any) -> tuple[Any, list | None]:
     """Store list ``seq`` (a channel value), appending to ``base`` when it holds a prefix of it.
 
     Args:
@@ -396,34 +314,19 @@ def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, seq: list, base: Any) 
             form), or ``None``.
 
     Returns:
-        ``(stored, held)``: the stored form (a ``Link(VEC)`` past 32 items, a
-        ``Link(NODE)`` or an inline list below), and ``(items, snapshot)`` to
-        :meth:`ListMemo.put` once committed (None: nothing to remember).
+        ``(stored, remember)``: the stored form (a ``Link(VEC)`` past 32 items)
+        and the items to remember it by once committed (None: nothing to remember).
     """
+    if len(seq) <= FANOUT:
+        return tx.put_value(codec.enc(seq)), None
     keep = list(seq)
-    if type(base) is Link and (base.code == VEC or base.code == NODE):
-        old = memo.entry(bytes(base.data))
-        if old is not None and len(keep) >= len(old[0]) and all(map(operator.is_, keep, old[0])):
-            n = len(old[0])
-            new = keep[n:]
-            added = [tx.put_value(codec.enc(x)) for x in new]
-            fields = _join([(n, old[1]), (len(new), snapshot(new))])
-            if base.code == VEC:
-                vec = Vec.open(tx, base)
-                for x in added:
-                    vec = vec.append_raw(x)
-                return vec.store(), (keep, fields)
-            held = tx.load(base)
-            if type(held) is not list:
-                raise ValueError(f"expected a stored list, got {type(held).__name__}")
-            stored = held + added  # a node only grows: its encoding stays over NODE_MIN
-            if len(stored) > FANOUT:
-                return Vec.build(tx, stored).store(), (keep, fields)
-            return (tx.put_obj(NODE, stored) if added else base), (keep, fields)
-    if len(keep) <= FANOUT:
-        s = tx.put_value(codec.enc(keep))
-        return s, ((keep, snapshot(keep)) if type(s) is Link else None)
     if type(base) is Link and base.code == VEC:
+        old = memo.get(bytes(base.data))
+        if old is not None and len(keep) >= len(old) and all(map(operator.is_, keep, old)):
+            vec = Vec.open(tx, base)
+            for x in keep[len(old):]:
+                vec = vec.append_raw(tx.put_value(codec.enc(x)))
+            return vec.store(), keep
         # No memo: compare the stored forms; append if the old vector is a prefix.
         prev = Vec.open(tx, base)
         if prev.count <= len(keep):
@@ -432,9 +335,9 @@ def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, seq: list, base: Any) 
                 vec = prev
                 for x in stored[prev.count:]:
                     vec = vec.append_raw(x)
-                return vec.store(), (keep, snapshot(keep))
-            return Vec.build(tx, stored).store(), (keep, snapshot(keep))
-    return tx.put_value(codec.enc(keep)), (keep, snapshot(keep))
+                return vec.store(), keep
+            return Vec.build(tx, stored).store(), keep
+    return tx.put_value(codec.enc(keep)), keep
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -270,31 +270,3 @@ def test_open_store_specs(tmp_path):
     s = open_store(f"lmdb://{tmp_path / 'x'}")
     s.close()
     assert isinstance(open_store(":memory:"), MemoryStore)
-
-
-class _CountingStore(MemoryStore):
-    def __init__(self):
-        super().__init__()
-        self.gets = 0
-
-    def get(self, d):
-        self.gets += 1
-        return super().get(d)
-
-
-def test_a_chain_of_puts_and_writes_reads_no_object_back_from_the_store():
-    """The commits a saver writes stay with it (decoded and as bytes): the next put or writes on top
-    of them, jump pointers included, read nothing back; a second saver on the store reads them."""
-    store = _CountingStore()
-    saver = LatticeSaver(store)
-    put(saver, "t", "c00")
-    before = store.gets
-    for i in range(1, 40):
-        put(saver, "t", f"c{i:02}", f"c{i - 1:02}", values={"n": i})
-        saver.put_writes(generate_config("t", checkpoint_id=f"c{i:02}"), [("n", i)], "task")
-    assert store.gets == before
-    other = LatticeSaver(store)
-    assert other.get_tuple(generate_config("t")).checkpoint["channel_values"] == {"n": 39}
-    assert [w[2] for w in other.get_tuple(generate_config("t")).pending_writes] == [39]
-    assert store.gets > before
-    assert fsck(store).ok

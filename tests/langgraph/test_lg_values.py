@@ -18,8 +18,8 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer  # noqa: E402
 
 from lattice.codec import Link  # noqa: E402
 from lattice.memory import MemoryStore  # noqa: E402
-from lattice.nodes import NODE, VEC, Tx, Vec  # noqa: E402
-from ops.langgraph.values import UNKNOWN, LeafCache, ListMemo, ValueCodec, store_list  # noqa: E402
+from lattice.nodes import VEC, Tx, Vec  # noqa: E402
+from ops.langgraph.values import LeafCache, ListMemo, ValueCodec, store_list  # noqa: E402
 from tests.lattice.helpers import strict_eq, value_strategy  # noqa: E402
 
 CODEC = ValueCodec(JsonPlusSerializer())
@@ -120,7 +120,7 @@ def test_a_grown_list_appends_to_the_previous_vector():
     tx = Tx(store)
     first, held = store_list(CODEC, memo, tx, msgs[:150], None)
     store.commit(tx.objects, [])
-    memo.put(bytes(first.data), *held)
+    memo.put(bytes(first.data), held)
     tx = Tx(store)
     second, _ = store_list(CODEC, memo, tx, msgs, first)
     # 50 new message blobs; 7 new 8-item leaves, each push rewriting the one interior node; the root
@@ -137,7 +137,7 @@ def test_a_replaced_item_is_stored_again():
     tx = Tx(store)
     first, held = store_list(CODEC, memo, tx, msgs, None)
     store.commit(tx.objects, [])
-    memo.put(bytes(first.data), *held)
+    memo.put(bytes(first.data), held)
     edited = list(msgs)
     edited[3] = msgs[3].model_copy(update={"content": "edited"})  # what add_messages does for a same-id message
     tx = Tx(store)
@@ -156,7 +156,7 @@ def test_an_item_mutated_in_place_is_not_seen_as_with_delta_channel():
     tx = Tx(store)
     first, held = store_list(CODEC, memo, tx, msgs, None)
     store.commit(tx.objects, [])
-    memo.put(bytes(first.data), *held)
+    memo.put(bytes(first.data), held)
     msgs[3].content = "mutated in place"
     tx = Tx(store)
     second, _ = store_list(CODEC, memo, tx, msgs + [HumanMessage(content="new", id="n")], first)
@@ -188,56 +188,3 @@ def test_leaf_links_walk_every_full_leaf():
     leaves = list(_leaf_links(tx, Vec.open(tx, stored)))
     assert len(leaves) == 160  # 8 items a leaf; the last 7 are the tail
     assert [x for leaf in leaves for x in tx.load(leaf)] == list(range(32 * 40))
-
-
-def test_a_grown_small_list_appends_to_the_previous_node_and_crosses_into_a_vector():
-    """Below 33 items the list is one node: the memo still spares encoding the items stored before,
-    and the result is the canonical form (the digest of storing from scratch)."""
-    msgs = [HumanMessage(content=f"m{i} " * 100, id=f"m{i}") for i in range(40)]
-    memo = ListMemo()
-    store = MemoryStore()
-    prev = None
-    for n in (20, 22, 32, 33, 40):
-        tx = Tx(store)
-        stored, held = store_list(CODEC, memo, tx, msgs[:n], prev)
-        if prev is not None:
-            # new blobs, and a node; crossing into a vector at 33: its four 8-item leaves, their node, the root
-            assert len(tx.objects) <= 2 * (n - len(memo.get(bytes(prev.data)))) + 6
-        store.commit(tx.objects, [])
-        assert stored == _stored_list(msgs[:n])[1]
-        assert stored.code == (VEC if n > 32 else NODE)
-        memo.put(bytes(stored.data), *held)
-        prev = stored
-
-
-def test_a_remembered_list_is_handed_out_while_its_items_are_as_stored():
-    msgs = [HumanMessage(content=f"m{i}", id=f"m{i}", additional_kwargs={"k": [1]}) for i in range(20)]
-    memo = ListMemo()
-    store, stored, held, _ = _stored_list(msgs, memo=memo)
-    memo.put(bytes(stored.data), *held)
-    a = memo.current(bytes(stored.data))
-    assert a == msgs and a is not msgs and a[0] is msgs[0]
-    a.append("the caller's list is its own")
-    assert len(memo.current(bytes(stored.data))) == 20
-    msgs[3].additional_kwargs["k"].append(2)  # changed deep inside: no longer as stored
-    assert memo.current(bytes(stored.data)) is None
-    msgs[3].additional_kwargs["k"].pop()
-    assert memo.current(bytes(stored.data))[3] is msgs[3]
-    msgs[4].content = "changed"
-    assert memo.current(bytes(stored.data)) is None
-    plain = [{"k": i} for i in range(40)]
-    _, pstored, pheld, _ = _stored_list(plain, memo=memo)
-    memo.put(bytes(pstored.data), *pheld)
-    assert memo.current(bytes(pstored.data)) is None  # mutable plain items are never handed out
-
-
-def test_dec_list_snapshots_what_it_decodes():
-    codec = ValueCodec(JsonPlusSerializer(), LeafCache())
-    msgs = [HumanMessage(content=f"m{i}", id=f"m{i}") for i in range(70)]
-    store, stored, _, _ = _stored_list(msgs)
-    out, fields = codec.dec_list(Tx(store), stored)
-    assert out == msgs and fields == [m.__dict__ for m in msgs]
-    mixed = _stored_list([1, "x"] * 20 + [HumanMessage(content="m", id="m")])
-    assert codec.dec_list(Tx(mixed[0]), mixed[1])[1] is UNKNOWN
-    scalars = _stored_list(list(range(40)))
-    assert codec.dec_list(Tx(scalars[0]), scalars[1]) == (list(range(40)), None)
