@@ -47,7 +47,7 @@ import lmdb
 from .errors import InvalidValue, NotFound, ReadOnly, StoreError
 from .gc import Barrier
 from .lmdb_gc import LmdbCollector
-from .lmdb_layout import MAX_DBS, Layout, Packer, migrate, pack
+from .lmdb_layout import MAX_DBS, Layout, migrate, pack
 from .lmdb_support import Gate, store_error, writer_lock
 from .store import RefUpdate, check_object, check_ref_updates
 
@@ -168,9 +168,8 @@ class LmdbStore(LmdbCollector):
             )
             self._layout = Layout(self._env, readonly)
             self._refs = self._layout.refs
-            self._packer = Packer()
             if not readonly:
-                migrate(self._env, self._layout, self._packer)
+                migrate(self._env, self._layout)
             self._max_key = self._env.max_key_size()
         except BaseException as e:
             if self._env is not None:

@@ -286,7 +286,7 @@ def _maybe_db(env: lmdb.Environment, name: bytes, **kw) -> object | None:
     return env.open_db(name, create=False, **kw)
 
 
-def migrate(env: lmdb.Environment, layout: Layout, packer: Packer, batch: int = 10_000,
+def migrate(env: lmdb.Environment, layout: Layout, batch: int = 10_000,
             progress: Callable[[int], None] | None = None) -> int:
     """Move every object of layout 1's ``objects`` database into the log; return how many.
 
@@ -310,12 +310,8 @@ def migrate(env: lmdb.Environment, layout: Layout, packer: Packer, batch: int = 
                 txn.drop(layout.legacy, delete=True)
                 break
             for d, data in items:
-                txn.delete(d, db=layout.legacy)
-                if not any(stored == data for _, stored in layout.candidates(txn, d)):
-                    seq = layout.next_seq
-                    txn.put(seq_key(seq), packer.pack(data), db=layout.log, append=True)
-                    txn.put(index_key(d), seq_value(seq), db=layout.index, dupdata=True)
-                    layout.next_seq = seq + 1
+                txn.delete(d, db=layout.legacy)  # first: put() looks there too
+                layout.put(txn, d, data)
             moved += len(items)
         if progress is not None:
             progress(moved)

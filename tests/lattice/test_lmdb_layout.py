@@ -173,7 +173,7 @@ def test_an_interrupted_move_leaves_every_object_readable(tmp_path, monkeypatch)
         calls.append(n)
         raise RuntimeError("crash")
     real = lmdb_layout.migrate
-    monkeypatch.setattr("lattice.lmdb.migrate", lambda env, layout, packer: real(env, layout, packer, 10, boom))
+    monkeypatch.setattr("lattice.lmdb.migrate", lambda env, layout: real(env, layout, 10, boom))
     with pytest.raises(RuntimeError):
         LmdbStore(path, durable=False)
     assert calls == [10]
