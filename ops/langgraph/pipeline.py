@@ -9,10 +9,14 @@ queued behind it, so the store's writer thread commits both in one
 transaction, one fsync. Every call still returns only once its own commit is
 durable.
 
-The chain is safe because every change to a namespace compare-and-swaps its
-head ref: if a commit in flight loses its race, each commit planned on top of
-it finds the head it expected missing and fails too; the saver then drops the
-overlay and plans again on the store.
+The chain is safe because a change compare-and-swaps every ref whose value it
+depends on (see :mod:`ops.langgraph.plans`), and an overlay value is such a
+value: if a commit in flight loses its race, a commit planned on top of it
+that depends on it finds a ref it expected missing and fails too; the saver
+then drops the overlay and plans again on the store. A batch only ever holds
+changes planned on top of each other: when the overlay is dropped, the batch
+held for lingering writes is sent at once, never joined by a change planned
+without it (:meth:`Lanes.landed`).
 
 Lingering: ``put_writes`` comes first and LangGraph waits only for the
 ``put`` (the next step starts when the checkpoint is stored), so a
@@ -184,12 +188,20 @@ class Lanes:
 
     def landed(self, key: str | None, p: Pending | None, ok: bool) -> None:
         """A change resolved: forget the overlay once none is left, or at once if it lost
-        (those planned on top of it lose too)."""
+        (what was planned on top of it and depends on it loses too).
+
+        Forgetting the overlay also submits the batch held for lingering writes: it was planned
+        on that overlay, and a change planned without it must not join it (a batch keeps each
+        ref's first expected value, so a later change would undo the earlier ones unchecked);
+        it goes into the store after that batch, and its compare-and-swap sees what landed."""
         if p is None:
             return
         p.count -= 1
         if (not ok or p.count <= 0) and self.pending.get(key) is p:
             del self.pending[key]
+            held = self.held.pop(key, None)
+            if held is not None:
+                self._go(held)
 
     def _may_linger(self, key: str) -> bool:
         st = self.skip.get(key)

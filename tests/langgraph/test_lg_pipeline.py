@@ -136,3 +136,21 @@ def test_a_graph_step_takes_three_commits_on_lmdb(tmp_path, monkeypatch):
         g.invoke({"messages": [human(1, n=2)]}, cfg)
         assert len(groups) == 3, groups
         assert len(g.get_state(cfg).values["messages"]) == 4
+
+
+def test_a_lost_commit_sends_the_held_batch_alone():
+    """Writes held for lingering were planned on the overlay a lost commit drops. A change planned
+    after that, on the store, must not join them: the batch keeps each ref's first expected value, so
+    its stale head would undo the writes with no check (two savers lost acknowledged writes so)."""
+    submit = FakeSubmit()
+    lanes = Lanes(submit, threading.Event)
+    _, p1 = lanes.enqueue("k", {B: b"b"}, [RefUpdate("k@2", None, B)], linger=False)  # in flight, will lose
+    held, ph = lanes.enqueue("k", {C: b"c"}, [RefUpdate("k", A, C)], linger=True)  # writes: k moves A -> C
+    assert not held.done.is_set() and ph is p1
+    lanes.landed("k", p1, False)
+    assert held.done.is_set() and "k" not in lanes.pending and "k" not in lanes.held
+    (_, first, _), (_, sent, _) = submit.calls
+    assert sent == [RefUpdate("k", A, C)]
+    # planned on the store (k is A there), the next change is a batch of its own, checked after the writes
+    later, _ = lanes.enqueue("k", {}, [RefUpdate("k", A, A)], linger=False)
+    assert later is not held and len(submit.calls) == 3 and submit.calls[2][1] == [RefUpdate("k", A, A)]
