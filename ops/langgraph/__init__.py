@@ -12,6 +12,8 @@ A thread is a set of refs (see :mod:`ops.langgraph.naming`), ``<T>`` the
     t/<caller>/<T>#<N>      head of a subgraph namespace
     <head>@<checkpoint id>  another branch tip (after update_state at an old checkpoint)
     <head>!<checkpoint id>  writes that arrived before their checkpoint (transient)
+    <head>?                 the namespace's version: moved by each change that adds a branch
+                            or rewrites one (absent from a thread that never branched)
 
 ``caller`` defaults to ``"local"``. Each checkpoint is a lattice commit
 (:mod:`lattice.commits`): ``parent`` is the commit of its LangGraph parent
@@ -42,16 +44,19 @@ previous checkpoint.
 Pending writes join their checkpoint's root: ``put_writes`` rewrites that
 commit (same parent and ``seq``) and the commits above it up to each leaf
 holding it, usually just the head. Writes for a checkpoint not stored yet are
-parked under ``<head>!<id>`` and join it when it arrives. ``copy_thread``
+parked under ``<head>!<id>`` and join it when it arrives (or, if they were parked while it
+landed, stay beside it: readers add them to its own, and its next writes fold them in). ``copy_thread``
 writes new refs to the same commits and no object. ``delete_thread``,
 ``prune`` and ``delete_for_runs`` move or remove refs (and rewrite the commits
 above a removed checkpoint); objects no ref reaches stay until a garbage
 collection.
 
 Writers: every change to a namespace is one atomic commit whose ref updates
-are compare-and-swaps, the head always among them (:mod:`ops.langgraph.saver`);
-a lost race is planned again on the new refs, so concurrent puts after the same
-parent become branches, as LangGraph's own savers keep them.
+are compare-and-swaps (:mod:`ops.langgraph.saver`): of the leaf it moves on,
+and for a change that adds a branch or rewrites chains, of the version too
+(:mod:`ops.langgraph.plans` says why that suffices); a lost race is planned
+again on the new refs, so concurrent puts after the same parent become
+branches, as LangGraph's own savers keep them.
 """
 
 from typing import Any

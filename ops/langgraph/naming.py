@@ -7,12 +7,14 @@ thread id with ``%``-escapes (see :func:`escape`); a ref is one of::
     t/<caller>/<T>#<N>            the head of namespace <N> (a subgraph's checkpoint_ns)
     <head>@<I>                    another branch tip of that namespace: checkpoint <I>
     <head>!<I>                    writes parked for checkpoint <I>, not stored yet
+    <head>?                       the namespace's version: a fresh commit for each change
+                                  that adds or rewrites a branch (see ops.langgraph.plans)
 
 ``<N>`` and ``<I>`` are escaped like ``<T>``. The escapes leave letters,
 digits and ``-._~:|+=,;()$*'[]^`{}&`` as they are, so a uuid thread id, a
 LangGraph namespace (``node:<task id>|child:<task id>``) and a checkpoint id
 (uuid6) appear verbatim. ``/``, ``#``, ``@``, ``!``, ``%``, spaces, control and
-non-ASCII characters are escaped, so the markers split a name unambiguously and
+non-ASCII characters are escaped, so the markers (``#@!?``) split a name unambiguously and
 a thread is one path segment.
 
 >>> head_ref("local", "thread-1", "")
@@ -30,7 +32,7 @@ from urllib.parse import quote, unquote
 
 __all__ = [
     "PREFIX", "MAX_NAME", "RefName", "escape", "unescape", "thread_base", "head_ref", "tip_ref",
-    "parked_ref", "parse_ref", "caller_prefix", "is_thread_ref",
+    "parked_ref", "version_ref", "parse_ref", "caller_prefix", "is_thread_ref",
 ]
 
 #: First segment of every thread ref.
@@ -38,12 +40,12 @@ PREFIX = "t"
 #: Longest ref name accepted, in UTF-8 bytes (LMDB keys are at most 511 bytes).
 MAX_NAME = 480
 _SAFE = "-._~:|+=,;()$*'[]^`{}&"
-_MARKERS = "#@!"
+_MARKERS = "#@!?"
 
 
 class RefName(NamedTuple):
-    """A parsed thread ref: ``kind`` is ``head``, ``tip`` or ``parked``; ``key`` the checkpoint id
-    of a tip or parked ref (``""`` for a head)."""
+    """A parsed thread ref: ``kind`` is ``head``, ``tip``, ``parked`` or ``version``; ``key`` the
+    checkpoint id of a tip or parked ref (``""`` for a head or a version)."""
 
     caller: str
     thread_id: str
@@ -110,6 +112,11 @@ def parked_ref(head: str, checkpoint_id: str) -> str:
     return f"{head}!{escape(checkpoint_id)}"
 
 
+def version_ref(head: str) -> str:
+    """The version ref of the namespace whose head ref is ``head``."""
+    return f"{head}?"
+
+
 def caller_prefix(caller: str) -> str:
     """``t/<caller>/``: the prefix of every thread ref of ``caller``."""
     return f"{PREFIX}/{_check_caller(caller)}/"
@@ -122,15 +129,17 @@ def parse_ref(name: str) -> RefName | None:
         return None
     caller, rest = parts[1], parts[2]
     cut = len(rest)
-    for m in "@!":
+    for m in "@!?":
         i = rest.find(m)
         if i >= 0:
             cut = min(cut, i)
     base, tail = rest[:cut], rest[cut:]
     kind, key = "head", ""
     if tail:
-        kind = "tip" if tail[0] == "@" else "parked"
+        kind = {"@": "tip", "!": "parked", "?": "version"}[tail[0]]
         key = unescape(tail[1:])
+        if kind == "version" and key:
+            return None
     thread, _, ns = base.partition("#")
     if not thread:
         return None

@@ -4,10 +4,32 @@ A *plan* (:class:`Plan`) is what a saver call wants to commit: the new objects
 are buffered in the view's :class:`~lattice.nodes.Tx`, the ref updates are
 compare-and-swaps on what the view read. The savers (:mod:`ops.langgraph.saver`)
 commit a plan and, on a lost race, make a new view and plan again.
+
+Which refs a plan compare-and-swaps
+-----------------------------------
+A plan is valid only if the refs it read still hold when it lands. A plan
+depends on the chains it extends or rewrites, and some plans on the whole set
+of leaves; a compare-and-swap checks a ref's value, and a concurrent change may
+leave every value it read unchanged and add a ref (a new branch tip). So:
+
+* moving a leaf on (a put whose parent is a leaf, writes added to a leaf) swaps
+  that leaf's ref: whatever rewrites the chain below changes that ref too;
+* every other change (a new branch, writes added to an interior checkpoint,
+  the same checkpoint put again, ``prune``, ``delete_for_runs``) also swaps the
+  namespace's *version* ref (:func:`~ops.langgraph.naming.version_ref`) to a
+  fresh commit; these are the changes that add a leaf, or rewrite chains whose
+  leaves they must all find. Two of them exclude each other; a leaf moved on
+  under one of them changes a ref it swaps.
+
+The common steps (a chat turn, its writes) leave the version alone: one ref.
+Writes for a checkpoint not stored yet are parked beside it (swapping the head
+as read, and the parked ref); if the checkpoint lands meanwhile, the parked
+writes stay beside it and readers add them to its own (:meth:`View.tuple`).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -22,10 +44,10 @@ from lattice.commits import Commit, write_commit
 from lattice.nodes import Tx
 from lattice.store import RefUpdate
 
-from .naming import caller_prefix, head_ref, is_thread_ref, parked_ref, parse_ref, thread_base
+from .naming import caller_prefix, head_ref, is_thread_ref, parked_ref, parse_ref, thread_base, version_ref
 from .records import Records
 from .tree import (
-    OP_CHECKPOINT, OP_WRITES, CommitReader, Forest, cid_of, commit_input, find, leaf_updates, newest_first,
+    OP_CHECKPOINT, OP_VERSION, OP_WRITES, CommitReader, Forest, cid_of, commit_input, find, leaf_updates, newest_first,
     rebuild, write_like,
 )
 from .values import entries
@@ -100,10 +122,16 @@ class View:
             return next(newest_first(self.tx, self.rd, forest), None)
         return forest.head, self.rd(self.tx, forest.head)
 
-    def tuple(self, thread_id: Any, ns: str, commit: Commit, config: RunnableConfig | None) -> CheckpointTuple:
-        """The :class:`CheckpointTuple` of a checkpoint commit (``config`` as given, or built)."""
+    def tuple(self, thread_id: Any, ns: str, commit: Commit, config: RunnableConfig | None,
+              forest: Forest | None = None) -> CheckpointTuple:
+        """The :class:`CheckpointTuple` of a checkpoint commit (``config`` as given, or built), with the
+        writes parked for it in ``forest`` (parked while it was being stored) added to its own."""
         rec, tx = self.rec, self.tx
         root = rec.root(tx, commit.root)
+        parked = forest.parked.get(cid_of(commit)) if forest is not None and forest.parked else None
+        if parked is not None:
+            extra = rec.root(tx, self.rd(tx, parked[1]).root).get("pending_writes")
+            root = {**root, "pending_writes": rec.join_writes(tx, root.get("pending_writes"), extra)}
         checkpoint = rec.checkpoint(tx, root)
         pid = root.get("parent_checkpoint_id")
         parent = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": pid}} if pid else None
@@ -160,9 +188,24 @@ class View:
                     if left <= 0:
                         return
                     left -= 1
-                yield self.tuple(tid, ns, c, None)
+                yield self.tuple(tid, ns, c, None, forest)
 
     # ------------------------------------------------------------------ plans
+    def bump(self, forest: Forest) -> RefUpdate:
+        """The swap of the namespace's version ref to a fresh commit (see the module docstring)."""
+        d, _ = write_commit(self.tx, parent=None, parent_commit=None, root=self.tx.put_root({}),
+                            ts=int(time.time() * 1000), op=OP_VERSION, input={"n": os.urandom(8).hex()},
+                            caller=self.caller)
+        return RefUpdate(version_ref(forest.head_name), forest.version, d)
+
+    def parked_writes(self, forest: Forest, cid: str) -> tuple[Any, list]:
+        """``(stored writes parked for cid or None, [the update removing their ref])``."""
+        parked = forest.parked.get(cid)
+        if parked is None:
+            return None, []
+        writes = self.rec.root(self.tx, self.rd(self.tx, parked[1]).root).get("pending_writes")
+        return writes, [RefUpdate(parked[0], parked[1], None)]
+
     def plan_put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
                  new_versions: ChannelVersions) -> Plan:
         """Store a checkpoint as a commit under its parent's commit (a new leaf, or a leaf moved on)."""
@@ -175,24 +218,23 @@ class View:
         md = get_checkpoint_metadata(config, metadata)
         parent = self.locate(forest, parent_id) if parent_id else None
         parent_root = rec.root(tx, parent[1].root) if parent is not None else None
-        extra = []
-        writes = None
-        parked = forest.parked.get(cid)
-        if parked is not None:  # writes that arrived first join their checkpoint
-            writes = rec.root(tx, rd(tx, parked[1]).root).get("pending_writes")
-            extra.append(RefUpdate(parked[0], parked[1], None))
+        writes, extra = self.parked_writes(forest, cid)  # writes that arrived first join their checkpoint
         existing = self.locate(forest, cid) if forest.head is not None else None
         if existing is not None:  # the same checkpoint again: new contents, same place in the tree
-            writes = rec.root(tx, existing[1].root).get("pending_writes") or writes
+            writes = rec.join_writes(tx, rec.root(tx, existing[1].root).get("pending_writes"), writes)
         root, remember = rec.build(tx, checkpoint, md, new_versions, parent_root, parent_id, writes)
         if existing is not None:
             leaves = rebuild(tx, rd, forest, {existing[0]: (existing[1].seq, root)})
+            extra.append(self.bump(forest))
         else:
             pd, pc = parent if parent is not None else (None, None)
             info = {k: md[k] for k in ("source", "step") if type(md.get(k)) in (str, int)}
             d, _ = write_commit(tx, parent=pd, parent_commit=pc, root=root, ts=_ms(checkpoint.get("ts")),
                                 op=OP_CHECKPOINT, input=commit_input(cid, pc, info), caller=self.caller)
-            leaves = {i: x for i, x in forest.leaf_ids(tx, rd).items() if x != pd}
+            old = forest.leaf_ids(tx, rd)
+            leaves = {i: x for i, x in old.items() if x != pd}
+            if len(leaves) == len(old) and old:  # a new branch beside the leaves, not a leaf moved on
+                extra.append(self.bump(forest))
             leaves[cid] = d
         result = {"configurable": {"thread_id": tid, "checkpoint_ns": ns, "checkpoint_id": cid}}
         return Plan(leaf_updates(forest, leaves) + extra, result, tuple(remember))
@@ -208,17 +250,22 @@ class View:
         if hit is not None:
             d, c = hit
             root = rec.root(tx, c.root)
-            new = rec.merge_writes(tx, root.get("pending_writes"), writes, task_id, task_path)
+            parked, extra = self.parked_writes(forest, cid)  # parked while it was being stored
+            stored = rec.join_writes(tx, root.get("pending_writes"), parked)
+            new = rec.merge_writes(tx, stored, writes, task_id, task_path)
             if new is None:
-                return NOTHING
+                if not extra:
+                    return NOTHING
+                new = stored
             link = tx.put_root({**root, "pending_writes": new})
             leaf = forest.head_name if d == forest.head else next((n for n, x in forest.tips.items() if x == d), None)
             if leaf is not None:
-                # A leaf (the usual case: writes for the newest checkpoint): only its chain holds it, and a
-                # writer that gives it a child must move its ref, so that ref alone guards the change.
+                # A leaf (the usual case: writes for the newest checkpoint): a change that gives it a
+                # child, or rewrites its chain, moves its ref, so that ref alone guards the change.
                 nd, _ = write_like(tx, rd, c, c.parent, link)
-                return Plan([RefUpdate(leaf, d, nd)])
-            return Plan(leaf_updates(forest, rebuild(tx, rd, forest, {d: (c.seq, link)})))
+                return Plan([RefUpdate(leaf, d, nd)] + extra)
+            return Plan(leaf_updates(forest, rebuild(tx, rd, forest, {d: (c.seq, link)})) + extra
+                        + [self.bump(forest)])
         # The checkpoint is not stored (yet): park the writes beside the head until it is.
         old = forest.parked.get(cid)
         old_writes = rec.root(tx, rd(tx, old[1]).root).get("pending_writes") if old else None
@@ -263,13 +310,18 @@ class View:
             if not need or c.parent is None:
                 break
             chain.append((c.parent, rd(tx, c.parent)))
+        keep = cid_of(latest[1])
+        parked, _ = self.parked_writes(forest, keep)
         top = None
         for _, c in reversed(chain):
-            top, _ = write_like(tx, rd, c, top, c.root)
-        keep = cid_of(latest[1])
+            root = c.root
+            if parked is not None and c is latest[1]:
+                r = rec.root(tx, root)
+                root = tx.put_root({**r, "pending_writes": rec.join_writes(tx, r.get("pending_writes"), parked)})
+            top, _ = write_like(tx, rd, c, top, root)
         ups = leaf_updates(forest, {keep: top})
         ups += [RefUpdate(n, d, None) for cid, (n, d) in forest.parked.items() if cid <= keep]
-        return Plan(ups)
+        return Plan(ups + [self.bump(forest)])
 
     def plan_drop_runs(self, thread_id: Any, ns: str, run_ids: set) -> Plan:
         """Remove the checkpoints of a namespace whose metadata ``run_id`` is in ``run_ids``."""
@@ -281,4 +333,6 @@ class View:
                 changes[d] = (c.seq, None)
         if not changes:
             return NOTHING
-        return Plan(leaf_updates(forest, rebuild(tx, self.rd, forest, changes)))
+        dropped = {cid_of(self.rd(tx, d)) for d in changes}
+        ups = [RefUpdate(n, d, None) for cid, (n, d) in forest.parked.items() if cid in dropped]
+        return Plan(leaf_updates(forest, rebuild(tx, self.rd, forest, changes)) + ups + [self.bump(forest)])

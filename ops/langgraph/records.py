@@ -117,6 +117,20 @@ class Records:
         out.sort(key=lambda e: writes_sort_key(e["task_path"], e["task_id"], e["idx"]))
         return out
 
+    def join_writes(self, tx: Tx, kept: Any, extra: Any) -> Any:
+        """Stored pending writes ``kept`` with those of ``extra`` (another stored list, e.g. parked
+        writes) added where their ``(task_id, idx)`` is not in ``kept``; ``kept`` when nothing is added."""
+        if extra is None:
+            return kept
+        out = [entries(tx, e) for e in items(tx, kept)] if kept is not None else []
+        where = {(e["task_id"], e["idx"]) for e in out}
+        added = [e for e in (entries(tx, x) for x in items(tx, extra)) if (e["task_id"], e["idx"]) not in where]
+        if not added:
+            return kept
+        out += added
+        out.sort(key=lambda e: writes_sort_key(e["task_path"], e["task_id"], e["idx"]))
+        return out
+
     # -- reading -------------------------------------------------------------
     def root(self, tx: Tx, link: Link) -> dict:
         """The stored root map of a checkpoint commit."""

@@ -11,8 +11,8 @@ How a thread is laid out (refs, commits, roots) is described in
 :mod:`ops.langgraph` (the package docstring).
 
 Writers: every change to a namespace of a thread is one atomic store commit
-that moves its refs by compare-and-swap (the head ref among them, or for
-writes to a leaf, that leaf's ref). In one process, writers of the same
+that moves its refs by compare-and-swap (the leaf it moves on; for a new
+branch or a rewrite, the namespace's version ref too: see :mod:`ops.langgraph.plans`). In one process, writers of the same
 namespace take turns on a lock to plan, and plan on top of the commits still in
 flight and may share one commit (:mod:`ops.langgraph.pipeline`). A
 lost race (another process, or a sync and an async caller at once) re-reads
@@ -226,7 +226,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         view = self._view()
         forest = view.forest(tid, ns)
         hit = view.locate(forest, cid) if cid else view.latest(forest)
-        return None if hit is None else view.tuple(tid, ns, hit[1], config if cid else None)
+        return None if hit is None else view.tuple(tid, ns, hit[1], config if cid else None, forest)
 
     def list(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
              before: RunnableConfig | None = None, limit: int | None = None) -> Iterator[CheckpointTuple]:

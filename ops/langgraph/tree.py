@@ -32,15 +32,17 @@ from lattice.commits import Commit, read_commit, write_commit
 from lattice.nodes import Tx
 from lattice.store import RefUpdate
 
-from .naming import parse_ref, tip_ref
+from .naming import parse_ref, tip_ref, version_ref
 
-__all__ = ["OP_CHECKPOINT", "OP_WRITES", "CommitReader", "Forest", "cid_of", "commit_input", "find",
+__all__ = ["OP_CHECKPOINT", "OP_WRITES", "OP_VERSION", "CommitReader", "Forest", "cid_of", "commit_input", "find",
            "seek_below", "newest_first", "leaf_updates", "rebuild", "write_like"]
 
 #: ``op`` of a checkpoint commit.
 OP_CHECKPOINT = "langgraph:checkpoint"
 #: ``op`` of a parked-writes commit.
 OP_WRITES = "langgraph:writes"
+#: ``op`` of a version commit (parentless; ``input`` ``{"n": <random hex>}``: fresh for every change).
+OP_VERSION = "langgraph:version"
 
 
 def cid_of(c: Commit) -> str:
@@ -91,17 +93,24 @@ class Forest:
         head_name: the head ref's name. head: its digest (None: no checkpoint).
         tips: ``ref name -> digest`` of the other leaves.
         parked: ``checkpoint id -> (ref name, digest)`` of parked writes.
+        version: the digest of the namespace's version ref (None: never bumped).
     """
 
-    __slots__ = ("head_name", "head", "tips", "parked")
+    __slots__ = ("head_name", "head", "tips", "parked", "version")
 
     def __init__(self, head_name: str, head: bytes | None, tips: dict[str, bytes],
-                 parked: dict[str, tuple[str, bytes]]) -> None:
+                 parked: dict[str, tuple[str, bytes]], version: bytes | None = None) -> None:
         self.head_name, self.head, self.tips, self.parked = head_name, head, tips, parked
+        self.version = version
 
     @classmethod
     def read(cls, store: Any, head_name: str) -> "Forest":
-        """Read the refs of the namespace whose head ref is ``head_name``."""
+        """Read the refs of the namespace whose head ref is ``head_name``.
+
+        The refs are read one after another, not as one snapshot. The version comes
+        first: a change that bumps it after that read makes a plan on these refs lose its
+        compare-and-swap, however the later reads interleave (see :mod:`ops.langgraph.plans`)."""
+        version = store.ref(version_ref(head_name))
         head = store.ref(head_name)
         tips = dict(store.refs(head_name + "@"))
         parked = {}
@@ -109,7 +118,7 @@ class Forest:
             p = parse_ref(name)
             if p is not None:
                 parked[p.key] = (name, d)
-        return cls(head_name, head, tips, parked)
+        return cls(head_name, head, tips, parked, version)
 
     def leaves(self) -> list[tuple[str, bytes]]:
         """``(ref name, digest)`` of every leaf, the head first."""

@@ -43,6 +43,12 @@ def threads_server(tmp_path_factory: Any) -> Iterator[int]:
         graph = g.compile(checkpointer=saver)
         for i in range(3):
             graph.invoke({"messages": [("human", f"turn {i}")]}, {"configurable": {"thread_id": THREAD}})
+        # a thread with a branch: a tip ref and a version ref beside its head, neither a thread of its own
+        other = {"configurable": {"thread_id": "branched"}}
+        for i in range(2):
+            graph.invoke({"messages": [("human", f"turn {i}")]}, other)
+        first = list(graph.get_state_history(other))[-2].config
+        graph.update_state(first, {"messages": [("human", "again")]})
     port = free_port()
     with open(d / "serve.log", "wb") as out:
         proc = serve(port, "--data", str(d / "data"), output=out)
@@ -58,6 +64,7 @@ def test_a_thread_its_checkpoints_and_a_diff(threads_server, page_factory):
     page = p.open()
     page.get_by_role("navigation", name="sections").get_by_role("link", name="Threads").click()
     page.locator("ul.thread-list[data-ready=threads]").wait_for()
+    assert page.locator("a.thread").evaluate_all("els => els.map(e => e.dataset.thread)") == ["branched", THREAD]
     page.locator(f'a.thread[data-thread="{THREAD}"]').click()
     table = page.locator("table.versions[data-ready=checkpoints]")
     table.wait_for()

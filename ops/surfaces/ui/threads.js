@@ -2,9 +2,9 @@
 // between two of them.
 //
 // The list is covia:list t: one key per ref of the caller's threads, `<thread>[#<ns>]` for the head of a
-// checkpoint namespace (`@<id>` a fork tip, `!<id>` parked writes: not listed), each part %-escaped. A thread's
-// checkpoints are agent:history {threadId, ns}; a diff, agent:diff {threadId, ns, from, to}: the same
-// operations as an agent's versions, with `threadId` instead of `agentId`.
+// checkpoint namespace (`@<id>` a fork tip, `!<id>` parked writes, `?` its version: not listed), each
+// part %-escaped. A thread's checkpoints are agent:history {threadId, ns}; a diff, agent:diff {threadId,
+// ns, from, to}: the same operations as an agent's versions, with `threadId` instead of `agentId`.
 
 import {useEffect, useState} from 'preact/hooks';
 import {call} from './api.js';
@@ -30,7 +30,7 @@ export const tpath = (thread, ns, path) => `t/${escapeName(thread)}${ns ? '#' + 
 export function threadsOf(keys) {
   const out = new Map();
   for (const k of keys) {
-    if (/[@!]/.test(k)) continue;  // a fork tip or parked writes, not a head
+    if (/[@!?]/.test(k)) continue;  // a fork tip, parked writes or a version, not a head
     const i = k.indexOf('#');
     const thread = decodeURIComponent(i < 0 ? k : k.slice(0, i));
     const ns = i < 0 ? '' : decodeURIComponent(k.slice(i + 1));
