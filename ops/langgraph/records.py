@@ -26,7 +26,7 @@ from typing import Any
 from langgraph.checkpoint.base import WRITES_IDX_MAP, writes_sort_key
 
 from lattice.codec import Link
-from lattice.nodes import VEC, Tx
+from lattice.nodes import NODE, VEC, Tx
 
 from .values import ListMemo, ValueCodec, entries, items, store_list
 
@@ -75,7 +75,7 @@ class Records:
                 v = values[k]
                 if type(v) is list:
                     s, held = store_list(self.codec, self.memo, tx, v, p_values.get(k))
-                    if held is not None and type(s) is Link and s.code == VEC:
+                    if held is not None and type(s) is Link:
                         remember.append((s, held))
                     stored[k] = s
                 else:
@@ -149,6 +149,9 @@ class Records:
             if type(v) is Link and v.code == VEC:
                 values[k] = x = self.codec.dec_vector(tx, v)
                 self.memo.put(bytes(v.data), list(x))
+            elif type(v) is Link and v.code == NODE and type(raw := tx.load(v)) is list:
+                values[k] = x = [dec(tx, i) for i in raw]
+                self.memo.put(bytes(v.data), (list(x), list(raw)))
             else:
                 values[k] = dec(tx, v)
         out["channel_values"] = values

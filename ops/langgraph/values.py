@@ -25,7 +25,9 @@ thread that holds the same text.
 A list channel that grows by appending (a ``messages`` channel under
 ``add_messages``) reuses the previous checkpoint's vector: :class:`ListMemo`
 remembers which Python objects a stored vector holds, so the next checkpoint
-appends only the new items (O(log n) new objects per turn). An item counts as
+appends only the new items (O(log n) new objects per turn). A list of 32 items
+or fewer is one list node, new at each checkpoint, but its items are not
+encoded again: the memo keeps their stored forms too. An item counts as
 unchanged while it is the *same object*: LangGraph's reducers return new
 objects for what they change (``add_messages`` replaces a message by id), and,
 as with LangGraph's ``DeltaChannel``, an old item mutated in place is not seen.
@@ -278,7 +280,9 @@ def items(tx: Tx, v: Any) -> list:
 
 
 class ListMemo:
-    """The items (Python objects) each recently stored vector holds, by digest. Bounded LRU; thread-safe.
+    """The items (Python objects) each recently stored list holds, by digest: for a vector, the list
+    of items; for a list node (32 items at most), ``(items, their stored forms)``. Bounded LRU;
+    thread-safe.
 
     Args:
         capacity: vectors remembered.
@@ -289,16 +293,16 @@ class ListMemo:
         self._entries: OrderedDict[bytes, list] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, d: bytes) -> list | None:
-        """The items of vector ``d``, or ``None``."""
+    def get(self, d: bytes) -> list | tuple | None:
+        """What list ``d`` holds (see the class), or ``None``."""
         with self._lock:
             e = self._entries.get(d)
             if e is not None:
                 self._entries.move_to_end(d)
             return e
 
-    def put(self, d: bytes, items: list) -> None:
-        """Remember that vector ``d`` holds ``items`` (the list is not copied: pass one nobody changes)."""
+    def put(self, d: bytes, items: list | tuple) -> None:
+        """Remember what list ``d`` holds (not copied: pass lists nobody changes)."""
         with self._lock:
             self._entries[d] = items
             self._entries.move_to_end(d)
@@ -315,11 +319,16 @@ def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, seq: list, base: Any) 
 
     Returns:
         ``(stored, remember)``: the stored form (a ``Link(VEC)`` past 32 items)
-        and the items to remember it by once committed (None: nothing to remember).
+        and what to remember it by once committed (see :class:`ListMemo`; None: nothing).
     """
-    if len(seq) <= FANOUT:
-        return tx.put_value(codec.enc(seq)), None
     keep = list(seq)
+    if type(base) is Link and base.code == NODE:  # a short list: reuse the stored forms of its items
+        hit = memo.get(bytes(base.data))
+        if type(hit) is tuple and len(keep) >= len(hit[0]) and all(map(operator.is_, keep, hit[0])):
+            stored = hit[1] + [tx.put_value(codec.enc(x)) for x in keep[len(hit[0]):]]
+            return _short_or_vector(tx, keep, stored)
+    if len(keep) <= FANOUT:
+        return _short_or_vector(tx, keep, [tx.put_value(codec.enc(x)) for x in keep])
     if type(base) is Link and base.code == VEC:
         old = memo.get(bytes(base.data))
         if old is not None and len(keep) >= len(old) and all(map(operator.is_, keep, old)):
@@ -338,6 +347,15 @@ def store_list(codec: ValueCodec, memo: ListMemo, tx: Tx, seq: list, base: Any) 
                 return vec.store(), keep
             return Vec.build(tx, stored).store(), keep
     return tx.put_value(codec.enc(keep)), keep
+
+
+def _short_or_vector(tx: Tx, keep: list, stored: list) -> tuple[Any, Any]:
+    """The stored form of a list whose items are stored (``stored``), and what to remember it by: a
+    list node is remembered with its items' stored forms, ``(keep, stored)``."""
+    if len(stored) > FANOUT:
+        return Vec.build(tx, stored).store(), keep
+    s = tx.put_value(stored)  # the items are stored forms already: only the list node is new
+    return s, ((keep, stored) if type(s) is Link else None)
 
 
 def _same(a: Any, b: Any) -> bool:

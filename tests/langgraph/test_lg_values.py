@@ -188,3 +188,27 @@ def test_leaf_links_walk_every_full_leaf():
     leaves = list(_leaf_links(tx, Vec.open(tx, stored)))
     assert len(leaves) == 160  # 8 items a leaf; the last 7 are the tail
     assert [x for leaf in leaves for x in tx.load(leaf)] == list(range(32 * 40))
+
+
+def test_a_grown_short_list_stores_only_its_new_items():
+    """A list node (32 items or fewer) is new at each checkpoint, but the items it shares with the
+    previous one are not stored again: the memo keeps their stored forms."""
+    msgs = [HumanMessage(content=f"m{i} " * 100, id=f"m{i}") for i in range(12)]  # texts are blobs
+    memo = ListMemo()
+    store = MemoryStore()
+    tx = Tx(store)
+    first, held = store_list(CODEC, memo, tx, msgs[:10], None)
+    assert type(first) is Link and type(held) is tuple
+    store.commit(tx.objects, [])
+    memo.put(bytes(first.data), held)
+    tx = Tx(store)
+    second, held2 = store_list(CODEC, memo, tx, msgs, first)
+    assert len(tx.objects) == 3  # two new message texts and the list node
+    assert second == _stored_list(msgs)[1] and held2[0] == msgs
+    store.commit(tx.objects, [])
+    memo.put(bytes(second.data), held2)
+    tx = Tx(store)
+    longer = msgs + [HumanMessage(content=f"n{i}", id=f"n{i}") for i in range(30)]
+    third, _ = store_list(CODEC, memo, tx, longer, second)  # past 32 items: a vector, from the stored forms
+    assert third.code == VEC and third == _stored_list(longer)[1]
+    assert CODEC.dec(tx, third) == longer
