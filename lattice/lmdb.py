@@ -40,7 +40,7 @@ import concurrent.futures
 import os
 import queue
 import threading
-from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
 import lmdb
 
@@ -289,6 +289,39 @@ class LmdbStore(LmdbCollector):
             return items
 
         return iter(self._read(self._refs, scan))
+
+    def read_refs(self, names: Sequence[str], prefixes: Sequence[str] = ()) -> dict[str, bytes]:
+        """``{name: digest}`` of the refs in ``names`` and of those starting with a prefix, in one
+        read transaction (see :func:`lattice.store.read_refs`).
+
+        Raises:
+            StoreError: the store is closed or LMDB failed.
+        """
+        if self._refs is None:
+            return {}
+        keys = [(n, k) for n in names if (k := self._ref_key(n)) is not None]
+        pfxs = [k for p in prefixes if (k := self._ref_key(p)) is not None]
+
+        def scan(txn: lmdb.Transaction) -> dict[str, bytes]:
+            out = {}
+            for name, key in keys:
+                d = txn.get(key)
+                if d is not None:
+                    out[name] = d
+            if pfxs:
+                cur = txn.cursor()
+                for pfx in pfxs:
+                    if cur.set_range(pfx):
+                        for key, value in cur:
+                            if not key.startswith(pfx):
+                                break
+                            try:
+                                out[key.decode("utf-8")] = value
+                            except UnicodeDecodeError as e:
+                                raise store_error(f"ref key {key!r} in {self.path!r} is not UTF-8", e) from e
+            return out
+
+        return self._read(self._refs, scan)
 
     def stats(self) -> dict:
         """Return sizes of the environment.

@@ -37,7 +37,7 @@ a crash in between leaves every object readable.
 from __future__ import annotations
 
 import struct
-import threading
+import queue
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -64,21 +64,20 @@ MAX_DBS = 5
 RAW, ZSTD = 0, 1
 
 _SEQ = struct.Struct(">Q")
-_local = threading.local()
 _DICT_V1 = zstandard.ZstdCompressionDict(
     (Path(__file__).resolve().parent / "dictionaries" / "v1.zdict").read_bytes())
 _FORMAT = zstandard.FORMAT_ZSTD1_MAGICLESS
 
 
-def _decompressor() -> zstandard.ZstdDecompressor:
-    d = getattr(_local, "zd", None)
-    if d is None:
-        d = _local.zd = zstandard.ZstdDecompressor(dict_data=_DICT_V1, format=_FORMAT)
-    return d
+# Compressors and decompressors are not thread-safe, and making one loads the dictionary (tens
+# of microseconds): each call borrows one from a pool, so short-lived threads (a LangGraph run
+# starts new ones per invoke) do not pay for a fresh one each.
+_decompressors: queue.SimpleQueue = queue.SimpleQueue()
+_packers: queue.SimpleQueue = queue.SimpleQueue()
 
 
 class Packer:
-    """Encodes objects for the log (one per writer thread: a zstd compressor is not thread-safe)."""
+    """Encodes objects for the log (one thread at a time: a zstd compressor is not thread-safe; see :func:`pack`)."""
 
     def __init__(self) -> None:
         params = zstandard.ZstdCompressionParameters.from_level(
@@ -95,11 +94,15 @@ class Packer:
 
 
 def pack(data: bytes) -> bytes:
-    """:meth:`Packer.pack` with a compressor of the calling thread."""
-    p = getattr(_local, "packer", None)
-    if p is None:
-        p = _local.packer = Packer()
-    return p.pack(data)
+    """:meth:`Packer.pack` with a compressor borrowed from a pool."""
+    try:
+        p = _packers.get_nowait()
+    except queue.Empty:
+        p = Packer()
+    try:
+        return p.pack(data)
+    finally:
+        _packers.put(p)
 
 
 def unpack(value: bytes) -> bytes:
@@ -115,7 +118,14 @@ def unpack(value: bytes) -> bytes:
         return bytes(value[1:])
     if codec == ZSTD:
         try:
-            return _decompressor().decompress(bytes(value[1:]))
+            try:
+                d = _decompressors.get_nowait()
+            except queue.Empty:
+                d = zstandard.ZstdDecompressor(dict_data=_DICT_V1, format=_FORMAT)
+            try:
+                return d.decompress(bytes(value[1:]))
+            finally:
+                _decompressors.put(d)
         except zstandard.ZstdError as e:
             raise ValueError(f"damaged zstd frame: {e}") from e
     raise ValueError(f"unknown codec byte {codec}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .errors import NotFound
 from .gc import Barrier, closure
@@ -44,6 +44,14 @@ class MemoryStore:
         with self._lock:
             items = sorted((n, d) for n, d in self._refs.items() if n.startswith(prefix))
         return iter(items)
+
+    def read_refs(self, names: Sequence[str], prefixes: Sequence[str] = ()) -> dict[str, bytes]:
+        """See :func:`lattice.store.read_refs` (one snapshot)."""
+        with self._lock:
+            out = {n: self._refs[n] for n in names if n in self._refs}
+            if prefixes:
+                out.update((n, d) for n, d in self._refs.items() if n.startswith(tuple(prefixes)))
+        return out
 
     def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate], *,
                generation: int | None = None) -> bool:

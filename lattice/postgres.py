@@ -61,7 +61,7 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -322,6 +322,23 @@ class PostgresStore(PostgresCollector):
         rows = self._run(lambda c: c.execute("SELECT name, digest FROM lattice_refs WHERE name LIKE %s "
                                              "ORDER BY name", (pattern,)).fetchall(), "refs")
         return iter([(name, bytes(d)) for name, d in rows])
+
+    def read_refs(self, names: Sequence[str], prefixes: Sequence[str] = ()) -> dict[str, bytes]:
+        """``{name: digest}`` of the refs in ``names`` and of those starting with a prefix, read by
+        one statement (see :func:`lattice.store.read_refs`).
+
+        Raises:
+            StoreError: the store is closed or the database failed.
+        """
+        self._check_open()
+        names = [n for n in names if isinstance(n, str) and not name_error(n)]
+        patterns = [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                    for p in prefixes if text_ok(p)]
+        if not names and not patterns:
+            return {}
+        rows = self._run(lambda c: c.execute("SELECT name, digest FROM lattice_refs WHERE name = ANY(%s) "
+                                             "OR name LIKE ANY(%s)", (names, patterns)).fetchall(), "read_refs")
+        return {name: bytes(d) for name, d in rows}
 
     def stats(self) -> dict[str, Any]:
         """Return sizes of the database and the pool.

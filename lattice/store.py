@@ -15,12 +15,12 @@ Backends: :class:`lattice.memory.MemoryStore`, :class:`lattice.lmdb.LmdbStore`,
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
 
 from .digest import DIGEST_SIZE, digest
 from .errors import CorruptObject, InvalidValue
 
-__all__ = ["RefUpdate", "Store", "check_object", "check_ref_updates", "submit_by_commit"]
+__all__ = ["RefUpdate", "Store", "check_object", "check_ref_updates", "read_refs", "submit_by_commit"]
 
 
 class RefUpdate(NamedTuple):
@@ -114,6 +114,9 @@ class Store(Protocol):
     #   other object, turn the barrier off, bump ``generation``. ``live=None``: only turn
     #   the barrier off.
     #
+    # A backend may also have ``read_refs(names, prefixes) -> {name: digest}``: the refs named
+    # and those starting with a prefix, read as one snapshot (all three do; see :func:`read_refs`).
+    #
     # A backend whose reads cross a network may also have ``get_many(digests) -> {digest:
     # bytes}`` (those stored and whole): the collector's mark and bundle export then read a
     # layer of objects per call (PostgreSQL).
@@ -135,6 +138,30 @@ def submit_by_commit(store: Any, objects: Mapping[bytes, bytes], updates: Iterab
     fut: concurrent.futures.Future[bool] = concurrent.futures.Future()
     fut.set_result(ok)
     return fut
+
+
+def read_refs(store: Any, names: Sequence[str], prefixes: Sequence[str] = ()) -> dict[str, bytes]:
+    """``{name: digest}`` of the refs in ``names`` and of those starting with one of ``prefixes``
+    (absent refs are left out).
+
+    One consistent snapshot when the backend has ``read_refs`` (all three do: one read
+    transaction, one statement); otherwise each is read in turn, ``names`` first in the order
+    given, so a caller that reads a version ref first still sees every later change after it.
+
+    Raises:
+        StoreError: the backend failed.
+    """
+    fn = getattr(store, "read_refs", None)
+    if fn is not None:
+        return fn(names, prefixes)
+    out = {}
+    for name in names:
+        d = store.ref(name)
+        if d is not None:
+            out[name] = d
+    for prefix in prefixes:
+        out.update(store.refs(prefix))
+    return out
 
 
 def check_object(d: bytes, data: bytes) -> bytes:

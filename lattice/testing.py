@@ -31,7 +31,7 @@ import pytest
 
 from .digest import digest
 from .errors import CorruptObject, InvalidValue, NotFound
-from .store import RefUpdate, Store
+from .store import RefUpdate, Store, read_refs
 
 __all__ = ["StoreContract"]
 
@@ -260,6 +260,16 @@ class StoreContract:
         assert all(v == d for _, v in store.refs())
         assert list(store.refs("g/c")) == []
         assert list(store.refs("zzz")) == []
+
+    def test_read_refs_reads_names_and_prefixes_at_once(self, store):
+        d, b = _obj(b"v")
+        e, c = _obj(b"w")
+        names = ["t/x", "t/x@1", "t/x@2", "t/x!3", "t/x?", "t/x2", "t/x#n", "t/x_", "t/x%", "t/y"]
+        store.commit({d: b, e: c}, [RefUpdate(n, None, e if n == "t/x?" else d) for n in names])
+        got = read_refs(store, ["t/x?", "t/x", "t/missing", "t/x_"], ["t/x@", "t/x!", "t/z", "t/x%"])
+        assert got == {"t/x?": e, "t/x": d, "t/x@1": d, "t/x@2": d, "t/x!3": d, "t/x_": d, "t/x%": d}
+        assert read_refs(store, [], []) == {} and read_refs(store, ["nope"], ["_", "%"]) == {}
+        assert hasattr(store, "read_refs")  # every backend reads them as one snapshot
 
     def test_refs_is_a_snapshot(self, store):
         d, b = _obj(b"v")

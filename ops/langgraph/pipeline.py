@@ -39,10 +39,10 @@ a sweep between planning and committing refuses the commit, and the saver plans 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from lattice.store import RefUpdate, submit_by_commit
+from lattice.store import RefUpdate, read_refs, submit_by_commit
 
 __all__ = ["LINGER", "Pending", "OverlayStore", "Batch", "Lanes", "submitter"]
 
@@ -87,6 +87,18 @@ class OverlayStore:
     def ref(self, name: str) -> bytes | None:
         refs = self.pending.refs
         return refs[name] if name in refs else self.store.ref(name)
+
+    def read_refs(self, names: Sequence[str], prefixes: Sequence[str] = ()) -> dict[str, bytes]:
+        """:func:`lattice.store.read_refs` of the store, with the pending ref values applied."""
+        out = read_refs(self.store, names, prefixes)
+        wanted, pfx = set(names), tuple(prefixes)
+        for name, d in self.pending.refs.items():
+            if name in wanted or (pfx and name.startswith(pfx)):
+                if d is None:
+                    out.pop(name, None)
+                else:
+                    out[name] = d
+        return out
 
     def refs(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
         merged = dict(self.store.refs(prefix))

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 from lattice.codec import Link
 from lattice.commits import Commit, read_commit, write_commit
 from lattice.nodes import Tx
-from lattice.store import RefUpdate
+from lattice.store import RefUpdate, read_refs
 
 from .naming import parse_ref, tip_ref, version_ref
 
@@ -107,18 +107,21 @@ class Forest:
     def read(cls, store: Any, head_name: str) -> "Forest":
         """Read the refs of the namespace whose head ref is ``head_name``.
 
-        The refs are read one after another, not as one snapshot. The version comes
-        first: a change that bumps it after that read makes a plan on these refs lose its
-        compare-and-swap, however the later reads interleave (see :mod:`ops.langgraph.plans`)."""
-        version = store.ref(version_ref(head_name))
-        head = store.ref(head_name)
-        tips = dict(store.refs(head_name + "@"))
-        parked = {}
-        for name, d in store.refs(head_name + "!"):
-            p = parse_ref(name)
-            if p is not None:
-                parked[p.key] = (name, d)
-        return cls(head_name, head, tips, parked, version)
+        One snapshot on every backend (:func:`lattice.store.read_refs`); on a store without
+        one the version is read first: a change that bumps it after that read makes a plan
+        on these refs lose its compare-and-swap (see :mod:`ops.langgraph.plans`)."""
+        vname = version_ref(head_name)
+        tip, park = head_name + "@", head_name + "!"
+        got = read_refs(store, [vname, head_name], [tip, park])
+        tips, parked = {}, {}
+        for name, d in got.items():
+            if name.startswith(tip):
+                tips[name] = d
+            elif name.startswith(park):
+                p = parse_ref(name)
+                if p is not None:
+                    parked[p.key] = (name, d)
+        return cls(head_name, got.get(head_name), tips, parked, got.get(vname))
 
     def leaves(self) -> list[tuple[str, bytes]]:
         """``(ref name, digest)`` of every leaf, the head first."""

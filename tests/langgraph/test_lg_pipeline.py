@@ -154,3 +154,13 @@ def test_a_lost_commit_sends_the_held_batch_alone():
     # planned on the store (k is A there), the next change is a batch of its own, checked after the writes
     later, _ = lanes.enqueue("k", {}, [RefUpdate("k", A, A)], linger=False)
     assert later is not held and len(submit.calls) == 3 and submit.calls[2][1] == [RefUpdate("k", A, A)]
+
+
+def test_the_overlay_reads_refs_as_they_will_be():
+    store = MemoryStore()
+    store.commit({A: b"a"}, [RefUpdate("t/x", None, A), RefUpdate("t/x@1", None, A), RefUpdate("t/x!2", None, A)])
+    p = Pending()
+    p.add({B: b"b"}, [RefUpdate("t/x", A, B), RefUpdate("t/x@1", A, None), RefUpdate("t/x@3", None, B),
+                      RefUpdate("t/x?", None, B), RefUpdate("t/y", None, B)])
+    got = OverlayStore(store, p).read_refs(["t/x?", "t/x"], ["t/x@", "t/x!"])
+    assert got == {"t/x?": B, "t/x": B, "t/x@3": B, "t/x!2": A}

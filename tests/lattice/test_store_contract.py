@@ -268,3 +268,23 @@ class TestLmdbStore(StoreContract):
             assert st["objects"] == 1 and st["refs"] == 2
             assert 0 < st["used_bytes"] <= st["map_size"]
             assert st["durable"] is False
+
+
+def test_read_refs_on_a_store_without_it_reads_names_first_then_prefixes():
+    from lattice.store import read_refs
+
+    calls = []
+
+    class Bare:  # only the port's ref and refs
+        refs_ = {"a": b"1" * 32, "b/1": b"2" * 32, "c": b"3" * 32}
+
+        def ref(self, name):
+            calls.append(("ref", name))
+            return self.refs_.get(name)
+
+        def refs(self, prefix=""):
+            calls.append(("refs", prefix))
+            return iter(sorted((n, d) for n, d in self.refs_.items() if n.startswith(prefix)))
+
+    assert read_refs(Bare(), ["c", "a", "z"], ["b/"]) == {"c": b"3" * 32, "a": b"1" * 32, "b/1": b"2" * 32}
+    assert calls == [("ref", "c"), ("ref", "a"), ("ref", "z"), ("refs", "b/")]
