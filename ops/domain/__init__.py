@@ -8,5 +8,6 @@ Importing the package declares every operation (:mod:`ops.domain.operations`), s
 
 from . import operations as operations  # noqa: F401  (declares every operation)
 from . import session_ops as session_ops  # noqa: F401  (declares the session operations)
+from . import bundle_ops as bundle_ops  # noqa: F401  (declares agent:export and agent:import)
 
-__all__ = ["operations", "session_ops"]
+__all__ = ["operations", "session_ops", "bundle_ops"]

@@ -8,9 +8,12 @@
   with its code and nothing is written). The answer: ``{agentId, fromAgentId, versions,
   objects, status}``.
 
-A bundle is a byte stream, not a JSON value, so these are routes of their own rather than
-operations of ``/invoke``. Both act in the caller's namespace. Source of an imported
-bundle: the caller (untrusted).
+A bundle is a byte stream, not a JSON value, so these are routes of their own; the operations
+``agent:export`` and ``agent:import`` (:mod:`ops.engine.handlers.bundles`) carry the same
+bundles in JSON, as base64, up to a size (an export over 16 MiB is ``too_large`` and names
+the export route), a bad bundle there being a ``FAILED`` job with the code these routes
+answer 400 with. Both act in the caller's namespace. Source of an imported bundle: the
+caller (untrusted).
 """
 
 from __future__ import annotations

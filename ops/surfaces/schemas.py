@@ -27,6 +27,7 @@ import msgspec
 from lattice.paths import MAX_DEPTH, MAX_SEGMENT
 
 from ..domain.agent import BUILTIN_TOOLS, FREE_CONFIG_KEYS, MANAGED_STATE_KEYS, AgentConfig, HistoryMessage
+from ..domain.bundle_ops import BASE64_PATTERN
 from ..domain.contracts import Contract
 from ..domain.operations import MAX_STEP_REPLIES
 from ..domain.models import KEY_ENV, MAX_RETRY_WAIT, PROVIDERS, ScriptedCall, ScriptedRule
@@ -122,6 +123,9 @@ def _rules(config: dict[str, Any], history: dict[str, Any], value: dict[str, Any
         "agent:message": {"properties": {"message": {"allOf": [value, _NOT_NULL]}}},
         "agent:completeTask": task_scope, "agent:failTask": task_scope,
         "agent:step": {"properties": {"replies": replies}},
+        "agent:import": {"properties": {"bundle": {"type": "string", "pattern": BASE64_PATTERN,
+                                                   "contentEncoding": "base64",
+                                                   "contentMediaType": "application/vnd.lattice.bundle"}}},
         "agent:create": {"properties": {"config": {"anyOf": [inline, named, {"type": "null"}]}, "state": state,
                                         "definition": {**named, "description": "a template name or a w/ path "
                                                        "holding a config map or {agent: {operation, config}} (an "

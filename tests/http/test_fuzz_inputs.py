@@ -51,6 +51,7 @@ VALID: dict[str, dict[str, Any]] = {
     "agent:completeTask": {"agentId": "A", "taskId": "0x" + "1" * 32, "result": 1},
     "agent:failTask": {"agentId": "A", "taskId": "0x" + "1" * 32, "error": "e"},
     "agent:step": {"agentId": "A", "replies": [{"content": "x"}]},
+    "agent:export": {"agentId": "A"}, "agent:import": {"agentId": "N", "bundle": ""},  # (an empty bundle: truncated)
 }
 
 

@@ -23,10 +23,13 @@ SESSION_OPERATIONS = {"agent:chat", "agent:sessions", "agent:sessionRead", "agen
                       "agent:forkSession"}
 #: the venue's task operations and the dry run
 VENUE_OPERATIONS = {"agent:completeTask", "agent:failTask", "agent:step"}
+#: the bundles as operations (the routes' bundles, in base64)
+BUNDLE_OPERATIONS = {"agent:export", "agent:import"}
 
 
 def test_every_seed_operation_is_declared_and_served() -> None:
-    assert set(REGISTRY) == SEED_OPERATIONS | VERSION_OPERATIONS | SESSION_OPERATIONS | VENUE_OPERATIONS
+    assert set(REGISTRY) == (SEED_OPERATIONS | VERSION_OPERATIONS | SESSION_OPERATIONS | VENUE_OPERATIONS
+                             | BUNDLE_OPERATIONS)
     assert set(HANDLERS) == set(REGISTRY)  # every operation served, nothing served undeclared
     for c in REGISTRY.values():
         assert callable(HANDLERS[c.key]), c.key

@@ -1,4 +1,4 @@
-"""Operation handlers, grouped by family: agents, sessions, lattice paths, versions.
+"""Operation handlers, grouped by family: agents, sessions, lattice paths, versions, bundles.
 
 A handler is ``async (engine, caller, input, job) -> job``: it reads, decides
 and applies a domain transition, and commits (see :mod:`ops.engine.context`).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from . import agents, lattice, retention, sessions, tasks, versions
+from . import agents, bundles, lattice, retention, sessions, tasks, versions
 
 __all__ = ["Handler", "HANDLERS"]
 
@@ -18,4 +18,4 @@ Handler = Callable[[Any, str, Any, dict], Awaitable[dict]]
 
 #: operation key -> handler
 HANDLERS: dict[str, Handler] = {**agents.HANDLERS, **lattice.HANDLERS, **versions.HANDLERS, **retention.HANDLERS,
-                                **sessions.HANDLERS, **tasks.HANDLERS}
+                                **sessions.HANDLERS, **tasks.HANDLERS, **bundles.HANDLERS}
