@@ -72,8 +72,8 @@ from .postgres_gc import PostgresCollector
 from .postgres_support import (GC_LOCK_SPACE, INSERT_CHUNK_BYTES, MAX_GROUP, MAX_GROUP_BYTES, MAX_REF_BYTES,
                                MIGRATIONS, REF_LOCK_SPACE, SCHEMA_LOCK_SPACE, SCHEMA_VERSION)
 from .postgres_support import connection_lost as _connection_lost
-from .postgres_support import (lock_key, map_error, name_error, package_version, redact, request_specific,
-                               text_ok)
+from .postgres_support import (fetch_refs, like_prefix, lock_key, map_error, name_error, package_version, redact,
+                               request_specific, text_ok)
 from .store import RefUpdate, check_object, check_ref_updates
 
 __all__ = ["MAX_REF_BYTES", "SCHEMA_VERSION", "PostgresStore", "map_error"]
@@ -318,27 +318,19 @@ class PostgresStore(PostgresCollector):
         self._check_open()
         if not text_ok(prefix):
             return iter(())  # no stored name can start with it
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = like_prefix(prefix)
         rows = self._run(lambda c: c.execute("SELECT name, digest FROM lattice_refs WHERE name LIKE %s "
                                              "ORDER BY name", (pattern,)).fetchall(), "refs")
         return iter([(name, bytes(d)) for name, d in rows])
 
     def read_refs(self, names: Sequence[str], prefixes: Sequence[str] = ()) -> dict[str, bytes]:
-        """``{name: digest}`` of the refs in ``names`` and of those starting with a prefix, read by
-        one statement (see :func:`lattice.store.read_refs`).
+        """``{name: digest}`` of ``names`` and ``prefixes``, in one statement (:func:`lattice.store.read_refs`).
 
         Raises:
             StoreError: the store is closed or the database failed.
         """
         self._check_open()
-        names = [n for n in names if isinstance(n, str) and not name_error(n)]
-        patterns = [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                    for p in prefixes if text_ok(p)]
-        if not names and not patterns:
-            return {}
-        rows = self._run(lambda c: c.execute("SELECT name, digest FROM lattice_refs WHERE name = ANY(%s) "
-                                             "OR name LIKE ANY(%s)", (names, patterns)).fetchall(), "read_refs")
-        return {name: bytes(d) for name, d in rows}
+        return self._run(lambda c: fetch_refs(c, names, prefixes), "read_refs")
 
     def stats(self) -> dict[str, Any]:
         """Return sizes of the database and the pool.

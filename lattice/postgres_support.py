@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+from typing import Any, Sequence
 
 from psycopg_pool import PoolClosed, PoolTimeout
 
@@ -12,7 +13,7 @@ from .errors import InvalidValue, LatticeError, StoreError
 
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "MAX_REF_BYTES", "MAX_GROUP", "MAX_GROUP_BYTES", "INSERT_CHUNK_BYTES",
            "REF_LOCK_SPACE", "SCHEMA_LOCK_SPACE", "GC_LOCK_SPACE", "map_error", "package_version", "lock_key",
-           "text_ok", "name_error", "redact", "connection_lost", "request_specific"]
+           "text_ok", "name_error", "like_prefix", "fetch_refs", "redact", "connection_lost", "request_specific"]
 
 #: The schema version this module creates and reads; see :data:`MIGRATIONS`.
 SCHEMA_VERSION = 2
@@ -121,6 +122,24 @@ def name_error(name: str) -> str | None:
     if size > MAX_REF_BYTES:
         return f"is {size} bytes in UTF-8; at most {MAX_REF_BYTES} allowed"
     return None
+
+
+
+def like_prefix(prefix: str) -> str:
+    """The ``LIKE`` pattern of the names starting with ``prefix`` (its wildcards and escapes escaped)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def fetch_refs(conn: Any, names: Sequence[str], prefixes: Sequence[str]) -> dict[str, bytes]:
+    """``{name: digest}`` of the refs in ``names`` and of those starting with a prefix, by one
+    statement on ``conn`` (names and prefixes no stored name can equal or start with are skipped)."""
+    names = [n for n in names if isinstance(n, str) and not name_error(n)]
+    patterns = [like_prefix(p) for p in prefixes if text_ok(p)]
+    if not names and not patterns:
+        return {}
+    rows = conn.execute("SELECT name, digest FROM lattice_refs WHERE name = ANY(%s) OR name LIKE ANY(%s)",
+                        (names, patterns)).fetchall()
+    return {name: bytes(d) for name, d in rows}
 
 
 def redact(url: str) -> str:
