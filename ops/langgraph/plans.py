@@ -19,7 +19,11 @@ leave every value it read unchanged and add a ref (a new branch tip). So:
   namespace's *version* ref (:func:`~ops.langgraph.naming.version_ref`) to a
   fresh commit; these are the changes that add a leaf, or rewrite chains whose
   leaves they must all find. Two of them exclude each other; a leaf moved on
-  under one of them changes a ref it swaps.
+  under one of them changes a ref it swaps;
+* a change that rewrites chains also swaps each leaf it keeps as read (expected
+  = new): a saver plans on its commits in flight (:mod:`ops.langgraph.pipeline`),
+  and a value read through them may have been replaced in the store since; a
+  plan keeping it must lose, not land on refs that never were together.
 
 The common steps (a chat turn, its writes) leave the version alone: one ref.
 Writes for a checkpoint not stored yet are parked beside it (swapping the head
@@ -223,20 +227,20 @@ class View:
         if existing is not None:  # the same checkpoint again: new contents, same place in the tree
             writes = rec.join_writes(tx, rec.root(tx, existing[1].root).get("pending_writes"), writes)
         root, remember = rec.build(tx, checkpoint, md, new_versions, parent_root, parent_id, writes)
+        result = {"configurable": {"thread_id": tid, "checkpoint_ns": ns, "checkpoint_id": cid}}
         if existing is not None:
             leaves = rebuild(tx, rd, forest, {existing[0]: (existing[1].seq, root)})
+            return Plan(leaf_updates(forest, leaves, check_kept=True) + extra + [self.bump(forest)], result,
+                        tuple(remember))
+        pd, pc = parent if parent is not None else (None, None)
+        info = {k: md[k] for k in ("source", "step") if type(md.get(k)) in (str, int)}
+        d, _ = write_commit(tx, parent=pd, parent_commit=pc, root=root, ts=_ms(checkpoint.get("ts")),
+                            op=OP_CHECKPOINT, input=commit_input(cid, pc, info), caller=self.caller)
+        old = forest.leaf_ids(tx, rd)
+        leaves = {i: x for i, x in old.items() if x != pd}
+        if len(leaves) == len(old) and old:  # a new branch beside the leaves, not a leaf moved on
             extra.append(self.bump(forest))
-        else:
-            pd, pc = parent if parent is not None else (None, None)
-            info = {k: md[k] for k in ("source", "step") if type(md.get(k)) in (str, int)}
-            d, _ = write_commit(tx, parent=pd, parent_commit=pc, root=root, ts=_ms(checkpoint.get("ts")),
-                                op=OP_CHECKPOINT, input=commit_input(cid, pc, info), caller=self.caller)
-            old = forest.leaf_ids(tx, rd)
-            leaves = {i: x for i, x in old.items() if x != pd}
-            if len(leaves) == len(old) and old:  # a new branch beside the leaves, not a leaf moved on
-                extra.append(self.bump(forest))
-            leaves[cid] = d
-        result = {"configurable": {"thread_id": tid, "checkpoint_ns": ns, "checkpoint_id": cid}}
+        leaves[cid] = d
         return Plan(leaf_updates(forest, leaves) + extra, result, tuple(remember))
 
     def plan_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
@@ -264,7 +268,7 @@ class View:
                 # child, or rewrites its chain, moves its ref, so that ref alone guards the change.
                 nd, _ = write_like(tx, rd, c, c.parent, link)
                 return Plan([RefUpdate(leaf, d, nd)] + extra)
-            return Plan(leaf_updates(forest, rebuild(tx, rd, forest, {d: (c.seq, link)})) + extra
+            return Plan(leaf_updates(forest, rebuild(tx, rd, forest, {d: (c.seq, link)}), check_kept=True) + extra
                         + [self.bump(forest)])
         # The checkpoint is not stored (yet): park the writes beside the head until it is.
         old = forest.parked.get(cid)
@@ -320,7 +324,8 @@ class View:
                 root = tx.put_root({**r, "pending_writes": rec.join_writes(tx, r.get("pending_writes"), parked)})
             top, _ = write_like(tx, rd, c, top, root)
         ups = leaf_updates(forest, {keep: top})
-        ups += [RefUpdate(n, d, None) for cid, (n, d) in forest.parked.items() if cid <= keep]
+        kept = {cid_of(c) for _, c in chain} - {keep}  # ancestors kept for DeltaChannel keep theirs
+        ups += [RefUpdate(n, d, None) for cid, (n, d) in forest.parked.items() if cid <= keep and cid not in kept]
         return Plan(ups + [self.bump(forest)])
 
     def plan_drop_runs(self, thread_id: Any, ns: str, run_ids: set) -> Plan:
@@ -335,4 +340,5 @@ class View:
             return NOTHING
         dropped = {cid_of(self.rd(tx, d)) for d in changes}
         ups = [RefUpdate(n, d, None) for cid, (n, d) in forest.parked.items() if cid in dropped]
-        return Plan(leaf_updates(forest, rebuild(tx, self.rd, forest, changes)) + ups + [self.bump(forest)])
+        return Plan(leaf_updates(forest, rebuild(tx, self.rd, forest, changes), check_kept=True) + ups
+                    + [self.bump(forest)])

@@ -220,12 +220,18 @@ def newest_first(tx: Tx, rd: CommitReader, forest: Forest, before: str | None = 
             cursors[k] = [c.parent, rd(tx, c.parent)]
 
 
-def leaf_updates(forest: Forest, leaves: dict[str, bytes]) -> list[RefUpdate]:
+def leaf_updates(forest: Forest, leaves: dict[str, bytes], check_kept: bool = False) -> list[RefUpdate]:
     """Ref updates that make the refs point at exactly ``leaves`` (``checkpoint id -> digest``).
 
     The head ref goes to the greatest id, a tip ref to each other leaf. The
     head ref is always among the updates (expected = as read), so every change
     to a namespace is a compare-and-swap on its head.
+
+    Args:
+        check_kept: also compare-and-swap every leaf ref kept as read (expected = new = as
+            read), for a plan that depends on the whole set of leaves: one read through a
+            saver's overlay may hold a value another writer has replaced since, and a plan that
+            keeps it must lose rather than land on refs that never were.
     """
     head_id = max(leaves) if leaves else None
     want = {forest.head_name: leaves[head_id]} if head_id is not None else {}
@@ -235,7 +241,7 @@ def leaf_updates(forest: Forest, leaves: dict[str, bytes]) -> list[RefUpdate]:
     have = {forest.head_name: forest.head, **forest.tips}
     ups = [RefUpdate(forest.head_name, forest.head, want.get(forest.head_name))]
     for name in sorted((want.keys() | have.keys()) - {forest.head_name}):
-        if have.get(name) != want.get(name):
+        if have.get(name) != want.get(name) or check_kept:
             ups.append(RefUpdate(name, have.get(name), want.get(name)))
     return ups
 
