@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("langgraph.checkpoint.conformance", reason="needs the test extra")
 
-from langgraph.checkpoint.conformance.test_utils import generate_config  # noqa: E402
+from langgraph.checkpoint.conformance.test_utils import generate_config, generate_metadata  # noqa: E402
 
 from lattice.fsck import fsck  # noqa: E402
 from ops.langgraph import LatticeSaver  # noqa: E402
@@ -124,3 +124,16 @@ def test_a_saver_sees_the_version_of_another(tmp_path):
         assert ids(a, "u") == ids(a, "t")
         a.delete_thread("t")
         assert not any(n.startswith("t/local/t") for n, _ in a.store.refs("t/"))
+
+
+def test_prune_keeps_writes_parked_for_an_ancestor_it_keeps(saver):
+    """With DeltaChannel, prune keeps the ancestors back to each channel's last stored value; writes
+    parked beside one of them stay readable."""
+    put(saver, "t", "c1", values={"d": "base"})
+    put(saver, "t", "c2", "c1", md=generate_metadata(counters_since_delta_snapshot={"d": 1}), new={})
+    view = saver._view()
+    plan = view.plan_writes(generate_config("t", checkpoint_id="c9"), [("ch", "x")], "task", "")
+    saver.store.commit(dict(view.tx.objects), [u._replace(name=u.name.replace("!c9", "!c1")) for u in plan.updates])
+    saver.prune(["t"], strategy="keep_latest")
+    assert ids(saver, "t") == ["c2", "c1"]
+    assert saver.get_tuple(generate_config("t", checkpoint_id="c1")).pending_writes == [("task", "ch", "x")]
