@@ -272,23 +272,24 @@ class LmdbStore(LmdbCollector):
                 not UTF-8 (written by something other than this class).
         """
         pfx = self._ref_key(prefix) if prefix else b""
+        if pfx is None or self._refs is None:
+            return iter(())
+        return iter(self._read(self._refs, lambda txn: list(self._under(txn.cursor(), pfx))))
 
-        def scan(txn: lmdb.Transaction) -> list[tuple[str, bytes]]:
-            items: list[tuple[str, bytes]] = []
-            if pfx is None or self._refs is None:
-                return items
-            cur = txn.cursor()
-            if cur.set_range(pfx):
-                for key, value in cur:
-                    if not key.startswith(pfx):
-                        break
-                    try:
-                        items.append((key.decode("utf-8"), value))
-                    except UnicodeDecodeError as e:
-                        raise store_error(f"ref key {key!r} in {self.path!r} is not UTF-8", e) from e
-            return items
+    def _under(self, cur: lmdb.Cursor, pfx: bytes) -> Iterator[tuple[str, bytes]]:
+        """``(name, digest)`` of the refs whose key starts with ``pfx``, in key order (on the refs DB).
 
-        return iter(self._read(self._refs, scan))
+        Raises:
+            StoreError: a stored name is not UTF-8 (written by something other than this class).
+        """
+        if cur.set_range(pfx):
+            for key, value in cur:
+                if not key.startswith(pfx):
+                    break
+                try:
+                    yield key.decode("utf-8"), value
+                except UnicodeDecodeError as e:
+                    raise store_error(f"ref key {key!r} in {self.path!r} is not UTF-8", e) from e
 
     def read_refs(self, names: Sequence[str], prefixes: Sequence[str] = ()) -> dict[str, bytes]:
         """``{name: digest}`` of the refs in ``names`` and of those starting with a prefix, in one
@@ -303,22 +304,9 @@ class LmdbStore(LmdbCollector):
         pfxs = [k for p in prefixes if (k := self._ref_key(p)) is not None]
 
         def scan(txn: lmdb.Transaction) -> dict[str, bytes]:
-            out = {}
-            for name, key in keys:
-                d = txn.get(key)
-                if d is not None:
-                    out[name] = d
-            if pfxs:
-                cur = txn.cursor()
-                for pfx in pfxs:
-                    if cur.set_range(pfx):
-                        for key, value in cur:
-                            if not key.startswith(pfx):
-                                break
-                            try:
-                                out[key.decode("utf-8")] = value
-                            except UnicodeDecodeError as e:
-                                raise store_error(f"ref key {key!r} in {self.path!r} is not UTF-8", e) from e
+            out = {name: d for name, key in keys if (d := txn.get(key)) is not None}
+            for pfx in pfxs:
+                out.update(self._under(txn.cursor(), pfx))
             return out
 
         return self._read(self._refs, scan)
