@@ -186,6 +186,18 @@ class Tx:
             return self.put_value(bytes(v))
         raise InvalidValue(f"unsupported type {t.__name__}: expected None, bool, int, float, str, bytes, list or dict")
 
+    def put_stored(self, items: list) -> Any:
+        """Store a short list (at most ``FANOUT`` items) whose items are stored forms already (as
+        :meth:`put_value` returns them): only the list itself is encoded, inline or as a ``NODE``.
+        The same as ``put_value(items)``, without normalizing each item again.
+
+        Raises:
+            ValueError: more than ``FANOUT`` items (build a :class:`Vec` instead).
+        """
+        if len(items) > FANOUT:
+            raise ValueError(f"put_stored takes at most {FANOUT} items, got {len(items)}")
+        return self._small(items)
+
     def _small(self, c: list | dict) -> Any:
         enc = encode(c)
         if len(enc) > NODE_MIN:

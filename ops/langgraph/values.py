@@ -354,7 +354,7 @@ def _short_or_vector(tx: Tx, keep: list, stored: list) -> tuple[Any, Any]:
     list node is remembered with its items' stored forms, ``(keep, stored)``."""
     if len(stored) > FANOUT:
         return Vec.build(tx, stored).store(), keep
-    s = tx.put_value(stored)  # the items are stored forms already: only the list node is new
+    s = tx.put_stored(stored)  # the items are stored forms already: only the list node is new
     return s, ((keep, stored) if type(s) is Link else None)
 
 

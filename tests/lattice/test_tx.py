@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,3 +62,23 @@ def test_object_cache_stays_within_capacity(capacity, keys):
         assert len(cache) <= capacity
         assert len(cache.sizes) <= capacity
         assert cache[k] == i  # the newest entry is never the one evicted
+
+
+@SLOW_OK
+@given(st.lists(values, max_size=32))
+def test_put_stored_of_stored_items_is_put_value_of_the_list(items):
+    """Items already in stored form: put_stored stores the same list node, objects and digest
+    as put_value of the whole list (which normalizes each item again)."""
+    a, b = Tx(MemoryStore(), ObjectCache()), Tx(MemoryStore(), ObjectCache())
+    stored = [a.put_value(x) for x in items]
+    for x in items:
+        b.put_value(x)
+    assert strict_eq(a.put_stored(list(stored)), b.put_value(list(stored)))
+    assert a.objects == b.objects
+
+
+def test_put_stored_takes_a_short_list_only():
+    tx = Tx(MemoryStore(), ObjectCache())
+    with pytest.raises(ValueError, match="at most 32"):
+        tx.put_stored(list(range(33)))
+    assert tx.objects == {}
