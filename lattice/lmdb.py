@@ -40,7 +40,7 @@ import concurrent.futures
 import os
 import queue
 import threading
-from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import lmdb
 
@@ -48,7 +48,7 @@ from .errors import InvalidValue, NotFound, ReadOnly, StoreError
 from .gc import Barrier
 from .lmdb_gc import LmdbCollector
 from .lmdb_layout import MAX_DBS, Layout, migrate, pack
-from .lmdb_support import Gate, store_error, writer_lock
+from .lmdb_support import Gate, Request as _Request, Control as _Control, store_error, writer_lock
 from .store import RefUpdate, check_object, check_ref_updates
 
 __all__ = ["LmdbStore"]
@@ -65,22 +65,6 @@ _open_paths_lock = threading.Lock()
 
 _STOP = object()
 _T = TypeVar("_T")
-
-
-class _Request(NamedTuple):
-    """One queued commit: objects and encoded ref updates, ready to write."""
-
-    objects: list[tuple[bytes, bytes, bytes]]  # (digest, bytes, log value)
-    updates: list[tuple[bytes, bytes | None, bytes | None]]
-    future: concurrent.futures.Future
-    generation: int | None = None
-
-
-class _Control(NamedTuple):
-    """A queued collection step, run by the writer thread between two commit groups."""
-
-    run: Callable[[], object]
-    future: concurrent.futures.Future
 
 
 class LmdbStore(LmdbCollector):
@@ -136,6 +120,7 @@ class LmdbStore(LmdbCollector):
         self._gate = Gate()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._submit_lock = threading.Lock()
+        self._wlock = threading.Lock()  # held around every write transaction (writer thread, commit_now)
         self.durable = durable
         self.path = os.fspath(path)
         try:
@@ -437,12 +422,32 @@ class LmdbStore(LmdbCollector):
             self._queue.put(req)
         return req.future
 
+    def commit_now(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = (), *,
+                   generation: int | None = None) -> bool:
+        """:meth:`commit` on the calling thread, without the hand-off to the writer thread and back.
+
+        It may land before commits submitted earlier (by any thread) that the writer has not
+        applied yet, so a caller uses it only when nothing it depends on is still in flight
+        (the LangGraph saver: when no commit of the namespace is). It waits while the writer
+        thread, or another ``commit_now``, is in a write transaction. Same arguments, result
+        and errors as :meth:`commit`.
+        """
+        if self.readonly:
+            raise ReadOnly(f"LmdbStore {self.path!r} is open read-only")
+        if threading.current_thread() is self._thread:
+            raise StoreError("LmdbStore.commit_now called on the store's own writer thread (would deadlock)")
+        req = self._prepare(objects, updates, generation)
+        with self._wlock:
+            if self._closed or self._env is None:
+                raise StoreError(f"LmdbStore {self.path!r} is closed")
+            return self._commit_group([req])[0]
+
     def _writer(self) -> None:
         """Writer thread: take a request, drain the queue, commit the group; close the env on stop."""
         try:
             self._write_loop()
         finally:
-            with self._gate.exclusive():
+            with self._wlock, self._gate.exclusive():
                 env, self._env = self._env, None
                 if env is not None:
                     env.close()
@@ -467,23 +472,35 @@ class LmdbStore(LmdbCollector):
                 group.append(item)
             control = group.pop() if type(group[-1]) is _Control else None
             group = [r for r in group if r.future.set_running_or_notify_cancel()]
-            if group:
-                self._write_group(group)
-            if control is not None and control.future.set_running_or_notify_cancel():
-                try:
-                    control.future.set_result(control.run())
-                except BaseException as e:  # noqa: BLE001 - reported through the future
-                    control.future.set_exception(e)
+            with self._wlock:  # one write transaction at a time: this thread's or a commit_now's
+                if group:
+                    self._write_group(group)
+                if control is not None and control.future.set_running_or_notify_cancel():
+                    try:
+                        control.future.set_result(control.run())
+                    except BaseException as e:  # noqa: BLE001 - reported through the future
+                        control.future.set_exception(e)
             if stop:
                 return
 
     def _write_group(self, group: list[_Request]) -> None:
-        """Commit ``group`` in one transaction (growing the map as needed); resolve its futures."""
+        """Commit ``group`` (holding ``_wlock``) and resolve its futures."""
+        try:
+            results = self._commit_group(group)
+        except BaseException as e:  # noqa: BLE001 - reported through the futures; keep the writer alive
+            for r in group:
+                r.future.set_exception(e)
+            return
+        for r, ok in zip(group, results):
+            r.future.set_result(ok)
+
+    def _commit_group(self, group: list[_Request]) -> list[bool]:
+        """Commit ``group`` in one transaction, growing the map as needed (the caller holds ``_wlock``)."""
         resized = 0
         while True:
             try:
-                results = self._apply(group)
-            except lmdb.MapResizedError:
+                return self._apply(group)
+            except lmdb.MapResizedError as e:
                 # Another process grew the map: adopt its size and retry.
                 resized += 1
                 try:
@@ -491,30 +508,15 @@ class LmdbStore(LmdbCollector):
                         raise
                     with self._gate.exclusive():
                         self._env.set_mapsize(0)
-                except BaseException as e:  # noqa: BLE001 - reported through the futures
-                    for r in group:
-                        r.future.set_exception(store_error(f"cannot adopt LMDB map size of {self.path!r}", e))
-                    return
-                continue
-            except lmdb.MapFullError:
+                except BaseException as e2:
+                    raise store_error(f"cannot adopt LMDB map size of {self.path!r}", e2) from e
+            except lmdb.MapFullError as e:
                 try:
                     self._grow()
-                except BaseException as e:  # noqa: BLE001 - reported through the futures
-                    for r in group:
-                        r.future.set_exception(store_error(f"cannot grow LMDB map of {self.path!r}", e))
-                    return
-                continue
+                except BaseException as e2:
+                    raise store_error(f"cannot grow LMDB map of {self.path!r}", e2) from e
             except lmdb.Error as e:
-                for r in group:
-                    r.future.set_exception(store_error(f"LMDB commit failed in {self.path!r}", e))
-                return
-            except BaseException as e:  # noqa: BLE001 - keep the writer alive
-                for r in group:
-                    r.future.set_exception(e)
-                return
-            for r, ok in zip(group, results):
-                r.future.set_result(ok)
-            return
+                raise store_error(f"LMDB commit failed in {self.path!r}", e) from e
 
     def _apply(self, group: list[_Request]) -> list[bool]:
         """Apply each request's CAS + writes in one write transaction; return per-request results."""
@@ -550,7 +552,7 @@ class LmdbStore(LmdbCollector):
         return results
 
     def _grow(self) -> None:
-        """Double the map size; runs on the writer thread with no write txn open."""
+        """Double the map size; runs holding ``_wlock``, with no write txn open."""
         with self._gate.exclusive():
             size = self._env.info()["map_size"]
             self._env.set_mapsize(size * 2)

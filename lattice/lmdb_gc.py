@@ -20,6 +20,7 @@ from .errors import ReadOnly, StoreError
 from .digest import digest
 from .gc import closure
 from .lmdb_layout import MAX_DBS, Layout, index_key, object_size, seq_key, seq_of
+from .lmdb_support import Control
 
 __all__ = ["LmdbCollector"]
 
@@ -100,8 +101,7 @@ class LmdbCollector:
             raise ReadOnly(f"LmdbStore {self.path!r} is open read-only")
         if threading.current_thread() is self._thread:
             raise StoreError("LmdbStore garbage collection called on the store's own writer thread")
-        from .lmdb import _Control
-        ctl = _Control(run, concurrent.futures.Future())
+        ctl = Control(run, concurrent.futures.Future())
         with self._submit_lock:
             if self._closed:
                 raise StoreError(f"LmdbStore {self.path!r} is closed")

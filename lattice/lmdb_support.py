@@ -1,17 +1,35 @@
-"""Plumbing of the LMDB backend: the gate that holds readers back while the writer resizes
-or aborts, the one-writer-per-directory lock, and error wrapping."""
+"""Plumbing of the LMDB backend: the requests queued for the writer thread, the gate that holds
+readers back while the writer resizes or aborts, the one-writer-per-directory lock, and error
+wrapping."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import fcntl
 import os
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from .errors import StoreError, StoreLocked
 
-__all__ = ["Gate", "WRITER_LOCK", "writer_lock", "store_error"]
+__all__ = ["Gate", "Request", "Control", "WRITER_LOCK", "writer_lock", "store_error"]
+
+
+class Request(NamedTuple):
+    """One queued commit: objects and encoded ref updates, ready to write."""
+
+    objects: list[tuple[bytes, bytes, bytes]]  # (digest, bytes, log value)
+    updates: list[tuple[bytes, bytes | None, bytes | None]]
+    future: concurrent.futures.Future
+    generation: int | None = None
+
+
+class Control(NamedTuple):
+    """A queued collection step, run by the writer thread between two commit groups."""
+
+    run: Callable[[], object]
+    future: concurrent.futures.Future
 
 
 class Gate:

@@ -30,6 +30,12 @@ lingering for the next 2, 4, ... 64 calls.
 It rests on the store port's non-blocking commit, :meth:`lattice.store.Store.submit`
 (:func:`submitter`): LMDB and PostgreSQL queue it for their writer thread; the memory
 store commits at once (nothing to overlap, but lingering writes still share a commit).
+A synchronous saver on a store with ``commit_now`` (LMDB) commits on its own thread
+instead when nothing else of the namespace is in flight, the usual case: no hand-off
+to the writer thread and back. It commits outside the namespace's lock, as a submitted
+commit is in flight: writes arriving meanwhile are planned on its overlay and linger
+for the next put as before. A change queued meanwhile may reach the store first; its
+compare-and-swap then fails (it expected this commit's values) and it is planned again.
 
 Garbage collection: each change carries the store's collection ``generation`` read
 before it was planned, and a batch the oldest of its changes' (see :mod:`lattice.gc`):
@@ -39,12 +45,13 @@ a sweep between planning and committing refuses the commit, and the saver plans 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from lattice.store import RefUpdate, read_refs, submit_by_commit
 
-__all__ = ["LINGER", "Pending", "OverlayStore", "Batch", "Lanes", "submitter"]
+__all__ = ["LINGER", "Pending", "OverlayStore", "Batch", "Lanes", "Settled", "Signal", "submitter"]
 
 #: Seconds a ``put_writes`` waits for the next ``put`` of its namespace to share its commit.
 LINGER = 0.002
@@ -119,20 +126,68 @@ def submitter(store: Any) -> Callable[..., Any]:
     return fn if fn is not None else functools.partial(submit_by_commit, store)
 
 
+class Settled:
+    """The outcome of a commit made on the calling thread, read as a future's: ``result()``
+    returns whether it landed, or raises the store's error."""
+
+    __slots__ = ("ok", "error")
+
+    def __init__(self, ok: bool = False, error: BaseException | None = None) -> None:
+        self.ok, self.error = ok, error
+
+    def result(self) -> bool:
+        if self.error is not None:
+            raise self.error
+        return self.ok
+
+
+class Signal:
+    """A one-shot event for threads (``set`` once, ``wait`` with a timeout), on one C-level lock
+    instead of :class:`threading.Event`'s condition variable. ``set`` runs under the namespace's
+    lock, so it is never called twice at once."""
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Whether it is set, waiting up to ``timeout`` seconds (None: for ever) until it is."""
+        if self._set:
+            return True
+        if self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            self._lock.release()  # let every other waiter through too
+            return True
+        return self._set
+
+
 class Batch:
     """Changes of one namespace going into the store as one commit: objects, and per ref the first
     expected value and the last new one (each change was planned on top of the ones before)."""
 
-    __slots__ = ("objects", "updates", "fut", "done", "generation")
+    __slots__ = ("objects", "updates", "fut", "done", "generation", "count", "claim")
 
     def __init__(self, done: Any) -> None:
         self.objects: dict[bytes, bytes] = {}
         self.updates: dict[str, tuple[bytes | None, bytes | None]] = {}
-        self.fut: Any = None  # the store's future, once submitted
-        self.done = done  # an event set when submitted (threading.Event or asyncio.Event)
+        self.fut: Any = None  # the store's future (or a Settled), once submitted
+        self.done = done  # an event set when submitted (Signal or asyncio.Event)
         self.generation: int | None = None  # the oldest collection generation its changes were planned at
+        self.count = 0  # changes in it
+        self.claim = False  # to be committed by the thread that sent it (Lanes.take, Lanes.commit)
 
     def add(self, objects: Mapping[bytes, bytes], updates: list, generation: int | None = None) -> None:
+        self.count += 1
         if generation is not None:
             self.generation = generation if self.generation is None else min(self.generation, generation)
         self.objects.update(objects)
@@ -150,11 +205,13 @@ class Lanes:
 
     Args:
         submit: the store's non-blocking commit (see :func:`submitter`).
-        event: makes the event a batch signals when submitted (``threading.Event``, ``asyncio.Event``).
+        event: makes the event a batch signals when submitted (:class:`Signal`, ``asyncio.Event``).
+        commit_now: the store's commit on the calling thread (``LmdbStore.commit_now``), used
+            when nothing else of the namespace is in flight; None: always ``submit``.
     """
 
-    def __init__(self, submit: Callable, event: Callable[[], Any]) -> None:
-        self.submit, self.event = submit, event
+    def __init__(self, submit: Callable, event: Callable[[], Any], commit_now: Callable | None = None) -> None:
+        self.submit, self.event, self.commit_now = submit, event, commit_now
         self.pending: dict[str, Pending] = {}
         self.held: dict[str, Batch] = {}
         self.skip: dict[str, list[int]] = {}  # key -> [calls left without lingering, level]
@@ -178,7 +235,7 @@ class Lanes:
             batch.add(objects, updates, generation)
             if not linger:
                 del self.held[key]
-                self._go(batch)
+                self._go(batch, key)
                 self.skip.pop(key, None)
             return batch, p
         batch = Batch(self.event())
@@ -186,14 +243,14 @@ class Lanes:
         if linger and key is not None and self._may_linger(key):
             self.held[key] = batch
         else:
-            self._go(batch)
+            self._go(batch, key)
         return batch, p
 
     def expire(self, key: str, batch: Batch) -> None:
         """The linger time is over: commit the batch alone if nobody took it, and linger less."""
         if self.held.get(key) is batch:
             del self.held[key]
-            self._go(batch)
+            self._go(batch, key)
             left, level = self.skip.get(key, [0, 0])
             level = min(level + 1, 6)
             self.skip[key] = [2 ** level, level]
@@ -213,7 +270,7 @@ class Lanes:
             del self.pending[key]
             held = self.held.pop(key, None)
             if held is not None:
-                self._go(held)
+                self._go(held, None)  # queued: the thread that sees this landing is not the batch's
 
     def _may_linger(self, key: str) -> bool:
         st = self.skip.get(key)
@@ -222,7 +279,32 @@ class Lanes:
         st[0] -= 1
         return False
 
-    def _go(self, batch: Batch) -> None:
+    def take(self, batch: Batch) -> bool:
+        """Whether the calling thread, which just sent ``batch`` (``enqueue``, ``expire``), is to
+        commit it itself with :meth:`commit`, after releasing the namespace's lock."""
+        if batch.claim:
+            batch.claim = False
+            return True
+        return False
+
+    def commit(self, batch: Batch) -> None:
+        """Commit a batch :meth:`take` gave this thread, on this thread (without the lock); its
+        ``fut`` then holds the outcome (a :class:`Settled`) and its event is set."""
+        gen = batch.generation
+        try:
+            batch.fut = Settled(self.commit_now(batch.objects, batch.ref_updates(),
+                                                **({} if gen is None else {"generation": gen})))
+        except BaseException as e:  # noqa: BLE001 - raised by result(), as a future would
+            batch.fut = Settled(error=e)
+        batch.done.set()
+
+    def _go(self, batch: Batch, key: str | None) -> None:
+        """Send ``batch`` to the store: left to the sending thread (see :meth:`take`) when ``key``
+        has nothing else in flight and the store can commit on the caller's thread, else queued."""
+        p = self.pending.get(key) if key is not None and self.commit_now is not None else None
+        if p is not None and p.count == batch.count:
+            batch.claim = True
+            return
         gen = batch.generation
         batch.fut = self.submit(batch.objects, batch.ref_updates(), **({} if gen is None else {"generation": gen}))
         batch.done.set()

@@ -46,7 +46,7 @@ from lattice.memory import MemoryStore
 from lattice.nodes import ObjectCache, Tx
 
 from .naming import caller_prefix, head_ref
-from .pipeline import LINGER, Lanes, submitter
+from .pipeline import LINGER, Lanes, Signal, submitter
 from .plans import Plan, View, conf_of
 from .records import Records
 from .tree import CommitReader
@@ -135,7 +135,8 @@ class LatticeSaver(BaseCheckpointSaver[int]):
         self._cache = ObjectCache()
         self._rd = CommitReader()
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
-        self._lanes = Lanes(submitter(store), threading.Event)  # sync callers
+        # sync callers: commit on the calling thread when the store can (see ops.langgraph.pipeline)
+        self._lanes = Lanes(submitter(store), Signal, getattr(store, "commit_now", None))
 
     # The codec follows the serde (``with_allowlist`` sets a new one on a copy).
     @property
@@ -196,9 +197,16 @@ class LatticeSaver(BaseCheckpointSaver[int]):
                     return self._done(plan)
                 objs = self._objects(view.tx)
                 batch, p = lanes.enqueue(key, objs, plan.updates, linger and self.linger > 0, gen)
-            if not batch.done.wait(self.linger):
+                mine = lanes.take(batch)
+            if mine:
+                lanes.commit(batch)
+            elif not batch.done.wait(self.linger):
                 with lock:
                     lanes.expire(key, batch)
+                    mine = lanes.take(batch)
+                if mine:
+                    lanes.commit(batch)
+                batch.done.wait()  # sent: by the thread that took it, or queued
             ok = False
             try:
                 ok = batch.fut.result()

@@ -12,7 +12,7 @@ pytest.importorskip("langgraph.checkpoint.base", reason="needs the langgraph ext
 from lattice.digest import digest  # noqa: E402
 from lattice.memory import MemoryStore  # noqa: E402
 from lattice.store import RefUpdate  # noqa: E402
-from ops.langgraph.pipeline import Lanes, OverlayStore, Pending, submitter  # noqa: E402
+from ops.langgraph.pipeline import Lanes, OverlayStore, Pending, Signal, submitter  # noqa: E402
 
 A, B, C = digest(b"a"), digest(b"b"), digest(b"c")
 
@@ -27,6 +27,107 @@ class FakeSubmit:
         self.calls.append((dict(objects), list(updates), fut))
         self.kws.append(kw)
         return fut
+
+
+class FakeCommitNow:
+    """A store's commit_now: records the calls, answers ``result`` (or raises it)."""
+
+    def __init__(self, result=True):
+        self.calls = []
+        self.result = result
+
+    def __call__(self, objects, updates, **kw):
+        self.calls.append((dict(objects), list(updates), kw))
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
+
+
+def test_a_change_with_nothing_in_flight_commits_on_the_calling_thread():
+    submit, now = FakeSubmit(), FakeCommitNow()
+    lanes = Lanes(submit, Signal, now)
+    batch, p = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=False, generation=3)
+    assert submit.calls == [] and now.calls == [] and not batch.done.is_set()  # left to this thread
+    assert lanes.take(batch) and not lanes.take(batch)  # taken once
+    lanes.commit(batch)  # (without the namespace's lock)
+    assert now.calls == [({A: b"a"}, [RefUpdate("k", None, A)], {"generation": 3})]
+    assert batch.done.is_set() and batch.fut.result() is True
+    lanes.landed("k", p, True)
+    assert "k" not in lanes.pending
+
+
+def test_lingering_writes_and_the_put_that_joins_them_commit_on_the_putting_thread():
+    submit, now = FakeSubmit(), FakeCommitNow()
+    lanes = Lanes(submit, Signal, now)
+    w, pw = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=True)
+    assert not w.done.is_set() and now.calls == []
+    p, _ = lanes.enqueue("k", {B: b"b"}, [RefUpdate("k", A, B)], linger=False)
+    assert p is w and lanes.take(p) and submit.calls == []
+    lanes.commit(p)
+    assert w.done.is_set() and w.fut.result() is True
+    (objects, updates, _), = now.calls
+    assert objects == {A: b"a", B: b"b"} and updates == [RefUpdate("k", None, B)]
+
+
+def test_a_change_planned_on_a_commit_in_flight_is_queued_behind_it():
+    """Only the writer thread keeps commits in order: a change planned on the overlay of a queued
+    commit must not land before it."""
+    submit, now = FakeSubmit(), FakeCommitNow()
+    lanes = Lanes(submit, Signal, None)  # the first goes to the queue (e.g. an async saver's)
+    lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=False)
+    lanes.commit_now = now
+    second, _ = lanes.enqueue("k", {B: b"b"}, [RefUpdate("k", A, B)], linger=False)
+    assert now.calls == [] and len(submit.calls) == 2 and second.fut is submit.calls[1][2]
+    assert not lanes.take(second)
+    other, _ = lanes.enqueue("other", {C: b"c"}, [RefUpdate("other", None, C)], linger=False)
+    assert lanes.take(other)  # another namespace is not held back
+    lanes.commit(other)
+    assert len(now.calls) == 1 and other.fut.result() is True
+
+
+def test_writes_arriving_during_a_commit_on_the_calling_thread_linger_on_its_overlay():
+    """The thread commits without the lock: writes planned meanwhile see its values (the overlay),
+    linger, and go with the next put once it has landed."""
+    submit, now = FakeSubmit(), FakeCommitNow()
+    lanes = Lanes(submit, Signal, now)
+    first, p1 = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=False)
+    assert lanes.take(first)
+    assert lanes.view(MemoryStore(), "k").ref("k") == A  # while it commits
+    w, pw = lanes.enqueue("k", {B: b"b"}, [RefUpdate("k", A, B)], linger=True)
+    assert w is not first and not lanes.take(w) and not w.done.is_set()
+    lanes.commit(first)
+    lanes.landed("k", p1, True)
+    assert "k" in lanes.pending and lanes.held["k"] is w  # the writes still linger
+    put, _ = lanes.enqueue("k", {C: b"c"}, [RefUpdate("k", B, C)], linger=False)
+    assert put is w and lanes.take(w)
+    lanes.commit(w)
+    assert [c[1] for c in now.calls] == [[RefUpdate("k", None, A)], [RefUpdate("k", A, C)]] and submit.calls == []
+
+
+def test_an_error_of_a_commit_on_the_calling_thread_comes_from_result():
+    lanes = Lanes(FakeSubmit(), Signal, FakeCommitNow(OSError("disk gone")))
+    batch, p = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=False)
+    assert lanes.take(batch)
+    lanes.commit(batch)
+    assert batch.done.is_set()
+    with pytest.raises(OSError, match="disk gone"):
+        batch.fut.result()
+    lanes.landed("k", p, False)
+    assert "k" not in lanes.pending  # the overlay is dropped, as for a lost commit
+
+
+def test_signal_waits_until_set_or_the_timeout():
+    sig = Signal()
+    assert not sig.is_set() and sig.wait(0.01) is False
+    woke = []
+    waiters = [threading.Thread(target=lambda: woke.append(sig.wait(5))) for _ in range(3)]
+    for t in waiters:
+        t.start()
+    sig.set()
+    sig.set()  # a second set is a no-op
+    for t in waiters:
+        t.join(5)
+    assert woke == [True] * 3 and sig.is_set() and sig.wait() is True
 
 
 def test_overlay_shows_the_store_as_it_will_be():
@@ -120,14 +221,15 @@ def test_a_batch_carries_the_oldest_generation_of_its_changes():
 
 
 def test_a_graph_step_takes_three_commits_on_lmdb(tmp_path, monkeypatch):
-    """put(-1); put_writes(-1) with put(0); put_writes(0) with put(1): three durable commits a turn."""
+    """put(-1); put_writes(-1) with put(0); put_writes(0) with put(1): three durable commits a turn
+    (write transactions, whether the writer thread or the saver's own thread makes them)."""
     import lattice.lmdb as lm
     from tests.langgraph.test_lg_graphs import chat_graph, human
     from ops.langgraph import LatticeSaver
 
     groups = []
-    orig = lm.LmdbStore._write_group
-    monkeypatch.setattr(lm.LmdbStore, "_write_group", lambda self, g: groups.append(len(g)) or orig(self, g))
+    orig = lm.LmdbStore._commit_group
+    monkeypatch.setattr(lm.LmdbStore, "_commit_group", lambda self, g: groups.append(len(g)) or orig(self, g))
     with LatticeSaver.from_conn_string(str(tmp_path / "lg"), linger=0.05) as saver:
         g = chat_graph(saver)
         cfg = {"configurable": {"thread_id": "t"}}

@@ -14,7 +14,7 @@ import lmdb
 import pytest
 
 from lattice.digest import digest
-from lattice.errors import InvalidValue, StoreError
+from lattice.errors import InvalidValue, ReadOnly, StoreError
 from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
 from lattice.store import RefUpdate
@@ -246,6 +246,75 @@ class TestLmdbStore(StoreContract):
         with LmdbStore(path) as s2:
             assert len(list(s2.refs("q/"))) == 20
 
+    def test_lmdb_commit_now_commits_on_the_calling_thread(self, tmp_path, monkeypatch):
+        """commit_now: the same compare-and-swap and result as commit, in a write transaction of the
+        caller's own thread (the writer thread stays idle)."""
+        with LmdbStore(tmp_path / "db") as s:
+            threads = []
+            real_apply = s._apply
+            monkeypatch.setattr(s, "_apply", lambda group: threads.append(threading.current_thread()) or
+                                real_apply(group))
+            d1, b1 = obj(b"one")
+            d2, b2 = obj(b"two")
+            assert s.commit_now({d1: b1}, [RefUpdate("r", None, d1)]) is True
+            assert s.commit_now({d2: b2}, [RefUpdate("r", d2, d2)]) is False  # CAS lost: nothing written
+            assert s.ref("r") == d1 and not s.has(d2)
+            assert s.commit_now({d2: b2}, [RefUpdate("r", d1, d2)], generation=s.generation) is True
+            assert s.commit_now({}, [RefUpdate("r", d2, None)], generation=s.generation - 1) is False  # a gc swept
+            assert s.ref("r") == d2 and s.get(d2) == b2
+            assert threads == [threading.current_thread()] * 4
+            with pytest.raises(InvalidValue):  # checked before anything is written
+                s.commit_now({d1: b"not its bytes"}, [RefUpdate("x", None, d1)])
+            assert s.ref("x") is None
+
+    def test_lmdb_commit_now_and_the_writer_thread_take_turns(self, tmp_path):
+        """commit_now on several threads beside queued commits: one write transaction at a time,
+        nothing lost (every compare-and-swap chain ends where its thread left it)."""
+        with LmdbStore(tmp_path / "db", durable=False) as s:
+            errors = []
+
+            def chain(name: str, now: bool) -> None:
+                try:
+                    prev = None
+                    for i in range(60):
+                        d, b = obj(f"{name} {i}".encode())
+                        ups = [RefUpdate(name, prev, d)]
+                        ok = s.commit_now({d: b}, ups) if now else s.submit({d: b}, ups).result(10)
+                        assert ok, (name, i)
+                        prev = d
+                except BaseException as e:  # noqa: BLE001
+                    errors.append(e)
+
+            workers = [threading.Thread(target=chain, args=(f"c/{i}", i % 2 == 0)) for i in range(6)]
+            for t in workers:
+                t.start()
+            for t in workers:
+                t.join()
+            assert errors == []
+            assert {n: s.get(d) for n, d in s.refs("c/")} == {f"c/{i}": f"c/{i} 59".encode() for i in range(6)}
+
+    def test_lmdb_commit_now_grows_the_map(self, tmp_path):
+        with LmdbStore(tmp_path / "db", map_size=64 * 1024, durable=False) as s:
+            blobs = dict(obj(os.urandom(256 * 1024)) for _ in range(4))
+            assert s.commit_now(blobs, [])
+            assert s.stats()["map_size"] > 64 * 1024
+            assert all(s.get(d) == b for d, b in blobs.items())
+
+    def test_lmdb_commit_now_refuses_when_closed_read_only_or_on_the_writer(self, tmp_path):
+        path = tmp_path / "db"
+        d, b = obj(b"v")
+        s = LmdbStore(path)
+        err = s._control(lambda: _raises(lambda: s.commit_now({d: b}, [])))  # run on the writer thread
+        assert type(err) is StoreError and "writer thread" in str(err)
+        s.close()
+        with pytest.raises(StoreError, match="closed"):
+            s.commit_now({d: b}, [])
+        with LmdbStore(path, readonly=True) as ro:
+            with pytest.raises(ReadOnly):
+                ro.commit_now({d: b}, [])
+        with LmdbStore(path) as s2:
+            assert not s2.has(d)
+
     def test_lmdb_ref_name_limits(self, tmp_path):
         with LmdbStore(tmp_path / "db") as s:
             d, b = obj(b"v")
@@ -288,3 +357,11 @@ def test_read_refs_on_a_store_without_it_reads_names_first_then_prefixes():
 
     assert read_refs(Bare(), ["c", "a", "z"], ["b/"]) == {"c": b"3" * 32, "a": b"1" * 32, "b/1": b"2" * 32}
     assert calls == [("ref", "c"), ("ref", "a"), ("ref", "z"), ("refs", "b/")]
+
+
+def _raises(fn):
+    try:
+        fn()
+    except BaseException as e:  # noqa: BLE001
+        return e
+    return None
