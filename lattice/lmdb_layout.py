@@ -67,6 +67,12 @@ _SEQ = struct.Struct(">Q")
 _DICT_V1 = zstandard.ZstdCompressionDict(
     (Path(__file__).resolve().parent / "dictionaries" / "v1.zdict").read_bytes())
 _FORMAT = zstandard.FORMAT_ZSTD1_MAGICLESS
+_PARAMS = zstandard.ZstdCompressionParameters.from_level(
+    3, format=_FORMAT, write_checksum=False, write_dict_id=False, write_content_size=True)
+# The dictionary digested once for these parameters and shared by every compressor: a compressor
+# given the raw dictionary digests it again for itself.
+_CDICT_V1 = zstandard.ZstdCompressionDict(_DICT_V1.as_bytes())
+_CDICT_V1.precompute_compress(compression_params=_PARAMS)
 
 
 # Compressors and decompressors are not thread-safe, and making one loads the dictionary (tens
@@ -80,9 +86,7 @@ class Packer:
     """Encodes objects for the log (one thread at a time: a zstd compressor is not thread-safe; see :func:`pack`)."""
 
     def __init__(self) -> None:
-        params = zstandard.ZstdCompressionParameters.from_level(
-            3, format=_FORMAT, write_checksum=False, write_dict_id=False, write_content_size=True)
-        self._zc = zstandard.ZstdCompressor(dict_data=_DICT_V1, compression_params=params)
+        self._zc = zstandard.ZstdCompressor(dict_data=_CDICT_V1, compression_params=_PARAMS)
 
     def pack(self, data: bytes) -> bytes:
         """The log value of ``data``: the codec byte, then the bytes (compressed when worth it)."""
