@@ -50,6 +50,12 @@ __all__ = [
     "map_get", "map_set", "map_delete", "map_keys", "map_len",
 ]
 
+#: types whose values are their own stored form (put_value returns them as they are)
+_SELF = frozenset((type(None), bool, int, float, Link))
+#: str and bytes up to this length stay inline without being measured (see Tx.put_value)
+_SHORT = {str: (BLOB_MIN - 5) // 4, bytes: BLOB_MIN - 5}
+
+
 class ObjectCache(dict):
     """A bounded, process-wide cache of decoded objects (``digest -> object``).
 
@@ -161,7 +167,7 @@ class Tx:
             if m is not None and m[0] is v:
                 return m[1]
         if t is list or t is tuple:
-            items = [self.put_value(x) for x in v]
+            items = [x if type(x) in _SELF else self.put_value(x) for x in v]
             if len(items) > FANOUT:
                 return Vec.build(self, items).store()
             return self._small(items)
@@ -170,7 +176,9 @@ class Tx:
             for k, x in v.items():
                 if type(k) is not str:
                     raise InvalidValue(f"map keys must be str, got {type(k).__name__} {k!r}")
-                out[k] = self.put_value(x)
+                tx = type(x)
+                # scalars, links and short strings are their own stored form: no call for them
+                out[k] = x if tx in _SELF or (tx in _SHORT and len(x) <= _SHORT[tx]) else self.put_value(x)
             if len(out) > FANOUT:
                 return HMap.build(self, out).store()
             return self._small(out)
