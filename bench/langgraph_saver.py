@@ -38,6 +38,11 @@ every series:
   (``INSERT ... SELECT`` of the thread's rows of every table in one transaction;
   the copy is deleted afterwards, untimed).
 
+After the last N, ``--short K`` new threads (default 20) of 10 turns each run on every
+saver, the series alternating turn by turn: the N = 10 step latency again over 10K
+samples, on savers and stores that are no longer cold. The N = 10 target is checked on
+both figures.
+
 Floor, in the same run: a raw ``fsync`` of 400 bytes (the disk's cost of one
 durable commit).
 
@@ -86,6 +91,8 @@ except ImportError:  # pragma: no cover - an older langgraph
 from ops.langgraph import LatticeSaver  # noqa: E402
 
 THREAD = "t"
+#: turns of each new thread of the --short measure (the N = 10 latency over more samples)
+SHORT_TURNS = 10
 SERIES = ["sqlite-default", "sqlite-delta", "postgres-saver", "lattice-pg", "lattice"]
 PG_SERIES = ("postgres-saver", "lattice-pg")
 PG_SAVER_TABLES = ["checkpoints", "checkpoint_blobs", "checkpoint_writes"]
@@ -406,6 +413,7 @@ def run(args: argparse.Namespace) -> None:
     ns = sorted(args.ns)
     all_texts = texts(max(ns), args.chars, args.seed)
     lat: dict[str, list[float]] = {s.name: [] for s in series}
+    short: dict[str, list[float]] = {s.name: [] for s in series}
     rows: dict[int, dict[str, dict[str, Any]]] = {}
     turn = 0
     try:
@@ -434,6 +442,17 @@ def run(args: argparse.Namespace) -> None:
                 cp = s.copy(args.reps * 5 if s is ours else args.reps, args.budget, 2 * n)
                 r["copy"], r["copy_p99"] = pct(cp, 50), pct(cp, 99)
             print(f"# N = {n} done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
+        # The N = 10 latency again, over more samples: the first 10 turns of new threads (10 samples
+        # of one thread are too few to tell 5% apart on a machine whose speed drifts).
+        for k in range(args.short):
+            for s in series:
+                s.cfg = {"configurable": {"thread_id": f"short-{k}"}}
+            for turn in range(SHORT_TURNS):
+                j = (k + turn) % len(series)
+                for s in series[j:] + series[:j]:
+                    short[s.name].append(s.step(turn, all_texts[turn]))
+        if args.short:
+            print(f"# {args.short} new threads done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
     finally:
         for s in series:
             s.close()
@@ -442,13 +461,13 @@ def run(args: argparse.Namespace) -> None:
         if pg is not None:
             pg.close()
     took = time.perf_counter() - t_start
-    report(args, rows, [s.name for s in series], ours.name, floor, load0, took, root, pg_note)
+    report(args, rows, [s.name for s in series], ours.name, floor, load0, took, root, pg_note, short)
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
 
 
 def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, floor: list[float],
-           load0: tuple, took: float, root: Path, pg_note: str = "") -> None:
+           load0: tuple, took: float, root: Path, pg_note: str = "", short: dict | None = None) -> None:
     pairs = [(n, ours) for n in names if n != ours]
     if "PostgresSaver" in names and "Lattice (PostgreSQL)" in names:  # like for like on PostgreSQL
         pairs.append(("PostgresSaver", "Lattice (PostgreSQL)"))
@@ -488,6 +507,14 @@ def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, fl
 
     table("Step latency (ms), p50 / p99 over the last max(10, N/10) turns up to N",
           lambda r: f"{r['p50']:.2f} / {r['p99']:.2f}", "p50")
+    if short and all(short.values()):
+        k = len(short[ours]) // SHORT_TURNS
+        print(f"#### Step latency (ms) of new threads: their first {SHORT_TURNS} turns, {k} threads, p50 / p99 "
+              f"(n = {len(short[ours])} each)\n")
+        print("| " + " | ".join(names + [f"{p} / {q}" for p, q in pairs]) + " |")
+        print("|" + "---:|" * (len(names) + len(pairs)))
+        print("| " + " | ".join([f"{pct(short[x], 50):.2f} / {pct(short[x], 99):.2f}" for x in names]
+                                + [ratio(pct(short[p], 50), pct(short[q], 50)) for p, q in pairs]) + " |\n")
     table("Bytes on disk (SQLite file after wal_checkpoint(TRUNCATE); LMDB pages in use; PostgreSQL tables)",
           lambda r: fmt_bytes(r["disk"]), "disk")
     table("get_state_history of the whole thread (3N checkpoints with values), ms, median",
@@ -519,6 +546,10 @@ def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, fl
         checks.append((f"step at N = {min(rows)} no worse than SQLite delta",
                        lo[ours]["p50"] <= lo["SQLite delta"]["p50"],
                        f"{lo[ours]['p50']:.2f} vs {lo['SQLite delta']['p50']:.2f} ms"))
+        if short and short.get(ours) and short.get("SQLite delta"):
+            a, b = pct(short[ours], 50), pct(short["SQLite delta"], 50)
+            checks.append((f"the same over {len(short[ours]) // SHORT_TURNS} new threads' first {SHORT_TURNS} turns",
+                           a <= b, f"{a:.2f} vs {b:.2f} ms"))
     print("| target | met | measured |\n|---|---|---|")
     for what, ok, got in checks:
         print(f"| {what} | {'yes' if ok else 'NO'} | {got} |")
@@ -535,6 +566,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--snapshot-frequency", type=int, default=50, help="DeltaChannel snapshot frequency")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--warmup", type=int, default=5, help="turns on throwaway stores before the run")
+    p.add_argument("--short", type=int, default=20, metavar="K",
+                   help=f"after the run, K new threads of {SHORT_TURNS} turns on each saver: the N = 10 step "
+                        "latency over more samples (0: skip)")
     p.add_argument("--dir", default=None, help="where the stores go (default: the temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the stores")
     p.add_argument("--series", nargs="+", default=SERIES, choices=SERIES,

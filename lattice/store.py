@@ -117,6 +117,11 @@ class Store(Protocol):
     # A backend may also have ``read_refs(names, prefixes) -> {name: digest}``: the refs named
     # and those starting with a prefix, read as one snapshot (all three do; see :func:`read_refs`).
     #
+    # A backend with a writer thread may also have ``commit_now(objects, updates, *, generation)
+    # -> bool``: ``commit`` in a write transaction of the calling thread, which may land before
+    # commits submitted earlier and not yet applied (LMDB; the sync LangGraph saver uses it when
+    # nothing of the namespace is in flight, see :mod:`ops.langgraph.pipeline`).
+    #
     # A backend whose reads cross a network may also have ``get_many(digests) -> {digest:
     # bytes}`` (those stored and whole): the collector's mark and bundle export then read a
     # layer of objects per call (PostgreSQL).
