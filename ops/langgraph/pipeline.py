@@ -44,6 +44,7 @@ a sweep between planning and committing refuses the commit, and the saver plans 
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -306,5 +307,9 @@ class Lanes:
             batch.claim = True
             return
         gen = batch.generation
-        batch.fut = self.submit(batch.objects, batch.ref_updates(), **({} if gen is None else {"generation": gen}))
+        try:
+            batch.fut = self.submit(batch.objects, batch.ref_updates(), **({} if gen is None else {"generation": gen}))
+        except BaseException as e:  # noqa: BLE001 - e.g. the store closed: every waiter of the batch gets it
+            batch.fut = concurrent.futures.Future()
+            batch.fut.set_exception(e)
         batch.done.set()

@@ -116,6 +116,22 @@ def test_an_error_of_a_commit_on_the_calling_thread_comes_from_result():
     assert "k" not in lanes.pending  # the overlay is dropped, as for a lost commit
 
 
+def test_a_batch_the_store_refuses_to_queue_reports_the_error_to_every_waiter():
+    """submit raising (the store closed, a ref name it cannot hold) must still settle the batch: the
+    lingering writes waiting on it get the error instead of waiting for ever."""
+    def refuse(objects, updates, **kw):
+        raise OSError("closed")
+
+    lanes = Lanes(refuse, Signal, None)
+    w, pw = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=True)
+    p, _ = lanes.enqueue("k", {B: b"b"}, [RefUpdate("k", A, B)], linger=False)
+    assert p is w and w.done.is_set() and not lanes.take(w)
+    with pytest.raises(OSError, match="closed"):
+        w.fut.result()
+    lanes.landed("k", pw, False)
+    assert "k" not in lanes.pending and "k" not in lanes.held
+
+
 def test_signal_waits_until_set_or_the_timeout():
     sig = Signal()
     assert not sig.is_set() and sig.wait(0.01) is False
