@@ -64,6 +64,7 @@ _open_paths: set[str] = set()
 _open_paths_lock = threading.Lock()
 
 _STOP = object()
+_REFS = object()  # _read's stand-in for the refs database, looked up under the gate
 _T = TypeVar("_T")
 
 
@@ -183,7 +184,8 @@ class LmdbStore(LmdbCollector):
     # ------------------------------------------------------------------ reads
 
     def _read(self, db: object, fn: Callable[[lmdb.Transaction], _T]) -> _T:
-        """Run ``fn`` in a short read transaction on ``db`` and return its result.
+        """Run ``fn`` in a short read transaction on ``db`` (``_REFS``: the refs database, looked up
+        inside the gate, as ``compact`` reopens the environment with new handles) and return its result.
 
         Raises:
             StoreError: the store is closed or LMDB failed.
@@ -194,7 +196,7 @@ class LmdbStore(LmdbCollector):
                 if env is None:
                     raise StoreError(f"LmdbStore {self.path!r} is closed")
                 try:
-                    with env.begin(db=db, buffers=False) as txn:
+                    with env.begin(db=self._refs if db is _REFS else db, buffers=False) as txn:
                         return fn(txn)
                 except lmdb.MapResizedError as e:
                     # Another process grew the map beyond ours; only the
@@ -244,7 +246,7 @@ class LmdbStore(LmdbCollector):
         key = self._ref_key(name)
         if self._refs is None:
             return None
-        return self._read(self._refs, lambda txn: None if key is None else txn.get(key))
+        return self._read(_REFS, lambda txn: None if key is None else txn.get(key))
 
     def refs(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
         """Return ``(name, digest)`` for every ref starting with ``prefix``, in name order.
@@ -259,7 +261,7 @@ class LmdbStore(LmdbCollector):
         pfx = self._ref_key(prefix) if prefix else b""
         if pfx is None or self._refs is None:
             return iter(())
-        return iter(self._read(self._refs, lambda txn: list(self._under(txn.cursor(), pfx))))
+        return iter(self._read(_REFS, lambda txn: list(self._under(txn.cursor(), pfx))))
 
     def _under(self, cur: lmdb.Cursor, pfx: bytes) -> Iterator[tuple[str, bytes]]:
         """``(name, digest)`` of the refs whose key starts with ``pfx``, in key order (on the refs DB).
@@ -294,7 +296,7 @@ class LmdbStore(LmdbCollector):
                 out.update(self._under(txn.cursor(), pfx))
             return out
 
-        return self._read(self._refs, scan)
+        return self._read(_REFS, scan)
 
     def stats(self) -> dict:
         """Return sizes of the environment.

@@ -118,6 +118,37 @@ class TestLmdbStore(StoreContract):
             assert errors == []
             assert s.stats()["map_size"] > 64 * 1024
 
+    def test_lmdb_compact_while_reading_refs(self, tmp_path):
+        """compact reopens the environment (new database handles); ref reads running beside it
+        must use the new handles, never fail."""
+        with LmdbStore(tmp_path / "db", durable=False) as s:
+            items = [obj(f"v{i}".encode()) for i in range(50)]
+            s.commit(dict(items), [RefUpdate(f"r/{i:02}", None, d) for i, (d, _) in enumerate(items)])
+            stop = threading.Event()
+            errors = []
+
+            def reader():
+                while not stop.is_set():
+                    try:
+                        assert len(list(s.refs("r/"))) == 50
+                        assert s.ref("r/07") == items[7][0]
+                        assert len(s.read_refs(["r/01"], ["r/1"])) == 11
+                    except BaseException as e:  # noqa: BLE001
+                        errors.append(e)
+                        return
+
+            readers = [threading.Thread(target=reader) for _ in range(3)]
+            for t in readers:
+                t.start()
+            try:
+                for _ in range(20):
+                    s.compact()
+            finally:
+                stop.set()
+                for t in readers:
+                    t.join()
+            assert errors == []
+
     def test_lmdb_reopen_after_growth_with_small_map_size(self, tmp_path):
         path = tmp_path / "db"
         blobs = [obj(os.urandom(200 * 1024)) for _ in range(4)]
