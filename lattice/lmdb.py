@@ -12,9 +12,11 @@ LMDB orders keys bytewise, and UTF-8 byte order equals code point order, so
 ``refs(prefix)`` yields names in the same order as ``sorted()`` on ``str``.
 
 Writes: a write transaction must begin and commit on the same OS thread, so
-every write runs on one writer thread owned by the store. :meth:`LmdbStore.commit`
+writes run on one writer thread owned by the store. :meth:`LmdbStore.commit`
 and :meth:`LmdbStore.acommit` validate their arguments on the caller's thread,
-queue a request and wait on a :class:`concurrent.futures.Future`. The writer
+queue a request and wait on a :class:`concurrent.futures.Future`
+(:meth:`LmdbStore.commit_now` instead writes on the caller's thread, taking turns
+with the writer on one lock held around every write transaction). The writer
 takes a request, drains whatever else is queued (up to :data:`MAX_GROUP`) and
 applies the whole group in one write transaction, i.e. one fsync (group
 commit). Within a group, requests are applied in order and each request's
@@ -72,7 +74,8 @@ class LmdbStore(LmdbCollector):
     """A durable backend of the store port on one LMDB environment.
 
     Thread-safe: reads run on the caller's thread, writes are funnelled to a
-    single writer thread that group-commits concurrent requests. Use as a
+    single writer thread that group-commits concurrent requests (or run on the
+    caller's thread: :meth:`commit_now`). Use as a
     context manager or call :meth:`close` to stop the writer and release the
     environment.
 

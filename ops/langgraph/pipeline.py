@@ -144,8 +144,8 @@ class Settled:
 
 class Signal:
     """A one-shot event for threads (``set`` once, ``wait`` with a timeout), on one C-level lock
-    instead of :class:`threading.Event`'s condition variable. ``set`` runs under the namespace's
-    lock, so it is never called twice at once."""
+    instead of :class:`threading.Event`'s condition variable. A batch's event is set by one thread
+    only, the one that sends it (``_go``, under the namespace's lock) or commits it (``commit``)."""
 
     __slots__ = ("_lock", "_set")
 
