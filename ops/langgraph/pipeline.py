@@ -34,8 +34,11 @@ A synchronous saver on a store with ``commit_now`` (LMDB) commits on its own thr
 instead when nothing else of the namespace is in flight, the usual case: no hand-off
 to the writer thread and back. It commits outside the namespace's lock, as a submitted
 commit is in flight: writes arriving meanwhile are planned on its overlay and linger
-for the next put as before. A change queued meanwhile may reach the store first; its
-compare-and-swap then fails (it expected this commit's values) and it is planned again.
+for the next put as before. A batch of the namespace sent meanwhile waits for that commit
+to end and is then queued (:meth:`Lanes.release`): queued at once, the writer thread could
+land it first, its compare-and-swap would fail (it expected this commit's values), and its
+change, planned again without the overlay, would land before the commit under it (a step's
+writes would then rewrite a checkpoint that is no longer the leaf).
 
 Garbage collection: each change carries the store's collection ``generation`` read
 before it was planned, and a batch the oldest of its changes' (see :mod:`lattice.gc`):
@@ -216,6 +219,7 @@ class Lanes:
         self.pending: dict[str, Pending] = {}
         self.held: dict[str, Batch] = {}
         self.skip: dict[str, list[int]] = {}  # key -> [calls left without lingering, level]
+        self.inline: dict[str, list[Batch]] = {}  # key committing on a caller's thread -> batches sent meanwhile
 
     def view(self, store: Any, key: str | None) -> Any:
         """The store to plan on: with the commits in flight (and held) for ``key`` applied."""
@@ -271,7 +275,7 @@ class Lanes:
             del self.pending[key]
             held = self.held.pop(key, None)
             if held is not None:
-                self._go(held, None)  # queued: the thread that sees this landing is not the batch's
+                self._go(held, key, claim=False)  # the thread that sees this landing is not the batch's
 
     def _may_linger(self, key: str) -> bool:
         st = self.skip.get(key)
@@ -288,6 +292,13 @@ class Lanes:
             return True
         return False
 
+    def release(self, key: str) -> None:
+        """The commit on the calling thread of ``key``'s batch (:meth:`take`) is over, landed or not:
+        queue the batches of ``key`` sent meanwhile, in the order they were sent. The thread that
+        committed calls it, holding the namespace's lock, before :meth:`landed`."""
+        for batch in self.inline.pop(key, ()):
+            self._send(batch)
+
     def commit(self, batch: Batch) -> None:
         """Commit a batch :meth:`take` gave this thread, on this thread (without the lock); its
         ``fut`` then holds the outcome (a :class:`Settled`) and its event is set."""
@@ -299,13 +310,24 @@ class Lanes:
             batch.fut = Settled(error=e)
         batch.done.set()
 
-    def _go(self, batch: Batch, key: str | None) -> None:
-        """Send ``batch`` to the store: left to the sending thread (see :meth:`take`) when ``key``
-        has nothing else in flight and the store can commit on the caller's thread, else queued."""
-        p = self.pending.get(key) if key is not None and self.commit_now is not None else None
-        if p is not None and p.count == batch.count:
-            batch.claim = True
-            return
+    def _go(self, batch: Batch, key: str | None, claim: bool = True) -> None:
+        """Send ``batch`` to the store. It is left to the sending thread (see :meth:`take`) when
+        ``claim``, ``key`` has nothing else in flight and the store can commit on the caller's
+        thread; it waits while a batch of ``key`` is being committed that way (:meth:`release`);
+        else it is queued."""
+        if key is not None and self.commit_now is not None:
+            waiting = self.inline.get(key)
+            if waiting is not None:
+                waiting.append(batch)
+                return
+            p = self.pending.get(key)
+            if claim and p is not None and p.count == batch.count:
+                batch.claim = True
+                self.inline[key] = []
+                return
+        self._send(batch)
+
+    def _send(self, batch: Batch) -> None:
         gen = batch.generation
         try:
             batch.fut = self.submit(batch.objects, batch.ref_updates(), **({} if gen is None else {"generation": gen}))

@@ -212,6 +212,8 @@ class LatticeSaver(BaseCheckpointSaver[int]):
                 ok = batch.fut.result()
             finally:
                 with lock:
+                    if mine:
+                        lanes.release(key)
                     lanes.landed(key, p, ok)
             if ok:
                 return self._done(plan)

@@ -96,12 +96,50 @@ def test_writes_arriving_during_a_commit_on_the_calling_thread_linger_on_its_ove
     w, pw = lanes.enqueue("k", {B: b"b"}, [RefUpdate("k", A, B)], linger=True)
     assert w is not first and not lanes.take(w) and not w.done.is_set()
     lanes.commit(first)
+    lanes.release("k")
     lanes.landed("k", p1, True)
     assert "k" in lanes.pending and lanes.held["k"] is w  # the writes still linger
     put, _ = lanes.enqueue("k", {C: b"c"}, [RefUpdate("k", B, C)], linger=False)
     assert put is w and lanes.take(w)
     lanes.commit(w)
     assert [c[1] for c in now.calls] == [[RefUpdate("k", None, A)], [RefUpdate("k", A, C)]] and submit.calls == []
+
+
+def test_a_batch_sent_during_a_commit_on_the_calling_thread_is_queued_once_it_ends():
+    """The writer thread must not land a change before the commit on a caller's thread it was
+    planned on: it waits for :meth:`Lanes.release`, then is queued, in the order sent."""
+    submit, now = FakeSubmit(), FakeCommitNow()
+    lanes = Lanes(submit, Signal, now)
+    first, p1 = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=False)
+    assert lanes.take(first)
+    second, _ = lanes.enqueue("k", {B: b"b"}, [RefUpdate("k", A, B)], linger=False)
+    third, _ = lanes.enqueue("k", {C: b"c"}, [RefUpdate("k", B, C)], linger=True)
+    lanes.expire("k", third)  # lingered in vain
+    assert submit.calls == [] and not second.done.is_set() and not third.done.is_set()
+    assert not lanes.take(second) and not lanes.take(third)
+    other, _ = lanes.enqueue("other", {C: b"c"}, [RefUpdate("other", None, C)], linger=False)
+    assert lanes.take(other)  # another namespace is not held back
+    lanes.commit(first)
+    assert submit.calls == []  # still waiting: the committing thread has not released
+    lanes.release("k")
+    assert [c[1] for c in submit.calls] == [[RefUpdate("k", A, B)], [RefUpdate("k", B, C)]]
+    assert second.done.is_set() and third.done.is_set() and second.fut is submit.calls[0][2]
+    lanes.landed("k", p1, True)
+    nxt, _ = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", C, A)], linger=False)
+    assert not lanes.take(nxt) and len(submit.calls) == 3  # two still in flight: queued behind them
+
+
+def test_batches_waiting_for_a_failed_commit_on_the_calling_thread_are_still_sent():
+    submit = FakeSubmit()
+    lanes = Lanes(submit, Signal, FakeCommitNow(OSError("disk gone")))
+    first, p1 = lanes.enqueue("k", {A: b"a"}, [RefUpdate("k", None, A)], linger=False)
+    assert lanes.take(first)
+    second, p2 = lanes.enqueue("k", {B: b"b"}, [RefUpdate("k", A, B)], linger=False)
+    lanes.commit(first)
+    lanes.release("k")
+    lanes.landed("k", p1, False)
+    assert second.done.is_set() and len(submit.calls) == 1  # sent: its compare-and-swap decides
+    assert "k" not in lanes.pending and "k" not in lanes.inline
 
 
 def test_an_error_of_a_commit_on_the_calling_thread_comes_from_result():
