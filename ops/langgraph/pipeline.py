@@ -40,6 +40,17 @@ land it first, its compare-and-swap would fail (it expected this commit's values
 change, planned again without the overlay, would land before the commit under it (a step's
 writes would then rewrite a checkpoint that is no longer the leaf).
 
+Known refs: a namespace's refs as the saver last read them from the store, with its own
+commits applied as they land (:class:`KnownRefs`), stand in for reading them again when it
+plans the next ``put`` or ``put_writes`` of that namespace (one read of the store fewer
+per call: a round trip on PostgreSQL). Reading them earlier is what a race does anyway: a
+change compare-and-swaps every ref whose value it depends on (the head always), so a plan
+on refs another writer has changed since loses and is planned again on the store, and the
+saver forgets what it knew. Refs another writer added that the change does not depend on
+(a branch tip, writes parked for a checkpoint) stay as they are, as they would after a race;
+readers add parked writes to their checkpoint. ``prune`` and ``delete_for_runs``, which
+must see every ref, and readers (``get_tuple``, ``list``) read the store.
+
 Garbage collection: each change carries the store's collection ``generation`` read
 before it was planned, and a batch the oldest of its changes' (see :mod:`lattice.gc`):
 a sweep between planning and committing refuses the commit, and the saver plans again.
@@ -50,12 +61,13 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from lattice.store import RefUpdate, read_refs, submit_by_commit
 
-__all__ = ["LINGER", "Pending", "OverlayStore", "Batch", "Lanes", "Settled", "Signal", "submitter"]
+__all__ = ["LINGER", "Pending", "KnownRefs", "OverlayStore", "Batch", "Lanes", "Settled", "Signal", "submitter"]
 
 #: Seconds a ``put_writes`` waits for the next ``put`` of its namespace to share its commit.
 LINGER = 0.002
@@ -80,13 +92,87 @@ class Pending:
         self.count += 1
 
 
+def namespace_refs(key: str) -> tuple[list[str], list[str]]:
+    """``(names, prefixes)`` of the refs of the namespace whose head ref is ``key``: the head, its
+    version, its branch tips and its parked writes (see :mod:`ops.langgraph.naming`)."""
+    return [key + "?", key], [key + "@", key + "!"]
+
+
+class KnownRefs:
+    """Per namespace (its head ref, ``key``), the refs of the namespace in the store as this saver
+    last read them, with the ref updates of its commits applied as they landed. Bounded LRU;
+    thread-safe.
+
+    Args:
+        capacity: namespaces remembered.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[str, dict[str, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict[str, bytes] | None:
+        """The known refs of ``key`` (not a copy: do not change it), or None."""
+        with self._lock:
+            refs = self._entries.get(key)
+            if refs is not None:
+                self._entries.move_to_end(key)
+            return refs
+
+    def put(self, key: str, refs: dict[str, bytes]) -> None:
+        """Remember ``refs``, the namespace's refs just read from the store."""
+        with self._lock:
+            self._entries[key] = refs
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def landed(self, key: str, updates: Mapping[str, tuple[bytes | None, bytes | None]]) -> None:
+        """A commit of ``key`` landed with ``updates`` (``name -> (expected, new)``): apply the ones
+        of its namespace. A ref known at neither value (commits resolved out of order, or the refs
+        were read after this one landed and another changed them) forgets the namespace."""
+        names, prefixes = namespace_refs(key)
+        pfx = tuple(prefixes)
+        with self._lock:
+            old = self._entries.get(key)
+            if old is None:
+                return
+            refs = dict(old)  # readers may hold the old dict
+            for name, (expected, new) in updates.items():
+                if name in names or name.startswith(pfx):
+                    cur = refs.get(name)
+                    if cur != new and cur != expected:
+                        del self._entries[key]
+                        return
+                    if new is None:
+                        refs.pop(name, None)
+                    else:
+                        refs[name] = new
+            self._entries[key] = refs
+
+    def forget(self, key: str | None = None) -> None:
+        """Forget ``key``'s refs (None: every namespace's)."""
+        with self._lock:
+            if key is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(key, None)
+
+
 class OverlayStore:
-    """Read-only view of ``store`` with the :class:`Pending` commits applied."""
+    """Read-only view of ``store`` with the :class:`Pending` commits applied.
 
-    __slots__ = ("store", "pending")
+    With ``known`` and ``key``, a read of exactly the refs of ``key``'s namespace
+    (:func:`namespace_refs`) is answered from ``known`` when it has them, else read from the
+    store and remembered there; ``used_known`` says whether an answer came from ``known``."""
 
-    def __init__(self, store: Any, pending: Pending) -> None:
+    __slots__ = ("store", "pending", "known", "key", "used_known")
+
+    def __init__(self, store: Any, pending: Pending, known: KnownRefs | None = None, key: str | None = None) -> None:
         self.store, self.pending = store, pending
+        self.known, self.key = known, key
+        self.used_known = False
 
     def get(self, d: bytes) -> bytes:
         data = self.pending.objects.get(bytes(d))
@@ -101,8 +187,20 @@ class OverlayStore:
 
     def read_refs(self, names: Sequence[str], prefixes: Sequence[str] = ()) -> dict[str, bytes]:
         """:func:`lattice.store.read_refs` of the store, with the pending ref values applied."""
-        out = read_refs(self.store, names, prefixes)
         wanted, pfx = set(names), tuple(prefixes)
+        out = None
+        if self.known is not None and self.key is not None:
+            ns_names, ns_prefixes = namespace_refs(self.key)
+            if wanted == set(ns_names) and set(pfx) == set(ns_prefixes):
+                base = self.known.get(self.key)
+                if base is None:
+                    base = read_refs(self.store, ns_names, ns_prefixes)
+                    self.known.put(self.key, base)
+                else:
+                    self.used_known = True
+                out = dict(base)
+        if out is None:
+            out = read_refs(self.store, names, prefixes)
         for name, d in self.pending.refs.items():
             if name in wanted or (pfx and name.startswith(pfx)):
                 if d is None:
@@ -120,6 +218,9 @@ class OverlayStore:
                 else:
                     merged[name] = d
         return iter(sorted(merged.items()))
+
+
+_NOTHING_PENDING = Pending()  # never added to: a view with no commit in flight
 
 
 def submitter(store: Any) -> Callable[..., Any]:
@@ -216,15 +317,19 @@ class Lanes:
 
     def __init__(self, submit: Callable, event: Callable[[], Any], commit_now: Callable | None = None) -> None:
         self.submit, self.event, self.commit_now = submit, event, commit_now
+        self.known = KnownRefs()
         self.pending: dict[str, Pending] = {}
         self.held: dict[str, Batch] = {}
         self.skip: dict[str, list[int]] = {}  # key -> [calls left without lingering, level]
         self.inline: dict[str, list[Batch]] = {}  # key committing on a caller's thread -> batches sent meanwhile
 
-    def view(self, store: Any, key: str | None) -> Any:
-        """The store to plan on: with the commits in flight (and held) for ``key`` applied."""
-        p = self.pending.get(key) if key is not None else None
-        return store if p is None else OverlayStore(store, p)
+    def view(self, store: Any, key: str | None, known: bool = True) -> Any:
+        """The store to plan on: with the commits in flight (and held) for ``key`` applied, and
+        ``key``'s refs as known (:class:`KnownRefs`) unless ``known`` is false."""
+        if key is None:
+            return store
+        p = self.pending.get(key)
+        return OverlayStore(store, _NOTHING_PENDING if p is None else p, self.known if known else None, key)
 
     def enqueue(self, key: str | None, objects: Mapping[bytes, bytes], updates: list,
                 linger: bool, generation: int | None = None) -> tuple[Batch, Pending | None]:
@@ -260,14 +365,20 @@ class Lanes:
             level = min(level + 1, 6)
             self.skip[key] = [2 ** level, level]
 
-    def landed(self, key: str | None, p: Pending | None, ok: bool) -> None:
+    def landed(self, key: str | None, p: Pending | None, ok: bool, batch: Batch | None = None) -> None:
         """A change resolved: forget the overlay once none is left, or at once if it lost
-        (what was planned on top of it and depends on it loses too).
+        (what was planned on top of it and depends on it loses too). ``batch``: the change's
+        batch, whose ref updates the known refs take if it landed; a lost change forgets them.
 
         Forgetting the overlay also submits the batch held for lingering writes: it was planned
         on that overlay, and a change planned without it must not join it (a batch keeps each
         ref's first expected value, so a later change would undo the earlier ones unchecked);
         it goes into the store after that batch, and its compare-and-swap sees what landed."""
+        if key is not None:
+            if not ok:
+                self.known.forget(key)
+            elif batch is not None:
+                self.known.landed(key, batch.updates)
         if p is None:
             return
         p.count -= 1

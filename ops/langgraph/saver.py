@@ -42,6 +42,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
+from lattice.errors import CorruptObject, NotFound
 from lattice.memory import MemoryStore
 from lattice.nodes import ObjectCache, Tx
 
@@ -101,6 +102,23 @@ def open_store(spec: str) -> Any:
     from lattice.lmdb import LmdbStore
 
     return LmdbStore(spec[len("lmdb://"):] if spec.startswith("lmdb://") else spec)
+
+
+def _plan(lanes: Lanes, make_view: Callable, store: Any, key: str | None, planner: Callable[[View], Plan],
+          known: bool) -> tuple[Plan, View]:
+    """Plan a change of namespace ``key`` on the store as ``lanes`` sees it (on its known refs if
+    ``known``). A plan on known refs that reads an object the store no longer has (the thread was
+    deleted elsewhere and collected) is made again on refs read afresh."""
+    overlay = lanes.view(store, key, known)
+    view = make_view(overlay)
+    try:
+        return planner(view), view
+    except (NotFound, CorruptObject):
+        if not getattr(overlay, "used_known", False):
+            raise
+    lanes.known.forget(key)
+    view = make_view(lanes.view(store, key, known))
+    return planner(view), view
 
 
 class LatticeSaver(BaseCheckpointSaver[int]):
@@ -183,16 +201,18 @@ class LatticeSaver(BaseCheckpointSaver[int]):
             self._memo.put(bytes(link.data), held)
         return plan.result
 
-    def _run(self, key: str | None, planner: Callable[[View], Plan], linger: bool = False) -> Any:
+    def _run(self, key: str | None, planner: Callable[[View], Plan], linger: bool = False,
+             known: bool = True) -> Any:
         """Plan and commit; on a lost race plan again. ``key`` (the namespace's head ref) picks the lock
-        and the commits in flight to plan on top of; ``linger``: may wait for the next put (writes)."""
+        and the commits in flight to plan on top of; ``linger``: may wait for the next put (writes);
+        ``known``: may plan on the namespace's known refs (false: a change that must see every ref of
+        the namespace, e.g. parked writes another writer added: prune, delete_for_runs)."""
         lock = self._locks[hash(key) % _STRIPES]
         lanes = self._lanes
         for attempt in range(MAX_RETRIES):
             with lock:
                 gen = getattr(self.store, "generation", None)  # before any read (see lattice.gc)
-                view = self._view(lanes.view(self.store, key))
-                plan = planner(view)
+                plan, view = _plan(lanes, self._view, self.store, key, planner, known)
                 if not plan.updates:
                     return self._done(plan)
                 objs = self._objects(view.tx)
@@ -214,7 +234,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
                 with lock:
                     if mine:
                         lanes.release(key)
-                    lanes.landed(key, p, ok)
+                    lanes.landed(key, p, ok, batch)
             if ok:
                 return self._done(plan)
             time.sleep(_backoff(attempt))
@@ -282,6 +302,11 @@ class LatticeSaver(BaseCheckpointSaver[int]):
     def delete_thread(self, thread_id: str) -> None:
         """Remove every ref of the thread (all namespaces). Objects stay until a garbage collection."""
         self._run(None, lambda v: v.plan_delete(thread_id))
+        self._forget()
+
+    def _forget(self) -> None:
+        """Forget the known refs of every namespace (a change made across namespaces)."""
+        self._lanes.known.forget()
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Make ``target_thread_id`` a copy of ``source_thread_id``: new refs to the same commits.
@@ -292,6 +317,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
             ValueError: the target thread has checkpoints.
         """
         self._run(None, lambda v: v.plan_copy(source_thread_id, target_thread_id))
+        self._forget()
 
     def _prune_targets(self, thread_ids: Sequence[str], strategy: str) -> list[tuple[Any, str | None]]:
         if strategy not in ("keep_latest", "delete"):
@@ -312,14 +338,16 @@ class LatticeSaver(BaseCheckpointSaver[int]):
             if ns is None:
                 self.delete_thread(tid)
             else:
-                self._run(head_ref(self.caller, tid, ns), lambda v, t=tid, n=ns: v.plan_keep_latest(t, n))
+                self._run(head_ref(self.caller, tid, ns), lambda v, t=tid, n=ns: v.plan_keep_latest(t, n),
+                          known=False)
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Remove the checkpoints (with their writes) whose metadata ``run_id`` is in ``run_ids``, in every
         thread of the caller; their children move to their parents. O(checkpoints of the caller)."""
         ids = set(run_ids)
         for tid, ns in (self._view().namespaces(None) if ids else ()):
-            self._run(head_ref(self.caller, tid, ns), lambda v, t=tid, n=ns: v.plan_drop_runs(t, n, ids))
+            self._run(head_ref(self.caller, tid, ns), lambda v, t=tid, n=ns: v.plan_drop_runs(t, n, ids),
+                      known=False)
 
     def get_next_version(self, current: int | None, channel: None = None) -> int:  # noqa: ARG002
         """The next channel version: 1, 2, 3... (a string version ``"N.xxx"`` counts as N)."""
@@ -389,14 +417,14 @@ class AsyncLatticeSaver(LatticeSaver):
         finally:
             store.close()
 
-    async def _arun(self, key: str | None, planner: Callable[[View], Plan], linger: bool = False) -> Any:
+    async def _arun(self, key: str | None, planner: Callable[[View], Plan], linger: bool = False,
+                    known: bool = True) -> Any:
         lock = self._alocks[hash(key) % _STRIPES]
         lanes = self._alanes
         for attempt in range(MAX_RETRIES):
             async with lock:
                 gen = getattr(self.store, "generation", None)  # before any read (see lattice.gc)
-                view = self._view(lanes.view(self.store, key))
-                plan = planner(view)
+                plan, view = _plan(lanes, self._view, self.store, key, planner, known)
                 if not plan.updates:
                     return self._done(plan)
                 objs = self._objects(view.tx)
@@ -410,7 +438,7 @@ class AsyncLatticeSaver(LatticeSaver):
             try:
                 ok = await asyncio.wrap_future(batch.fut)
             finally:
-                lanes.landed(key, p, ok)
+                lanes.landed(key, p, ok, batch)
             if ok:
                 return self._done(plan)
             await asyncio.sleep(_backoff(attempt))
@@ -426,18 +454,26 @@ class AsyncLatticeSaver(LatticeSaver):
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._arun(None, lambda v: v.plan_delete(thread_id))
+        self._forget()
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         await self._arun(None, lambda v: v.plan_copy(source_thread_id, target_thread_id))
+        self._forget()
+
+    def _forget(self) -> None:
+        super()._forget()
+        self._alanes.known.forget()
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         for tid, ns in self._prune_targets(thread_ids, strategy):
             if ns is None:
                 await self.adelete_thread(tid)
             else:
-                await self._arun(head_ref(self.caller, tid, ns), lambda v, t=tid, n=ns: v.plan_keep_latest(t, n))
+                await self._arun(head_ref(self.caller, tid, ns), lambda v, t=tid, n=ns: v.plan_keep_latest(t, n),
+                                 known=False)
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         ids = set(run_ids)
         for tid, ns in (self._view().namespaces(None) if ids else ()):
-            await self._arun(head_ref(self.caller, tid, ns), lambda v, t=tid, n=ns: v.plan_drop_runs(t, n, ids))
+            await self._arun(head_ref(self.caller, tid, ns), lambda v, t=tid, n=ns: v.plan_drop_runs(t, n, ids),
+                             known=False)
