@@ -469,8 +469,9 @@ def run(args: argparse.Namespace) -> None:
 def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, floor: list[float],
            load0: tuple, took: float, root: Path, pg_note: str = "", short: dict | None = None) -> None:
     pairs = [(n, ours) for n in names if n != ours]
-    if "PostgresSaver" in names and "Lattice (PostgreSQL)" in names:  # like for like on PostgreSQL
-        pairs.append(("PostgresSaver", "Lattice (PostgreSQL)"))
+    like = ("PostgresSaver", "Lattice (PostgreSQL)")  # like for like on PostgreSQL
+    if like[0] in names and like[1] in names and like not in pairs:
+        pairs.append(like)
     print(f"# bench/langgraph_saver.py  python {platform.python_version()}  langgraph {ver('langgraph')}"
           f"  langgraph-checkpoint {ver('langgraph-checkpoint')}  langgraph-checkpoint-sqlite"
           f" {ver('langgraph-checkpoint-sqlite')}  langgraph-checkpoint-postgres"
