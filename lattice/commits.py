@@ -71,7 +71,11 @@ def write_commit(tx: Tx, *, parent: bytes | None, parent_commit: "Commit | None"
     else:
         skip, skip_seq = None, 0
     d = tx.put(encode(obj))
-    return d, Commit(parent, root, seq, ts, op, stored_input, caller, FORMAT_VERSION, skip, skip_seq)
+    c = Commit(parent, root, seq, ts, op, stored_input, caller, FORMAT_VERSION, skip, skip_seq)
+    cache = getattr(tx, "_cache", None)
+    if cache is not None:  # what read_commit would decode: the next read of a new head needs no store read
+        cache[(_COMMIT, d)] = c
+    return d, c
 
 
 def _jump_for(tx: Any, p: bytes, pc: Commit) -> tuple[bytes, int]:

@@ -286,3 +286,26 @@ def test_find_agrees_with_walking_parents(n, data):
     for _, c in chain:  # every jump lands on an ancestor
         j, js = c.jump()
         assert js <= max(c.seq - 1, 0) and (j is None or read_commit(store, j).seq == js)
+
+
+@pytest.mark.parametrize("inputs", [
+    [{"step": 0}],
+    [{"step": i, "text": "x" * (300 * i)} for i in range(12)],  # skip pointers, and an input stored as a link
+    [None, [1, 2, "three"], {"nested": {"a": [b"\x00" * 40]}}],
+])
+def test_a_written_commit_is_cached_as_read_commit_would_decode_it(inputs):
+    """write_commit leaves the commit in the transaction's cache, so the next read of a new head
+    needs no store read; what it leaves must equal what read_commit decodes from the store."""
+    store = MemoryStore()
+    cache: dict = {}
+    head, head_c, written = None, None, []
+    for i, inp in enumerate(inputs):
+        tx = Tx(store, cache)
+        d, c = write_commit(tx, parent=head, parent_commit=head_c, root=tx.put_root({"i": i}), ts=i, op="t:step",
+                            input=inp, caller="u")
+        assert store.commit(dict(tx.objects), [RefUpdate("r", head, d)])
+        written.append((d, c))
+        head, head_c = d, c
+    for d, c in written:
+        assert read_commit(Tx(store, cache), d) is c  # served from the cache
+        assert read_commit(Tx(store), d) == c  # decoded afresh: the same commit
