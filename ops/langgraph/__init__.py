@@ -45,7 +45,8 @@ Pending writes join their checkpoint's root: ``put_writes`` rewrites that
 commit (same parent and ``seq``) and the commits above it up to each leaf
 holding it, usually just the head. Writes for a checkpoint not stored yet are
 parked under ``<head>!<id>`` and join it when it arrives (or, if they were parked while it
-landed, stay beside it: readers add them to its own, and its next writes fold them in). ``copy_thread``
+landed, stay beside it: readers add them to its own, and the next writes of a saver that has seen
+them fold them in). ``copy_thread``
 writes new refs to the same commits and no object. ``delete_thread``,
 ``prune`` and ``delete_for_runs`` move or remove refs (and rewrite the commits
 above a removed checkpoint); objects no ref reaches stay until a garbage

@@ -14,7 +14,8 @@ Writers: every change to a namespace of a thread is one atomic store commit
 that moves its refs by compare-and-swap (the leaf it moves on; for a new
 branch or a rewrite, the namespace's version ref too: see :mod:`ops.langgraph.plans`). In one process, writers of the same
 namespace take turns on a lock to plan, and plan on top of the commits still in
-flight and may share one commit (:mod:`ops.langgraph.pipeline`). A
+flight and on the refs the saver last read or wrote, and may share one commit
+(:mod:`ops.langgraph.pipeline`). A
 lost race (another process, or a sync and an async caller at once) re-reads
 the refs and applies the change again on what it finds, after a jittered
 backoff, as LangGraph's savers accept every put: a put whose parent is no
