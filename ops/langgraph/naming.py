@@ -32,7 +32,7 @@ from urllib.parse import quote, unquote
 
 __all__ = [
     "PREFIX", "MAX_NAME", "RefName", "escape", "unescape", "thread_base", "head_ref", "tip_ref",
-    "parked_ref", "version_ref", "parse_ref", "caller_prefix", "is_thread_ref",
+    "parked_ref", "version_ref", "namespace_refs", "parse_ref", "caller_prefix", "is_thread_ref",
 ]
 
 #: First segment of every thread ref.
@@ -115,6 +115,12 @@ def parked_ref(head: str, checkpoint_id: str) -> str:
 def version_ref(head: str) -> str:
     """The version ref of the namespace whose head ref is ``head``."""
     return f"{head}?"
+
+
+def namespace_refs(head: str) -> tuple[list[str], list[str]]:
+    """``(names, prefixes)`` of every ref of the namespace whose head ref is ``head``: its version
+    and head, then the prefixes of its branch tips and of its parked writes."""
+    return [version_ref(head), head], [head + "@", head + "!"]
 
 
 def caller_prefix(caller: str) -> str:

@@ -67,6 +67,8 @@ from typing import Any
 
 from lattice.store import RefUpdate, read_refs, submit_by_commit
 
+from .naming import namespace_refs
+
 __all__ = ["LINGER", "Pending", "KnownRefs", "OverlayStore", "Batch", "Lanes", "Settled", "Signal", "submitter"]
 
 #: Seconds a ``put_writes`` waits for the next ``put`` of its namespace to share its commit.
@@ -90,12 +92,6 @@ class Pending:
         for u in updates:
             self.refs[u.name] = u.new
         self.count += 1
-
-
-def namespace_refs(key: str) -> tuple[list[str], list[str]]:
-    """``(names, prefixes)`` of the refs of the namespace whose head ref is ``key``: the head, its
-    version, its branch tips and its parked writes (see :mod:`ops.langgraph.naming`)."""
-    return [key + "?", key], [key + "@", key + "!"]
 
 
 class KnownRefs:

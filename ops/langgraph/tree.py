@@ -32,7 +32,7 @@ from lattice.commits import Commit, read_commit, write_commit
 from lattice.nodes import Tx
 from lattice.store import RefUpdate, read_refs
 
-from .naming import parse_ref, tip_ref, version_ref
+from .naming import namespace_refs, parse_ref, tip_ref
 
 __all__ = ["OP_CHECKPOINT", "OP_WRITES", "OP_VERSION", "CommitReader", "Forest", "cid_of", "commit_input", "find",
            "seek_below", "newest_first", "leaf_updates", "rebuild", "write_like"]
@@ -110,9 +110,9 @@ class Forest:
         One snapshot on every backend (:func:`lattice.store.read_refs`); on a store without
         one the version is read first: a change that bumps it after that read makes a plan
         on these refs lose its compare-and-swap (see :mod:`ops.langgraph.plans`)."""
-        vname = version_ref(head_name)
-        tip, park = head_name + "@", head_name + "!"
-        got = read_refs(store, [vname, head_name], [tip, park])
+        names, (tip, park) = namespace_refs(head_name)
+        vname = names[0]
+        got = read_refs(store, names, [tip, park])
         tips, parked = {}, {}
         for name, d in got.items():
             if name.startswith(tip):

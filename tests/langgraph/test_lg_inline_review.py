@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -16,6 +17,14 @@ from lattice.lmdb import LmdbStore  # noqa: E402
 from ops.langgraph import LatticeSaver  # noqa: E402
 from tests.langgraph.test_lg_tree import put  # noqa: E402
 from ops.langgraph.naming import parse_ref  # noqa: E402
+
+
+def _outcome(out: dict, name: str, fn) -> None:
+    """Run ``fn`` (on a test's thread), keeping its result or exception in ``out[name]``."""
+    try:
+        out[name] = fn()
+    except BaseException as e:  # noqa: BLE001
+        out[name] = e
 
 
 def _wait_until(cond, timeout=5.0):
@@ -35,12 +44,7 @@ def test_lingering_writes_do_not_hang_when_their_batch_cannot_be_submitted(tmp_p
     put(saver, "t", "c1")
     key = next(n for n, _ in store.refs("t/") if not n.endswith("?"))
     out: dict[str, BaseException | object] = {}
-
-    def run(name, fn):
-        try:
-            out[name] = fn()
-        except BaseException as e:  # noqa: BLE001
-            out[name] = e
+    run = functools.partial(_outcome, out)
 
     store._wlock.acquire()  # a long write transaction: the put's commit_now waits for it
     try:
@@ -74,12 +78,7 @@ def test_a_put_planned_on_writes_being_committed_does_not_land_before_them(tmp_p
     put(saver, "t", "c1")
     key = next(n for n, _ in store.refs("t/"))
     out: dict[str, BaseException | object] = {}
-
-    def run(name, fn):
-        try:
-            out[name] = fn()
-        except BaseException as e:  # noqa: BLE001
-            out[name] = e
+    run = functools.partial(_outcome, out)
 
     store._wlock.acquire()  # the writes' commit_now (and the writer thread) wait for it
     try:
