@@ -2,7 +2,7 @@
 
 Layout: one LMDB environment (a directory) with named sub-databases:
 
-* ``log`` and ``index``: the objects, in an append-ordered log with an index by digest
+* ``log`` and ``digests``: the objects, in an append-ordered log with an index by digest
   prefix (:mod:`lattice.lmdb_layout`: why, the stored encoding, and how a store written
   by an earlier version is read and moved over);
 * ``refs``: key = the ref name encoded as UTF-8, value = a 32-byte digest;

@@ -19,7 +19,7 @@ import lmdb
 from .errors import ReadOnly, StoreError
 from .digest import digest
 from .gc import closure
-from .lmdb_layout import MAX_DBS, Layout, index_key, object_size, seq_key, seq_of
+from .lmdb_layout import MAX_DBS, Layout, index_key, object_size, seq_key
 from .lmdb_support import Control
 
 __all__ = ["LmdbCollector"]
@@ -43,7 +43,7 @@ class LmdbCollector:
 
     def objects(self) -> Iterator[tuple[bytes, int]]:
         """``(digest, size)`` of every stored object, ``size`` its own bytes (a snapshot, read in
-        pages of the log; a store not yet moved to layout 2 lists its old database too)."""
+        pages of the log; a store not yet moved from layout 1 lists its old database too)."""
         layout = self._layout
         after = 0
         while True:
@@ -130,13 +130,13 @@ class LmdbCollector:
             # digest's prefix is kept without hashing it: an unreachable object kept that way
             # (a 64-bit prefix collision with a live one) is only garbage left, never a loss.
             prefixes = {index_key(d) for d in live}
-            dead = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=layout.index) if bytes(k) not in prefixes]
+            dead = [(p, seq) for p, seq in layout.entries_of_index(txn) if p not in prefixes]
             freed, nbytes = len(dead), 0
-            for k, v in dead:
-                raw = txn.get(seq_key(seq_of(v)), db=layout.log)
+            for p, seq in dead:
+                raw = txn.get(seq_key(seq), db=layout.log)
                 if raw is not None:
                     nbytes += object_size(raw)
-                layout.delete(txn, k, seq_of(v))
+                layout.delete(txn, p, seq)
         except BaseException:
             with self._gate.exclusive():
                 txn.abort()

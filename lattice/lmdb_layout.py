@@ -1,19 +1,23 @@
-"""On-disk layout of the LMDB backend: an append-ordered object log with a short digest index.
+"""On-disk layout of the LMDB backend: an append-ordered object log with a dense digest index.
 
-Layout 2 (this module) keeps objects in two sub-databases instead of one keyed by digest:
+Layout 3 (this module) keeps objects in two sub-databases:
 
 * ``log``: key = 8-byte big-endian sequence number, given in commit order, value = one
   stored object (:func:`pack`: a codec byte, then the object's bytes, compressed when that
   makes them smaller). Keys only ever grow, so LMDB appends and keeps the log's pages full;
-* ``index`` (sorted duplicates): key = the first :data:`PREFIX` bytes of the object's blake3
-  digest, value = its 6-byte sequence number. Two objects whose digests share a prefix are
-  two duplicates of one key; a read tells them apart by hashing (every read re-hashes
-  anyway: :func:`lattice.store.check_object`).
+* ``digests``: the index, one key (``b"d"``) whose sorted, fixed-size duplicates
+  (``MDB_DUPSORT | MDB_DUPFIXED``) are :data:`ENTRY` bytes each: the first :data:`PREFIX`
+  bytes of the object's blake3 digest, then its 6-byte sequence number. Two objects whose
+  digests share a prefix are two entries side by side; a read tells them apart by hashing
+  (every read re-hashes anyway: :func:`lattice.store.check_object`).
 
 Why: under random 32-byte keys LMDB splits pages at random places and leaves them about
-two thirds full, so the old layout (layout 1: one ``objects`` database, digest -> bytes)
-spent about 1.45 bytes of disk per byte stored. The log fills its pages; only the small
-index entries pay for random keys.
+two thirds full, so layout 1 (one ``objects`` database, digest -> bytes) spent about 1.45
+bytes of disk per byte stored. The log fills its pages; only the small index entries pay for
+random keys. Layout 2 keyed the index by the prefix (``index``: prefix -> sequence number):
+each entry then also carried LMDB's 8-byte node header and 2-byte page slot, about 35 bytes
+of disk an entry at two-thirds fill. Duplicates of one ``DUPFIXED`` key are stored packed,
+without either, and take about 19 bytes an entry (``bench/README.md``, layout 3).
 
 Codecs (the first byte of a log value): ``0`` the object as it is; ``1`` a zstd frame
 (``zstandard``, level 3, without its magic number, checksum or dictionary id, with the
@@ -28,16 +32,18 @@ when that saves at least :data:`MIN_SAVING` bytes. The digest is always of the o
 bytes, so compression is invisible above the backend: what is hashed, exported and
 compared is unchanged.
 
-``meta`` holds ``layout`` (``b"2"``). A store in layout 1 is read as it is (a read that
-misses the index looks in its ``objects`` database) and moved to layout 2 by the first
-writer that opens it (:func:`migrate`), in batches that each move and delete together, so
-a crash in between leaves every object readable.
+``meta`` holds ``layout`` (``b"3"``). A store written by an earlier layout is read as it is
+(a read that misses the index also looks in layout 2's ``index`` and layout 1's ``objects``
+database) and moved to layout 3 by the first writer that opens it (:func:`migrate`), in
+batches that each move and delete together, so a crash in between leaves every object
+readable.
 """
 
 from __future__ import annotations
 
-import struct
+import itertools
 import queue
+import struct
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -46,11 +52,11 @@ import zstandard
 
 from .digest import DIGEST_SIZE, digest
 
-__all__ = ["LAYOUT", "MAX_DBS", "PREFIX", "MIN_SAVING", "LOG_DB", "INDEX_DB", "META_DB", "LEGACY_DB", "REFS_DB",
-           "pack", "unpack", "object_size", "index_key", "seq_key", "Layout", "migrate"]
+__all__ = ["LAYOUT", "MAX_DBS", "PREFIX", "MIN_SAVING", "LOG_DB", "INDEX_DB", "INDEX2_DB", "META_DB", "LEGACY_DB",
+           "REFS_DB", "pack", "unpack", "object_size", "index_key", "seq_key", "Layout", "migrate"]
 
 #: the layout this module writes (``meta["layout"]``)
-LAYOUT = 2
+LAYOUT = 3
 #: bytes of the digest the index is keyed by
 PREFIX = 8
 #: an object is stored compressed only when that saves at least this many bytes
@@ -58,9 +64,14 @@ MIN_SAVING = 4
 #: smallest object worth trying to compress
 _MIN_COMPRESS = 24
 
-LOG_DB, INDEX_DB, META_DB, LEGACY_DB, REFS_DB = b"log", b"index", b"meta", b"objects", b"refs"
-#: named databases of an environment: layout 2's four and layout 1's ``objects``
-MAX_DBS = 5
+LOG_DB, INDEX_DB, META_DB, REFS_DB = b"log", b"digests", b"meta", b"refs"
+#: layout 2's index (prefix -> sequence number) and layout 1's objects (digest -> bytes), read
+#: until :func:`migrate` has moved them
+INDEX2_DB, LEGACY_DB = b"index", b"objects"
+#: named databases of an environment: layout 3's four and the two older ones
+MAX_DBS = 6
+#: the one key of the index database; its duplicates are the entries
+_IKEY = b"d"
 RAW, ZSTD = 0, 1
 
 _SEQ = struct.Struct(">Q")
@@ -166,8 +177,9 @@ class Layout:
     """The sub-databases of one environment and the reads and writes of objects inside a transaction.
 
     Attributes:
-        log, index, meta, refs: LMDB database handles. legacy: layout 1's ``objects``
-            database while it still holds objects (read as a fallback), else None.
+        log, index, meta, refs: LMDB database handles (None in a read-only environment that
+            lacks them). index2: layout 2's ``index`` while it still holds entries (read as a
+            fallback), else None. legacy: layout 1's ``objects`` database, likewise.
         next_seq: the next log sequence number (read by :meth:`begin` in each write transaction).
     """
 
@@ -175,32 +187,61 @@ class Layout:
         create = not readonly
         self.refs = env.open_db(REFS_DB, create=create) if create or _has_db(env, REFS_DB) else None
         self.log = env.open_db(LOG_DB, create=True) if create else _maybe_db(env, LOG_DB)
-        self.index = (env.open_db(INDEX_DB, create=True, dupsort=True) if create
-                      else _maybe_db(env, INDEX_DB, dupsort=True))
+        self.index = (env.open_db(INDEX_DB, create=True, dupsort=True, dupfixed=True) if create
+                      else _maybe_db(env, INDEX_DB, dupsort=True, dupfixed=True))
         self.meta = env.open_db(META_DB, create=True) if create else _maybe_db(env, META_DB)
+        self.index2 = _maybe_db(env, INDEX2_DB, dupsort=True)
         self.legacy = _maybe_db(env, LEGACY_DB)
         self.next_seq = 1
         with env.begin() as txn:
             if self.log is not None:
                 self.begin(txn)
-            if self.legacy is not None and not txn.stat(self.legacy)["entries"] and create:
-                self.legacy = None
+            if create:
+                if self.legacy is not None and not txn.stat(self.legacy)["entries"]:
+                    self.legacy = None
         if create:
             with env.begin(write=True) as txn:
-                if txn.get(b"layout", db=self.meta) is None:
+                if txn.get(b"layout", db=self.meta) is None and self.index2 is None and self.legacy is None:
                     txn.put(b"layout", str(LAYOUT).encode(), db=self.meta)
+
+    # ------------------------------------------------------------- the index
+
+    def seqs(self, txn: lmdb.Transaction, d: bytes) -> list[int]:
+        """The log sequence numbers of every object whose digest shares ``d``'s prefix."""
+        p = index_key(d)
+        out = []
+        if self.index is not None:
+            cur = txn.cursor(db=self.index)
+            found = cur.set_range_dup(_IKEY, p)
+            while found:
+                v = cur.value()
+                if v[:PREFIX] != p:
+                    break
+                out.append(seq_of(v[PREFIX:]))
+                found = cur.next_dup()
+        if self.index2 is not None:
+            cur = txn.cursor(db=self.index2)
+            if cur.set_key(p):
+                out.extend(seq_of(v) for v in cur.iternext_dup())
+        return out
+
+    def entries_of_index(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, int]]:
+        """Every index entry, ``(digest prefix, sequence number)`` (what the collector sweeps)."""
+        if self.index is not None:
+            cur = txn.cursor(db=self.index)
+            if cur.set_key(_IKEY):
+                for v in cur.iternext_dup():
+                    v = bytes(v)
+                    yield v[:PREFIX], seq_of(v[PREFIX:])
+        if self.index2 is not None:
+            for k, v in txn.cursor(db=self.index2):
+                yield bytes(k), seq_of(v)
 
     # ------------------------------------------------------------- reads, inside a transaction
 
     def candidates(self, txn: lmdb.Transaction, d: bytes) -> Iterator[tuple[int, bytes]]:
         """``(seq, object bytes)`` of every stored object whose digest shares ``d``'s prefix."""
-        if self.index is None:
-            return
-        cur = txn.cursor(db=self.index)
-        if not cur.set_key(index_key(d)):
-            return
-        for v in cur.iternext_dup():
-            seq = seq_of(v)
+        for seq in self.seqs(txn, d):
             raw = txn.get(seq_key(seq), db=self.log)
             if raw is not None:
                 try:
@@ -215,21 +256,23 @@ class Layout:
         if len(d) != DIGEST_SIZE:
             return None, False
         other = None
-        first = txn.get(index_key(d), db=self.index) if self.index is not None else None
-        if first is not None:  # the usual case, one object under the prefix: no cursor
-            raw = txn.get(seq_key(seq_of(first)), db=self.log)
-            if raw is not None:
-                try:
-                    data = unpack(raw)
-                except ValueError:
-                    data = bytes(raw)
-                if digest(data) == d:
-                    return data, True
-                other = data
-            for _, data in self.candidates(txn, d):
-                if digest(data) == d:
-                    return data, True
-                other = data
+        if self.index is not None:  # the usual case, the first entry is the object: no generators
+            cur = txn.cursor(db=self.index)
+            if cur.set_range_dup(_IKEY, d[:PREFIX]):
+                v = cur.value()
+                if v[:PREFIX] == d[:PREFIX]:
+                    raw = txn.get(seq_key(seq_of(v[PREFIX:])), db=self.log)
+                    if raw is not None:
+                        try:
+                            data = unpack(raw)
+                        except ValueError:
+                            data = bytes(raw)
+                        if digest(data) == d:
+                            return data, True
+        for _, data in self.candidates(txn, d):
+            if digest(data) == d:
+                return data, True
+            other = data
         if self.legacy is not None:
             data = txn.get(bytes(d), db=self.legacy)
             if data is not None:
@@ -268,25 +311,26 @@ class Layout:
     def put(self, txn: lmdb.Transaction, d: bytes, data: bytes, packed: bytes | None = None) -> bool:
         """Store ``data`` under digest ``d`` unless it is stored; return whether it was new.
         ``packed``: its log value (:func:`pack`) if already made (else made here)."""
-        key = index_key(d)
-        if txn.get(key, db=self.index) is not None and any(stored == data for _, stored in self.candidates(txn, d)):
+        if self.seqs(txn, d) and any(stored == data for _, stored in self.candidates(txn, d)):
             return False
         if self.legacy is not None and txn.get(d, db=self.legacy) is not None:
             return False
         seq = self.next_seq
         txn.put(seq_key(seq), pack(data) if packed is None else packed, db=self.log, append=True)
-        txn.put(key, seq_value(seq), db=self.index, dupdata=True)
+        txn.put(_IKEY, index_key(d) + seq_value(seq), db=self.index, dupdata=True)
         self.next_seq = seq + 1
         return True
 
     def delete(self, txn: lmdb.Transaction, d: bytes, seq: int) -> None:
-        """Remove the object at log position ``seq`` (whose digest is ``d``)."""
+        """Remove the object at log position ``seq`` (whose digest, or digest prefix, is ``d``)."""
         txn.delete(seq_key(seq), db=self.log)
-        txn.delete(index_key(d), seq_value(seq), db=self.index)
+        if not txn.delete(_IKEY, index_key(d) + seq_value(seq), db=self.index) and self.index2 is not None:
+            txn.delete(index_key(d), seq_value(seq), db=self.index2)
 
     def count(self, txn: lmdb.Transaction) -> int:
-        n = txn.stat(self.index)["entries"] if self.index is not None else 0
-        return n + (txn.stat(self.legacy)["entries"] if self.legacy is not None else 0)
+        """How many objects are stored."""
+        n = sum(txn.stat(db)["entries"] for db in (self.index, self.index2, self.legacy) if db is not None)
+        return n
 
 
 def _has_db(env: lmdb.Environment, name: bytes) -> bool:
@@ -302,32 +346,38 @@ def _maybe_db(env: lmdb.Environment, name: bytes, **kw) -> object | None:
 
 def migrate(env: lmdb.Environment, layout: Layout, batch: int = 10_000,
             progress: Callable[[int], None] | None = None) -> int:
-    """Move every object of layout 1's ``objects`` database into the log; return how many.
+    """Move a store written by an earlier layout to layout 3; return how many objects and index
+    entries were moved.
 
-    Each batch of ``batch`` objects is moved and deleted in one write transaction, so a crash
-    between batches leaves each object in exactly one of the two places (reads look in both).
-    The emptied database is dropped at the end.
+    Layout 1's objects go into the log, then layout 2's index entries into the index. Each batch
+    of ``batch`` is moved and deleted in one write transaction, so a crash between batches leaves
+    each one in exactly one of the two places (reads look in both). Each emptied database is
+    dropped; ``meta["layout"]`` becomes ``3`` once both are gone. ``progress`` is called with the
+    running count after each batch.
     """
-    if layout.legacy is None:
-        return 0
     moved = 0
-    while True:
-        with env.begin(write=True) as txn:
-            layout.begin(txn)
-            cur = txn.cursor(db=layout.legacy)
-            items = []
-            found = cur.first()
-            while found and len(items) < batch:
-                items.append((bytes(cur.key()), bytes(cur.value())))
-                found = cur.next()
-            if not items:
-                txn.drop(layout.legacy, delete=True)
-                break
-            for d, data in items:
-                txn.delete(d, db=layout.legacy)  # first: put() looks there too
-                layout.put(txn, d, data)
+    for name in ("legacy", "index2"):
+        while getattr(layout, name) is not None:
+            with env.begin(write=True) as txn:
+                layout.begin(txn)
+                db = getattr(layout, name)
+                items = [(bytes(k), bytes(v)) for k, v in itertools.islice(txn.cursor(db=db), batch)]
+                if not items:
+                    txn.drop(db, delete=True)
+                    setattr(layout, name, None)
+                    continue
+                for k, v in items:
+                    txn.delete(k, v, db=db)  # first: put() looks there too
+                    if name == "legacy":
+                        layout.put(txn, k, v)
+                    else:
+                        txn.put(_IKEY, k + v, db=layout.index, dupdata=True)
             moved += len(items)
-        if progress is not None:
-            progress(moved)
-    layout.legacy = None
+            if progress is not None:
+                progress(moved)
+    with env.begin() as txn:
+        current = txn.get(b"layout", db=layout.meta) == str(LAYOUT).encode()
+    if not current:
+        with env.begin(write=True) as txn:
+            txn.put(b"layout", str(LAYOUT).encode(), db=layout.meta)
     return moved

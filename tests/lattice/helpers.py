@@ -41,18 +41,17 @@ def tamper_lmdb(path: Any, d: bytes, data: bytes) -> None:
     by ``data`` (stored raw), or store ``data`` under ``d`` if it is absent: what a damaged disk does."""
     import lmdb
 
-    from lattice.lmdb_layout import MAX_DBS, RAW, Layout, index_key, seq_key, seq_of, seq_value
+    from lattice.lmdb_layout import MAX_DBS, RAW, Layout, seq_key
 
     env = lmdb.open(str(path), max_dbs=MAX_DBS)
     try:
         layout = Layout(env, False)
         with env.begin(write=True) as txn:
             layout.begin(txn)
-            cur = txn.cursor(db=layout.index)
-            seq = seq_of(cur.value()) if cur.set_key(index_key(d)) else None
+            seq = next(iter(layout.seqs(txn, d)), None)
             if seq is None:
                 seq = layout.next_seq
-                txn.put(index_key(d), seq_value(seq), db=layout.index, dupdata=True)
+                layout.put(txn, d, data)
             txn.put(seq_key(seq), bytes((RAW,)) + data, db=layout.log)
     finally:
         env.close()
