@@ -263,8 +263,10 @@ class Layout:
 
     def find(self, txn: lmdb.Transaction, d: bytes) -> tuple[bytes | None, bool]:
         """``(bytes, True)`` of the object with digest ``d``; ``(None, False)`` when absent;
-        ``(bytes, False)`` when only an object that does not hash to ``d`` sits under its
-        prefix (a damaged object: the caller reports it as corrupt)."""
+        ``(bytes, False)`` when under its prefix sits an object whose bytes hash to no digest
+        with that prefix (a damaged object: the caller reports it as corrupt). Another whole
+        object that only shares the prefix (a 64-bit collision) leaves ``d`` absent: a store
+        that skips writing what it "has" must never skip ``d`` for it."""
         if len(d) != DIGEST_SIZE:
             return None, False
         other = None
@@ -282,9 +284,11 @@ class Layout:
                         if digest(data) == d:
                             return data, True
         for _, data in self.candidates(txn, d):
-            if digest(data) == d:
+            h = digest(data)
+            if h == d:
                 return data, True
-            other = data
+            if h[:PREFIX] != d[:PREFIX]:  # damaged; a whole object that only shares d's prefix is not d
+                other = data
         if self.legacy is not None:
             data = txn.get(bytes(d), db=self.legacy)
             if data is not None:

@@ -103,6 +103,27 @@ def test_prefix_collisions_are_told_apart(tmp_path, monkeypatch):
         assert s.stats()["objects"] == same_bucket
 
 
+def test_an_absent_object_sharing_a_prefix_is_absent(tmp_path, monkeypatch):
+    """An object that is not stored is absent even when others share its prefix: ``has`` is what
+    writers (the LangGraph saver, bundle import) use to skip objects, so a false yes would lose one."""
+    monkeypatch.setattr(lmdb_layout, "PREFIX", 1)
+    pool = dict(obj(f"object {i}".encode()) for i in range(300))
+    buckets = {d[:1] for d in pool}
+    absent = [d for d in (digest(f"absent {i}".encode()) for i in range(200)) if d[:1] in buckets][:20]
+    assert len(absent) == 20
+    with LmdbStore(tmp_path / "db", durable=False) as s:
+        assert s.commit(pool, [])
+        for d in absent:
+            assert not s.has(d)
+            with pytest.raises(NotFound):
+                s.get(d)
+            assert s.get_many([d]) == {}
+        x = next(d for d in absent)
+        data = next(f"absent {i}".encode() for i in range(200) if digest(f"absent {i}".encode()) == x)
+        assert s.commit({x: data}, [])  # and it is written when committed
+        assert s.get(x) == data and s.stats()["objects"] == 301
+
+
 def test_damaged_compressed_value_is_corrupt(tmp_path):
     big = b"compressible " * 100
     d = digest(big)
