@@ -49,7 +49,7 @@ import lmdb
 from .errors import InvalidValue, NotFound, ReadOnly, StoreError
 from .gc import Barrier
 from .lmdb_gc import LmdbCollector
-from .lmdb_layout import MAX_DBS, Layout, migrate, pack
+from .lmdb_layout import MAX_DBS, Layout, StaleLayout, migrate, pack
 from .lmdb_support import Gate, Request as _Request, Control as _Control, store_error, writer_lock
 from .store import RefUpdate, check_object, check_ref_updates
 
@@ -193,7 +193,9 @@ class LmdbStore(LmdbCollector):
         Raises:
             StoreError: the store is closed or LMDB failed.
         """
-        for attempt in range(2):
+        resized = False
+        for attempt in range(3):
+            stale = False
             with self._gate.shared():
                 env = self._env
                 if env is None:
@@ -204,12 +206,30 @@ class LmdbStore(LmdbCollector):
                 except lmdb.MapResizedError as e:
                     # Another process grew the map beyond ours; only the
                     # writer may adopt the new size (no txn may be open).
-                    if attempt:
+                    if resized or attempt == 2:
                         raise store_error(f"LMDB read failed in {self.path!r}", e) from e
+                    resized = True
+                except (StaleLayout, lmdb.BadDbiError) as e:
+                    # Read-only, opened before a writer in another process moved the store to
+                    # layout 3: it created the new index and dropped the old one since.
+                    if not self.readonly or attempt == 2:
+                        raise store_error(f"LMDB read failed in {self.path!r}", e) from e
+                    stale = True
                 except lmdb.Error as e:
                     raise store_error(f"LMDB read failed in {self.path!r}", e) from e
-            self.commit({}, [])  # an empty commit makes the writer adopt the new map size
+            if stale:
+                self._reopen_layout()
+            else:
+                self.commit({}, [])  # an empty commit makes the writer adopt the new map size
         raise AssertionError("unreachable")
+
+    def _reopen_layout(self) -> None:
+        """Open the databases again (read-only stores; no read is in flight meanwhile: LMDB opens
+        a database handle in a transaction of its own, and the old handles stay valid)."""
+        with self._gate.exclusive():
+            if self._env is not None:
+                self._layout = Layout(self._env, True)
+                self._refs = self._layout.refs
 
     def get(self, d: bytes) -> bytes:
         """Return the object stored under digest ``d``.

@@ -83,9 +83,9 @@ class LmdbCollector:
             StoreError: the store is closed or LMDB failed.
         """
         keys = [bytes(d) for d in digests]
-        layout = self._layout
 
         def read(txn: lmdb.Transaction) -> dict[bytes, bytes]:
+            layout = self._layout  # in the transaction: a read-only store may open it again
             out = {}
             for d in keys:
                 data, ok = layout.find(txn, d)

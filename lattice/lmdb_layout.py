@@ -36,7 +36,9 @@ compared is unchanged.
 (a read that misses the index also looks in layout 2's ``index`` and layout 1's ``objects``
 database) and moved to layout 3 by the first writer that opens it (:func:`migrate`), in
 batches that each move and delete together, so a crash in between leaves every object
-readable.
+readable. A read-only store opened before the move (``lattice fsck`` beside a server that
+starts) has handles to the databases of then: a read it misses checks whether a database was
+created or dropped since (:meth:`Layout.check_current`), and the store opens them again.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ import zstandard
 from .digest import DIGEST_SIZE, digest
 
 __all__ = ["LAYOUT", "MAX_DBS", "PREFIX", "MIN_SAVING", "LOG_DB", "INDEX_DB", "INDEX2_DB", "META_DB", "LEGACY_DB",
-           "REFS_DB", "pack", "unpack", "object_size", "index_key", "seq_key", "Layout", "migrate"]
+           "REFS_DB", "pack", "unpack", "object_size", "index_key", "seq_key", "Layout", "StaleLayout", "migrate"]
 
 #: the layout this module writes (``meta["layout"]``)
 LAYOUT = 3
@@ -185,6 +187,16 @@ def seq_of(value: bytes) -> int:
     return _SEQ.unpack(b"\0\0" + bytes(value))[0]
 
 
+class StaleLayout(Exception):
+    """A read-only :class:`Layout` opened on a store not yet in layout 3 no longer matches it: a
+    writer in another process has since moved objects or index entries and created or dropped
+    databases (the reader opens its handles again: :meth:`Layout.check_current`)."""
+
+
+#: the databases whose presence tells a layout's stage (layout 3's object databases, the old two)
+_STAGE_DBS = (LOG_DB, INDEX_DB, INDEX2_DB, LEGACY_DB)
+
+
 class Layout:
     """The sub-databases of one environment and the reads and writes of objects inside a transaction.
 
@@ -193,6 +205,8 @@ class Layout:
             lacks them). index2: layout 2's ``index`` while it still holds entries (read as a
             fallback), else None. legacy: layout 1's ``objects`` database, likewise.
         next_seq: the next log sequence number (read by :meth:`begin` in each write transaction).
+        pending: read-only and opened before the store was moved to layout 3, so a writer may
+            move it meanwhile (:meth:`check_current`).
     """
 
     def __init__(self, env: lmdb.Environment, readonly: bool) -> None:
@@ -205,9 +219,14 @@ class Layout:
         self.index2 = _maybe_db(env, INDEX2_DB, dupsort=True)
         self.legacy = _maybe_db(env, LEGACY_DB)
         self.next_seq = 1
+        self.pending = readonly and (self.index is None or self.index2 is not None or self.legacy is not None)
+        self._main = env.open_db(None) if self.pending else None
+        self._stage: tuple[bool, ...] = ()
         with env.begin() as txn:
             if self.log is not None:
                 self.begin(txn)
+            if self.pending:
+                self._stage = self._stage_of(txn)
             if create:
                 if self.legacy is not None and not txn.stat(self.legacy)["entries"]:
                     self.legacy = None
@@ -251,6 +270,16 @@ class Layout:
 
     # ------------------------------------------------------------- reads, inside a transaction
 
+    def _stage_of(self, txn: lmdb.Transaction) -> tuple[bool, ...]:
+        return tuple(txn.get(name, db=self._main) is not None for name in _STAGE_DBS)
+
+    def check_current(self, txn: lmdb.Transaction) -> None:
+        """Raise :class:`StaleLayout` when this read-only layout was opened before the store was
+        moved to layout 3 and a writer has since created or dropped a database (its handles then
+        miss what was moved, or name a dropped database: LMDB's ``MDB_BAD_DBI``). Free otherwise."""
+        if self.pending and self._stage_of(txn) != self._stage:
+            raise StaleLayout("the store was moved to a new layout since it was opened")
+
     def candidates(self, txn: lmdb.Transaction, d: bytes) -> Iterator[tuple[int, bytes]]:
         """``(seq, object bytes)`` of every stored object whose digest shares ``d``'s prefix."""
         for seq in self.seqs(txn, d):
@@ -266,7 +295,12 @@ class Layout:
         ``(bytes, False)`` when under its prefix sits an object whose bytes hash to no digest
         with that prefix (a damaged object: the caller reports it as corrupt). Another whole
         object that only shares the prefix (a 64-bit collision) leaves ``d`` absent: a store
-        that skips writing what it "has" must never skip ``d`` for it."""
+        that skips writing what it "has" must never skip ``d`` for it.
+
+        Raises:
+            StaleLayout: ``d`` was not found by a read-only layout that no longer matches the
+                store (:meth:`check_current`).
+        """
         if len(d) != DIGEST_SIZE:
             return None, False
         other = None
@@ -293,6 +327,8 @@ class Layout:
             data = txn.get(bytes(d), db=self.legacy)
             if data is not None:
                 return bytes(data), digest(data) == d
+        if other is None:
+            self.check_current(txn)
         return other, False
 
     def get(self, txn: lmdb.Transaction, d: bytes) -> bytes | None:
@@ -344,7 +380,12 @@ class Layout:
             txn.delete(index_key(d), seq_value(seq), db=self.index2)
 
     def count(self, txn: lmdb.Transaction) -> int:
-        """How many objects are stored."""
+        """How many objects are stored.
+
+        Raises:
+            StaleLayout: a read-only layout no longer matches the store (:meth:`check_current`).
+        """
+        self.check_current(txn)
         n = sum(txn.stat(db)["entries"] for db in (self.index, self.index2, self.legacy) if db is not None)
         return n
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import lmdb
 import pytest
@@ -307,6 +310,59 @@ def test_an_interrupted_layout2_move_leaves_every_object_readable(tmp_path, monk
         assert s.stats()["objects"] == 30
     assert layout_of(path) == (b"3", [INDEX_DB, b"log", b"meta", b"refs"])
     assert len(raw_log(path)) == 30
+
+
+#: a writer in another process (LMDB opens an environment once per process): moves the store at
+#: argv[1] to layout 3, stopping after the first batch of argv[2] when argv[3] is "crash"
+_MOVE_ELSEWHERE = """
+import sys
+sys.path.insert(0, sys.argv[4])
+import lattice.lmdb as L
+from lattice import lmdb_layout
+def crash(n):
+    raise RuntimeError("crash")
+real = lmdb_layout.migrate
+L.migrate = lambda env, layout: real(env, layout, int(sys.argv[2]), crash if sys.argv[3] == "crash" else None)
+try:
+    L.LmdbStore(sys.argv[1], durable=False).close()
+except RuntimeError:
+    pass
+"""
+
+
+def move_elsewhere(path, batch: int, crash: bool) -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    subprocess.run([sys.executable, "-c", _MOVE_ELSEWHERE, str(path), str(batch), "crash" if crash else "-", root],
+                   check=True, timeout=60)
+
+
+@pytest.mark.parametrize("writer", [write_layout1, write_layout2])
+def test_a_reader_opened_before_the_move_reads_on(tmp_path, writer):
+    """A read-only store (``lattice fsck`` beside a server) opened on a layout 1 or 2 store before a
+    writer in another process moves it: reads keep finding every object, part-way through the move
+    and after it (it used to miss the moved ones, then fail with ``MDB_BAD_DBI`` on every read that
+    missed once the writer dropped the old database)."""
+    path = tmp_path / "old"
+    pool = dict(obj(f"old object {i}".encode()) for i in range(30))
+    head = next(iter(pool))
+    writer(path, pool, {"g/x/A": head})
+    absent = digest(b"never stored")
+    with LmdbStore(path, readonly=True) as ro:
+        assert ro.stats()["objects"] == 30
+        move_elsewhere(path, 10, crash=True)  # 10 moved, 20 not yet
+        assert all(ro.get(d) == b for d, b in pool.items())
+        assert ro.get_many(list(pool)) == pool
+        assert not ro.has(absent)
+        assert ro.stats()["objects"] == 30
+        move_elsewhere(path, 10, crash=False)  # all moved, the old database dropped
+        assert not ro.has(absent)
+        with pytest.raises(NotFound):
+            ro.get(absent)
+        assert all(ro.has(d) and ro.get(d) == b for d, b in pool.items())
+        assert ro.stats()["objects"] == 30
+        assert ro.ref("g/x/A") == head
+        assert not ro._layout.pending  # opened again once, in layout 3: no more checks
+    assert layout_of(path)[0] == b"3"
 
 
 def test_index_entries_are_stored_packed(tmp_path):
