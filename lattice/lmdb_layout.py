@@ -303,26 +303,30 @@ class Layout:
         """
         if len(d) != DIGEST_SIZE:
             return None, False
+        p = d[:PREFIX]
         other = None
-        if self.index is not None:  # the usual case, the first entry is the object: no generators
+        if self.index is not None:  # one cursor, no generators: usually the first entry is d, or none has p
             cur = txn.cursor(db=self.index)
-            if cur.set_range_dup(_IKEY, d[:PREFIX]):
+            found = cur.set_range_dup(_IKEY, p)
+            while found:
                 v = cur.value()
-                if v[:PREFIX] == d[:PREFIX]:
-                    raw = txn.get(seq_key(seq_of(v[PREFIX:])), db=self.log)
-                    if raw is not None:
-                        try:
-                            data = unpack(raw)
-                        except ValueError:
-                            data = bytes(raw)
-                        if digest(data) == d:
-                            return data, True
-        for _, data in self.candidates(txn, d):
-            h = digest(data)
-            if h == d:
-                return data, True
-            if h[:PREFIX] != d[:PREFIX]:  # damaged; a whole object that only shares d's prefix is not d
-                other = data
+                if v[:PREFIX] != p:
+                    break
+                data, hit = self._check(txn, seq_of(v[PREFIX:]), d, p)
+                if hit:
+                    return data, True
+                if data is not None:
+                    other = data
+                found = cur.next_dup()
+        if self.index2 is not None:
+            cur = txn.cursor(db=self.index2)
+            if cur.set_key(p):
+                for v in cur.iternext_dup():
+                    data, hit = self._check(txn, seq_of(v), d, p)
+                    if hit:
+                        return data, True
+                    if data is not None:
+                        other = data
         if self.legacy is not None:
             data = txn.get(bytes(d), db=self.legacy)
             if data is not None:
@@ -330,6 +334,22 @@ class Layout:
         if other is None:
             self.check_current(txn)
         return other, False
+
+    def _check(self, txn: lmdb.Transaction, seq: int, d: bytes, p: bytes) -> tuple[bytes | None, bool]:
+        """``(bytes, True)`` when the object at ``seq`` is ``d``; ``(bytes, False)`` when it is
+        damaged (its bytes hash to no digest with prefix ``p``); ``(None, False)`` when it is another
+        whole object or missing from the log."""
+        raw = txn.get(seq_key(seq), db=self.log)
+        if raw is None:
+            return None, False
+        try:
+            data = unpack(raw)
+        except ValueError:  # damaged: its bytes will not hash to any digest
+            data = bytes(raw)
+        h = digest(data)
+        if h == d:
+            return data, True
+        return (data if h[:PREFIX] != p else None), False
 
     def get(self, txn: lmdb.Transaction, d: bytes) -> bytes | None:
         """The object with digest ``d``, or None (what the collector and the barrier read)."""
