@@ -202,7 +202,7 @@ class Layout:
 
     Attributes:
         log, index, meta, refs: LMDB database handles (None in a read-only environment that
-            lacks them). index2: layout 2's ``index`` while it still holds entries (read as a
+            lacks them). index2: layout 2's ``index`` until :func:`migrate` drops it (read as a
             fallback), else None. legacy: layout 1's ``objects`` database, likewise.
         next_seq: the next log sequence number (read by :meth:`begin` in each write transaction).
         pending: read-only and opened before the store was moved to layout 3, so a writer may
@@ -217,7 +217,7 @@ class Layout:
                       else _maybe_db(env, INDEX_DB, dupsort=True, dupfixed=True))
         self.meta = env.open_db(META_DB, create=True) if create else _maybe_db(env, META_DB)
         self.index2 = _maybe_db(env, INDEX2_DB, dupsort=True)
-        self.legacy = _maybe_db(env, LEGACY_DB)
+        self.legacy = _maybe_db(env, LEGACY_DB)  # even empty: migrate drops it
         self.next_seq = 1
         self.pending = readonly and (self.index is None or self.index2 is not None or self.legacy is not None)
         self._main = env.open_db(None) if self.pending else None
@@ -227,9 +227,6 @@ class Layout:
                 self.begin(txn)
             if self.pending:
                 self._stage = self._stage_of(txn)
-            if create:
-                if self.legacy is not None and not txn.stat(self.legacy)["entries"]:
-                    self.legacy = None
         if create:
             with env.begin(write=True) as txn:
                 if txn.get(b"layout", db=self.meta) is None and self.index2 is None and self.legacy is None:

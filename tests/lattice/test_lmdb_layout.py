@@ -224,6 +224,30 @@ def test_an_interrupted_move_leaves_every_object_readable(tmp_path, monkeypatch)
     assert len(raw_log(path)) == 30
 
 
+def test_a_move_interrupted_after_its_last_batch_is_finished(tmp_path, monkeypatch):
+    """A crash after the last batch leaves layout 1's ``objects`` empty: the next writer drops it
+    (it used to be kept, empty, for good, and read by every miss of a read-only store)."""
+    path = tmp_path / "old"
+    pool = dict(obj(f"old object {i}".encode()) for i in range(20))
+    write_layout1(path, pool, {})
+    real = lmdb_layout.migrate
+
+    def boom(n):
+        if n == 20:
+            raise RuntimeError("crash")
+    monkeypatch.setattr("lattice.lmdb.migrate", lambda env, layout: real(env, layout, 10, boom))
+    with pytest.raises(RuntimeError):
+        LmdbStore(path, durable=False)
+    monkeypatch.setattr("lattice.lmdb.migrate", real)
+    assert layout_of(path)[1] == [INDEX_DB, b"log", b"meta", LEGACY_DB, b"refs"]
+    with LmdbStore(path, durable=False) as s:
+        assert all(s.get(d) == b for d, b in pool.items())
+        assert s.stats()["objects"] == 20
+    assert layout_of(path) == (b"3", [INDEX_DB, b"log", b"meta", b"refs"])
+    with LmdbStore(path, readonly=True) as ro:
+        assert not ro._layout.pending
+
+
 def write_layout2(path, objects: dict[bytes, bytes], refs: dict[str, bytes]) -> None:
     """A store as layout 2 wrote it: the log, and ``index`` keyed by digest prefix (one sequence
     number per duplicate)."""
