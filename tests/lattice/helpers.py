@@ -41,6 +41,7 @@ def tamper_lmdb(path: Any, d: bytes, data: bytes) -> None:
     by ``data`` (stored raw), or store ``data`` under ``d`` if it is absent: what a damaged disk does."""
     import lmdb
 
+    from lattice.digest import digest
     from lattice.lmdb_layout import MAX_DBS, RAW, Layout, seq_key
 
     env = lmdb.open(str(path), max_dbs=MAX_DBS)
@@ -48,7 +49,8 @@ def tamper_lmdb(path: Any, d: bytes, data: bytes) -> None:
         layout = Layout(env, False)
         with env.begin(write=True) as txn:
             layout.begin(txn)
-            seq = next(iter(layout.seqs(txn, d)), None)
+            # d's own entry: others may share its prefix (tests that shorten the prefix)
+            seq = next((q for q, stored in layout.candidates(txn, d) if digest(stored) == d), None)
             if seq is None:
                 seq = layout.next_seq
                 layout.put(txn, d, data)

@@ -127,6 +127,26 @@ def test_an_absent_object_sharing_a_prefix_is_absent(tmp_path, monkeypatch):
         assert s.get(x) == data and s.stats()["objects"] == 301
 
 
+def test_a_damaged_object_among_others_of_its_prefix(tmp_path, monkeypatch):
+    """With a 1-byte prefix, one damaged object of a shared bucket is corrupt and only it: the others
+    read whole (the test helper used to damage the bucket's first entry, whatever digest it named)."""
+    monkeypatch.setattr(lmdb_layout, "PREFIX", 1)
+    pool = dict(obj(f"object {i}".encode() * 30) for i in range(600))
+    path = tmp_path / "db"
+    with LmdbStore(path, durable=False) as s:
+        assert s.commit(pool, [])
+    first = min(pool)
+    bucket = sorted(d for d in pool if d[:1] == first[:1])
+    assert len(bucket) >= 2
+    victim = bucket[-1]  # not the bucket's first entry
+    tamper_lmdb(path, victim, b"damaged")
+    with LmdbStore(path, readonly=True) as s:
+        with pytest.raises(CorruptObject):
+            s.get(victim)
+        assert all(s.get(d) == pool[d] for d in bucket if d != victim)
+        assert s.get_many(bucket) == {d: pool[d] for d in bucket if d != victim}
+
+
 def test_damaged_compressed_value_is_corrupt(tmp_path):
     big = b"compressible " * 100
     d = digest(big)
