@@ -321,31 +321,6 @@ class LmdbStore(LmdbCollector):
 
         return self._read(_REFS, scan)
 
-    def stats(self) -> dict:
-        """Return sizes of the environment.
-
-        Returns:
-            ``{"path", "map_size", "used_bytes", "objects", "refs", "durable"}``:
-            ``used_bytes`` is the part of the map holding pages
-            (``(last_pgno + 1) * page size``); ``objects``/``refs`` count entries.
-
-        Raises:
-            StoreError: the store is closed or LMDB failed.
-        """
-
-        def collect(txn: lmdb.Transaction) -> dict:
-            info = self._env.info()
-            return {
-                "path": self.path,
-                "map_size": info["map_size"],
-                "used_bytes": (info["last_pgno"] + 1) * self._env.stat()["psize"],
-                "objects": self._layout.count(txn),
-                "refs": txn.stat(self._refs)["entries"] if self._refs is not None else 0,
-                "durable": self.durable,
-            }
-
-        return self._read(None, collect)
-
     # ----------------------------------------------------------------- writes
 
     def commit(self, objects: Mapping[bytes, bytes], updates: Iterable[RefUpdate] = (), *,

@@ -1,4 +1,4 @@
-"""Garbage collection and compaction of the LMDB backend (a mixin of :class:`lattice.lmdb.LmdbStore`).
+"""Garbage collection, compaction and sizes of the LMDB backend (a mixin of :class:`lattice.lmdb.LmdbStore`).
 
 Every step that must be ordered with commits runs on the store's writer thread
 (:meth:`_control`): turning the barrier on, and the sweep, which deletes in one
@@ -28,7 +28,7 @@ _T = TypeVar("_T")
 
 
 class LmdbCollector:
-    """The collection methods of :class:`lattice.lmdb.LmdbStore` (they use its environment,
+    """The collection and size methods of :class:`lattice.lmdb.LmdbStore` (they use its environment,
     writer queue and gate)."""
 
     _env: Any
@@ -40,6 +40,31 @@ class LmdbCollector:
     readonly: bool
     durable: bool
     generation: int
+
+    def stats(self) -> dict:
+        """Return sizes of the environment.
+
+        Returns:
+            ``{"path", "map_size", "used_bytes", "objects", "refs", "durable"}``:
+            ``used_bytes`` is the part of the map holding pages
+            (``(last_pgno + 1) * page size``); ``objects``/``refs`` count entries.
+
+        Raises:
+            StoreError: the store is closed or LMDB failed.
+        """
+
+        def collect(txn: lmdb.Transaction) -> dict:
+            info = self._env.info()
+            return {
+                "path": self.path,
+                "map_size": info["map_size"],
+                "used_bytes": (info["last_pgno"] + 1) * self._env.stat()["psize"],
+                "objects": self._layout.count(txn),
+                "refs": txn.stat(self._refs)["entries"] if self._refs is not None else 0,
+                "durable": self.durable,
+            }
+
+        return self._read(None, collect)
 
     def objects(self) -> Iterator[tuple[bytes, int]]:
         """``(digest, size)`` of every stored object, ``size`` its own bytes (a snapshot, read in
