@@ -82,11 +82,14 @@ _DICT_V1 = zstandard.ZstdCompressionDict(
 _FORMAT = zstandard.FORMAT_ZSTD1_MAGICLESS
 _PARAMS = zstandard.ZstdCompressionParameters.from_level(
     3, format=_FORMAT, write_checksum=False, write_dict_id=False, write_content_size=True)
-#: objects of at least this many bytes are compressed with zstd's lazy match finder (level 3's
-#: own, ``dfast``, skips entropy-coding the literals of a small input that has few matches, e.g.
-#: 400 random letters: 400 bytes with it, 322 with ``lazy``; English text 102 against 89). It
-#: costs about 4 us more for a 400-byte object, so small ones, mostly links and keys, keep ``dfast``.
+#: text and binary blobs of at least this many bytes are compressed with zstd's lazy match
+#: finder: level 3's own (``dfast``) skips entropy-coding the literals of a small input with
+#: few matches, e.g. 400 random letters: 400 bytes with it, 322 with ``lazy``; 400 characters of
+#: English 102 against 89. It costs 2-4 us more for a 400-byte blob, and 3-7 us more for a
+#: structured object, where it saves nothing: maps and lists keep ``dfast``.
 LAZY_FROM = 256
+#: first bytes of a msgpack str (8, 16, 32-bit length) or bin: an object that is one blob
+_BLOB_TAGS = frozenset((0xD9, 0xDA, 0xDB, 0xC4, 0xC5, 0xC6))
 _PARAMS_LAZY = zstandard.ZstdCompressionParameters.from_level(
     3, format=_FORMAT, write_checksum=False, write_dict_id=False, write_content_size=True,
     strategy=zstandard.STRATEGY_LAZY)
@@ -116,7 +119,7 @@ class Packer:
     def pack(self, data: bytes) -> bytes:
         """The log value of ``data``: the codec byte, then the bytes (compressed when worth it)."""
         if len(data) >= _MIN_COMPRESS:
-            z = (self._zl if len(data) >= LAZY_FROM else self._zc).compress(data)
+            z = (self._zl if len(data) >= LAZY_FROM and data[0] in _BLOB_TAGS else self._zc).compress(data)
             if len(z) + MIN_SAVING <= len(data):
                 return bytes((ZSTD,)) + z
         return bytes((RAW,)) + data

@@ -13,6 +13,7 @@ import lmdb
 import pytest
 
 from lattice import lmdb_layout
+from lattice.codec import encode
 from lattice.digest import digest
 from lattice.errors import CorruptObject, NotFound, ReadOnly
 from lattice.gc import collect
@@ -69,11 +70,11 @@ def test_log_is_in_commit_order_and_compresses_what_shrinks(tmp_path):
     assert values[1] == b"\0" + small and values[2] == b"\0" + noise  # not worth compressing
 
 
-def test_large_objects_of_few_repeats_are_still_entropy_coded(tmp_path):
-    """400 random letters hold 5.7 bits a byte: stored in well under 400 bytes (level 3's own
-    match finder would store them whole), and read back exactly."""
+def test_text_blobs_of_few_repeats_are_still_entropy_coded(tmp_path):
+    """A text blob of 400 random letters holds 5.7 bits a byte: stored in well under 400 bytes
+    (level 3's own match finder would store it whole), and read back exactly."""
     rng = random.Random(5)
-    letters = "".join(rng.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", k=400)).encode()
+    letters = encode("".join(rng.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", k=400)))
     assert len(lmdb_layout.pack(letters)) < 340
     with LmdbStore(tmp_path / "db", durable=False) as s:
         assert s.commit(dict([obj(letters)]), [])
