@@ -44,8 +44,10 @@ created or dropped since (:meth:`Layout.check_current`), and the store opens the
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import struct
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -56,6 +58,10 @@ from .digest import DIGEST_SIZE, digest
 
 __all__ = ["LAYOUT", "MAX_DBS", "PREFIX", "MIN_SAVING", "LOG_DB", "INDEX_DB", "INDEX2_DB", "META_DB", "LEGACY_DB",
            "REFS_DB", "pack", "unpack", "object_size", "index_key", "seq_key", "Layout", "StaleLayout", "migrate"]
+
+#: seconds between two progress lines of a move to this layout (:func:`migrate`)
+LOG_EVERY = 5.0
+_log = logging.getLogger("lattice.lmdb")
 
 #: the layout this module writes (``meta["layout"]``)
 LAYOUT = 3
@@ -430,9 +436,18 @@ def migrate(env: lmdb.Environment, layout: Layout, batch: int = 10_000,
     of ``batch`` is moved and deleted in one write transaction, so a crash between batches leaves
     each one in exactly one of the two places (reads look in both). Each emptied database is
     dropped; ``meta["layout"]`` becomes ``3`` once both are gone. ``progress`` is called with the
-    running count after each batch.
+    running count after each batch. A move is logged (logger ``lattice.lmdb``, INFO) when it
+    starts, every :data:`LOG_EVERY` seconds and when it ends: a large store takes a while
+    (about 0.5 million index entries a second; layout 1's objects, which are compressed and
+    written again, take longer).
     """
     moved = 0
+    with env.begin() as txn:
+        total = sum(txn.stat(db)["entries"] for db in (layout.legacy, layout.index2) if db is not None)
+    where = env.path()
+    if total:
+        _log.info("moving the store at %s to layout %d: %d objects and index entries", where, LAYOUT, total)
+    started = last = time.monotonic()
     for name in ("legacy", "index2"):
         while getattr(layout, name) is not None:
             with env.begin(write=True) as txn:
@@ -452,6 +467,11 @@ def migrate(env: lmdb.Environment, layout: Layout, batch: int = 10_000,
             moved += len(items)
             if progress is not None:
                 progress(moved)
+            if time.monotonic() - last >= LOG_EVERY:
+                last = time.monotonic()
+                _log.info("moving the store at %s to layout %d: %d of %d moved", where, LAYOUT, moved, total)
+    if total:
+        _log.info("moved the store at %s to layout %d: %d in %.1f s", where, LAYOUT, moved, time.monotonic() - started)
     with env.begin() as txn:
         current = txn.get(b"layout", db=layout.meta) == str(LAYOUT).encode()
     if not current:

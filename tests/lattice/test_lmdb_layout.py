@@ -330,6 +330,24 @@ def test_layout2_store_is_read_as_is_then_moved_by_a_writer(tmp_path, monkeypatc
     assert len(raw_log(path)) == 1 + len(kept)
 
 
+def test_a_move_is_logged_with_its_progress(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "old"
+    pool = dict(obj(f"layout 2 object {i}".encode()) for i in range(30))
+    write_layout2(path, pool, {})
+    monkeypatch.setattr(lmdb_layout, "LOG_EVERY", 0.0)
+    real = lmdb_layout.migrate
+    monkeypatch.setattr("lattice.lmdb.migrate", lambda env, layout: real(env, layout, 10))
+    with caplog.at_level("INFO", logger="lattice.lmdb"):
+        with LmdbStore(path, durable=False) as s:
+            assert s.stats()["objects"] == 30
+        with LmdbStore(path, durable=False):  # already moved: nothing to say
+            pass
+    lines = [r.getMessage() for r in caplog.records if r.name == "lattice.lmdb"]
+    assert lines[0].endswith("to layout 3: 30 objects and index entries")
+    assert [ln.split(": ")[-1] for ln in lines[1:4]] == ["10 of 30 moved", "20 of 30 moved", "30 of 30 moved"]
+    assert lines[4].startswith(f"moved the store at {path} to layout 3: 30 in ") and len(lines) == 5
+
+
 def test_an_interrupted_layout2_move_leaves_every_object_readable(tmp_path, monkeypatch):
     path = tmp_path / "old"
     pool = dict(obj(f"layout 2 object {i}".encode()) for i in range(30))
