@@ -19,7 +19,7 @@ import lmdb
 from .errors import ReadOnly, StoreError
 from .digest import digest
 from .gc import closure
-from .lmdb_layout import MAX_DBS, Layout, index_key, object_size, seq_key
+from .lmdb_layout import MAX_DBS, Layout, copy_compacted, index_key, object_size, seq_key
 from .lmdb_support import Control
 
 __all__ = ["LmdbCollector"]
@@ -173,7 +173,8 @@ class LmdbCollector:
     def compact(self) -> tuple[int, int]:
         """Rewrite the data file without its free pages; return its size before and after (bytes).
 
-        Copies the environment compacted beside the data file, then, on the writer
+        Copies the environment compacted beside the data file
+        (:func:`lattice.lmdb_layout.copy_compacted`), then, on the writer
         thread with no transaction open, closes the environment, moves the copy over the
         data file and opens it again.
 
@@ -185,9 +186,10 @@ class LmdbCollector:
         before = os.path.getsize(data)
 
         def run() -> int:
-            os.makedirs(tmp, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # what a compaction that crashed left
+            os.makedirs(tmp)
             try:
-                self._env.copy(tmp, compact=True)
+                copy_compacted(self._env, self._layout, tmp)
             except lmdb.Error as e:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise StoreError(f"cannot compact {self.path!r}: {e}") from e

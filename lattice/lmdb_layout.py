@@ -57,7 +57,8 @@ import zstandard
 from .digest import DIGEST_SIZE, digest
 
 __all__ = ["LAYOUT", "MAX_DBS", "PREFIX", "MIN_SAVING", "LOG_DB", "INDEX_DB", "INDEX2_DB", "META_DB", "LEGACY_DB",
-           "REFS_DB", "pack", "unpack", "object_size", "index_key", "seq_key", "Layout", "StaleLayout", "migrate"]
+           "REFS_DB", "pack", "unpack", "object_size", "index_key", "seq_key", "Layout", "StaleLayout", "migrate",
+           "copy_compacted"]
 
 #: seconds between two progress lines of a move to this layout (:func:`migrate`)
 LOG_EVERY = 5.0
@@ -478,3 +479,41 @@ def migrate(env: lmdb.Environment, layout: Layout, batch: int = 10_000,
         with env.begin(write=True) as txn:
             txn.put(b"layout", str(LAYOUT).encode(), db=layout.meta)
     return moved
+
+
+def copy_compacted(env: lmdb.Environment, layout: Layout, dest: str, batch: int = 100_000) -> None:
+    """Write every database of ``env`` into a new environment in the directory ``dest``, entry by
+    entry in key order with LMDB's append, so that its pages come out full and it has none free.
+
+    This is what ``mdb_env_copy2`` with ``MDB_CP_COMPACT`` does, which LMDB 0.9.36 (py-lmdb 3.0)
+    cannot do for the index: its compacting copy crashes the process on a ``DUPFIXED`` database
+    whose duplicates fill pages of their own (from about a thousand entries). One read snapshot
+    of ``env``; the new environment is written in transactions of ``batch`` entries, without
+    syncing, and synced once at the end.
+
+    Raises:
+        lmdb.Error: LMDB failed (``dest`` is then incomplete: the caller removes it).
+    """
+    dbs = [(LOG_DB, layout.log, {}), (INDEX_DB, layout.index, {"dupsort": True, "dupfixed": True}),
+           (META_DB, layout.meta, {}), (REFS_DB, layout.refs, {}), (INDEX2_DB, layout.index2, {"dupsort": True}),
+           (LEGACY_DB, layout.legacy, {})]
+    out = lmdb.open(dest, map_size=env.info()["map_size"], max_dbs=MAX_DBS, sync=False, metasync=False)
+    try:
+        with env.begin() as txn:
+            for name, src, kw in dbs:
+                if src is None:
+                    continue
+                dst = out.open_db(name, create=True, **kw)
+                cur = txn.cursor(db=src)
+                found = cur.first()
+                while found:
+                    with out.begin(write=True) as w:
+                        put, n = w.cursor(db=dst).put, 0
+                        while found and n < batch:
+                            if not put(cur.key(), cur.value(), dupdata=bool(kw), append=True):
+                                raise lmdb.Error(f"{name!r} is not in key order")  # LMDB's order: never
+                            n += 1
+                            found = cur.next()
+        out.sync(True)
+    finally:
+        out.close()
