@@ -6,7 +6,7 @@ Layout 3 (this module) keeps objects in two sub-databases:
   stored object (:func:`pack`: a codec byte, then the object's bytes, compressed when that
   makes them smaller). Keys only ever grow, so LMDB appends and keeps the log's pages full;
 * ``digests``: the index, one key (``b"d"``) whose sorted, fixed-size duplicates
-  (``MDB_DUPSORT | MDB_DUPFIXED``) are :data:`ENTRY` bytes each: the first :data:`PREFIX`
+  (``MDB_DUPSORT | MDB_DUPFIXED``) are 14 bytes each: the first :data:`PREFIX` (8)
   bytes of the object's blake3 digest, then its 6-byte sequence number. Two objects whose
   digests share a prefix are two entries side by side; a read tells them apart by hashing
   (every read re-hashes anyway: :func:`lattice.store.check_object`).
