@@ -312,7 +312,9 @@ class Layout:
             return None, False
         p = d[:PREFIX]
         other = None
-        if self.index is not None:  # one cursor, no generators: usually the first entry is d, or none has p
+        # The walk of seqs() written out: reads are the hot path, and a list of seqs then a loop
+        # costs 0.3-0.5 us more a find (3.5 against 4.1 us for a stored object, scratch).
+        if self.index is not None:
             cur = txn.cursor(db=self.index)
             found = cur.set_range_dup(_IKEY, p)
             while found:
@@ -390,7 +392,7 @@ class Layout:
     def put(self, txn: lmdb.Transaction, d: bytes, data: bytes, packed: bytes | None = None) -> bool:
         """Store ``data`` under digest ``d`` unless it is stored; return whether it was new.
         ``packed``: its log value (:func:`pack`) if already made (else made here)."""
-        if self.seqs(txn, d) and any(stored == data for _, stored in self.candidates(txn, d)):
+        if any(stored == data for _, stored in self.candidates(txn, d)):
             return False
         if self.legacy is not None and txn.get(d, db=self.legacy) is not None:
             return False
