@@ -27,8 +27,9 @@ __all__ = ["Link", "encode", "decode", "links", "FORMAT_VERSION"]
 #: of :mod:`lattice.nodes`); carried in every commit. Bump it, with a migration,
 #: whenever the canonical bytes of any value change: the golden tests
 #: (``tests/lattice/test_golden.py``) pin the digests of version N and fail
-#: loudly on any change that would re-hash existing stores.
-FORMAT_VERSION = 2
+#: loudly on any change that would re-hash existing stores. Format 2: vectors of
+#: 8-item leaves; format 3: their interior nodes hold 8 links (:mod:`lattice.vector`).
+FORMAT_VERSION = 3
 
 #: A link to another object: ``Link(kind, digest)``.
 Link = msgspec.msgpack.Ext

@@ -152,8 +152,8 @@ def squash(tx: Tx, head: bytes, keep_from: int, *, ts: int, op: str, input: Any,
 
     The base is a new first commit (no parent) with ``seq = keep_from - 1``, the root of
     that version, and ``op``/``input``/``caller``/``ts`` saying who squashed it and when.
-    Every later version is rewritten on top of it with its seq, root, time, op, caller
-    and input unchanged, except what ``remap`` changes in an input (``remap(op, stored
+    Every later version is rewritten on top of it with its seq, root, time, op, caller,
+    format and input unchanged, except what ``remap`` changes in an input (``remap(op, stored
     input, ids) -> stored input``, ``ids``: old commit id -> new). Buffers the commits in
     ``tx``; returns ``(new head, {old commit id: new commit id})``.
 
@@ -177,7 +177,7 @@ def squash(tx: Tx, head: bytes, keep_from: int, *, ts: int, op: str, input: Any,
         ids[old] = d  # every squashed version maps to the base
     for old, oc in chain[keep_from - first:]:
         stored = oc.input if remap is None else remap(oc.op, oc.input, ids)
-        obj = {"format": FORMAT_VERSION, "parent": d, "root": oc.root, "seq": oc.seq, "ts": oc.ts, "op": oc.op,
+        obj = {"format": oc.format, "parent": d, "root": oc.root, "seq": oc.seq, "ts": oc.ts, "op": oc.op,
                "input": stored, "caller": oc.caller}
         skip, skip_seq = _jump_for(tx, d, c)
         if skip is not None and skip != d:
@@ -185,7 +185,7 @@ def squash(tx: Tx, head: bytes, keep_from: int, *, ts: int, op: str, input: Any,
         else:
             skip, skip_seq = None, 0
         nd = tx.put(encode(obj))
-        c = Commit(d, oc.root, oc.seq, oc.ts, oc.op, stored, oc.caller, FORMAT_VERSION, skip, skip_seq)
+        c = Commit(d, oc.root, oc.seq, oc.ts, oc.op, stored, oc.caller, oc.format, skip, skip_seq)
         ids[old], d = nd, nd
     return d, ids
 

@@ -18,7 +18,7 @@ from .codec import Link, encode
 from .commits import Commit, find, read_commit
 from .digest import from_hex
 from .errors import InvalidValue, NotFound
-from .nodes import BITS, FANOUT, HMap, Tx, Vec
+from .nodes import HMap, Tx, Vec
 from .paths import Missing, open_level
 
 __all__ = ["resolve", "versions", "diff", "Change"]
@@ -135,14 +135,14 @@ class _Differ:
 
     def vec(self, a: Vec, b: Vec, path: str) -> None:
         common_tree = min(a.count - len(a.tail), b.count - len(b.tail))
-        if a.lb != b.lb:  # one side still in format 1: its tree has other leaves, compare items
+        if a.geometry != b.geometry:  # stored in other formats: their trees differ, compare items
             common_tree = 0
         if common_tree > 0:
             ra, rb, sa, sb = a.root, b.root, a.shift, b.shift
             while sa < sb:  # the larger tree's leftmost spine covers the smaller tree's range
-                rb, sb = self.tx.load(rb)[0], sb - BITS
+                rb, sb = self.tx.load(rb)[0], sb - b.nb
             while sb < sa:
-                ra, sa = self.tx.load(ra)[0], sa - BITS
+                ra, sa = self.tx.load(ra)[0], sa - a.nb
             self.walk(a, ra, rb, sa, 0, common_tree, path)
         rest_a = list(a.iter_raw(common_tree))  # at most a tail's worth, plus what only one side has
         rest_b = list(b.iter_raw(common_tree))
@@ -157,7 +157,7 @@ class _Differ:
             n = min(v.leaf, end - lo)
             return self.items(ca[:n], cb[:n], lo, path)
         step = 1 << shift
-        for j in range(FANOUT):
+        for j in range(1 << v.nb):
             sub = lo + j * step
             if sub >= end:
                 break

@@ -11,7 +11,7 @@ inline    scalars, and lists/dicts of at most 32 entries whose        (in parent
           encoding is at most ``NODE_MIN`` bytes
 ``BLOB``  a str/bytes whose encoding exceeds ``BLOB_MIN`` bytes        the scalar
 ``NODE``  a list/dict of at most 32 entries, encoding > ``NODE_MIN``  the container
-``VEC``   a list of more than 32 items: persistent vector root        ``[count, shift, root, tail]``
+``VEC``   a list of more than 32 items: persistent vector root        ``[count, shift, root, tail, bits]``
 ``VNODE`` a vector's interior (links) or leaf (items) node            ``[...]``
 ``MAP``   a dict of more than 32 keys: hash array mapped trie node    ``[count, {k: v}]`` or ``[count, [32 slots]]``
 ========  ==========================================================  ==============
@@ -93,12 +93,18 @@ class Tx:
 
     Args:
         store: any backend of :class:`lattice.store.Store`.
+
+    ``format``: the stored format new collections are written in; None, the current one
+    (:data:`lattice.codec.FORMAT_VERSION`). A verified replay sets a commit's own, so it
+    re-derives the state that commit recorded (only vectors' geometry differs, see
+    :mod:`lattice.vector`).
     """
 
-    __slots__ = ("store", "objects", "_cache", "_memo", "_sizes")
+    __slots__ = ("store", "objects", "format", "_cache", "_memo", "_sizes")
 
     def __init__(self, store: Any, cache: "ObjectCache | None" = None) -> None:
         self.store = store
+        self.format: int | None = None
         self.objects: dict[bytes, bytes] = {}
         self._cache: dict[bytes, Any] = {} if cache is None else cache
         # id(opened container) -> (container, stored form): an opened container that the

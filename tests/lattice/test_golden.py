@@ -23,14 +23,16 @@ from typing import Any
 import pytest
 
 from lattice.codec import FORMAT_VERSION, Link
+from lattice.errors import InvalidValue
 from lattice.commits import Commit, read_commit, write_commit
 from lattice.memory import MemoryStore
 from lattice.history import diff
 from lattice.nodes import BLOB, MAP, NODE, VEC, VNODE, Tx, Vec
 from lattice.store import RefUpdate
+from lattice.vector import GEOMETRY
 
 #: The format version the pins below were computed with.
-PINNED_FORMAT = 2
+PINNED_FORMAT = 3
 
 _LONG = "The quick brown fox jumps over the lazy dog. " * 7  # 315 chars: a blob
 
@@ -96,29 +98,37 @@ GOLDEN: dict[str, tuple[int, str]] = {
     "bytes_300": (1, "d0cb52e935dfbf564b3b6d6f16bc1c37abedca8c0f53e893cc2ddf187c9fa226"),
     "list_empty": (2, "2ba82451e7edbf091af9674a911051229b0452ba7b9276d5159d482a65517d17"),
     "list_small": (2, "a66126bda0717ea2c6760b6dd78e19a6d61ac5e080082c7665530cfa3d3d00c6"),
-    "list_33": (3, "51328ac4064fc2f4fd08e0831364c71269997e1e14cf6d59da429bef68e86a64"),
-    "list_1000": (3, "d829b84a596cdd2075d4aaf3e178da966d1e484c8a2585af69284ce3151ec017"),
-    "list_100000": (3, "bcbeb0a9957963b044495b436c97a0095238818f3bcb88980beb7e790f83441c"),
+    "list_33": (3, "b103cedb954eaca60c67d277d9358b5c4a3806a1c82d07b22e0cb79a68b2f89d"),
+    "list_1000": (3, "b712ba72de6004bc29194b1668a28f6b0fffb54174c9d8864ad25ff227259ab0"),
+    "list_100000": (3, "7c817c16e213d686a656edba7047ac9ccc1a387a05974e848880d8be36937005"),
     "map_empty": (2, "bbe6a9f5a0146a1f4d0381e9b0ed1ac2f1a979ce9d5ad84e46ff0b58f36b5f46"),
     "map_small": (2, "bee28c878d68c7ad76672011d4cde7dee815fdc2241b0d39ea822a4e72f7699c"),
     "map_node": (2, "b9de6418944a85e23051671af2171f40be4651c3d28fb632b8189df4df9f0417"),
     "list_of_nodes": (2, "149935cdfa334f8e7c0936fe71daae877236ea498c7d4631eb21b97a4de6bb87"),
     "map_1000": (5, "ee6f883f9f0264c4be8496a410f70ecce2eb5f86a57e2c7b06879fe47166968a"),
     "map_unicode_keys": (2, "4166232bab8bc83508b5f065a1395d86aafb3deda49a1a2f9600e5aa89df7d54"),
-    "nested": (2, "de73ead38cc825bfa3d14e4f100d1196558c1d459e8cf2cee3db4df70d2c498a"),
+    "nested": (2, "dc38ab67bd1a3a19b36bdb2e2c6062582f8501f1a29809349d00b4a1f314893f"),
 }
 
-#: Format 1's digests of the values whose storage changed in format 2 (vectors: 32-item leaves and
-#: tail, see :mod:`lattice.vector`). Stores of format 1 are read as they are: a vector built in the
-#: old geometry must still hash to these and read back its items (:func:`test_format1_vectors`).
+#: Format 2's digests of the values whose storage changed in format 3 (vectors: interior nodes of
+#: 32 links, see :mod:`lattice.vector`), and format 1's of those that changed in format 2 (32-item
+#: leaves and tail). Stores of older formats are read as they are: a vector built in an old
+#: geometry must still hash to these and read back its items (:func:`test_older_format_vectors`).
+GOLDEN_FORMAT2: dict[str, str] = {
+    "list_33": "51328ac4064fc2f4fd08e0831364c71269997e1e14cf6d59da429bef68e86a64",
+    "list_1000": "d829b84a596cdd2075d4aaf3e178da966d1e484c8a2585af69284ce3151ec017",
+    "list_100000": "bcbeb0a9957963b044495b436c97a0095238818f3bcb88980beb7e790f83441c",
+    "nested": "de73ead38cc825bfa3d14e4f100d1196558c1d459e8cf2cee3db4df70d2c498a",
+}
 GOLDEN_FORMAT1: dict[str, str] = {
     "list_33": "d1185c65b090b1717cb3f2ff3e57501d21f86794f5e570cb371a2700c1d9a6fc",
     "list_1000": "b5796169ef04cf36cb87dfebd48c211a862ae7e5515a0950a66449d9f49fbab1",
     "list_100000": "9ae290ffd73793da8cc7577409cb760084bfa353e38eead0b6af26d7b9ffe314",
 }
 
-#: Hex digest of the 20th commit of the chain built by :func:`commit_chain`.
-HEAD_OF_20 = "cf53a37c6695eb6c7bb4076de33daf81583b1a22cd28f87c9ed96eaf01698bb6"
+#: Hex digest of the 20th commit of the chain built by :func:`commit_chain` (format 3: its
+#: commits say so, and its states' item lists from 33 on are vectors).
+HEAD_OF_20 = "7060b41c0c1ef699df0a2d82a604034847ef00c087011fd8b17ff46f0d4ea004"
 
 
 def root_of(value: Any) -> Link:
@@ -183,32 +193,76 @@ def build_format1(tx: Tx, items: list) -> Vec:
             root = parents[0]
             break
         nodes, shift = parents, shift + 5
-    return Vec(tx, n, shift, root, items[tailoff:])
+    return Vec(tx, n, shift, root, items[tailoff:], nb=5)
 
 
-@pytest.mark.parametrize("name", sorted(GOLDEN_FORMAT1))
-def test_format1_vectors(name):
-    """A format 1 vector still hashes to its old pin, reads back, diffs against its format 2
-    twin with no change, and is rebuilt in format 2 by its first edit."""
+def build_in(fmt: int, tx: Tx, items: list) -> Vec:
+    """The vector of ``items`` as format ``fmt`` (1 or 2) stored it."""
+    if fmt == 1:
+        return build_format1(tx, items)
+    tx.format = fmt
+    try:
+        return Vec.build(tx, items)
+    finally:
+        tx.format = None
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_FORMAT2))
+def test_format2_roots(name):
+    """A transaction in format 2 (a verified replay of a format 2 commit) stores each value whose
+    storage changed in format 3 as format 2 did."""
+    tx = Tx(MemoryStore())
+    tx.format = 2
+    assert bytes(tx.put_root(golden_values()[name]).data).hex() == GOLDEN_FORMAT2[name]
+
+
+@pytest.mark.parametrize("fmt, name", [(f, n) for f, pins in ((1, GOLDEN_FORMAT1), (2, GOLDEN_FORMAT2))
+                                       for n in sorted(pins) if n.startswith("list_")])
+def test_older_format_vectors(fmt, name):
+    """A vector of format 1 or 2 still hashes to its old pin, reads back, diffs against its
+    current twin with no change, and is rebuilt in the current format by its first edit."""
     store = MemoryStore()
     tx = Tx(store)
     items = golden_values()[name]
-    old = build_format1(tx, items)
+    old = build_in(fmt, tx, items)
     link = old.store()
-    assert bytes(link.data).hex() == GOLDEN_FORMAT1[name]
+    assert bytes(link.data).hex() == (GOLDEN_FORMAT1 if fmt == 1 else GOLDEN_FORMAT2)[name]
     assert store.commit(dict(tx.objects), [])
     tx = Tx(store)
     old = Vec.open(tx, link)
-    assert old.lb == 5 and list(old.iter_raw()) == items
+    assert old.geometry == GEOMETRY[fmt] and list(old.iter_raw()) == items
     assert [old.get_raw(i) for i in (0, len(items) // 2, len(items) - 1)] == [0, len(items) // 2, len(items) - 1]
+    assert list(old.iter_raw(5, 40)) == items[5:40]
     new = Vec.build(tx, list(items))
+    assert new.geometry == GEOMETRY[FORMAT_VERSION] == (3, 3)
     assert diff(tx, link, new.store()) == ([], False)
     grown = old.append_raw(-1)
-    assert grown.lb == 3 and list(grown.iter_raw()) == items + [-1]
+    assert grown.geometry == (3, 3) and list(grown.iter_raw()) == items + [-1]
     assert grown.store() == Vec.build(tx, items + [-1]).store()  # canonical again
     changed = diff(tx, link, grown.store())[0]
     assert [c["path"] for c in changed] == [str(len(items))] and changed[0]["after"] == -1
     assert list(old.set_raw(3, 7).iter_raw())[:5] == [0, 1, 2, 7, 4]
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
+def test_an_older_format_vector_is_edited_in_its_own_format_by_a_replay(fmt):
+    """A transaction in an older format (a verified replay of a commit of that format,
+    :attr:`lattice.nodes.Tx.format`) builds and edits vectors as that format did."""
+    tx = Tx(MemoryStore())
+    old = build_in(fmt, tx, list(range(1000)))
+    tx.format = fmt
+    grown = old.append_raw(1000)
+    assert grown.geometry == GEOMETRY[fmt]
+    assert grown.store() == build_in(fmt, Tx(MemoryStore()), list(range(1001))).store()
+    assert Vec.build(tx, list(range(1001))).store() == grown.store()
+
+
+@pytest.mark.parametrize("obj", [[1, 3, None], [1, 3, None, [0], 3, 9], [1, 0, None, [0]], [1, 6, None, [0], 0],
+                                 [1, 6, None, [0], 6], [1, 6, None, [0], "3"], {"count": 1}])
+def test_a_malformed_vector_root_is_refused(obj):
+    tx = Tx(MemoryStore())
+    with pytest.raises(InvalidValue, match="vector"):
+        Vec.open(tx, tx.put_obj(VEC, obj))
 
 
 def _print_pins() -> None:

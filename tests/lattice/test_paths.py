@@ -150,7 +150,8 @@ def test_read_path_in_large_vector_reads_only_the_path(big_vector_root):
     value = tx.raw_root(root)
     got = read_path(tx, value, ["items", "77777", "name"])
     assert got == "n77777"
-    assert counting.gets <= 6, f"{counting.gets} object reads for one path"
+    # the record, the VEC object, 5 levels of 8-link nodes (12,500 leaves), the leaf
+    assert counting.gets <= 8, f"{counting.gets} object reads for one path"
     # and the other edge cases, still path-local
     counting.gets = 0
     tx = Tx(counting)
@@ -161,7 +162,7 @@ def test_read_path_in_large_vector_reads_only_the_path(big_vector_root):
     assert read_path(tx, value, ["items", "77777", "absent"]) is Missing
     assert read_path(tx, value, ["items", "-1"]) is Missing
     assert read_path(tx, value, ["items", "077"]) is Missing
-    assert counting.gets <= 12
+    assert counting.gets <= 16
 
 
 def test_read_path_via_load_root_reads_only_the_path(big_vector_root):
@@ -171,7 +172,7 @@ def test_read_path_via_load_root_reads_only_the_path(big_vector_root):
     rec = tx.load_root(root)
     assert type(rec["items"]) is Vec
     assert read_path(tx, rec, ["items", "77777", "i"]) == 77777
-    assert counting.gets <= 6
+    assert counting.gets <= 8  # as above
 
 
 def test_read_path_in_large_map_reads_only_the_path(big_map_root):
@@ -195,8 +196,8 @@ def test_write_path_in_large_vector_buffers_few_objects(big_vector_root):
     new = write_path(tx, value, ["items", "77777", "name"], "renamed")
     new = write_path(tx, new, ["items", str(n)], {"i": n})
     new_root = tx.put_root(new)
-    assert counting.gets <= 12
-    assert len(tx.objects) <= 12
+    assert counting.gets <= 16  # two paths of 8 (see the read test)
+    assert len(tx.objects) <= 16
     tx2 = Tx(_Overlay(store, tx.objects))
     v2 = tx2.raw_root(new_root)
     assert read_path(tx2, v2, ["items", "77777", "name"]) == "renamed"

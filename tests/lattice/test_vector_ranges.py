@@ -1,5 +1,6 @@
 """Vector reads by range (:meth:`lattice.vector.Vec.iter_raw`): every slice of vectors of both
-geometries (format 2's 8-item leaves, format 1's 32) equals the list's."""
+geometries (format 3's 8-item leaves under 8-link nodes, format 2's under 32-link nodes, format 1's
+32-item leaves) equals the list's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from lattice.memory import MemoryStore
 from lattice.nodes import Tx, Vec
-from tests.lattice.test_golden import build_format1
+from tests.lattice.test_golden import build_in
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +19,14 @@ def vectors():
     out = {}
     for n in (33, 40, 257, 1000, 8200, 33000):
         items = list(range(n))
-        out[("f2", n)] = (Vec.build(tx, items), items)
-        out[("f1", n)] = (build_format1(tx, items), items)
+        out[("f3", n)] = (Vec.build(tx, items), items)
+        out[("f2", n)] = (build_in(2, tx, items), items)
+        out[("f1", n)] = (build_in(1, tx, items), items)
     return out
 
 
 @settings(max_examples=300, deadline=None)
-@given(key=st.sampled_from([(f, n) for f in ("f1", "f2") for n in (33, 40, 257, 1000, 8200, 33000)]),
+@given(key=st.sampled_from([(f, n) for f in ("f1", "f2", "f3") for n in (33, 40, 257, 1000, 8200, 33000)]),
        a=st.integers(-5, 34000), b=st.integers(0, 34000) | st.none())
 def test_every_slice(vectors, key, a, b):
     vec, items = vectors[key]

@@ -308,10 +308,8 @@ class Late:
 
 def format1(monkeypatch) -> None:
     """Format 1's settings (``tests/ops/test_golden_history.py``): accept events name no agent."""
-    import lattice.commits
-    import lattice.vector
-    monkeypatch.setattr(lattice.commits, "FORMAT_VERSION", 1)
-    monkeypatch.setattr(lattice.vector, "LEAF_BITS", 5)
+    from tests.ops.test_golden_history import format_settings
+    format_settings(monkeypatch, 1)
 
 
 async def test_a_folded_job_whose_commit_names_no_agent(monkeypatch) -> None:

@@ -53,6 +53,7 @@ import itertools
 
 import blake3
 
+from lattice.commits import read_commit
 from lattice.memory import MemoryStore
 from ops.domain.jobs import JobIds
 from ops.engine.runtime import Runtime
@@ -70,6 +71,20 @@ SCRIPT = {"provider": "scripted", "rules": [
 
 #: head commit digest of each agent and of the workspace
 HEADS = {
+    "g/local/A": "47cc334493b0e692d264acce713671b3c88a0e0a1a43f79768a79a7fb8ea4f27",
+    "g/local/B": "9eeea222ccbc17af4b1307a449ca0c4502d1f75b6728875b1c6661d72cd410f3",
+    "g/local/E": "9adfcfb907b754c9cd4c2107a8e68d89ce43415ad1085155e360a7ea26c9854f",
+    "g/local/F": "7d528465372c7b82b2501ad4cf87681f8cad73cbe1dcc2f3ff886c98068ea864",
+    "g/local/G": "d01569a1c45315a8e024c1fdd762d3906a7a2a920ef02d86e0995c52c6ffccaf",
+    "g/local/S": "5e7e3f7ccca8caafc5c60ae7b510836aa463805b7419e527b949fb4dd87c75dd",
+    "w/local": "767a9dd2e79ab77580118148529c77ae8831aadae16c508b4929565426d46118",
+}
+#: 29 stored job records: blake3 over their sorted "ref=head" lines
+JOBS = ("j/local/", 29, "e942265b063b59bfd38a01f2bf40e98e53b40709401f555e8fa1a8251459ad7c")
+
+#: the pins of format 2 (before format 3's re-pin): the same history under format 2's two settings
+#: (``format: 2`` in commits, 32-link vector nodes) still gives them, so format 3 changed exactly those
+HEADS_FORMAT2 = {
     "g/local/A": "811f1052d0580c27417e5698054253792b91bd1b86c7db44a6d49ab014b140d0",
     "g/local/B": "35f6b6b8e5d12a3548552e0b86898ec385be397f4eeccb45e4a7d932417c267e",
     "g/local/E": "658078a1a25b7c5136b98f361c481cba4bb2cce50bc3cab5c5753e4b2f57f9c6",
@@ -78,8 +93,7 @@ HEADS = {
     "g/local/S": "32c657497deb99a768e0a4d8977dd676783254329a4554c4e460392897c27995",
     "w/local": "42c64939adb912d8b2230a0d03830da6e04564c2b03ec3099676212500d1a90d",
 }
-#: 29 stored job records: blake3 over their sorted "ref=head" lines
-JOBS = ("j/local/", 29, "88b05245f2e5ecce930c5443dde8c017bae9840b492cf20deacd2437e73468cd")
+JOBS_FORMAT2 = ("j/local/", 29, "88b05245f2e5ecce930c5443dde8c017bae9840b492cf20deacd2437e73468cd")
 
 #: the pins of format 1 (before format 2's re-pin): the same history under format 1's two settings
 #: (``format: 1`` in commits, 32-item vector leaves) still gives them, so format 2 changed exactly those
@@ -155,11 +169,32 @@ async def test_a_fixed_history_has_pinned_digests() -> None:
     assert jobs_digest(refs) == JOBS
 
 
-async def test_format1_pins_hold_under_format1_settings(monkeypatch) -> None:
+def format_settings(monkeypatch, fmt: int) -> None:
+    """Write as format ``fmt`` (1 or 2) did: its version in commits (and what reads it, as
+    :func:`ops.domain.events.records_agent`), and its vectors' geometry."""
     import lattice.commits
     import lattice.vector
-    monkeypatch.setattr(lattice.commits, "FORMAT_VERSION", 1)
-    monkeypatch.setattr(lattice.vector, "LEAF_BITS", 5)
+    monkeypatch.setattr(lattice.commits, "FORMAT_VERSION", fmt)
+    monkeypatch.setattr(lattice.vector, "LEAF_BITS", lattice.vector.GEOMETRY[fmt][0])
+    monkeypatch.setattr(lattice.vector, "NODE_BITS", lattice.vector.GEOMETRY[fmt][1])
+
+
+async def test_format2_pins_hold_under_format2_settings(monkeypatch) -> None:
+    format_settings(monkeypatch, 2)
+    rt = await build()
+    refs = {name: d.hex() for name, d in rt.store.refs("")}
+    for name in HEADS:  # and a format 2 history replays identical under format 3's code
+        if name.startswith("g/"):
+            monkeypatch.undo()
+            r = await out(rt, "agent:replay", agentId=name.split("/")[2])
+            assert r["identical"] is True and r["divergence"] is None, (name, r)
+    await rt.close()
+    assert {n: d for n, d in refs.items() if not n.startswith("j/")} == HEADS_FORMAT2
+    assert jobs_digest(refs) == JOBS_FORMAT2
+
+
+async def test_format1_pins_hold_under_format1_settings(monkeypatch) -> None:
+    format_settings(monkeypatch, 1)
     rt = await build()
     refs = {name: d.hex() for name, d in rt.store.refs("")}
     await rt.close()
@@ -174,3 +209,34 @@ async def test_the_fixed_history_replays_identical() -> None:
             r = await out(rt, "agent:replay", agentId=name.split("/")[2])
             assert r["identical"] is True and r["divergence"] is None, (name, r)
     await rt.close()
+
+
+async def test_an_agent_written_in_format_2_then_3_replays_identical(monkeypatch) -> None:
+    """An agent whose history outgrew 32 messages under format 2 (a vector of 32-link nodes),
+    then grew under format 3 (its first append rebuilds the vector), replays identical: each
+    version re-derives in its own commit's format (:attr:`lattice.nodes.Tx.format`)."""
+    from lattice.nodes import Vec
+
+    def history(rt: Runtime) -> Vec:
+        tx = rt.engine.tx()
+        head = read_commit(tx, rt.store.ref("g/local/A"))
+        vec = tx.load_root(head.root)["state"]["history"]
+        assert type(vec) is Vec
+        return vec
+
+    format_settings(monkeypatch, 2)
+    rt = Runtime(MemoryStore())
+    await rt.start()
+    try:
+        await out(rt, "agent:create", agentId="A", config={"model": {"provider": "echo"}})
+        for i in range(20):
+            await out(rt, "agent:request", agentId="A", input=f"turn {i}", wait=True)
+        assert history(rt).geometry == (3, 5) and history(rt).count == 40
+        monkeypatch.undo()
+        for i in range(20, 30):
+            await out(rt, "agent:request", agentId="A", input=f"turn {i}", wait=True)
+        assert history(rt).geometry == (3, 3) and history(rt).count == 60
+        r = await out(rt, "agent:replay", agentId="A")
+        assert r["identical"] is True and r["divergence"] is None and r["replayed"] == 61, r
+    finally:
+        await rt.close()

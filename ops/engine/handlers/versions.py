@@ -244,7 +244,10 @@ def recorded_replies(tx: Tx, commits: list[Commit]) -> dict[bytes, dict[str, Any
 
 def _rederive(engine: Engine, tx: Tx, name: str, c: Commit, inp: Any) -> dict[str, Any]:
     """The record after commit ``c`` (its input ``inp`` materialized), re-derived from its parent
-    through the one ``apply``; ``name`` is the agent's id when the event happened."""
+    through the one ``apply``; ``name`` is the agent's id when the event happened. ``tx`` writes
+    in ``c``'s stored format, so a version written before an upgrade re-derives as it was
+    (:attr:`lattice.nodes.Tx.format`)."""
+    tx.format = c.format
     parent = None if c.parent is None else A.opened(tx, tx.load_root(read_commit(tx, c.parent).root))
     ctx = Context(ts=c.ts, caller=c.caller, agent_id=name, load=lambda h: engine.opened_at(tx, h))
     return apply(tx, parent, decode(c.op, inp), ctx)
