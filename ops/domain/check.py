@@ -61,7 +61,7 @@ def make_check_head(store: Any):
                 if head is None or read_commit(tx, head).root != root:
                     return  # moved on since the refs were listed
                 if read_job(tx, read_commit(tx, head), ident) is None:
-                    yield "job ref points at an agent commit that did not accept this job"
+                    yield "job ref points at an agent commit that did not accept this job (nor complete it)"
                 return
             rec = tx.materialize(tx.raw_root(root))
             if not isinstance(rec, dict):

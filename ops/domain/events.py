@@ -44,7 +44,8 @@ __all__ = ["Created", "Forked", "Updated", "Suspended", "Resumed", "Terminated",
            "TaskCompleted", "TaskFailed", "Triggered", "Messaged", "Imported", "RunFailed", "RunCompleted",
            "ChatQueued", "SessionRenamed", "SessionDeleted", "SessionCompacted", "SessionForked", "Event",
            "EVENT_TYPES", "Context", "decode",
-           "encode", "apply", "run_work", "UnknownEvent", "needed_versions", "names_of", "records_agent"]
+           "encode", "apply", "run_work", "UnknownEvent", "needed_versions", "names_of", "records_agent",
+           "omits_parent_base"]
 
 
 class _Ev(Struct, frozen=True, kw_only=True):
@@ -216,7 +217,9 @@ class RunCompleted(_Ev):
         triggers: the trigger job ids consumed.
         start: when the run started (Unix ms).
         base: commit id (hex) of the version the run started from (its context and
-            config came from there; events may have landed before its result).
+            config came from there; events may have landed before its result). None: the
+            run's own parent (from format 3 on, :func:`omits_parent_base`, a run whose commit
+            goes on top of the version it started from records no base).
         llm: ``[{request: digest, reply}]``. tools: I/O tool results.
         outbox: ``[[agentId, message]]`` sent with ``agent_message``.
         sessionId / pending: a turn on a session: how many of its pending messages (from
@@ -304,6 +307,12 @@ def records_agent() -> bool:
     2 on (read at each call from :data:`lattice.commits.FORMAT_VERSION`, the version commits are
     written in, so a store written under format 1's settings records what format 1 did)."""
     return lattice.commits.FORMAT_VERSION >= 2
+
+
+def omits_parent_base() -> bool:
+    """Whether a run whose commit goes on top of the version it started from records no ``base``
+    (it is the commit's parent): from format 3 on (read at each call, as :func:`records_agent`)."""
+    return lattice.commits.FORMAT_VERSION >= 3
 
 
 def names_of(op: str, input: Any) -> str | None:

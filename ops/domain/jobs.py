@@ -13,7 +13,13 @@ the commits of its agent) stores no record when it is accepted: its ref points a
 commit that accepted it, whose event names the job, and :func:`folded_job` derives the record
 from that commit. Its first change (``STARTED``/``PENDING``, finished, cancelled, failed)
 stores a record on a chain of its own that starts there (no parent: a job chain never holds an
-agent's versions alive). :func:`read_job` reads either form.
+agent's versions alive), with one exception from format 3 on: a task (``agent:request``) that
+its run completes, when the run commits on top of the very commit that accepted it (an idle
+agent's request, the common case), stores nothing either. Its ref moves to the run's commit,
+whose event names the task and whose timeline entry holds its output, and
+:func:`finished_job` derives the record from that commit and its parent. What drops an agent's
+versions (``agent:prune``, ``agent:delete {remove}``) first gives such jobs their own record.
+:func:`read_job` reads every form.
 
 Surfaces show it as the Covia venue does (:func:`public_job`): ``id``/``op`` beside
 ``jobId``/``operation``, ``error`` the message and ``errorCode`` the code.
@@ -31,8 +37,10 @@ import os
 import re
 from typing import Any, Callable
 
-from lattice.commits import Commit
-from lattice.nodes import Tx, map_get, map_keys, map_len
+import lattice.commits
+from lattice.commits import Commit, read_commit
+from lattice.nodes import Tx, map_get, map_keys, map_len, seq_get, seq_len
+from lattice.paths import open_level
 
 from .answers import request_output
 from .errors import error_fields
@@ -40,7 +48,7 @@ from .errors import error_fields
 __all__ = ["PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT", "STATUSES", "TERMINAL",
            "new_job_id", "JobIds", "normalize_job_id", "job_record", "public_job", "finish", "cancel", "head_task",
            "retarget", "work_job_ids", "trigger_output", "PUBLIC_FIELDS", "FOLDED_OPS", "is_job_record",
-           "folded_job", "read_job", "holds_work", "job_time"]
+           "folded_job", "finished_job", "folds_finished", "run_task_id", "read_job", "holds_work", "job_time"]
 
 PENDING, STARTED, COMPLETE, FAILED, CANCELLED, TIMEOUT = (
     "PENDING", "STARTED", "COMPLETE", "FAILED", "CANCELLED", "TIMEOUT")
@@ -242,7 +250,7 @@ def holds_work(tx: Tx, agent: dict[str, Any], op: str, job_id: str) -> bool:
 
 def folded_job(tx: Tx, commit: Commit, job_id: str, agent_id: str | None) -> dict[str, Any] | None:
     """The record of a folded job (see the module doc) whose ref points at agent commit ``commit``;
-    None when that commit did not accept ``job_id``.
+    None when that commit did not accept ``job_id`` (nor, a run, complete it: :func:`finished_job`).
 
     The record is the one accepting the job wrote before jobs were folded, field by field:
     ``created`` the job id's time; ``status`` ``STARTED`` for the oldest task of an agent
@@ -258,6 +266,13 @@ def folded_job(tx: Tx, commit: Commit, job_id: str, agent_id: str | None) -> dic
             request's or trigger's commit written before format 2); the
             event's ``agentId`` wins. None and not named: the record has no ``agentId``.
     """
+    if commit.op == "agent:run":
+        return finished_job(tx, commit, job_id, agent_id)
+    return _accepted_job(tx, commit, job_id, agent_id)
+
+
+def _accepted_job(tx: Tx, commit: Commit, job_id: str, agent_id: str | None) -> dict[str, Any] | None:
+    """:func:`folded_job` of the commit that accepted the job."""
     ev = _event(tx, commit, job_id)
     if ev is None:
         return None
@@ -292,10 +307,50 @@ def folded_job(tx: Tx, commit: Commit, job_id: str, agent_id: str | None) -> dic
     return {**out, **extra}
 
 
+def folds_finished() -> bool:
+    """Whether a task its run completes on top of the commit that accepted it stays folded (format
+    3 on; read at each call from :data:`lattice.commits.FORMAT_VERSION`, so a store written under
+    format 2's settings stores what format 2 did)."""
+    return lattice.commits.FORMAT_VERSION >= 3
+
+
+def run_task_id(tx: Tx, commit: Commit) -> str | None:
+    """The task an ``agent:run`` commit consumed (its event's ``taskId``); None for another commit
+    or a run without a task. Reads the event's top level only (not its model replies)."""
+    if commit.op != "agent:run":
+        return None
+    ev = open_level(tx, commit.input)
+    tid = ev.get("taskId") if isinstance(ev, dict) else None
+    return tid if isinstance(tid, str) else None
+
+
+def finished_job(tx: Tx, commit: Commit, job_id: str, agent_id: str | None) -> dict[str, Any] | None:
+    """The record of a task job folded into the run commit that completed it (see the module doc):
+    the record :func:`folded_job` derives from the run's parent, the commit that accepted the task,
+    ``COMPLETE`` at the run commit's time with the output its timeline entry recorded for the task
+    (``taskResults[job_id].output``). None when ``commit`` is not a run that completed ``job_id``
+    on top of the commit that accepted it."""
+    if run_task_id(tx, commit) != job_id or commit.parent is None:
+        return None
+    accepted = _accepted_job(tx, read_commit(tx, commit.parent), job_id, agent_id)
+    if accepted is None:
+        return None
+    try:
+        timeline = tx.load_root(commit.root)["timeline"]
+        entry = seq_get(tx, timeline, seq_len(timeline) - 1) if seq_len(timeline) else {}
+        results = tx.materialize(entry.get("taskResults") or {}) if isinstance(entry, dict) else None
+    except (KeyError, TypeError, IndexError):  # not an agent record: fsck says so
+        return None
+    res = results.get(job_id) if isinstance(results, dict) else None
+    if not isinstance(res, dict) or res.get("status") != COMPLETE:
+        return None
+    return finish(accepted, COMPLETE, commit.ts, output=res.get("output"))
+
+
 def read_job(tx: Tx, commit: Commit, job_id: str, agent_id: str | None = None) -> dict[str, Any] | None:
     """The record of job ``job_id`` whose ref's head is ``commit``: its stored record, or one
-    derived from the agent commit that accepted it (:func:`folded_job`); None when ``commit``
-    is neither."""
+    derived from the agent commit that accepted it (:func:`folded_job`) or the run commit that
+    completed it (:func:`finished_job`); None when ``commit`` is none of these."""
     rec = tx.load_root(commit.root)
     if is_job_record(rec):
         return tx.materialize(tx.raw_root(commit.root))

@@ -12,7 +12,7 @@ they read, decide and apply a domain transition (:mod:`ops.domain.decide`,
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from lattice.commits import Commit, read_commit
 from lattice.digest import from_hex
@@ -175,6 +175,21 @@ class Engine:
             done = None if jr is None else J.cancel(jr, u.ts, message)
             if done is not None:
                 u.write(name, done, "job:cancel")
+
+    def keep_finished_jobs(self, u: Unit, caller: str, chain: Iterable[tuple[bytes, Commit]],
+                           agent_id: str) -> None:
+        """Give every finished job folded into a run commit of ``chain`` (``(digest, commit)``
+        pairs of agent ``agent_id``'s versions about to be dropped or rewritten) its own record,
+        on a chain of its own: no job ref keeps those versions alive (:mod:`ops.domain.jobs`)."""
+        for d, c in chain:
+            tid = J.run_task_id(u.tx, c)
+            if tid is None:
+                continue
+            name = job_ref(caller, tid)
+            if u.head(name)[0] == d and name not in u.writes:
+                jr = u.read(name, agent_id)
+                if jr is not None:
+                    u.write(name, jr, jr["operation"])
 
     async def sync(self, caller: str, job: dict[str, Any], fn: Callable[[Unit], Any]) -> dict[str, Any]:
         """Run a synchronous operation: its ``COMPLETE`` job commits with its changes (if any);

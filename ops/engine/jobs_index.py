@@ -7,9 +7,10 @@ every read a durable write, so they are kept in memory only (the newest
 :data:`MEMORY_JOBS` per caller) and are gone after a restart.
 
 A task, trigger or chat job is folded into the agent commit that accepted it until its
-first change (:mod:`ops.domain.jobs`): its ref points at that commit. :func:`resolve_job`
-is the one reader of a job ref's head, either form; the accepting commit's event names
-the agent (format 2), so reading a folded job reads that one commit and nothing else.
+first change (:mod:`ops.domain.jobs`): its ref points at that commit; a task its run completed
+on top of that commit stays folded, into the run's commit. :func:`resolve_job` is the one
+reader of a job ref's head, every form; the accepting commit's event names the agent (format
+2), so reading a folded job reads that commit (and, finished, the run's) and nothing else.
 
 A seam: :class:`JobIndex` is what the engine needs; :class:`LocalJobIndex`
 keeps the in-memory jobs of one process. Several processes sharing a store
@@ -188,9 +189,14 @@ async def expire_jobs(engine: Any, before_ms: int) -> int:
     tx = Tx(engine.store, engine.cache)
     old = []
     for name, d in engine.store.refs("j/"):
-        rec = tx.load_root(read_commit(tx, d).root)
+        c = read_commit(tx, d)
+        rec = tx.load_root(c.root)
         if not J.is_job_record(rec):
-            continue  # folded into its agent's commit: waiting, never finished
+            if c.op != "agent:run" or c.ts >= before_ms:
+                continue  # folded into the commit that accepted it: waiting, never finished
+            rec = J.read_job(tx, c, split_ref(name)[2])  # folded into the run that completed it
+            if rec is None:
+                continue
         if rec.get("status") in TERMINAL and rec.get("updated", before_ms) < before_ms:
             old.append((name, d))
     removed = 0

@@ -42,7 +42,7 @@ from ..domain import jobs as J
 from ..domain import sessions as S
 from ..domain.cycle import Cycle, CycleError, Outcome
 from ..domain.errors import OpError
-from ..domain.events import Messaged, RunCompleted, RunFailed
+from ..domain.events import Messaged, RunCompleted, RunFailed, omits_parent_base
 from ..domain.models import LlmError, LlmReply, LlmRequest
 from ..domain.refs import agent_ref, job_ref, split_ref, ws_ref
 from .context import Engine
@@ -225,10 +225,15 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
         if cur is None:
             return  # replaced or terminated meanwhile: the run is abandoned
         cancelled = work.task_id is not None and not A.has_task(cur, work.task_id)
-        rec = engine.commit_event(u, caller, aid, cur, event, load=lambda h: base_rec, outcome=out)
+        base_head = u.head(agent_ref(caller, aid))[0]  # the parent of the run's commit
+        ev = event
+        if base is not None and base_head == base and omits_parent_base():
+            ev = msgspec.structs.replace(event, base=None)  # the parent: nothing landed since the run started
+        rec = engine.commit_event(u, caller, aid, cur, ev, load=lambda h: base_rec, outcome=out)
         edits = [] if sandboxed else list(out.ws_edits)
         if work.task_id is not None and not cancelled:
-            jr = u.read(job_ref(caller, work.task_id), aid)
+            name = job_ref(caller, work.task_id)
+            jr = u.read(name, aid)
             if jr is not None and jr["status"] not in J.TERMINAL:
                 status, output, error = out.task_status, out.task_output, out.task_error
                 if status == J.COMPLETE:
@@ -237,8 +242,12 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
                         error = answer_edit(u, caller, edits, parse_path(path)[1], out.task_output, path)
                         if error is not None:
                             status, output = J.FAILED, None
-                u.write(job_ref(caller, work.task_id), J.finish(jr, status, u.ts, output=output, error=error),
-                        "job:finish")
+                if status == J.COMPLETE and J.folds_finished() and u.head(name)[0] == base_head:
+                    # accepted by the commit this run's commit goes on top of: the job stays folded,
+                    # its record derived from that commit (ops.domain.jobs.finished_job)
+                    u.follow(name, agent_ref(caller, aid))
+                else:
+                    u.write(name, J.finish(jr, status, u.ts, output=output, error=error), "job:finish")
         if edits:
             ws = u.read(ws_ref(caller))
             for segs, value in edits:

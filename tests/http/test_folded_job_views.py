@@ -51,3 +51,24 @@ async def test_a_folded_request_finishes_over_http(start_app) -> None:
     assert status == 200 and done["status"] == "COMPLETE"
     status, first = await get_job(client, job["jobId"])
     assert status == 200 and first["status"] == "COMPLETE" and first["created"] == job["created"]
+
+
+async def test_a_request_folded_into_its_run_over_http(start_app) -> None:
+    """A request its run completes on top of its accepting commit stays folded (format 3): its ref
+    is the run's commit, and every view reads it COMPLETE with its answer; its event stream says so
+    and ends."""
+    client = await start_app("lmdb")
+    store = client.app[RUNTIME].store
+    await create(client, "A", ECHO)
+    status, done = await invoke(client, "agent:request", {"agentId": "A", "input": "folded", "wait": True})
+    assert status == 200 and done["status"] == "COMPLETE"
+    jid = done["jobId"]
+    head = store.ref("g/local/A")
+    assert store.ref(f"j/local/{jid}") == head and read_commit(store, head).op == "agent:run"
+    assert await get_job(client, jid) == (200, done)
+    r = await client.get("/api/v1/jobs")
+    assert jid in (await r.json())["items"]
+    rd = await open_stream(client, f"/api/v1/jobs/{jid}/sse")
+    first = await rd.next()
+    assert first["event"] == "job-update" and first["data"] == done
+    assert await rd.next() is None

@@ -44,6 +44,17 @@ of F and G (forked from A's versions) changed; ``w/local`` did not, nor ``JOBS``
 changed after it was accepted, and its record's chain starts on its own). Under format 1's settings
 the events record no ``agentId`` (``ops.domain.events.records_agent`` reads
 ``lattice.commits.FORMAT_VERSION``), so ``HEADS_FORMAT1`` and ``JOBS_FORMAT1`` still hold.
+
+Re-pinned on purpose for format 3 (issue 13, a smaller step): every commit says ``format: 3``
+and vectors' interior nodes hold 8 links (``lattice.vector``), so every head changed; a run whose
+commit goes on top of the version it started from records no ``base`` (its parent:
+``ops.domain.events.omits_parent_base``); and a task its run completes on top of the commit that
+accepted it stays folded, into the run's commit (``ops.domain.jobs.finished_job``), so ``JOBS``
+changed: 4 of the 29 jobs lost their
+``job:finish`` commit and record, and each reads exactly as its record did
+(:func:`test_jobs_folded_into_their_runs_read_as_their_records_did`). Format 2's pins are kept:
+the same history under format 2's settings still gives them
+(:func:`test_format2_pins_hold_under_format2_settings`).
 """
 
 from __future__ import annotations
@@ -71,16 +82,16 @@ SCRIPT = {"provider": "scripted", "rules": [
 
 #: head commit digest of each agent and of the workspace
 HEADS = {
-    "g/local/A": "47cc334493b0e692d264acce713671b3c88a0e0a1a43f79768a79a7fb8ea4f27",
-    "g/local/B": "9eeea222ccbc17af4b1307a449ca0c4502d1f75b6728875b1c6661d72cd410f3",
-    "g/local/E": "9adfcfb907b754c9cd4c2107a8e68d89ce43415ad1085155e360a7ea26c9854f",
-    "g/local/F": "7d528465372c7b82b2501ad4cf87681f8cad73cbe1dcc2f3ff886c98068ea864",
-    "g/local/G": "d01569a1c45315a8e024c1fdd762d3906a7a2a920ef02d86e0995c52c6ffccaf",
-    "g/local/S": "5e7e3f7ccca8caafc5c60ae7b510836aa463805b7419e527b949fb4dd87c75dd",
+    "g/local/A": "55b306efd81c1283d3269bb6479894cf61599a27adc69e5116028de5033d4c25",
+    "g/local/B": "7a8aca9084a463e19fac486017123ba9877b6c5ebf0accfe6623f150fabb6157",
+    "g/local/E": "212eec8901640f2d751adfa19f744ad7bf3d47d2bb4e07841bebfa27c3b05487",
+    "g/local/F": "a97274862246f5a0d8cc06480dafa6e0633444c94f8c4506f916ab0e19b9f1fd",
+    "g/local/G": "d7a2ca76f41e44260bc6d14a01f4f69c09d828717736e3aa0ae6c7403949ba0a",
+    "g/local/S": "c3f78fb502187d110072d0daf8f1781586c7aeabe72c4ec84684933d49b12726",
     "w/local": "767a9dd2e79ab77580118148529c77ae8831aadae16c508b4929565426d46118",
 }
 #: 29 stored job records: blake3 over their sorted "ref=head" lines
-JOBS = ("j/local/", 29, "e942265b063b59bfd38a01f2bf40e98e53b40709401f555e8fa1a8251459ad7c")
+JOBS = ("j/local/", 29, "3826eca0048db90f1ef10ee49d9a760713fc50c683682f2d477798a22126c700")
 
 #: the pins of format 2 (before format 3's re-pin): the same history under format 2's two settings
 #: (``format: 2`` in commits, 32-link vector nodes) still gives them, so format 3 changed exactly those
@@ -240,3 +251,27 @@ async def test_an_agent_written_in_format_2_then_3_replays_identical(monkeypatch
         assert r["identical"] is True and r["divergence"] is None and r["replayed"] == 61, r
     finally:
         await rt.close()
+
+
+async def test_jobs_folded_into_their_runs_read_as_their_records_did(monkeypatch) -> None:
+    """Format 3 folds a task its run completes on top of the commit that accepted it into the
+    run's commit (:func:`ops.domain.jobs.finished_job`): every job of the fixed history reads
+    exactly as with a stored record, and some of them are folded."""
+    from ops.domain import jobs as J
+
+    async def jobs(fold: bool) -> tuple[dict[str, dict], list[str]]:
+        monkeypatch.setattr(J, "folds_finished", lambda: fold)
+        rt = await build()
+        try:
+            tx = rt.engine.tx()
+            ids = [name.split("/")[2] for name, _ in rt.store.refs("j/local/")]
+            folded = [jid for jid in ids if read_commit(tx, rt.store.ref(f"j/local/{jid}")).op == "agent:run"]
+            return {jid: rt.get_job("local", jid) for jid in ids}, folded
+        finally:
+            await rt.close()
+
+    stored, none = await jobs(False)
+    derived, folded = await jobs(True)
+    assert none == [] and len(folded) >= 3
+    assert all(derived[jid]["status"] == J.COMPLETE for jid in folded)
+    assert derived == stored

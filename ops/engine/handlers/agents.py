@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from lattice.commits import find, read_commit
+from lattice.commits import find, log, read_commit
 from lattice.digest import from_hex
 from lattice.errors import NotFound
 from lattice.nodes import Tx, map_len, seq_len, seq_plain
@@ -145,6 +145,7 @@ async def delete(engine: Engine, caller: str, inp: O.DeleteInput, job: dict) -> 
         event = decide.delete(rec, inp.agentId)
         engine.cancel_jobs(u, caller, rec, "agent terminated", inp.agentId)
         if inp.remove:
+            engine.keep_finished_jobs(u, caller, log(u.tx, u.head(name)[0]), inp.agentId)
             u.remove(name)
             return {"agentId": inp.agentId, "status": A.TERMINATED, "removed": True}
         rec = engine.commit_event(u, caller, inp.agentId, rec, event)

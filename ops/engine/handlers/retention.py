@@ -17,9 +17,10 @@ version another agent was forked from (the fork needs it); a point above the ver
 later run started from, or a later ``agent:forkSession`` copied its session from (their
 replays need that state).
 
-A waiting job folded into a commit of the chain (:mod:`ops.domain.jobs`) gets its record in
-the same unit, on a chain of its own: no job ref keeps a squashed version alive (or points
-at a commit that is no longer its agent's).
+A waiting job folded into a commit of the chain, or a finished one folded into the run
+commit that completed it (:mod:`ops.domain.jobs`), gets its record in the same unit, on a chain
+of its own: no job ref keeps a squashed version alive (or points at a commit that is no longer
+its agent's).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ async def prune(engine: Engine, caller: str, inp: O.PruneInput, job: dict) -> di
                              input={"agentId": inp.agentId, "before": p, "squashed": p - chain[-1][1].seq})
         u.point(name, new_head)
         _materialize(u, caller, inp.agentId, rec, by_id)
+        engine.keep_finished_jobs(u, caller, chain, inp.agentId)
         return {"agentId": inp.agentId, "squashed": p - chain[-1][1].seq, "base": p - 1, "head": hc.seq}
     return await engine.sync(caller, job, fn)
 
