@@ -37,3 +37,26 @@ async def test_a_request_accepted_before_format_2_and_run_after_the_upgrade_keep
         assert rt.get_job("local", jid) == got
     finally:
         await rt.close()
+
+
+async def test_fsck_flags_a_folded_job_that_holds_versions_its_agent_no_longer_has(rt) -> None:
+    """What drops an agent's versions gives its folded jobs their records first; a job ref left on
+    a commit its agent no longer has (here: the agent's ref removed behind the engine's back) keeps
+    those versions alive for good. fsck says so, for a finished job and a waiting one."""
+    from lattice.fsck import fsck
+    from lattice.store import RefUpdate
+    from ops.domain.check import make_check_head
+    await out(rt, "agent:create", agentId="A", config=ECHO)
+    done = await call(rt, "agent:request", agentId="A", input="finished", wait=True)
+    await out(rt, "agent:suspend", agentId="A")
+    waiting = await call(rt, "agent:request", agentId="A", input="waiting")
+    assert pointed(rt, done["jobId"])[1].op == "agent:run" and pointed(rt, waiting["jobId"])[1].op == "agent:request"
+    assert fsck(rt.store, check_head=make_check_head(rt.store)).ok
+    await out(rt, "agent:create", agentId="B", config=ECHO)
+    assert rt.store.commit({}, [RefUpdate("g/local/A", rt.store.ref("g/local/A"), rt.store.ref("g/local/B"))])
+    report = fsck(rt.store, check_head=make_check_head(rt.store))
+    flagged = {p.ref for p in report.problems if "not on agent 'A'" in p.message}
+    assert flagged == {f"j/local/{done['jobId']}", f"j/local/{waiting['jobId']}"}, report.problems
+    assert rt.store.commit({}, [RefUpdate("g/local/A", rt.store.ref("g/local/A"), None)])
+    report = fsck(rt.store, check_head=make_check_head(rt.store))
+    assert {p.ref for p in report.problems if "there is no agent 'A'" in p.message} == flagged, report.problems
