@@ -5,7 +5,9 @@ lattice's own checks (every object present and intact, every chain whole), it
 checks what the runtime promises of the records at each head:
 
 * a job record has every field, a known status, and its own id; a job folded into an agent
-  commit (:mod:`ops.domain.jobs`) points at the commit that accepted it;
+  commit (:mod:`ops.domain.jobs`) points at the commit that accepted it (or the run that completed
+  it), and that commit is still on its agent's chain (what drops versions gives such a job its
+  record first: a ref left behind would keep versions the agent no longer has alive);
 * an agent record has a known status; a ``RUNNING`` agent has work; every
   queued task's job exists and is ``PENDING``, except the oldest task of a
   ``RUNNING`` agent, which is ``STARTED``; no task is recorded by two runs of the
@@ -20,12 +22,13 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from lattice.commits import read_commit
+from lattice.commits import find, read_commit
+from lattice.errors import NotFound
 from lattice.nodes import Tx, map_keys, seq_iter
 
 from . import agent as A
 from .jobs import PENDING, STARTED, STATUSES, is_job_record, read_job
-from .refs import job_ref
+from .refs import agent_ref, job_ref
 
 __all__ = ["make_check_head"]
 
@@ -48,6 +51,21 @@ def _timeline_problems(tx: Tx, rec: dict[str, Any]) -> list[str]:
     return out
 
 
+def _off_chain(store: Any, caller: str, agent_id: str, commit: bytes, seq: int) -> str | None:
+    """What is wrong when agent commit ``commit`` (version ``seq``), a folded job's head, is not on
+    its agent's chain (O(log n) reads: :func:`lattice.commits.find`); None when it is."""
+    head = store.ref(agent_ref(caller, agent_id))
+    if head is None:
+        return f"job ref points at a commit of agent {agent_id!r}, and there is no agent {agent_id!r}: " \
+               "it keeps that agent's versions alive"
+    try:
+        on = find(store, head, seq)[0] == commit
+    except NotFound:
+        on = False
+    return None if on else f"job ref points at a commit not on agent {agent_id!r}'s chain: it keeps versions " \
+                           "the agent no longer has alive"
+
+
 def make_check_head(store: Any):
     """A ``check_head(ref, root)`` for :func:`lattice.fsck.fsck` over ``store``."""
 
@@ -60,8 +78,15 @@ def make_check_head(store: Any):
                 head = store.ref(ref)
                 if head is None or read_commit(tx, head).root != root:
                     return  # moved on since the refs were listed
-                if read_job(tx, read_commit(tx, head), ident) is None:
+                job = read_job(tx, read_commit(tx, head), ident)
+                if job is None:
                     yield "job ref points at an agent commit that did not accept this job (nor complete it)"
+                    return
+                aid = job.get("agentId")  # None: accepted before format 2, the commit names no agent
+                if aid is not None:
+                    lost = _off_chain(store, caller, aid, head, read_commit(tx, head).seq)
+                    if lost is not None and store.ref(ref) == head:  # (a prune or removal moves the job too)
+                        yield lost
                 return
             rec = tx.materialize(tx.raw_root(root))
             if not isinstance(rec, dict):

@@ -15,7 +15,8 @@ from that commit. Its first change (``STARTED``/``PENDING``, finished, cancelled
 stores a record on a chain of its own that starts there (no parent: a job chain never holds an
 agent's versions alive), with one exception from format 3 on: a task (``agent:request``) that
 its run completes, when the run commits on top of the very commit that accepted it (an idle
-agent's request, the common case), stores nothing either. Its ref moves to the run's commit,
+agent's request, the common case) and that commit names the agent (format 2 on), stores nothing
+either. Its ref moves to the run's commit,
 whose event names the task and whose timeline entry holds its output, and
 :func:`finished_job` derives the record from that commit and its parent. What drops an agent's
 versions (``agent:prune``, ``agent:delete {remove}``) first gives such jobs their own record.

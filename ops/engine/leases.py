@@ -71,9 +71,11 @@ __all__ = ["PROTOCOL", "BEATS", "LeaseTimes", "LeaseScheduler", "lease_ref", "be
 
 log = logging.getLogger("lattice.leases")
 
-#: the engine's multi-process protocol (lease and heartbeat refs); processes of different
-#: protocols refuse to share a store
-PROTOCOL = 1
+#: the engine's multi-process protocol (lease and heartbeat refs, and what every process must
+#: read of what the others write); processes of different protocols refuse to share a store.
+#: 2: format 3 (vectors of 8-link nodes, tasks folded into the run that completed them), which
+#: a process of protocol 1 (format 2) misreads
+PROTOCOL = 2
 #: heartbeat commits a process cycles through
 BEATS = 16
 

@@ -225,7 +225,7 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
         if cur is None:
             return  # replaced or terminated meanwhile: the run is abandoned
         cancelled = work.task_id is not None and not A.has_task(cur, work.task_id)
-        base_head = u.head(agent_ref(caller, aid))[0]  # the parent of the run's commit
+        base_head, base_commit = u.head(agent_ref(caller, aid))  # the parent of the run's commit
         ev = event
         if base is not None and base_head == base and omits_parent_base():
             ev = msgspec.structs.replace(event, base=None)  # the parent: nothing landed since the run started
@@ -242,9 +242,12 @@ async def complete(engine: Engine, caller: str, aid: str, base: bytes | None, ba
                         error = answer_edit(u, caller, edits, parse_path(path)[1], out.task_output, path)
                         if error is not None:
                             status, output = J.FAILED, None
-                if status == J.COMPLETE and J.folds_finished() and u.head(name)[0] == base_head:
+                if status == J.COMPLETE and J.folds_finished() and u.head(name)[0] == base_head \
+                        and J.folded_job(u.tx, base_commit, work.task_id, None) == jr:
                     # accepted by the commit this run's commit goes on top of: the job stays folded,
-                    # its record derived from that commit (ops.domain.jobs.finished_job)
+                    # its record derived from that commit (ops.domain.jobs.finished_job). Only when
+                    # that commit alone gives its record, agent included: one written before format 2
+                    # names no agent, and a reader that does not know it would get the job without it
                     u.follow(name, agent_ref(caller, aid))
                 else:
                     u.write(name, J.finish(jr, status, u.ts, output=output, error=error), "job:finish")

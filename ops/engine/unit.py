@@ -137,7 +137,8 @@ class Unit:
         self.writes[name] = None
 
     def updates(self) -> list[RefUpdate]:
-        """The ref updates to commit (a record equal to its head's is not committed again). A
+        """The ref updates to commit (a record equal to its head's is not committed again, except on
+        a ref :meth:`adopt` put on a chain: the write is what makes it exist). A
         job ref whose head is the agent commit it was folded into gets a chain of its own: its
         first record's commit has no parent (the job's ref expects that agent commit)."""
         ups = [RefUpdate(name, self.heads[name][0], d) for name, d in self.points.items()]
@@ -150,8 +151,8 @@ class Unit:
                 continue
             record, op, input = w
             root = self.tx.put_root(record)
-            if c is not None and c.root == root:
-                continue
+            if c is not None and c.root == root and name not in self.actual:
+                continue  # (an adopted ref is not there yet: its write lands, whatever the record)
             parent, parent_commit = d, c
             if c is not None and name.startswith("j/") and not J.is_job_record(self.tx.load_root(c.root)):
                 parent, parent_commit = None, None  # a folded job's first record: never on its agent's chain

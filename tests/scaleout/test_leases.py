@@ -185,10 +185,13 @@ async def test_a_running_agent_without_lease_is_adopted() -> None:
         await rt.close()
 
 
-async def test_a_live_process_of_another_protocol_is_refused() -> None:
+@pytest.mark.parametrize("protocol", [99, 1], ids=["unknown", "format-2"])
+async def test_a_live_process_of_another_protocol_is_refused(protocol: int) -> None:
+    """Protocol 1 is format 2's engine: it cannot read format 3's vectors, nor tasks folded into
+    their runs (its prune or removal would leave their refs keeping dropped versions alive)."""
     store, times = MemoryStore(), LeaseTimes(lease=0.2, renew=0.05, scan=0.05)
     tx = Tx(store)
-    root = tx.put_root({"owner": "old", "protocol": 99})
+    root = tx.put_root({"owner": "old", "protocol": protocol})
     beats = [write_commit(tx, parent=None, parent_commit=None, root=root, ts=i, op="process:beat", input=None,
                           caller="old")[0] for i in range(2)]
     store.commit(tx.objects, [RefUpdate("p/old", None, beats[0])])
@@ -201,7 +204,7 @@ async def test_a_live_process_of_another_protocol_is_refused() -> None:
             i += 1
     beating = asyncio.ensure_future(alive())
     rt = shared_runtime(store, Bus(), times)
-    with pytest.raises(StoreError, match="protocol 99"):
+    with pytest.raises(StoreError, match=f"protocol {protocol};"):
         await rt.start()
     await rt.close()
     beating.cancel()
