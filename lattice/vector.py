@@ -8,8 +8,8 @@ rewritten in place. :meth:`Vec.build` gives the same tree as any sequence of
 appends, so the digest depends only on the items (and the format).
 
 ``shift`` is the bit position of the root's index digit: a root whose children
-are leaves has ``shift = `` the leaf's bits, each level above adds ``bits``; so the leaf's
-bits are ``shift % bits`` (or ``bits`` when that is 0).
+are leaves has a ``shift`` of the leaf's bits, and each level above adds ``bits``; so the
+leaf's bits are ``shift % bits`` (or ``bits`` when that is 0).
 
 The geometry of each format (:data:`GEOMETRY`, leaf bits and interior bits):
 
