@@ -76,15 +76,16 @@ def make_check_head(store: Any):
             top = tx.load_root(root)
             if isinstance(top, dict) and not is_job_record(top) and "tasks" in top:  # folded: see ops.domain.jobs
                 head = store.ref(ref)
-                if head is None or read_commit(tx, head).root != root:
+                hc = None if head is None else read_commit(tx, head)
+                if hc is None or hc.root != root:
                     return  # moved on since the refs were listed
-                job = read_job(tx, read_commit(tx, head), ident)
+                job = read_job(tx, hc, ident)
                 if job is None:
                     yield "job ref points at an agent commit that did not accept this job (nor complete it)"
                     return
                 aid = job.get("agentId")  # None: accepted before format 2, the commit names no agent
                 if aid is not None:
-                    lost = _off_chain(store, caller, aid, head, read_commit(tx, head).seq)
+                    lost = _off_chain(store, caller, aid, head, hc.seq)
                     if lost is not None and store.ref(ref) == head:  # (a prune or removal moves the job too)
                         yield lost
                 return

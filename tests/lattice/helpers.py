@@ -57,3 +57,20 @@ def tamper_lmdb(path: Any, d: bytes, data: bytes) -> None:
             txn.put(seq_key(seq), bytes((RAW,)) + data, db=layout.log)
     finally:
         env.close()
+
+
+def truncate_logged(path: Any, seq: int = 1, cut: int = 3) -> bytes:
+    """Cut the last ``cut`` bytes off the log value at ``seq`` in the closed LMDB store at ``path``
+    (a damaged zstd frame); return the value as it was."""
+    import lmdb
+
+    from lattice.lmdb_layout import LOG_DB, MAX_DBS, seq_key
+
+    env = lmdb.open(str(path), max_dbs=MAX_DBS)
+    try:
+        with env.begin(write=True, db=env.open_db(LOG_DB, create=False)) as txn:
+            v = bytes(txn.get(seq_key(seq)))
+            txn.put(seq_key(seq), v[:-cut])
+    finally:
+        env.close()
+    return v
