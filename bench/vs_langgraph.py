@@ -40,8 +40,11 @@ conversation reaches each N of ``--ns`` the run measures, on every series:
   ``--fork-turns`` more turns (run on a copy of each store, so later N are not
   affected).
 
-Floors, in the same run: a raw LMDB durable single-put commit, and msgspec
-canonical encoding + blake3 of one turn's payload (the two messages).
+Floors, in the same run: a raw LMDB durable single-put commit; msgspec
+canonical encoding + blake3 of one turn's payload (the two messages); and at
+each N, LMDB's floor on disk for the bytes our store holds (its log records and
+refs in a bare LMDB environment, one B-tree, no index; in one transaction and
+in as many transactions as the store had).
 
 Run: ``pip install -e '.[bench]'`` then ``python bench/vs_langgraph.py``
 (``--quick``: N = 10 and 100). Prints one table per metric with both sides and
@@ -516,6 +519,41 @@ def floor_lmdb(root: Path, n: int, payload: bytes) -> list[float]:
     return out
 
 
+def floor_disk(store: LmdbStore, root: Path) -> dict[str, int]:
+    """LMDB's own floor for the bytes our store holds: its log records (the objects as stored,
+    compressed) and its refs, written into a bare LMDB environment with one B-tree, keys in
+    append order and no digest index: ``one_txn`` in one write transaction (the pages the data
+    needs), ``same_txns`` spread evenly over as many write transactions as the store has had
+    (each also rewrites one ref), so its copy-on-write leaves as many freed pages behind as
+    LMDB keeps for reuse. Bytes of pages in use, as ``used_bytes``."""
+    env = store._env
+    with env.begin() as txn:
+        recs = [v for _, v in txn.cursor(db=store._layout.log)]
+        refs = list(txn.cursor(db=store._layout.refs))
+    txns = env.info()["last_txnid"]
+    out = {}
+    for name, count in (("one_txn", 1), ("same_txns", txns)):
+        path = root / f"floor-disk-{name}"
+        shutil.rmtree(path, ignore_errors=True)
+        bare = lmdb.open(str(path), map_size=1 << 30, max_dbs=0, sync=False)
+        try:
+            done = 0
+            for t in range(count):
+                upto = len(recs) * (t + 1) // count
+                with bare.begin(write=True) as txn:
+                    for seq in range(done, upto):  # after every ref key ("R" < "S")
+                        assert txn.put(b"S" + seq.to_bytes(8, "big"), recs[seq], append=True)
+                    k, v = refs[t % len(refs)] if refs else (b"", b"")
+                    txn.put(b"R" + k, v)
+                done = upto
+            out[name] = (bare.info()["last_pgno"] + 1) * bare.stat()["psize"]
+        finally:
+            bare.close()
+            shutil.rmtree(path, ignore_errors=True)
+    out["txns"] = txns
+    return out
+
+
 def floor_hash(n: int, human: str, ai: str) -> list[float]:
     enc = msgspec.msgpack.Encoder(order="sorted")
     turn = [{"role": "user", "content": human}, {"role": "assistant", "content": ai}]
@@ -580,6 +618,7 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
             for s in lg:
                 r[s.name]["disk"] = s.disk()
             r[ours.name]["disk"] = ours.disk()
+            r[ours.name]["disk_floor"] = floor_disk(ours.store, root)
             if http:
                 r[http.name]["disk"] = await http.disk()
             # one field of an old version
@@ -691,6 +730,18 @@ def report(args: argparse.Namespace, root: Path, out: dict, floors: dict) -> Non
         print("| " + " | ".join(cells) + " |")
     if has_http:
         print(f"\n(ours HTTP also holds the {args.forks} bare forks per N of the fork table, a few KB each.)")
+    print("\nLMDB's floor for our bytes: the store's log records and refs in a bare LMDB environment, one "
+          "B-tree in append order, no digest index; in one write transaction (data pages only), and spread "
+          "over as many write transactions as the store had (copy-on-write keeps the pages the last two "
+          "freed).\n")
+    hdr = ["N", "ours", "bare LMDB, one txn", "bare LMDB, same txns (txns)"] + [f"{nm}" for nm in lgs]
+    print("| " + " | ".join(hdr) + " |")
+    print("|" + "---:|" * len(hdr))
+    for n in ns:
+        r, fd = res[n], res[n]["ours"]["disk_floor"]
+        cells = [f"{n:,}", fmt_bytes(r["ours"]["disk"]), fmt_bytes(fd["one_txn"]),
+                 f"{fmt_bytes(fd['same_txns'])} ({fd['txns']:,})"] + [fmt_bytes(r[nm]["disk"]) for nm in lgs]
+        print("| " + " | ".join(cells) + " |")
 
     # --- listing the full history
     print("\n## Listing the full history (ms, median; versions listed)\n")
