@@ -19,7 +19,7 @@ import lmdb
 from .errors import ReadOnly, StoreError
 from .digest import digest
 from .gc import closure
-from .lmdb_layout import MAX_DBS, Layout, copy_compacted, index_key, object_size, seq_key
+from .lmdb_layout import MAX_DBS, Layout, copy_compacted, index_key
 from .lmdb_support import Control
 
 __all__ = ["LmdbCollector"]
@@ -154,14 +154,7 @@ class LmdbCollector:
             # An index entry whose prefix no live digest has is dead. One that shares a live
             # digest's prefix is kept without hashing it: an unreachable object kept that way
             # (a 64-bit prefix collision with a live one) is only garbage left, never a loss.
-            prefixes = {index_key(d) for d in live}
-            dead = [(p, seq) for p, seq in layout.entries_of_index(txn) if p not in prefixes]
-            freed, nbytes = len(dead), 0
-            for p, seq in dead:
-                raw = txn.get(seq_key(seq), db=layout.log)
-                if raw is not None:
-                    nbytes += object_size(raw)
-                layout.delete(txn, p, seq)
+            freed, nbytes = layout.sweep(txn, {index_key(d) for d in live})
         except BaseException:
             with self._gate.exclusive():
                 txn.abort()

@@ -50,7 +50,7 @@ import queue
 import struct
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Container, Iterator
 
 import lmdb
 import zstandard
@@ -269,7 +269,7 @@ class Layout:
         return out
 
     def entries_of_index(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, int]]:
-        """Every index entry, ``(digest prefix, sequence number)`` (what the collector sweeps)."""
+        """Every index entry, ``(digest prefix, sequence number)``."""
         if self.index is not None:
             cur = txn.cursor(db=self.index)
             if cur.set_key(_IKEY):
@@ -279,6 +279,40 @@ class Layout:
         if self.index2 is not None:
             for k, v in txn.cursor(db=self.index2):
                 yield bytes(k), seq_of(v)
+
+    def sweep(self, txn: lmdb.Transaction, live: Container[bytes]) -> tuple[int, int]:
+        """Delete every object whose digest prefix is not in ``live`` (a set of :func:`index_key`);
+        return ``(objects, bytes)`` deleted, bytes as :func:`object_size` counts them.
+
+        One cursor walks the index and deletes each dead entry where it stands (no search
+        of its own); the log record goes by its key."""
+        freed = nbytes = 0
+        log = self.log
+        for db in (self.index, self.index2):
+            if db is None:
+                continue
+            packed = db is self.index  # layout 3: every entry a duplicate of _IKEY, prefix + seq
+            cur = txn.cursor(db=db)
+            found = cur.set_key(_IKEY) if packed else cur.first()
+            while found:
+                if packed:
+                    v = cur.value()
+                    p, s = v[:PREFIX], v[PREFIX:]
+                else:
+                    p, s = cur.key(), cur.value()
+                if bytes(p) in live:
+                    found = cur.next_dup() if packed else cur.next()
+                    continue
+                key = seq_key(seq_of(s))
+                raw = txn.get(key, db=log)
+                if raw is not None:
+                    nbytes += object_size(raw)
+                    txn.delete(key, db=log)
+                freed += 1
+                cur.delete()  # the cursor moves to the next entry, if any
+                k = cur.key()
+                found = k == _IKEY if packed else bool(k)
+        return freed, nbytes
 
     # ------------------------------------------------------------- reads, inside a transaction
 

@@ -18,7 +18,8 @@ from lattice.digest import digest
 from lattice.errors import CorruptObject, NotFound, ReadOnly
 from lattice.gc import collect
 from lattice.lmdb import LmdbStore
-from lattice.lmdb_layout import CODEC, INDEX2_DB, INDEX_DB, LEGACY_DB, MAX_DBS, REFS_DB, seq_key
+from lattice.lmdb_layout import (CODEC, INDEX2_DB, INDEX_DB, LEGACY_DB, MAX_DBS, REFS_DB, Layout, index_key, seq_key,
+                                  seq_value, unpack)
 from lattice.store import RefUpdate
 from tests.lattice.helpers import tamper_lmdb, truncate_logged
 
@@ -489,3 +490,45 @@ def test_get_many_reads_present_and_whole_objects(tmp_path):
         got = s.get_many([d for d, _ in good] + [bad_d, absent, b"short"])
         assert got == dict(good)  # the damaged, the absent and the malformed are left out
         assert s.get_many([]) == {}
+
+
+@pytest.mark.parametrize("pattern", ["random", "runs", "first_and_last", "all", "none"])
+def test_sweep_deletes_exactly_the_dead_entries(tmp_path, pattern):
+    """The collector's sweep walks the index with one cursor and deletes dead entries where they stand:
+    across page boundaries, in runs, at both ends, all or none; layout 2's index (``index2``, as a
+    move interrupted before a collection leaves it) is swept the same way."""
+    rng = random.Random(11)
+    env = lmdb.open(str(tmp_path / "db"), max_dbs=MAX_DBS, map_size=1 << 28)
+    try:
+        env.open_db(INDEX2_DB, dupsort=True)
+        layout = Layout(env, False)
+        pool = dict(obj(rng.randbytes(30 + i % 50)) for i in range(3000))  # ~10 pages of index entries
+        moved = set(list(pool)[:2400])  # in layout 3's index; the rest still in layout 2's
+        with env.begin(write=True) as txn:
+            layout.begin(txn)
+            for seq, (d, b) in enumerate(pool.items(), 1):
+                txn.put(seq_key(seq), lmdb_layout.pack(b), db=layout.log)
+                if d in moved:
+                    txn.put(b"d", index_key(d) + seq_value(seq), db=layout.index, dupdata=True)
+                else:
+                    txn.put(index_key(d), seq_value(seq), db=layout.index2, dupdata=True)
+        order = sorted(pool, key=index_key)  # the index's order: runs are neighbours there
+        if pattern == "random":
+            live = {d for d in order if rng.random() < 0.5}
+        elif pattern == "runs":
+            live = {d for i, d in enumerate(order) if (i // 300) % 2}
+        elif pattern == "first_and_last":
+            live = set(order[1:-1]) - {sorted(moved, key=index_key)[-1]}
+        else:
+            live = set(order) if pattern == "none" else set()
+        with env.begin(write=True) as txn:
+            freed, nbytes = layout.sweep(txn, {index_key(d) for d in live})
+        assert freed == len(pool) - len(live)
+        assert nbytes == sum(len(b) for d, b in pool.items() if d not in live)
+        with env.begin() as txn:
+            left = {p for p, _ in layout.entries_of_index(txn)}
+            assert left == {index_key(d) for d in live}
+            assert sorted(unpack(v) for _, v in txn.cursor(db=layout.log)) == sorted(pool[d] for d in live)
+            assert all(layout.find(txn, d) == (pool[d], True) for d in live)
+    finally:
+        env.close()
