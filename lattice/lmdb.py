@@ -496,10 +496,18 @@ class LmdbStore(LmdbCollector):
 
     def _commit_group(self, group: list[_Request]) -> list[bool]:
         """Commit ``group`` in one transaction, growing the map as needed (the caller holds ``_wlock``)."""
+        return self._growing(lambda: self._apply(group), "commit")
+
+    def _growing(self, write: Callable[[], _T], what: str) -> _T:
+        """Run ``write`` (one write transaction, aborted when it raises) until the map holds it: grow a
+        full map, adopt the size another process gave it. The caller holds ``_wlock``.
+
+        Raises:
+            StoreError: LMDB failed, or the map could not grow."""
         resized = 0
         while True:
             try:
-                return self._apply(group)
+                return write()
             except lmdb.MapResizedError as e:
                 # Another process grew the map: adopt its size and retry.
                 resized += 1
@@ -516,7 +524,7 @@ class LmdbStore(LmdbCollector):
                 except BaseException as e2:
                     raise store_error(f"cannot grow LMDB map of {self.path!r}", e2) from e
             except lmdb.Error as e:
-                raise store_error(f"LMDB commit failed in {self.path!r}", e) from e
+                raise store_error(f"LMDB {what} failed in {self.path!r}", e) from e
 
     def _apply(self, group: list[_Request]) -> list[bool]:
         """Apply each request's CAS + writes in one write transaction; return per-request results."""

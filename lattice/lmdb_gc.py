@@ -40,6 +40,7 @@ class LmdbCollector:
     readonly: bool
     durable: bool
     generation: int
+    _growing: Callable[..., Any]
 
     def stats(self) -> dict:
         """Return sizes of the environment.
@@ -146,6 +147,10 @@ class LmdbCollector:
         protected = self._barrier.stop()
         if live is None:
             return 0, 0
+        # Deleting copies pages too: a full map grows and the sweep runs again (``live`` only grew).
+        return self._growing(lambda: self._sweep_once(live, protected, extra), "collection")
+
+    def _sweep_once(self, live: set[bytes], protected: Iterable[bytes], extra: Any) -> tuple[int, int]:
         layout, refs_db = self._layout, self._refs
         txn = self._env.begin(write=True)
         try:

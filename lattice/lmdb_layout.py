@@ -492,20 +492,14 @@ def migrate(env: lmdb.Environment, layout: Layout, batch: int = 10_000,
     started = last = time.monotonic()
     for name in ("legacy", "index2"):
         while getattr(layout, name) is not None:
-            with env.begin(write=True) as txn:
-                layout.begin(txn)
-                db = getattr(layout, name)
-                items = [(bytes(k), bytes(v)) for k, v in itertools.islice(txn.cursor(db=db), batch)]
-                if not items:
-                    txn.drop(db, delete=True)
-                    setattr(layout, name, None)
-                    continue
-                for k, v in items:
-                    txn.delete(k, v, db=db)  # first: put() looks there too
-                    if name == "legacy":
-                        layout.put(txn, k, v)
-                    else:
-                        txn.put(_IKEY, k + v, db=layout.index, dupdata=True)
+            try:
+                items = _move_batch(env, layout, name, batch)
+            except lmdb.MapFullError:  # the batch was aborted: grow the map (nothing else is open yet)
+                env.set_mapsize(env.info()["map_size"] * 2)
+                continue
+            if not items:
+                setattr(layout, name, None)
+                continue
             moved += len(items)
             if progress is not None:
                 progress(moved)
@@ -520,6 +514,24 @@ def migrate(env: lmdb.Environment, layout: Layout, batch: int = 10_000,
         with env.begin(write=True) as txn:
             txn.put(b"layout", str(LAYOUT).encode(), db=layout.meta)
     return moved
+
+
+def _move_batch(env: lmdb.Environment, layout: Layout, name: str, batch: int) -> list:
+    """Move up to ``batch`` entries of the old database ``name`` in one write transaction, or drop it
+    when empty; return the entries moved."""
+    with env.begin(write=True) as txn:
+        layout.begin(txn)
+        db = getattr(layout, name)
+        items = [(bytes(k), bytes(v)) for k, v in itertools.islice(txn.cursor(db=db), batch)]
+        if not items:
+            txn.drop(db, delete=True)
+        for k, v in items:
+            txn.delete(k, v, db=db)  # first: put() looks there too
+            if name == "legacy":
+                layout.put(txn, k, v)
+            else:
+                txn.put(_IKEY, k + v, db=layout.index, dupdata=True)
+    return items
 
 
 def copy_compacted(env: lmdb.Environment, layout: Layout, dest: str, batch: int = 100_000) -> None:

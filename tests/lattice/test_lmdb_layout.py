@@ -532,3 +532,24 @@ def test_sweep_deletes_exactly_the_dead_entries(tmp_path, pattern):
             assert all(layout.find(txn, d) == (pool[d], True) for d in live)
     finally:
         env.close()
+
+
+def test_a_move_into_a_full_map_grows_it(tmp_path):
+    """A layout 2 store whose map is full (LMDB keeps the size it was given) is still moved when
+    a writer opens it: a batch that does not fit is aborted, the map doubles, the batch runs again."""
+    path = tmp_path / "old"
+    pool = dict(obj(f"layout 2 object {i}".encode() * 4) for i in range(3000))
+    write_layout2(path, pool, {"g/x/A": next(iter(pool))})
+    env = lmdb.open(str(path), max_dbs=MAX_DBS)
+    try:
+        psize = env.stat()["psize"]
+        env.set_mapsize((env.info()["last_pgno"] + 9) * psize)  # 8 pages to spare; kept by the next write
+        with env.begin(write=True) as txn:
+            txn.put(b"full", b"1", db=env.open_db(b"meta", txn=txn))
+        full = env.info()["map_size"]
+    finally:
+        env.close()
+    with LmdbStore(path, map_size=64 * 1024, durable=False) as s:
+        assert s.stats()["map_size"] > full
+        assert s.stats()["objects"] == 3000 and all(s.get(d) == b for d, b in pool.items())
+    assert layout_of(path) == (b"3", [INDEX_DB, b"log", b"meta", b"refs"])

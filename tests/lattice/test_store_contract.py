@@ -15,6 +15,7 @@ import pytest
 
 from lattice.digest import digest
 from lattice.errors import InvalidValue, ReadOnly, StoreError
+from lattice.gc import collect
 from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
 from lattice.store import RefUpdate
@@ -86,6 +87,29 @@ class TestLmdbStore(StoreContract):
             assert st["refs"] == 4
             for d, b in blobs + [(big_d, big_b)]:
                 assert s.get(d) == b
+
+    def test_lmdb_gc_grows_a_full_map(self, tmp_path):
+        """A sweep's deletes copy pages too: with the map full it grows the map and sweeps again
+        (it used to fail with LMDB's MapFullError, found by bench/lifecycle.py's 1 GB run)."""
+        with LmdbStore(tmp_path / "db", map_size=64 * 1024, durable=False) as s:
+            pool = [obj(os.urandom(200)) for _ in range(6000)]
+            for i in range(0, len(pool), 500):
+                assert s.commit(dict(pool[i:i + 500]), [])
+            keep = pool[::3]
+            assert s.commit({}, [RefUpdate(f"k/{i}", None, d) for i, (d, _) in enumerate(keep)])
+
+            def shrink() -> None:  # on the writer thread, no transaction open: as small as the pages in use
+                with s._gate.exclusive():
+                    s._env.set_mapsize(1)
+            s._control(shrink)
+            full = s.stats()
+            assert full["map_size"] == full["used_bytes"]
+            report = collect(s)
+            assert report.freed == len(pool) - len(keep)
+            assert report.freed_bytes == 200 * report.freed
+            assert s.stats()["map_size"] > full["map_size"]
+            assert s.stats()["objects"] == len(keep)
+            assert all(s.get(d) == b for d, b in keep)
 
     def test_lmdb_map_growth_while_reading(self, tmp_path):
         """Growing the map invalidates open read txns; concurrent readers must never see that."""
