@@ -268,18 +268,6 @@ class Layout:
                 out.extend(seq_of(v) for v in cur.iternext_dup())
         return out
 
-    def entries_of_index(self, txn: lmdb.Transaction) -> Iterator[tuple[bytes, int]]:
-        """Every index entry, ``(digest prefix, sequence number)``."""
-        if self.index is not None:
-            cur = txn.cursor(db=self.index)
-            if cur.set_key(_IKEY):
-                for v in cur.iternext_dup():
-                    v = bytes(v)
-                    yield v[:PREFIX], seq_of(v[PREFIX:])
-        if self.index2 is not None:
-            for k, v in txn.cursor(db=self.index2):
-                yield bytes(k), seq_of(v)
-
     def sweep(self, txn: lmdb.Transaction, live: Container[bytes]) -> tuple[int, int]:
         """Delete every object whose digest prefix is not in ``live`` (a set of :func:`index_key`);
         return ``(objects, bytes)`` deleted, bytes as :func:`object_size` counts them.
@@ -440,12 +428,6 @@ class Layout:
         txn.put(_IKEY, index_key(d) + seq_value(seq), db=self.index, dupdata=True)
         self.next_seq = seq + 1
         return True
-
-    def delete(self, txn: lmdb.Transaction, d: bytes, seq: int) -> None:
-        """Remove the object at log position ``seq`` (whose digest, or digest prefix, is ``d``)."""
-        txn.delete(seq_key(seq), db=self.log)
-        if not txn.delete(_IKEY, index_key(d) + seq_value(seq), db=self.index) and self.index2 is not None:
-            txn.delete(index_key(d), seq_value(seq), db=self.index2)
 
     def count(self, txn: lmdb.Transaction) -> int:
         """How many objects are stored.
