@@ -49,7 +49,8 @@ import lmdb
 from .errors import InvalidValue, NotFound, ReadOnly, StoreError
 from .gc import Barrier
 from .lmdb_gc import LmdbCollector
-from .lmdb_layout import MAX_DBS, Layout, StaleLayout, migrate, pack
+from .lmdb_layout import MAX_DBS, Layout, StaleLayout, pack
+from .lmdb_moves import migrate
 from .lmdb_support import Gate, Request as _Request, Control as _Control, store_error, writer_lock
 from .store import RefUpdate, check_object, check_ref_updates
 

@@ -1,9 +1,9 @@
 """Garbage collection, compaction and sizes of the LMDB backend (a mixin of :class:`lattice.lmdb.LmdbStore`).
 
 Every step that must be ordered with commits runs on the store's writer thread
-(:meth:`_control`): turning the barrier on, and the sweep, which deletes in one
-write transaction while commits wait. See :mod:`lattice.gc` for why that is safe
-beside writers.
+(:meth:`_control`): turning the barrier on, and the sweep, which deletes in write
+transactions of :data:`SWEEP_BATCH` deletes while commits wait for all of them. See
+:mod:`lattice.gc` for why that is safe beside writers.
 """
 
 from __future__ import annotations
@@ -19,12 +19,16 @@ import lmdb
 from .errors import ReadOnly, StoreError
 from .digest import digest
 from .gc import closure
-from .lmdb_layout import MAX_DBS, Layout, copy_compacted, index_key
+from .lmdb_layout import MAX_DBS, Layout, index_entry_size, index_key
+from .lmdb_moves import copy_compacted
 from .lmdb_support import Control
 
 __all__ = ["LmdbCollector"]
 
 _T = TypeVar("_T")
+
+#: Deletes per write transaction of a sweep (log records, then index entries).
+SWEEP_BATCH = 10_000
 
 
 class LmdbCollector:
@@ -139,7 +143,11 @@ class LmdbCollector:
         self._control(lambda: self._barrier.start(extra))
 
     def gc_sweep(self, live: set[bytes] | None) -> tuple[int, int]:
-        """Sweep on the writer thread, in one write transaction (commits wait meanwhile)."""
+        """Sweep on the writer thread, in batches (commits wait until the last one); return
+        ``(objects, bytes)`` freed.
+
+        Raises:
+            StoreError: LMDB failed (what earlier batches deleted stays deleted: dead objects only)."""
         return self._control(lambda: self._sweep(live))
 
     def _sweep(self, live: set[bytes] | None) -> tuple[int, int]:
@@ -147,32 +155,65 @@ class LmdbCollector:
         protected = self._barrier.stop()
         if live is None:
             return 0, 0
-        # Deleting copies pages too: a full map grows and the sweep runs again (``live`` only grew).
-        return self._growing(lambda: self._sweep_once(live, protected, extra), "collection")
+        layout = self._layout
 
-    def _sweep_once(self, live: set[bytes], protected: Iterable[bytes], extra: Any) -> tuple[int, int]:
-        layout, refs_db = self._layout, self._refs
-        txn = self._env.begin(write=True)
-        try:
-            heads = [bytes(v) for _, v in txn.cursor(db=refs_db)]
+        def find(txn: lmdb.Transaction) -> tuple:
+            heads = [bytes(v) for _, v in txn.cursor(db=self._refs)]
             closure(lambda d: layout.get(txn, d), [*protected, *heads], live, extra)
             # An index entry whose prefix no live digest has is dead. One that shares a live
             # digest's prefix is kept without hashing it: an unreachable object kept that way
             # (a 64-bit prefix collision with a live one) is only garbage left, never a loss.
-            freed, nbytes = layout.sweep(txn, {index_key(d) for d in live})
+            return layout.dead(txn, {index_key(d) for d in live})
+
+        # Commits wait on this thread until the sweep ends, so what is dead stays dead between
+        # its transactions. The sweep deletes in batches, log records in log order first, then
+        # index entries in index order: each batch's freed pages are reused two batches later,
+        # so the file grows by a few batches' pages, not by every page the sweep copies (one
+        # transaction doubled a 0.8 GB file). A crash part-way leaves dead objects, never a
+        # live one missing; an index entry whose record is gone reads as absent.
+        dead = self._read(None, find)
+        self.generation += 1
+
+        def write(fn: Callable[[lmdb.Transaction], _T]) -> _T:
+            return self._growing(lambda: self._in_write(fn), "collection")
+
+        order = sorted(dead.seqs)
+        nbytes = 0
+        for i in range(0, len(order), SWEEP_BATCH):
+            part = order[i:i + SWEEP_BATCH]
+            nbytes += write(lambda txn: layout.delete_logged(txn, part))
+        step = SWEEP_BATCH * index_entry_size()
+        for i in range(0, len(dead.packed), step):
+            entries = dead.packed[i:i + step]
+            write(lambda txn: layout.delete_indexed(txn, entries))
+        if dead.old:
+            write(lambda txn: layout.delete_indexed(txn, b"", dead.old))
+        if dead.last is not None:  # the log's last record with its entry, at once (see Dead)
+            seq, entry, old = dead.last
+
+            def tail(txn: lmdb.Transaction) -> int:
+                layout.delete_indexed(txn, entry, old)
+                return layout.delete_logged(txn, [seq])
+            nbytes += write(tail)
+        return len(order) + (dead.last is not None), nbytes
+
+    def _in_write(self, fn: Callable[[lmdb.Transaction], _T]) -> _T:
+        """Run ``fn`` in a write transaction and commit it (aborted if ``fn`` raises)."""
+        txn = self._env.begin(write=True)
+        try:
+            out = fn(txn)
         except BaseException:
             with self._gate.exclusive():
                 txn.abort()
             raise
         txn.commit()
-        self.generation += 1
-        return freed, nbytes
+        return out
 
     def compact(self) -> tuple[int, int]:
         """Rewrite the data file without its free pages; return its size before and after (bytes).
 
         Copies the environment compacted beside the data file
-        (:func:`lattice.lmdb_layout.copy_compacted`), then, on the writer
+        (:func:`lattice.lmdb_moves.copy_compacted`), then, on the writer
         thread with no transaction open, closes the environment, moves the copy over the
         data file and opens it again.
 

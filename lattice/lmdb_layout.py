@@ -35,7 +35,7 @@ invisible above the backend: what is hashed, exported and compared is unchanged.
 
 ``meta`` holds ``layout`` (``b"3"``). A store written by an earlier layout is read as it is
 (a read that misses the index also looks in layout 2's ``index`` and layout 1's ``objects``
-database) and moved to layout 3 by the first writer that opens it (:func:`migrate`), in
+database) and moved to layout 3 by the first writer that opens it (:func:`lattice.lmdb_moves.migrate`), in
 batches that each move and delete together, so a crash in between leaves every object
 readable. A read-only store opened before the move (``lattice fsck`` beside a server that
 starts) has handles to the databases of then: a read it misses checks whether a database was
@@ -44,13 +44,12 @@ created or dropped since (:meth:`Layout.check_current`), and the store opens the
 
 from __future__ import annotations
 
-import itertools
-import logging
 import queue
 import struct
-import time
+from array import array
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Container, Iterator
+from typing import Callable, Container, Iterable, Iterator
 
 import lmdb
 import zstandard
@@ -58,12 +57,8 @@ import zstandard
 from .digest import DIGEST_SIZE, digest
 
 __all__ = ["LAYOUT", "MAX_DBS", "PREFIX", "MIN_SAVING", "LOG_DB", "INDEX_DB", "INDEX2_DB", "META_DB", "LEGACY_DB",
-           "REFS_DB", "RAW", "ZSTD", "ZSTD_V2", "CODEC", "pack", "unpack", "object_size", "index_key", "seq_key",
-           "Layout", "StaleLayout", "migrate", "copy_compacted"]
-
-#: seconds between two progress lines of a move to this layout (:func:`migrate`)
-LOG_EVERY = 5.0
-_log = logging.getLogger("lattice.lmdb")
+           "REFS_DB", "RAW", "ZSTD", "ZSTD_V2", "CODEC", "pack", "unpack", "object_size", "index_key",
+           "index_entry_size", "seq_key", "Layout", "Dead", "StaleLayout"]
 
 #: the layout this module writes (``meta["layout"]``)
 LAYOUT = 3
@@ -76,7 +71,7 @@ _MIN_COMPRESS = 24
 
 LOG_DB, INDEX_DB, META_DB, REFS_DB = b"log", b"digests", b"meta", b"refs"
 #: layout 2's index (prefix -> sequence number) and layout 1's objects (digest -> bytes), read
-#: until :func:`migrate` has moved them
+#: until :func:`lattice.lmdb_moves.migrate` has moved them
 INDEX2_DB, LEGACY_DB = b"index", b"objects"
 #: named databases of an environment: layout 3's four and the two older ones
 MAX_DBS = 6
@@ -189,6 +184,11 @@ def index_key(d: bytes) -> bytes:
     return bytes(d[:PREFIX])
 
 
+def index_entry_size() -> int:
+    """Bytes of one entry of the index: the digest prefix, then the 6-byte sequence number."""
+    return PREFIX + 6
+
+
 def seq_key(seq: int) -> bytes:
     return _SEQ.pack(seq)
 
@@ -212,13 +212,36 @@ class StaleLayout(Exception):
 _STAGE_DBS = (LOG_DB, INDEX_DB, INDEX2_DB, LEGACY_DB)
 
 
+@dataclass
+class Dead:
+    """What a sweep deletes (:meth:`Layout.dead`), 14 bytes a dead entry in ``packed``, 8 in ``seqs``.
+
+    Attributes:
+        packed: layout 3's dead index entries back to back, in index order (prefix, then the
+            6-byte sequence number).
+        seqs: the log sequence numbers of the entries of ``packed`` and ``old``.
+        old: layout 2's dead ``(key, value)`` index entries.
+        last: ``(seq, packed entry or b"", layout 2 entries)`` when the log's last record is dead:
+            it is deleted together with its index entry, in one transaction after every other
+            entry is gone. The next sequence number follows the last record (:meth:`Layout.begin`),
+            so while an index entry a crashed sweep left behind exists, its number is never
+            given to a record written later.
+    """
+
+    packed: bytearray
+    seqs: array
+    old: list[tuple[bytes, bytes]]
+    last: tuple[int, bytes, tuple] | None
+
+
 class Layout:
     """The sub-databases of one environment and the reads and writes of objects inside a transaction.
 
     Attributes:
         log, index, meta, refs: LMDB database handles (None in a read-only environment that
-            lacks them). index2: layout 2's ``index`` until :func:`migrate` drops it (read as a
-            fallback), else None. legacy: layout 1's ``objects`` database, likewise.
+            lacks them). index2: layout 2's ``index`` until :func:`lattice.lmdb_moves.migrate`
+            drops it (read as a fallback), else None. legacy: layout 1's ``objects`` database,
+            likewise.
         next_seq: the next log sequence number (read by :meth:`begin` in each write transaction).
         pending: read-only and opened before the store was moved to layout 3, so a writer may
             move it meanwhile (:meth:`check_current`).
@@ -268,39 +291,55 @@ class Layout:
                 out.extend(seq_of(v) for v in cur.iternext_dup())
         return out
 
-    def sweep(self, txn: lmdb.Transaction, live: Container[bytes]) -> tuple[int, int]:
-        """Delete every object whose digest prefix is not in ``live`` (a set of :func:`index_key`);
-        return ``(objects, bytes)`` deleted, bytes as :func:`object_size` counts them.
+    def dead(self, txn: lmdb.Transaction, live: Container[bytes]) -> Dead:
+        """The index entries whose digest prefix is not in ``live`` (a set of :func:`index_key`), for
+        the collector's sweep (see :class:`Dead`)."""
+        out = Dead(bytearray(), array("Q"), [], None)
+        cur = txn.cursor(db=self.log)
+        last = _SEQ.unpack(cur.key())[0] if cur.last() else 0
+        if self.index is not None:
+            cur = txn.cursor(db=self.index)
+            if cur.set_key(_IKEY):
+                for v in cur.iternext_dup():
+                    if bytes(v[:PREFIX]) not in live:
+                        seq = seq_of(v[PREFIX:])
+                        if seq == last:
+                            out.last = (seq, bytes(v), ())
+                        else:
+                            out.packed += v
+                            out.seqs.append(seq)
+        if self.index2 is not None:
+            for k, v in txn.cursor(db=self.index2):
+                if bytes(k) not in live:
+                    seq = seq_of(v)
+                    if seq == last:
+                        out.last = (seq, b"", ((bytes(k), bytes(v)),))
+                    else:
+                        out.old.append((bytes(k), bytes(v)))
+                        out.seqs.append(seq)
+        return out
 
-        One cursor walks the index and deletes each dead entry where it stands (no search
-        of its own); the log record goes by its key."""
-        freed = nbytes = 0
+    def delete_logged(self, txn: lmdb.Transaction, seqs: Iterable[int]) -> int:
+        """Delete the log records at ``seqs`` (in log order, each page is copied once); return the
+        bytes of the objects they held, as :func:`object_size` counts them."""
+        nbytes = 0
         log = self.log
-        for db in (self.index, self.index2):
-            if db is None:
-                continue
-            packed = db is self.index  # layout 3: every entry a duplicate of _IKEY, prefix + seq
-            cur = txn.cursor(db=db)
-            found = cur.set_key(_IKEY) if packed else cur.first()
-            while found:
-                if packed:
-                    v = cur.value()
-                    p, s = v[:PREFIX], v[PREFIX:]
-                else:
-                    p, s = cur.key(), cur.value()
-                if bytes(p) in live:
-                    found = cur.next_dup() if packed else cur.next()
-                    continue
-                key = seq_key(seq_of(s))
-                raw = txn.get(key, db=log)
-                if raw is not None:
-                    nbytes += object_size(raw)
-                    txn.delete(key, db=log)
-                freed += 1
-                cur.delete()  # the cursor moves to the next entry, if any
-                k = cur.key()
-                found = k == _IKEY if packed else bool(k)
-        return freed, nbytes
+        for seq in seqs:
+            key = seq_key(seq)
+            raw = txn.get(key, db=log)
+            if raw is not None:
+                nbytes += object_size(raw)
+                txn.delete(key, db=log)
+        return nbytes
+
+    def delete_indexed(self, txn: lmdb.Transaction, packed: bytes | bytearray,
+                       old: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        """Delete index entries as :meth:`dead` gives them (``packed``: whole entries)."""
+        size = index_entry_size()
+        for i in range(0, len(packed), size):
+            txn.delete(_IKEY, bytes(packed[i:i + size]), db=self.index)
+        for k, v in old:
+            txn.delete(k, v, db=self.index2)
 
     # ------------------------------------------------------------- reads, inside a transaction
 
@@ -449,106 +488,3 @@ def _maybe_db(env: lmdb.Environment, name: bytes, **kw) -> object | None:
     if not _has_db(env, name):
         return None
     return env.open_db(name, create=False, **kw)
-
-
-def migrate(env: lmdb.Environment, layout: Layout, batch: int = 10_000,
-            progress: Callable[[int], None] | None = None) -> int:
-    """Move a store written by an earlier layout to layout 3; return how many objects and index
-    entries were moved.
-
-    Layout 1's objects go into the log, then layout 2's index entries into the index. Each batch
-    of ``batch`` is moved and deleted in one write transaction, so a crash between batches leaves
-    each one in exactly one of the two places (reads look in both). Each emptied database is
-    dropped; ``meta["layout"]`` becomes ``3`` once both are gone. ``progress`` is called with the
-    running count after each batch. A move is logged (logger ``lattice.lmdb``, INFO) when it
-    starts, every :data:`LOG_EVERY` seconds and when it ends: a large store takes a while
-    (about 0.5 million index entries a second; layout 1's objects, which are compressed and
-    written again, take longer).
-    """
-    moved = 0
-    with env.begin() as txn:
-        total = sum(txn.stat(db)["entries"] for db in (layout.legacy, layout.index2) if db is not None)
-    where = env.path()
-    if total:
-        _log.info("moving the store at %s to layout %d: %d objects and index entries", where, LAYOUT, total)
-    started = last = time.monotonic()
-    for name in ("legacy", "index2"):
-        while getattr(layout, name) is not None:
-            try:
-                items = _move_batch(env, layout, name, batch)
-            except lmdb.MapFullError:  # the batch was aborted: grow the map (nothing else is open yet)
-                env.set_mapsize(env.info()["map_size"] * 2)
-                continue
-            if not items:
-                setattr(layout, name, None)
-                continue
-            moved += len(items)
-            if progress is not None:
-                progress(moved)
-            if time.monotonic() - last >= LOG_EVERY:
-                last = time.monotonic()
-                _log.info("moving the store at %s to layout %d: %d of %d moved", where, LAYOUT, moved, total)
-    if total:
-        _log.info("moved the store at %s to layout %d: %d in %.1f s", where, LAYOUT, moved, time.monotonic() - started)
-    with env.begin() as txn:
-        current = txn.get(b"layout", db=layout.meta) == str(LAYOUT).encode()
-    if not current:
-        with env.begin(write=True) as txn:
-            txn.put(b"layout", str(LAYOUT).encode(), db=layout.meta)
-    return moved
-
-
-def _move_batch(env: lmdb.Environment, layout: Layout, name: str, batch: int) -> list:
-    """Move up to ``batch`` entries of the old database ``name`` in one write transaction, or drop it
-    when empty; return the entries moved."""
-    with env.begin(write=True) as txn:
-        layout.begin(txn)
-        db = getattr(layout, name)
-        items = [(bytes(k), bytes(v)) for k, v in itertools.islice(txn.cursor(db=db), batch)]
-        if not items:
-            txn.drop(db, delete=True)
-        for k, v in items:
-            txn.delete(k, v, db=db)  # first: put() looks there too
-            if name == "legacy":
-                layout.put(txn, k, v)
-            else:
-                txn.put(_IKEY, k + v, db=layout.index, dupdata=True)
-    return items
-
-
-def copy_compacted(env: lmdb.Environment, layout: Layout, dest: str, batch: int = 100_000) -> None:
-    """Write every database of ``env`` into a new environment in the directory ``dest``, entry by
-    entry in key order with LMDB's append, so that its pages come out full and it has none free.
-
-    This is what ``mdb_env_copy2`` with ``MDB_CP_COMPACT`` does, which LMDB 0.9.36 (py-lmdb 3.0)
-    cannot do for the index: its compacting copy crashes the process on a ``DUPFIXED`` database
-    whose duplicates fill pages of their own (from about a thousand entries). One read snapshot
-    of ``env``; the new environment is written in transactions of ``batch`` entries, without
-    syncing, and synced once at the end.
-
-    Raises:
-        lmdb.Error: LMDB failed (``dest`` is then incomplete: the caller removes it).
-    """
-    dbs = [(LOG_DB, layout.log, {}), (INDEX_DB, layout.index, {"dupsort": True, "dupfixed": True}),
-           (META_DB, layout.meta, {}), (REFS_DB, layout.refs, {}), (INDEX2_DB, layout.index2, {"dupsort": True}),
-           (LEGACY_DB, layout.legacy, {})]
-    out = lmdb.open(dest, map_size=env.info()["map_size"], max_dbs=MAX_DBS, sync=False, metasync=False)
-    try:
-        with env.begin() as txn:
-            for name, src, kw in dbs:
-                if src is None:
-                    continue
-                dst = out.open_db(name, create=True, **kw)
-                cur = txn.cursor(db=src)
-                found = cur.first()
-                while found:
-                    with out.begin(write=True) as w:
-                        put, n = w.cursor(db=dst).put, 0
-                        while found and n < batch:
-                            if not put(cur.key(), cur.value(), dupdata=bool(kw), append=True):
-                                raise lmdb.Error(f"{name!r} is not in key order")  # LMDB's order: never
-                            n += 1
-                            found = cur.next()
-        out.sync(True)
-    finally:
-        out.close()

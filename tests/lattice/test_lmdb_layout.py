@@ -12,7 +12,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from lattice import lmdb_layout
+from lattice import lmdb_layout, lmdb_moves
 from lattice.codec import encode
 from lattice.digest import digest
 from lattice.errors import CorruptObject, NotFound, ReadOnly
@@ -220,7 +220,7 @@ def crash_the_move_after_one_batch(path, monkeypatch) -> None:
     def boom(n):
         calls.append(n)
         raise RuntimeError("crash")
-    real = lmdb_layout.migrate
+    real = lmdb_moves.migrate
     monkeypatch.setattr("lattice.lmdb.migrate", lambda env, layout: real(env, layout, 10, boom))
     with pytest.raises(RuntimeError):
         LmdbStore(path, durable=False)
@@ -249,7 +249,7 @@ def test_a_move_interrupted_after_its_last_batch_is_finished(tmp_path, monkeypat
     path = tmp_path / "old"
     pool = dict(obj(f"old object {i}".encode()) for i in range(20))
     write_layout1(path, pool, {})
-    real = lmdb_layout.migrate
+    real = lmdb_moves.migrate
 
     def boom(n):
         if n == 20:
@@ -332,8 +332,8 @@ def test_a_move_is_logged_with_its_progress(tmp_path, monkeypatch, caplog):
     path = tmp_path / "old"
     pool = dict(obj(f"layout 2 object {i}".encode()) for i in range(30))
     write_layout2(path, pool, {})
-    monkeypatch.setattr(lmdb_layout, "LOG_EVERY", 0.0)
-    real = lmdb_layout.migrate
+    monkeypatch.setattr(lmdb_moves, "LOG_EVERY", 0.0)
+    real = lmdb_moves.migrate
     monkeypatch.setattr("lattice.lmdb.migrate", lambda env, layout: real(env, layout, 10))
     with caplog.at_level("INFO", logger="lattice.lmdb"):
         with LmdbStore(path, durable=False) as s:
@@ -369,10 +369,10 @@ _MOVE_ELSEWHERE = """
 import sys
 sys.path.insert(0, sys.argv[4])
 import lattice.lmdb as L
-from lattice import lmdb_layout
+from lattice import lmdb_moves
 def crash(n):
     raise RuntimeError("crash")
-real = lmdb_layout.migrate
+real = lmdb_moves.migrate
 L.migrate = lambda env, layout: real(env, layout, int(sys.argv[2]), crash if sys.argv[3] == "crash" else None)
 try:
     L.LmdbStore(sys.argv[1], durable=False).close()
@@ -494,9 +494,10 @@ def test_get_many_reads_present_and_whole_objects(tmp_path):
 
 @pytest.mark.parametrize("pattern", ["random", "runs", "first_and_last", "all", "none"])
 def test_sweep_deletes_exactly_the_dead_entries(tmp_path, pattern):
-    """The collector's sweep walks the index with one cursor and deletes dead entries where they stand:
-    across page boundaries, in runs, at both ends, all or none; layout 2's index (``index2``, as a
-    move interrupted before a collection leaves it) is swept the same way."""
+    """What the collector's sweep does, batch by batch: the dead entries (:meth:`Layout.dead`), their
+    log records in log order, then their index entries in index order, across page boundaries, in
+    runs, at both ends, all or none; layout 2's index (``index2``, as a move interrupted before a
+    collection leaves it) the same way; the log's last record, when dead, with its entry at the end."""
     rng = random.Random(11)
     env = lmdb.open(str(tmp_path / "db"), max_dbs=MAX_DBS, map_size=1 << 28)
     try:
@@ -521,17 +522,35 @@ def test_sweep_deletes_exactly_the_dead_entries(tmp_path, pattern):
             live = set(order[1:-1]) - {sorted(moved, key=index_key)[-1]}
         else:
             live = set(order) if pattern == "none" else set()
+        last = list(pool)[-1]  # the log's last record: apart, deleted with its entry at the end
+        with env.begin() as txn:
+            dead = layout.dead(txn, {index_key(d) for d in live})
+        assert (dead.last is not None) == (last not in live)
+        assert len(dead.seqs) == len(pool) - len(live | {last})
+        assert len(dead.packed) == lmdb_layout.index_entry_size() * (len(dead.seqs) - len(dead.old))
+        nbytes, order_seqs, step = 0, sorted(dead.seqs), 7 * lmdb_layout.index_entry_size()
+        for i in range(0, len(order_seqs), 100):
+            with env.begin(write=True) as txn:
+                nbytes += layout.delete_logged(txn, order_seqs[i:i + 100])
+        for i in range(0, len(dead.packed), step):
+            with env.begin(write=True) as txn:
+                layout.delete_indexed(txn, dead.packed[i:i + step])
         with env.begin(write=True) as txn:
-            freed, nbytes = layout.sweep(txn, {index_key(d) for d in live})
-        assert freed == len(pool) - len(live)
-        assert nbytes == sum(len(b) for d, b in pool.items() if d not in live)
+            layout.delete_indexed(txn, b"", dead.old)
+        assert nbytes == sum(len(b) for d, b in pool.items() if d not in live | {last})
+        if dead.last is not None:
+            seq, entry, old = dead.last
+            with env.begin(write=True) as txn:
+                layout.delete_indexed(txn, entry, old)
+                assert layout.delete_logged(txn, [seq]) == len(pool[last])
+        kept = live
         with env.begin() as txn:
             cur = txn.cursor(db=layout.index)
             left = [bytes(v[:lmdb_layout.PREFIX]) for v in cur.iternext_dup()] if cur.set_key(b"d") else []
             left += [bytes(k) for k, _ in txn.cursor(db=layout.index2)]
-            assert sorted(left) == sorted(index_key(d) for d in live)
-            assert sorted(unpack(v) for _, v in txn.cursor(db=layout.log)) == sorted(pool[d] for d in live)
-            assert all(layout.find(txn, d) == (pool[d], True) for d in live)
+            assert sorted(left) == sorted(index_key(d) for d in kept)
+            assert sorted(unpack(v) for _, v in txn.cursor(db=layout.log)) == sorted(pool[d] for d in kept)
+            assert all(layout.find(txn, d) == (pool[d], True) for d in kept)
     finally:
         env.close()
 

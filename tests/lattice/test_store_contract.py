@@ -13,8 +13,9 @@ import time
 import lmdb
 import pytest
 
+from lattice import lmdb_gc, lmdb_layout
 from lattice.digest import digest
-from lattice.errors import InvalidValue, ReadOnly, StoreError
+from lattice.errors import InvalidValue, NotFound, ReadOnly, StoreError
 from lattice.gc import collect
 from lattice.lmdb import LmdbStore
 from lattice.memory import MemoryStore
@@ -110,6 +111,68 @@ class TestLmdbStore(StoreContract):
             assert s.stats()["map_size"] > full["map_size"]
             assert s.stats()["objects"] == len(keep)
             assert all(s.get(d) == b for d, b in keep)
+
+    @staticmethod
+    def _half_dead(s, n: int, seed: int = 1) -> tuple[list, list]:
+        rng = random.Random(seed)
+        pool = [obj(rng.randbytes(rng.randint(40, 300))) for _ in range(n)]
+        for i in range(0, n, 500):
+            assert s.commit(dict(pool[i:i + 500]), [])
+        keep = pool[::2]
+        assert s.commit({}, [RefUpdate(f"k/{i}", None, d) for i, (d, _) in enumerate(keep)])
+        return pool, keep
+
+    @pytest.mark.parametrize("batch", [1000, 10**9])
+    def test_lmdb_sweep_in_batches_reuses_the_pages_it_frees(self, tmp_path, monkeypatch, batch):
+        """The sweep deletes in batches of ``SWEEP_BATCH``, log records in log order, so the pages one
+        batch frees hold the next ones' copies: the file grows little. In one transaction every
+        copied page is new (+70% here; a 0.8 GB store doubled)."""
+        monkeypatch.setattr(lmdb_gc, "SWEEP_BATCH", batch)
+        with LmdbStore(tmp_path / "db", durable=False) as s:
+            pool, keep = self._half_dead(s, 20_000)
+            before = s.stats()["used_bytes"]
+            report = collect(s)
+            assert report.freed == len(pool) - len(keep)
+            assert report.freed_bytes == sum(len(b) for d, b in pool[1::2])
+            grown = s.stats()["used_bytes"] / before - 1
+            assert (grown < 0.2) if batch == 1000 else (grown > 0.4)
+            assert s.stats()["objects"] == len(keep) and all(s.get(d) == b for d, b in keep)
+
+    def test_lmdb_sweep_stopped_between_its_phases_loses_nothing(self, tmp_path, monkeypatch):
+        """A sweep that stops after deleting dead log records and before their index entries (a crash,
+        a full disk) leaves index entries that read as absent; every live object stays, a commit
+        after it does not take a dead entry's sequence number, and the next collection finishes."""
+        monkeypatch.setattr(lmdb_gc, "SWEEP_BATCH", 500)
+        with LmdbStore(tmp_path / "db", durable=False) as s:
+            pool, keep = self._half_dead(s, 4000)
+            dead = pool[1::2]
+            last_d, last_b = obj(b"the log's last record, unreachable")
+            assert s.commit({last_d: last_b}, [])
+            real = lmdb_layout.Layout.delete_indexed
+
+            def stop(self, txn, packed, old=()):
+                raise OSError("no space left on device")
+            monkeypatch.setattr(lmdb_layout.Layout, "delete_indexed", stop)
+            with pytest.raises(OSError):
+                collect(s)
+            monkeypatch.setattr(lmdb_layout.Layout, "delete_indexed", real)
+            assert all(s.get(d) == b for d, b in keep)
+            assert s.get(last_d) == last_b  # the last record goes last, with its entry
+            for d, _ in dead:
+                with pytest.raises(NotFound):
+                    s.get(d)
+                assert not s.has(d)
+            new = [obj(f"after the stop {i}".encode()) for i in range(50)]
+            assert s.commit(dict(new), [RefUpdate("k/new", None, new[0][0])])
+            assert all(s.get(d) == b for d, b in new)
+            assert s.commit(dict(dead[:3]), [RefUpdate("k/back", None, dead[0][0])])  # dead content again
+            report = collect(s)
+            # the stale entries whose prefix is dead, dead[1:3] written again, the old last record,
+            # the 49 new objects no ref reaches
+            assert report.freed == (len(dead) - 1) + 2 + 1 + 49
+            assert all(s.get(d) == b for d, b in keep + new[:1] + dead[:1])
+            # dead[0]'s stale entry shares a live prefix: kept unread, as gc keeps any such entry
+            assert s.stats()["objects"] == len(keep) + 2 + 1
 
     def test_lmdb_map_growth_while_reading(self, tmp_path):
         """Growing the map invalidates open read txns; concurrent readers must never see that."""
