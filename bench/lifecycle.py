@@ -14,7 +14,8 @@ PostgreSQL started for the run with its durable defaults, or the one ``--pg URL`
   MB/s; replay it there (verified).
 
 Run: ``python bench/lifecycle.py`` (``--quick`` for a short run; the full run builds
-about 1 GB). Prints a table with the library versions and the machine.
+340 agents x 1,000 turns, a 0.8 GB file of 1.06 GB of objects, in about 15 minutes on 2 cores).
+Prints a table with the library versions and the machine.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def mb(n: float) -> str:
 
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--agents", type=int, default=200)
+    p.add_argument("--agents", type=int, default=340)
     p.add_argument("--turns", type=int, default=1000)
     p.add_argument("--quick", action="store_true", help="40 agents x 100 turns")
     p.add_argument("--backend", choices=["lmdb", "postgres"], default="lmdb")
