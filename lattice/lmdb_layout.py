@@ -35,9 +35,9 @@ invisible above the backend: what is hashed, exported and compared is unchanged.
 
 ``meta`` holds ``layout`` (``b"3"``). A store written by an earlier layout is read as it is
 (a read that misses the index also looks in layout 2's ``index`` and layout 1's ``objects``
-database) and moved to layout 3 by the first writer that opens it (:func:`lattice.lmdb_moves.migrate`), in
-batches that each move and delete together, so a crash in between leaves every object
-readable. A read-only store opened before the move (``lattice fsck`` beside a server that
+database) and moved to layout 3 by the first writer that opens it
+(:func:`lattice.lmdb_moves.migrate`), in batches that each move and delete together, so a
+crash in between leaves every object readable. A read-only store opened before the move (``lattice fsck`` beside a server that
 starts) has handles to the databases of then: a read it misses checks whether a database was
 created or dropped since (:meth:`Layout.check_current`), and the store opens them again.
 """
@@ -49,7 +49,7 @@ import struct
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Container, Iterable, Iterator
+from typing import Container, Iterable, Iterator
 
 import lmdb
 import zstandard
