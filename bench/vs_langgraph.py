@@ -541,8 +541,9 @@ def floor_disk(store: LmdbStore, root: Path) -> dict[str, int]:
             for t in range(count):
                 upto = len(recs) * (t + 1) // count
                 with bare.begin(write=True) as txn:
-                    for seq in range(done, upto):  # after every ref key ("R" < "S")
-                        assert txn.put(b"S" + seq.to_bytes(8, "big"), recs[seq], append=True)
+                    for seq in range(done, upto):  # after every ref key ("R" < "S"): LMDB appends
+                        if not txn.put(b"S" + seq.to_bytes(8, "big"), recs[seq], append=True):
+                            raise RuntimeError("floor_disk: a log key out of order")
                     k, v = refs[t % len(refs)] if refs else (b"", b"")
                     txn.put(b"R" + k, v)
                 done = upto
