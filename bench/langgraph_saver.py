@@ -44,6 +44,11 @@ saver, the series alternating turn by turn: the N = 10 step latency again over 1
 samples, on savers and stores that are no longer cold. The N = 10 target is checked on
 both figures.
 
+Then ``--calls K`` (default 20): the checkpointer calls of K new threads of 10 turns,
+recorded on LangGraph's ``InMemorySaver`` and replayed on one thread on a fresh saver of each
+series and on ``LatticeSaver`` over the memory store: each saver's own cost per ``put`` and
+``put_writes``, wall and CPU, without LangGraph (see ``bench/saver_calls.py``).
+
 Floor, in the same run: a raw ``fsync`` of 400 bytes (the disk's cost of one
 durable commit).
 
@@ -90,6 +95,7 @@ except ImportError:  # pragma: no cover - an older langgraph
     _messages_delta_reducer = None  # type: ignore[assignment]
 
 from ops.langgraph import LatticeSaver  # noqa: E402
+from saver_calls import capture, replay, report_calls  # noqa: E402
 
 THREAD = "t"
 #: turns of each new thread of the --short measure (the N = 10 latency over more samples)
@@ -147,6 +153,25 @@ def ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or b <= 0:
         return "-"
     return f"{a / b:,.1f}x"
+
+
+def saver_calls(args: argparse.Namespace, make: Callable[[str], list], all_texts: list[str]) -> dict:
+    """The ``--calls`` measure (:mod:`saver_calls`): the default graph's calls replayed on a fresh saver of
+    each series (one SqliteSaver for both SQLite series) and on a LatticeSaver over the memory store."""
+    calls = capture(build_graph, DefaultState, args.calls, SHORT_TURNS, all_texts, DURABILITY)
+    fresh = [s for s in make("calls") if s.name != "SQLite delta"]
+    label = {"SQLite default": "SqliteSaver"}
+    savers = {label.get(s.name, s.name): s.saver for s in fresh}
+    with LatticeSaver.from_conn_string(":memory:", linger=0) as mem:
+        for s in fresh:
+            if isinstance(s.saver, LatticeSaver):
+                s.saver.linger = 0  # one call after another: nothing to share a commit with
+        savers["Lattice (memory)"] = mem
+        try:
+            return replay(calls, savers) if "Lattice" in savers else {}
+        finally:
+            for s in fresh:
+                s.close()
 
 
 # ----------------------------------------------------------------- the graph
@@ -461,6 +486,9 @@ def run(args: argparse.Namespace) -> None:
                     short[s.name].append(s.step(turn, all_texts[turn]))
         if args.short:
             print(f"# {args.short} new threads done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
+        calls = saver_calls(args, make, all_texts) if args.calls else None
+        if calls:
+            print(f"# {args.calls} threads' calls replayed at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
     finally:
         for s in series:
             s.close()
@@ -470,6 +498,8 @@ def run(args: argparse.Namespace) -> None:
             pg.close()
     took = time.perf_counter() - t_start
     report(args, rows, [s.name for s in series], ours.name, floor, load0, took, root, pg_note, short)
+    if calls:
+        report_calls(calls, "Lattice", args.calls, SHORT_TURNS)
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -579,6 +609,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--short", type=int, default=20, metavar="K",
                    help=f"after the run, K new threads of {SHORT_TURNS} turns on each saver: the N = 10 step "
                         "latency over more samples (0: skip)")
+    p.add_argument("--calls", type=int, default=20, metavar="K",
+                   help="after the run, the checkpointer calls of K new threads of 10 turns, replayed on one "
+                        "thread on a fresh saver of each series without LangGraph: each saver's own cost per "
+                        "call (0: skip)")
     p.add_argument("--dir", default=None, help="where the stores go (default: the temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the stores")
     p.add_argument("--series", nargs="+", default=SERIES, choices=SERIES,
