@@ -76,13 +76,13 @@ def report_calls(res: dict[str, dict[str, list[tuple[float, float]]]], ours: str
     """Print the table: per method, each saver's wall / CPU p50, and each other saver's wall over ours."""
     names = list(res)
     others = [n for n in names if n != ours]
-    n_calls = {m: len(res[ours][m]) for m in METHODS}
+    n_calls = {m: len(res[ours][m]) for m in METHODS if res[ours][m]}  # exit mode makes no put_writes
     print(f"#### Each saver's own cost per call, ms, p50 wall / CPU: the calls of {threads} threads x {turns} turns "
           f"({', '.join(f'{v} {m}' for m, v in n_calls.items())}), replayed on one thread without LangGraph\n")
     head = ["call"] + names + [f"{n} / {ours} (wall)" for n in others]
     print("| " + " | ".join(head) + " |")
     print("|---|" + "---:|" * (len(head) - 1))
-    for m in METHODS:
+    for m in n_calls:
         walls = {n: _p50([w for w, _ in res[n][m]]) for n in names}
         cells = [m] + [f"{walls[n]:.3f} / {_p50([c for _, c in res[n][m]]):.3f}" for n in names]
         cells += [f"{walls[n] / walls[ours]:.1f}x" if walls[ours] > 0 else "-" for n in others]
