@@ -31,8 +31,9 @@ METHODS = ("put", "put_writes")
 def capture(build_graph: Any, state_type: Any, threads: int, turns: int, texts: Sequence[str],
             durability: str = "sync") -> list[tuple]:
     """``(method, args, kwargs)`` of every checkpointer call of ``threads`` new threads of ``turns``
-    turns of the chat graph, invoked with LangGraph's ``durability`` mode, in call order (LangGraph makes some from background threads: they
-    are recorded as they come)."""
+    turns of the chat graph, invoked in LangGraph's ``durability`` mode, in the order the calls
+    came in (LangGraph makes them from background threads; a saver parks writes that arrive
+    before their checkpoint, so the order a replay keeps need not be stricter)."""
     from langchain_core.messages import HumanMessage
     from langgraph.checkpoint.memory import InMemorySaver
 
