@@ -529,35 +529,28 @@ class LmdbStore(LmdbCollector):
 
     def _apply(self, group: list[_Request]) -> list[bool]:
         """Apply each request's CAS + writes in one write transaction; return per-request results."""
+        return self._in_write(lambda txn: self._apply_in(txn, group))
+
+    def _apply_in(self, txn: lmdb.Transaction, group: list[_Request]) -> list[bool]:
         results = []
         layout, refs_db = self._layout, self._refs
-        txn = self._env.begin(write=True)
-        try:
-            layout.begin(txn)
-            for req in group:
-                ok = (req.generation is None or req.generation == self.generation) and \
-                    all(txn.get(key, db=refs_db) == expected for key, expected, _ in req.updates)
-                results.append(ok)
-                if not ok:
-                    continue
-                if self._barrier.active:
-                    self._barrier.record({d: data for d, data, _ in req.objects}, (new for _, _, new in req.updates),
-                                         lambda d: layout.get(txn, d))
-                for d, data, packed in req.objects:
-                    layout.put(txn, d, data, packed)
-                for key, _, new in req.updates:
-                    if new is None:
-                        txn.delete(key, db=refs_db)
-                    else:
-                        txn.put(key, new, db=refs_db)
-        except BaseException:
-            # py-lmdb 3.0 makes a write-txn abort wait until no LMDB call is
-            # in flight on ANY thread; under steady concurrent reads that can
-            # starve forever. Hold the gate so reads drain and none start.
-            with self._gate.exclusive():
-                txn.abort()
-            raise
-        txn.commit()  # on failure LMDB has already aborted the txn
+        layout.begin(txn)
+        for req in group:
+            ok = (req.generation is None or req.generation == self.generation) and \
+                all(txn.get(key, db=refs_db) == expected for key, expected, _ in req.updates)
+            results.append(ok)
+            if not ok:
+                continue
+            if self._barrier.active:
+                self._barrier.record({d: data for d, data, _ in req.objects}, (new for _, _, new in req.updates),
+                                     lambda d: layout.get(txn, d))
+            for d, data, packed in req.objects:
+                layout.put(txn, d, data, packed)
+            for key, _, new in req.updates:
+                if new is None:
+                    txn.delete(key, db=refs_db)
+                else:
+                    txn.put(key, new, db=refs_db)
         return results
 
     def _grow(self) -> None:

@@ -198,15 +198,19 @@ class LmdbCollector:
         return len(order) + (dead.last is not None), nbytes
 
     def _in_write(self, fn: Callable[[lmdb.Transaction], _T]) -> _T:
-        """Run ``fn`` in a write transaction and commit it (aborted if ``fn`` raises)."""
+        """Run ``fn`` in a write transaction and commit it (aborted if ``fn`` raises): every write
+        transaction of the store, commits and sweeps."""
         txn = self._env.begin(write=True)
         try:
             out = fn(txn)
         except BaseException:
+            # py-lmdb 3.0 makes a write-txn abort wait until no LMDB call is in flight on ANY
+            # thread; under steady concurrent reads that can starve forever. Hold the gate so
+            # reads drain and none start.
             with self._gate.exclusive():
                 txn.abort()
             raise
-        txn.commit()
+        txn.commit()  # on failure LMDB has already aborted the txn
         return out
 
     def compact(self) -> tuple[int, int]:
