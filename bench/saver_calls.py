@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
+from statistics import median
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,11 +69,6 @@ def replay(calls: list[tuple], savers: dict[str, Any]) -> dict[str, dict[str, li
     return out
 
 
-def _p50(xs: list[float]) -> float:
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
-
-
 def report_calls(res: dict[str, dict[str, list[tuple[float, float]]]], ours: str, threads: int, turns: int) -> None:
     """Print the table: per method, each saver's wall / CPU p50, and each other saver's wall over ours."""
     names = list(res)
@@ -84,8 +80,8 @@ def report_calls(res: dict[str, dict[str, list[tuple[float, float]]]], ours: str
     print("| " + " | ".join(head) + " |")
     print("|---|" + "---:|" * (len(head) - 1))
     for m in n_calls:
-        walls = {n: _p50([w for w, _ in res[n][m]]) for n in names}
-        cells = [m] + [f"{walls[n]:.3f} / {_p50([c for _, c in res[n][m]]):.3f}" for n in names]
+        walls = {n: median([w for w, _ in res[n][m]]) for n in names}
+        cells = [m] + [f"{walls[n]:.3f} / {median([c for _, c in res[n][m]]):.3f}" for n in names]
         cells += [f"{walls[n] / walls[ours]:.1f}x" if walls[ours] > 0 else "-" for n in others]
         print("| " + " | ".join(cells) + " |")
     print()
