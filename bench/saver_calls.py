@@ -1,8 +1,10 @@
 """Each checkpointer's own cost per call, without LangGraph: ``bench/langgraph_saver.py --calls K``.
 
 The chat graph of ``bench/langgraph_saver.py`` runs K new threads of 10 turns on LangGraph's
-``InMemorySaver``, which records every ``put`` and ``put_writes`` call it gets (a deep copy
-of the arguments). The calls are then replayed, in order, on one thread, on a fresh saver of
+``InMemorySaver``, which records every ``put`` and ``put_writes`` call it gets: a copy of the
+arguments (:func:`snapshot`) that keeps the message objects themselves, as LangGraph passes the
+same ones from step to step (a saver may rely on that: ours appends to the stored list instead of
+encoding it again). The calls are then replayed, in order, on one thread, on a fresh saver of
 each series: for each call, every saver makes it in turn (the order rotates), so the machine's
 drift falls on all of them alike. A step's latency in the main bench is LangGraph's own work
 plus these calls, some of them overlapped; here they are alone.
@@ -23,10 +25,27 @@ from statistics import median
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["capture", "replay", "report_calls"]
+__all__ = ["snapshot", "capture", "replay", "report_calls"]
 
 #: the methods recorded and replayed
 METHODS = ("put", "put_writes")
+
+
+def snapshot(x: Any) -> Any:
+    """A copy of a call's argument: dicts, lists and tuples copied, LangChain messages kept (the
+    same objects, as LangGraph passes them again in later steps), anything else deep-copied."""
+    from langchain_core.messages import BaseMessage
+
+    if isinstance(x, BaseMessage):
+        return x
+    t = type(x)
+    if t is dict:
+        return {k: snapshot(v) for k, v in x.items()}
+    if t is list:
+        return [snapshot(v) for v in x]
+    if t is tuple:
+        return tuple(snapshot(v) for v in x)
+    return copy.deepcopy(x)
 
 
 def capture(build_graph: Any, state_type: Any, threads: int, turns: int, texts: Sequence[str],
@@ -44,7 +63,7 @@ def capture(build_graph: Any, state_type: Any, threads: int, turns: int, texts: 
         fn = getattr(saver, name)
 
         def record(*a: Any, _fn: Any = fn, _name: str = name, **k: Any) -> Any:
-            calls.append((_name, copy.deepcopy(a), copy.deepcopy(k)))
+            calls.append((_name, snapshot(a), snapshot(k)))
             return _fn(*a, **k)
         setattr(saver, name, record)
     graph = build_graph(state_type, saver)
