@@ -74,13 +74,15 @@ class Gate:
 WRITER_LOCK = "writer.lock"
 
 
-def writer_lock(path: str) -> int:
-    """Take the exclusive writer lock of the environment at ``path``; return its descriptor.
+def writer_lock(path: str, name: str | None = None) -> int:
+    """Take the exclusive writer lock of the store at ``path`` (the file ``name``, by default the
+    environment directory's :data:`WRITER_LOCK`); return its descriptor.
 
     Raises:
         StoreLocked: another process holds it (its pid, when it wrote one, is in the message).
     """
-    name = os.path.join(path, WRITER_LOCK)
+    default = name is None
+    name = os.path.join(path, WRITER_LOCK) if default else name
     try:
         fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
@@ -93,7 +95,8 @@ def writer_lock(path: str) -> int:
         finally:
             os.close(fd)
         raise StoreLocked(f"another process{f' (pid {holder})' if holder else ''} is writing to {path!r}",
-                          hint="stop it first (one server per data directory); `lattice fsck` only reads "
+                          hint=f"stop it first (one server per {'data directory' if default else 'store'}); "
+                               "`lattice fsck` only reads "
                                "and may run beside it") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)

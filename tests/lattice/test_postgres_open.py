@@ -46,7 +46,7 @@ def test_postgres_urls(postgres_url, scheme):
 
 def test_bad_specs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for spec in ("", "sqlite:///x.db", "file:///tmp/x", "mysql://h/db"):
+    for spec in ("", "sqlite:", "sqlite://", "file:///tmp/x", "mysql://h/db"):
         with pytest.raises(InvalidValue):
             open_store(spec)
     assert list(tmp_path.iterdir()) == []  # no directory made for a URL
