@@ -43,7 +43,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from lattice.errors import CorruptObject, NotFound
+from lattice.errors import CorruptObject, InvalidValue, NotFound
 from lattice.memory import MemoryStore
 from lattice.nodes import ObjectCache, Tx
 
@@ -81,25 +81,35 @@ def open_store(spec: str) -> Any:
         spec: ``":memory:"`` (a :class:`~lattice.memory.MemoryStore`), a
             ``postgresql://user:password@host:port/dbname`` (or ``postgres://``) URL (a
             :class:`~lattice.postgres.PostgresStore`: any number of processes may share the
-            database; its tables are created on first use), or an LMDB directory, as a path
-            or ``lmdb://<path>`` (a durable :class:`~lattice.lmdb.LmdbStore`, created if missing).
+            database; its tables are created on first use), ``sqlite:<file>`` (a durable
+            :class:`~lattice.sqlite.SqliteStore`, created if missing), or an LMDB directory, as a
+            path or ``lmdb://<path>`` (a durable :class:`~lattice.lmdb.LmdbStore`, created if missing).
 
     Raises:
-        ValueError: an empty spec, or a URL of another scheme.
-        StoreError: the LMDB environment could not be opened (or is open already in this
+        ValueError: an empty spec, ``sqlite:`` without a file, or a URL of another scheme.
+        StoreError: the SQLite file or LMDB environment could not be opened (or is open already in this
             process); the PostgreSQL server could not be reached or its schema is newer.
     """
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"expected ':memory:', a postgresql:// URL or an LMDB directory, got {spec!r}")
+        raise ValueError(f"expected ':memory:', a postgresql:// URL, sqlite:<file> or an LMDB directory, got {spec!r}")
     if spec == ":memory:":
         return MemoryStore()
+    if spec[:7].lower() == "sqlite:":
+        from lattice.sqlite import SqliteStore, sqlite_path
+
+        try:
+            path = sqlite_path(spec)
+        except InvalidValue as e:
+            raise ValueError(e.message) from None
+        return SqliteStore(path)
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else None
     if scheme in ("postgres", "postgresql"):
         from lattice.postgres import PostgresStore
 
         return PostgresStore(scheme + spec[len(scheme):], application_name="agent-lattice-langgraph")
     if scheme not in (None, "lmdb"):
-        raise ValueError(f"store URL scheme {scheme!r} is not supported: use ':memory:', postgresql:// or a directory")
+        raise ValueError(f"store URL scheme {scheme!r} is not supported: use ':memory:', postgresql://, sqlite:<file> "
+                         "or a directory")
     from lattice.lmdb import LmdbStore
 
     return LmdbStore(spec[len("lmdb://"):] if spec.startswith("lmdb://") else spec)

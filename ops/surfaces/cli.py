@@ -48,7 +48,8 @@ def main() -> None:
               help="Directory of the embedded LMDB store (created if missing).")
 @click.option("--store", "store_spec", default=None, metavar="URL",
               help="The store instead of --data: postgresql://user:password@host:port/db (any number of "
-                   "`lattice serve` processes may share one database), an LMDB directory, or :memory:.")
+                   "`lattice serve` processes may share one database), sqlite:FILE (one SQLite file, created if "
+                   "missing), an LMDB directory, or :memory:.")
 @click.option("--lease", default=5.0, show_default=True, type=click.FloatRange(min=0.5), metavar="SECONDS",
               help="With a PostgreSQL store: a process silent this long is taken for dead, and its agents run "
                    "elsewhere within SECONDS + 40%.")
@@ -93,7 +94,8 @@ def main() -> None:
 @click.option("--venue-key", type=click.Path(dir_okay=False), default=None, envvar="LATTICE_VENUE_KEY",
               help="The venue's Ed25519 key (PEM, as `openssl genpkey -algorithm ed25519` writes; created 0600 if "
                    "missing), whose did:key is the server's DID (status `did`, /.well-known/did.json). Default: "
-                   "venue.key in the LMDB directory, a row of the PostgreSQL database, a new key per process for "
+                   "venue.key in the LMDB directory (FILE-venue.key beside a SQLite FILE), a row of the PostgreSQL "
+                   "database, a new key per process for "
                    "--memory. Env LATTICE_VENUE_KEY.")
 def serve(data: str, store_spec: str | None, lease: float, host: str, port: int, memory: bool, no_sync: bool,
           max_body: int, log_level: str, max_agents: int, max_queued: int, tokens_file: str | None,
@@ -134,9 +136,9 @@ def serve(data: str, store_spec: str | None, lease: float, host: str, port: int,
     from .app import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from lattice.errors import StoreError
+    from lattice.errors import LatticeError, StoreError
     seams: dict[str, Any] = {}
-    lmdb_dir = None  # where the store's venue key is kept, for an LMDB store
+    key_file = None  # where the store's venue key is kept, for an embedded store
     if memory:
         store: Any = MemoryStore()
         where = "memory (not kept)"
@@ -148,17 +150,16 @@ def serve(data: str, store_spec: str | None, lease: float, host: str, port: int,
         seams = pg_seams(store_spec, LeaseTimes.scaled(lease))
         where = f"{store.url}, shared"
     else:
-        from lattice.lmdb import LmdbStore
-        path = data if store_spec is None else store_spec
+        spec = data if store_spec is None else store_spec
         try:
-            store = MemoryStore() if path == ":memory:" else LmdbStore(path, durable=not no_sync)
-        except StoreError as e:
+            store = MemoryStore() if spec == ":memory:" else open_local(spec, durable=not no_sync)
+        except LatticeError as e:
             hint = f"\nhint: {e.hint}" if e.hint else ""
-            raise click.ClickException(f"cannot open store at {path}: {e.message}{hint}") from None
-        where = "memory (not kept)" if path == ":memory:" else os.path.abspath(path)
-        lmdb_dir = None if path == ":memory:" else path
+            raise click.ClickException(f"cannot open store at {spec}: {e.message}{hint}") from None
+        where = "memory (not kept)" if spec == ":memory:" else os.path.abspath(local_path(spec))
+        key_file = None if spec == ":memory:" else local_key_file(spec)
     try:
-        identity = _identity(venue_key, store_spec if seams else None, lmdb_dir)
+        identity = _identity(venue_key, store_spec if seams else None, key_file)
     except click.ClickException:
         store.close()
         raise
@@ -187,24 +188,64 @@ def serve(data: str, store_spec: str | None, lease: float, host: str, port: int,
         store.close()
 
 
-def _identity(key_file: str | None, pg_url: str | None, lmdb_dir: str | None) -> Any:
+def _identity(key_file: str | None, pg_url: str | None, store_key_file: str | None) -> Any:
     """The venue identity (:mod:`ops.engine.identity`): the operator's key file, else the store's key
-    (PostgreSQL row, LMDB key file), else a new one (an in-memory store)."""
+    (PostgreSQL row, the embedded store's key file), else a new one (an in-memory store)."""
     from ..engine import identity as I
     try:
         if key_file is not None:
             return I.load_key_file(key_file)
         if pg_url is not None:
             return I.postgres_identity(pg_url)
-        if lmdb_dir is not None:
-            return I.lmdb_identity(lmdb_dir)
+        if store_key_file is not None:
+            return I.load_key_file(store_key_file)
         return I.VenueIdentity.generate()
     except I.IdentityError as e:
         raise click.ClickException(str(e)) from None
 
 
 def _is_url(spec: str) -> bool:
-    return "://" in spec
+    """Whether ``spec`` names a shared (PostgreSQL) store: a URL, but not ``sqlite:``."""
+    return "://" in spec and not is_sqlite(spec)
+
+
+def is_sqlite(spec: str) -> bool:
+    """Whether ``spec`` names a SQLite store (``sqlite:FILE``)."""
+    return spec[:7].lower() == "sqlite:"
+
+
+def local_path(spec: str) -> str:
+    """The file (SQLite) or directory (LMDB) of an embedded store's spec."""
+    if is_sqlite(spec):
+        from lattice.sqlite import sqlite_path
+        return sqlite_path(spec)
+    return spec
+
+
+def local_key_file(spec: str) -> str:
+    """Where the venue key of an embedded store is kept: ``venue.key`` in an LMDB directory,
+    ``FILE-venue.key`` beside a SQLite file."""
+    from ..engine.identity import KEY_FILE
+    path = local_path(spec)
+    return f"{path}-{KEY_FILE}" if is_sqlite(spec) else os.path.join(path, KEY_FILE)
+
+
+def open_local(spec: str, *, readonly: bool = False, durable: bool = True) -> Any:
+    """Open an embedded store: ``sqlite:FILE`` a :class:`~lattice.sqlite.SqliteStore`, else the
+    :class:`~lattice.lmdb.LmdbStore` in directory ``spec`` (created if missing unless ``readonly``).
+
+    Raises:
+        StoreLocked: another process writes to it. StoreError: it cannot be opened (``readonly``:
+            it does not exist). InvalidValue: ``sqlite:`` without a file.
+    """
+    if is_sqlite(spec):
+        from lattice.sqlite import SqliteStore, sqlite_path
+        return SqliteStore(sqlite_path(spec), readonly=readonly, **({} if readonly else {"durable": durable}))
+    from lattice.errors import StoreError
+    from lattice.lmdb import LmdbStore
+    if readonly and not os.path.isdir(spec):
+        raise StoreError(f"no store at {spec!r} (no such directory)")
+    return LmdbStore(spec, readonly=True) if readonly else LmdbStore(spec, durable=durable)
 
 
 def _open(spec: str, **options: Any) -> Any:
@@ -249,7 +290,7 @@ def invoke(operation: str, input_json: str, url: str) -> None:
 @click.option("--data", default=DEFAULT_DATA, show_default=True, type=click.Path(file_okay=False),
               help="Directory of the LMDB store to check.")
 @click.option("--store", "store_spec", default=None, metavar="URL",
-              help="The store instead of --data: postgresql://... or an LMDB directory.")
+              help="The store instead of --data: postgresql://..., sqlite:FILE or an LMDB directory.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def fsck(data: str, store_spec: str | None, quiet: bool) -> None:
     """Check a store: every object reachable from every ref is present and re-hashes to its digest,
@@ -259,20 +300,19 @@ def fsck(data: str, store_spec: str | None, quiet: bool) -> None:
     servers may keep running: LMDB readers in another process see a consistent snapshot;
     on PostgreSQL an agent that moves while it is checked is checked as it was listed.
     """
-    from lattice.errors import StoreError
+    from lattice.errors import LatticeError
     from lattice.fsck import fsck as run_fsck
-    from lattice.lmdb import LmdbStore
 
     from ..domain.check import make_check_head
     spec = data if store_spec is None else store_spec
     if _is_url(spec):
         store = _open(spec, pool_size=2)
     else:
-        if not os.path.isdir(spec):
+        if not is_sqlite(spec) and not os.path.isdir(spec):
             raise click.UsageError(f"Directory {spec!r} does not exist (no store there).")
         try:
-            store = LmdbStore(spec, readonly=True)  # reads only: may run beside a server
-        except StoreError as e:
+            store = open_local(spec, readonly=True)  # reads only: may run beside a server
+        except LatticeError as e:
             raise click.ClickException(f"cannot open store at {spec}: {e.message}") from None
     try:
         total = sum(1 for _ in store.refs(""))

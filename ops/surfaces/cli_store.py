@@ -69,7 +69,8 @@ def _human(n: int) -> str:
 @click.option("--data", default="./.lattice", show_default=True, type=click.Path(file_okay=False),
               help="The LMDB data directory (collected directly when no server is using it).")
 @click.option("--store", "store_spec", default=None, metavar="URL",
-              help="A PostgreSQL store instead (postgresql://...): collected from here, beside its servers.")
+              help="A PostgreSQL store instead (postgresql://...): collected from here, beside its servers; or "
+                   "sqlite:FILE or an LMDB directory that no server uses.")
 @click.option("--url", envvar="LATTICE_URL", default=None,
               help="Ask this running server to collect (default: the one serving --data, at http://127.0.0.1:7770).")
 @click.option("--retain-jobs", type=AGE, default=None,
@@ -90,8 +91,8 @@ def gc(data: str, store_spec: str | None, url: str | None, retain_jobs: int | No
     if store_spec is not None:
         if url is not None:
             raise click.UsageError("give --store or --url, not both")
-        from .cli import _open
-        store = _open(store_spec, pool_size=2) if "://" in store_spec else _open_lmdb(store_spec)
+        from .cli import _is_url, _open
+        store = _open(store_spec, pool_size=2) if _is_url(store_spec) else _open_lmdb(store_spec)
         try:
             _report(_collect_here(store, retain_jobs, quiet))
         finally:
@@ -128,13 +129,15 @@ def gc(data: str, store_spec: str | None, url: str | None, retain_jobs: int | No
 
 
 def _open_lmdb(path: str, busy: str = "stop the server first, or ask it to collect (--url)") -> Any:
-    from lattice.errors import StoreError, StoreLocked
-    from lattice.lmdb import LmdbStore
+    """Open the embedded store ``path`` names (an LMDB directory, or ``sqlite:FILE``) for writing."""
+    from lattice.errors import LatticeError, StoreLocked
+
+    from .cli import open_local
     try:
-        return LmdbStore(path)
+        return open_local(path)
     except StoreLocked as e:
         raise click.ClickException(f"{e.message}: {busy}") from None
-    except StoreError as e:
+    except LatticeError as e:
         raise click.ClickException(f"cannot open store at {path}: {e.message}") from None
 
 
@@ -183,7 +186,8 @@ def _report(r: dict) -> None:
 @click.option("--data", default="./.lattice", show_default=True, type=click.Path(file_okay=False),
               help="The LMDB data directory (no server may be using it).")
 @click.option("--store", "store_spec", default=None, metavar="URL",
-              help="A PostgreSQL store instead (postgresql://...): VACUUM its tables.")
+              help="A PostgreSQL store instead (postgresql://...): VACUUM its tables; or sqlite:FILE: VACUUM it "
+                   "(no server may use it).")
 @click.option("--full", is_flag=True,
               help="PostgreSQL: VACUUM FULL, giving every free page back to the file system; it locks the tables "
                    "while it runs (the servers' reads and commits wait). Without it: a plain VACUUM beside them.")
@@ -194,10 +198,13 @@ def compact(data: str, store_spec: str | None, full: bool) -> None:
     then replaces the data file with it; it needs the directory to itself (stop the server).
     PostgreSQL (--store) reuses the space of deleted objects once vacuumed (autovacuum does it
     too); this runs VACUUM now (only empty pages at a table's end go back), or VACUUM FULL
-    (--full). Run `lattice gc` first.
+    (--full). A SQLite store (--store sqlite:FILE) is rewritten by VACUUM (stop the server).
+    Run `lattice gc` first.
     """
     from lattice.errors import LatticeError
-    if store_spec is not None and "://" in store_spec:
+
+    from .cli import _is_url, is_sqlite
+    if store_spec is not None and _is_url(store_spec):
         from .cli import _open
         store = _open(store_spec, pool_size=1)
         try:
@@ -210,8 +217,8 @@ def compact(data: str, store_spec: str | None, full: bool) -> None:
         return
     path = data if store_spec is None else store_spec
     if full:
-        raise click.UsageError("--full is for a PostgreSQL store (LMDB compaction always rewrites the file)")
-    if not os.path.isdir(path):
+        raise click.UsageError("--full is for a PostgreSQL store (LMDB and SQLite compaction always rewrite the file)")
+    if not is_sqlite(path) and not os.path.isdir(path):
         raise click.UsageError(f"Directory {path!r} does not exist (no store there).")
     store = _open_lmdb(path, busy="stop the server first (compaction rewrites the file)")
     try:
@@ -380,15 +387,16 @@ def copy(source: str, target: str, no_verify: bool) -> None:
     commits are not copied). The target must be empty; no server may use it yet.
     """
     from lattice.errors import LatticeError, StoreError
-    from lattice.lmdb import LmdbStore
     from lattice.open import open_store
+
+    from .cli import _is_url, is_sqlite, local_path, open_local
 
     def opened(spec: str, readonly: bool) -> Any:
         try:
-            if readonly and "://" not in spec:
-                if not os.path.isdir(spec):
+            if readonly and not _is_url(spec) and spec != ":memory:":
+                if not os.path.exists(local_path(spec)) or (not is_sqlite(spec) and not os.path.isdir(spec)):
                     raise click.ClickException(f"no store at {spec}")
-                return LmdbStore(spec, readonly=True)
+                return open_local(spec, readonly=True)
             return open_store(spec)
         except (LatticeError, StoreError) as e:
             hint = f" (hint: {e.hint})" if getattr(e, "hint", None) else ""

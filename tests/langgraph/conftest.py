@@ -1,5 +1,5 @@
 """Fixtures of the LangGraph saver tests: a saver on a fresh store of each backend (memory, LMDB,
-PostgreSQL: a fresh database of a server started for the session, see tests/pg.py).
+SQLite, PostgreSQL: a fresh database of a server started for the session, see tests/pg.py).
 
 Without the langgraph extra (``pip install -e '.[test]'`` brings it) the folder is not collected.
 """

@@ -20,7 +20,7 @@ from ops.langgraph import AsyncLatticeSaver, LatticeSaver  # noqa: E402
 
 
 def _registered(cls, backend: str, server: str | None):
-    """A factory of fresh savers: a new memory store, LMDB directory or PostgreSQL database each time."""
+    """A factory of fresh savers: a new memory store, LMDB directory, SQLite file or PostgreSQL database each time."""
     @conformance.checkpointer_test(name=f"{cls.__name__}[{backend}]")
     async def factory():
         if backend == "memory":
@@ -35,7 +35,7 @@ def _registered(cls, backend: str, server: str | None):
                 drop_database(url)
         else:
             with tempfile.TemporaryDirectory() as d:
-                async for s in _open(cls, d):
+                async for s in _open(cls, f"sqlite:{d}/lg.db" if backend == "sqlite" else d):
                     yield s
     return factory
 
@@ -50,7 +50,7 @@ async def _open(cls, spec: str):
 
 
 @pytest.mark.parametrize("cls", [LatticeSaver, AsyncLatticeSaver], ids=lambda c: c.__name__)
-@pytest.mark.parametrize("backend", ["memory", "lmdb", "postgres"])
+@pytest.mark.parametrize("backend", ["memory", "lmdb", "sqlite", "postgres"])
 async def test_conformance_full(cls, backend, request):
     server = request.getfixturevalue("postgres_server") if backend == "postgres" else None
     report = await conformance.validate(_registered(cls, backend, server))

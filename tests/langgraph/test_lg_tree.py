@@ -266,10 +266,15 @@ def test_open_store_specs(tmp_path):
     from lattice.errors import StoreError
     with pytest.raises(StoreError, match="PostgreSQL open of postgresql://127.0.0.1:1/db failed"):
         open_store("postgresql://127.0.0.1:1/db")  # a PostgreSQL URL opens a PostgresStore (none listens here)
-    with pytest.raises(ValueError, match="scheme 'sqlite'"):
-        open_store("sqlite:///x.db")
+    with pytest.raises(ValueError, match="scheme 'mysql'"):
+        open_store("mysql://h/x")
+    with pytest.raises(ValueError, match="no file"):
+        open_store("sqlite:")
     with pytest.raises(ValueError):
         open_store("")
+    from lattice.sqlite import SqliteStore
+    with open_store(f"sqlite://{tmp_path / 'lg.db'}") as s:
+        assert type(s) is SqliteStore and s.path == str(tmp_path / "lg.db") and s.durable
     s = open_store(f"lmdb://{tmp_path / 'x'}")
     s.close()
     assert isinstance(open_store(":memory:"), MemoryStore)
