@@ -1,8 +1,8 @@
 """Crash safety: a real server under load, killed with SIGKILL at random moments, loses nothing it acknowledged.
 
 The number of kills is ``LATTICE_CRASH_KILLS`` (default 6, enough for CI);
-``LATTICE_CRASH_KILLS=50 pytest tests/test_crash.py -s`` prints the figures. It runs on LMDB (``--data``)
-and on PostgreSQL (``--store``, a database of the server tests/pg.py starts).
+``LATTICE_CRASH_KILLS=50 pytest tests/test_crash.py -s`` prints the figures. It runs on LMDB (``--data``),
+SQLite (``--store sqlite:FILE``) and PostgreSQL (``--store``, a database of the server tests/pg.py starts).
 """
 
 from __future__ import annotations
@@ -105,10 +105,11 @@ async def scenario(store: list[str], kills: int, seed: int) -> dict:
     return {"kills": kills, "jobs": len(acked_jobs), "writes": len(acked_writes), "fsck": fsck.stderr.strip()}
 
 
-@pytest.mark.parametrize("backend", ["lmdb", "postgresql"])
+@pytest.mark.parametrize("backend", ["lmdb", "sqlite", "postgresql"])
 def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path, backend: str, request) -> None:
     kills = int(os.environ.get("LATTICE_CRASH_KILLS", "6"))
     store = ["--data", str(tmp_path / "data")] if backend == "lmdb" else \
+        ["--store", f"sqlite:{tmp_path / 'lattice.db'}"] if backend == "sqlite" else \
         ["--store", request.getfixturevalue("postgres_url")]
     figures = asyncio.run(scenario(store, kills, seed=kills))
     print(f"\ncrash test: {figures}")

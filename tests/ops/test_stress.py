@@ -16,6 +16,7 @@ import pytest
 
 from lattice.fsck import fsck
 from lattice.lmdb import LmdbStore
+from lattice.sqlite import SqliteStore
 from ops.domain.check import make_check_head
 from ops.domain.contracts import decode_input, lookup
 from ops.engine.runtime import Runtime
@@ -24,12 +25,14 @@ from tests.ops.helpers import check_work
 CALLER = "local"
 
 
+@pytest.mark.parametrize("backend", ["lmdb", "sqlite"])
 @pytest.mark.parametrize("collect", [False, True], ids=["plain", "with-gc-loop"])
-async def test_stress_invariants(tmp_path: Path, collect: bool) -> None:
+async def test_stress_invariants(tmp_path: Path, collect: bool, backend: str) -> None:
     """16 clients, mixed operations; with ``collect``, garbage is made all the time (workspace
     values replaced, forks removed) and collected in a loop beside them (lattice.gc)."""
     seconds = float(os.environ.get("LATTICE_STRESS_SECONDS", "4"))
-    store = LmdbStore(tmp_path / "db", durable=False)
+    store = LmdbStore(tmp_path / "db", durable=False) if backend == "lmdb" else \
+        SqliteStore(tmp_path / "db.sqlite", durable=False)
     rt = Runtime(store)
     await rt.start()
     rnd = random.Random(1234)
