@@ -1,6 +1,6 @@
 """LatticeSaver against LangGraph's SQLite and PostgreSQL checkpointers: the same chat graph, side by side, in one run.
 
-Up to five series grow one conversation each, turn by turn, alternating (each turn
+Up to six series grow one conversation each, turn by turn, alternating (each turn
 runs on every series before the next turn starts; the order rotates), all on
 the same disk, all with ``invoke(..., durability="sync")`` (``--durability`` picks
 LangGraph's other modes: ``async``, its default, and ``exit``):
@@ -15,8 +15,14 @@ LangGraph's other modes: ``async``, its default, and ``exit``):
 * ``Lattice (PostgreSQL)``: the default graph on ``LatticeSaver`` over a
   ``PostgresStore`` (``LatticeSaver.from_conn_string("postgresql://...")``) on the
   same server, a database of its own;
+* ``Lattice (SQLite)``: the default graph on ``LatticeSaver`` over a durable
+  ``SqliteStore``, one file in WAL mode (``LatticeSaver.from_conn_string("sqlite:<file>")``);
 * ``Lattice``: the default graph on ``LatticeSaver`` over a durable ``LmdbStore``
   (``LatticeSaver.from_conn_string(<dir>)``).
+
+``--series`` picks some of them: ``sqlite-default``, ``sqlite-delta``, ``postgres-saver``,
+``lattice-pg``, ``lattice-sqlite``, ``lattice`` (all by default). Ratios are against the last
+one that runs (``Lattice`` when it does), and SQLite's against ``Lattice (SQLite)`` too.
 
 The PostgreSQL series need a server: ``--pg URL`` (a superuser URL; a database is
 created per series), else one started for the run in the temp dir with PostgreSQL's
@@ -30,8 +36,10 @@ every series:
 
 * step latency p50/p99 over the last ``max(10, N // 10)`` turns up to N;
 * bytes on disk: the SQLite file after ``PRAGMA wal_checkpoint(TRUNCATE)``;
-  LMDB's pages in use (``LmdbStore.stats()["used_bytes"]``); on PostgreSQL the
-  saver's tables with their indexes and TOAST (``pg_total_relation_size``);
+  LMDB's pages in use (``LmdbStore.stats()["used_bytes"]``); our SQLite file's
+  pages (``SqliteStore.stats()["used_bytes"]``: page_count x page_size, the file once
+  its WAL is checkpointed); on PostgreSQL the saver's tables with their indexes and
+  TOAST (``pg_total_relation_size``);
 * ``graph.get_state_history`` of the whole thread (every checkpoint with its values);
 * ``graph.get_state`` of an old checkpoint (the one after turn N/2);
 * copying the thread with its whole history: ``saver.copy_thread`` on ours; on
@@ -42,7 +50,7 @@ every series:
 After the last N, ``--short K`` new threads (default 20) of 10 turns each run on every
 saver, the series alternating turn by turn: the N = 10 step latency again over 10K
 samples, on savers and stores that are no longer cold. The N = 10 target is checked on
-both figures.
+both figures, for ``Lattice`` and for ``Lattice (SQLite)``.
 
 Then ``--calls K`` (default 20): the checkpointer calls of K new threads of 10 turns,
 recorded on LangGraph's ``InMemorySaver`` and replayed on one thread on a fresh saver of each
@@ -100,9 +108,12 @@ from saver_calls import capture, replay, report_calls  # noqa: E402
 THREAD = "t"
 #: turns of each new thread of the --short measure (the N = 10 latency over more samples)
 SHORT_TURNS = 10
-SERIES = ["sqlite-default", "sqlite-delta", "postgres-saver", "lattice-pg", "lattice"]
+SERIES = ["sqlite-default", "sqlite-delta", "postgres-saver", "lattice-pg", "lattice-sqlite", "lattice"]
 PG_SERIES = ("postgres-saver", "lattice-pg")
 PG_SAVER_TABLES = ["checkpoints", "checkpoint_blobs", "checkpoint_writes"]
+#: the lattice series the targets are checked on (those that run)
+LATTICES = ("Lattice", "Lattice (SQLite)")
+SQ = LATTICES[1]
 
 
 # ----------------------------------------------------------------- helpers
@@ -297,6 +308,8 @@ class SqliteSeries(Series):
 
 
 class LatticeSeries(Series):
+    """LatticeSaver over a durable LmdbStore."""
+
     name = "Lattice"
 
     def __init__(self, root: Path) -> None:
@@ -316,6 +329,18 @@ class LatticeSeries(Series):
 
     def close(self) -> None:
         self._cm.__exit__(None, None, None)
+
+
+class LatticeSqliteSeries(LatticeSeries):
+    """LatticeSaver over a durable SqliteStore: one file (WAL); disk and copy_thread as on LMDB."""
+
+    name = "Lattice (SQLite)"
+
+    def __init__(self, root: Path) -> None:
+        Series.__init__(self, root)
+        self._cm = LatticeSaver.from_conn_string("sqlite:" + str(root / "lattice.db"))
+        self.saver = self._cm.__enter__()
+        self.graph = build_graph(self.state_type, self.saver)
 
 
 class PostgresSaverSeries(Series):
@@ -432,6 +457,8 @@ def run(args: argparse.Namespace) -> None:
                 out.append(PostgresSaverSeries(root / tag / "postgres-saver", pg.database()))
             if "lattice-pg" in args.series:
                 out.append(LatticePgSeries(root / tag / "lattice-pg", pg.database()))
+        if "lattice-sqlite" in args.series:
+            out.append(LatticeSqliteSeries(root / tag / "lattice-sqlite"))
         if "lattice" in args.series:
             out.append(LatticeSeries(root / tag / "lattice"))
         return out
@@ -474,7 +501,7 @@ def run(args: argparse.Namespace) -> None:
                 assert count - CHECKPOINTS_PER_TURN[DURABILITY] * n in (0, DURABILITY == "exit"), (s.name, count)
                 r["history"] = pct(h, 50)
                 r["old"] = pct(s.read_old(mid, args.reps * 5, args.budget, all_texts[0]), 50)
-                cp = s.copy(args.reps * 5 if s is ours else args.reps, args.budget, 2 * n)
+                cp = s.copy(args.reps * 5 if s is ours or s.name in LATTICES else args.reps, args.budget, 2 * n)
                 r["copy"], r["copy_p99"] = pct(cp, 50), pct(cp, 99)
             print(f"# N = {n} done at {time.perf_counter() - t_start:.0f}s", file=sys.stderr)
         # The N = 10 latency again, over more samples: the first 10 turns of new threads (10 samples
@@ -509,9 +536,10 @@ def run(args: argparse.Namespace) -> None:
 def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, floor: list[float],
            load0: tuple, took: float, root: Path, pg_note: str = "", short: dict | None = None) -> None:
     pairs = [(n, ours) for n in names if n != ours]
-    like = ("PostgresSaver", "Lattice (PostgreSQL)")  # like for like on PostgreSQL
-    if like[0] in names and like[1] in names and like not in pairs:
-        pairs.append(like)
+    for like in (("PostgresSaver", "Lattice (PostgreSQL)"),  # like for like on PostgreSQL
+                 ("SQLite default", SQ), ("SQLite delta", SQ)):  # and in one SQLite file
+        if like[0] in names and like[1] in names and like not in pairs:
+            pairs.append(like)
     print(f"# bench/langgraph_saver.py  python {platform.python_version()}  langgraph {ver('langgraph')}"
           f"  langgraph-checkpoint {ver('langgraph-checkpoint')}  langgraph-checkpoint-sqlite"
           f" {ver('langgraph-checkpoint-sqlite')}  langgraph-checkpoint-postgres"
@@ -523,7 +551,8 @@ def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, fl
           f" stores under {root}; load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in load0)},"
           f" at end {'/'.join(f'{x:.2f}' for x in load1)}")
     print(f"# workload: N turns of a {args.chars}-char human message + a {args.chars}-char AI reply (reversed);"
-          f" SQLite WAL synchronous=FULL; LMDB durable; durability={DURABILITY!r}; series alternate turn by turn"
+          f" SQLite WAL synchronous=FULL (SqliteSaver and ours); LMDB durable; durability={DURABILITY!r};"
+          " series alternate turn by turn"
           f" after {args.warmup} warm-up turns on throwaway stores;"
           f" run took {took:.0f}s")
     if "SQLite delta" in names:
@@ -556,7 +585,8 @@ def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, fl
         print("|" + "---:|" * (len(names) + len(pairs)))
         print("| " + " | ".join([f"{pct(short[x], 50):.2f} / {pct(short[x], 99):.2f}" for x in names]
                                 + [ratio(pct(short[p], 50), pct(short[q], 50)) for p, q in pairs]) + " |\n")
-    table("Bytes on disk (SQLite file after wal_checkpoint(TRUNCATE); LMDB pages in use; PostgreSQL tables)",
+    table("Bytes on disk (SQLite file after wal_checkpoint(TRUNCATE); LMDB pages in use; Lattice (SQLite): "
+          "page_count x page_size; PostgreSQL tables)",
           lambda r: fmt_bytes(r["disk"]), "disk")
     table(f"get_state_history of the whole thread ({CHECKPOINTS_PER_TURN[DURABILITY]}N checkpoints with values),"
           " ms, median",
@@ -566,14 +596,27 @@ def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, fl
     table("Copy the thread with its history, ms, p50 / p99 (ours: copy_thread; theirs: INSERT ... SELECT of its rows)",
           lambda r: f"{r['copy']:.3f} / {r['copy_p99']:.3f}", "copy")
 
-    if ours != "Lattice" or "SQLite default" not in names:
-        return  # the targets compare the lattice with SQLite default (and delta)
+    lattices = [x for x in LATTICES if x in names]
+    if not lattices or "SQLite default" not in names:
+        return  # the targets compare the lattice (on LMDB, on SQLite) with SQLite default (and delta)
+    top = max(rows)
+    note = "" if top >= 1000 else " (the targets are set for N = 1,000; this run stops earlier)"
+    print(f"#### Targets at N = {top:,}{note}\n")
+    print("| target | met | measured |\n|---|---|---|")
+    for lat in lattices:
+        tag = "" if lat == "Lattice" else f"{lat}: "
+        for what, ok, got in targets(rows, lat, short):
+            print(f"| {tag}{what} | {'yes' if ok else 'NO'} | {got} |")
+    print()
+
+
+def targets(rows: dict, ours: str, short: dict | None) -> list[tuple[str, bool, str]]:
+    """The targets of the lattice series ``ours`` at the largest N (the N = 10 step at the smallest):
+    ``(what, met, measured)``."""
     top = max(rows)
     r = rows[top]
     lo = rows[min(rows)]
     default, delta = r.get("SQLite default"), r.get("SQLite delta")
-    note = "" if top >= 1000 else " (the targets are set for N = 1,000; this run stops earlier)"
-    print(f"#### Targets at N = {top:,}{note}\n")
     checks = [
         ("disk at least 50x below SQLite default", default["disk"] / r[ours]["disk"] >= 50,
          ratio(default["disk"], r[ours]["disk"])),
@@ -592,10 +635,7 @@ def report(args: argparse.Namespace, rows: dict, names: list[str], ours: str, fl
             a, b = pct(short[ours], 50), pct(short["SQLite delta"], 50)
             checks.append((f"the same over {len(short[ours]) // SHORT_TURNS} new threads' first {SHORT_TURNS} turns",
                            a <= b, f"{a:.2f} vs {b:.2f} ms"))
-    print("| target | met | measured |\n|---|---|---|")
-    for what, ok, got in checks:
-        print(f"| {what} | {'yes' if ok else 'NO'} | {got} |")
-    print()
+    return checks
 
 
 def main(argv: list[str] | None = None) -> None:

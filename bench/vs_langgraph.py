@@ -1,6 +1,6 @@
 """Us against LangGraph's SQLite checkpointer: the same chat workload, side by side, in one run.
 
-Four series grow one conversation each, turn by turn, alternating (each turn runs
+Five series grow one conversation each, turn by turn, alternating (each turn runs
 on every series before the next turn starts; the order rotates), all on the same
 disk:
 
@@ -12,6 +12,8 @@ disk:
   ``DeltaChannel`` docstring gives for messages);
 * ``ours``: ``agent:request`` (``wait: true``) through the runtime in process on a
   durable ``LmdbStore`` (``echo`` model);
+* ``ours SQLite``: the same on a durable ``SqliteStore`` (one file, WAL, one sync a
+  commit; ``--no-sqlite`` leaves it out);
 * ``ours HTTP``: the same through ``POST /api/v1/invoke`` of a server process
   (``create_app`` over a durable ``LmdbStore``, as ``lattice serve`` runs it) on
   127.0.0.1, with an aiohttp client.
@@ -27,7 +29,9 @@ conversation reaches each N of ``--ns`` the run measures, on every series:
 
 * step latency p50/p99 over the last ``max(10, N // 10)`` turns up to N;
 * bytes on disk: the SQLite file after ``PRAGMA wal_checkpoint(TRUNCATE)``;
-  LMDB's pages in use (``LmdbStore.stats()["used_bytes"]``);
+  LMDB's pages in use (``LmdbStore.stats()["used_bytes"]``); our SQLite file's pages
+  (``SqliteStore.stats()["used_bytes"]``: page_count x page_size, free pages
+  included, the file once its WAL is checkpointed);
 * listing the full history: ``graph.get_state_history`` (and the cheaper
   ``checkpointer.list``) against ``agent:history`` of every version;
 * reading one field of an old version (the first message's text as of turn
@@ -81,6 +85,7 @@ import lmdb  # noqa: E402
 import msgspec  # noqa: E402
 
 from lattice.lmdb import LmdbStore  # noqa: E402
+from lattice.sqlite import SqliteStore  # noqa: E402
 from ops.domain import operations  # noqa: E402,F401
 from ops.domain.contracts import decode_input, lookup  # noqa: E402
 from ops.llm import make_adapter  # noqa: E402
@@ -105,6 +110,7 @@ except ImportError:  # pragma: no cover - an older langgraph
 
 CALLER = "bench"
 AGENT = "A"
+SQ = "ours SQLite"  # the series on SqliteStore (OursSqliteSeries)
 REPLY = "reverse"  # set from --reply: "reverse" (a distinct reply) or "echo"
 
 
@@ -130,7 +136,7 @@ def bench_adapters(model: Any) -> Any:
     return BenchAdapter(model) if isinstance(model, EchoModel) else make_adapter(model)
 
 
-def new_runtime(store: LmdbStore) -> Runtime:
+def new_runtime(store: LmdbStore | SqliteStore) -> Runtime:
     return Runtime(store, adapter_factory=bench_adapters)
 
 
@@ -320,14 +326,24 @@ class OursSeries:
 
     name = "ours"
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, path: str = "main"):
         self.root = root
-        self.path = root / "main"
-        self.store: LmdbStore | None = None
+        self.path = root / path
+        self.store: LmdbStore | SqliteStore | None = None
         self.rt: Runtime | None = None
 
+    def new_store(self, path: Path) -> LmdbStore | SqliteStore:
+        return LmdbStore(path, durable=True)
+
+    def copy_store(self, dst: Path) -> None:
+        """Copy the (closed) store to ``dst``: its directory, without the lock file."""
+        shutil.copytree(self.path, dst, ignore=shutil.ignore_patterns("lock.mdb"))
+
+    def remove_copy(self, dst: Path) -> None:
+        shutil.rmtree(dst, ignore_errors=True)
+
     async def open(self) -> None:
-        self.store = LmdbStore(self.path, durable=True)
+        self.store = self.new_store(self.path)
         self.rt = new_runtime(self.store)
         await self.rt.start()
 
@@ -368,10 +384,10 @@ class OursSeries:
     async def forks(self, mid_turn: int, forks: int, fork_turns: int, texts: list[str], n: int) -> dict:
         """On a copy of the store: ``forks`` agent:fork at the mid version, each then taking ``fork_turns`` turns."""
         await self.close()
-        fpath = self.root / f"fork{n}"
-        shutil.copytree(self.path, fpath, ignore=shutil.ignore_patterns("lock.mdb"))
+        fpath = self.path.with_name(f"fork{n}{self.path.suffix}")
+        self.copy_store(fpath)
         await self.open()
-        store = LmdbStore(fpath, durable=True)
+        store = self.new_store(fpath)
         rt = new_runtime(store)
         await rt.start()
         try:
@@ -390,7 +406,31 @@ class OursSeries:
         finally:
             await rt.close()
             store.close()
-            shutil.rmtree(fpath, ignore_errors=True)
+            self.remove_copy(fpath)
+
+
+class OursSqliteSeries(OursSeries):
+    """Our conversation on a durable SqliteStore (one file, WAL, one sync a commit), the rest as ``ours``."""
+
+    name = SQ
+
+    def __init__(self, root: Path):
+        super().__init__(root, "main.db")
+
+    def new_store(self, path: Path) -> SqliteStore:
+        return SqliteStore(path, durable=True)
+
+    def copy_store(self, dst: Path) -> None:
+        """Copy the (closed) store to ``dst``: its file (closing checkpointed the WAL into it and removed
+        it; a WAL left over is copied too), without the writer's lock file."""
+        shutil.copyfile(self.path, dst)
+        wal = Path(f"{self.path}-wal")
+        if wal.exists():
+            shutil.copyfile(wal, f"{dst}-wal")
+
+    def remove_copy(self, dst: Path) -> None:
+        for suffix in ("", "-wal", "-shm", "-writer.lock"):
+            Path(f"{dst}{suffix}").unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------- our side, over HTTP
@@ -580,13 +620,18 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
         lg.append(LangGraphSeries("LG delta", root / "lg-delta", True, args.snapshot_frequency))
     ours = OursSeries(root / "ours")
     await ours.create()
+    sq = OursSqliteSeries(root / "ours-sqlite") if not args.no_sqlite else None
+    if sq:
+        await sq.create()
+    mine = [ours] + ([sq] if sq else [])  # our in-process series: LMDB, SQLite
     http = HttpSeries(root / "http") if not args.no_http else None
     if http:
         (root / "http").mkdir()
         await http.create()
-    names = [s.name for s in lg] + [ours.name] + ([http.name] if http else [])
+    names = [s.name for s in lg] + [s.name for s in mine] + ([http.name] if http else [])
     base = {s.name: s.disk() for s in lg}  # before the first turn (after set-up / agent:create)
-    base[ours.name] = ours.disk()
+    for o in mine:
+        base[o.name] = o.disk()
     if http:
         base[http.name] = await http.disk()
     lat: dict[str, list[float]] = {nm: [] for nm in names}
@@ -598,8 +643,9 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
             text = texts[turn]
             order = names[turn % len(names):] + names[:turn % len(names)]
             for nm in order:
-                if nm == ours.name:
-                    lat[nm].append(await ours.step(turn, text))
+                o = next((x for x in mine if x.name == nm), None)
+                if o:
+                    lat[nm].append(await o.step(turn, text))
                 elif http and nm == http.name:
                     lat[nm].append(await http.step(turn, text))
                 else:
@@ -618,27 +664,31 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
             # bytes on disk
             for s in lg:
                 r[s.name]["disk"] = s.disk()
-            r[ours.name]["disk"] = ours.disk()
+            for o in mine:
+                r[o.name]["disk"] = o.disk()
             r[ours.name]["disk_floor"] = floor_disk(ours.store, root)
             if http:
                 r[http.name]["disk"] = await http.disk()
             # one field of an old version
             for s in lg:
                 r[s.name]["read"] = s.read_old(mid, args.reps, texts[1])
-            r[ours.name]["read"] = await ours.read_old(mid, args.reps, texts[1])
+            for o in mine:
+                r[o.name]["read"] = await o.read_old(mid, args.reps, texts[1])
             if http:
                 r[http.name]["read"] = await http.read_old(mid, args.reps, texts[1])
             # the full history
             for s in lg:
                 r[s.name]["list"], r[s.name]["list_n"] = s.list_history(args.list_reps, 5)
                 r[s.name]["ckpts"], r[s.name]["ckpts_n"] = s.list_checkpoints(args.list_reps, 5)
-            r[ours.name]["list"], r[ours.name]["list_n"] = await ours.list_history(args.list_reps, 5)
+            for o in mine:
+                r[o.name]["list"], r[o.name]["list_n"] = await o.list_history(args.list_reps, 5)
             if http:
                 r[http.name]["list"], r[http.name]["list_n"] = await http.list_history(args.list_reps, 5)
             # forks at mid-history, and the bytes they add with their own turns
             for s in lg:
                 r[s.name].update(s.forks(mid, args.forks, args.fork_turns, fork_texts, n))
-            r[ours.name].update(await ours.forks(mid, args.forks, args.fork_turns, fork_texts, n))
+            for o in mine:
+                r[o.name].update(await o.forks(mid, args.forks, args.fork_turns, fork_texts, n))
             if http:
                 r[http.name]["fork_ms"] = await http.fork_times(mid, args.forks, n)
             res[n] = r
@@ -647,7 +697,8 @@ async def run(args: argparse.Namespace, root: Path) -> dict:
     finally:
         if http:
             await http.close()
-        await ours.close()
+        for o in mine:
+            await o.close()
         for s in lg:
             s.close()
     return {"res": res, "names": names, "base": base, "load": (load0, os.getloadavg()), "elapsed": time.perf_counter() - t_run, "texts": texts,
@@ -662,11 +713,35 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:,.1f}x" if b > 0 else "-"
 
 
+def ratio2(a: float, b: float) -> str:
+    """``ratio`` with two decimals (ours SQLite against ours, both sides near each other)."""
+    return f"{a / b:,.2f}x" if b > 0 else "-"
+
+
+def sqlite_targets(r: dict, verdict: Callable[[bool], str]) -> list[tuple[str, str, str]]:
+    """The targets' rows for ours SQLite at the largest N: its bytes on disk against LG default and LG delta,
+    its step p50 against LG default (and, no target, LG delta)."""
+    q, d = r[SQ], r["LG default"]
+    x = d["disk"] / q["disk"]
+    rows = [(f"{SQ}: bytes on disk vs LG default >= 100x smaller", f"{x:,.1f}x", verdict(x >= 100))]
+    if "LG delta" in r:
+        x = r["LG delta"]["disk"] / q["disk"]
+        rows.append((f"{SQ}: bytes on disk vs LG delta >= 3x smaller", f"{x:,.1f}x", verdict(x >= 3)))
+    x = pct(d["step"], 50) / pct(q["step"], 50)
+    rows.append((f"{SQ}: step latency p50 vs LG default >= 10x lower", f"{x:,.1f}x", verdict(x >= 10)))
+    if "LG delta" in r:
+        x = pct(r["LG delta"]["step"], 50) / pct(q["step"], 50)
+        rows.append((f"({SQ}, no target) step latency p50 vs LG delta", f"{x:,.1f}x", ""))
+    return rows
+
+
 def report(args: argparse.Namespace, root: Path, out: dict, floors: dict) -> None:
     res, names = out["res"], out["names"]
     ns = sorted(res)
     lgs = [nm for nm in names if nm.startswith("LG")]
     has_http = "ours HTTP" in names
+    has_sq = SQ in names
+    mine = ["ours"] + ([SQ] if has_sq else [])  # the columns LangGraph's are divided by
     print(f"# bench/vs_langgraph.py  python {platform.python_version()}  langgraph {ver('langgraph')}  "
           f"langgraph-checkpoint {ver('langgraph-checkpoint')}  langgraph-checkpoint-sqlite "
           f"{ver('langgraph-checkpoint-sqlite')}  langchain-core {ver('langchain-core')}  ormsgpack {ver('ormsgpack')}  "
@@ -679,6 +754,7 @@ def report(args: argparse.Namespace, root: Path, out: dict, floors: dict) -> Non
           f"({'the human text reversed' if args.reply == 'reverse' else 'the human text echoed'}); "
           f"SQLite journal_mode={out['pragmas']['journal_mode']} synchronous={out['pragmas']['synchronous']} (2 = FULL), "
           f"durability='sync'; LMDB durable (fsync per commit); "
+          f"{'ours SQLite: SqliteStore durable (WAL, synchronous=FULL); ' if has_sq else ''}"
           f"series alternate turn by turn; run took {out['elapsed']:.0f}s")
     if DeltaChannel is None:
         print(f"# NOTE: langgraph {ver('langgraph')} has no DeltaChannel: the LG delta series was not run")
@@ -696,8 +772,8 @@ def report(args: argparse.Namespace, root: Path, out: dict, floors: dict) -> Non
 
     # --- step latency
     print("\n## Step latency (ms), p50 / p99 over the last max(10, N/10) turns up to N\n")
-    hdr = ["N", "turns"] + [f"{nm}" for nm in names] + [f"{nm} / ours (p50)" for nm in lgs] + \
-          (["ours HTTP / ours"] if has_http else []) + ["ours / raw LMDB put"]
+    hdr = ["N", "turns"] + [f"{nm}" for nm in names] + [f"{nm} / {o} (p50)" for o in mine for nm in lgs] + \
+          ([f"{SQ} / ours"] if has_sq else []) + (["ours HTTP / ours"] if has_http else []) + ["ours / raw LMDB put"]
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---:|" * len(hdr))
     for n in ns:
@@ -705,17 +781,22 @@ def report(args: argparse.Namespace, root: Path, out: dict, floors: dict) -> Non
         o50 = pct(r["ours"]["step"], 50)
         cells = [f"{n:,}", f"{n - r['ours']['window'] + 1}-{n}"]
         cells += [f"{pct(r[nm]['step'], 50):.2f} / {pct(r[nm]['step'], 99):.2f}" for nm in names]
-        cells += [ratio(pct(r[nm]["step"], 50), o50) for nm in lgs]
+        cells += [ratio(pct(r[nm]["step"], 50), pct(r[o]["step"], 50)) for o in mine for nm in lgs]
+        if has_sq:
+            cells.append(ratio2(pct(r[SQ]["step"], 50), o50))
         if has_http:
             cells.append(ratio(pct(r["ours HTTP"]["step"], 50), o50))
         cells.append(ratio(o50, raw50))
         print("| " + " | ".join(cells) + " |")
 
     # --- bytes on disk
-    print("\n## Bytes on disk (SQLite file after wal_checkpoint(TRUNCATE); LMDB pages in use), and per turn\n")
+    print("\n## Bytes on disk (SQLite file after wal_checkpoint(TRUNCATE); LMDB pages in use"
+          f"{'; ours SQLite: page_count x page_size, the file once its WAL is checkpointed' if has_sq else ''}), "
+          "and per turn\n")
     print("Each cell: total bytes (bytes per turn added since the previous N; before the first turn for the "
           "first N).\n")
-    hdr = ["N"] + [f"{nm}" for nm in names] + [f"{nm} / ours" for nm in lgs]
+    hdr = ["N"] + [f"{nm}" for nm in names] + [f"{nm} / {o}" for o in mine for nm in lgs] + \
+          ([f"{SQ} / ours"] if has_sq else [])
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---:|" * len(hdr))
     prev = {nm: (0, out["base"][nm]) for nm in names}
@@ -727,21 +808,26 @@ def report(args: argparse.Namespace, root: Path, out: dict, floors: dict) -> Non
             pn, pb = prev[nm]
             cells.append(f"{fmt_bytes(r[nm]['disk'])} ({(r[nm]['disk'] - pb) / (n - pn):,.0f} B/turn)")
             prev[nm] = (n, r[nm]["disk"])
-        cells += [ratio(r[nm]["disk"], ob) for nm in lgs]
+        cells += [ratio(r[nm]["disk"], r[o]["disk"]) for o in mine for nm in lgs]
+        if has_sq:
+            cells.append(ratio2(r[SQ]["disk"], ob))
         print("| " + " | ".join(cells) + " |")
     if has_http:
         print(f"\n(ours HTTP also holds the {args.forks} bare forks per N of the fork table, a few KB each.)")
     print("\nLMDB's floor for our bytes: the store's log records and refs in a bare LMDB environment, one "
           "B-tree in append order, no digest index; in one write transaction (data pages only), and spread "
           "over as many write transactions as the store had (copy-on-write keeps the pages the last two "
-          "freed).\n")
-    hdr = ["N", "ours", "bare LMDB, one txn", "bare LMDB, same txns (txns)"] + [f"{nm}" for nm in lgs]
+          f"freed){'; beside them, ours SQLite (the same turns in one SQLite file)' if has_sq else ''}"
+          ".\n")
+    hdr = ["N", "ours", "bare LMDB, one txn", "bare LMDB, same txns (txns)"] + ([SQ] if has_sq else []) + \
+          [f"{nm}" for nm in lgs]
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---:|" * len(hdr))
     for n in ns:
         r, fd = res[n], res[n]["ours"]["disk_floor"]
         cells = [f"{n:,}", fmt_bytes(r["ours"]["disk"]), fmt_bytes(fd["one_txn"]),
-                 f"{fmt_bytes(fd['same_txns'])} ({fd['txns']:,})"] + [fmt_bytes(r[nm]["disk"]) for nm in lgs]
+                 f"{fmt_bytes(fd['same_txns'])} ({fd['txns']:,})"] + ([fmt_bytes(r[SQ]["disk"])] if has_sq else [])
+        cells += [fmt_bytes(r[nm]["disk"]) for nm in lgs]
         print("| " + " | ".join(cells) + " |")
 
     # --- listing the full history
@@ -749,21 +835,20 @@ def report(args: argparse.Namespace, root: Path, out: dict, floors: dict) -> Non
     print("LangGraph: `graph.get_state_history(thread)` (each item a StateSnapshot with the values) and "
           "`checkpointer.list(thread)`; ours: `agent:history` of every version (seq, id, op, ts, caller; no values).\n")
     hdr = ["N"] + [f"{nm} get_state_history" for nm in lgs] + [f"{nm} checkpointer.list" for nm in lgs] + \
-          ["ours"] + (["ours HTTP"] if has_http else []) + [f"{nm} get_state_history / ours" for nm in lgs] + \
-          [f"{nm} checkpointer.list / ours" for nm in lgs]
+          mine + (["ours HTTP"] if has_http else []) + \
+          [f"{nm} {how} / {o}" for o in mine for how in ("get_state_history", "checkpointer.list") for nm in lgs]
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---:|" * len(hdr))
     for n in ns:
         r = res[n]
-        o = pct(r["ours"]["list"], 50)
         cells = [f"{n:,}"]
         cells += [f"{pct(r[nm]['list'], 50):,.1f} ({r[nm]['list_n']:,})" for nm in lgs]
         cells += [f"{pct(r[nm]['ckpts'], 50):,.1f} ({r[nm]['ckpts_n']:,})" for nm in lgs]
-        cells.append(f"{o:,.2f} ({r['ours']['list_n']:,})")
+        cells += [f"{pct(r[o]['list'], 50):,.2f} ({r[o]['list_n']:,})" for o in mine]
         if has_http:
             cells.append(f"{pct(r['ours HTTP']['list'], 50):,.2f} ({r['ours HTTP']['list_n']:,})")
-        cells += [ratio(pct(r[nm]["list"], 50), o) for nm in lgs]
-        cells += [ratio(pct(r[nm]["ckpts"], 50), o) for nm in lgs]
+        cells += [ratio(pct(r[nm][key], 50), pct(r[o]["list"], 50)) for o in mine for key in ("list", "ckpts")
+                  for nm in lgs]
         print("| " + " | ".join(cells) + " |")
 
     # --- reading one field of an old version
@@ -771,14 +856,13 @@ def report(args: argparse.Namespace, root: Path, out: dict, floors: dict) -> Non
           "as of turn N/2\n")
     print("LangGraph: `graph.get_state(config with that checkpoint_id).values['messages'][0].content`; ours: "
           "`covia:read g/A/state/history/0/content` with `at` = that version's seq.\n")
-    hdr = ["N"] + names + [f"{nm} / ours (p50)" for nm in lgs]
+    hdr = ["N"] + names + [f"{nm} / {o} (p50)" for o in mine for nm in lgs]
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---:|" * len(hdr))
     for n in ns:
         r = res[n]
-        o = pct(r["ours"]["read"], 50)
         cells = [f"{n:,}"] + [f"{pct(r[nm]['read'], 50):.3f} / {pct(r[nm]['read'], 99):.3f}" for nm in names]
-        cells += [ratio(pct(r[nm]["read"], 50), o) for nm in lgs]
+        cells += [ratio(pct(r[nm]["read"], 50), pct(r[o]["read"], 50)) for o in mine for nm in lgs]
         print("| " + " | ".join(cells) + " |")
 
     # --- fork at mid-history
@@ -786,36 +870,35 @@ def report(args: argparse.Namespace, root: Path, out: dict, floors: dict) -> Non
     print("LangGraph *branch*: `graph.update_state(old checkpoint config, {'messages': []})` (a new checkpoint in "
           "the same thread); *copy*: `get_state(old).values` written into a new thread with `update_state`; "
           "ours: `agent:fork {sourceId, agentId, at}` (a new agent, durable commit).\n")
-    hdr = ["N"] + [f"{nm} branch" for nm in lgs] + [f"{nm} copy" for nm in lgs] + ["ours"] + \
-          (["ours HTTP"] if has_http else []) + [f"{nm} branch / ours" for nm in lgs] + \
-          [f"{nm} copy / ours" for nm in lgs]
+    hdr = ["N"] + [f"{nm} branch" for nm in lgs] + [f"{nm} copy" for nm in lgs] + mine + \
+          (["ours HTTP"] if has_http else []) + \
+          [f"{nm} {how} / {o}" for o in mine for how in ("branch", "copy") for nm in lgs]
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---:|" * len(hdr))
     for n in ns:
         r = res[n]
-        o = pct(r["ours"]["fork_ms"], 50)
         cells = [f"{n:,}"]
         cells += [f"{pct(r[nm]['branch_ms'], 50):.2f} / {pct(r[nm]['branch_ms'], 99):.2f}" for nm in lgs]
         cells += [f"{pct(r[nm]['copy_ms'], 50):.2f} / {pct(r[nm]['copy_ms'], 99):.2f}" for nm in lgs]
-        cells.append(f"{o:.3f} / {pct(r['ours']['fork_ms'], 99):.3f}")
+        cells += [f"{pct(r[o]['fork_ms'], 50):.3f} / {pct(r[o]['fork_ms'], 99):.3f}" for o in mine]
         if has_http:
             cells.append(f"{pct(r['ours HTTP']['fork_ms'], 50):.3f} / {pct(r['ours HTTP']['fork_ms'], 99):.3f}")
-        cells += [ratio(pct(r[nm]["branch_ms"], 50), o) for nm in lgs]
-        cells += [ratio(pct(r[nm]["copy_ms"], 50), o) for nm in lgs]
+        cells += [ratio(pct(r[nm][key], 50), pct(r[o]["fork_ms"], 50)) for o in mine
+                  for key in ("branch_ms", "copy_ms") for nm in lgs]
         print("| " + " | ".join(cells) + " |")
 
     # --- bytes added by forks
     print(f"\n## Bytes added by {args.forks} forks at turn N/2, each then taking {args.fork_turns} more turns\n")
-    hdr = ["N"] + [f"{nm} branch" for nm in lgs] + [f"{nm} copy" for nm in lgs] + ["ours"] + \
-          [f"{nm} branch / ours" for nm in lgs] + [f"{nm} copy / ours" for nm in lgs]
+    hdr = ["N"] + [f"{nm} branch" for nm in lgs] + [f"{nm} copy" for nm in lgs] + mine + \
+          [f"{nm} {how} / {o}" for o in mine for how in ("branch", "copy") for nm in lgs]
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---:|" * len(hdr))
     for n in ns:
         r = res[n]
-        o = r["ours"]["fork_bytes"]
         cells = [f"{n:,}"] + [fmt_bytes(r[nm]["branch_bytes"]) for nm in lgs] + \
-                [fmt_bytes(r[nm]["copy_bytes"]) for nm in lgs] + [fmt_bytes(o)]
-        cells += [ratio(r[nm]["branch_bytes"], o) for nm in lgs] + [ratio(r[nm]["copy_bytes"], o) for nm in lgs]
+                [fmt_bytes(r[nm]["copy_bytes"]) for nm in lgs] + [fmt_bytes(r[o]["fork_bytes"]) for o in mine]
+        cells += [ratio(r[nm][key], r[o]["fork_bytes"]) for o in mine for key in ("branch_bytes", "copy_bytes")
+                  for nm in lgs]
         print("| " + " | ".join(cells) + " |")
 
     # --- targets
@@ -863,6 +946,8 @@ def report(args: argparse.Namespace, root: Path, out: dict, floors: dict) -> Non
                  f"{x:.2f}x", verdict(x <= 1.5)))
     x = (r["ours"]["disk"] / n) / (r0["ours"]["disk"] / a)
     rows.append((f"our bytes/turn flat: total/N at N={n:,} / at N={a:,} <= 1.5x", f"{x:.2f}x", verdict(x <= 1.5)))
+    if has_sq:
+        rows += sqlite_targets(r, verdict)
     print("| target | measured | |")
     print("|---|---:|---|")
     for row in rows:
@@ -882,6 +967,7 @@ def main() -> None:
     ap.add_argument("--reply", choices=["reverse", "echo"], default="reverse",
                     help="the fake LLM's reply: the human text reversed (default) or echoed")
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP series")
+    ap.add_argument("--no-sqlite", action="store_true", help="skip the ours SQLite series (SqliteStore)")
     ap.add_argument("--serve", nargs=3, metavar=("PORT", "DIR", "REPLY"), help=argparse.SUPPRESS)
     ap.add_argument("--dir", default=None, help="where to put the stores (default: a temp dir; kept if given)")
     args = ap.parse_args()
