@@ -61,7 +61,7 @@ from .errors import CorruptObject, InvalidValue, NotFound, ReadOnly, StoreError
 from .lmdb_layout import pack, unpack
 from .lmdb_support import writer_lock
 from .sqlite_gc import SqliteCollector
-from .sqlite_support import CANDIDATES, find, prefix_of, sqlite_error
+from .sqlite_support import find, prefix_of, sqlite_error
 from .store import RefUpdate, check_ref_updates
 
 __all__ = ["SqliteStore", "SCHEMA", "sqlite_path"]
@@ -140,6 +140,9 @@ class SqliteStore(SqliteCollector):
         self._all_lock = threading.Lock()
         self._gc_lock = threading.Lock()
         self._gc_run: tuple[int, bytes, Any] | None = None  # (lock fd, token, extra)
+        #: the write barrier is on (set and cleared holding ``_wlock``, with ``gc_active`` in the file)
+        self._protecting = False
+        self._next_seq = 0  # the last sequence number in the log (this process is its only writer)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         try:
             if readonly:
@@ -164,6 +167,7 @@ class SqliteStore(SqliteCollector):
                                     "('gc_active', 0), ('gc_run', NULL)", (SCHEMA,))
                     schema = self._meta(self._w, "schema")
                     self.generation = self._meta(self._w, "generation")
+                    self._next_seq = self._w.execute("SELECT coalesce(max(seq), 0) FROM lattice_log").fetchone()[0]
         except (sqlite3.Error, OSError) as e:
             self._release()
             raise sqlite_error("open", self.path, e) from e
@@ -434,45 +438,51 @@ class SqliteStore(SqliteCollector):
     def _apply(self, group: list[_Request]) -> list[bool]:
         """Apply each request in one write transaction; its result per request (the caller holds ``_wlock``).
 
+        Few statements a group (each one lets go of the GIL, which a busy process may take long to give
+        back): the barrier, the generation and the next sequence number are this process's (it is the
+        only writer), every object's candidates come in one query, every request's refs in another.
+
         Raises:
             StoreError: SQLite failed (the transaction is rolled back: nothing of the group written)."""
         try:
             with self._write_txn() as w:
-                gen = self._meta(w, "generation")
-                active = self._meta(w, "gc_active")
-                self.generation = gen
                 results = []
-                seq = w.execute("SELECT coalesce(max(seq), 0) FROM lattice_log").fetchone()[0]
+                seq = self._next_seq
+                found = _candidates(w, [prefix_of(d) for req in group for d, _, _ in req.objects])
+                written: set[bytes] = set()
                 for req in group:
-                    ok = req.generation is None or req.generation == gen
-                    if ok:
-                        for u in req.updates:
-                            row = w.execute("SELECT d FROM lattice_refs WHERE name = ?", (u.name,)).fetchone()
-                            if (None if row is None else bytes(row[0])) != u.expected:
-                                ok = False
-                                break
+                    ok = req.generation is None or req.generation == self.generation
+                    if ok and req.updates:
+                        names = [u.name for u in req.updates]
+                        now = dict(w.execute(f"SELECT name, d FROM lattice_refs WHERE name IN ({_marks(names)})",
+                                             names).fetchall())
+                        ok = all((None if now.get(u.name) is None else bytes(now[u.name])) == u.expected
+                                 for u in req.updates)
                     results.append(ok)
                     if not ok:
                         continue
                     log, index = [], []
                     for d, data, packed in req.objects:
-                        if _stored(w, d, data, packed):
+                        if d in written or _stored(found.get(prefix_of(d), ()), data, packed):
                             continue
+                        written.add(d)
                         seq += 1
                         log.append((seq, packed))
                         index.append((prefix_of(d), seq))
-                    w.executemany("INSERT INTO lattice_log (seq, v) VALUES (?, ?)", log)
-                    w.executemany("INSERT INTO lattice_index (p, seq) VALUES (?, ?)", index)
-                    for u in req.updates:
-                        if u.new is None:
-                            w.execute("DELETE FROM lattice_refs WHERE name = ?", (u.name,))
-                        else:
-                            w.execute("INSERT OR REPLACE INTO lattice_refs (name, d) VALUES (?, ?)",
-                                      (u.name, bytes(u.new)))
-                    if active:
-                        kept = [(d,) for d, _, _ in req.objects] + [(bytes(u.new),) for u in req.updates if u.new]
+                    if log:
+                        w.executemany("INSERT INTO lattice_log (seq, v) VALUES (?, ?)", log)
+                        w.executemany("INSERT INTO lattice_index (p, seq) VALUES (?, ?)", index)
+                    gone = [(u.name,) for u in req.updates if u.new is None]
+                    moved = [(u.name, bytes(u.new)) for u in req.updates if u.new is not None]
+                    if gone:
+                        w.executemany("DELETE FROM lattice_refs WHERE name = ?", gone)
+                    if moved:
+                        w.executemany("INSERT OR REPLACE INTO lattice_refs (name, d) VALUES (?, ?)", moved)
+                    if self._protecting:
+                        kept = [(d,) for d, _, _ in req.objects] + [(d,) for _, d in moved]
                         w.executemany("INSERT OR IGNORE INTO lattice_gc_protected (d) VALUES (?)", kept)
-                return results
+            self._next_seq = seq
+            return results
         except sqlite3.Error as e:
             raise sqlite_error("commit", self.path, e) from e
 
@@ -532,10 +542,26 @@ def _scan(c: sqlite3.Connection, prefix: str) -> list[tuple[str, bytes]]:
     return out
 
 
-def _stored(w: sqlite3.Connection, d: bytes, data: bytes, packed: bytes) -> bool:
-    """Whether ``data`` is stored under ``d``'s prefix: a log value equal to ``packed`` holds the same
-    bytes (packing is a function of them); any other is unpacked and compared."""
-    for (v,) in w.execute(CANDIDATES, (prefix_of(d),)):
+def _marks(items: Sequence[object]) -> str:
+    return ",".join("?" * len(items))
+
+
+def _candidates(w: sqlite3.Connection, prefixes: list[int]) -> dict[int, list[bytes]]:
+    """The log values stored under each of ``prefixes`` (a query per 500)."""
+    out: dict[int, list[bytes]] = {}
+    keys = list(set(prefixes))
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        for p, v in w.execute("SELECT i.p, l.v FROM lattice_index i JOIN lattice_log l ON l.seq = i.seq "
+                              f"WHERE i.p IN ({_marks(chunk)})", chunk):
+            out.setdefault(p, []).append(v)
+    return out
+
+
+def _stored(values: Iterable[bytes], data: bytes, packed: bytes) -> bool:
+    """Whether one of ``values`` (log values under ``data``'s prefix) holds ``data``: one equal to
+    ``packed`` does (packing is a function of the bytes); any other is unpacked and compared."""
+    for v in values:
         if v == packed:
             return True
         try:

@@ -1,9 +1,11 @@
 """Garbage collection and compaction of the SQLite backend (a mixin of :class:`lattice.sqlite.SqliteStore`).
 
-Garbage collection (:mod:`lattice.gc`) works as on PostgreSQL: the barrier and the generation
-live in the file (``lattice_meta``, ``lattice_gc_protected``), and every commit reads them inside its write transaction, which
-SQLite orders with every other. A commit that lands while ``gc_active`` records in
-``lattice_gc_protected`` the digests it writes and those its refs move to; the sweep, one
+Garbage collection (:mod:`lattice.gc`) works as on PostgreSQL: the generation and the barrier are
+kept in the file (``lattice_meta``, ``lattice_gc_protected``), and, as on LMDB, the store's one
+writing process orders them with its commits (its writer lock: each commit checks the generation
+and the barrier it holds in memory, set together with the file's). A commit that lands while the
+barrier is on records in ``lattice_gc_protected`` the digests it writes and those its refs move
+to; the sweep, one
 write transaction, adds what they and the current refs reach to the mark, deletes the rest,
 bumps ``generation`` and turns the barrier off. An object sharing a live one's 64-bit digest
 prefix stays, as on LMDB (the index is by prefix). One collection at a time per file: the
@@ -44,6 +46,7 @@ class SqliteCollector:
     _wlock: threading.Lock
     _gc_lock: threading.Lock
     _gc_run: tuple[int, bytes, Any] | None
+    _protecting: bool
     _w: sqlite3.Connection
 
     _read: Any
@@ -92,6 +95,7 @@ class SqliteCollector:
                     w.execute("UPDATE lattice_meta SET v = 1 WHERE k = 'gc_active'")
                     w.execute("UPDATE lattice_meta SET v = ? WHERE k = 'gc_run'", (token,))
                     self.generation = self._meta(w, "generation")
+                self._protecting = True  # still holding _wlock: the next commit protects
             except BaseException as e:
                 os.close(fd)
                 if isinstance(e, sqlite3.Error):
@@ -118,19 +122,24 @@ class SqliteCollector:
         fd, token, extra = run
         try:
             with self._wlock:
-                if self._closed:
-                    raise StoreError(f"SqliteStore {self.path!r} is closed")
-                with self._write_txn() as w:
-                    if self._meta(w, "gc_run") != token:
-                        raise StoreError(f"the garbage collection on {self.path!r} was taken over by another "
-                                         "one; nothing deleted", hint="run it again")
-                    freed = (0, 0) if live is None else self._sweep(w, live, extra)
-                    w.execute("DELETE FROM lattice_gc_protected")
-                    w.execute("UPDATE lattice_meta SET v = 0 WHERE k = 'gc_active'")
-                    w.execute("UPDATE lattice_meta SET v = NULL WHERE k = 'gc_run'")
-                    if live is not None:
-                        w.execute("UPDATE lattice_meta SET v = v + 1 WHERE k = 'generation'")
-                    self.generation = self._meta(w, "generation")
+                try:
+                    if self._closed:
+                        raise StoreError(f"SqliteStore {self.path!r} is closed")
+                    with self._write_txn() as w:
+                        if self._meta(w, "gc_run") != token:
+                            raise StoreError(f"the garbage collection on {self.path!r} was taken over by another "
+                                             "one; nothing deleted", hint="run it again")
+                        freed = (0, 0) if live is None else self._sweep(w, live, extra)
+                        w.execute("DELETE FROM lattice_gc_protected")
+                        w.execute("UPDATE lattice_meta SET v = 0 WHERE k = 'gc_active'")
+                        w.execute("UPDATE lattice_meta SET v = NULL WHERE k = 'gc_run'")
+                        if live is not None:
+                            w.execute("UPDATE lattice_meta SET v = v + 1 WHERE k = 'generation'")
+                        generation = self._meta(w, "generation")
+                    self.generation = generation  # once committed: a commit with an older one is refused
+                finally:
+                    # off in any case (a failed sweep deleted nothing; the next start empties what it protected)
+                    self._protecting = False
                 return freed
         except sqlite3.Error as e:
             raise sqlite_error("garbage collection sweep", self.path, e) from e
