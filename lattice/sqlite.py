@@ -136,6 +136,7 @@ class SqliteStore(SqliteCollector):
         self.generation = 0
         self._closed = False
         self._wlock = threading.Lock()
+        self._submit_lock = threading.Lock()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -383,7 +384,9 @@ class SqliteStore(SqliteCollector):
         """
         self._writable()
         req = self._prepare(objects, updates, generation)
-        self._queue.put(req)
+        with self._submit_lock:  # with close(): nothing is queued behind the writer's stop
+            self._writable()
+            self._queue.put(req)
         return req.future
 
     def _writable(self) -> None:
@@ -490,10 +493,11 @@ class SqliteStore(SqliteCollector):
     # ------------------------------------------------------------------ close
     def close(self) -> None:
         """Finish queued commits, stop the writer thread, close every connection. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(_STOP)
+        with self._submit_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         with self._wlock:

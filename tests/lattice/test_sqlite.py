@@ -171,3 +171,27 @@ class TestSqliteStore(StoreContract):
             assert list(s.refs("r/\udc80")) == []
             from lattice.store import read_refs
             assert read_refs(s, ["r/1", "bad\udc80"], ["\udc80", "r/"]) == {"r/1": d}
+
+    def test_commits_racing_close_land_or_fail_never_hang(self, tmp_path):
+        import threading
+        s = SqliteStore(tmp_path / "a.db", durable=False)
+        futures, errors = [], []
+
+        def run(t):
+            for i in range(200):
+                d, b = obj(f"{t}/{i}".encode())
+                try:
+                    futures.append(s.submit({d: b}, [RefUpdate(f"r/{t}/{i}", None, d)]))
+                except StoreError:
+                    errors.append(i)
+                    return
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        s.close()
+        for t in threads:
+            t.join(10)
+        for f in futures:
+            assert f.result(10) is True  # queued before the stop: committed
+        with SqliteStore(tmp_path / "a.db") as again:
+            assert again.stats()["objects"] == len(futures)
