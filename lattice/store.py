@@ -8,7 +8,7 @@ these methods as plain functions. A backend stores two things:
   compare-and-swap inside :meth:`Store.commit`.
 
 Backends: :class:`lattice.memory.MemoryStore`, :class:`lattice.lmdb.LmdbStore`,
-:class:`lattice.postgres.PostgresStore`. Every backend runs the contract suite
+:class:`lattice.sqlite.SqliteStore`, :class:`lattice.postgres.PostgresStore`. Every backend runs the contract suite
 :class:`lattice.testing.StoreContract`.
 """
 
@@ -100,7 +100,7 @@ class Store(Protocol):
                 ``submit``, may raise it at once: :func:`submit_by_commit`).
         """
 
-    # Garbage collection (:mod:`lattice.gc`). Backends that support it (all three) also have:
+    # Garbage collection (:mod:`lattice.gc`). Backends that support it (all four) also have:
     #
     # * ``generation: int``: bumped by every sweep. ``commit``/``acommit``/``submit`` take a
     #   keyword ``generation=``: when given and not the current one (a sweep happened since
@@ -115,16 +115,16 @@ class Store(Protocol):
     #   the barrier off.
     #
     # A backend may also have ``read_refs(names, prefixes) -> {name: digest}``: the refs named
-    # and those starting with a prefix, read as one snapshot (all three do; see :func:`read_refs`).
+    # and those starting with a prefix, read as one snapshot (all four do; see :func:`read_refs`).
     #
     # A backend with a writer thread may also have ``commit_now(objects, updates, *, generation)
     # -> bool``: ``commit`` in a write transaction of the calling thread, which may land before
-    # commits submitted earlier and not yet applied (LMDB; the sync LangGraph saver uses it when
+    # commits submitted earlier and not yet applied (LMDB, SQLite; the sync LangGraph saver uses it when
     # nothing of the namespace is in flight, see :mod:`ops.langgraph.pipeline`).
     #
     # A backend whose reads cross a network may also have ``get_many(digests) -> {digest:
     # bytes}`` (those stored and whole): the collector's mark and bundle export then read a
-    # layer of objects per call (PostgreSQL).
+    # layer of objects per call (PostgreSQL; SQLite reads them in one snapshot).
 
     def close(self) -> None:
         """Release the backend's resources. Idempotent; other calls after it are errors."""
@@ -149,7 +149,7 @@ def read_refs(store: Any, names: Sequence[str], prefixes: Sequence[str] = ()) ->
     """``{name: digest}`` of the refs in ``names`` and of those starting with one of ``prefixes``
     (absent refs are left out).
 
-    One consistent snapshot when the backend has ``read_refs`` (all three do: one read
+    One consistent snapshot when the backend has ``read_refs`` (all four do: one read
     transaction, one statement); otherwise each is read in turn, ``names`` first in the order
     given, so a caller that reads a version ref first still sees every later change after it.
 

@@ -97,6 +97,10 @@ def test_fsck_finds_a_corrupt_object_and_bad_specs_are_refused(tmp_path: Path) -
     assert not (tmp_path / "none.db").exists()
     empty = lattice("serve", "--store", "sqlite:")
     assert empty.returncode == 1 and "no file" in empty.stderr, empty.stderr
+    for cmd in ("gc", "compact"):  # nothing is created for a file that is not there
+        out = lattice(cmd, "--store", f"sqlite:{tmp_path / 'none.db'}")
+        assert out.returncode == 1 and "no store" in out.stderr, out.stderr
+    assert not (tmp_path / "none.db").exists()
     full = lattice("compact", "--store", f"sqlite:{db}", "--full")
     assert full.returncode == 2 and "--full is for a PostgreSQL store" in full.stderr
 

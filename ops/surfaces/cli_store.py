@@ -92,7 +92,7 @@ def gc(data: str, store_spec: str | None, url: str | None, retain_jobs: int | No
         if url is not None:
             raise click.UsageError("give --store or --url, not both")
         from .cli import _is_url, _open
-        store = _open(store_spec, pool_size=2) if _is_url(store_spec) else _open_lmdb(store_spec)
+        store = _open(store_spec, pool_size=2) if _is_url(store_spec) else _open_embedded(store_spec)
         try:
             _report(_collect_here(store, retain_jobs, quiet))
         finally:
@@ -128,11 +128,13 @@ def gc(data: str, store_spec: str | None, url: str | None, retain_jobs: int | No
         sys.exit(2)
 
 
-def _open_lmdb(path: str, busy: str = "stop the server first, or ask it to collect (--url)") -> Any:
-    """Open the embedded store ``path`` names (an LMDB directory, or ``sqlite:FILE``) for writing."""
+def _open_embedded(path: str, busy: str = "stop the server first, or ask it to collect (--url)") -> Any:
+    """Open the embedded store ``path`` names (an LMDB directory, or ``sqlite:FILE``, which must exist) for writing."""
     from lattice.errors import LatticeError, StoreLocked
 
-    from .cli import open_local
+    from .cli import is_sqlite, local_path, open_local
+    if is_sqlite(path) and not os.path.isfile(local_path(path)):
+        raise click.ClickException(f"no store at {path}")
     try:
         return open_local(path)
     except StoreLocked as e:
@@ -220,7 +222,7 @@ def compact(data: str, store_spec: str | None, full: bool) -> None:
         raise click.UsageError("--full is for a PostgreSQL store (LMDB and SQLite compaction always rewrite the file)")
     if not is_sqlite(path) and not os.path.isdir(path):
         raise click.UsageError(f"Directory {path!r} does not exist (no store there).")
-    store = _open_lmdb(path, busy="stop the server first (compaction rewrites the file)")
+    store = _open_embedded(path, busy="stop the server first (compaction rewrites the file)")
     try:
         before, after = store.compact()
     finally:
