@@ -52,7 +52,7 @@ from .lmdb_gc import LmdbCollector
 from .lmdb_layout import MAX_DBS, Layout, StaleLayout, pack
 from .lmdb_moves import migrate
 from .lmdb_support import Gate, Request as _Request, Control as _Control, store_error, writer_lock
-from .store import RefUpdate, check_object, check_ref_updates
+from .store import RefUpdate, check_object, check_ref_updates, drain
 
 __all__ = ["LmdbStore"]
 
@@ -460,17 +460,8 @@ class LmdbStore(LmdbCollector):
             item = q.get()
             if item is _STOP:
                 return
-            group = [item]
-            stop = False
-            while len(group) < MAX_GROUP and type(group[-1]) is not _Control:
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                group.append(item)
+            # a collection step ends a group: it runs after the commits before it
+            group, stop = drain(q, item, _STOP, lambda g: len(g) >= MAX_GROUP or type(g[-1]) is _Control)
             control = group.pop() if type(group[-1]) is _Control else None
             group = [r for r in group if r.future.set_running_or_notify_cancel()]
             with self._wlock:  # one write transaction at a time: this thread's or a commit_now's

@@ -74,7 +74,7 @@ from .postgres_support import (GC_LOCK_SPACE, INSERT_CHUNK_BYTES, MAX_GROUP, MAX
 from .postgres_support import connection_lost as _connection_lost
 from .postgres_support import (fetch_refs, like_prefix, lock_key, map_error, name_error, package_version, redact,
                                request_specific, text_ok)
-from .store import RefUpdate, check_object, check_ref_updates
+from .store import RefUpdate, check_object, check_ref_updates, drain
 
 __all__ = ["MAX_REF_BYTES", "SCHEMA_VERSION", "PostgresStore", "map_error"]
 
@@ -448,17 +448,8 @@ class PostgresStore(PostgresCollector):
             item = q.get()
             if item is _STOP:
                 return
-            group, size, stop = [item], item.size, False
-            while len(group) < MAX_GROUP and size < MAX_GROUP_BYTES:
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                group.append(item)
-                size += item.size
+            group, stop = drain(q, item, _STOP,
+                                lambda g: len(g) >= MAX_GROUP or sum(r.size for r in g) >= MAX_GROUP_BYTES)
             group = [r for r in group if r.future.set_running_or_notify_cancel()]
             if group:
                 self._write_group(group)

@@ -62,8 +62,8 @@ from .errors import CorruptObject, InvalidValue, NotFound, ReadOnly, StoreError
 from .lmdb_layout import pack, unpack
 from .lmdb_support import writer_lock
 from .sqlite_gc import SqliteCollector
-from .sqlite_support import find, prefix_of, sqlite_error
-from .store import RefUpdate, check_ref_updates
+from .sqlite_support import find, find_many, prefix_of, sqlite_error
+from .store import RefUpdate, check_ref_updates, drain
 
 __all__ = ["SqliteStore", "SCHEMA", "sqlite_path"]
 
@@ -281,15 +281,7 @@ class SqliteStore(SqliteCollector):
         """``{digest: bytes}`` of those of ``digests`` stored and whole, read as one snapshot (the
         collector's mark and bundle export read a layer of the graph at a time with it)."""
         keys = [bytes(d) for d in digests if len(d) == DIGEST_SIZE]
-
-        def read(c: sqlite3.Connection) -> dict[bytes, bytes]:
-            out = {}
-            for d in keys:
-                data, ok = find(c, d)
-                if ok:
-                    out[d] = data
-            return out
-        return self._read(read, "read", snapshot=True) if keys else {}
+        return self._read(lambda c: find_many(c, keys), "read", snapshot=True) if keys else {}
 
     def ref(self, name: str) -> bytes | None:
         """The digest ``name`` points at, or ``None`` (also for a name no ref can have: not UTF-8)."""
@@ -414,17 +406,7 @@ class SqliteStore(SqliteCollector):
             item = q.get()
             if item is _STOP:
                 return
-            group = [item]
-            stop = False
-            while len(group) < MAX_GROUP:
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                group.append(item)
+            group, stop = drain(q, item, _STOP, lambda g: len(g) >= MAX_GROUP)
             group = [r for r in group if r.future.set_running_or_notify_cancel()]
             if group:
                 with self._wlock:

@@ -15,12 +15,13 @@ Backends: :class:`lattice.memory.MemoryStore`, :class:`lattice.lmdb.LmdbStore`,
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
+import queue
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
 
 from .digest import DIGEST_SIZE, digest
 from .errors import CorruptObject, InvalidValue
 
-__all__ = ["RefUpdate", "Store", "check_object", "check_ref_updates", "read_refs", "submit_by_commit"]
+__all__ = ["RefUpdate", "Store", "check_object", "check_ref_updates", "drain", "read_refs", "submit_by_commit"]
 
 
 class RefUpdate(NamedTuple):
@@ -143,6 +144,22 @@ def submit_by_commit(store: Any, objects: Mapping[bytes, bytes], updates: Iterab
     fut: concurrent.futures.Future[bool] = concurrent.futures.Future()
     fut.set_result(ok)
     return fut
+
+
+def drain(q: queue.SimpleQueue, first: Any, stop: object, full: Callable[[list], bool]) -> tuple[list, bool]:
+    """A writer thread's next group (group commit): ``first`` and what is queued behind it now, taken
+    until ``full(group)`` or the queue is empty; ``(group, whether stop came next)`` (``stop`` is not in
+    the group, and nothing after it is taken)."""
+    group = [first]
+    while not full(group):
+        try:
+            item = q.get_nowait()
+        except queue.Empty:
+            break
+        if item is stop:
+            return group, True
+        group.append(item)
+    return group, False
 
 
 def read_refs(store: Any, names: Sequence[str], prefixes: Sequence[str] = ()) -> dict[str, bytes]:

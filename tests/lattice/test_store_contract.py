@@ -483,3 +483,17 @@ def _raises(fn):
     except BaseException as e:  # noqa: BLE001
         return e
     return None
+
+
+def test_drain_takes_what_is_queued_until_full_or_stop():
+    import queue
+
+    from lattice.store import drain
+    stop = object()
+    q = queue.SimpleQueue()
+    for x in (2, 3, 4, stop, 5):
+        q.put(x)
+    assert drain(q, 1, stop, lambda g: len(g) >= 3) == ([1, 2, 3], False)  # full: the rest stays queued
+    assert drain(q, 0, stop, lambda g: False) == ([0, 4], True)  # the stop: nothing after it taken
+    assert q.get_nowait() == 5
+    assert drain(q, 9, stop, lambda g: False) == ([9], False)  # an empty queue
