@@ -29,7 +29,7 @@ from .digest import digest
 from .errors import GcRunning, StoreError
 from .gc import closure_many
 from .lmdb_layout import object_size, unpack
-from .sqlite_support import find, prefix_of, sqlite_error
+from .sqlite_support import find_many, prefix_of, sqlite_error
 
 __all__ = ["SqliteCollector"]
 
@@ -147,16 +147,9 @@ class SqliteCollector:
             os.close(fd)  # releases the flock
 
     def _sweep(self, w: sqlite3.Connection, live: set[bytes], extra: Any) -> tuple[int, int]:
-        def fetch(ds: list[bytes]) -> dict[bytes, bytes]:
-            out = {}
-            for d in ds:
-                data, ok = find(w, d)
-                if ok:
-                    out[d] = data
-            return out
         seeds = [bytes(d) for (d,) in w.execute("SELECT d FROM lattice_gc_protected")]
         seeds += [bytes(d) for (d,) in w.execute("SELECT d FROM lattice_refs")]
-        closure_many(fetch, seeds, live, extra)
+        closure_many(lambda ds: find_many(w, ds), seeds, live, extra)
         keep = {prefix_of(d) for d in live}  # an object sharing a live one's 64-bit prefix stays
         dead = [seq for p, seq in w.execute("SELECT p, seq FROM lattice_index") if p not in keep]
         freed = 0

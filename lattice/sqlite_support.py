@@ -8,7 +8,7 @@ from .digest import digest
 from .errors import StoreError
 from .lmdb_layout import unpack
 
-__all__ = ["CANDIDATES", "prefix_of", "find", "sqlite_error"]
+__all__ = ["CANDIDATES", "prefix_of", "find", "find_many", "sqlite_error"]
 
 #: the log values stored under one index key (the objects whose digests share its 8 bytes)
 CANDIDATES = "SELECT l.v FROM lattice_index i JOIN lattice_log l ON l.seq = i.seq WHERE i.p = ?"
@@ -34,6 +34,16 @@ def find(conn: sqlite3.Connection, d: bytes) -> tuple[bytes | None, bool]:
         if h[:8] != d[:8]:
             damaged = data
     return damaged, False
+
+
+def find_many(conn: sqlite3.Connection, digests: list[bytes]) -> dict[bytes, bytes]:
+    """In ``conn``: ``{digest: bytes}`` of those of ``digests`` stored and whole (:func:`find`)."""
+    out = {}
+    for d in digests:
+        data, ok = find(conn, d)
+        if ok:
+            out[d] = data
+    return out
 
 
 def sqlite_error(doing: str, path: str, e: BaseException) -> StoreError:
