@@ -10,10 +10,15 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["BIN", "free_port", "serve", "cli_env"]
+__all__ = ["BIN", "free_port", "serve", "cli_env", "lattice"]
 
 #: where the project's console scripts (``lattice``) are installed
 BIN = Path(sys.executable).parent
+
+
+def lattice(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``lattice ARGS...`` to the end; its exit code, stdout and stderr (text)."""
+    return subprocess.run([str(BIN / "lattice"), *args], capture_output=True, text=True, timeout=timeout)
 
 
 def free_port() -> int:

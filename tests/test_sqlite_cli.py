@@ -6,19 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import subprocess
 import urllib.request
 from pathlib import Path
 
 from lattice.lmdb import LmdbStore
 from lattice.sqlite import SqliteStore
 from ops.engine.runtime import Runtime
-from tests.scaleout.helpers import call
-from tests.serve import BIN, free_port, serve
-
-
-def lattice(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "lattice"), *args], capture_output=True, text=True, timeout=120)
+from tests.scaleout.helpers import call, fill, load_bundle
+from tests.serve import free_port, lattice, serve
 
 
 def invoke(port: int, op: str, body: dict) -> dict:
@@ -27,21 +22,6 @@ def invoke(port: int, op: str, body: dict) -> dict:
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.load(r)
-
-
-async def fill(store) -> None:
-    """Agents with history, a fork at an old version, a removed agent."""
-    rt = Runtime(store)
-    await rt.start()
-    try:
-        await call(rt, "agent:create", agentId="A", config={"model": {"provider": "echo"}})
-        for i in range(5):
-            await call(rt, "agent:request", agentId="A", input=f"t{i} " + "x" * 500, wait=True)
-        await call(rt, "agent:fork", sourceId="A", agentId="B", at=3)
-        await call(rt, "agent:create", agentId="gone", config={"model": {"provider": "echo"}})
-        await call(rt, "agent:delete", agentId="gone", remove=True)
-    finally:
-        await rt.close()
 
 
 def test_serve_on_a_sqlite_file_with_fsck_beside_it_then_gc_and_compact(tmp_path: Path) -> None:
@@ -135,16 +115,12 @@ def test_copy_sqlite_to_lmdb_and_back(tmp_path: Path) -> None:
 def test_bundles_between_sqlite_and_lmdb(tmp_path: Path) -> None:
     """An agent exported from a SQLite store (whole, and from a version on) imports into LMDB and back,
     replays identical, and both stores are fsck-clean."""
-    from lattice.bundle import BundleReader
     from lattice.fsck import fsck
     from ops.domain.check import make_check_head
-    from ops.engine.bundles import export_agent, import_agent
+    from ops.engine.bundles import export_agent
 
     async def load(rt: Runtime, agent_id: str, data: bytes) -> dict:
-        reader = BundleReader()
-        for i in range(0, len(data), 1000):
-            reader.feed(data[i:i + 1000])
-        return await import_agent(rt.engine, "local", agent_id, reader)
+        return await load_bundle(rt, agent_id, [data[i:i + 1000] for i in range(0, len(data), 1000)])
 
     async def run() -> None:
         sq, lm = SqliteStore(tmp_path / "a.db", durable=False), LmdbStore(tmp_path / "lmdb", durable=False)

@@ -17,7 +17,8 @@ from ops.engine.leases import LeaseTimes, shared_seams
 from ops.engine.notify import LocalNotifier
 from ops.engine.runtime import Runtime
 
-__all__ = ["Bus", "BusNotifier", "FAST", "Gate", "call", "kill", "lease_owner", "settle", "shared_runtime", "stall"]
+__all__ = ["Bus", "BusNotifier", "FAST", "Gate", "call", "fill", "kill", "lease_owner", "load_bundle", "settle",
+           "shared_runtime", "stall"]
 
 #: lease timing for tests: a dead runtime's agents move within 0.3 + 2 x 0.06 s
 FAST = LeaseTimes(lease=0.3, renew=0.09, scan=0.06)
@@ -124,3 +125,29 @@ async def settle(rt: Runtime, agents: list[str], timeout: float) -> None:
             return
         assert time.monotonic() < deadline, statuses
         await asyncio.sleep(0.05)
+
+
+async def fill(store: Any) -> None:
+    """Agents with history, a fork at an old version, a removed agent, workspace values."""
+    rt = Runtime(store)
+    await rt.start()
+    try:
+        await call(rt, "agent:create", agentId="A", config={"model": {"provider": "echo"}})
+        for i in range(5):
+            await call(rt, "agent:request", agentId="A", input=f"t{i} " + "x" * 500, wait=True)
+        await call(rt, "agent:fork", sourceId="A", agentId="B", at=3)
+        await call(rt, "agent:create", agentId="gone", config={"model": {"provider": "echo"}})
+        await call(rt, "agent:delete", agentId="gone", remove=True)
+        await call(rt, "covia:write", path="w/notes", value={"k": list(range(100))})
+    finally:
+        await rt.close()
+
+
+async def load_bundle(rt: Runtime, agent_id: str, chunks: Any) -> dict:
+    """Import the bundle fed in ``chunks`` (bytes each) as ``agent_id``; the import's result."""
+    from lattice.bundle import BundleReader
+    from ops.engine.bundles import import_agent
+    reader = BundleReader()
+    for c in chunks:
+        reader.feed(c)
+    return await import_agent(rt.engine, "local", agent_id, reader)

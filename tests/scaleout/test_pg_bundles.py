@@ -5,22 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lattice.bundle import BundleReader
 from lattice.fsck import fsck
 from lattice.lmdb import LmdbStore
 from lattice.postgres import PostgresStore
 from ops.domain.check import make_check_head
-from ops.engine.bundles import export_agent, import_agent
+from ops.engine.bundles import export_agent
 from ops.engine.runtime import Runtime
-from tests.scaleout.helpers import call
-from tests.scaleout.test_store_cli import fill
-
-
-async def load(rt: Runtime, agent_id: str, chunks) -> dict:
-    reader = BundleReader()
-    for c in chunks:
-        reader.feed(c)
-    return await import_agent(rt.engine, "local", agent_id, reader)
+from tests.scaleout.helpers import call, fill, load_bundle
 
 
 async def test_bundles_between_postgres_and_lmdb(postgres_url: str, tmp_path: Path) -> None:
@@ -36,13 +27,13 @@ async def test_bundles_between_postgres_and_lmdb(postgres_url: str, tmp_path: Pa
         tail = b"".join(export_agent(a.engine, "local", "A", top - 2)[1])
         assert 0 < len(tail) < len(whole)
         for name, data in (("Whole", whole), ("Tail", tail)):
-            out = await load(b, name, [data[i:i + 1000] for i in range(0, len(data), 1000)])
+            out = await load_bundle(b, name, [data[i:i + 1000] for i in range(0, len(data), 1000)])
             assert out["fromAgentId"] == "A", out
             assert (await call(b, "agent:replay", agentId=name))["output"]["identical"] is True
         history = (await call(b, "agent:history", agentId="Tail", limit=100))["output"]["versions"]
         assert history[-1]["seq"] == top - 2 and history[-1]["op"] == "agent:prune"
         back = b"".join(export_agent(b.engine, "local", "Tail")[1])  # and back into PostgreSQL
-        assert (await load(a, "Back", [back]))["versions"] == top + 3  # two imports on top
+        assert (await load_bundle(a, "Back", [back]))["versions"] == top + 3  # two imports on top
         assert (await call(a, "agent:replay", agentId="Back"))["output"]["identical"] is True
         assert (await call(a, "covia:read", path="g/Back/state/history"))["output"] == \
             (await call(a, "covia:read", path="g/A/state/history"))["output"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 
 import psycopg
@@ -11,28 +10,8 @@ import psycopg
 from lattice.lmdb import LmdbStore
 from lattice.postgres import PostgresStore
 from ops.engine.runtime import Runtime
-from tests.scaleout.helpers import call
-from tests.serve import BIN
-
-
-def lattice(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "lattice"), *args], capture_output=True, text=True, timeout=120)
-
-
-async def fill(store) -> None:
-    """Agents with history, a fork at an old version, a removed agent, workspace values."""
-    rt = Runtime(store)
-    await rt.start()
-    try:
-        await call(rt, "agent:create", agentId="A", config={"model": {"provider": "echo"}})
-        for i in range(5):
-            await call(rt, "agent:request", agentId="A", input=f"t{i} " + "x" * 500, wait=True)
-        await call(rt, "agent:fork", sourceId="A", agentId="B", at=3)
-        await call(rt, "agent:create", agentId="gone", config={"model": {"provider": "echo"}})
-        await call(rt, "agent:delete", agentId="gone", remove=True)
-        await call(rt, "covia:write", path="w/notes", value={"k": list(range(100))})
-    finally:
-        await rt.close()
+from tests.scaleout.helpers import call, fill
+from tests.serve import lattice
 
 
 def test_copy_lmdb_to_postgres_and_back(tmp_path: Path, postgres_url: str) -> None:
