@@ -22,9 +22,8 @@ Tables (schema version :data:`SCHEMA`, in ``lattice_meta``):
   as every read re-hashes anyway (:func:`lattice.store.check_object`);
 * ``lattice_refs(name TEXT PRIMARY KEY, d BLOB) WITHOUT ROWID``: ``BINARY`` collation
   compares UTF-8 bytes, so ``refs(prefix)`` yields names in ``sorted()`` order;
-* ``lattice_meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID``: ``schema``, ``generation`` and the
-  collector's ``gc_active`` and ``gc_run``; ``lattice_gc_protected(d BLOB PRIMARY KEY)``:
-  the collector's write barrier.
+* ``lattice_meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID``: ``schema`` and ``generation``;
+  ``lattice_gc_protected(d BLOB PRIMARY KEY)``: the collector's write barrier.
 
 One process writes a file at a time, as with LMDB (the runtime of ``lattice serve`` assumes it
 is the only one moving its agents): a writing store holds an exclusive ``flock`` on
@@ -141,8 +140,8 @@ class SqliteStore(SqliteCollector):
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._gc_lock = threading.Lock()
-        self._gc_run: tuple[int, bytes, Any] | None = None  # (lock fd, token, extra)
-        #: the write barrier is on (set and cleared holding ``_wlock``, with ``gc_active`` in the file)
+        self._gc_run: tuple[Any] | None = None  # (extra,) of the collection in progress
+        #: the write barrier is on (set and cleared holding ``_wlock``)
         self._protecting = False
         self._next_seq = 0  # the last sequence number in the log (this process is its only writer)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -165,8 +164,8 @@ class SqliteStore(SqliteCollector):
                 with self._write_txn():
                     for ddl in _DDL:
                         self._w.execute(ddl)
-                    self._w.execute("INSERT OR IGNORE INTO lattice_meta VALUES ('schema', ?), ('generation', 0), "
-                                    "('gc_active', 0), ('gc_run', NULL)", (SCHEMA,))
+                    self._w.execute("INSERT OR IGNORE INTO lattice_meta VALUES ('schema', ?), ('generation', 0)",
+                                    (SCHEMA,))
                     schema = self._meta(self._w, "schema")
                     self.generation = self._meta(self._w, "generation")
                     self._next_seq = self._w.execute("SELECT coalesce(max(seq), 0) FROM lattice_log").fetchone()[0]

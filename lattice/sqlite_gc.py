@@ -1,16 +1,13 @@
 """Garbage collection and compaction of the SQLite backend (a mixin of :class:`lattice.sqlite.SqliteStore`).
 
-Garbage collection (:mod:`lattice.gc`) works as on PostgreSQL: the generation and the barrier are
-kept in the file (``lattice_meta``, ``lattice_gc_protected``), and, as on LMDB, the store's one
-writing process orders them with its commits (its writer lock: each commit checks the generation
-and the barrier it holds in memory, set together with the file's). A commit that lands while the
-barrier is on records in ``lattice_gc_protected`` the digests it writes and those its refs move
-to; the sweep, one
-write transaction, adds what they and the current refs reach to the mark, deletes the rest,
-bumps ``generation`` and turns the barrier off. An object sharing a live one's 64-bit digest
-prefix stays, as on LMDB (the index is by prefix). One collection at a time per file: the
-running one holds an exclusive ``flock`` on ``PATH-gc.lock`` (released if its process dies;
-the next one resets the barrier).
+Garbage collection (:mod:`lattice.gc`): one process writes a file (its writer lock), so, as on
+LMDB, the barrier and the collection in progress are that process's, ordered with its commits by
+the write lock (``_wlock``). While the barrier is on, a commit records in the table
+``lattice_gc_protected`` the digests it writes and those its refs move to. The sweep, one write
+transaction, adds to the mark what they and the current refs reach, deletes the rest, bumps
+``generation`` (kept in ``lattice_meta``, so that it only grows across restarts) and turns the
+barrier off. What a process that died mid-collection protected is emptied by the next start. An
+object sharing a live one's 64-bit digest prefix stays, as on LMDB (the index is by prefix).
 
 ``compact`` is ``VACUUM`` (SQLite rewrites the file without its free pages), then a checkpoint
 that truncates the write-ahead log.
@@ -18,7 +15,6 @@ that truncates the write-ahead log.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
@@ -45,7 +41,7 @@ class SqliteCollector:
     _closed: bool
     _wlock: threading.Lock
     _gc_lock: threading.Lock
-    _gc_run: tuple[int, bytes, Any] | None
+    _gc_run: tuple[Any] | None
     _protecting: bool
     _w: sqlite3.Connection
 
@@ -71,37 +67,25 @@ class SqliteCollector:
             after = rows[-1][0]
 
     def gc_begin(self, extra: Any = None) -> None:
-        """Start a collection: take the file's collection lock, turn the barrier on.
+        """Start a collection: turn the barrier on, ordered with commits.
 
         Raises:
-            GcRunning: another collection is running on this file (this process or another).
+            GcRunning: a collection is running on this store already.
             StoreError: the store is closed or SQLite failed.
         """
         self._writable()
         with self._gc_lock:
             if self._gc_run is not None:
-                raise GcRunning(f"a garbage collection is already running on {self.path!r} in this process")
-            fd = os.open(self.path + "-gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+                raise GcRunning(f"a garbage collection is already running on {self.path!r}",
+                                hint="wait until it is done (one collection at a time per store)")
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise GcRunning(f"another garbage collection is running on {self.path!r}",
-                                hint="wait until it is done (one collection at a time per file)") from None
-            token = os.urandom(16)
-            try:
-                with self._wlock, self._write_txn() as w:
-                    w.execute("DELETE FROM lattice_gc_protected")  # what a dead collector left
-                    w.execute("UPDATE lattice_meta SET v = 1 WHERE k = 'gc_active'")
-                    w.execute("UPDATE lattice_meta SET v = ? WHERE k = 'gc_run'", (token,))
-                    self.generation = self._meta(w, "generation")
-                self._protecting = True  # still holding _wlock: the next commit protects
-            except BaseException as e:
-                os.close(fd)
-                if isinstance(e, sqlite3.Error):
-                    raise sqlite_error("garbage collection start", self.path, e) from e
-                raise
-            self._gc_run = (fd, token, extra)
+                with self._wlock:
+                    with self._write_txn() as w:
+                        w.execute("DELETE FROM lattice_gc_protected")  # what a collector that died left
+                    self._protecting = True  # still holding _wlock: the next commit protects
+            except sqlite3.Error as e:
+                raise sqlite_error("garbage collection start", self.path, e) from e
+            self._gc_run = (extra,)
 
     def gc_sweep(self, live: set[bytes] | None) -> tuple[int, int]:
         """Finish the collection :meth:`gc_begin` started: in one write transaction, add to ``live``
@@ -112,27 +96,22 @@ class SqliteCollector:
             ``(objects freed, bytes freed)``.
 
         Raises:
-            StoreError: no collection was started here, another one took over, or SQLite failed
-                (then nothing was deleted).
+            StoreError: no collection was started, the store is closed, or SQLite failed (then
+                nothing was deleted).
         """
         with self._gc_lock:
             run, self._gc_run = self._gc_run, None
         if run is None:
             raise StoreError("gc_sweep without gc_begin")
-        fd, token, extra = run
+        (extra,) = run
         try:
             with self._wlock:
                 try:
                     if self._closed:
                         raise StoreError(f"SqliteStore {self.path!r} is closed")
                     with self._write_txn() as w:
-                        if self._meta(w, "gc_run") != token:
-                            raise StoreError(f"the garbage collection on {self.path!r} was taken over by another "
-                                             "one; nothing deleted", hint="run it again")
                         freed = (0, 0) if live is None else self._sweep(w, live, extra)
                         w.execute("DELETE FROM lattice_gc_protected")
-                        w.execute("UPDATE lattice_meta SET v = 0 WHERE k = 'gc_active'")
-                        w.execute("UPDATE lattice_meta SET v = NULL WHERE k = 'gc_run'")
                         if live is not None:
                             w.execute("UPDATE lattice_meta SET v = v + 1 WHERE k = 'generation'")
                         generation = self._meta(w, "generation")
@@ -143,8 +122,6 @@ class SqliteCollector:
                 return freed
         except sqlite3.Error as e:
             raise sqlite_error("garbage collection sweep", self.path, e) from e
-        finally:
-            os.close(fd)  # releases the flock
 
     def _sweep(self, w: sqlite3.Connection, live: set[bytes], extra: Any) -> tuple[int, int]:
         seeds = [bytes(d) for (d,) in w.execute("SELECT d FROM lattice_gc_protected")]
