@@ -238,14 +238,11 @@ def open_local(spec: str, *, readonly: bool = False, durable: bool = True) -> An
         StoreLocked: another process writes to it. StoreError: it cannot be opened (``readonly``:
             it does not exist). InvalidValue: ``sqlite:`` without a file.
     """
-    if is_sqlite(spec):
-        from lattice.sqlite import SqliteStore, sqlite_path
-        return SqliteStore(sqlite_path(spec), readonly=readonly, **({} if readonly else {"durable": durable}))
     from lattice.errors import StoreError
-    from lattice.lmdb import LmdbStore
-    if readonly and not os.path.isdir(spec):
+    from lattice.open import open_store
+    if readonly and not is_sqlite(spec) and not os.path.isdir(spec):
         raise StoreError(f"no store at {spec!r} (no such directory)")
-    return LmdbStore(spec, readonly=True) if readonly else LmdbStore(spec, durable=durable)
+    return open_store(spec, readonly=True) if readonly else open_store(spec, durable=durable)
 
 
 def _open(spec: str, **options: Any) -> Any:
